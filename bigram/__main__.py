@@ -1,0 +1,3 @@
+from bigram.cli import main
+
+main()

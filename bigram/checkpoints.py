@@ -1,0 +1,48 @@
+"""Checkpoint files: atomic writes, and loads that never execute code from the file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bigram.errors import BigramError
+
+
+def save(obj: dict[str, Any], path: Path) -> None:
+    """torch.save to a temporary file, then rename: a crash never leaves a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load(path: Path, kind: str) -> dict[str, Any]:
+    """Load a checkpoint of the given kind with weights_only=True (tensors and plain data only:
+    a crafted pickle that would run code is refused). Any problem is a one-line BigramError."""
+    if not path.is_file():
+        raise BigramError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle, disallowed global: all the same to a user
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BigramError(
+            f"checkpoint {path} is corrupted or not a bigram checkpoint ({first[:200]}): "
+            "retrain, or restore the file"
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != kind:
+        raise BigramError(f"checkpoint {path} is not a bigram {kind} checkpoint")
+    return ckpt
+
+
+def to_sparse(counts: torch.Tensor) -> torch.Tensor:
+    """Count matrices are stored sparse: a big vocabulary's V×V matrix is mostly zeros."""
+    return counts.to_sparse().coalesce()
+
+
+def from_sparse(t: torch.Tensor) -> torch.Tensor:
+    return t.to_dense() if t.is_sparse else t

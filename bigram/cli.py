@@ -1,0 +1,175 @@
+"""The `bigram` command line: parse, call the library, print. Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bigram.errors import BigramError
+
+app = typer.Typer(
+    help="Character-level bigram language models: counts, a one-hot neural net, TensorBoard, sampling.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RunArg = Annotated[
+    Path | None,
+    typer.Argument(help="Run directory (default: the newest under runs/).", show_default=False),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="count or neural (default: neural if trained, else count)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def friendly(fn):
+    """Turn a BigramError into one `error: …` line on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BigramError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False)
+
+
+@app.command()
+@friendly
+def train(
+    config: Annotated[
+        Path | None, typer.Option(help="TOML config file; flags given here override it.")
+    ] = None,
+    data: Annotated[str | None, typer.Option(help="Corpus: UTF-8, one name per line.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<date>_<time>).")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing run directory given by --out.")
+    ] = False,
+    model: Annotated[str | None, typer.Option(help="count, neural or both.")] = None,
+    smoothing: Annotated[float | None, typer.Option(help="Add-k smoothing of the count model.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps for the neural model.")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate (default: sgd 50, adam 0.1, lbfgs 1).")
+    ] = None,
+    reg: Annotated[float | None, typer.Option(help="L2 strength: loss = NLL + reg·mean(W²).")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd, adam or lbfgs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Minibatch size; 0 = full batch.")] = None,
+    val_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for validation.")] = None,
+    test_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for test.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split, W's init and minibatches.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    eval_every: Annotated[int | None, typer.Option(help="Log val NLL every this many steps.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or hints.")] = False,
+) -> None:
+    """Train the count model and/or the one-hot neural model; log to TensorBoard."""
+    from bigram.config import resolve
+    from bigram.metrics import format_table
+    from bigram.training import train as run_training
+
+    overrides = dict(
+        data=data, model=model, smoothing=smoothing, steps=steps, lr=lr, reg=reg,
+        optimizer=optimizer, batch_size=batch_size, val_frac=val_frac, test_frac=test_frac,
+        seed=seed, device=device, eval_every=eval_every,
+    )  # fmt: skip
+    cfg = resolve(config, overrides)
+    result = run_training(cfg, out=out, overwrite=overwrite, progress=not quiet and sys.stdout.isatty())
+    typer.echo(f"run: {result.run_dir}")
+    typer.echo(format_table(result.metrics))
+    if not quiet:
+        typer.echo(f"\nTensorBoard: tensorboard --logdir {result.run_dir.parent}")
+        typer.echo(f"Samples:     bigram sample {result.run_dir}")
+
+
+@app.command()
+@friendly
+def sample(
+    run: RunArg = None,
+    n: Annotated[int, typer.Option("-n", "--num", help="How many names.")] = 20,
+    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same names).")] = None,
+    temperature: Annotated[float, typer.Option(help="Reshape P: <1 sharper, >1 flatter.")] = 1.0,
+    model: ModelOpt = None,
+) -> None:
+    """Generate names, one per line."""
+    from bigram.runs import Run
+    from bigram.sampling import sample as draw
+
+    if n < 0:
+        raise BigramError(f"-n {n}: the number of names must be ≥ 0")
+    r = Run.open(run)
+    names = draw(r.log_probs(model), r.vocab, n, seed=seed, temperature=temperature)
+    typer.echo("\n".join(names))
+
+
+@app.command("eval")
+@friendly
+def evaluate(
+    run: RunArg = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Evaluate on this file instead of the run's splits.")
+    ] = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """NLL, perplexity and bits per char of each model on each split (or on --data FILE)."""
+    from bigram.counts import count_bigrams
+    from bigram.data import read_names
+    from bigram.metrics import evaluate as eval_table
+    from bigram.metrics import format_table
+    from bigram.runs import Run
+
+    r = Run.open(run)
+    kinds = [r.pick_model(model)] if model else r.models
+    if not kinds:
+        r.pick_model(None)  # raises the "no checkpoint" error
+    if data is not None:
+        names = read_names(data)
+        for i, name in enumerate(names):  # name the first unknown character and its line
+            r.vocab.encode(name, where=f" (name {i + 1} of {data})")
+        counts = {str(data): count_bigrams(names, r.vocab)}
+    else:
+        counts = r.split_counts()
+    results = {k: {s: eval_table(r.log_probs(k), c) for s, c in counts.items()} for k in kinds}
+    typer.echo(dumps(results) if as_json else format_table(results))
+
+
+@app.command()
+@friendly
+def score(
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[RUN] NAME...", help="Optional run directory, then names.", show_default=False
+        ),
+    ],
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every bigram of each name with P and log P, its log-likelihood and NLL per bigram."""
+    from bigram.metrics import format_score, score_name
+    from bigram.runs import Run
+
+    # RUN is optional before the names: the first argument is a run when it is a run directory
+    run = args[0] if len(args) > 1 and (Path(args[0]) / "vocab.json").is_file() else None
+    names = args[1:] if run is not None else args
+    r = Run.open(run)
+    lp = r.log_probs(model)
+    scores = [score_name(lp, r.vocab, name) for name in names]
+    typer.echo(dumps(scores) if as_json else "\n\n".join(format_score(s) for s in scores))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,150 @@
+"""Run configuration: built-in defaults < a TOML file (--config) < command-line flags."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from bigram.errors import BigramError
+
+MODELS = ("count", "neural", "both")
+OPTIMIZERS = ("sgd", "adam", "lbfgs")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_LR = {"sgd": 50.0, "adam": 0.1, "lbfgs": 1.0}  # sgd 50 is the lecture's
+
+
+@dataclass
+class TrainConfig:
+    data: str = "data/names.txt"
+    model: str = "both"
+    smoothing: float = 1.0
+    steps: int = 100
+    lr: float | None = None  # None: DEFAULT_LR[optimizer]
+    reg: float = 0.01
+    optimizer: str = "sgd"
+    batch_size: int = 0  # 0: full batch
+    val_frac: float = 0.1
+    test_frac: float = 0.1
+    seed: int = 2147483647
+    device: str = "auto"
+    eval_every: int = 10
+
+    @property
+    def trains_count(self) -> bool:
+        return self.model in ("count", "both")
+
+    @property
+    def trains_neural(self) -> bool:
+        return self.model in ("neural", "both")
+
+    @property
+    def learning_rate(self) -> float:
+        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lr"] = self.learning_rate  # the run records what was used
+        return d
+
+    def to_toml(self) -> str:
+        lines = ["# The resolved configuration of this run (bigram train --config this-file repeats it)."]
+        for k, v in self.to_dict().items():
+            lines.append(f"{k} = {_toml_value(v)}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    return repr(v)
+
+
+_KEYS = [f.name for f in fields(TrainConfig)]
+_STR_KEYS = ("data", "model", "optimizer", "device")
+_INT_KEYS = ("steps", "batch_size", "seed", "eval_every")  # every other key is a number
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a config file's keys, refusing unknown ones with the closest valid key."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BigramError(f"config file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BigramError(f"cannot read config file {p}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise BigramError(f"config file {p} is not valid TOML: {e}") from None
+    for key in raw:
+        if key not in _KEYS:
+            close = difflib.get_close_matches(key, _KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(_KEYS)}"
+            raise BigramError(f"unknown key {key!r} in config file {p}{hint}")
+    return raw
+
+
+def resolve(config_path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """Defaults, then the config file, then the flags that were given (None = not given)."""
+    values: dict[str, Any] = {}
+    where = "built-in defaults"
+    if config_path is not None:
+        values.update(load_toml(config_path))
+        where = f"config file {config_path}"
+    for key, value in values.items():
+        _check_type(key, value, where)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = TrainConfig(**values)
+    validate(cfg)
+    return cfg
+
+
+def _check_type(key: str, value: Any, where: str) -> None:
+    if key in _STR_KEYS:
+        ok, kind = isinstance(value, str), "a string"
+    elif key in _INT_KEYS:
+        ok, kind = isinstance(value, int), "an integer"
+    else:
+        ok, kind = isinstance(value, int | float), "a number"
+    if isinstance(value, bool) or not ok:
+        raise BigramError(f"{key} = {value!r} in {where} must be {kind}")
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Refuse values that cannot make a sensible run, naming the key and the fix."""
+
+    bad = BigramError
+    if cfg.model not in MODELS:
+        raise bad(f"model = {cfg.model!r}: choose one of {', '.join(MODELS)}")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise bad(f"optimizer = {cfg.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    if cfg.device not in DEVICES:
+        raise bad(f"device = {cfg.device!r}: choose one of {', '.join(DEVICES)}")
+    if cfg.smoothing < 0:
+        raise bad(f"smoothing = {cfg.smoothing}: must be ≥ 0 (0 = raw frequencies, 1 = add-one)")
+    if cfg.reg < 0:
+        raise bad(f"reg = {cfg.reg}: must be ≥ 0")
+    if cfg.steps <= 0:
+        raise bad(f"steps = {cfg.steps}: must be a positive number of optimizer steps")
+    if cfg.lr is not None and cfg.lr <= 0:
+        raise bad(f"lr = {cfg.lr}: must be > 0")
+    if cfg.batch_size < 0:
+        raise bad(f"batch_size = {cfg.batch_size}: must be ≥ 0 (0 = full batch)")
+    if cfg.batch_size and cfg.optimizer == "lbfgs":
+        raise bad("optimizer = 'lbfgs' needs the full batch: set batch_size = 0 or use sgd/adam")
+    if cfg.eval_every <= 0:
+        raise bad(f"eval_every = {cfg.eval_every}: must be a positive number of steps")
+    for key in ("val_frac", "test_frac"):
+        v = getattr(cfg, key)
+        if not 0 <= v < 1:
+            raise bad(f"{key} = {v}: must be in [0, 1)")
+    if cfg.val_frac + cfg.test_frac >= 1:
+        raise bad(
+            f"val_frac + test_frac = {cfg.val_frac + cfg.test_frac:g} leaves no training names: "
+            "make their sum < 1"
+        )

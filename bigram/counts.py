@@ -1,0 +1,28 @@
+"""Bigram counts: the sufficient statistic of every bigram model."""
+
+from __future__ import annotations
+
+import torch
+
+from bigram.vocab import Vocab
+
+
+def count_ids(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """N[i, j] = how often id j follows id i in the sequence (one bincount, no Python loop)."""
+    pairs = ids[:-1] * vocab_size + ids[1:]
+    return torch.bincount(pairs, minlength=vocab_size * vocab_size).view(vocab_size, vocab_size)
+
+
+def count_bigrams(names: list[str], vocab: Vocab) -> torch.Tensor:
+    """The V×V int64 count matrix of the names, each wrapped in boundaries: .emma. → .e em mm ma a."""
+    return count_ids(vocab.encode_corpus(names), vocab.size)
+
+
+def bigram_pairs(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every bigram of the count matrix as (xs, ys) id tensors, each repeated by its count.
+
+    This is the lecture's per-example dataset, rebuilt from the counts; only tests and the
+    benchmark's reference need it (training never materializes it)."""
+    V = counts.shape[0]
+    flat = torch.arange(V * V).repeat_interleave(counts.flatten())
+    return flat // V, flat % V

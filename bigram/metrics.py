@@ -1,0 +1,76 @@
+"""How well a V×V table of log-probabilities explains text: NLL, perplexity, bits, per-name scores.
+
+likelihood      = Π P(next | prev) over the bigrams
+log-likelihood  = Σ log P(next | prev)
+NLL             = −log-likelihood / number of bigrams   (nats per bigram; = cross-entropy)
+perplexity      = exp(NLL);  bits per char = NLL / ln 2
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from bigram.vocab import BOUNDARY_ID, Vocab
+
+
+def log_likelihood(log_probs: torch.Tensor, counts: torch.Tensor) -> float:
+    """Σ_ij N_ij log P_ij in float64; a counted bigram of probability 0 makes it −inf."""
+    lp = log_probs.to(torch.float64)
+    n = counts.to(device=lp.device, dtype=torch.float64)
+    return float(torch.where(n > 0, n * lp, 0.0).sum())
+
+
+def summarize(log_lik: float, bigrams: int) -> dict[str, float | int]:
+    """The per-bigram figures every report uses."""
+    nll = -log_lik / bigrams if bigrams else math.nan
+    return {
+        "nll": nll,
+        "perplexity": math.exp(nll) if nll < 700 else math.inf,
+        "bits_per_char": nll / math.log(2),
+        "bigrams": bigrams,
+    }
+
+
+def evaluate(log_probs: torch.Tensor, counts: torch.Tensor) -> dict[str, float | int]:
+    """NLL, perplexity, bits per char of the table on the bigrams counted in `counts`."""
+    return summarize(log_likelihood(log_probs, counts), int(counts.sum()))
+
+
+def score_name(log_probs: torch.Tensor, vocab: Vocab, name: str) -> dict:
+    """Every bigram of .name. with P and log P, the total log-likelihood and the NLL per bigram."""
+    ids = [BOUNDARY_ID, *vocab.encode(name), BOUNDARY_ID]
+    lp = log_probs.to(torch.float64).cpu()
+    x, y = torch.tensor(ids[:-1]), torch.tensor(ids[1:])
+    logp = lp[x, y].tolist()
+    bigrams = [
+        {"bigram": vocab.token(a) + vocab.token(b), "prob": math.exp(v), "log_prob": v}
+        for a, b, v in zip(ids[:-1], ids[1:], logp, strict=True)
+    ]
+    ll = math.fsum(logp) if all(v > -math.inf for v in logp) else -math.inf
+    return {"name": name, "log_likelihood": ll, "nll": -ll / len(logp), "bigrams": bigrams}
+
+
+def format_table(results: dict[str, dict[str, dict]]) -> str:
+    """{model: {split: metrics}} as an aligned text table."""
+    head = f"{'model':<8}{'split':<12}{'bigrams':>10}{'NLL':>10}{'perplexity':>12}{'bits/char':>11}"
+    rows = [head, "-" * len(head)]
+    for model, per in results.items():
+        for split, m in per.items():
+            rows.append(
+                f"{model:<8}{split:<12}{m['bigrams']:>10,}{m['nll']:>10.6f}"
+                f"{m['perplexity']:>12.4f}{m['bits_per_char']:>11.4f}"
+            )
+    return "\n".join(rows)
+
+
+def format_score(s: dict) -> str:
+    """A score_name result as text: one line per bigram, then the totals."""
+    lines = [f"{s['name']}"]
+    lines += [f"  {b['bigram']:<4} P = {b['prob']:.6f}   log P = {b['log_prob']:9.4f}" for b in s["bigrams"]]
+    n = len(s["bigrams"])
+    lines.append(
+        f"  log-likelihood = {s['log_likelihood']:.4f}   NLL = {s['nll']:.4f} nats/bigram over {n} bigrams"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""The two bigram models. Both end as a V×V table of log P(next | prev), row-stochastic.
+
+count  : P = (N + k) / row sums — add-k smoothing of the count matrix N.
+neural : logits = one_hot(x) @ W, P = softmax(logits); the only parameter is W (V×V).
+         Since one_hot(x) @ W is just row x of W, softmax(W) by rows *is* the model's table.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def count_log_probs(counts: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """log P of the count model, in float64: log((N + k) / Σ_j (N + k)).
+
+    A row with no counts at all and k = 0 (a character seen only outside the training split)
+    has no estimate; it gets the uniform distribution rather than 0/0."""
+    n = counts.double() + smoothing
+    totals = n.sum(1, keepdim=True)
+    empty = totals.squeeze(1) == 0
+    n[empty] = 1.0
+    totals[empty] = n.shape[1]
+    return n.log() - totals.log()
+
+
+class NeuralBigram(nn.Module):
+    """The one-hot neural bigram model: a single linear layer without bias, then softmax."""
+
+    def __init__(self, vocab_size: int, seed: int | None = None, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        # the lecture's init: W = torch.randn((27, 27), generator=g)
+        self.W = nn.Parameter(torch.randn(vocab_size, vocab_size, generator=g, dtype=dtype))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.W.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for the next token after each id in x: the model's definition."""
+        return F.one_hot(x, self.vocab_size).to(self.W.dtype) @ self.W
+
+    def log_probs(self) -> torch.Tensor:
+        """The V×V table log P(next | prev); log_softmax never takes the log of an underflowed 0."""
+        return F.log_softmax(self.W, dim=1)
+
+    def reg_term(self, reg: float) -> torch.Tensor:
+        return reg * (self.W**2).mean()
+
+    def loss(
+        self, xs: torch.Tensor, ys: torch.Tensor, reg: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, nll, reg term) over the examples xs → ys, through the literal one-hot forward.
+
+        NLL of the targets under softmax(logits) is cross-entropy against one-hot targets."""
+        nll = F.cross_entropy(self(xs), ys)
+        r = self.reg_term(reg)
+        return nll + r, nll, r
+
+    def loss_from_counts(
+        self, counts: torch.Tensor, reg: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The same (loss, nll, reg term) over *every* bigram counted in `counts`, in O(V²).
+
+        mean over examples of −log P(y|x) = −Σ_ij N_ij log softmax(W)_ij / Σ N, because every
+        example with x = i, y = j contributes the same term. Same value, same gradient."""
+        total = counts.sum()
+        nll = -(counts * self.log_probs()).sum() / total
+        r = self.reg_term(reg)
+        return nll + r, nll, r

@@ -1,0 +1,130 @@
+"""Run directories: where a training run puts everything, and loading it back.
+
+runs/2026-11-21_10-30-05/
+    config.toml      the resolved configuration
+    vocab.json       id 0 = boundary, then the characters
+    counts.pt        the bigram count matrix of each split (the sufficient statistic for eval)
+    count.pt         count-model checkpoint     (if trained)
+    neural.pt        neural-model checkpoint    (if trained)
+    metrics.json     NLL, perplexity, bits per char per model and split
+    events.out.tfevents.*   TensorBoard
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bigram import checkpoints
+from bigram.errors import BigramError
+from bigram.models import count_log_probs
+from bigram.vocab import Vocab
+
+RUNS_DIR = Path("runs")
+MODEL_KINDS = ("count", "neural")
+
+
+def create_run_dir(out: str | Path | None, overwrite: bool = False, root: Path = RUNS_DIR) -> Path:
+    """A fresh directory for a run. Without `out`, runs/<date>_<time>, never an existing one."""
+    if out is None:
+        stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        for i in range(1000):
+            path = root / (stamp if i == 0 else f"{stamp}-{i}")
+            try:
+                path.mkdir(parents=True)  # exist_ok=False: two runs in one second get -1, -2, …
+                return path
+            except FileExistsError:
+                continue
+        raise BigramError(f"could not create a new run directory under {root}")
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if not overwrite:
+            raise BigramError(
+                f"--out {path} already exists and is not empty: pass --overwrite to replace it, "
+                "or choose another --out"
+            )
+        if not (path / "config.toml").is_file():
+            raise BigramError(f"--out {path} is not a bigram run directory: refusing to replace it")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def latest_run(root: Path = RUNS_DIR) -> Path:
+    """The newest run under runs/ (by when its config was written)."""
+    runs = [p.parent for p in root.glob("*/config.toml")] if root.is_dir() else []
+    if not runs:
+        raise BigramError(
+            f"no runs found under {root}/: train one with `bigram train`, or name a run directory"
+        )
+    return max(runs, key=lambda p: (p / "config.toml").stat().st_mtime)
+
+
+@dataclass
+class Run:
+    """A trained run loaded from disk: its vocabulary, config and model tables."""
+
+    path: Path
+    vocab: Vocab
+    config: dict
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Run:
+        p = latest_run() if path is None else Path(path)
+        if not p.is_dir():
+            raise BigramError(f"run directory {p} does not exist: name a directory made by `bigram train`")
+        if not (p / "vocab.json").is_file():
+            raise BigramError(f"{p} is not a bigram run directory (no vocab.json)")
+        try:
+            config = tomllib.loads((p / "config.toml").read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise BigramError(f"cannot read {p / 'config.toml'}: {e}") from None
+        return cls(p, Vocab.load(p / "vocab.json"), config)
+
+    @property
+    def models(self) -> list[str]:
+        """The models this run has a checkpoint for."""
+        return [m for m in MODEL_KINDS if (self.path / f"{m}.pt").is_file()]
+
+    def pick_model(self, model: str | None) -> str:
+        """The requested model, or by default neural if trained, else count."""
+        have = self.models
+        if not have:
+            raise BigramError(
+                f"run {self.path} has no model checkpoint (count.pt or neural.pt): it did not finish; retrain"
+            )
+        if model is None:
+            return "neural" if "neural" in have else "count"
+        if model not in MODEL_KINDS:
+            raise BigramError(f"unknown model {model!r}: choose count or neural")
+        if model not in have:
+            raise BigramError(f"run {self.path} has no {model} model; it has: {', '.join(have)}")
+        return model
+
+    def checkpoint(self, model: str) -> dict:
+        ckpt = checkpoints.load(self.path / f"{model}.pt", model)
+        if tuple(ckpt.get("chars", ())) != self.vocab.chars:
+            raise BigramError(f"{self.path / (model + '.pt')} does not match {self.path / 'vocab.json'}")
+        return ckpt
+
+    def log_probs(self, model: str | None = None) -> torch.Tensor:
+        """The V×V table log P(next | prev) of a model (float64); what every consumer reads."""
+        model = self.pick_model(model)
+        ckpt = self.checkpoint(model)
+        if model == "count":
+            return count_log_probs(checkpoints.from_sparse(ckpt["counts"]), float(ckpt["smoothing"]))
+        return torch.log_softmax(ckpt["W"].to(torch.float64), dim=1)
+
+    def split_counts(self) -> dict[str, torch.Tensor]:
+        """The count matrix of every non-empty split of this run's data."""
+        d = checkpoints.load(self.path / "counts.pt", "counts")
+        return {k: checkpoints.from_sparse(v) for k, v in d["splits"].items()}
+
+    def metrics(self) -> dict:
+        return json.loads((self.path / "metrics.json").read_text(encoding="utf-8"))

@@ -1,0 +1,198 @@
+"""`bigram train`: corpus → counts → count model + neural model → checkpoints, metrics, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from bigram import checkpoints
+from bigram.config import TrainConfig
+from bigram.counts import count_bigrams
+from bigram.data import SPLITS, read_names, split_names
+from bigram.errors import BigramError
+from bigram.metrics import evaluate
+from bigram.models import NeuralBigram, count_log_probs
+from bigram.runs import create_run_dir
+from bigram.sampling import sample
+from bigram.vocab import Vocab
+
+N_TB_SAMPLES = 10  # names written to TensorBoard per model
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: dict = field(default_factory=dict)
+    vocab: Vocab | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BigramError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    lr = cfg.learning_rate
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr)  # plain W ← W − lr·grad, as in the lecture
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    # one L-BFGS iteration per step; its curvature history carries over between steps
+    return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+
+
+def fit_neural(
+    cfg: TrainConfig,
+    counts: dict[str, torch.Tensor],
+    *,
+    device: torch.device,
+    writer=None,
+    progress: bool = False,
+) -> tuple[NeuralBigram, torch.optim.Optimizer]:
+    """Train W to minimize mean NLL over the training bigrams + reg · mean(W²).
+
+    Full batch: the loss comes from the training count matrix in O(V²) per step.
+    --batch-size N: each step draws N training bigrams at random (with replacement, i.e. from
+    the counts' distribution) and runs the literal one-hot forward on them.
+    Step k logs the loss of the forward pass *before* the k-th update."""
+    train = counts["train"].to(device=device, dtype=torch.float32)
+    V = train.shape[0]
+    model = NeuralBigram(V, seed=cfg.seed).to(device)
+    opt = make_optimizer(cfg, model.parameters())
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    flat = train.flatten()
+    # the count model's NLL on each split: what the neural model is heading for
+    reference = {s: evaluate(count_log_probs(c, cfg.smoothing), c)["nll"] for s, c in counts.items()}
+
+    parts: list[tuple[float, float, float]] = []  # (loss, nll, reg) of each evaluation in a step
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        if cfg.batch_size:
+            idx = torch.multinomial(flat, cfg.batch_size, replacement=True, generator=gen)
+            loss, nll, reg = model.loss(idx // V, idx % V, cfg.reg)
+        else:
+            loss, nll, reg = model.loss_from_counts(train, cfg.reg)
+        loss.backward()
+        parts.append((loss.item(), nll.item(), reg.item()))
+        return loss
+
+    bar = tqdm(range(cfg.steps), desc="neural", unit="step", disable=not progress, leave=False)
+    for step in bar:
+        if writer is not None and step % cfg.eval_every == 0:
+            log_eval(writer, model, counts, reference, step)
+        parts.clear()
+        opt.step(closure)
+        loss, nll, reg = parts[0]  # L-BFGS evaluates more than once; the first is before the update
+        if not math.isfinite(loss):
+            raise BigramError(
+                f"training diverged at step {step} (loss = {loss}): lower --lr (now {cfg.learning_rate:g})"
+            )
+        if writer is not None:
+            writer.add_scalar("train/loss", loss, step)
+            writer.add_scalar("train/nll", nll, step)
+            writer.add_scalar("train/reg", reg, step)
+        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    if writer is not None:
+        log_eval(writer, model, counts, reference, cfg.steps)
+    return model, opt
+
+
+@torch.no_grad()
+def log_eval(writer, model: NeuralBigram, counts: dict, reference: dict, step: int) -> None:
+    """Neural NLL on held-out splits, and the count model's NLL on every split as a reference."""
+    lp = model.log_probs()
+    for split, c in counts.items():
+        if split != "train":
+            writer.add_scalar(f"{split}/nll", evaluate(lp, c)["nll"], step)
+        writer.add_scalar(f"{split}/nll_count_model", reference[split], step)
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> TrainResult:
+    """The whole path: read, split, count, fit, save, log. Returns the run directory and metrics."""
+    if progress is None:
+        progress = sys.stdout.isatty()
+    device = resolve_device(cfg.device)
+    names = read_names(cfg.data)
+    vocab = Vocab.from_names(names)  # from the whole corpus, so every split is encodable
+    splits = split_names(names, cfg.val_frac, cfg.test_frac, cfg.seed)
+    counts = {s: count_bigrams(splits[s], vocab) for s in SPLITS if splits[s]}
+
+    run = create_run_dir(out, overwrite)
+    (run / "config.toml").write_text(cfg.to_toml(), encoding="utf-8")
+    vocab.save(run / "vocab.json")
+    sparse = {s: checkpoints.to_sparse(c) for s, c in counts.items()}
+    checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / "counts.pt")
+
+    from torch.utils.tensorboard import SummaryWriter  # heavy import: only when training
+
+    writer = SummaryWriter(log_dir=str(run))
+    metrics: dict[str, dict] = {}
+    tables: dict[str, torch.Tensor] = {}
+    try:
+        if cfg.trains_count:
+            tables["count"] = count_log_probs(counts["train"], cfg.smoothing)
+            ckpt = {
+                "kind": "count",
+                "chars": list(vocab.chars),
+                "counts": sparse["train"],
+                "smoothing": float(cfg.smoothing),
+            }
+            checkpoints.save(ckpt, run / "count.pt")
+        if cfg.trains_neural:
+            model, opt = fit_neural(cfg, counts, device=device, writer=writer, progress=progress)
+            tables["neural"] = model.log_probs().detach().to("cpu", torch.float64)
+            ckpt = {
+                "kind": "neural",
+                "chars": list(vocab.chars),
+                "W": model.W.detach().cpu(),
+                "step": cfg.steps,
+                "optimizer": cfg.optimizer,
+                "optimizer_state": opt.state_dict(),
+            }
+            checkpoints.save(ckpt, run / "neural.pt")
+        for kind, lp in tables.items():
+            metrics[kind] = {s: evaluate(lp, c) for s, c in counts.items()}
+        (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        log_summary(writer, cfg, vocab, tables, metrics)
+    finally:
+        writer.close()
+    return TrainResult(run, metrics, vocab)
+
+
+def log_summary(writer, cfg: TrainConfig, vocab: Vocab, tables: dict, metrics: dict) -> None:
+    """End-of-run TensorBoard entries: probability images, sampled names, hparams."""
+    from torch.utils.tensorboard.summary import hparams
+
+    step = cfg.steps if cfg.trains_neural else 0
+    for kind, lp in tables.items():
+        p = lp.exp().float()
+        writer.add_image(f"probs/{kind}", (p / p.max()).unsqueeze(0), step, dataformats="CHW")
+        names = sample(lp, vocab, N_TB_SAMPLES, seed=cfg.seed)
+        # four-space indent: a Markdown code block, so names show verbatim
+        writer.add_text(f"samples/{kind}", "\n".join("    " + n for n in names), step)
+    hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in cfg.to_dict().items()}
+    final = {
+        f"hparam/{kind}_{split}_nll": m["nll"] for kind, per in metrics.items() for split, m in per.items()
+    }
+    exp, ssi, sei = hparams(hp, final)
+    fw = writer._get_file_writer()
+    for summary in (exp, ssi, sei):
+        fw.add_summary(summary)
+    for tag, value in final.items():
+        writer.add_scalar(tag, value, step)
