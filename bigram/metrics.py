@@ -71,6 +71,7 @@ def format_score(s: dict) -> str:
     lines += [f"  {b['bigram']:<4} P = {b['prob']:.6f}   log P = {b['log_prob']:9.4f}" for b in s["bigrams"]]
     n = len(s["bigrams"])
     lines.append(
-        f"  log-likelihood = {s['log_likelihood']:.4f}   NLL = {s['nll']:.4f} nats/bigram over {n} bigrams"
+        f"  likelihood = {math.exp(s['log_likelihood']):.4g}   log-likelihood = {s['log_likelihood']:.4f}"
+        f"   NLL = {s['nll']:.4f} nats/bigram over {n} bigrams"
     )
     return "\n".join(lines)

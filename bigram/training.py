@@ -71,7 +71,8 @@ def fit_neural(
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     flat = train.flatten()
     # the count model's NLL on each split: what the neural model is heading for
-    reference = {s: evaluate(count_log_probs(c, cfg.smoothing), c)["nll"] for s, c in counts.items()}
+    count_lp = count_log_probs(counts["train"], cfg.smoothing)
+    reference = {s: evaluate(count_lp, c)["nll"] for s, c in counts.items()}
 
     parts: list[tuple[float, float, float]] = []  # (loss, nll, reg) of each evaluation in a step
 
@@ -92,6 +93,10 @@ def fit_neural(
             log_eval(writer, model, counts, reference, step)
         parts.clear()
         opt.step(closure)
+        if isinstance(opt, torch.optim.LBFGS) and opt.state[model.W].get("t") == 0:
+            # a failed line search leaves step size 0 and L-BFGS would stall there for good:
+            # drop its curvature history and restart from steepest descent
+            opt.state.clear()
         loss, nll, reg = parts[0]  # L-BFGS evaluates more than once; the first is before the update
         if not math.isfinite(loss):
             raise BigramError(

@@ -1,0 +1,180 @@
+"""Every command through the CLI, on a tiny corpus whose probabilities are derived by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+# tiny corpus: ab ab b ba → .a 2  .b 2  ab 2  a. 1  b. 3  ba 1
+# count model, smoothing 0: P(a|.) = 2/4, P(b|a) = 2/3, P(.|b) = 3/4, P(a|a) = 0
+LL_AB = math.log(2 / 4) + math.log(2 / 3) + math.log(3 / 4)
+
+
+@pytest.fixture
+def tiny_run(invoke, tiny_corpus, tmp_path) -> Path:
+    out = tmp_path / "tiny-run"
+    r = invoke(
+        "train", "--data", tiny_corpus, "--out", out, "--smoothing", 0, "--val-frac", 0, "--test-frac", 0,
+        "--steps", 30, "--optimizer", "lbfgs", "--reg", 0, "-q",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_score_text_and_json(invoke, tiny_run):
+    r = invoke("score", tiny_run, "ab", "aa", "--model", "count", "--json")
+    assert r.exit_code == 0, r.output
+    ab, aa = json.loads(r.output)
+    assert [b["bigram"] for b in ab["bigrams"]] == [".a", "ab", "b."]
+    assert [b["prob"] for b in ab["bigrams"]] == pytest.approx([2 / 4, 2 / 3, 3 / 4])
+    assert ab["log_likelihood"] == pytest.approx(LL_AB)
+    assert ab["nll"] == pytest.approx(-LL_AB / 3)
+    assert aa["bigrams"][1]["prob"] == 0.0
+    assert aa["log_likelihood"] == -math.inf and aa["nll"] == math.inf
+    assert "Infinity" in r.output
+
+    text = invoke("score", tiny_run, "aa", "--model", "count").output
+    assert "inf" in text and "Traceback" not in text
+
+
+def test_score_defaults_to_the_newest_run_and_neural(invoke, tiny_run, tmp_path):
+    # the neural model (reg 0, converged by L-BFGS) approaches the smoothing-0 frequencies
+    (tmp_path / "runs").mkdir()
+    r = invoke("score", tiny_run, "ab", "--json")
+    assert json.loads(r.output)[0]["log_likelihood"] == pytest.approx(LL_AB, abs=2e-2)
+
+
+def test_score_unknown_character_is_a_clear_error(invoke, tiny_run):
+    r = invoke("score", tiny_run, "abz")
+    assert r.exit_code == 1
+    assert "error:" in r.output and "'z'" in r.output and "vocabulary" in r.output
+
+
+def test_sample_is_reproducible_and_uses_the_vocabulary(invoke, tiny_run):
+    a = invoke("sample", tiny_run, "-n", 50, "--seed", 7).output.splitlines()
+    b = invoke("sample", tiny_run, "-n", 50, "--seed", 7).output.splitlines()
+    c = invoke("sample", tiny_run, "-n", 50, "--seed", 8).output.splitlines()
+    assert a == b and a != c and len(a) == 50
+    assert all(set(name) <= {"a", "b"} for name in a)
+    # smoothing 0 count model: "aa" never occurs, every name starts with a or b and ends properly
+    names = invoke("sample", tiny_run, "-n", 500, "--seed", 1, "--model", "count").output.splitlines()
+    assert not any("aa" in n or "bb" in n for n in names)
+
+
+def test_eval_text_json_and_file(invoke, tiny_run, tmp_path):
+    r = invoke("eval", tiny_run, "--json")
+    res = json.loads(r.output)
+    assert set(res) == {"count", "neural"}
+    c = res["count"]["train"]
+    # the count model with smoothing 0 on its own training data: NLL = −Σ N log(N/row) / ΣN
+    ll = (
+        2 * math.log(2 / 4) * 2
+        + 2 * math.log(2 / 3)
+        + math.log(1 / 3)
+        + 3 * math.log(3 / 4)
+        + math.log(1 / 4)
+    )
+    expected = -ll / 11
+    assert c["bigrams"] == 11 and c["nll"] == pytest.approx(expected)
+    assert "perplexity" in invoke("eval", tiny_run).output
+
+    other = tmp_path / "other.txt"
+    other.write_text("ab\n", encoding="utf-8")
+    r = invoke("eval", tiny_run, "--data", other, "--model", "count", "--json")
+    assert json.loads(r.output)["count"][str(other)]["nll"] == pytest.approx(-LL_AB / 3)
+
+    other.write_text("ab\nxy\n", encoding="utf-8")
+    r = invoke("eval", tiny_run, "--data", other)
+    assert r.exit_code == 1 and "'x'" in r.output and "name 2" in r.output
+
+
+def test_train_makes_a_new_dated_run_dir_each_time(invoke, tiny_corpus, tmp_path):
+    args = ("train", "--data", tiny_corpus, "--steps", 2, "--val-frac", 0, "--test-frac", 0, "-q")
+    assert invoke(*args).exit_code == 0
+    assert invoke(*args).exit_code == 0
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and runs[0][:4].isdigit()
+    # sample with no RUN argument reads the newest
+    r = invoke("sample", "-n", 3, "--seed", 0)
+    assert r.exit_code == 0 and len(r.output.splitlines()) == 3
+
+
+def test_out_is_never_overwritten_unasked(invoke, tiny_corpus, tiny_run):
+    before = (tiny_run / "metrics.json").read_text()
+    r = invoke("train", "--data", tiny_corpus, "--out", tiny_run, "--steps", 2)
+    assert r.exit_code == 1 and "--overwrite" in r.output
+    assert (tiny_run / "metrics.json").read_text() == before
+    r = invoke(
+        "train",
+        "--data",
+        tiny_corpus,
+        "--out",
+        tiny_run,
+        "--steps",
+        2,
+        "--overwrite",
+        "--model",
+        "count",
+        "-q",
+    )
+    assert r.exit_code == 0 and not (tiny_run / "neural.pt").exists()
+
+
+def test_model_choice_and_missing_model(invoke, tiny_corpus, tmp_path):
+    out = tmp_path / "count-only"
+    assert invoke("train", "--data", tiny_corpus, "--out", out, "--model", "count", "-q").exit_code == 0
+    r = invoke("sample", out, "--model", "neural")
+    assert r.exit_code == 1 and "has no neural model" in r.output and "count" in r.output
+    assert invoke("sample", out, "-n", 2).exit_code == 0  # defaults to count
+
+
+def test_config_file_and_flag_precedence(invoke, tiny_corpus, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'data = "{tiny_corpus}"\nsteps = 3\nsmoothing = 0.5\nval_frac = 0.0\ntest_frac = 0.0\n')
+    out = tmp_path / "r"
+    assert invoke("train", "--config", cfg, "--steps", 4, "--out", out, "-q").exit_code == 0
+    resolved = (out / "config.toml").read_text()
+    assert "steps = 4" in resolved and "smoothing = 0.5" in resolved
+
+    cfg.write_text("stepz = 3\n")
+    r = invoke("train", "--config", cfg)
+    assert r.exit_code == 1 and "'stepz'" in r.output and "'steps'" in r.output
+
+
+def test_default_config_file_matches_the_built_in_defaults():
+    import tomllib
+    from dataclasses import asdict
+
+    from bigram.config import TrainConfig
+
+    text = (ROOT / "configs" / "default.toml").read_text()
+    declared = tomllib.loads(text)
+    defaults = asdict(TrainConfig())
+    assert {k: v for k, v in defaults.items() if v is not None} == declared
+    for line in text.splitlines():  # every key has its one-line comment
+        if line and not line.startswith("#"):
+            assert "#" in line, line
+
+
+def test_python_dash_m_and_help():
+    r = subprocess.run(
+        [sys.executable, "-m", "bigram", "--help"], capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 0
+    for cmd in ("train", "sample", "eval", "score"):
+        assert cmd in r.stdout
+
+
+def test_errors_are_one_line_without_traceback(invoke, tmp_path):
+    r = invoke("train", "--data", tmp_path / "nope.txt")
+    assert r.exit_code == 1
+    assert r.output.startswith("error:") and len(r.output.strip().splitlines()) == 1
+    r = invoke("sample", tmp_path / "no-run")
+    assert r.exit_code == 1 and "does not exist" in r.output

@@ -1,0 +1,73 @@
+"""Counts and the count model against an independent plain-Python count of names.txt."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bigram.counts import bigram_pairs, count_bigrams
+from bigram.metrics import evaluate
+from bigram.models import count_log_probs
+from bigram.vocab import Vocab
+from tests.conftest import plain_counts, plain_nll
+
+
+def test_counts_match_plain_python(names):
+    vocab = Vocab.from_names(names)
+    N = count_bigrams(names, vocab)
+    ref = plain_counts(names)
+    assert int(N.sum()) == sum(ref.values()) == 228_146
+    expected = torch.zeros(27, 27, dtype=torch.long)
+    for (a, b), n in ref.items():
+        i = 0 if a is None else ord(a) - ord("a") + 1
+        j = 0 if b is None else ord(b) - ord("a") + 1
+        expected[i, j] = n
+    assert torch.equal(N, expected)
+    assert N[0, 0] == 0  # no empty names
+
+
+def test_row_sums_are_character_frequencies(names):
+    vocab = Vocab.from_names(names)
+    N = count_bigrams(names, vocab)
+    freq = {ch: 0 for ch in vocab.chars}
+    for w in names:
+        for ch in w:
+            freq[ch] += 1
+    assert N.sum(1)[0] == len(names) == N.sum(0)[0]  # every name starts and ends once
+    assert N.sum(1)[1:].tolist() == [freq[ch] for ch in vocab.chars]
+
+
+@pytest.mark.parametrize(("k", "reference"), [(1.0, 2.454577), (0.0, 2.454014)])
+def test_count_model_nll_reference(names, k, reference):
+    vocab = Vocab.from_names(names)
+    N = count_bigrams(names, vocab)
+    got = evaluate(count_log_probs(N, k), N)
+    expected = plain_nll(names, k)
+    assert abs(expected - reference) < 5e-7  # the issue's figure, from the plain-Python count
+    assert got["nll"] == pytest.approx(expected, abs=1e-9)
+    assert got["bigrams"] == 228_146
+
+
+def test_count_model_rows_are_distributions_and_hand_values():
+    vocab = Vocab.from_names(["ab", "ab", "b", "ba"])
+    N = count_bigrams(["ab", "ab", "b", "ba"], vocab)
+    # ab ab b ba → .a 2, .b 2, ab 2, a. 1, b. 3, ba 1  (ids: . 0, a 1, b 2)
+    assert N.tolist() == [[0, 2, 2], [1, 0, 2], [3, 1, 0]]
+    P = count_log_probs(N, 1.0).exp()
+    assert torch.allclose(P.sum(1), torch.ones(3, dtype=torch.float64))
+    assert P[1].tolist() == pytest.approx([2 / 6, 1 / 6, 3 / 6])  # (1+1, 0+1, 2+1) / 6
+
+
+def test_empty_row_with_zero_smoothing_is_uniform():
+    N = torch.tensor([[0, 1, 0], [1, 0, 0], [0, 0, 0]])
+    P = count_log_probs(N, 0.0).exp()
+    assert P[2].tolist() == pytest.approx([1 / 3] * 3)
+
+
+def test_bigram_pairs_rebuild_the_dataset():
+    vocab = Vocab.from_names(["ab", "b"])
+    N = count_bigrams(["ab", "b"], vocab)
+    xs, ys = bigram_pairs(N)
+    assert sorted(zip(xs.tolist(), ys.tolist(), strict=True)) == sorted(
+        [(0, 1), (1, 2), (2, 0), (0, 2), (2, 0)]
+    )

@@ -1,0 +1,137 @@
+"""The one-hot neural model: its full-batch loss from counts is the per-example loss."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bigram.config import TrainConfig
+from bigram.counts import count_bigrams
+from bigram.models import NeuralBigram
+from bigram.training import fit_neural
+from bigram.vocab import Vocab
+
+
+def plain_dataset(names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lecture's xs, ys lists, built with a Python loop over every bigram."""
+    stoi = {ch: i + 1 for i, ch in enumerate(sorted({c for w in names for c in w}))}
+    xs, ys = [], []
+    for w in names:
+        chs = [0, *(stoi[c] for c in w), 0]
+        for a, b in pairwise(chs):
+            xs.append(a)
+            ys.append(b)
+    return torch.tensor(xs), torch.tensor(ys)
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def test_full_batch_loss_and_gradient_equal_one_hot(names):
+    vocab = Vocab.from_names(names)
+    N = count_bigrams(names, vocab).float()
+    xs, ys = plain_dataset(names)
+    assert len(xs) == 228_146
+
+    a = NeuralBigram(27, seed=2147483647)
+    loss_a, _, _ = a.loss_from_counts(N, reg=0.01)
+    loss_a.backward()
+
+    b = NeuralBigram(27, seed=2147483647)
+    # the lecture's literal forward: one_hot @ W, exp, normalize, pick, log, mean
+    logits = F.one_hot(xs, 27).float() @ b.W
+    counts = logits.exp()
+    probs = counts / counts.sum(1, keepdim=True)
+    loss_b = -probs[torch.arange(len(xs)), ys].log().mean() + 0.01 * (b.W**2).mean()
+    loss_b.backward()
+
+    assert abs(loss_a.item() - loss_b.item()) / loss_b.item() <= 1e-5
+    assert rel(a.W.grad, b.W.grad) <= 1e-5
+    assert loss_b.item() == pytest.approx(3.768619, abs=5e-5)  # the lecture's first loss
+
+
+def test_nll_is_cross_entropy_against_one_hot_targets(names):
+    xs, ys = plain_dataset(names[:200])
+    m = NeuralBigram(27, seed=0)
+    _, nll, _ = m.loss(xs, ys, reg=0.0)
+    logits = m(xs)
+    assert torch.allclose(nll, F.cross_entropy(logits, ys))
+    assert torch.allclose(nll, F.nll_loss(F.log_softmax(logits, 1), ys))
+    # and the same as −mean log P(y|x) read off the model's V×V table
+    assert torch.allclose(nll, -m.log_probs()[xs, ys].mean())
+
+
+def test_forward_is_row_lookup():
+    m = NeuralBigram(5, seed=3)
+    x = torch.tensor([4, 0, 2])
+    assert torch.equal(m(x), m.W[x])
+
+
+def test_log_probs_do_not_underflow():
+    m = NeuralBigram(3, seed=0)
+    with torch.no_grad():
+        m.W.copy_(torch.tensor([[0.0, 200.0, -200.0]] * 3))
+    lp = m.log_probs()
+    assert torch.isfinite(lp).all()  # log(softmax) would give -inf for the third column
+    assert lp[0, 2].item() == pytest.approx(-400.0)
+
+
+def _fit(names, **kw):
+    vocab = Vocab.from_names(names)
+    counts = {"train": count_bigrams(names, vocab)}
+    cfg = TrainConfig(seed=2147483647, **kw)
+    model, _ = fit_neural(cfg, counts, device=torch.device("cpu"))
+    return model, counts["train"].float()
+
+
+def test_optimizers_reduce_the_loss(names):
+    start = NeuralBigram(27, seed=2147483647).loss_from_counts(
+        count_bigrams(names, Vocab.from_names(names)).float(), 0.01
+    )[0]
+    for kw in (
+        dict(optimizer="sgd", steps=20),
+        dict(optimizer="adam", steps=20),
+        dict(optimizer="lbfgs", steps=20),
+    ):
+        model, N = _fit(names, **kw)
+        end = model.loss_from_counts(N, 0.01)[0]
+        assert end < start - 0.5, kw
+
+
+def test_lbfgs_reaches_the_regularized_optimum(names):
+    # the optimum of the convex objective: a long, tightly converged L-BFGS run in float64
+    vocab = Vocab.from_names(names)
+    N = count_bigrams(names, vocab).double()
+    W = torch.zeros(27, 27, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [W], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe"
+    )
+
+    def closure():
+        opt.zero_grad()
+        loss = -(N * torch.log_softmax(W, 1)).sum() / N.sum() + 0.01 * (W**2).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    optimum = closure().item()
+    model, Nf = _fit(names, optimizer="lbfgs", steps=100)
+    assert model.loss_from_counts(Nf, 0.01)[0].item() - optimum < 1e-4
+
+
+def test_minibatch_training_uses_the_one_hot_forward(names, monkeypatch):
+    calls = []
+    original = NeuralBigram.forward
+
+    def spy(self, x):
+        calls.append(x.shape)
+        return original(self, x)
+
+    monkeypatch.setattr(NeuralBigram, "forward", spy)
+    model, N = _fit(names, optimizer="sgd", lr=10.0, steps=30, batch_size=512)
+    assert calls and all(s == (512,) for s in calls)
+    assert model.loss_from_counts(N, 0.01)[0] < 3.3
