@@ -101,17 +101,46 @@ def sample(
     n: Annotated[int, typer.Option("-n", "--num", help="How many names.")] = 20,
     seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same names).")] = None,
     temperature: Annotated[float, typer.Option(help="Reshape P: <1 sharper, >1 flatter.")] = 1.0,
+    top_k: Annotated[int | None, typer.Option(help="Keep the k most probable next characters.")] = None,
+    top_p: Annotated[
+        float | None, typer.Option(help="Keep the smallest set of next characters with mass ≥ p.")
+    ] = None,
+    start: Annotated[str, typer.Option(help="Names start with this prefix (exact conditioning).")] = "",
+    end: Annotated[str, typer.Option(help="Names end with this suffix (exact conditioning).")] = "",
+    min_len: Annotated[int, typer.Option(help="Minimum length in characters.")] = 1,
+    max_len: Annotated[int | None, typer.Option(help="Maximum length in characters.")] = None,
+    novel: Annotated[bool, typer.Option(help="Leave out names that are in the training corpus.")] = False,
+    unique: Annotated[bool, typer.Option(help="No repeated names.")] = False,
+    most_likely: Annotated[
+        int | None, typer.Option(help="The K most probable names meeting the constraints, exactly.")
+    ] = None,
     model: ModelOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Generate names, one per line."""
+    """Generate names, one per line: sampled exactly under the constraints, or the most likely."""
+    from bigram import sampling
+    from bigram.metrics import log_likelihoods
     from bigram.runs import Run
-    from bigram.sampling import sample as draw
 
     if n < 0:
         raise BigramError(f"-n {n}: the number of names must be ≥ 0")
     r = Run.open(run)
-    names = draw(r.log_probs(model), r.vocab, n, seed=seed, temperature=temperature)
-    typer.echo("\n".join(names))
+    lp = r.log_probs(model)
+    shape = dict(
+        temperature=temperature, top_k=top_k, top_p=top_p,
+        constraints=sampling.Constraints(start, end, min_len, max_len),
+        exclude=r.corpus_names() if novel else None,
+    )  # fmt: skip
+    if most_likely is not None:
+        if most_likely < 0:
+            raise BigramError(f"--most-likely {most_likely}: must be ≥ 0")
+        names = [name for name, _ in sampling.most_likely(lp, r.vocab, most_likely, **shape)]
+    else:
+        names = sampling.sample(lp, r.vocab, n, seed=seed, unique=unique, **shape)
+    if as_json:
+        typer.echo(dumps(log_likelihoods(lp, r.vocab, names)))
+    elif names:
+        typer.echo("\n".join(names))
 
 
 @app.command("eval")

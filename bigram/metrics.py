@@ -75,3 +75,18 @@ def format_score(s: dict) -> str:
         f"   NLL = {s['nll']:.4f} nats/bigram over {n} bigrams"
     )
     return "\n".join(lines)
+
+
+def log_likelihoods(log_probs: torch.Tensor, vocab: Vocab, names: list[str]) -> list[dict]:
+    """{"name", "log_likelihood", "nll"} for many names at once: one gather, one index_add."""
+    if not names:
+        return []
+    ids = vocab.encode_corpus(names)
+    lp = log_probs.to(torch.float64).cpu()[ids[:-1], ids[1:]]
+    n_bigrams = torch.tensor([len(w) + 1 for w in names])
+    seg = torch.repeat_interleave(torch.arange(len(names)), n_bigrams)
+    ll = torch.zeros(len(names), dtype=torch.float64).index_add_(0, seg, lp)
+    return [
+        {"name": w, "log_likelihood": x, "nll": -x / b}
+        for w, x, b in zip(names, ll.tolist(), n_bigrams.tolist(), strict=True)
+    ]

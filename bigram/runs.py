@@ -126,5 +126,17 @@ class Run:
         d = checkpoints.load(self.path / "counts.pt", "counts")
         return {k: checkpoints.from_sparse(v) for k, v in d["splits"].items()}
 
+    def corpus_names(self) -> set[str]:
+        """Every name of the corpus this run was trained on (read again from its data file)."""
+        from bigram.data import read_names
+
+        data = Path(self.config.get("data", ""))
+        if not data.is_file():
+            raise BigramError(
+                f"--novel needs the run's corpus {data} (from {self.path / 'config.toml'}), which is not "
+                "there: run from the directory you trained in"
+            )
+        return set(read_names(data))
+
     def metrics(self) -> dict:
         return json.loads((self.path / "metrics.json").read_text(encoding="utf-8"))

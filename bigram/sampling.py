@@ -1,50 +1,240 @@
-"""Drawing names from a V×V table of log-probabilities, all names at once as tensors."""
+"""Generating names from a V×V table: batched, and *exactly* conditioned on constraints.
+
+A name that starts with S, ends with E and has L ≥ |S| + |E| characters is S + M + E, where the
+middle M is m = L − |S| − |E| free characters. Its probability is
+
+    P(S) · P(M | last of S) · P(E | last of M) · P(end | last of E)
+
+so the constraints only touch the walk through M: it starts in state u (last char of S, or the
+boundary) and must leave, after m ∈ [m_lo, m_hi] characters, into the target t (first char of E,
+or the end boundary). Backward messages
+
+    R_j(d) = Σ_{k allowed after j+1 middle chars} (Q^k t)(d),   Q = P without the boundary column
+
+give the exact probability that a walk now at d completes the constraints. Drawing the next
+character ∝ P(c, d) · R_j(d) (or leaving ∝ t(c) when the length allows) samples exactly from the
+model conditioned on the constraints: no rejection, whatever their rarity. Names shorter than
+|S| + |E| (where S and E overlap, e.g. "ka" starts with "ka" and ends with "a") are whole strings,
+mixed in with their exact probabilities.
+
+Every step draws the next character of *all* names with one searchsorted into the step's
+cumulative rows laid end to end: one loop iteration per character position, none per name.
+`most_likely` runs A* over the same structure with max-product messages, which are an exact
+heuristic, so the K best names come out in order after a handful of expansions.
+"""
 
 from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 
 from bigram.errors import BigramError
 from bigram.vocab import BOUNDARY_ID, Vocab
 
-MAX_STEPS = 10_000  # a name never ends only if the table is broken; this bounds the loop
+MAX_STEPS = 10_000  # a walk that has not ended by then means a broken table
+_DOUBLINGS = 64  # Σ_k Q^k t by doubling: 2^64 terms at most
 
 
-def reshape_log_probs(log_probs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Each row of P raised to 1/T and renormalized: T < 1 sharpens, T > 1 flattens."""
+@dataclass(frozen=True)
+class Constraints:
+    start: str = ""
+    end: str = ""
+    min_len: int = 1  # names are never empty unless asked (min_len = 0)
+    max_len: int | None = None  # None: unbounded
+
+
+def reshape(
+    log_probs: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """Each row of P: raised to 1/T and renormalized, then cut to its top-k entries, then to the
+    smallest set whose mass reaches top-p, renormalized. Returns float64 probabilities."""
     if not temperature > 0:
-        raise BigramError(f"temperature must be > 0, got {temperature}")
-    lp = log_probs.to(torch.float64)
-    return torch.log_softmax(lp / temperature, dim=1) if temperature != 1.0 else lp
+        raise BigramError(f"--temperature must be > 0, got {temperature}")
+    lp = torch.log_softmax(log_probs.to(torch.float64) / temperature, dim=1)
+    p = lp.exp()
+    V = p.shape[1]
+    if top_k is not None:
+        if top_k < 1:
+            raise BigramError(f"--top-k must be ≥ 1, got {top_k}")
+        if top_k < V:
+            kth = p.topk(top_k, dim=1).values[:, -1:]
+            p = torch.where(p >= kth, p, 0.0)
+    if top_p is not None:
+        if not 0 < top_p <= 1:
+            raise BigramError(f"--top-p must be in (0, 1], got {top_p}")
+        sp, order = p.sort(dim=1, descending=True)
+        before = sp.cumsum(1) - sp  # mass of the entries ranked above each one
+        keep_sorted = before < top_p * sp.sum(1, keepdim=True)  # keeps the first entry always
+        p = torch.zeros_like(p).scatter(1, order, torch.where(keep_sorted, sp, 0.0))
+    return p / p.sum(1, keepdim=True)
 
 
-def draw_ids(log_probs: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """n independent walks from the boundary back to the boundary, as an (n, L) id matrix with
-    0 after each name's end. One loop iteration per *position*, over all unfinished names at once.
+class Plan:
+    """Everything the constraints fix, computed once from the reshaped table P (float64)."""
 
-    One searchsorted into the rows' cumulative sums laid end to end (row i shifted by i) draws
-    every next token, so no (names × V) matrix is ever built, whatever the vocabulary size."""
-    V = log_probs.shape[0]
-    p = log_probs.to(torch.float64).exp().cpu()
-    cdf = p.cumsum(1)
-    cdf = cdf / cdf[:, -1:]  # each row ends at exactly 1.0 despite rounding
-    flat = (cdf + torch.arange(V, dtype=torch.float64)[:, None]).flatten()
-    cur = torch.full((n,), BOUNDARY_ID, dtype=torch.long)
+    def __init__(self, probs: torch.Tensor, vocab: Vocab, c: Constraints):
+        self.P, self.vocab, self.c = probs, vocab, c
+        V = probs.shape[0]
+        if c.min_len < 0:
+            raise BigramError(f"--min-len must be ≥ 0, got {c.min_len}")
+        if c.max_len is not None and c.max_len < c.min_len:
+            raise BigramError(f"--min-len {c.min_len} is greater than --max-len {c.max_len}")
+        S = vocab.encode(c.start, where=" (--start)")
+        E = vocab.encode(c.end, where=" (--end)")
+        self.log_pS = self._path_log_prob([BOUNDARY_ID, *S], "--start", c.start)
+        self.log_pE = self._path_log_prob([*E, BOUNDARY_ID], "--end", c.end)
+        self.u = S[-1] if S else BOUNDARY_ID
+        self.target = E[0] if E else BOUNDARY_ID
+        self.t = probs[:, self.target].clone()  # leave the middle: into E, or end the name
+        self.Q = probs.clone()
+        self.Q[:, BOUNDARY_ID] = 0  # the middle holds data characters only
+        k = len(S) + len(E)
+        self.m_lo = max(c.min_len - k, 0)
+        self.m_hi = None if c.max_len is None else c.max_len - k  # < 0: no room for S + E
+        # whole names shorter than |S| + |E|: S and E overlap and must agree
+        self.overlaps: list[tuple[str, float]] = []
+        hi = k - 1 if c.max_len is None else min(k - 1, c.max_len)
+        for L in range(max(c.min_len, len(S), len(E), 1), hi + 1):
+            name = c.start + c.end[len(c.start) + len(c.end) - L :]
+            if name.startswith(c.start) and name.endswith(c.end):
+                lp = self._path_log_prob([BOUNDARY_ID, *vocab.encode(name), BOUNDARY_ID], "", "")
+                if lp > -math.inf:
+                    self.overlaps.append((name, lp))
+        self.V = V
+        self._cache: dict[int, torch.Tensor] = {}
+        self._messages()
+        mid = self.log_mass_middle()
+        if mid == -math.inf and not self.overlaps:
+            raise BigramError(self._why_impossible())
+
+    def _path_log_prob(self, ids: list[int], flag: str, text: str) -> float:
+        """log P of a fixed run of bigrams; for a flag's text, probability 0 is an error naming it."""
+        lp = 0.0
+        for a, b in pairwise(ids):
+            p = float(self.P[a, b])
+            if p == 0:
+                if flag:
+                    bg = self.vocab.token(a) + self.vocab.token(b)
+                    raise BigramError(
+                        f"{flag} {text!r} cannot be met: it needs the bigram {bg!r}, which has "
+                        "probability 0 under this model (and its --temperature/--top-k/--top-p)"
+                    )
+                return -math.inf
+            lp += math.log(p)
+        return lp
+
+    def _why_impossible(self) -> str:
+        c = self.c
+        k = len(c.start) + len(c.end)
+        if c.max_len is not None and c.max_len < k:
+            return (
+                f"--max-len {c.max_len} is shorter than --start {c.start!r} + --end {c.end!r} "
+                f"({k} characters), and they do not overlap into a shorter name"
+            )
+        return (
+            "no name meets these constraints with non-zero probability under this model "
+            f"(start {c.start!r}, end {c.end!r}, length {c.min_len}..{c.max_len or '∞'}): relax them"
+        )
+
+    # --- messages ----------------------------------------------------------------------------
+    def _messages(self) -> None:
+        """R after j + 1 middle chars, for every j the walk can reach (sum-product, linear)."""
+        Q, t = self.Q, self.t
+        if self.m_hi is not None and self.m_hi < 0:
+            self.tail, self.U = None, []
+            return
+        if self.m_hi is None:
+            s, A = t.clone(), Q.clone()
+            for _ in range(_DOUBLINGS):  # s = Σ_{k < 2^i} Q^k t
+                inc = A @ s
+                s = s + inc
+                if float(inc.max()) <= 1e-17 * float(s.max()):
+                    break
+                A = A @ A
+            base = s  # Σ_{k ≥ 0} Q^k t
+            self.S = None
+        else:
+            n = self.m_hi - self.m_lo
+            sums, T = [t.clone()], t.clone()
+            for _ in range(n):  # S_i = Σ_{k ≤ i} Q^k t
+                T = Q @ T
+                sums.append(sums[-1] + T)
+            self.S = sums
+            base = sums[-1]
+        U = [base]  # U_i = Q^i · base: "at least i more middle chars, then as base allows"
+        for _ in range(self.m_lo):
+            U.append(Q @ U[-1])
+        self.U = U
+        self.tail = base
+
+    def completion(self, j: int) -> torch.Tensor:
+        """R_j: completion mass from each state after j + 1 middle chars."""
+        after = j + 1
+        if self.m_hi is not None and after > self.m_hi:
+            return torch.zeros(self.V, dtype=torch.float64)
+        if after <= self.m_lo:
+            return self.U[self.m_lo - after]
+        if self.m_hi is None:
+            return self.tail
+        return self.S[self.m_hi - after]
+
+    def may_exit(self, j: int) -> bool:
+        return j >= self.m_lo and (self.m_hi is None or j <= self.m_hi)
+
+    def step_weights(self, j: int) -> torch.Tensor:
+        """Unnormalized V×V weights of step j: column 0 = leave the middle, d ≥ 1 = go to d."""
+        key = min(j, self.m_lo) if self.m_hi is None else j  # constant once past m_lo if unbounded
+        if key not in self._cache:
+            w = self.P * self.completion(j)[None, :]
+            w[:, BOUNDARY_ID] = self.t if self.may_exit(j) else 0.0
+            self._cache = {key: w}  # the walk moves forward: only the latest step is reused
+        return self._cache[key]
+
+    def log_mass_middle(self) -> float:
+        """log P(S) + log(mass of all allowed middles from u) + log P(E, end)."""
+        if self.m_hi is not None and self.m_hi < 0:
+            return -math.inf
+        z = float(self.step_weights(0)[self.u].sum())
+        return self.log_pS + math.log(z) + self.log_pE if z > 0 else -math.inf
+
+
+def _flat_cdf(w: torch.Tensor) -> torch.Tensor:
+    """Rows normalized, cumulated and shifted by their index: one sorted vector for searchsorted."""
+    V = w.shape[0]
+    tot = w.sum(1, keepdim=True)
+    w = torch.where(tot > 0, w, 1.0)  # states that cannot complete are never visited
+    cdf = w.cumsum(1)
+    cdf = cdf / cdf[:, -1:]
+    return (cdf + torch.arange(V, dtype=torch.float64)[:, None]).flatten()
+
+
+def _walk(plan: Plan, n: int, g: torch.Generator) -> torch.Tensor:
+    """n middles drawn together: an (n, L) id matrix, 0 after each middle's end."""
+    V = plan.V
+    cur = torch.full((n,), plan.u, dtype=torch.long)
     alive = torch.arange(n)
     columns: list[torch.Tensor] = []
-    for _ in range(MAX_STEPS):
-        u = torch.rand(len(alive), generator=generator, dtype=torch.float64).clamp_(max=1 - 1e-12)
+    cdf_key, flat = None, None
+    for j in range(MAX_STEPS):
+        if len(alive) == 0:
+            break
+        w = plan.step_weights(j)
+        if w is not cdf_key:
+            cdf_key, flat = w, _flat_cdf(w)
+        u = torch.rand(len(alive), generator=g, dtype=torch.float64).clamp_(max=1 - 1e-12)
         nxt = torch.searchsorted(flat, cur + u, right=True) - cur * V
         col = torch.zeros(n, dtype=torch.long)
         col[alive] = nxt
         columns.append(col)
         going = nxt != BOUNDARY_ID
         alive, cur = alive[going], nxt[going]
-        if len(alive) == 0:
-            break
     else:
         raise BigramError(f"sampling did not end within {MAX_STEPS} characters: the model never ends names")
-    return torch.stack(columns, 1)
+    return torch.stack(columns, 1) if columns else torch.zeros(n, 0, dtype=torch.long)
 
 
 def decode_ids(ids: torch.Tensor, vocab: Vocab) -> list[str]:
@@ -54,8 +244,39 @@ def decode_ids(ids: torch.Tensor, vocab: Vocab) -> list[str]:
     lengths = (ids != BOUNDARY_ID).sum(1)
     keep = torch.arange(L + 1)[None, :] <= lengths[:, None]  # each name and the boundary after it
     table = torch.tensor([ord("\n")] + [ord(c) for c in vocab.chars], dtype=torch.int32)
-    cps = table[ids[keep]]
-    return cps.numpy().tobytes().decode("utf-32-le").split("\n")[:-1]
+    return table[ids[keep]].numpy().tobytes().decode("utf-32-le").split("\n")[:-1]
+
+
+def make_generator(seed: int | None) -> torch.Generator:
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(seed)
+    return g
+
+
+def draw(plan: Plan, n: int, g: torch.Generator) -> list[str]:
+    """n names from the model conditioned on the plan's constraints, exactly."""
+    if n == 0:
+        return []
+    options = [plan.log_mass_middle()] + [lp for _, lp in plan.overlaps]
+    names = [""] * n
+    which = torch.zeros(n, dtype=torch.long)
+    if len(options) > 1:
+        m = max(options)
+        weights = torch.tensor([math.exp(o - m) for o in options], dtype=torch.float64)
+        which = torch.multinomial(weights, n, replacement=True, generator=g)
+    mid_rows = (which == 0).nonzero().squeeze(1).tolist()
+    if mid_rows:
+        middles = decode_ids(_walk(plan, len(mid_rows), g), plan.vocab)
+        s, e = plan.c.start, plan.c.end
+        for i, mid in zip(mid_rows, middles, strict=True):
+            names[i] = s + mid + e
+    for k, (name, _) in enumerate(plan.overlaps, start=1):
+        for i in (which == k).nonzero().squeeze(1).tolist():
+            names[i] = name
+    return names
 
 
 def sample(
@@ -65,11 +286,142 @@ def sample(
     *,
     seed: int | None = None,
     temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    constraints: Constraints = Constraints(),
+    exclude: set[str] | None = None,
+    unique: bool = False,
+    max_rounds: int = 50,
 ) -> list[str]:
-    """n names drawn from the table; the same seed gives the same names."""
-    g = torch.Generator()
-    if seed is None:
-        g.seed()
+    """n names drawn from the table (reshaped by temperature/top-k/top-p), conditioned exactly on
+    the constraints; the same seed gives the same names.
+
+    `exclude` (names to leave out, e.g. the training corpus) and `unique` are met by drawing more
+    rounds; after `max_rounds` without enough names it is a BigramError."""
+    plan = Plan(reshape(log_probs, temperature, top_k, top_p), vocab, constraints)
+    g = make_generator(seed)
+    if not exclude and not unique:
+        return draw(plan, n, g)
+    out: list[str] = []
+    seen: set[str] = set()
+    for _ in range(max_rounds):
+        need = n - len(out)
+        if need <= 0:
+            break
+        for name in draw(plan, max(2 * need, 64), g):
+            if (exclude and name in exclude) or (unique and name in seen):
+                continue
+            seen.add(name)
+            out.append(name)
+            if len(out) == n:
+                break
+    if len(out) < n:
+        what = " and ".join(w for w, on in (("novel", bool(exclude)), ("unique", unique)) if on)
+        raise BigramError(
+            f"only {len(out)} of {n} {what} names after {max_rounds} rounds of sampling: the model "
+            "(with these constraints) cannot produce enough; ask for fewer or relax the constraints"
+        )
+    return out[:n]
+
+
+# --- the K most probable names -------------------------------------------------------------------
+def most_likely(
+    log_probs: torch.Tensor,
+    vocab: Vocab,
+    k: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    constraints: Constraints = Constraints(),
+    exclude: set[str] | None = None,
+    max_expansions: int = 1_000_000,
+) -> list[tuple[str, float]]:
+    """The k most probable names meeting the constraints, most probable first, with their log
+    probability under the reshaped table. A* over middles with exact max-product heuristics."""
+    plan = Plan(reshape(log_probs, temperature, top_k, top_p), vocab, constraints)
+    with torch.no_grad():
+        best = _max_messages(plan)
+    lQ = plan.Q.log()  # moves within the middle: never into the boundary
+    lt = plan.t.log()
+    base = plan.log_pS + plan.log_pE
+    heap: list[tuple[float, int, int, int, tuple[int, ...], bool]] = []
+    counter = 0  # tie-breaker so the heap never compares paths
+    for name, lp in plan.overlaps:
+        heap.append((-lp, counter, -1, 0, tuple(vocab.encode(name)), True))
+        counter += 1
+
+    def h(j: int, cur: int) -> float:
+        """Best log-prob of completing from state cur having j middle chars."""
+        exit_ = float(lt[cur]) if plan.may_exit(j) else -math.inf
+        nxt = best(j)
+        go = float((lQ[cur] + nxt).max()) if nxt is not None else -math.inf
+        return max(exit_, go)
+
+    start_h = h(0, plan.u)
+    if start_h > -math.inf:
+        heap.append((-(base + start_h), counter, 0, plan.u, (), False))
+        counter += 1
+    heapq.heapify(heap)
+    out: list[tuple[str, float]] = []
+    expansions = 0
+    while heap and len(out) < k:
+        neg, _, j, cur, path, done = heapq.heappop(heap)
+        if done:
+            name = plan.c.start + vocab.decode(path) + plan.c.end if j >= 0 else vocab.decode(path)
+            if not (exclude and name in exclude):
+                out.append((name, -neg))
+            continue
+        expansions += 1
+        if expansions > max_expansions:
+            break
+        g_here = -neg - h(j, cur)  # log prob of the path so far (f = g + h)
+        if plan.may_exit(j) and lt[cur] > -math.inf:
+            heapq.heappush(heap, (-(g_here + float(lt[cur])), counter, j, cur, path, True))
+            counter += 1
+        nxt = best(j)
+        if nxt is None:
+            continue
+        f = g_here + lQ[cur] + nxt
+        for d in torch.nonzero(f > -math.inf).squeeze(1).tolist():
+            heapq.heappush(heap, (-float(f[d]), counter, j + 1, d, (*path, d), False))
+            counter += 1
+    return out
+
+
+def _max_messages(plan: Plan):
+    """best(j): for each state, the max log-prob of completing after j + 1 middle chars
+    (the max-product twin of Plan.completion), or None when no more characters are allowed."""
+    lQ, lt = plan.Q.log(), plan.t.log()
+
+    def prop(v: torch.Tensor) -> torch.Tensor:  # one more middle char, best choice
+        return (lQ + v[None, :]).max(1).values
+
+    if plan.m_hi is not None and plan.m_hi < 0:
+        return lambda j: None
+    if plan.m_hi is None:
+        base = lt.clone()
+        for _ in range(plan.V + 1):  # Bellman-Ford: best paths are simple, ≤ V steps
+            new = torch.maximum(lt, prop(base))
+            if torch.equal(new, base):
+                break
+            base = new
+        S = None
     else:
-        g.manual_seed(seed)
-    return decode_ids(draw_ids(reshape_log_probs(log_probs, temperature), n, g), vocab)
+        S = [lt.clone()]
+        for _ in range(plan.m_hi - plan.m_lo):
+            S.append(torch.maximum(lt, prop(S[-1])))  # S_i = max over k ≤ i of B_k
+        base = S[-1]
+    U = [base]
+    for _ in range(plan.m_lo):
+        U.append(prop(U[-1]))
+
+    def best(j: int) -> torch.Tensor | None:
+        after = j + 1
+        if plan.m_hi is not None and after > plan.m_hi:
+            return None
+        if after <= plan.m_lo:
+            return U[plan.m_lo - after]
+        return base if S is None else S[plan.m_hi - after]
+
+    return best

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -35,10 +36,7 @@ class Vocab:
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> Vocab:
-        seen: set[str] = set()
-        for name in names:
-            seen.update(name)
-        return cls(tuple(sorted(seen)))
+        return cls(tuple(sorted(set("".join(names)))))
 
     @property
     def size(self) -> int:
@@ -94,22 +92,25 @@ class Vocab:
         if not names:
             return torch.zeros(1, dtype=torch.long)
         text = "\n" + "\n".join(names) + "\n"  # "\n" never occurs inside a name
-        cps = torch.frombuffer(bytearray(text.encode("utf-32-le")), dtype=torch.int32).long()
+        cps = torch.frombuffer(bytearray(text.encode("utf-32-le")), dtype=torch.int32)
         return self.code_points_to_ids(cps)
 
+    @cached_property
+    def _lut(self) -> torch.Tensor:
+        """Code point → id lookup table ("\n", the line separator, maps to the boundary)."""
+        top = max([ord("\n"), *(ord(c) for c in self.chars)])
+        lut = torch.full((top + 1,), -1, dtype=torch.long)
+        lut[ord("\n")] = BOUNDARY_ID
+        if self.chars:
+            lut[torch.tensor([ord(c) for c in self.chars])] = torch.arange(1, self.size)
+        return lut
+
     def code_points_to_ids(self, cps: torch.Tensor) -> torch.Tensor:
-        """Map code points to ids; "\n" (the line separator) becomes the boundary."""
-        table = torch.tensor([ord(c) for c in self.chars], dtype=torch.long)
-        if table.numel() == 0:
-            pos = torch.zeros_like(cps)
-            known = torch.zeros_like(cps, dtype=torch.bool)
-        else:
-            pos = torch.searchsorted(table, cps).clamp_(max=table.numel() - 1)
-            known = table[pos] == cps
-        ids = pos + 1
-        boundary = cps == ord("\n")
-        ids[boundary] = BOUNDARY_ID
-        bad = ~(known | boundary)
+        """Map code points to ids with one table lookup; "\n" becomes the boundary."""
+        lut = self._lut
+        outside = cps >= lut.numel()
+        ids = lut[cps.clamp(max=lut.numel() - 1)] if bool(outside.any()) else lut[cps]
+        bad = (ids < 0) | outside
         if bool(bad.any()):
             ch = chr(int(cps[bad.nonzero()[0, 0]]))
             raise BigramError(

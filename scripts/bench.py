@@ -1,0 +1,292 @@
+"""Benchmark bigram against lecture-style reference code, in one process, on the same data.
+
+    python scripts/bench.py                 # names.txt, table on stdout
+    python scripts/bench.py --json          # the same figures as JSON
+    python scripts/bench.py --quick         # fewer repetitions (a smoke test)
+
+Absolute times depend on the machine; the ratios (reference time / our time) are the result.
+The reference implementations live here, not in the package: they are the lecture's code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bigram.config import TrainConfig  # noqa: E402
+from bigram.counts import count_bigrams  # noqa: E402
+from bigram.data import read_names  # noqa: E402
+from bigram.models import NeuralBigram, count_log_probs  # noqa: E402
+from bigram.sampling import Constraints, sample  # noqa: E402
+from bigram.training import fit_neural  # noqa: E402
+from bigram.vocab import Vocab  # noqa: E402
+
+SEED = 2147483647
+
+
+def best_of(fn, repeat: int) -> tuple[float, object]:
+    """The fastest of `repeat` runs (the least disturbed by the rest of the machine)."""
+    best, out = math.inf, None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+# --- the lecture's code ------------------------------------------------------------------------
+def ref_count(words: list[str]) -> torch.Tensor:
+    chars = sorted(set("".join(words)))
+    stoi = {s: i + 1 for i, s in enumerate(chars)}
+    stoi["."] = 0
+    V = len(stoi)
+    N = torch.zeros((V, V), dtype=torch.int32)
+    for w in words:
+        chs = [".", *w, "."]
+        for ch1, ch2 in zip(chs, chs[1:], strict=False):  # noqa: RUF007 (the lecture's line)
+            N[stoi[ch1], stoi[ch2]] += 1
+    return N
+
+
+def ref_dataset(words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    chars = sorted(set("".join(words)))
+    stoi = {s: i + 1 for i, s in enumerate(chars)}
+    stoi["."] = 0
+    xs, ys = [], []
+    for w in words:
+        chs = [".", *w, "."]
+        for ch1, ch2 in zip(chs, chs[1:], strict=False):  # noqa: RUF007 (the lecture's line)
+            xs.append(stoi[ch1])
+            ys.append(stoi[ch2])
+    return torch.tensor(xs), torch.tensor(ys)
+
+
+def ref_step(W: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, V: int) -> float:
+    xenc = F.one_hot(xs, num_classes=V).float()
+    logits = xenc @ W
+    counts = logits.exp()
+    probs = counts / counts.sum(1, keepdims=True)
+    loss = -probs[torch.arange(len(xs)), ys].log().mean() + 0.01 * (W**2).mean()
+    W.grad = None
+    loss.backward()
+    W.data += -50 * W.grad
+    return loss.item()
+
+
+def ref_sample(P: torch.Tensor, n: int, itos: dict[int, str]) -> list[str]:
+    g = torch.Generator().manual_seed(SEED)
+    out = []
+    for _ in range(n):
+        name, ix = [], 0
+        while True:
+            ix = torch.multinomial(P[ix], num_samples=1, replacement=True, generator=g).item()
+            if ix == 0:
+                break
+            name.append(itos[ix])
+        out.append("".join(name))
+    return out
+
+
+# --- the benchmarks ----------------------------------------------------------------------------
+def bench(data: Path, quick: bool) -> list[dict]:
+    rep = 2 if quick else 5
+    words = read_names(data)
+    rows = []
+
+    t_ref, N_ref = best_of(lambda: ref_count(words), 1)
+    t_our, (vocab, N) = best_of(lambda: (v := Vocab.from_names(words), count_bigrams(words, v)), rep)
+    assert torch.equal(N_ref.long(), N), "counts differ"
+    rows.append(
+        dict(task="count bigrams of the corpus", ref_s=t_ref, ours_s=t_our, note=f"{int(N.sum()):,} bigrams")
+    )
+
+    V = vocab.size
+    xs, ys = ref_dataset(words)
+    W_ref = torch.randn((V, V), generator=torch.Generator().manual_seed(SEED), requires_grad=True)
+    ref_step(W_ref, xs, ys, V)  # warm-up
+    W_ref = torch.randn((V, V), generator=torch.Generator().manual_seed(SEED), requires_grad=True)
+    t_ref = min(_timed(lambda: ref_step(W_ref, xs, ys, V)) for _ in range(rep))
+    ref_loss = _first_loss_ref(xs, ys, V)
+    model = NeuralBigram(V, seed=SEED)
+    Nf = N.float()
+    opt = torch.optim.SGD(model.parameters(), lr=50)
+
+    def our_step() -> float:
+        opt.zero_grad(set_to_none=True)
+        loss = model.loss_from_counts(Nf, 0.01)[0]
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    our_step()
+    t_our = min(_timed(our_step) for _ in range(rep * 20))
+    our_loss = NeuralBigram(V, seed=SEED).loss_from_counts(Nf, 0.01)[0].item()
+    assert abs(our_loss - ref_loss) < 1e-5, (our_loss, ref_loss)
+    rows.append(
+        dict(
+            task="one full-batch neural step (forward+backward+update)",
+            ref_s=t_ref,
+            ours_s=t_our,
+            note=f"loss at init: ref {ref_loss:.6f}, ours {our_loss:.6f}",
+        )
+    )
+
+    optimum = _optimum(N)
+    target = optimum + 1e-4
+    steps_sgd = _sgd_steps_to(N, target, limit=20_000 if not quick else 3_000)
+    t0 = time.perf_counter()
+    cfg = TrainConfig(optimizer="lbfgs", steps=100, seed=SEED)
+    steps_lbfgs = _lbfgs_steps_to(cfg, N, target)
+    t_lbfgs = time.perf_counter() - t0
+    ref_time = steps_sgd * t_ref if steps_sgd else math.nan
+    rows.append(
+        dict(
+            task="neural model to within 1e-4 of its regularized optimum",
+            ref_s=ref_time,
+            ours_s=t_lbfgs,
+            note=(
+                f"optimum {optimum:.6f}; lecture SGD lr 50: "
+                + (f"{steps_sgd:,} steps (time = steps × ref step)" if steps_sgd else "not reached")
+                + f"; ours L-BFGS: {steps_lbfgs} steps"
+            ),
+        )
+    )
+
+    lp = count_log_probs(N, 1.0)
+    P = lp.exp().float()
+    itos = {i: vocab.token(i) for i in range(V)}
+    n_ref = 2_000 if quick else 10_000
+    t_ref, _ = best_of(lambda: ref_sample(P, n_ref, itos), 1)
+    n_our = 100_000
+    t_our, _ = best_of(lambda: sample(lp, vocab, n_our, seed=0), rep)
+    rows.append(
+        dict(
+            task="sample names (names/s; strings out)",
+            ref_s=t_ref / n_ref * n_our,
+            ours_s=t_our,
+            note=(
+                f"ours {n_our / t_our:,.0f} names/s on {n_our:,}; "
+                f"lecture loop {n_ref / t_ref:,.0f} names/s on {n_ref:,}"
+            ),
+        )
+    )
+
+    rare = Constraints(start="q", end="x", min_len=12)
+    t_our, got = best_of(lambda: sample(lp, vocab, 100, seed=0, constraints=rare), rep)
+    assert all(w.startswith("q") and w.endswith("x") and len(w) >= 12 for w in got)
+    rows.append(
+        dict(
+            task="100 names: --start q --end x --min-len 12",
+            ref_s=math.nan,
+            ours_s=t_our,
+            note="exact conditioning; rejection would need ~1/P(constraints) draws per name",
+        )
+    )
+    return rows
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _first_loss_ref(xs, ys, V) -> float:
+    W = torch.randn((V, V), generator=torch.Generator().manual_seed(SEED), requires_grad=True)
+    return ref_step(W, xs, ys, V)
+
+
+def _objective(W: torch.Tensor, N: torch.Tensor) -> torch.Tensor:
+    return -(N * torch.log_softmax(W, 1)).sum() / N.sum() + 0.01 * (W**2).mean()
+
+
+def _optimum(N: torch.Tensor) -> float:
+    """The regularized objective's minimum: L-BFGS in float64, run to convergence."""
+    Nd = N.double()
+    W = torch.zeros(N.shape, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [W], max_iter=2000, tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe"
+    )
+
+    def closure():
+        opt.zero_grad()
+        loss = _objective(W, Nd)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return _objective(W, Nd).item()
+
+
+def _sgd_steps_to(N: torch.Tensor, target: float, limit: int) -> int | None:
+    """Steps the lecture's SGD (lr 50, from the lecture's init) needs to reach the target;
+    run on the counts (same iterates as the one-hot loop, much faster)."""
+    W = torch.randn(N.shape, generator=torch.Generator().manual_seed(SEED), requires_grad=True)
+    Nf = N.float()
+    for step in range(limit):
+        loss = _objective(W, Nf)
+        if loss.item() <= target:
+            return step
+        W.grad = None
+        loss.backward()
+        with torch.no_grad():
+            W -= 50 * W.grad
+    return None
+
+
+def _lbfgs_steps_to(cfg: TrainConfig, N: torch.Tensor, target: float) -> int:
+    losses: list[float] = []
+
+    class Recorder:
+        def add_scalar(self, tag, value, step):
+            if tag == "train/loss":
+                losses.append(value)
+
+    model, _ = fit_neural(cfg, {"train": N}, device=torch.device("cpu"), writer=Recorder())
+    final = _objective(model.W.detach(), N.float()).item()
+    assert final <= target, (final, target)
+    return next((i for i, v in enumerate(losses) if v <= target), len(losses))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT / "data" / "names.txt")
+    ap.add_argument("--json", action="store_true", help="print JSON")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    rows = bench(args.data, args.quick)
+    for r in rows:
+        r["ratio"] = r["ref_s"] / r["ours_s"] if r["ours_s"] and not math.isnan(r["ref_s"]) else None
+    machine = (
+        f"{platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, Python {platform.python_version()}"
+    )
+    if args.json:
+        print(json.dumps({"machine": machine, "rows": rows}, indent=2))
+        return
+    print(f"machine: {machine}\n")
+    print("| task | reference | bigram | ratio | notes |\n| --- | ---: | ---: | ---: | --- |")
+    for r in rows:
+        ref = "—" if math.isnan(r["ref_s"]) else _fmt(r["ref_s"])
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']:,.0f}×"
+        print(f"| {r['task']} | {ref} | {_fmt(r['ours_s'])} | {ratio} | {r['note']} |")
+
+
+def _fmt(s: float) -> str:
+    return f"{s * 1e3:,.2f} ms" if s < 1 else f"{s:,.2f} s"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""Sampling: exact conditioning checked against brute-force enumeration on a tiny vocabulary."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections import Counter
+
+import pytest
+import torch
+
+from bigram.errors import BigramError
+from bigram.sampling import Constraints, most_likely, reshape, sample
+from bigram.vocab import Vocab
+
+VOCAB = Vocab(("a", "b", "c"))
+# a hand-written row-stochastic table over (boundary, a, b, c); every entry positive except c→c
+P_TABLE = [
+    [0.00, 0.50, 0.30, 0.20],  # from the boundary: never an empty name
+    [0.30, 0.20, 0.40, 0.10],  # from a
+    [0.25, 0.25, 0.25, 0.25],  # from b
+    [0.50, 0.30, 0.20, 0.00],  # from c: cc never happens
+]
+LOGP = torch.tensor(P_TABLE, dtype=torch.float64).log()
+
+
+def name_prob(name: str, table=P_TABLE) -> float:
+    """Plain-Python probability of .name. under the table."""
+    ids = [0, *(" abc".index(ch) for ch in name), 0]
+    p = 1.0
+    for x, y in itertools.pairwise(ids):
+        p *= table[x][y]
+    return p
+
+
+def enumerate_names(max_len: int):
+    for L in range(0, max_len + 1):
+        for chars in itertools.product("abc", repeat=L):
+            yield "".join(chars)
+
+
+def total_mass(c: Constraints, table=P_TABLE, horizon: int = 400) -> float:
+    """Probability that a name meets c: a plain-Python forward pass over lengths (to `horizon`
+    for an unbounded length; the tail beyond is below 1e-40 for these tables)."""
+    idx = {ch: i + 1 for i, ch in enumerate("abc")}
+    S, E = [idx[ch] for ch in c.start], [idx[ch] for ch in c.end]
+    top = c.max_len if c.max_len is not None else horizon
+    z = 0.0
+    for L in range(c.min_len, min(len(S) + len(E) - 1, top) + 1):  # overlapping start and end
+        for w in {c.start + c.end[len(c.start) + len(c.end) - L :]}:
+            if len(w) == L and w.startswith(c.start) and w.endswith(c.end):
+                z += name_prob(w, table)
+    p_s = name_prob(c.start, table) / table[S[-1]][0] if S else 1.0  # .S without its end
+    u = S[-1] if S else 0
+    e_path = 1.0
+    for x, y in itertools.pairwise([*E, 0]):
+        e_path *= table[x][y]
+    target = E[0] if E else 0
+    fwd = [0.0] * 4
+    fwd[u] = 1.0  # mass of walks from u after m middle characters, by current state
+    for m in range(0, top - len(S) - len(E) + 1):
+        if len(S) + len(E) + m >= max(c.min_len, 0):
+            z += p_s * sum(fwd[x] * table[x][target] for x in range(4)) * e_path
+        fwd = [0.0] + [sum(fwd[x] * table[x][y] for x in range(4)) for y in range(1, 4)]
+    return z
+
+
+def exact(c: Constraints, shown: int = 8, table=P_TABLE) -> dict[str, float]:
+    """Conditional probabilities of every name of length ≤ `shown` meeting c, by enumeration."""
+    z = total_mass(c, table)
+    ok = {
+        w: name_prob(w, table) / z
+        for w in enumerate_names(min(shown, c.max_len if c.max_len is not None else shown))
+        if len(w) >= c.min_len and w.startswith(c.start) and w.endswith(c.end)
+    }
+    return {w: p for w, p in ok.items() if p > 0}
+
+
+def check_frequencies(names: list[str], probs: dict[str, float]) -> None:
+    """Every enumerated outcome's frequency within 5 standard errors (+1e-4) of its exact
+    probability, and the names beyond the enumeration no more frequent than their mass allows."""
+    n = len(names)
+    freq = Counter(names)
+    for w, p in probs.items():
+        bound = 5 * math.sqrt(p * (1 - p) / n) + 1e-4
+        assert abs(freq[w] / n - p) <= bound, (w, freq[w] / n, p)
+    rest = 1 - sum(probs.values())
+    other = sum(f for w, f in freq.items() if w not in probs) / n
+    assert abs(other - rest) <= 5 * math.sqrt(max(rest, 1e-12) * (1 - rest) / n) + 1e-4
+    longest = max(len(w) for w in probs)
+    assert all(len(w) > longest for w in freq if w not in probs)  # nothing unexpected
+
+
+N = 100_000
+
+
+@pytest.mark.parametrize(
+    "c",
+    [
+        Constraints(start="a", end="b", min_len=2, max_len=5),
+        Constraints(end="ca", min_len=3, max_len=6),
+        Constraints(start="b", min_len=4, max_len=4),
+        Constraints(start="ab", end="ba", min_len=1, max_len=5),  # "aba": prefix and suffix overlap
+        Constraints(max_len=3),
+        Constraints(start="c", end="a", min_len=0, max_len=None),  # unbounded length
+    ],
+)
+def test_constrained_sampling_is_exact(c):
+    names = sample(LOGP, VOCAB, N, seed=1, constraints=c)
+    probs = exact(c)
+    check_frequencies(names, probs)
+
+
+def test_overlapping_prefix_and_suffix_can_be_the_whole_name():
+    probs = exact(Constraints(start="ab", end="ba", max_len=3))
+    assert probs == {"aba": 1.0}
+    assert set(sample(LOGP, VOCAB, 50, seed=0, constraints=Constraints(start="ab", end="ba", max_len=3))) == {
+        "aba"
+    }
+
+
+def test_unconstrained_sampling_matches_the_model_and_is_never_empty():
+    names = sample(LOGP, VOCAB, N, seed=2)
+    assert "" not in names
+    check_frequencies(names, exact(Constraints()))
+
+
+def test_min_len_zero_allows_the_empty_name():
+    table = [[0.5, 0.5, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0], [1.0, 0, 0, 0], [1.0, 0, 0, 0]]
+    lp = torch.tensor(table, dtype=torch.float64).log()
+    names = sample(lp, VOCAB, 20_000, seed=0, constraints=Constraints(min_len=0, max_len=2))
+    check_frequencies(names, exact(Constraints(min_len=0, max_len=2), table=table))
+
+
+def test_temperature_top_k_top_p_reshape_rows():
+    p = reshape(LOGP, temperature=0.5).numpy()
+    row = [x**2 for x in P_TABLE[1]]
+    assert p[1] == pytest.approx([x / sum(row) for x in row])
+    p = reshape(LOGP, top_k=2).numpy()
+    assert p[1] == pytest.approx([0.3 / 0.7, 0.0, 0.4 / 0.7, 0.0])
+    p = reshape(LOGP, top_p=0.6).numpy()  # a: 0.4 then 0.3 reach 0.7 ≥ 0.6
+    assert p[1] == pytest.approx([0.3 / 0.7, 0.0, 0.4 / 0.7, 0.0])
+    p = reshape(LOGP, top_p=0.4).numpy()  # 0.4 alone reaches 0.4
+    assert p[1] == pytest.approx([0.0, 0.0, 1.0, 0.0])
+    # and the sampler follows the reshaped table: with top-k 1, "." → a → b is forced (b's row is a tie)
+    assert all(w.startswith("ab") for w in sample(LOGP, VOCAB, 100, seed=0, top_k=1))
+
+
+def test_most_likely_matches_enumeration():
+    for c in [
+        Constraints(),
+        Constraints(start="b", end="a", min_len=3),
+        Constraints(start="ab", end="ba", max_len=5),
+    ]:
+        probs = exact(c)
+        best = sorted(probs, key=lambda w: -probs[w])[:8]
+        got = most_likely(LOGP, VOCAB, 8, constraints=c)
+        assert [w for w, _ in got] == best or [round(lp, 9) for _, lp in got] == [
+            round(math.log(name_prob(w)), 9) for w in best
+        ]
+        for w, lp in got:
+            assert lp == pytest.approx(math.log(name_prob(w)))
+
+
+def test_most_likely_excludes_and_orders():
+    got = most_likely(LOGP, VOCAB, 3, exclude={"a"})
+    assert "a" not in [w for w, _ in got]
+    lps = [lp for _, lp in got]
+    assert lps == sorted(lps, reverse=True)
+
+
+def test_novel_and_unique():
+    names = sample(
+        LOGP, VOCAB, 30, seed=0, exclude={"a", "b"}, unique=True, constraints=Constraints(max_len=4)
+    )
+    assert len(set(names)) == 30 and not {"a", "b"} & set(names)
+    with pytest.raises(BigramError, match="only 1 of 2 unique"):
+        sample(LOGP, VOCAB, 2, seed=0, unique=True, constraints=Constraints(start="ab", end="ba", max_len=3))
+
+
+@pytest.mark.parametrize(
+    ("c", "message"),
+    [
+        (Constraints(start="acc"), "'cc'"),  # a bigram of probability 0
+        (Constraints(end="cc"), "'cc'"),
+        (Constraints(start="x"), "'x'"),  # outside the vocabulary
+        (Constraints(min_len=5, max_len=3), "greater than --max-len"),
+        (Constraints(start="ab", end="cb", max_len=3), "shorter than"),
+    ],
+)
+def test_impossible_constraints_are_clear_errors(c, message):
+    with pytest.raises(BigramError, match=message):
+        sample(LOGP, VOCAB, 5, seed=0, constraints=c)
+
+
+def test_rare_constraint_on_names_txt(names):
+    from bigram.counts import count_bigrams
+    from bigram.models import count_log_probs
+
+    vocab = Vocab.from_names(names)
+    lp = count_log_probs(count_bigrams(names, vocab), 1.0)
+    got = sample(lp, vocab, 100, seed=0, constraints=Constraints(start="q", end="x", min_len=12))
+    assert len(got) == 100 and all(w[0] == "q" and w[-1] == "x" and len(w) >= 12 for w in got)
+
+
+def test_batched_sampling_reproduces_the_lecture_loop_distribution(names):
+    """Frequencies of first letters and lengths agree with the model's exact marginals."""
+    from bigram.counts import count_bigrams
+    from bigram.models import count_log_probs
+
+    vocab = Vocab.from_names(names)
+    lp = count_log_probs(count_bigrams(names, vocab), 1.0)
+    P = lp.exp()
+    got = sample(lp, vocab, N, seed=5)
+    first = Counter(w[0] for w in got)
+    p_first = P[0, 1:] / (1 - P[0, 0])  # names are never empty: condition on that
+    for i, ch in enumerate(vocab.chars):
+        p = float(p_first[i])
+        assert abs(first[ch] / N - p) <= 5 * math.sqrt(p * (1 - p) / N) + 1e-4
+
+
+def test_cli_sample_constraints_and_json(invoke, tmp_path, tiny_corpus):
+    out = tmp_path / "run"
+    assert invoke("train", "--data", tiny_corpus, "--out", out, "--model", "count", "-q").exit_code == 0
+    r = invoke("sample", out, "-n", 20, "--seed", 0, "--start", "a", "--end", "b", "--max-len", 4, "--json")
+    rows = json.loads(r.output)
+    assert len(rows) == 20 and all(x["name"].startswith("a") and x["name"].endswith("b") for x in rows)
+    assert all(x["nll"] == pytest.approx(-x["log_likelihood"] / (len(x["name"]) + 1)) for x in rows)
+    r = invoke("sample", out, "--most-likely", 3)
+    assert len(r.output.splitlines()) == 3
+    r = invoke("sample", out, "--start", "zz")
+    assert r.exit_code == 1 and r.output.startswith("error:")
+    r = invoke("sample", out, "-n", 2, "--novel", "--unique", "--seed", 0, "--max-len", 3)
+    assert r.exit_code == 0 and not set(r.output.split()) & {"ab", "b", "ba"}
