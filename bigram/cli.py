@@ -73,6 +73,13 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed of the split, W's init and minibatches.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     eval_every: Annotated[int | None, typer.Option(help="Log val NLL every this many steps.")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="auto, random (seeded permutation) or hash (by name; streams).")
+    ] = None,
+    normalize: Annotated[
+        str | None, typer.Option(help="Unicode normalization: NFC, NFD, NFKC, NFKD or none.")
+    ] = None,
+    lowercase: Annotated[bool | None, typer.Option("--lowercase/--keep-case", help="Fold case.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or hints.")] = False,
 ) -> None:
     """Train the count model and/or the one-hot neural model; log to TensorBoard."""
@@ -83,10 +90,13 @@ def train(
     overrides = dict(
         data=data, model=model, smoothing=smoothing, steps=steps, lr=lr, reg=reg,
         optimizer=optimizer, batch_size=batch_size, val_frac=val_frac, test_frac=test_frac,
-        seed=seed, device=device, eval_every=eval_every,
+        seed=seed, device=device, eval_every=eval_every, split=split, normalize=normalize,
+        lowercase=lowercase,
     )  # fmt: skip
     cfg = resolve(config, overrides)
     result = run_training(cfg, out=out, overwrite=overwrite, progress=not quiet and sys.stdout.isatty())
+    if result is None:  # a torchrun process other than rank 0: rank 0 reports
+        return
     typer.echo(f"run: {result.run_dir}")
     typer.echo(format_table(result.metrics))
     if not quiet:

@@ -15,6 +15,8 @@ MODELS = ("count", "neural", "both")
 OPTIMIZERS = ("sgd", "adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.1, "lbfgs": 1.0}  # sgd 50 is the lecture's
+SPLITS = ("auto", "random", "hash")
+NORMALIZATIONS = ("NFC", "NFD", "NFKC", "NFKD", "none")
 
 
 @dataclass
@@ -30,6 +32,9 @@ class TrainConfig:
     val_frac: float = 0.1
     test_frac: float = 0.1
     seed: int = 2147483647
+    split: str = "auto"  # random: seeded permutation (in memory); hash: by name (streams)
+    normalize: str = "NFC"
+    lowercase: bool = False
     device: str = "auto"
     eval_every: int = 10
 
@@ -66,7 +71,8 @@ def _toml_value(v: Any) -> str:
 
 
 _KEYS = [f.name for f in fields(TrainConfig)]
-_STR_KEYS = ("data", "model", "optimizer", "device")
+_STR_KEYS = ("data", "model", "optimizer", "device", "split", "normalize")
+_BOOL_KEYS = ("lowercase",)
 _INT_KEYS = ("steps", "batch_size", "seed", "eval_every")  # every other key is a number
 
 
@@ -105,7 +111,11 @@ def resolve(config_path: str | Path | None, overrides: dict[str, Any]) -> TrainC
 
 
 def _check_type(key: str, value: Any, where: str) -> None:
-    if key in _STR_KEYS:
+    if key in _BOOL_KEYS:
+        ok, kind = isinstance(value, bool), "true or false"
+        if ok:
+            return
+    elif key in _STR_KEYS:
         ok, kind = isinstance(value, str), "a string"
     elif key in _INT_KEYS:
         ok, kind = isinstance(value, int), "an integer"
@@ -123,6 +133,10 @@ def validate(cfg: TrainConfig) -> None:
         raise bad(f"model = {cfg.model!r}: choose one of {', '.join(MODELS)}")
     if cfg.optimizer not in OPTIMIZERS:
         raise bad(f"optimizer = {cfg.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    if cfg.split not in SPLITS:
+        raise bad(f"split = {cfg.split!r}: choose one of {', '.join(SPLITS)}")
+    if cfg.normalize not in NORMALIZATIONS:
+        raise bad(f"normalize = {cfg.normalize!r}: choose one of {', '.join(NORMALIZATIONS)}")
     if cfg.device not in DEVICES:
         raise bad(f"device = {cfg.device!r}: choose one of {', '.join(DEVICES)}")
     if cfg.smoothing < 0:

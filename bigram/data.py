@@ -11,14 +11,23 @@ from bigram.errors import BigramError
 SPLITS = ("train", "val", "test")
 
 
-def read_names(path: str | Path) -> list[str]:
-    """One name per line, UTF-8 (a BOM is accepted); surrounding whitespace stripped (so CRLF
-    works); blank lines skipped. Raises BigramError for anything that is not such a file."""
+def check_data_path(path: str | Path) -> Path:
+    """The path of an existing regular file, or a BigramError saying what is wrong."""
     p = Path(path)
     if not p.exists():
         raise BigramError(f"data file {p} does not exist: pass --data with a UTF-8 file, one name per line")
     if p.is_dir():
         raise BigramError(f"data path {p} is a directory: pass --data with a file, one name per line")
+    return p
+
+
+def read_names(path: str | Path, normalize: str | None = "NFC", lowercase: bool = False) -> list[str]:
+    """One name per line, UTF-8 (a BOM is accepted); Unicode-normalized (NFC unless told
+    otherwise), optionally lowercased; surrounding whitespace stripped (so CRLF works); blank
+    lines skipped. Raises BigramError for anything that is not such a file."""
+    from bigram.corpus import normalize_text
+
+    p = check_data_path(path)
     raw = p.read_bytes()
     if b"\x00" in raw:
         raise BigramError(
@@ -31,6 +40,7 @@ def read_names(path: str | Path) -> list[str]:
         raise BigramError(
             f"data file {p} is not valid UTF-8 at line {line} (byte {e.start}): re-save it as UTF-8"
         ) from None
+    text = normalize_text(text, normalize, lowercase)
     # split on "\n" only: str.splitlines() would also break names at \x1c, \x85, U+2028 and others
     names = [s for line in text.split("\n") if (s := line.strip())]
     if not names:

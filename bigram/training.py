@@ -13,8 +13,7 @@ from tqdm import tqdm
 
 from bigram import checkpoints
 from bigram.config import TrainConfig
-from bigram.counts import count_bigrams
-from bigram.data import SPLITS, read_names, split_names
+from bigram.corpus import default_world, load_counts
 from bigram.errors import BigramError
 from bigram.metrics import evaluate
 from bigram.models import NeuralBigram, count_log_probs
@@ -128,15 +127,27 @@ def train(
     out: str | Path | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
-) -> TrainResult:
-    """The whole path: read, split, count, fit, save, log. Returns the run directory and metrics."""
+) -> TrainResult | None:
+    """The whole path: read, split, count, fit, save, log. Returns the run directory and metrics
+    (None in the processes other than rank 0 under torchrun)."""
     if progress is None:
         progress = sys.stdout.isatty()
     device = resolve_device(cfg.device)
-    names = read_names(cfg.data)
-    vocab = Vocab.from_names(names)  # from the whole corpus, so every split is encodable
-    splits = split_names(names, cfg.val_frac, cfg.test_frac, cfg.seed)
-    counts = {s: count_bigrams(splits[s], vocab) for s in SPLITS if splits[s]}
+    rank, world = default_world()
+    group = None
+    if world > 1:  # under torchrun: every process counts its byte range, counts are summed
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        group = dist.group.WORLD
+    try:
+        corpus = load_counts(cfg, progress=progress and rank == 0, rank=rank, world=world, group=group)
+    finally:
+        if group is not None:
+            dist.destroy_process_group()
+    if rank != 0:
+        return None  # only rank 0 trains and writes the run directory
+    vocab, counts = corpus.vocab, corpus.counts
 
     run = create_run_dir(out, overwrite)
     (run / "config.toml").write_text(cfg.to_toml(), encoding="utf-8")

@@ -1,0 +1,122 @@
+"""Generate synthetic names corpora for the scale benchmarks (deterministic by --seed).
+
+    python scripts/make_corpus.py multilingual --out /tmp/multi.txt            # ~700k names, ~4,000 chars
+    python scripts/make_corpus.py names --out /tmp/big.txt --size-mb 512        # names.txt-like, 512 MB
+
+multilingual: Latin with diacritics (some names with a space inside), Cyrillic, Greek, Arabic,
+Devanagari, Hangul and CJK, each script drawn from its own random sparse bigram table.
+names: drawn from the count model of data/names.txt.
+--size-mb repeats the generated names until the file reaches that size (for streaming tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bigram.sampling import sample  # noqa: E402
+from bigram.vocab import Vocab  # noqa: E402
+
+
+def _range(a: int, b: int) -> list[str]:
+    return [chr(c) for c in range(a, b + 1) if chr(c).isprintable() and not chr(c).isspace()]
+
+
+def scripts(g: torch.Generator) -> list[tuple[str, list[str], float, float, float]]:
+    """(name, alphabet, share of names, P(end), P(space)) for each script."""
+
+    def pick(a: int, b: int, k: int) -> list[str]:
+        pool = _range(a, b)
+        idx = torch.randperm(len(pool), generator=g)[:k].sort().values
+        return [pool[i] for i in idx.tolist()]
+
+    latin = _range(0x41, 0x5A) + _range(0x61, 0x7A) + _range(0xC0, 0x17F)
+    latin = [c for c in latin if c not in "×÷"]
+    return [
+        ("latin", latin, 0.40, 0.16, 0.02),
+        ("cyrillic", _range(0x400, 0x45F), 0.15, 0.16, 0.0),
+        ("greek", _range(0x386, 0x3CE), 0.05, 0.18, 0.0),
+        ("arabic", _range(0x621, 0x64A), 0.05, 0.2, 0.0),
+        ("devanagari", _range(0x905, 0x939), 0.05, 0.2, 0.0),
+        ("hangul", pick(0xAC00, 0xD7A3, 1700), 0.15, 0.38, 0.05),
+        ("cjk", pick(0x4E00, 0x9FFF, 1700), 0.15, 0.40, 0.0),
+    ]
+
+
+def script_table(
+    alphabet: list[str], p_end: float, p_space: float, g: torch.Generator
+) -> tuple[Vocab, torch.Tensor]:
+    """A random sparse bigram table over the alphabet (+ a space inside names if p_space > 0)."""
+    chars = sorted(set(alphabet) | ({" "} if p_space else set()))
+    vocab = Vocab(tuple(chars))
+    V = vocab.size
+    k = min(V - 1, 24)  # successors per character
+    P = torch.zeros(V, V, dtype=torch.float64)
+    for row in range(V):
+        succ = torch.randperm(V - 1, generator=g)[:k] + 1
+        w = torch.empty(k, dtype=torch.float64).exponential_(generator=g)
+        P[row, succ] = w
+    P[0] = torch.rand(V, generator=g, dtype=torch.float64) + 0.05  # any character can start a name
+    P[0, 0] = 0
+    P[1:, 0] = 0
+    P[1:] = P[1:] / P[1:].sum(1, keepdim=True) * (1 - p_end)
+    P[1:, 0] = p_end
+    if p_space:
+        sp = vocab.id(" ")
+        P[0, sp] = 0  # a space never starts or ends a name, nor follows a space
+        P[sp, 0] = 0
+        P[sp, sp] = 0
+        P[1:, sp] = torch.where(torch.arange(1, V) == sp, 0.0, p_space)
+    P = P / P.sum(1, keepdim=True)
+    return vocab, P.log()
+
+
+def multilingual(n: int, seed: int) -> list[str]:
+    g = torch.Generator().manual_seed(seed)
+    out: list[str] = []
+    for i, (_, alphabet, share, p_end, p_space) in enumerate(scripts(g)):
+        vocab, lp = script_table(alphabet, p_end, p_space, g)
+        out += sample(lp, vocab, round(n * share), seed=seed + i)
+    perm = torch.randperm(len(out), generator=g).tolist()
+    return [out[i] for i in perm]
+
+
+def names_like(n: int, seed: int) -> list[str]:
+    from bigram.counts import count_bigrams
+    from bigram.data import read_names
+    from bigram.models import count_log_probs
+
+    names = read_names(ROOT / "data" / "names.txt")
+    vocab = Vocab.from_names(names)
+    return sample(count_log_probs(count_bigrams(names, vocab), 1.0), vocab, n, seed=seed)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("kind", choices=["multilingual", "names"])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--names", type=int, default=700_000, help="distinct draws (default 700,000)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size-mb", type=float, default=0, help="repeat the names up to this size")
+    args = ap.parse_args()
+    names = (multilingual if args.kind == "multilingual" else names_like)(args.names, args.seed)
+    block = ("\n".join(names) + "\n").encode("utf-8")
+    repeats = max(1, int(args.size_mb * 2**20 // len(block)) + (1 if args.size_mb else 0))
+    with args.out.open("wb") as f:
+        for _ in range(repeats):
+            f.write(block)
+    chars = len(set("".join(names)))
+    print(
+        f"{args.out}: {len(names) * repeats:,} names, {chars:,} distinct characters, "
+        f"{len(block) * repeats / 2**20:,.1f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()

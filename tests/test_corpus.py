@@ -1,0 +1,121 @@
+"""Streaming counts: equal to the in-memory path and to a plain count, chunking-independent."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import bigram.corpus as corpus
+from bigram.config import TrainConfig
+from bigram.corpus import byte_range, count_file, load_counts, split_of
+from bigram.counts import count_bigrams
+from bigram.data import read_names
+from bigram.errors import BigramError
+from bigram.vocab import Vocab
+from tests.conftest import NAMES, plain_counts
+
+
+def dense(names: list[str], vocab: Vocab) -> torch.Tensor:
+    """Counts of the names by the plain-Python loop, laid out in the vocabulary's order."""
+    N = torch.zeros(vocab.size, vocab.size, dtype=torch.long)
+    for (a, b), n in plain_counts(names).items():
+        N[0 if a is None else vocab.id(a), 0 if b is None else vocab.id(b)] = n
+    return N
+
+
+def test_streaming_equals_plain_count(names):
+    r = count_file(NAMES, seed=1, val_frac=0, test_frac=0)
+    assert r.names == {"train": len(names), "val": 0, "test": 0}
+    assert set(r.counts) == {"train"}
+    assert r.vocab == Vocab.from_names(names)
+    assert torch.equal(r.counts["train"], dense(names, r.vocab))
+
+
+def test_streaming_is_independent_of_chunking_and_byte_ranges(monkeypatch, names):
+    whole = count_file(NAMES, seed=5, val_frac=0.1, test_frac=0.1)
+    original = corpus.iter_chunks
+    monkeypatch.setattr(corpus, "iter_chunks", lambda p, s, e: original(p, s, e, chunk_bytes=997))
+    small = count_file(NAMES, seed=5, val_frac=0.1, test_frac=0.1)
+    assert small.names == whole.names
+    for s in whole.counts:
+        assert torch.equal(small.counts[s], whole.counts[s])
+    # three "processes" each reading their byte range add up to the whole
+    parts = [count_file(NAMES, seed=5, val_frac=0.1, test_frac=0.1, rank=r, world=3) for r in range(3)]
+    for s in whole.counts:
+        total = torch.zeros_like(whole.counts[s])
+        for part in parts:
+            idx = torch.tensor([0] + [whole.vocab.id(c) for c in part.vocab.chars])
+            total[idx[:, None], idx[None, :]] += part.counts[s]
+        assert torch.equal(total, whole.counts[s])
+
+
+def test_byte_ranges_start_at_lines(tmp_path):
+    p = tmp_path / "n.txt"
+    p.write_bytes(b"anna\nbob\ncarla\ndave\n")
+    ranges = [byte_range(p, r, 3) for r in range(3)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == p.stat().st_size
+    data = p.read_bytes()
+    for (s, e), (s2, _) in itertools.pairwise(ranges):
+        assert e == s2 and (s == 0 or data[s - 1 : s] == b"\n")
+    assert b"".join(data[s:e] for s, e in ranges) == data
+
+
+def test_hash_split_is_by_name_seeded_and_close_to_the_fractions(names):
+    r = count_file(NAMES, seed=3, val_frac=0.2, test_frac=0.1)
+    n = len(names)
+    distinct = len(set(names))
+    # each distinct name lands in one split; fractions within 5 standard errors over distinct names
+    for split, frac in (("val", 0.2), ("test", 0.1)):
+        assert abs(r.names[split] / n - frac) < 5 * (frac * (1 - frac) / distinct) ** 0.5 + 0.01
+    other = count_file(NAMES, seed=4, val_frac=0.2, test_frac=0.1)
+    assert other.names != r.names
+
+
+def test_split_of_same_name_same_split_wherever_it_is():
+    text = "\nemma\nolivia\nemma\nava\nemma\n"
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.int32).copy()
+    nl = np.flatnonzero(cps == 10)
+    labels = split_of(cps, nl, seed=11, val_frac=0.3, test_frac=0.3)
+    assert labels[0] == labels[2] == labels[4]
+    assert set(labels.tolist()) <= {0, 1, 2}
+
+
+def test_streaming_cleans_like_read_names(tmp_path):
+    p = tmp_path / "messy.txt"
+    lines = ["\ufeffemma  ", "", "  olivia\t", "a b", "\u00a0zoë\u3000", "   ", "e\u0301mile", "x"]
+    p.write_bytes("\r\n".join(lines).encode())
+    names = read_names(p)
+    assert names == ["emma", "olivia", "a b", "zoë", "émile", "x"]  # NFC: e + ◌́ → é
+    r = count_file(p, seed=0, val_frac=0, test_frac=0)
+    assert r.vocab == Vocab.from_names(names)
+    assert torch.equal(r.counts["train"], dense(names, r.vocab))
+
+
+def test_streaming_errors(tmp_path, monkeypatch):
+    p = tmp_path / "bad.txt"
+    p.write_bytes(b"anna\n" * 300 + b"b\xffd\n" + b"carl\n")
+    monkeypatch.setattr(corpus, "CHUNK_BYTES", 64)  # the bad byte is many chunks in
+    with pytest.raises(BigramError, match="line 301"):
+        count_file(p, seed=0, val_frac=0, test_frac=0)
+    p.write_bytes(b"anna\n\x00\x01\n")
+    with pytest.raises(BigramError, match="NUL"):
+        count_file(p, seed=0, val_frac=0, test_frac=0)
+    p.write_bytes(b"\n \n\r\n")
+    with pytest.raises(BigramError, match="no names"):
+        count_file(p, seed=0, val_frac=0, test_frac=0)
+
+
+def test_load_counts_methods(names):
+    random = load_counts(TrainConfig(data=str(NAMES), split="random"))
+    auto = load_counts(TrainConfig(data=str(NAMES)))  # a small file: random
+    hashed = load_counts(TrainConfig(data=str(NAMES), split="hash"))
+    assert random.names == auto.names == {"train": 25627, "val": 3203, "test": 3203}
+    assert hashed.names != random.names and sum(hashed.names.values()) == len(names)
+    assert torch.equal(
+        sum(random.counts.values()), sum(hashed.counts.values())
+    )  # the same bigrams, split differently
+    vocab = Vocab.from_names(names)
+    assert torch.equal(sum(hashed.counts.values()), count_bigrams(names, vocab))
