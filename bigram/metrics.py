@@ -17,9 +17,9 @@ from bigram.vocab import BOUNDARY_ID, Vocab
 
 def log_likelihood(log_probs: torch.Tensor, counts: torch.Tensor) -> float:
     """Σ_ij N_ij log P_ij in float64; a counted bigram of probability 0 makes it −inf."""
-    lp = log_probs.to(torch.float64)
-    n = counts.to(device=lp.device, dtype=torch.float64)
-    return float(torch.where(n > 0, n * lp, 0.0).sum())
+    counts = counts.to(log_probs.device)
+    seen = counts > 0  # only counted bigrams contribute: a big vocabulary's matrix is mostly zeros
+    return float((counts[seen].to(torch.float64) * log_probs[seen].to(torch.float64)).sum())
 
 
 def summarize(log_lik: float, bigrams: int) -> dict[str, float | int]:

@@ -213,7 +213,12 @@ def _flat_cdf(w: torch.Tensor) -> torch.Tensor:
 
 
 def _walk(plan: Plan, n: int, g: torch.Generator) -> torch.Tensor:
-    """n middles drawn together: an (n, L) id matrix, 0 after each middle's end."""
+    """n middles drawn together: an (n, L) id matrix, 0 after each middle's end.
+
+    Each step draws all unfinished names' next characters at once: while fewer names than
+    characters are left, from their own rows (names × V); otherwise with one searchsorted into
+    the step's cumulative table laid end to end (V², shared by all names, reused while the
+    weights stay the same)."""
     V = plan.V
     cur = torch.full((n,), plan.u, dtype=torch.long)
     alive = torch.arange(n)
@@ -223,17 +228,24 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> torch.Tensor:
         if len(alive) == 0:
             break
         w = plan.step_weights(j)
-        if w is not cdf_key:
-            cdf_key, flat = w, _flat_cdf(w)
         u = torch.rand(len(alive), generator=g, dtype=torch.float64).clamp_(max=1 - 1e-12)
-        nxt = torch.searchsorted(flat, cur + u, right=True) - cur * V
+        if len(alive) < V and w is not cdf_key:
+            rows = w[cur]
+            cdf = rows.cumsum(1)
+            nxt = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1).clamp_(max=V - 1)
+        else:
+            if w is not cdf_key:
+                cdf_key, flat = w, _flat_cdf(w)
+            nxt = torch.searchsorted(flat, cur + u, right=True) - cur * V
         col = torch.zeros(n, dtype=torch.long)
         col[alive] = nxt
         columns.append(col)
         going = nxt != BOUNDARY_ID
         alive, cur = alive[going], nxt[going]
     else:
-        raise BigramError(f"sampling did not end within {MAX_STEPS} characters: the model never ends names")
+        raise BigramError(
+            f"sampling did not end within {MAX_STEPS} characters: the model rarely ends names; pass --max-len"
+        )
     return torch.stack(columns, 1) if columns else torch.zeros(n, 0, dtype=torch.long)
 
 

@@ -18,10 +18,12 @@ from bigram.errors import BigramError
 from bigram.metrics import evaluate
 from bigram.models import NeuralBigram, count_log_probs
 from bigram.runs import create_run_dir
-from bigram.sampling import sample
+from bigram.sampling import Constraints, sample
 from bigram.vocab import Vocab
 
 N_TB_SAMPLES = 10  # names written to TensorBoard per model
+TB_MAX_LEN = 40  # their length cap
+TB_IMAGE_TOKENS = 64  # a larger vocabulary shows its most frequent characters
 
 
 @dataclass
@@ -185,21 +187,32 @@ def train(
         for kind, lp in tables.items():
             metrics[kind] = {s: evaluate(lp, c) for s, c in counts.items()}
         (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        log_summary(writer, cfg, vocab, tables, metrics)
+        log_summary(writer, cfg, vocab, tables, metrics, counts["train"])
     finally:
         writer.close()
     return TrainResult(run, metrics, vocab)
 
 
-def log_summary(writer, cfg: TrainConfig, vocab: Vocab, tables: dict, metrics: dict) -> None:
+def top_tokens(counts: torch.Tensor, k: int) -> torch.Tensor:
+    """Ids of the k most frequent tokens (the boundary always first), in vocabulary order."""
+    if counts.shape[0] <= k:
+        return torch.arange(counts.shape[0])
+    freq = counts.sum(1).double()
+    freq[0] = math.inf
+    return freq.topk(k).indices.sort().values
+
+
+def log_summary(writer, cfg: TrainConfig, vocab: Vocab, tables: dict, metrics: dict, counts_train) -> None:
     """End-of-run TensorBoard entries: probability images, sampled names, hparams."""
     from torch.utils.tensorboard.summary import hparams
 
     step = cfg.steps if cfg.trains_neural else 0
+    show = top_tokens(counts_train, TB_IMAGE_TOKENS)
     for kind, lp in tables.items():
-        p = lp.exp().float()
+        p = lp[show][:, show].exp().float()  # the most frequent characters of a big vocabulary
         writer.add_image(f"probs/{kind}", (p / p.max()).unsqueeze(0), step, dataformats="CHW")
-        names = sample(lp, vocab, N_TB_SAMPLES, seed=cfg.seed)
+        # capped: an undertrained model over thousands of characters rarely ends a name
+        names = sample(lp, vocab, N_TB_SAMPLES, seed=cfg.seed, constraints=Constraints(max_len=TB_MAX_LEN))
         # four-space indent: a Markdown code block, so names show verbatim
         writer.add_text(f"samples/{kind}", "\n".join("    " + n for n in names), step)
     hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in cfg.to_dict().items()}
