@@ -70,3 +70,22 @@ class NeuralBigram(nn.Module):
         nll = -(counts * self.log_probs()).sum() / counts.sum()
         r = self.reg_term(reg)
         return nll + r, nll, r
+
+    @torch.no_grad()
+    def loss_and_grad_from_counts(
+        self, counts: torch.Tensor, reg: float, total: float | None = None
+    ) -> tuple[float, float, float, torch.Tensor]:
+        """(loss, nll, reg term, dloss/dW) of loss_from_counts, with the gradient in closed form:
+
+            d NLL / d W_ij = (P_ij · r_i − N_ij) / Σ N,   P = softmax(W) by rows, r_i = Σ_j N_ij
+            d reg·mean(W²) / d W = 2 · reg · W / V²
+
+        ("predicted minus observed": softmax cross-entropy's gradient is P − one_hot(y), summed
+        over the examples). Same numbers as autograd (tested), without its per-op overhead."""
+        total = float(counts.sum()) if total is None else total
+        logp = self.log_probs()
+        nll = -float(torch.vdot(counts.flatten(), logp.flatten())) / total
+        r = reg * float(torch.vdot(self.W.flatten(), self.W.flatten())) / self.W.numel()
+        grad = logp.exp_().mul_(counts.sum(1, keepdim=True)).sub_(counts).div_(total)
+        grad.add_(self.W, alpha=2 * reg / self.W.numel())
+        return nll + r, nll, r, grad

@@ -42,6 +42,15 @@ def create_run_dir(out: str | Path | None, overwrite: bool = False, root: Path =
             except FileExistsError:
                 continue
         raise BigramError(f"could not create a new run directory under {root}")
+    path = check_out(out, overwrite)
+    if path.exists() and overwrite:
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_out(out: str | Path, overwrite: bool) -> Path:
+    """Refuse an --out that would replace something without --overwrite (or that is not a run)."""
     path = Path(out)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         if not overwrite:
@@ -51,8 +60,6 @@ def create_run_dir(out: str | Path | None, overwrite: bool = False, root: Path =
             )
         if not (path / "config.toml").is_file():
             raise BigramError(f"--out {path} is not a bigram run directory: refusing to replace it")
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 

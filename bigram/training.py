@@ -17,7 +17,7 @@ from bigram.corpus import default_world, load_counts
 from bigram.errors import BigramError
 from bigram.metrics import evaluate
 from bigram.models import NeuralBigram, count_log_probs
-from bigram.runs import create_run_dir
+from bigram.runs import check_out, create_run_dir
 from bigram.sampling import Constraints, sample
 from bigram.vocab import Vocab
 
@@ -61,7 +61,7 @@ def fit_neural(
 ) -> tuple[NeuralBigram, torch.optim.Optimizer]:
     """Train W to minimize mean NLL over the training bigrams + reg · mean(W²).
 
-    Full batch: the loss comes from the training count matrix in O(V²) per step.
+    Full batch: loss and gradient come from the training count matrix in O(V²) per step.
     --batch-size N: each step draws N training bigrams at random (with replacement, i.e. from
     the counts' distribution) and runs the literal one-hot forward on them.
     Step k logs the loss of the forward pass *before* the k-th update."""
@@ -75,17 +75,19 @@ def fit_neural(
     count_lp = count_log_probs(counts["train"], cfg.smoothing)
     reference = {s: evaluate(count_lp, c)["nll"] for s, c in counts.items()}
 
+    total = float(train.sum())
     parts: list[tuple[float, float, float]] = []  # (loss, nll, reg) of each evaluation in a step
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        if cfg.batch_size:
+    def closure() -> float:
+        if cfg.batch_size:  # autograd through the literal one-hot forward
+            opt.zero_grad(set_to_none=True)
             idx = torch.multinomial(flat, cfg.batch_size, replacement=True, generator=gen)
-            loss, nll, reg = model.loss(idx // V, idx % V, cfg.reg)
-        else:
-            loss, nll, reg = model.loss_from_counts(train, cfg.reg)
-        loss.backward()
-        parts.append((loss.item(), nll.item(), reg.item()))
+            loss_t, nll_t, reg_t = model.loss(idx // V, idx % V, cfg.reg)
+            loss_t.backward()
+            loss, nll, reg = loss_t.item(), nll_t.item(), reg_t.item()
+        else:  # the same objective over all bigrams from the counts, gradient in closed form
+            loss, nll, reg, model.W.grad = model.loss_and_grad_from_counts(train, cfg.reg, total)
+        parts.append((loss, nll, reg))
         return loss
 
     bar = tqdm(range(cfg.steps), desc="neural", unit="step", disable=not progress, leave=False)
@@ -135,6 +137,8 @@ def train(
     if progress is None:
         progress = sys.stdout.isatty()
     device = resolve_device(cfg.device)
+    if out is not None:
+        check_out(out, overwrite)  # fail before the counting, not after
     rank, world = default_world()
     group = None
     if world > 1:  # under torchrun: every process counts its byte range, counts are summed

@@ -122,12 +122,12 @@ def bench(data: Path, quick: bool) -> list[dict]:
     Nf = N.float()
     opt = torch.optim.SGD(model.parameters(), lr=50)
 
-    def our_step() -> float:
-        opt.zero_grad(set_to_none=True)
-        loss = model.loss_from_counts(Nf, 0.01)[0]
-        loss.backward()
+    total = float(Nf.sum())
+
+    def our_step() -> float:  # what fit_neural does for a full-batch step
+        loss, _, _, model.W.grad = model.loss_and_grad_from_counts(Nf, 0.01, total)
         opt.step()
-        return loss.item()
+        return loss
 
     our_step()
     t_our = min(_timed(our_step) for _ in range(rep * 20))
@@ -193,6 +193,79 @@ def bench(data: Path, quick: bool) -> list[dict]:
             note="exact conditioning; rejection would need ~1/P(constraints) draws per name",
         )
     )
+    return rows
+
+
+def _child(code: str) -> tuple[float, int, str]:
+    """Run Python code in a fresh process: (wall seconds, its peak RSS in bytes, its stdout)."""
+    import subprocess
+
+    wrapped = (
+        "import atexit, resource, sys\n"
+        "atexit.register(lambda: print('PEAK_RSS_KB', [int(x.split()[1]) for x in open('/proc/self/status')"
+        " if x.startswith('VmHWM')][0], file=sys.stderr))\n" + code
+    )
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True, cwd=ROOT, check=False)
+    wall = time.perf_counter() - t
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-2000:])
+    rss = int(r.stderr.split("PEAK_RSS_KB")[-1].split()[0]) * 1024
+    return wall, rss, r.stdout
+
+
+def bench_scale(tmp: Path) -> list[dict]:
+    """The large-vocabulary and large-corpus runs, each in its own process."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_corpus import multilingual, names_like
+
+    rows = []
+    multi = tmp / "multilingual.txt"
+    names = multilingual(700_000, seed=0)
+    multi.write_text("\n".join(names) + "\n", encoding="utf-8")
+    V = len(set("".join(names))) + 1
+    args = ["train", "--data", str(multi), "--out", str(tmp / "run-multi"), "-q"]
+    wall, rss, _ = _child(f"sys.argv = ['bigram', *{args!r}]\nfrom bigram.cli import main\nmain()")
+    rows.append(
+        dict(
+            task=f"train count + neural (100 steps), 700k names, V = {V:,}, default splits",
+            ref_s=math.nan,
+            ours_s=wall,
+            note=f"whole `bigram train` command; peak RSS {rss / 2**30:.2f} GiB (targets: 60 s, 2 GB)",
+        )
+    )
+
+    big = tmp / "big.txt"
+    block = ("\n".join(names_like(2_000_000, seed=0)) + "\n").encode()
+    with big.open("wb") as f:
+        for _ in range(512 * 2**20 // len(block) + 1):
+            f.write(block)
+    size = big.stat().st_size
+    code = (
+        "import time\nfrom bigram.corpus import count_file\nt = time.perf_counter()\n"
+        f"count_file({str(big)!r}, seed=1, val_frac=0.1, test_frac=0.1)\nprint(time.perf_counter() - t)"
+    )
+    _, rss, out = _child(code)
+    t = float(out.split()[-1])
+    rows.append(
+        dict(
+            task=f"stream + count a {size / 2**20:,.0f} MiB corpus (hash split)",
+            ref_s=math.nan,
+            ours_s=t,
+            note=f"{size / 1e6 / t:,.0f} MB/s; peak RSS {rss / 2**20:,.0f} MiB (targets: 50 MB/s, 600 MB)",
+        )
+    )
+    args = ["train", "--data", str(big), "--model", "count", "--out", str(tmp / "run-big"), "-q"]
+    wall, rss, _ = _child(f"sys.argv = ['bigram', *{args!r}]\nfrom bigram.cli import main\nmain()")
+    rows.append(
+        dict(
+            task=f"`bigram train --model count` on the {size / 2**20:,.0f} MiB corpus",
+            ref_s=math.nan,
+            ours_s=wall,
+            note=f"whole command (start-up, counting, checkpoints, logs); peak RSS {rss / 2**20:,.0f} MiB",
+        )
+    )
+    big.unlink()
     return rows
 
 
@@ -263,10 +336,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "names.txt")
     ap.add_argument("--json", action="store_true", help="print JSON")
-    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions, no scale runs")
     args = ap.parse_args()
     torch.manual_seed(0)
     rows = bench(args.data, args.quick)
+    if not args.quick:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += bench_scale(Path(tmp))
     for r in rows:
         r["ratio"] = r["ref_s"] / r["ours_s"] if r["ours_s"] and not math.isnan(r["ref_s"]) else None
     machine = (

@@ -51,6 +51,11 @@ def test_full_batch_loss_and_gradient_equal_one_hot(names):
 
     assert abs(loss_a.item() - loss_b.item()) / loss_b.item() <= 1e-5
     assert rel(a.W.grad, b.W.grad) <= 1e-5
+    # the closed-form gradient the full-batch trainer uses: (softmax(W)·r − N)/ΣN + 2·reg·W/V²
+    c = NeuralBigram(27, seed=2147483647)
+    loss_c, _, _, grad_c = c.loss_and_grad_from_counts(N, reg=0.01)
+    assert abs(loss_c - loss_b.item()) / loss_b.item() <= 1e-5
+    assert rel(grad_c, b.W.grad) <= 1e-5
     assert loss_b.item() == pytest.approx(3.768619, abs=5e-5)  # the lecture's first loss
 
 
