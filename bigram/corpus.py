@@ -134,8 +134,10 @@ def split_of(cps: np.ndarray, nl: np.ndarray, seed: int, val_frac: float, test_f
     those "\\n". The hash mixes the name's length, first and last characters and the (wrapping)
     sum of its code points, then a 64-bit finalizer; names equal in all four share a split."""
     starts, ends = nl[:-1] + 1, nl[1:]
-    cum = torch.from_numpy(cps).cumsum(0).numpy()  # int64; 3x faster than numpy's cumsum here
-    total = (cum[nl[1:]] - cum[nl[:-1]]).astype(np.uint64)  # each name's code-point sum (+ its "\n")
+    # each name's code-point sum (+ its "\n"), wrapping at 32 bits: differences of a wrapped
+    # cumulative sum are exact modulo 2^32, whatever the chunk (torch's cumsum: 3x numpy's here)
+    cum = torch.from_numpy(cps).cumsum(0, dtype=torch.int32).numpy()
+    total = (cum[nl[1:]] - cum[nl[:-1]]).view(np.uint32).astype(np.uint64)
     h = total * np.uint64(0x9E3779B97F4A7C15)
     h ^= cps[starts].astype(np.uint64) << np.uint64(21)
     h ^= cps[ends - 1].astype(np.uint64) << np.uint64(42)
@@ -169,10 +171,7 @@ class StreamCounter:
         only the vocabulary lookup and the accumulation hold the lock."""
         if not text:
             return
-        body = text.encode("utf-32-le")
-        cps = np.empty(len(body) // 4 + 2, dtype=np.int32)
-        cps[0] = cps[-1] = _NL
-        cps[1:-1] = np.frombuffer(body, dtype=np.int32)
+        cps = np.frombuffer(bytearray(("\n" + text + "\n").encode("utf-32-le")), dtype=np.int32)  # writable
         with self.lock:
             ids = self.lut[cps]
             if (ids < 0).any():
@@ -183,9 +182,9 @@ class StreamCounter:
         labels = split_of(cps, nl, self.seed, self.val_frac, self.test_frac)
         per_bigram = np.repeat(labels, np.diff(nl))  # each name's bigrams go to its split
         while True:
-            keys = ids[:-1] * cap
+            keys = per_bigram * (cap * cap)  # in place from here: one chunk-sized array
             keys += ids[1:]
-            keys += per_bigram * (cap * cap)
+            keys += ids[:-1] * cap
             with self.lock:
                 if cap != self.cap:  # another thread grew the matrices meanwhile: ids still hold
                     cap = self.cap
@@ -195,7 +194,7 @@ class StreamCounter:
                     self.acc = self.acc.long()  # a bigram could pass 2^31 occurrences
                 self.total += len(keys)
                 k = torch.from_numpy(keys)
-                self.acc.index_add_(0, k, torch.ones(len(k), dtype=self.acc.dtype))
+                self.acc.index_add_(0, k, torch.ones(1, dtype=self.acc.dtype).expand(len(k)))
                 return
 
     def _grow(self, new: np.ndarray) -> None:
@@ -307,10 +306,22 @@ def count_file(
             future.result()
             bar.update(done)
     bar.close()
+    _release_freed_memory()
     result = counter.result(group)
     if not any(result.names.values()):
         raise BigramError(f"data file {p} has no names (it is empty or only blank lines)")
     return result
+
+
+def _release_freed_memory() -> None:
+    """Hand the chunks' freed heap back to the OS (glibc keeps it per thread arena), so that
+    what runs after the counting does not stack on top of it. A no-op elsewhere."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _bad_utf8_line(path: Path, chunk_start: int) -> int:
