@@ -38,8 +38,12 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except BigramError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(1) from None
+            code = getattr(e, "exit_code", 1)  # 130 for a run stopped by Ctrl-C, as shells expect
+            typer.echo(f"{'interrupted' if code == 130 else 'error'}: {e}", err=True)
+            raise typer.Exit(code) from None
+        except KeyboardInterrupt:  # outside the training loop (reading, counting): nothing half-written
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -81,10 +85,15 @@ def train(
     ] = None,
     lowercase: Annotated[bool | None, typer.Option("--lowercase/--keep-case", help="Fold case.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or hints.")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue this run's neural model (to --steps TOTAL) where it stopped."),
+    ] = None,
 ) -> None:
     """Train the count model and/or the one-hot neural model; log to TensorBoard."""
     from bigram.config import resolve
     from bigram.metrics import format_table
+    from bigram.training import resume as resume_training
     from bigram.training import train as run_training
 
     overrides = dict(
@@ -93,8 +102,16 @@ def train(
         seed=seed, device=device, eval_every=eval_every, split=split, normalize=normalize,
         lowercase=lowercase,
     )  # fmt: skip
-    cfg = resolve(config, overrides)
-    result = run_training(cfg, out=out, overwrite=overwrite, progress=not quiet and sys.stdout.isatty())
+    progress = not quiet and sys.stdout.isatty()
+    if resume is not None:
+        given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None and k != "steps"]
+        given += [flag for flag, v in (("--config", config), ("--out", out)) if v is not None]
+        if given:
+            only = f"only --steps may be given (not {', '.join(given)})"
+            raise BigramError(f"--resume continues {resume} with its own config: {only}")
+        result = resume_training(resume, steps=steps, progress=progress)
+    else:
+        result = run_training(resolve(config, overrides), out=out, overwrite=overwrite, progress=progress)
     if result is None:  # a torchrun process other than rank 0: rank 0 reports
         return
     typer.echo(f"run: {result.run_dir}")

@@ -95,6 +95,17 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def resolve_dict(values: dict[str, Any], where: str) -> TrainConfig:
+    """A TrainConfig from a dict of keys (a run's config.toml), checked like a config file."""
+    for key, value in values.items():
+        if key not in _KEYS:
+            raise BigramError(f"unknown key {key!r} in {where}")
+        _check_type(key, value, where)
+    cfg = TrainConfig(**values)
+    validate(cfg)
+    return cfg
+
+
 def resolve(config_path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
     """Defaults, then the config file, then the flags that were given (None = not given)."""
     values: dict[str, Any] = {}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +53,54 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
 
 
+@dataclass
+class Fit:
+    """The outcome of fit_neural: the model, its optimizer and minibatch generator, how many
+    updates W has had, and why training stopped early (None, "interrupted" or "diverged")."""
+
+    model: NeuralBigram
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    step: int
+    stopped: str | None = None
+    bad_loss: float = math.nan
+
+    def checkpoint(self, cfg: TrainConfig, vocab: Vocab) -> dict:
+        """Everything --resume needs to continue exactly where this stopped."""
+        keep_state = self.stopped != "diverged"  # the optimizer had moved past the kept weights
+        return {
+            "kind": "neural",
+            "chars": list(vocab.chars),
+            "W": self.model.W.detach().cpu(),
+            "step": self.step,
+            "optimizer": cfg.optimizer,
+            "optimizer_state": self.optimizer.state_dict() if keep_state else None,
+            "generator_state": self.generator.get_state(),
+        }
+
+
+class _StopOnCtrlC:
+    """While active, Ctrl-C sets a flag that the loop checks between steps, so an interrupted
+    run stops after a whole update; a second Ctrl-C interrupts at once, as usual."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = None
+
+    def __enter__(self) -> _StopOnCtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
 def fit_neural(
     cfg: TrainConfig,
     counts: dict[str, torch.Tensor],
@@ -58,18 +108,31 @@ def fit_neural(
     device: torch.device,
     writer=None,
     progress: bool = False,
-) -> tuple[NeuralBigram, torch.optim.Optimizer]:
-    """Train W to minimize mean NLL over the training bigrams + reg · mean(W²).
+    resume: dict | None = None,
+) -> Fit:
+    """Train W to minimize mean NLL over the training bigrams + reg · mean(W²), from a fresh
+    init or from a checkpoint (`resume`), up to cfg.steps updates in all.
 
     Full batch: loss and gradient come from the training count matrix in O(V²) per step.
     --batch-size N: each step draws N training bigrams at random (with replacement, i.e. from
     the counts' distribution) and runs the literal one-hot forward on them.
-    Step k logs the loss of the forward pass *before* the k-th update."""
+    Step k logs the loss of the forward pass *before* the k-th update, so a resumed run's steps
+    continue the interrupted run's without repeating one.
+    Stops early on Ctrl-C (after a whole update) or at the first non-finite loss (keeping the
+    last weights whose loss was finite)."""
     train = counts["train"].to(device=device, dtype=torch.float32)
     V = train.shape[0]
     model = NeuralBigram(V, seed=cfg.seed).to(device)
     opt = make_optimizer(cfg, model.parameters())
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    start = 0
+    if resume is not None:
+        with torch.no_grad():
+            model.W.copy_(resume["W"])
+        if resume.get("optimizer_state") is not None:
+            opt.load_state_dict(resume["optimizer_state"])
+        gen.set_state(resume["generator_state"])
+        start = int(resume["step"])
     flat = train.flatten()
     # the count model's NLL on each split: what the neural model is heading for
     count_lp = count_log_probs(counts["train"], cfg.smoothing)
@@ -90,29 +153,44 @@ def fit_neural(
         parts.append((loss, nll, reg))
         return loss
 
-    bar = tqdm(range(cfg.steps), desc="neural", unit="step", disable=not progress, leave=False)
-    for step in bar:
-        if writer is not None and step % cfg.eval_every == 0:
-            log_eval(writer, model, counts, reference, step)
-        parts.clear()
-        opt.step(closure)
-        if isinstance(opt, torch.optim.LBFGS) and opt.state[model.W].get("t") == 0:
-            # a failed line search leaves step size 0 and L-BFGS would stall there for good:
-            # drop its curvature history and restart from steepest descent
-            opt.state.clear()
-        loss, nll, reg = parts[0]  # L-BFGS evaluates more than once; the first is before the update
-        if not math.isfinite(loss):
-            raise BigramError(
-                f"training diverged at step {step} (loss = {loss}): lower --lr (now {cfg.learning_rate:g})"
-            )
-        if writer is not None:
-            writer.add_scalar("train/loss", loss, step)
-            writer.add_scalar("train/nll", nll, step)
-            writer.add_scalar("train/reg", reg, step)
-        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    fit = Fit(model, opt, gen, start)
+    last_finite = None  # the weights of the last step whose loss was finite
+    bar = tqdm(
+        range(start, cfg.steps), desc="neural", unit="step", disable=not progress, leave=False,
+        initial=start, total=cfg.steps,
+    )  # fmt: skip
+    with _StopOnCtrlC() as ctrl_c:
+        for step in bar:
+            if ctrl_c.requested:
+                fit.stopped = "interrupted"
+                break
+            # a resumed run's first model was already evaluated when the previous run stopped
+            if writer is not None and step % cfg.eval_every == 0 and not (resume and step == start):
+                log_eval(writer, model, counts, reference, step)
+            before = model.W.detach().clone()
+            parts.clear()
+            opt.step(closure)
+            loss, nll, reg = parts[0]  # L-BFGS evaluates more than once; the first is before the update
+            if not math.isfinite(loss):  # `before` is bad: go back to the last finite weights
+                with torch.no_grad():
+                    model.W.copy_(before if last_finite is None else last_finite)
+                fit.step, fit.stopped, fit.bad_loss = max(step - 1, start), "diverged", loss
+                return fit
+            last_finite = before
+            fit.step = step + 1
+            if isinstance(opt, torch.optim.LBFGS) and opt.state[model.W].get("t") == 0:
+                # a failed line search leaves step size 0 and L-BFGS would stall there for good:
+                # drop its curvature history and restart from steepest descent
+                opt.state.clear()
+            if writer is not None:
+                writer.add_scalar("train/loss", loss, step)
+                writer.add_scalar("train/nll", nll, step)
+                writer.add_scalar("train/reg", reg, step)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    bar.close()
     if writer is not None:
-        log_eval(writer, model, counts, reference, cfg.steps)
-    return model, opt
+        log_eval(writer, model, counts, reference, fit.step)
+    return fit
 
 
 @torch.no_grad()
@@ -160,40 +238,90 @@ def train(
     vocab.save(run / "vocab.json")
     sparse = {s: checkpoints.to_sparse(c) for s, c in counts.items()}
     checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / "counts.pt")
+    if cfg.trains_count:
+        ckpt = {"kind": "count", "chars": list(vocab.chars), "counts": sparse["train"]}
+        checkpoints.save({**ckpt, "smoothing": float(cfg.smoothing)}, run / "count.pt")
+    return _fit_and_report(run, cfg, vocab, counts, device=device, progress=progress)
 
+
+def resume(run_dir: str | Path, *, steps: int | None = None, progress: bool | None = None) -> TrainResult:
+    """Continue a run's neural model from its checkpoint to `steps` updates in all (default: the
+    run's own), with its optimizer state and minibatch generator: the same weights as an
+    uninterrupted run of that many steps. The counts come from the run directory itself."""
+    from bigram.config import resolve_dict
+    from bigram.runs import Run
+
+    run = Run.open(run_dir)
+    if "neural" not in run.models:
+        raise BigramError(
+            f"run {run.path} has no neural checkpoint to resume (it has: {', '.join(run.models) or 'none'})"
+        )
+    cfg = resolve_dict(run.config, where=str(run.path / "config.toml"))
+    ckpt = run.checkpoint("neural")
+    done = int(ckpt["step"])
+    if steps is not None:
+        cfg.steps = steps
+    if cfg.steps <= done:
+        raise BigramError(
+            f"run {run.path} is already at step {done}: pass --steps with a larger total to go on"
+        )
+    (run.path / "config.toml").write_text(cfg.to_toml(), encoding="utf-8")
+    progress = sys.stdout.isatty() if progress is None else progress
+    device = resolve_device(cfg.device)
+    return _fit_and_report(
+        run.path, cfg, run.vocab, run.split_counts(), device=device, progress=progress, resume=ckpt
+    )
+
+
+class TrainingStopped(BigramError):
+    """Training stopped early (Ctrl-C or divergence) after saving a consistent run directory."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _fit_and_report(
+    run: Path,
+    cfg: TrainConfig,
+    vocab: Vocab,
+    counts: dict,
+    *,
+    device,
+    progress: bool,
+    resume: dict | None = None,
+) -> TrainResult:
+    """Fit the neural model (if asked), then write its checkpoint, metrics.json and TensorBoard
+    summaries. An early stop still leaves all of them consistent, then raises TrainingStopped."""
     from torch.utils.tensorboard import SummaryWriter  # heavy import: only when training
 
     writer = SummaryWriter(log_dir=str(run))
-    metrics: dict[str, dict] = {}
     tables: dict[str, torch.Tensor] = {}
+    fit = None
     try:
         if cfg.trains_count:
             tables["count"] = count_log_probs(counts["train"], cfg.smoothing)
-            ckpt = {
-                "kind": "count",
-                "chars": list(vocab.chars),
-                "counts": sparse["train"],
-                "smoothing": float(cfg.smoothing),
-            }
-            checkpoints.save(ckpt, run / "count.pt")
         if cfg.trains_neural:
-            model, opt = fit_neural(cfg, counts, device=device, writer=writer, progress=progress)
-            tables["neural"] = model.log_probs().detach().to("cpu", torch.float64)
-            ckpt = {
-                "kind": "neural",
-                "chars": list(vocab.chars),
-                "W": model.W.detach().cpu(),
-                "step": cfg.steps,
-                "optimizer": cfg.optimizer,
-                "optimizer_state": opt.state_dict(),
-            }
-            checkpoints.save(ckpt, run / "neural.pt")
-        for kind, lp in tables.items():
-            metrics[kind] = {s: evaluate(lp, c) for s, c in counts.items()}
+            fit = fit_neural(cfg, counts, device=device, writer=writer, progress=progress, resume=resume)
+            checkpoints.save(fit.checkpoint(cfg, vocab), run / "neural.pt")
+            tables["neural"] = fit.model.log_probs().detach().to("cpu", torch.float64)
+        metrics = {kind: {s: evaluate(lp, c) for s, c in counts.items()} for kind, lp in tables.items()}
         (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        log_summary(writer, cfg, vocab, tables, metrics, counts["train"])
+        log_summary(writer, cfg, vocab, tables, metrics, counts["train"], fit.step if fit else 0)
     finally:
         writer.close()
+    if fit is not None and fit.stopped == "interrupted":
+        raise TrainingStopped(
+            f"interrupted at step {fit.step} of {cfg.steps}: saved {run / 'neural.pt'} and metrics.json; "
+            f"resume with: bigram train --resume {run}",
+            exit_code=130,
+        )
+    if fit is not None and fit.stopped == "diverged":
+        raise TrainingStopped(
+            f"training diverged: the loss was {fit.bad_loss} at step {fit.step + 1}; kept the last finite "
+            f"model (step {fit.step}) in {run / 'neural.pt'}; lower --lr (now {cfg.learning_rate:g})",
+            exit_code=1,
+        )
     return TrainResult(run, metrics, vocab)
 
 
@@ -206,11 +334,12 @@ def top_tokens(counts: torch.Tensor, k: int) -> torch.Tensor:
     return freq.topk(k).indices.sort().values
 
 
-def log_summary(writer, cfg: TrainConfig, vocab: Vocab, tables: dict, metrics: dict, counts_train) -> None:
+def log_summary(
+    writer, cfg: TrainConfig, vocab: Vocab, tables: dict, metrics: dict, counts_train, step: int
+) -> None:
     """End-of-run TensorBoard entries: probability images, sampled names, hparams."""
     from torch.utils.tensorboard.summary import hparams
 
-    step = cfg.steps if cfg.trains_neural else 0
     show = top_tokens(counts_train, TB_IMAGE_TOKENS)
     for kind, lp in tables.items():
         p = lp[show][:, show].exp().float()  # the most frequent characters of a big vocabulary
