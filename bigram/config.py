@@ -71,6 +71,13 @@ def _toml_value(v: Any) -> str:
 
 
 _KEYS = [f.name for f in fields(TrainConfig)]
+# names other tools use for our keys (nanoGPT's among them), for "did you mean"
+_SYNONYMS = {
+    "learning_rate": "lr", "max_iters": "steps", "num_steps": "steps", "iters": "steps", "epochs": "steps",
+    "weight_decay": "reg", "l2": "reg", "regularization": "reg", "alpha": "smoothing", "k": "smoothing",
+    "eval_interval": "eval_every", "batch": "batch_size", "dataset": "data", "corpus": "data",
+    "data_path": "data", "val_split": "val_frac", "test_split": "test_frac", "opt": "optimizer",
+}  # fmt: skip
 _STR_KEYS = ("data", "model", "optimizer", "device", "split", "normalize")
 _BOOL_KEYS = ("lowercase",)
 _INT_KEYS = ("steps", "batch_size", "seed", "eval_every")  # every other key is a number
@@ -89,7 +96,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise BigramError(f"config file {p} is not valid TOML: {e}") from None
     for key in raw:
         if key not in _KEYS:
-            close = difflib.get_close_matches(key, _KEYS, n=1)
+            close = [_SYNONYMS[key]] if key in _SYNONYMS else difflib.get_close_matches(key, _KEYS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(_KEYS)}"
             raise BigramError(f"unknown key {key!r} in config file {p}{hint}")
     return raw

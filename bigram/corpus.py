@@ -377,5 +377,9 @@ def load_counts(cfg, *, progress: bool = False, rank: int = 0, world: int = 1, g
         lowercase=cfg.lowercase, rank=rank, world=world, group=group, progress=progress,
     )  # fmt: skip
     if "train" not in result.counts:
-        raise BigramError(f"the hash split of {p} left no training names: lower val_frac and test_frac")
+        n = sum(result.names.values())
+        raise BigramError(
+            f"the hash split of {p} ({n} names) left none for training: lower val_frac and test_frac, "
+            "or use split = 'random'"
+        )
     return result

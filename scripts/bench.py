@@ -326,7 +326,7 @@ def _lbfgs_steps_to(cfg: TrainConfig, N: torch.Tensor, target: float) -> int:
             if tag == "train/loss":
                 losses.append(value)
 
-    model, _ = fit_neural(cfg, {"train": N}, device=torch.device("cpu"), writer=Recorder())
+    model = fit_neural(cfg, {"train": N}, device=torch.device("cpu"), writer=Recorder()).model
     final = _objective(model.W.detach(), N.float()).item()
     assert final <= target, (final, target)
     return next((i for i, v in enumerate(losses) if v <= target), len(losses))

@@ -89,7 +89,7 @@ def _fit(names, **kw):
     vocab = Vocab.from_names(names)
     counts = {"train": count_bigrams(names, vocab)}
     cfg = TrainConfig(seed=2147483647, **kw)
-    model, _ = fit_neural(cfg, counts, device=torch.device("cpu"))
+    model = fit_neural(cfg, counts, device=torch.device("cpu")).model
     return model, counts["train"].float()
 
 
