@@ -39,7 +39,7 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except BigramError as e:
             code = getattr(e, "exit_code", 1)  # 130 for a run stopped by Ctrl-C, as shells expect
-            typer.echo(f"{'interrupted' if code == 130 else 'error'}: {e}", err=True)
+            typer.echo(str(e) if code == 130 else f"error: {e}", err=True)
             raise typer.Exit(code) from None
         except KeyboardInterrupt:  # outside the training loop (reading, counting): nothing half-written
             typer.echo("interrupted", err=True)
