@@ -152,7 +152,6 @@ def sample(
     if n < 0:
         raise BigramError(f"-n {n}: the number of names must be ≥ 0")
     r = Run.open(run)
-    lp = r.log_probs(model)
     shape = dict(
         temperature=temperature, top_k=top_k, top_p=top_p,
         constraints=sampling.Constraints(start, end, min_len, max_len),
@@ -161,11 +160,11 @@ def sample(
     if most_likely is not None:
         if most_likely < 0:
             raise BigramError(f"--most-likely {most_likely}: must be ≥ 0")
-        names = [name for name, _ in sampling.most_likely(lp, r.vocab, most_likely, **shape)]
+        names = [name for name, _ in r.most_likely(most_likely, model=model, **shape)]
     else:
-        names = sampling.sample(lp, r.vocab, n, seed=seed, unique=unique, **shape)
+        names = r.sample(n, model=model, seed=seed, unique=unique, **shape)
     if as_json:
-        typer.echo(dumps(log_likelihoods(lp, r.vocab, names)))
+        typer.echo(dumps(log_likelihoods(r.log_probs(model), r.vocab, names)))
     elif names:
         typer.echo("\n".join(names))
 
@@ -183,23 +182,25 @@ def evaluate(
     """NLL, perplexity and bits per char of each model on each split (or on --data FILE)."""
     from bigram.counts import count_bigrams
     from bigram.data import read_names
-    from bigram.metrics import evaluate as eval_table
     from bigram.metrics import format_table
     from bigram.runs import Run
 
     r = Run.open(run)
-    kinds = [r.pick_model(model)] if model else r.models
-    if not kinds:
-        r.pick_model(None)  # raises the "no checkpoint" error
+    counts = None
     if data is not None:
         names = read_names(data)
         for i, name in enumerate(names):  # name the first unknown character and its line
             r.vocab.encode(name, where=f" (name {i + 1} of {data})")
         counts = {str(data): count_bigrams(names, r.vocab)}
-    else:
-        counts = r.split_counts()
-    results = {k: {s: eval_table(r.log_probs(k), c) for s, c in counts.items()} for k in kinds}
-    typer.echo(dumps(results) if as_json else format_table(results))
+    results = r.evaluate(model, counts)
+    if as_json:
+        typer.echo(dumps(results))
+        return
+    kl = results.pop("kl_count_neural", None)
+    typer.echo(format_table(results))
+    if kl:
+        typer.echo("\nKL(count ‖ neural), rows weighted by how often each previous character occurs:")
+        typer.echo("\n".join(f"  {s:<10} {v:.6f} nats/bigram" for s, v in kl.items()))
 
 
 @app.command()
@@ -215,15 +216,13 @@ def score(
     as_json: JsonOpt = False,
 ) -> None:
     """Every bigram of each name with P and log P, its log-likelihood and NLL per bigram."""
-    from bigram.metrics import format_score, score_name
+    from bigram.metrics import format_score
     from bigram.runs import Run
 
     # RUN is optional before the names: the first argument is a run when it is a run directory
     run = args[0] if len(args) > 1 and (Path(args[0]) / "vocab.json").is_file() else None
     names = args[1:] if run is not None else args
-    r = Run.open(run)
-    lp = r.log_probs(model)
-    scores = [score_name(lp, r.vocab, name) for name in names]
+    scores = Run.open(run).score(names, model=model)
     typer.echo(dumps(scores) if as_json else "\n\n".join(format_score(s) for s in scores))
 
 

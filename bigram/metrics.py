@@ -4,6 +4,8 @@ likelihood      = Π P(next | prev) over the bigrams
 log-likelihood  = Σ log P(next | prev)
 NLL             = −log-likelihood / number of bigrams   (nats per bigram; = cross-entropy)
 perplexity      = exp(NLL);  bits per char = NLL / ln 2
+entropy         = the NLL of the data's own bigram frequencies, the floor no bigram model beats
+KL(data‖model)  = cross-entropy − entropy ≥ 0
 """
 
 from __future__ import annotations
@@ -34,8 +36,32 @@ def summarize(log_lik: float, bigrams: int) -> dict[str, float | int]:
 
 
 def evaluate(log_probs: torch.Tensor, counts: torch.Tensor) -> dict[str, float | int]:
-    """NLL, perplexity, bits per char of the table on the bigrams counted in `counts`."""
-    return summarize(log_likelihood(log_probs, counts), int(counts.sum()))
+    """NLL, perplexity, bits per char of the table on the bigrams counted in `counts`, and how
+    the NLL splits into the data's own entropy plus the KL divergence of the model from it."""
+    m = summarize(log_likelihood(log_probs, counts), int(counts.sum()))
+    h = data_entropy(counts)
+    m.update(entropy=h, cross_entropy=m["nll"], kl=m["nll"] - h)
+    return m
+
+
+def data_entropy(counts: torch.Tensor) -> float:
+    """H(next | prev) of the counted bigrams' empirical distribution, in nats per bigram:
+    −Σ_ij N_ij log(N_ij / N_i) / ΣN — the NLL of the maximum-likelihood (smoothing 0) table."""
+    seen = counts > 0
+    n = counts.to(torch.float64)
+    rows = n.sum(1, keepdim=True).expand_as(n)
+    total = float(n.sum())
+    return -float((n[seen] * (n[seen] / rows[seen]).log()).sum()) / total if total else math.nan
+
+
+def kl_between(log_p: torch.Tensor, log_q: torch.Tensor, counts: torch.Tensor) -> float:
+    """Σ_i w_i KL(P_i ‖ Q_i): the rows' divergences weighted by how often each previous token
+    occurs in `counts` (w_i = N_i / ΣN). In nats per bigram."""
+    w = counts.sum(1).to(torch.float64)
+    w = w / w.sum()
+    p = log_p.to(torch.float64).exp()
+    diff = torch.where(p > 0, p * (log_p.to(torch.float64) - log_q.to(torch.float64)), 0.0)
+    return float((w * diff.sum(1)).sum())
 
 
 def score_name(log_probs: torch.Tensor, vocab: Vocab, name: str) -> dict:
@@ -54,13 +80,17 @@ def score_name(log_probs: torch.Tensor, vocab: Vocab, name: str) -> dict:
 
 def format_table(results: dict[str, dict[str, dict]]) -> str:
     """{model: {split: metrics}} as an aligned text table."""
-    head = f"{'model':<8}{'split':<12}{'bigrams':>10}{'NLL':>10}{'perplexity':>12}{'bits/char':>11}"
+    head = (
+        f"{'model':<8}{'split':<12}{'bigrams':>10}{'NLL':>10}{'perplexity':>12}{'bits/char':>11}"
+        f"{'entropy':>10}{'KL(data‖model)':>16}"
+    )
     rows = [head, "-" * len(head)]
     for model, per in results.items():
         for split, m in per.items():
             rows.append(
                 f"{model:<8}{split:<12}{m['bigrams']:>10,}{m['nll']:>10.6f}"
                 f"{m['perplexity']:>12.4f}{m['bits_per_char']:>11.4f}"
+                f"{m.get('entropy', math.nan):>10.6f}{m.get('kl', math.nan):>16.6f}"
             )
     return "\n".join(rows)
 

@@ -128,6 +128,48 @@ class Run:
             return count_log_probs(checkpoints.from_sparse(ckpt["counts"]), float(ckpt["smoothing"]))
         return torch.log_softmax(ckpt["W"].to(torch.float64), dim=1)
 
+    def counts(self, split: str = "train") -> torch.Tensor:
+        """The V×V bigram count matrix of a split of this run's data (int64)."""
+        have = self.split_counts()
+        if split not in have:
+            raise BigramError(f"run {self.path} has no {split!r} split; it has: {', '.join(have)}")
+        return have[split]
+
+    def sample(self, n: int = 20, *, model: str | None = None, seed: int | None = None, **kw) -> list[str]:
+        """n names (see bigram.sampling.sample for temperature, top_k, top_p, constraints, …)."""
+        from bigram.sampling import sample
+
+        return sample(self.log_probs(model), self.vocab, n, seed=seed, **kw)
+
+    def most_likely(self, k: int = 10, *, model: str | None = None, **kw) -> list[tuple[str, float]]:
+        """The k most probable names (with their log-probabilities) meeting the constraints."""
+        from bigram.sampling import most_likely
+
+        return most_likely(self.log_probs(model), self.vocab, k, **kw)
+
+    def score(self, names: str | list[str], *, model: str | None = None) -> list[dict]:
+        """Per-name bigram probabilities, log-likelihood and NLL (what `bigram score` prints)."""
+        from bigram.metrics import score_name
+
+        lp = self.log_probs(model)
+        return [score_name(lp, self.vocab, w) for w in ([names] if isinstance(names, str) else names)]
+
+    def evaluate(self, model: str | None = None, counts: dict[str, torch.Tensor] | None = None) -> dict:
+        """{model: {split: metrics}} on the run's splits (or on given count matrices), and when both
+        models are evaluated, "kl_count_neural": {split: KL(count ‖ neural)}."""
+        from bigram.metrics import evaluate, kl_between
+
+        counts = self.split_counts() if counts is None else counts
+        tables = {k: self.log_probs(k) for k in ([self.pick_model(model)] if model else self.models)}
+        if not tables:
+            self.pick_model(None)  # raises the "no checkpoint" error
+        out: dict = {k: {s: evaluate(lp, c) for s, c in counts.items()} for k, lp in tables.items()}
+        if len(tables) == 2:
+            out["kl_count_neural"] = {
+                s: kl_between(tables["count"], tables["neural"], c) for s, c in counts.items()
+            }
+        return out
+
     def split_counts(self) -> dict[str, torch.Tensor]:
         """The count matrix of every non-empty split of this run's data."""
         d = checkpoints.load(self.path / "counts.pt", "counts")

@@ -71,7 +71,7 @@ def test_sample_is_reproducible_and_uses_the_vocabulary(invoke, tiny_run):
 def test_eval_text_json_and_file(invoke, tiny_run, tmp_path):
     r = invoke("eval", tiny_run, "--json")
     res = json.loads(r.output)
-    assert set(res) == {"count", "neural"}
+    assert set(res) == {"count", "neural", "kl_count_neural"}
     c = res["count"]["train"]
     # the count model with smoothing 0 on its own training data: NLL = −Σ N log(N/row) / ΣN
     ll = (

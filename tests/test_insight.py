@@ -1,0 +1,114 @@
+"""Issue 6: the likelihood story in numbers, the Python API."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections import Counter
+
+import pytest
+import torch
+
+import bigram
+from tests.conftest import NAMES, plain_counts
+
+
+def plain_entropy(names: list[str]) -> float:
+    """H(next | prev) of names.txt's bigram frequencies, by hand: −Σ N_ij log(N_ij/N_i) / ΣN."""
+    c = plain_counts(names)
+    rows: Counter = Counter()
+    for (a, _), n in c.items():
+        rows[a] += n
+    total = sum(c.values())
+    return -math.fsum(n * math.log(n / rows[a]) for (a, _), n in c.items()) / total
+
+
+@pytest.fixture(scope="module")
+def lecture_runs(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from bigram.cli import app
+
+    root = tmp_path_factory.mktemp("insight")
+    runs = {}
+    for k in (0, 1):
+        out = root / f"k{k}"
+        args = ["train", "--data", str(NAMES), "--out", str(out), "--val-frac", "0", "--test-frac", "0",
+                "--smoothing", str(k), "--optimizer", "lbfgs", "--steps", "60", "-q"]  # fmt: skip
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, r.output
+        runs[k] = out
+    return runs
+
+
+def test_entropy_cross_entropy_kl(names, lecture_runs):
+    h = plain_entropy(names)
+    m0 = json.loads((lecture_runs[0] / "metrics.json").read_text())
+    c0 = m0["count"]["train"]
+    assert c0["entropy"] == pytest.approx(h, abs=1e-12)
+    assert c0["nll"] == pytest.approx(2.454014, abs=5e-7)  # the issue's smoothing-0 figure
+    assert c0["cross_entropy"] == c0["nll"]
+    assert abs(c0["kl"]) < 1e-12  # the ML table is the data's own distribution
+    m1 = json.loads((lecture_runs[1] / "metrics.json").read_text())
+    for model in ("count", "neural"):
+        m = m1[model]["train"]
+        assert m["kl"] == pytest.approx(m["cross_entropy"] - m["entropy"]) and m["kl"] > 0
+    assert m1["count"]["train"]["kl"] == pytest.approx(2.454577 - h, abs=1e-6)
+
+
+def test_kl_count_neural_by_hand(lecture_runs):
+    run = bigram.load_run(lecture_runs[1])
+    res = run.evaluate()
+    P = run.log_probs("count").exp()
+    Q = run.log_probs("neural").exp()
+    N = run.counts("train").double()
+    w = N.sum(1) / N.sum()
+    by_hand = sum(
+        float(w[i]) * sum(float(P[i, j]) * math.log(float(P[i, j]) / float(Q[i, j])) for j in range(27))
+        for i in range(27)
+    )
+    assert res["kl_count_neural"]["train"] == pytest.approx(by_hand, rel=1e-9)
+    assert 0 < by_hand < 0.05  # reg 0.01 keeps the converged neural model close to add-one counts
+
+
+def test_python_api(lecture_runs, names):
+    run = bigram.load_run(lecture_runs[1])
+    assert run.vocab.size == 27
+    assert run.counts("train").sum() == 228_146
+    lp = run.log_probs("count")
+    assert lp.shape == (27, 27) and torch.allclose(lp.exp().sum(1), torch.ones(27, dtype=torch.float64))
+    s = run.score("emma", model="count")[0]
+    assert s["name"] == "emma" and len(s["bigrams"]) == 5
+    assert run.sample(5, seed=0) == run.sample(5, seed=0)
+    from bigram.sampling import Constraints
+
+    assert all(w.startswith("ka") for w in run.sample(20, seed=1, constraints=Constraints(start="ka")))
+    # the three most likely names by enumeration in plain Python (add-one counts, length ≤ 3),
+    # and no longer name beats the third
+    c = plain_counts(names)
+    letters = [chr(i) for i in range(97, 123)]
+    rows = Counter()
+    for (a, _), n in c.items():
+        rows[a] += n
+
+    def p(a, b):
+        return (c[a, b] + 1) / (rows[a] + 27)
+
+    def prob(w):
+        chs = [None, *w, None]
+        return math.prod(p(a, b) for a, b in itertools.pairwise(chs))
+
+    cands = [a + b + d for a in letters for b in ["", *letters] for d in ["", *letters] if b or not d]
+    best = sorted(cands, key=prob, reverse=True)[:3]
+    # the most probable name of each length L ≥ 4, by a max-product pass over lengths
+    f = {b: p(None, b) for b in letters}
+    longest_best = 0.0
+    for L in range(1, 80):
+        if L >= 4:
+            longest_best = max(longest_best, max(f[a] * p(a, None) for a in letters))
+        f = {b: max(f[a] * p(a, b) for a in letters) for b in letters}
+    assert prob(best[2]) > longest_best
+    got = run.most_likely(3, model="count")
+    assert [w for w, _ in got] == best
+    assert [lp for _, lp in got] == pytest.approx([math.log(prob(w)) for w in best])
