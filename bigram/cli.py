@@ -226,5 +226,36 @@ def score(
     typer.echo(dumps(scores) if as_json else "\n\n".join(format_score(s) for s in scores))
 
 
+@app.command()
+@friendly
+def export(
+    run: RunArg = None,
+    fmt: Annotated[str, typer.Option("--format", help="arpa, json or csv.")] = "arpa",
+    out: Annotated[Path | None, typer.Option(help="File to write.", show_default=False)] = None,
+    model: ModelOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+) -> None:
+    """Write a model's bigram table as an ARPA language model, JSON or CSV."""
+    from bigram.export import FORMATS
+    from bigram.export import export as write
+    from bigram.runs import Run
+
+    if fmt not in FORMATS:
+        raise BigramError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if out is None:
+        raise BigramError("--out FILE is required: where to write the export")
+    check_new_file(out, overwrite)
+    kind = write(Run.open(run), fmt, out, model)
+    typer.echo(f"wrote {out} ({kind} model, {fmt})")
+
+
+def check_new_file(path: Path, overwrite: bool) -> None:
+    """Never replace a file the user has unless asked."""
+    if path.exists() and not overwrite:
+        raise BigramError(f"{path} already exists: pass --overwrite to replace it, or choose another --out")
+    if path.is_dir():
+        raise BigramError(f"{path} is a directory: --out takes a file path")
+
+
 def main() -> None:
     app()
