@@ -84,6 +84,9 @@ def train(
         str | None, typer.Option(help="Unicode normalization: NFC, NFD, NFKC, NFKD or none.")
     ] = None,
     lowercase: Annotated[bool | None, typer.Option("--lowercase/--keep-case", help="Fold case.")] = None,
+    figures: Annotated[
+        bool | None, typer.Option("--figures/--no-figures", help="Labelled heatmaps in TensorBoard (~2 s).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or hints.")] = False,
     resume: Annotated[
         Path | None,
@@ -100,7 +103,7 @@ def train(
         data=data, model=model, smoothing=smoothing, steps=steps, lr=lr, reg=reg,
         optimizer=optimizer, batch_size=batch_size, val_frac=val_frac, test_frac=test_frac,
         seed=seed, device=device, eval_every=eval_every, split=split, normalize=normalize,
-        lowercase=lowercase,
+        lowercase=lowercase, figures=figures,
     )  # fmt: skip
     progress = not quiet and sys.stdout.isatty()
     if resume is not None:
@@ -247,6 +250,36 @@ def export(
     check_new_file(out, overwrite)
     kind = write(Run.open(run), fmt, out, model)
     typer.echo(f"wrote {out} ({kind} model, {fmt})")
+
+
+@app.command()
+@friendly
+def plot(
+    run: RunArg = None,
+    what: Annotated[
+        str, typer.Option(help="counts (the training split's N) or probs (a model's P).")
+    ] = "counts",
+    out: Annotated[Path | None, typer.Option(help="PNG file to write.", show_default=False)] = None,
+    model: ModelOpt = None,
+    top: Annotated[int, typer.Option(help="Show at most this many tokens, the most frequent.")] = 40,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+) -> None:
+    """Draw the lecture's figure: the V×V matrix, each cell labelled with its bigram and value."""
+    from bigram.plots import WHAT, figure_for, save_png
+    from bigram.runs import Run
+
+    if what not in WHAT:
+        raise BigramError(f"--what {what!r}: choose counts or probs")
+    if top < 2:
+        raise BigramError(f"--top {top}: show at least 2 tokens")
+    if out is None:
+        raise BigramError("--out FILE.png is required: where to write the figure")
+    check_new_file(out, overwrite)
+    r = Run.open(run)
+    kind = r.pick_model(model)
+    lp = r.log_probs(kind) if what == "probs" else None
+    save_png(figure_for(r.vocab, r.counts("train"), lp, what, kind, top), out)
+    typer.echo(f"wrote {out}")
 
 
 def check_new_file(path: Path, overwrite: bool) -> None:

@@ -37,6 +37,7 @@ class TrainConfig:
     lowercase: bool = False
     device: str = "auto"
     eval_every: int = 10
+    figures: bool = True  # the labelled heatmaps in TensorBoard at the end (~2 s)
 
     @property
     def trains_count(self) -> bool:
@@ -79,7 +80,7 @@ _SYNONYMS = {
     "data_path": "data", "val_split": "val_frac", "test_split": "test_frac", "opt": "optimizer",
 }  # fmt: skip
 _STR_KEYS = ("data", "model", "optimizer", "device", "split", "normalize")
-_BOOL_KEYS = ("lowercase",)
+_BOOL_KEYS = ("lowercase", "figures")
 _INT_KEYS = ("steps", "batch_size", "seed", "eval_every")  # every other key is a number
 
 

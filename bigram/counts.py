@@ -26,3 +26,13 @@ def bigram_pairs(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     V = counts.shape[0]
     flat = torch.arange(V * V).repeat_interleave(counts.flatten())
     return flat // V, flat % V
+
+
+def top_tokens(counts: torch.Tensor, k: int) -> torch.Tensor:
+    """Ids of the k most frequent tokens (the boundary always among them), in vocabulary order:
+    what a figure of a large vocabulary shows."""
+    if counts.shape[0] <= k:
+        return torch.arange(counts.shape[0])
+    freq = counts.sum(1).double()
+    freq[0] = float("inf")
+    return freq.topk(k).indices.sort().values

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from bigram import checkpoints
 from bigram.config import TrainConfig
 from bigram.corpus import default_world, load_counts
+from bigram.counts import top_tokens
 from bigram.errors import BigramError
 from bigram.metrics import evaluate
 from bigram.models import NeuralBigram, count_log_probs
@@ -325,19 +326,10 @@ def _fit_and_report(
     return TrainResult(run, metrics, vocab)
 
 
-def top_tokens(counts: torch.Tensor, k: int) -> torch.Tensor:
-    """Ids of the k most frequent tokens (the boundary always first), in vocabulary order."""
-    if counts.shape[0] <= k:
-        return torch.arange(counts.shape[0])
-    freq = counts.sum(1).double()
-    freq[0] = math.inf
-    return freq.topk(k).indices.sort().values
-
-
 def log_summary(
     writer, cfg: TrainConfig, vocab: Vocab, tables: dict, metrics: dict, counts_train, step: int
 ) -> None:
-    """End-of-run TensorBoard entries: probability images, sampled names, hparams."""
+    """End-of-run TensorBoard entries: probability images, sampled names, labelled figures, hparams."""
     from torch.utils.tensorboard.summary import hparams
 
     show = top_tokens(counts_train, TB_IMAGE_TOKENS)
@@ -348,6 +340,15 @@ def log_summary(
         names = sample(lp, vocab, N_TB_SAMPLES, seed=cfg.seed, constraints=Constraints(max_len=TB_MAX_LEN))
         # four-space indent: a Markdown code block, so names show verbatim
         writer.add_text(f"samples/{kind}", "\n".join("    " + n for n in names), step)
+    if cfg.figures:  # the lecture's labelled heatmaps (bigram plot draws the same): ~1 s each
+        from bigram.plots import DEFAULT_TOP, figure_for
+
+        kind = "neural" if "neural" in tables else "count"
+        writer.add_figure(
+            "figures/counts", figure_for(vocab, counts_train, None, "counts", kind, DEFAULT_TOP), step
+        )
+        fig = figure_for(vocab, counts_train, tables[kind], "probs", kind, DEFAULT_TOP)
+        writer.add_figure(f"figures/probs_{kind}", fig, step)
     hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in cfg.to_dict().items()}
     final = {
         f"hparam/{kind}_{split}_nll": m["nll"] for kind, per in metrics.items() for split, m in per.items()

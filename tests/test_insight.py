@@ -112,3 +112,48 @@ def test_python_api(lecture_runs, names):
     got = run.most_likely(3, model="count")
     assert [w for w, _ in got] == best
     assert [lp for _, lp in got] == pytest.approx([math.log(prob(w)) for w in best])
+
+
+def test_plot_writes_the_labelled_heatmap(invoke, lecture_runs, tmp_path):
+    from matplotlib.image import imread
+
+    for what in ("counts", "probs"):
+        out = tmp_path / f"{what}.png"
+        r = invoke("plot", lecture_runs[1], "--what", what, "--out", out)
+        assert r.exit_code == 0, r.output
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        img = imread(out)
+        assert img.shape[0] >= 480 and img.shape[1] >= 480  # legible: ≥ 8 inches at 60 dpi
+        assert img[..., :3].std() > 0.05  # not blank
+    r = invoke("plot", lecture_runs[1], "--out", tmp_path / "counts.png")
+    assert r.exit_code == 1 and "--overwrite" in r.output
+    r = invoke("plot", lecture_runs[1], "--what", "logits", "--out", tmp_path / "x.png")
+    assert r.exit_code == 1 and "counts or probs" in r.output
+
+
+def test_plot_cells_are_the_counts():
+    from bigram.plots import figure_for
+    from bigram.vocab import Vocab
+
+    vocab = Vocab(("a", "b"))
+    N = torch.tensor([[0, 2, 1], [1, 0, 1], [2, 0, 0]])
+    fig = figure_for(vocab, N, None, "counts", "count", 40)
+    texts = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert texts == sorted(["..\n0", ".a\n2", ".b\n1", "a.\n1", "aa\n0", "ab\n1", "b.\n2", "ba\n0", "bb\n0"])
+
+
+def test_top_tokens_keep_the_boundary_and_the_most_frequent():
+    from bigram.counts import top_tokens
+
+    N = torch.zeros(6, 6, dtype=torch.long)
+    N[:, 0] = torch.tensor([1, 50, 2, 40, 3, 30])  # row sums: token frequencies
+    assert top_tokens(N, 3).tolist() == [0, 1, 3]
+    assert top_tokens(N, 10).tolist() == list(range(6))
+
+
+def test_figures_in_tensorboard(lecture_runs):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(lecture_runs[1]), size_guidance={"images": 0})
+    ea.Reload()
+    assert {"figures/counts", "figures/probs_neural"} <= set(ea.Tags()["images"])

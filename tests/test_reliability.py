@@ -26,7 +26,7 @@ def one_line_error(r, *needles: str) -> None:
 
 
 def train(invoke, data, out, *extra):
-    r = invoke("train", "--data", data, "--out", out, "-q", *extra)
+    r = invoke("train", "--data", data, "--out", out, "-q", "--no-figures", *extra)
     assert r.exit_code == 0, r.output
     return out
 
