@@ -64,7 +64,9 @@ def train(
         bool, typer.Option(help="Replace an existing run directory given by --out.")
     ] = False,
     model: Annotated[str | None, typer.Option(help="count, neural or both.")] = None,
-    smoothing: Annotated[float | None, typer.Option(help="Add-k smoothing of the count model.")] = None,
+    smoothing: Annotated[
+        str | None, typer.Option(help="Add-k smoothing of the count model: k ≥ 0, or auto (best k on val).")
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps for the neural model.")] = None,
     lr: Annotated[
         float | None, typer.Option(help="Learning rate (default: sgd 50, adam 0.1, lbfgs 1).")
@@ -106,6 +108,11 @@ def train(
         lowercase=lowercase, figures=figures,
     )  # fmt: skip
     progress = not quiet and sys.stdout.isatty()
+    if smoothing is not None and smoothing != "auto":
+        try:
+            overrides["smoothing"] = float(smoothing)
+        except ValueError:
+            raise BigramError(f"--smoothing {smoothing!r}: give a number k ≥ 0, or auto") from None
     if resume is not None:
         given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None and k != "steps"]
         given += [flag for flag, v in (("--config", config), ("--out", out)) if v is not None]
@@ -250,6 +257,54 @@ def export(
     check_new_file(out, overwrite)
     kind = write(Run.open(run), fmt, out, model)
     typer.echo(f"wrote {out} ({kind} model, {fmt})")
+
+
+@app.command()
+@friendly
+def sweep(
+    reg: Annotated[str, typer.Option(help="Comma-separated L2 strengths, e.g. 0,0.001,0.01,0.1.")],
+    config: Annotated[
+        Path | None, typer.Option(help="TOML config file; flags given here override it.")
+    ] = None,
+    data: Annotated[str | None, typer.Option(help="Corpus: UTF-8, one name per line.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Sweep directory (default: runs/<date>_<time>).")] = None,
+    steps: Annotated[int, typer.Option(help="Steps per model (enough to converge with lbfgs).")] = 100,
+    optimizer: Annotated[
+        str, typer.Option(help="sgd, adam or lbfgs (converged models compare fairly).")
+    ] = "lbfgs",
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default per optimizer).")] = None,
+    val_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for validation.")] = None,
+    test_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for test.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split and W's init.")] = None,
+    figures: Annotated[
+        bool, typer.Option("--figures/--no-figures", help="Labelled heatmaps per model.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train the neural model for several reg values into one TensorBoard HParams view."""
+    from bigram.config import resolve
+    from bigram.training import sweep as run_sweep
+
+    try:
+        regs = [float(x) for x in reg.split(",") if x.strip()]
+    except ValueError:
+        raise BigramError(f"--reg {reg!r}: give comma-separated numbers, e.g. 0,0.001,0.01,0.1") from None
+    if not regs or any(r < 0 for r in regs):
+        raise BigramError(f"--reg {reg!r}: give one or more numbers ≥ 0")
+    overrides = dict(
+        data=data, steps=steps, optimizer=optimizer, lr=lr, val_frac=val_frac, test_frac=test_frac, seed=seed,
+        figures=figures,
+    )  # fmt: skip
+    root, rows = run_sweep(
+        resolve(config, overrides), regs, out=out, progress=not quiet and sys.stdout.isatty()
+    )
+    splits = list(rows[0]["metrics"])
+    typer.echo(f"sweep: {root}")
+    typer.echo(f"{'reg':>8}" + "".join(f"{s + ' NLL':>12}" for s in splits) + f"{'≈ add-k':>11}{'KL':>10}")
+    for r in rows:
+        nll = "".join(f"{r['metrics'][s]['nll']:>12.6f}" for s in splits)
+        typer.echo(f"{r['reg']:>8g}{nll}{r['equivalent_k']:>11.4g}{r['kl']:>10.2e}")
+    typer.echo(f"\nTensorBoard: tensorboard --logdir {root}  (HParams tab)")
 
 
 @app.command()

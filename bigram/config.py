@@ -23,7 +23,7 @@ NORMALIZATIONS = ("NFC", "NFD", "NFKC", "NFKD", "none")
 class TrainConfig:
     data: str = "data/names.txt"
     model: str = "both"
-    smoothing: float = 1.0
+    smoothing: float | str = 1.0  # a number, or "auto": chosen on the val split
     steps: int = 100
     lr: float | None = None  # None: DEFAULT_LR[optimizer]
     reg: float = 0.01
@@ -130,6 +130,8 @@ def resolve(config_path: str | Path | None, overrides: dict[str, Any]) -> TrainC
 
 
 def _check_type(key: str, value: Any, where: str) -> None:
+    if key == "smoothing" and value == "auto":
+        return
     if key in _BOOL_KEYS:
         ok, kind = isinstance(value, bool), "true or false"
         if ok:
@@ -158,8 +160,11 @@ def validate(cfg: TrainConfig) -> None:
         raise bad(f"normalize = {cfg.normalize!r}: choose one of {', '.join(NORMALIZATIONS)}")
     if cfg.device not in DEVICES:
         raise bad(f"device = {cfg.device!r}: choose one of {', '.join(DEVICES)}")
-    if cfg.smoothing < 0:
-        raise bad(f"smoothing = {cfg.smoothing}: must be ≥ 0 (0 = raw frequencies, 1 = add-one)")
+    if cfg.smoothing == "auto":
+        if cfg.val_frac <= 0:
+            raise bad("smoothing = 'auto' chooses k on the validation split: set val_frac > 0")
+    elif isinstance(cfg.smoothing, str) or cfg.smoothing < 0:
+        raise bad(f"smoothing = {cfg.smoothing!r}: must be ≥ 0 (0 = raw frequencies, 1 = add-one) or 'auto'")
     if cfg.reg < 0:
         raise bad(f"reg = {cfg.reg}: must be ≥ 0")
     if cfg.steps <= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import signal
@@ -22,6 +23,7 @@ from bigram.metrics import evaluate
 from bigram.models import NeuralBigram, count_log_probs
 from bigram.runs import check_out, create_run_dir
 from bigram.sampling import Constraints, sample
+from bigram.smoothing import choose_smoothing
 from bigram.vocab import Vocab
 
 N_TB_SAMPLES = 10  # names written to TensorBoard per model
@@ -239,9 +241,6 @@ def train(
     vocab.save(run / "vocab.json")
     sparse = {s: checkpoints.to_sparse(c) for s, c in counts.items()}
     checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / "counts.pt")
-    if cfg.trains_count:
-        ckpt = {"kind": "count", "chars": list(vocab.chars), "counts": sparse["train"]}
-        checkpoints.save({**ckpt, "smoothing": float(cfg.smoothing)}, run / "count.pt")
     return _fit_and_report(run, cfg, vocab, counts, device=device, progress=progress)
 
 
@@ -274,6 +273,40 @@ def resume(run_dir: str | Path, *, steps: int | None = None, progress: bool | No
     )
 
 
+def sweep(
+    cfg: TrainConfig, regs: list[float], *, out: str | Path | None = None, progress: bool | None = None
+) -> tuple[Path, list[dict]]:
+    """Neural models for several L2 strengths, counted once, each in OUT/reg=<value>/, so that
+    `tensorboard --logdir OUT` shows them side by side (HParams tab). For each, the add-k
+    smoothing whose count model is nearest: how much smoothing the penalty amounts to."""
+    from bigram.smoothing import equivalent_smoothing
+
+    progress = sys.stdout.isatty() if progress is None else progress
+    device = resolve_device(cfg.device)
+    if out is not None:
+        check_out(out, False)
+    corpus = load_counts(cfg, progress=progress)
+    root = create_run_dir(out)
+    rows = []
+    for reg in regs:
+        sub = dataclasses.replace(cfg, reg=reg, model="neural")
+        run = root / f"reg={reg:g}"
+        run.mkdir()
+        (run / "config.toml").write_text(sub.to_toml(), encoding="utf-8")
+        corpus.vocab.save(run / "vocab.json")
+        sparse = {s: checkpoints.to_sparse(c) for s, c in corpus.counts.items()}
+        checkpoints.save(
+            {"kind": "counts", "chars": list(corpus.vocab.chars), "splits": sparse}, run / "counts.pt"
+        )
+        result = _fit_and_report(run, sub, corpus.vocab, corpus.counts, device=device, progress=progress)
+        lp = torch.log_softmax(checkpoints.load(run / "neural.pt", "neural")["W"].double(), dim=1)
+        k, kl = equivalent_smoothing(lp, corpus.counts["train"])
+        rows.append(
+            {"reg": reg, "run": str(run), "metrics": result.metrics["neural"], "equivalent_k": k, "kl": kl}
+        )
+    return root, rows
+
+
 class TrainingStopped(BigramError):
     """Training stopped early (Ctrl-C or divergence) after saving a consistent run directory."""
 
@@ -299,15 +332,27 @@ def _fit_and_report(
     writer = SummaryWriter(log_dir=str(run))
     tables: dict[str, torch.Tensor] = {}
     fit = None
+    extra: dict = {}
     try:
+        if cfg.smoothing == "auto":  # the k that predicts the held-out names best
+            k, curve = choose_smoothing(counts["train"], counts["val"])
+            extra["smoothing"] = {"chosen": k, "curve": [[x, y] for x, y in curve]}
+            log_smoothing_curve(writer, k, curve)
+            cfg = dataclasses.replace(cfg, smoothing=k)
         if cfg.trains_count:
             tables["count"] = count_log_probs(counts["train"], cfg.smoothing)
+            ckpt = {
+                "kind": "count",
+                "chars": list(vocab.chars),
+                "counts": checkpoints.to_sparse(counts["train"]),
+            }
+            checkpoints.save({**ckpt, "smoothing": float(cfg.smoothing)}, run / "count.pt")
         if cfg.trains_neural:
             fit = fit_neural(cfg, counts, device=device, writer=writer, progress=progress, resume=resume)
             checkpoints.save(fit.checkpoint(cfg, vocab), run / "neural.pt")
             tables["neural"] = fit.model.log_probs().detach().to("cpu", torch.float64)
         metrics = {kind: {s: evaluate(lp, c) for s, c in counts.items()} for kind, lp in tables.items()}
-        (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        (run / "metrics.json").write_text(json.dumps({**metrics, **extra}, indent=2) + "\n", encoding="utf-8")
         log_summary(writer, cfg, vocab, tables, metrics, counts["train"], fit.step if fit else 0)
     finally:
         writer.close()
@@ -324,6 +369,14 @@ def _fit_and_report(
             exit_code=1,
         )
     return TrainResult(run, metrics, vocab)
+
+
+def log_smoothing_curve(writer, chosen: float, curve: list[tuple[float, float]]) -> None:
+    """The val NLL of the count model against k. TensorBoard's x axis takes integers, so the
+    step is 1000·log10(k) + 4000 (k = 1e-4 → 0, k = 1 → 4000, k = 1000 → 7000)."""
+    for k, nll in curve:
+        writer.add_scalar("smoothing/val_nll", nll, round(1000 * math.log10(k)) + 4000)
+    writer.add_text("smoothing/chosen", f"k = {chosen:.6g} (val NLL {dict(curve)[chosen]:.6f})")
 
 
 def log_summary(

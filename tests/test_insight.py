@@ -157,3 +157,76 @@ def test_figures_in_tensorboard(lecture_runs):
     ea = EventAccumulator(str(lecture_runs[1]), size_guidance={"images": 0})
     ea.Reload()
     assert {"figures/counts", "figures/probs_neural"} <= set(ea.Tags()["images"])
+
+
+def plain_split_nll(train: list[str], held: list[str], k: float) -> float:
+    """NLL of the held-out names under add-k counts of the training names, in plain Python."""
+    c = plain_counts(train)
+    alphabet = sorted({ch for w in train + held for ch in w})
+    V = len(alphabet) + 1
+    rows: Counter = Counter()
+    for (a, _), n in c.items():
+        rows[a] += n
+    h = plain_counts(held)
+    total = sum(h.values())
+    return -math.fsum(n * math.log((c[a, b] + k) / (rows[a] + k * V)) for (a, b), n in h.items()) / total
+
+
+def test_smoothing_auto_picks_the_best_k_on_val(invoke, tmp_path, names):
+    from bigram.data import split_names
+
+    out = tmp_path / "auto"
+    args = [
+        "--smoothing",
+        "auto",
+        "--val-frac",
+        0.2,
+        "--test-frac",
+        0,
+        "--model",
+        "count",
+        "--no-figures",
+        "-q",
+    ]
+    r = invoke("train", "--data", NAMES, "--out", out, *args)
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    k = m["smoothing"]["chosen"]
+    split = split_names(names, 0.2, 0.0, seed=2147483647)
+    at_k = plain_split_nll(split["train"], split["val"], k)
+    assert m["count"]["val"]["nll"] == pytest.approx(at_k, abs=1e-9)
+    for other in (k / 1.3, k * 1.3, 1.0, 0.01):
+        assert plain_split_nll(split["train"], split["val"], other) > at_k
+    curve = m["smoothing"]["curve"]
+    assert len(curve) > 20 and min(curve, key=lambda x: x[1])[1] == pytest.approx(m["count"]["val"]["nll"])
+    assert torch.load(out / "count.pt", weights_only=True)["smoothing"] == k
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(out), size_guidance={"scalars": 0})
+    ea.Reload()
+    assert len(ea.Scalars("smoothing/val_nll")) == len(curve)
+
+
+def test_sweep(invoke, tmp_path):
+    out = tmp_path / "sweep"
+    r = invoke("sweep", "--reg", "0.001,0.01,0.1", "--data", NAMES, "--out", out, "--steps", 60, "-q")
+    assert r.exit_code == 0, r.output
+    rows = [
+        line.split()
+        for line in r.output.splitlines()
+        if line.strip() and line.split()[0] in ("0.001", "0.01", "0.1")
+    ]
+    assert len(rows) == 3
+    train_nll = [float(row[1]) for row in rows]
+    ks = [float(row[4]) for row in rows]
+    assert train_nll == sorted(train_nll) and ks == sorted(ks)  # more L2, more smoothing
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for reg in ("0.001", "0.01", "0.1"):
+        run = out / f"reg={reg}"
+        assert (run / "neural.pt").is_file() and not (run / "count.pt").exists()
+        ea = EventAccumulator(str(run))
+        ea.Reload()
+        assert "_hparams_/session_start_info" in ea.PluginTagToContent("hparams")
+    assert invoke("sweep", "--reg", "a,b").exit_code == 1

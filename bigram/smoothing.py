@@ -1,0 +1,54 @@
+"""Searching the add-k smoothing constant: the k that predicts held-out names best, and the k
+whose count model is closest to a given table (how much smoothing an L2 penalty amounts to)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from bigram.metrics import evaluate, kl_between
+from bigram.models import count_log_probs
+
+K_RANGE = (1e-4, 1e3)  # searched on a log scale
+
+
+def _minimize_log(f: Callable[[float], float], lo: float, hi: float, grid: int = 29, refine: int = 30):
+    """min of f(k) over [lo, hi]: a log-spaced grid, then golden-section search in log k around
+    the best grid point. Returns (k, every (k, f(k)) evaluated, sorted by k)."""
+    seen: dict[float, float] = {}
+
+    def g(logk: float) -> float:
+        k = 10**logk
+        if k not in seen:
+            seen[k] = f(k)
+        return seen[k]
+
+    a, b = math.log10(lo), math.log10(hi)
+    xs = [a + (b - a) * i / (grid - 1) for i in range(grid)]
+    best = min(range(grid), key=lambda i: g(xs[i]))
+    left, right = xs[max(best - 1, 0)], xs[min(best + 1, grid - 1)]
+    phi = (math.sqrt(5) - 1) / 2
+    c, d = right - phi * (right - left), left + phi * (right - left)
+    for _ in range(refine):
+        if g(c) < g(d):
+            right, d = d, c
+            c = right - phi * (right - left)
+        else:
+            left, c = c, d
+            d = left + phi * (right - left)
+    k = min(seen, key=seen.get)
+    return k, sorted(seen.items())
+
+
+def choose_smoothing(train: torch.Tensor, val: torch.Tensor) -> tuple[float, list[tuple[float, float]]]:
+    """The k minimizing the count model's NLL on the val counts, and the curve (k, val NLL)."""
+    return _minimize_log(lambda k: evaluate(count_log_probs(train, k), val)["nll"], *K_RANGE)
+
+
+def equivalent_smoothing(log_probs: torch.Tensor, train: torch.Tensor) -> tuple[float, float]:
+    """The k whose count model is nearest the table (least KL(count_k ‖ table), rows weighted by
+    the training counts), and that KL."""
+    k, curve = _minimize_log(lambda k: kl_between(count_log_probs(train, k), log_probs, train), *K_RANGE)
+    return k, dict(curve)[k]
