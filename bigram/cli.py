@@ -232,6 +232,8 @@ def score(
     # RUN is optional before the names: the first argument is a run when it is a run directory
     run = args[0] if len(args) > 1 and (Path(args[0]) / "vocab.json").is_file() else None
     names = args[1:] if run is not None else args
+    if len(args) == 1 and (Path(args[0]) / "vocab.json").is_file():
+        raise BigramError(f"{args[0]} is a run directory: give names to score after it")
     scores = Run.open(run).score(names, model=model)
     typer.echo(dumps(scores) if as_json else "\n\n".join(format_score(s) for s in scores))
 

@@ -238,8 +238,12 @@ class StreamCounter:
         if group is not None:
             import torch.distributed as dist
 
+            # nccl reduces CUDA tensors only; gloo reduces CPU tensors
+            dev = torch.device("cuda") if dist.get_backend(group) == "nccl" else torch.device("cpu")
+            counts, names = counts.to(dev), names.to(dev)
             dist.all_reduce(counts, group=group)
             dist.all_reduce(names, group=group)
+            counts, names = counts.cpu(), names.cpu()
         split_names = ("train", "val", "test")
         return CorpusCounts(
             vocab,

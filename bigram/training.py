@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -225,6 +226,9 @@ def train(
     if world > 1:  # under torchrun: every process counts its byte range, counts are summed
         import torch.distributed as dist
 
+        if device.type == "cuda":  # one GPU per process
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            device = torch.device("cuda", torch.cuda.current_device())
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         group = dist.group.WORLD
     try:
