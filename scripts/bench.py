@@ -201,7 +201,7 @@ def _child(code: str) -> tuple[float, int, str]:
     import subprocess
 
     wrapped = (
-        "import atexit, resource, sys\n"
+        "import atexit, sys\n"
         "atexit.register(lambda: print('PEAK_RSS_KB', [int(x.split()[1]) for x in open('/proc/self/status')"
         " if x.startswith('VmHWM')][0], file=sys.stderr))\n" + code
     )
@@ -214,6 +214,12 @@ def _child(code: str) -> tuple[float, int, str]:
     return wall, rss, r.stdout
 
 
+def _cli_child(args: list[str]) -> tuple[float, int]:
+    """A whole `bigram` command in a fresh process: (wall seconds, peak RSS bytes)."""
+    wall, rss, _ = _child(f"sys.argv = ['bigram', *{args!r}]\nfrom bigram.cli import main\nmain()")
+    return wall, rss
+
+
 def bench_scale(tmp: Path) -> list[dict]:
     """The large-vocabulary and large-corpus runs, each in its own process."""
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -224,8 +230,7 @@ def bench_scale(tmp: Path) -> list[dict]:
     names = multilingual(700_000, seed=0)
     multi.write_text("\n".join(names) + "\n", encoding="utf-8")
     V = len(set("".join(names))) + 1
-    args = ["train", "--data", str(multi), "--out", str(tmp / "run-multi"), "-q"]
-    wall, rss, _ = _child(f"sys.argv = ['bigram', *{args!r}]\nfrom bigram.cli import main\nmain()")
+    wall, rss = _cli_child(["train", "--data", str(multi), "--out", str(tmp / "run-multi"), "-q"])
     rows.append(
         dict(
             task=f"train count + neural (100 steps), 700k names, V = {V:,}, default splits",
@@ -255,8 +260,9 @@ def bench_scale(tmp: Path) -> list[dict]:
             note=f"{size / 1e6 / t:,.0f} MB/s; peak RSS {rss / 2**20:,.0f} MiB (targets: 50 MB/s, 600 MB)",
         )
     )
-    args = ["train", "--data", str(big), "--model", "count", "--out", str(tmp / "run-big"), "-q"]
-    wall, rss, _ = _child(f"sys.argv = ['bigram', *{args!r}]\nfrom bigram.cli import main\nmain()")
+    wall, rss = _cli_child(
+        ["train", "--data", str(big), "--model", "count", "--out", str(tmp / "run-big"), "-q"]
+    )
     rows.append(
         dict(
             task=f"`bigram train --model count` on the {size / 2**20:,.0f} MiB corpus",
