@@ -37,6 +37,7 @@ from bigram.vocab import BOUNDARY_ID, Vocab
 
 MAX_STEPS = 10_000  # a walk that has not ended by then means a broken table
 _DOUBLINGS = 64  # Σ_k Q^k t by doubling: 2^64 terms at most
+_SOLVE_ABOVE = 256  # vocabularies larger than this solve (I − Q) h = t instead of doubling
 
 
 @dataclass(frozen=True)
@@ -148,14 +149,7 @@ class Plan:
             self.tail, self.U = None, []
             return
         if self.m_hi is None:
-            s, A = t.clone(), Q.clone()
-            for _ in range(_DOUBLINGS):  # s = Σ_{k < 2^i} Q^k t
-                inc = A @ s
-                s = s + inc
-                if float(inc.max()) <= 1e-17 * float(s.max()):
-                    break
-                A = A @ A
-            base = s  # Σ_{k ≥ 0} Q^k t
+            base = _geometric_sum(Q, t)  # Σ_{k ≥ 0} Q^k t
             self.S = None
         else:
             n = self.m_hi - self.m_lo
@@ -200,6 +194,28 @@ class Plan:
             return -math.inf
         z = float(self.step_weights(0)[self.u].sum())
         return self.log_pS + math.log(z) + self.log_pE if z > 0 else -math.inf
+
+
+def _geometric_sum(Q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Σ_{k ≥ 0} Q^k t: the probability of eventually leaving into t, from every state.
+
+    For a large V, one linear solve (I − Q) h = t (V³/3 flops once). Otherwise, or when that
+    system is singular (states that can never leave), by doubling: s ← s + Q^(2^i) s, exact
+    to rounding after log2(expected length) squarings."""
+    V = Q.shape[0]
+    if V > _SOLVE_ABOVE:
+        h = torch.linalg.solve(torch.eye(V, dtype=Q.dtype) - Q, t)
+        residual = (h - Q @ h - t).abs().max()
+        if torch.isfinite(h).all() and float(h.min()) >= -1e-12 and float(residual) <= 1e-9:
+            return h.clamp_(min=0)
+    s, A = t.clone(), Q.clone()
+    for _ in range(_DOUBLINGS):  # s = Σ_{k < 2^i} Q^k t
+        inc = A @ s
+        s = s + inc
+        if float(inc.max()) <= 1e-17 * float(s.max()):
+            break
+        A = A @ A
+    return s
 
 
 def _flat_cdf(w: torch.Tensor) -> torch.Tensor:

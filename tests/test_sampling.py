@@ -233,3 +233,25 @@ def test_cli_sample_constraints_and_json(invoke, tmp_path, tiny_corpus):
     assert r.exit_code == 1 and r.output.startswith("error:")
     r = invoke("sample", out, "-n", 2, "--novel", "--unique", "--seed", 0, "--max-len", 3)
     assert r.exit_code == 0 and not set(r.output.split()) & {"ab", "b", "ba"}
+
+
+def test_geometric_sum_by_solve_and_by_doubling_agree(monkeypatch):
+    import bigram.sampling as sampling
+
+    g = torch.Generator().manual_seed(0)
+    V = 300
+    P = torch.rand(V, V, generator=g, dtype=torch.float64)
+    P[:, 0] *= 20  # leaving is likely enough that walks end
+    P /= P.sum(1, keepdim=True)
+    Q, t = P.clone(), P[:, 0].clone()
+    Q[:, 0] = 0
+    solved = sampling._geometric_sum(Q, t)
+    monkeypatch.setattr(sampling, "_SOLVE_ABOVE", 10**9)
+    doubled = sampling._geometric_sum(Q, t)
+    assert torch.allclose(solved, doubled, atol=1e-12)
+    assert torch.allclose(solved, torch.ones(V, dtype=torch.float64))  # every walk ends, surely
+    # states 1 and 2 only lead to each other: they never leave, and (I − Q) is singular
+    monkeypatch.setattr(sampling, "_SOLVE_ABOVE", 2)
+    Q = torch.tensor([[0.0, 0.5, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    t = torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64)
+    assert sampling._geometric_sum(Q, t).tolist() == [0.5, 0.0, 0.0]
