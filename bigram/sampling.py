@@ -204,10 +204,13 @@ def _geometric_sum(Q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     to rounding after log2(expected length) squarings."""
     V = Q.shape[0]
     if V > _SOLVE_ABOVE:
-        h = torch.linalg.solve(torch.eye(V, dtype=Q.dtype) - Q, t)
-        residual = (h - Q @ h - t).abs().max()
-        if torch.isfinite(h).all() and float(h.min()) >= -1e-12 and float(residual) <= 1e-9:
-            return h.clamp_(min=0)
+        try:
+            h = torch.linalg.solve(torch.eye(V, dtype=Q.dtype) - Q, t)
+            ok = bool(torch.isfinite(h).all()) and float(h.min()) >= -1e-12
+            if ok and float((h - Q @ h - t).abs().max()) <= 1e-9:  # a true solution, not noise
+                return h.clamp_(min=0)
+        except torch.linalg.LinAlgError:  # singular: some states can never leave
+            pass
     s, A = t.clone(), Q.clone()
     for _ in range(_DOUBLINGS):  # s = Σ_{k < 2^i} Q^k t
         inc = A @ s
