@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import shutil
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -80,6 +80,7 @@ class Run:
     path: Path
     vocab: Vocab
     config: dict
+    _cache: dict = field(default_factory=dict, repr=False)  # tables and counts, read once
 
     @classmethod
     def open(cls, path: str | Path | None = None) -> Run:
@@ -123,10 +124,14 @@ class Run:
     def log_probs(self, model: str | None = None) -> torch.Tensor:
         """The V×V table log P(next | prev) of a model (float64); what every consumer reads."""
         model = self.pick_model(model)
-        ckpt = self.checkpoint(model)
-        if model == "count":
-            return count_log_probs(checkpoints.from_sparse(ckpt["counts"]), float(ckpt["smoothing"]))
-        return torch.log_softmax(ckpt["W"].to(torch.float64), dim=1)
+        if model not in self._cache:
+            ckpt = self.checkpoint(model)
+            if model == "count":
+                lp = count_log_probs(checkpoints.from_sparse(ckpt["counts"]), float(ckpt["smoothing"]))
+            else:
+                lp = torch.log_softmax(ckpt["W"].to(torch.float64), dim=1)
+            self._cache[model] = lp
+        return self._cache[model]
 
     def counts(self, split: str = "train") -> torch.Tensor:
         """The V×V bigram count matrix of a split of this run's data (int64)."""
@@ -172,8 +177,10 @@ class Run:
 
     def split_counts(self) -> dict[str, torch.Tensor]:
         """The count matrix of every non-empty split of this run's data."""
-        d = checkpoints.load(self.path / "counts.pt", "counts")
-        return {k: checkpoints.from_sparse(v) for k, v in d["splits"].items()}
+        if "counts" not in self._cache:
+            d = checkpoints.load(self.path / "counts.pt", "counts")
+            self._cache["counts"] = {k: checkpoints.from_sparse(v) for k, v in d["splits"].items()}
+        return self._cache["counts"]
 
     def corpus_names(self) -> set[str]:
         """Every name of the corpus this run was trained on (read again from its data file)."""
