@@ -189,7 +189,7 @@ def evaluate(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """NLL, perplexity and bits per char of each model on each split (or on --data FILE)."""
+    """NLL, perplexity, bits per char, data entropy and KL of each model on each split (or --data FILE)."""
     from bigram.counts import count_bigrams
     from bigram.data import read_names
     from bigram.metrics import format_table
