@@ -113,6 +113,7 @@ def fit_neural(
     writer=None,
     progress: bool = False,
     resume: dict | None = None,
+    ctrl_c: _StopOnCtrlC | None = None,
 ) -> Fit:
     """Train W to minimize mean NLL over the training bigrams + reg · mean(W²), from a fresh
     init or from a checkpoint (`resume`), up to cfg.steps updates in all.
@@ -163,7 +164,7 @@ def fit_neural(
         range(start, cfg.steps), desc="neural", unit="step", disable=not progress, leave=False,
         initial=start, total=cfg.steps,
     )  # fmt: skip
-    with _StopOnCtrlC() as ctrl_c:
+    with ctrl_c or _StopOnCtrlC() as ctrl_c:
         for step in bar:
             if ctrl_c.requested:
                 fit.stopped = "interrupted"
@@ -337,6 +338,7 @@ def _fit_and_report(
     tables: dict[str, torch.Tensor] = {}
     fit = None
     extra: dict = {}
+    ctrl_c = _StopOnCtrlC().__enter__()  # from here on, Ctrl-C stops cleanly between steps
     try:
         if cfg.smoothing == "auto":  # the k that predicts the held-out names best
             k, curve = choose_smoothing(counts["train"], counts["val"])
@@ -352,13 +354,16 @@ def _fit_and_report(
             }
             checkpoints.save({**ckpt, "smoothing": float(cfg.smoothing)}, run / "count.pt")
         if cfg.trains_neural:
-            fit = fit_neural(cfg, counts, device=device, writer=writer, progress=progress, resume=resume)
+            fit = fit_neural(
+                cfg, counts, device=device, writer=writer, progress=progress, resume=resume, ctrl_c=ctrl_c
+            )
             checkpoints.save(fit.checkpoint(cfg, vocab), run / "neural.pt")
             tables["neural"] = fit.model.log_probs().detach().to("cpu", torch.float64)
         metrics = {kind: {s: evaluate(lp, c) for s, c in counts.items()} for kind, lp in tables.items()}
         (run / "metrics.json").write_text(json.dumps({**metrics, **extra}, indent=2) + "\n", encoding="utf-8")
         log_summary(writer, cfg, vocab, tables, metrics, counts["train"], fit.step if fit else 0)
     finally:
+        ctrl_c.__exit__()
         writer.close()
     if fit is not None and fit.stopped == "interrupted":
         raise TrainingStopped(

@@ -266,15 +266,17 @@ def test_resume_refusals(invoke, tmp_path, tiny_corpus):
 def test_ctrl_c_saves_a_consistent_run_that_resumes(tmp_path):
     out, full = tmp_path / "run", tmp_path / "full"
     base = [sys.executable, "-m", "bigram", "train", "--data", str(NAMES), "-q", "--optimizer", "adam"]
-    base += ["--eval-every", "1000"]
+    base += ["--eval-every", "1000", "--no-figures"]
     proc = subprocess.Popen(
         [*base, "--out", str(out), "--steps", "10000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, cwd=ROOT,
     )  # fmt: skip
-    deadline = time.time() + 60
-    while not list(out.glob("events.out.tfevents.*")) and time.time() < deadline:
+    deadline = time.time() + 120
+    while time.time() < deadline:  # until training steps are being logged
+        events = list(out.glob("events.out.tfevents.*"))
+        if events and events[0].stat().st_size > 50_000:
+            break
         time.sleep(0.2)
-    time.sleep(1.5)  # some training steps
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -294,3 +296,20 @@ def test_ctrl_c_saves_a_consistent_run_that_resumes(tmp_path):
     a = torch.load(full / "neural.pt", weights_only=True)["W"]
     b = torch.load(out / "neural.pt", weights_only=True)["W"]
     assert torch.equal(a, b)
+
+
+def test_ctrl_c_before_the_first_step_saves_step_zero(names):
+    from bigram.config import TrainConfig
+    from bigram.counts import count_bigrams
+    from bigram.models import NeuralBigram
+    from bigram.training import _StopOnCtrlC, fit_neural
+    from bigram.vocab import Vocab
+
+    vocab = Vocab.from_names(names)
+    flag = _StopOnCtrlC()
+    flag.requested = True  # Ctrl-C pressed while the run was being set up
+    fit = fit_neural(
+        TrainConfig(steps=50), {"train": count_bigrams(names, vocab)}, device=torch.device("cpu"), ctrl_c=flag
+    )
+    assert fit.stopped == "interrupted" and fit.step == 0
+    assert torch.equal(fit.model.W, NeuralBigram(27, seed=TrainConfig().seed).W)  # untouched init
