@@ -18,16 +18,6 @@ def count_bigrams(names: list[str], vocab: Vocab) -> torch.Tensor:
     return count_ids(vocab.encode_corpus(names), vocab.size)
 
 
-def bigram_pairs(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every bigram of the count matrix as (xs, ys) id tensors, each repeated by its count.
-
-    This is the lecture's per-example dataset, rebuilt from the counts; only tests and the
-    benchmark's reference need it (training never materializes it)."""
-    V = counts.shape[0]
-    flat = torch.arange(V * V).repeat_interleave(counts.flatten())
-    return flat // V, flat % V
-
-
 def top_tokens(counts: torch.Tensor, k: int) -> torch.Tensor:
     """Ids of the k most frequent tokens (the boundary always among them), in vocabulary order:
     what a figure of a large vocabulary shows."""

@@ -36,7 +36,6 @@ TB_IMAGE_TOKENS = 64  # a larger vocabulary shows its most frequent characters
 class TrainResult:
     run_dir: Path
     metrics: dict = field(default_factory=dict)
-    vocab: Vocab | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -377,7 +376,7 @@ def _fit_and_report(
             f"model (step {fit.step}) in {run / 'neural.pt'}; lower --lr (now {cfg.learning_rate:g})",
             exit_code=1,
         )
-    return TrainResult(run, metrics, vocab)
+    return TrainResult(run, metrics)
 
 
 def log_smoothing_curve(writer, chosen: float, curve: list[tuple[float, float]]) -> None:

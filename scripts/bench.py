@@ -220,6 +220,11 @@ def _cli_child(args: list[str]) -> tuple[float, int]:
     return wall, rss
 
 
+def _scale_row(task: str, seconds: float, note: str) -> dict:
+    """A benchmark row without a lecture-code reference (the lecture code cannot run these)."""
+    return dict(task=task, ref_s=math.nan, ours_s=seconds, note=note)
+
+
 def bench_scale(tmp: Path) -> list[dict]:
     """The large-vocabulary and large-corpus runs, each in its own process."""
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -232,11 +237,10 @@ def bench_scale(tmp: Path) -> list[dict]:
     V = len(set("".join(names))) + 1
     wall, rss = _cli_child(["train", "--data", str(multi), "--out", str(tmp / "run-multi"), "-q"])
     rows.append(
-        dict(
-            task=f"train count + neural (100 steps), 700k names, V = {V:,}, default splits",
-            ref_s=math.nan,
-            ours_s=wall,
-            note=f"whole `bigram train` command; peak RSS {rss / 2**30:.2f} GiB (targets: 60 s, 2 GB)",
+        _scale_row(
+            f"train count + neural (100 steps), 700k names, V = {V:,}, default splits",
+            wall,
+            f"whole `bigram train` command; peak RSS {rss / 2**30:.2f} GiB (targets: 60 s, 2 GB)",
         )
     )
 
@@ -253,22 +257,20 @@ def bench_scale(tmp: Path) -> list[dict]:
     _, rss, out = _child(code)
     t = float(out.split()[-1])
     rows.append(
-        dict(
-            task=f"stream + count a {size / 2**20:,.0f} MiB corpus (hash split)",
-            ref_s=math.nan,
-            ours_s=t,
-            note=f"{size / 1e6 / t:,.0f} MB/s; peak RSS {rss / 2**20:,.0f} MiB (targets: 50 MB/s, 600 MB)",
+        _scale_row(
+            f"stream + count a {size / 2**20:,.0f} MiB corpus (hash split)",
+            t,
+            f"{size / 1e6 / t:,.0f} MB/s; peak RSS {rss / 2**20:,.0f} MiB (targets: 50 MB/s, 600 MB)",
         )
     )
     wall, rss = _cli_child(
         ["train", "--data", str(big), "--model", "count", "--out", str(tmp / "run-big"), "-q"]
     )
     rows.append(
-        dict(
-            task=f"`bigram train --model count` on the {size / 2**20:,.0f} MiB corpus",
-            ref_s=math.nan,
-            ours_s=wall,
-            note=f"whole command (start-up, counting, checkpoints, logs); peak RSS {rss / 2**20:,.0f} MiB",
+        _scale_row(
+            f"`bigram train --model count` on the {size / 2**20:,.0f} MiB corpus",
+            wall,
+            f"whole command (start-up, counting, checkpoints, logs); peak RSS {rss / 2**20:,.0f} MiB",
         )
     )
     big.unlink()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bigram.counts import bigram_pairs, count_bigrams
+from bigram.counts import count_bigrams
 from bigram.metrics import evaluate
 from bigram.models import count_log_probs
 from bigram.vocab import Vocab
@@ -62,12 +62,3 @@ def test_empty_row_with_zero_smoothing_is_uniform():
     N = torch.tensor([[0, 1, 0], [1, 0, 0], [0, 0, 0]])
     P = count_log_probs(N, 0.0).exp()
     assert P[2].tolist() == pytest.approx([1 / 3] * 3)
-
-
-def test_bigram_pairs_rebuild_the_dataset():
-    vocab = Vocab.from_names(["ab", "b"])
-    N = count_bigrams(["ab", "b"], vocab)
-    xs, ys = bigram_pairs(N)
-    assert sorted(zip(xs.tolist(), ys.tolist(), strict=True)) == sorted(
-        [(0, 1), (1, 2), (2, 0), (0, 2), (2, 0)]
-    )
