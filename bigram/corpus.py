@@ -36,7 +36,6 @@ _NL = ord("\n")
 _MAX_V = 16_384  # 3 V² counters beyond that no longer fit a sane memory budget
 # characters str.strip() removes, as UTF-8 (a chunk containing one takes the exact slow path)
 _WS = [chr(c) for c in range(0x3001) if chr(c).isspace() and c != _NL]
-_UNICODE_WS = [c.encode() for c in _WS if ord(c) >= 128]
 
 
 @dataclass
@@ -104,27 +103,22 @@ def normalize_text(text: str, normalize: str | None, lowercase: bool) -> str:
     return text.lower() if lowercase else text
 
 
-_ASCII_SPACE = np.zeros(256, dtype=bool)
-_ASCII_SPACE[[ord(c) for c in _WS if ord(c) < 128]] = True
+_SPACE = np.zeros(0x110000, dtype=bool)  # code point → does str.strip() remove it
+_SPACE[[ord(c) for c in _WS]] = True
 
 
-def _needs_stripping(buf: bytes) -> bool:
-    """False when every line of the chunk is already stripped and non-blank (the fast path).
-    One vectorized pass: is any newline (or the chunk's edge) next to whitespace or a newline?"""
-    b = np.frombuffer(buf, dtype=np.uint8)
-    if len(b) == 0:
-        return False
-    edge = b == _NL
-    edge_or_space = edge | _ASCII_SPACE[b]
-    if (
-        edge_or_space[0]
-        or (edge_or_space[-1] and not edge[-1])
-        or (len(b) > 1 and edge[-1] and edge_or_space[-2])
-    ):
+def _code_points(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """The text as int32 code points with "\n" before and after, and the newlines' positions."""
+    cps = np.frombuffer(bytearray(("\n" + text.rstrip("\n") + "\n").encode("utf-32-le")), dtype=np.int32)
+    return cps, np.flatnonzero(cps == _NL)
+
+
+def _needs_stripping(cps: np.ndarray, nl: np.ndarray) -> bool:
+    """False when every line is already stripped and non-blank (the fast path). Only the
+    characters next to each newline are looked at, not the whole chunk."""
+    if (np.diff(nl) == 1).any():  # a blank line
         return True
-    if (edge[1:] & edge_or_space[:-1]).any() or (edge[:-1] & edge_or_space[1:]).any():
-        return True
-    return not buf.isascii() and any(p in buf for p in _UNICODE_WS)
+    return bool(_SPACE[cps[nl[1:] - 1]].any() or _SPACE[cps[nl[:-1] + 1]].any())
 
 
 def split_of(cps: np.ndarray, nl: np.ndarray, seed: int, val_frac: float, test_frac: float) -> np.ndarray:
@@ -167,22 +161,24 @@ class StreamCounter:
         self.lock = threading.Lock()
 
     def add(self, text: str) -> None:
-        """Count one chunk of clean text: names separated by "\n", none blank. Thread-safe:
-        only the vocabulary lookup and the accumulation hold the lock."""
-        if not text:
-            return
-        cps = np.frombuffer(bytearray(("\n" + text + "\n").encode("utf-32-le")), dtype=np.int32)  # writable
+        """Count one chunk of text, one name per line (stripped here if any line needs it).
+        Thread-safe: only the vocabulary lookup and the accumulation hold the lock."""
+        cps, nl = _code_points(text)
+        if _needs_stripping(cps, nl):  # the exact per-line rule, only for chunks that need it
+            text = strip_lines(text)
+            if not text:  # only blank lines
+                return
+            cps, nl = _code_points(text)
         with self.lock:
-            ids = self.lut[cps]
+            ids = np.take(self.lut, cps)  # faster than fancy indexing here
             if (ids < 0).any():
                 self._grow(np.unique(cps[ids < 0]))
-                ids = self.lut[cps]
+                ids = np.take(self.lut, cps)
             cap = self.cap
-        nl = np.flatnonzero(cps == _NL)
         labels = split_of(cps, nl, self.seed, self.val_frac, self.test_frac)
-        per_bigram = np.repeat(labels, np.diff(nl))  # each name's bigrams go to its split
+        lengths = np.diff(nl)  # each name's bigrams: its length + 1
         while True:
-            keys = per_bigram * (cap * cap)  # in place from here: one chunk-sized array
+            keys = np.repeat(labels * (cap * cap), lengths)  # each bigram's split offset
             keys += ids[1:]
             keys += ids[:-1] * cap
             with self.lock:
@@ -279,7 +275,7 @@ def count_file(
     def process(buf: bytes, chunk_start: int) -> None:
         if chunk_start == 0 and buf.startswith(b"\xef\xbb\xbf"):
             buf, chunk_start = buf[3:], 3
-        if b"\r\n" in buf:  # CRLF: one C call here keeps the chunk on the fast path
+        if b"\r" in buf:  # CRLF: one C call here keeps the chunk on the fast path
             buf = buf.replace(b"\r\n", b"\n")
         if b"\x00" in buf:
             raise BigramError(
@@ -292,8 +288,7 @@ def count_file(
             raise BigramError(
                 f"data file {p} is not valid UTF-8 at line {line}: re-save it as UTF-8"
             ) from None
-        text = normalize_text(text, normalize, lowercase)
-        counter.add(strip_lines(text) if _needs_stripping(buf) else text.rstrip("\n"))
+        counter.add(normalize_text(text, normalize, lowercase))
 
     # two workers: numpy releases the GIL, so chunks are processed on both cores
     offset = start
