@@ -35,6 +35,11 @@ def summarize(log_lik: float, bigrams: int) -> dict[str, float | int]:
     }
 
 
+def nll(log_probs: torch.Tensor, counts: torch.Tensor) -> float:
+    """Mean −log P per counted bigram: the one figure a training curve needs."""
+    return -log_likelihood(log_probs, counts) / float(counts.sum())
+
+
 def evaluate(log_probs: torch.Tensor, counts: torch.Tensor) -> dict[str, float | int]:
     """NLL, perplexity, bits per char of the table on the bigrams counted in `counts`, and how
     the NLL splits into the data's own entropy plus the KL divergence of the model from it."""

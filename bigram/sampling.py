@@ -106,7 +106,6 @@ class Plan:
                 if lp > -math.inf:
                     self.overlaps.append((name, lp))
         self.V = V
-        self._cache: dict[int, torch.Tensor] = {}
         self._messages()
         mid = self.log_mass_middle()
         if mid == -math.inf and not self.overlaps:
@@ -179,20 +178,23 @@ class Plan:
     def may_exit(self, j: int) -> bool:
         return j >= self.m_lo and (self.m_hi is None or j <= self.m_hi)
 
+    def row_weights(self, j: int, states: torch.Tensor) -> torch.Tensor:
+        """step_weights(j)[states] without building the V×V matrix (few names, large V)."""
+        w = self.P[states] * self.completion(j)[None, :]
+        w[:, BOUNDARY_ID] = self.t[states] if self.may_exit(j) else 0.0
+        return w
+
     def step_weights(self, j: int) -> torch.Tensor:
         """Unnormalized V×V weights of step j: column 0 = leave the middle, d ≥ 1 = go to d."""
-        key = min(j, self.m_lo) if self.m_hi is None else j  # constant once past m_lo if unbounded
-        if key not in self._cache:
-            w = self.P * self.completion(j)[None, :]
-            w[:, BOUNDARY_ID] = self.t if self.may_exit(j) else 0.0
-            self._cache = {key: w}  # the walk moves forward: only the latest step is reused
-        return self._cache[key]
+        w = self.P * self.completion(j)[None, :]
+        w[:, BOUNDARY_ID] = self.t if self.may_exit(j) else 0.0
+        return w
 
     def log_mass_middle(self) -> float:
         """log P(S) + log(mass of all allowed middles from u) + log P(E, end)."""
         if self.m_hi is not None and self.m_hi < 0:
             return -math.inf
-        z = float(self.step_weights(0)[self.u].sum())
+        z = float(self.row_weights(0, torch.tensor([self.u])).sum())
         return self.log_pS + math.log(z) + self.log_pE if z > 0 else -math.inf
 
 
@@ -246,15 +248,14 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> torch.Tensor:
     for j in range(MAX_STEPS):
         if len(alive) == 0:
             break
-        w = plan.step_weights(j)
         u = torch.rand(len(alive), generator=g, dtype=torch.float64).clamp_(max=1 - 1e-12)
-        if len(alive) < V and w is not cdf_key:
-            rows = w[cur]
-            cdf = rows.cumsum(1)
+        if len(alive) < V and not (plan.m_hi is None and cdf_key == min(j, plan.m_lo)):
+            cdf = plan.row_weights(j, cur).cumsum(1)
             nxt = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1).clamp_(max=V - 1)
         else:
-            if w is not cdf_key:
-                cdf_key, flat = w, _flat_cdf(w)
+            key = min(j, plan.m_lo) if plan.m_hi is None else j  # unbounded: constant past m_lo
+            if key != cdf_key:
+                cdf_key, flat = key, _flat_cdf(plan.step_weights(j))
             nxt = torch.searchsorted(flat, cur + u, right=True) - cur * V
         col = torch.zeros(n, dtype=torch.long)
         col[alive] = nxt

@@ -21,6 +21,7 @@ from bigram.corpus import default_world, load_counts
 from bigram.counts import top_tokens
 from bigram.errors import BigramError
 from bigram.metrics import evaluate
+from bigram.metrics import nll as nll_of
 from bigram.models import NeuralBigram, count_log_probs
 from bigram.runs import check_out, create_run_dir
 from bigram.sampling import Constraints, sample
@@ -30,6 +31,7 @@ from bigram.vocab import Vocab
 N_TB_SAMPLES = 10  # names written to TensorBoard per model
 TB_MAX_LEN = 40  # their length cap
 TB_IMAGE_TOKENS = 64  # a larger vocabulary shows its most frequent characters
+TB_FIGURE_TOKENS = 27  # the labelled figures: the lecture's size (each cell costs drawing time)
 
 
 @dataclass
@@ -140,7 +142,7 @@ def fit_neural(
     flat = train.flatten()
     # the count model's NLL on each split: what the neural model is heading for
     count_lp = count_log_probs(counts["train"], cfg.smoothing)
-    reference = {s: evaluate(count_lp, c)["nll"] for s, c in counts.items()}
+    reference = {s: nll_of(count_lp, c) for s, c in counts.items()}
 
     total = float(train.sum())
     parts: list[tuple[float, float, float]] = []  # (loss, nll, reg) of each evaluation in a step
@@ -203,7 +205,7 @@ def log_eval(writer, model: NeuralBigram, counts: dict, reference: dict, step: i
     lp = model.log_probs()
     for split, c in counts.items():
         if split != "train":
-            writer.add_scalar(f"{split}/nll", evaluate(lp, c)["nll"], step)
+            writer.add_scalar(f"{split}/nll", nll_of(lp, c), step)
         writer.add_scalar(f"{split}/nll_count_model", reference[split], step)
 
 
@@ -402,13 +404,13 @@ def log_summary(
         # four-space indent: a Markdown code block, so names show verbatim
         writer.add_text(f"samples/{kind}", "\n".join("    " + n for n in names), step)
     if cfg.figures:  # the lecture's labelled heatmaps (bigram plot draws the same): ~1 s each
-        from bigram.plots import DEFAULT_TOP, figure_for
+        from bigram.plots import figure_for
 
         kind = "neural" if "neural" in tables else "count"
         writer.add_figure(
-            "figures/counts", figure_for(vocab, counts_train, None, "counts", kind, DEFAULT_TOP), step
+            "figures/counts", figure_for(vocab, counts_train, None, "counts", kind, TB_FIGURE_TOKENS), step
         )
-        fig = figure_for(vocab, counts_train, tables[kind], "probs", kind, DEFAULT_TOP)
+        fig = figure_for(vocab, counts_train, tables[kind], "probs", kind, TB_FIGURE_TOKENS)
         writer.add_figure(f"figures/probs_{kind}", fig, step)
     hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in cfg.to_dict().items()}
     final = {
