@@ -38,6 +38,7 @@ TB_FIGURE_TOKENS = 27  # the labelled figures: the lecture's size (each cell cos
 class TrainResult:
     run_dir: Path
     metrics: dict = field(default_factory=dict)
+    tables: dict[str, torch.Tensor] = field(default_factory=dict)  # model → V×V log P
 
 
 def resolve_device(name: str) -> torch.device:
@@ -243,11 +244,16 @@ def train(
     vocab, counts = corpus.vocab, corpus.counts
 
     run = create_run_dir(out, overwrite)
+    _write_run_inputs(run, cfg, vocab, counts)
+    return _fit_and_report(run, cfg, vocab, counts, device=device, progress=progress)
+
+
+def _write_run_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, counts: dict[str, torch.Tensor]) -> None:
+    """What a run is trained from: its resolved config, vocabulary and per-split counts."""
     (run / "config.toml").write_text(cfg.to_toml(), encoding="utf-8")
     vocab.save(run / "vocab.json")
     sparse = {s: checkpoints.to_sparse(c) for s, c in counts.items()}
     checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / "counts.pt")
-    return _fit_and_report(run, cfg, vocab, counts, device=device, progress=progress)
 
 
 def resume(run_dir: str | Path, *, steps: int | None = None, progress: bool | None = None) -> TrainResult:
@@ -298,15 +304,9 @@ def sweep(
         sub = dataclasses.replace(cfg, reg=reg, model="neural")
         run = root / f"reg={reg:g}"
         run.mkdir()
-        (run / "config.toml").write_text(sub.to_toml(), encoding="utf-8")
-        corpus.vocab.save(run / "vocab.json")
-        sparse = {s: checkpoints.to_sparse(c) for s, c in corpus.counts.items()}
-        checkpoints.save(
-            {"kind": "counts", "chars": list(corpus.vocab.chars), "splits": sparse}, run / "counts.pt"
-        )
+        _write_run_inputs(run, sub, corpus.vocab, corpus.counts)
         result = _fit_and_report(run, sub, corpus.vocab, corpus.counts, device=device, progress=progress)
-        lp = torch.log_softmax(checkpoints.load(run / "neural.pt", "neural")["W"].double(), dim=1)
-        k, kl = equivalent_smoothing(lp, corpus.counts["train"])
+        k, kl = equivalent_smoothing(result.tables["neural"], corpus.counts["train"])
         rows.append(
             {"reg": reg, "run": str(run), "metrics": result.metrics["neural"], "equivalent_k": k, "kl": kl}
         )
@@ -378,7 +378,7 @@ def _fit_and_report(
             f"model (step {fit.step}) in {run / 'neural.pt'}; lower --lr (now {cfg.learning_rate:g})",
             exit_code=1,
         )
-    return TrainResult(run, metrics)
+    return TrainResult(run, metrics, tables)
 
 
 def log_smoothing_curve(writer, chosen: float, curve: list[tuple[float, float]]) -> None:
