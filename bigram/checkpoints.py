@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bigram import atomic
 from bigram.errors import BigramError
 
 
 def save(obj: dict[str, Any], path: Path) -> None:
     """torch.save to a temporary file, then rename: a crash never leaves a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    def write(tmp: Path) -> None:
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as e:  # torch reports a full disk as "PytorchStreamWriter failed writing"
+            raise OSError(str(e).splitlines()[0][:200]) from None
+
+    atomic.write_with(path, write)
 
 
 def load(path: Path, kind: str) -> dict[str, Any]:

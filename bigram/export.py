@@ -128,7 +128,9 @@ def export(run, fmt: str, out: Path, model: str | None = None) -> str:
     if kind == "count":
         ckpt = run.checkpoint("count")
         counts, smoothing = checkpoints.from_sparse(ckpt["counts"]), float(ckpt["smoothing"])
-    with out.open("w", encoding="utf-8", newline="" if fmt == "csv" else None) as f:
+    from bigram import atomic
+
+    with atomic.replacing(out, "w", encoding="utf-8", newline="" if fmt == "csv" else None) as f:
         if fmt == "arpa":
             write_arpa(f, lp, run.vocab, counts, smoothing)
         elif fmt == "json":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from bigram import atomic
 from bigram.counts import top_tokens
 from bigram.vocab import Vocab
 
@@ -64,4 +65,4 @@ def save_png(fig, path: Path) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        FigureCanvasAgg(fig).print_png(str(path))
+        atomic.write_with(path, lambda tmp: FigureCanvasAgg(fig).print_png(str(tmp)))

@@ -15,15 +15,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from bigram import checkpoints
+from bigram import atomic, checkpoints
 from bigram.config import TrainConfig
 from bigram.corpus import default_world, load_counts
 from bigram.counts import top_tokens
-from bigram.errors import BigramError
+from bigram.errors import BigramError, TrainingStopped
 from bigram.metrics import evaluate
 from bigram.metrics import nll as nll_of
 from bigram.models import NeuralBigram, count_log_probs
-from bigram.runs import check_out, create_run_dir
+from bigram.runs import check_out, mark, new_run_dir
 from bigram.sampling import Constraints, sample
 from bigram.smoothing import choose_smoothing
 from bigram.vocab import Vocab
@@ -223,7 +223,7 @@ def train(
         progress = sys.stdout.isatty()
     device = resolve_device(cfg.device)
     if out is not None:
-        check_out(out, overwrite)  # fail before the counting, not after
+        check_out(out, overwrite, cfg.data)  # fail before the counting, not after
     rank, world = default_world()
     group = None
     if world > 1:  # under torchrun: every process counts its byte range, counts are summed
@@ -243,14 +243,16 @@ def train(
         return None  # only rank 0 trains and writes the run directory
     vocab, counts = corpus.vocab, corpus.counts
 
-    run = create_run_dir(out, overwrite)
-    _write_run_inputs(run, cfg, vocab, counts)
-    return _fit_and_report(run, cfg, vocab, counts, device=device, progress=progress)
+    with new_run_dir(out, overwrite, data=cfg.data) as run:
+        final = run if out is None else Path(out)  # `run` is a staging name while --overwrite builds
+        _write_run_inputs(run, cfg, vocab, counts)
+        result = _fit_and_report(run, cfg, vocab, counts, device=device, progress=progress, shown=final)
+    return dataclasses.replace(result, run_dir=final)
 
 
 def _write_run_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, counts: dict[str, torch.Tensor]) -> None:
     """What a run is trained from: its resolved config, vocabulary and per-split counts."""
-    (run / "config.toml").write_text(cfg.to_toml(), encoding="utf-8")
+    atomic.write_text(run / "config.toml", cfg.to_toml())
     vocab.save(run / "vocab.json")
     sparse = {s: checkpoints.to_sparse(c) for s, c in counts.items()}
     checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / "counts.pt")
@@ -277,7 +279,7 @@ def resume(run_dir: str | Path, *, steps: int | None = None, progress: bool | No
         raise BigramError(
             f"run {run.path} is already at step {done}: pass --steps with a larger total to go on"
         )
-    (run.path / "config.toml").write_text(cfg.to_toml(), encoding="utf-8")
+    atomic.write_text(run.path / "config.toml", cfg.to_toml())
     progress = sys.stdout.isatty() if progress is None else progress
     device = resolve_device(cfg.device)
     return _fit_and_report(
@@ -298,27 +300,19 @@ def sweep(
     if out is not None:
         check_out(out, False)
     corpus = load_counts(cfg, progress=progress)
-    root = create_run_dir(out)
     rows = []
-    for reg in regs:
-        sub = dataclasses.replace(cfg, reg=reg, model="neural")
-        run = root / f"reg={reg:g}"
-        run.mkdir()
-        _write_run_inputs(run, sub, corpus.vocab, corpus.counts)
-        result = _fit_and_report(run, sub, corpus.vocab, corpus.counts, device=device, progress=progress)
-        k, kl = equivalent_smoothing(result.tables["neural"], corpus.counts["train"])
-        rows.append(
-            {"reg": reg, "run": str(run), "metrics": result.metrics["neural"], "equivalent_k": k, "kl": kl}
-        )
+    with new_run_dir(out, kind="sweep") as root:
+        for reg in regs:
+            sub = dataclasses.replace(cfg, reg=reg, model="neural")
+            run = root / f"reg={reg:g}"
+            run.mkdir()
+            mark(run)
+            _write_run_inputs(run, sub, corpus.vocab, corpus.counts)
+            result = _fit_and_report(run, sub, corpus.vocab, corpus.counts, device=device, progress=progress)
+            k, kl = equivalent_smoothing(result.tables["neural"], corpus.counts["train"])
+            metrics = result.metrics["neural"]
+            rows.append({"reg": reg, "run": str(run), "metrics": metrics, "equivalent_k": k, "kl": kl})
     return root, rows
-
-
-class TrainingStopped(BigramError):
-    """Training stopped early (Ctrl-C or divergence) after saving a consistent run directory."""
-
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def _fit_and_report(
@@ -330,9 +324,12 @@ def _fit_and_report(
     device,
     progress: bool,
     resume: dict | None = None,
+    shown: Path | None = None,
 ) -> TrainResult:
     """Fit the neural model (if asked), then write its checkpoint, metrics.json and TensorBoard
-    summaries. An early stop still leaves all of them consistent, then raises TrainingStopped."""
+    summaries. An early stop still leaves all of them consistent, then raises TrainingStopped.
+    `shown`: the run's name in messages, when `run` is where a replacing run is being built."""
+    shown = run if shown is None else shown
     from torch.utils.tensorboard import SummaryWriter  # heavy import: only when training
 
     writer = SummaryWriter(log_dir=str(run))
@@ -361,21 +358,21 @@ def _fit_and_report(
             checkpoints.save(fit.checkpoint(cfg, vocab), run / "neural.pt")
             tables["neural"] = fit.model.log_probs().detach().to("cpu", torch.float64)
         metrics = {kind: {s: evaluate(lp, c) for s, c in counts.items()} for kind, lp in tables.items()}
-        (run / "metrics.json").write_text(json.dumps({**metrics, **extra}, indent=2) + "\n", encoding="utf-8")
+        atomic.write_text(run / "metrics.json", json.dumps({**metrics, **extra}, indent=2) + "\n")
         log_summary(writer, cfg, vocab, tables, metrics, counts["train"], fit.step if fit else 0)
     finally:
         ctrl_c.__exit__()
         writer.close()
     if fit is not None and fit.stopped == "interrupted":
         raise TrainingStopped(
-            f"interrupted at step {fit.step} of {cfg.steps}: saved {run / 'neural.pt'} and metrics.json; "
-            f"resume with: bigram train --resume {run}",
+            f"interrupted at step {fit.step} of {cfg.steps}: saved {shown / 'neural.pt'} and metrics.json; "
+            f"resume with: bigram train --resume {shown}",
             exit_code=130,
         )
     if fit is not None and fit.stopped == "diverged":
         raise TrainingStopped(
             f"training diverged: the loss was {fit.bad_loss} at step {fit.step + 1}; kept the last finite "
-            f"model (step {fit.step}) in {run / 'neural.pt'}; lower --lr (now {cfg.learning_rate:g})",
+            f"model (step {fit.step}) in {shown / 'neural.pt'}; lower --lr (now {cfg.learning_rate:g})",
             exit_code=1,
         )
     return TrainResult(run, metrics, tables)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from bigram import atomic
 from bigram.errors import BigramError
 
 BOUNDARY_ID = 0
@@ -138,7 +139,7 @@ class Vocab:
         return cls(tuple(d["chars"]))
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        atomic.write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> Vocab:

@@ -141,7 +141,9 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError):
+    from bigram.errors import BigramError
+
+    with pytest.raises(BigramError, match="disk full"):
         checkpoints.save({"kind": "neural", "W": torch.zeros(2, 2)}, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["neural.pt"]  # no temp file left behind

@@ -1,0 +1,63 @@
+"""Atomic file writes: every file bigram writes is either the old one or the complete new one.
+
+The content goes to a temporary file beside the target (same directory, so the same file system),
+is flushed to disk, then renamed over the target in one step. A crash, Ctrl-C or a full disk
+leaves the old file as it was and no half-written one:
+
+    >>> write_text(Path("metrics.json"), "{}\\n")    # metrics.json is "{}\\n", or what it was before
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from bigram.errors import BigramError
+
+
+def temp_path(path: Path) -> Path:
+    """The temporary name a write to `path` uses: hidden, beside it, unique to this process."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextmanager
+def replacing(path: Path, mode: str = "w", **open_kwargs) -> Iterator[IO]:
+    """Open a temporary file for writing; on success it replaces `path`, on any error it is removed
+    and `path` is untouched. OSError (full disk, permissions) becomes a one-line BigramError."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise BigramError(f"cannot write {path}: {e.strerror or e}; nothing was changed") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Replace `path` with `text` (UTF-8) atomically."""
+    with replacing(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+
+
+def write_with(path: Path, write: Callable[[Path], None]) -> None:
+    """Replace `path` atomically with what `write(tmp)` writes to a temporary path: for writers
+    that take a file name (torch.save, matplotlib)."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise BigramError(f"cannot write {path}: {e.strerror or e}; nothing was changed") from None
+    finally:
+        tmp.unlink(missing_ok=True)
