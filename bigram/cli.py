@@ -190,18 +190,11 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """NLL, perplexity, bits per char, data entropy and KL of each model on each split (or --data FILE)."""
-    from bigram.counts import count_bigrams
-    from bigram.data import read_names
     from bigram.metrics import format_table
     from bigram.runs import Run
 
     r = Run.open(run)
-    counts = None
-    if data is not None:
-        names = read_names(data)
-        for i, name in enumerate(names):  # name the first unknown character and its line
-            r.vocab.encode(name, where=f" (name {i + 1} of {data})")
-        counts = {str(data): count_bigrams(names, r.vocab)}
+    counts = None if data is None else {str(data): r.counts_of(data)}
     results = r.evaluate(model, counts)
     if as_json:
         typer.echo(dumps(results))

@@ -1,4 +1,9 @@
-"""Bigram counts: the sufficient statistic of every bigram model."""
+"""Bigram counts: the sufficient statistic of every bigram model.
+
+A count matrix is a V×V int64 tensor, dense for a small vocabulary and sparse (COO) where that is
+smaller (a vocabulary of thousands of characters sees a few percent of its V² pairs). The helpers
+below read either kind, so every consumer works for both.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +23,49 @@ def count_bigrams(names: list[str], vocab: Vocab) -> torch.Tensor:
     return count_ids(vocab.encode_corpus(names), vocab.size)
 
 
+def dense(counts: torch.Tensor) -> torch.Tensor:
+    """The matrix as a dense tensor."""
+    return counts.to_dense() if counts.is_sparse else counts
+
+
+def compact(counts: torch.Tensor) -> torch.Tensor:
+    """Sparse when that is smaller (24 bytes per counted pair against 8 per cell), else dense."""
+    sp = counts.coalesce() if counts.is_sparse else counts.to_sparse().coalesce()
+    return sp if 3 * sp.values().numel() < counts.shape[0] * counts.shape[1] else dense(sp)
+
+
+def nonzero(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(rows, columns, counts) of the counted pairs: what every sum over N_ij > 0 reads.
+
+    >>> nonzero(torch.tensor([[0, 2], [1, 0]]))
+    (tensor([0, 1]), tensor([1, 0]), tensor([2, 1]))
+    """
+    if counts.is_sparse:
+        c = counts.coalesce()
+        i, j = c.indices()
+        return i, j, c.values()
+    i, j = counts.nonzero(as_tuple=True)
+    return i, j, counts[i, j]
+
+
+def row_sums(counts: torch.Tensor) -> torch.Tensor:
+    """N_i = Σ_j N_ij for each row (a 1-D tensor of the matrix's dtype)."""
+    if counts.is_sparse:
+        i, _, n = nonzero(counts)
+        return torch.zeros(counts.shape[0], dtype=n.dtype, device=n.device).index_add_(0, i, n)
+    return counts.sum(1)
+
+
+def total(counts: torch.Tensor) -> int:
+    """Σ N: the number of bigrams counted."""
+    return int(counts._values().sum() if counts.is_sparse else counts.sum())
+
+
 def top_tokens(counts: torch.Tensor, k: int) -> torch.Tensor:
     """Ids of the k most frequent tokens (the boundary always among them), in vocabulary order:
     what a figure of a large vocabulary shows."""
     if counts.shape[0] <= k:
         return torch.arange(counts.shape[0])
-    freq = counts.sum(1).double()
+    freq = row_sums(counts).double()
     freq[0] = float("inf")
     return freq.topk(k).indices.sort().values

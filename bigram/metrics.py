@@ -14,14 +14,15 @@ import math
 
 import torch
 
+from bigram.counts import nonzero, row_sums, total
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 
 def log_likelihood(log_probs: torch.Tensor, counts: torch.Tensor) -> float:
     """Σ_ij N_ij log P_ij in float64; a counted bigram of probability 0 makes it −inf."""
-    counts = counts.to(log_probs.device)
-    seen = counts > 0  # only counted bigrams contribute: a big vocabulary's matrix is mostly zeros
-    return float((counts[seen].to(torch.float64) * log_probs[seen].to(torch.float64)).sum())
+    # only counted bigrams contribute: a big vocabulary's matrix is mostly zeros
+    i, j, n = (t.to(log_probs.device) for t in nonzero(counts))
+    return float((n.to(torch.float64) * log_probs[i, j].to(torch.float64)).sum())
 
 
 def summarize(log_lik: float, bigrams: int) -> dict[str, float | int]:
@@ -37,13 +38,13 @@ def summarize(log_lik: float, bigrams: int) -> dict[str, float | int]:
 
 def nll(log_probs: torch.Tensor, counts: torch.Tensor) -> float:
     """Mean −log P per counted bigram: the one figure a training curve needs."""
-    return -log_likelihood(log_probs, counts) / float(counts.sum())
+    return -log_likelihood(log_probs, counts) / total(counts)
 
 
 def evaluate(log_probs: torch.Tensor, counts: torch.Tensor) -> dict[str, float | int]:
     """NLL, perplexity, bits per char of the table on the bigrams counted in `counts`, and how
     the NLL splits into the data's own entropy plus the KL divergence of the model from it."""
-    m = summarize(log_likelihood(log_probs, counts), int(counts.sum()))
+    m = summarize(log_likelihood(log_probs, counts), total(counts))
     h = data_entropy(counts)
     m.update(entropy=h, cross_entropy=m["nll"], kl=m["nll"] - h)
     return m
@@ -52,17 +53,17 @@ def evaluate(log_probs: torch.Tensor, counts: torch.Tensor) -> dict[str, float |
 def data_entropy(counts: torch.Tensor) -> float:
     """H(next | prev) of the counted bigrams' empirical distribution, in nats per bigram:
     −Σ_ij N_ij log(N_ij / N_i) / ΣN — the NLL of the maximum-likelihood (smoothing 0) table."""
-    seen = counts > 0
-    n = counts.to(torch.float64)
-    rows = n.sum(1, keepdim=True).expand_as(n)
-    total = float(n.sum())
-    return -float((n[seen] * (n[seen] / rows[seen]).log()).sum()) / total if total else math.nan
+    i, _, n = nonzero(counts)
+    n = n.to(torch.float64)
+    rows = row_sums(counts).to(torch.float64)[i]
+    bigrams = float(n.sum())
+    return -float((n * (n / rows).log()).sum()) / bigrams if bigrams else math.nan
 
 
 def kl_between(log_p: torch.Tensor, log_q: torch.Tensor, counts: torch.Tensor) -> float:
     """Σ_i w_i KL(P_i ‖ Q_i): the rows' divergences weighted by how often each previous token
     occurs in `counts` (w_i = N_i / ΣN). In nats per bigram."""
-    w = counts.sum(1).to(torch.float64)
+    w = row_sums(counts).to(torch.float64)
     w = w / w.sum()
     p = log_p.to(torch.float64).exp()
     diff = torch.where(p > 0, p * (log_p.to(torch.float64) - log_q.to(torch.float64)), 0.0)

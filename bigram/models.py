@@ -17,12 +17,17 @@ def count_log_probs(counts: torch.Tensor, smoothing: float) -> torch.Tensor:
 
     A row with no counts at all and k = 0 (a character seen only outside the training split)
     has no estimate; it gets the uniform distribution rather than 0/0."""
-    n = counts.double() + smoothing
+    if counts.is_sparse:  # one V×V allocation: the table itself
+        c = counts.coalesce()
+        n = torch.full(c.shape, float(smoothing), dtype=torch.float64, device=c.device)
+        n.index_put_(tuple(c.indices()), c.values().double(), accumulate=True)
+    else:
+        n = counts.to(torch.float64, copy=True).add_(smoothing)
     totals = n.sum(1, keepdim=True)
     empty = totals.squeeze(1) == 0
     n[empty] = 1.0
     totals[empty] = n.shape[1]
-    return n.log() - totals.log()
+    return n.log_().sub_(totals.log_())
 
 
 class NeuralBigram(nn.Module):

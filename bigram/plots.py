@@ -22,11 +22,12 @@ def _label(vocab: Vocab, i: int) -> str:
 
 
 def heatmap(values: torch.Tensor, vocab: Vocab, ids: torch.Tensor, what: str, title: str):
-    """A matplotlib Figure (no pyplot state) of values[ids][:, ids], every cell labelled."""
+    """A matplotlib Figure (no pyplot state) of `values`, the block of rows and columns `ids`,
+    every cell labelled."""
     from matplotlib.figure import Figure
 
     n = len(ids)
-    sub = values[ids][:, ids].to(torch.float64)
+    sub = values.to(torch.float64)
     size = max(8.0, 0.55 * n)
     fig = Figure(figsize=(size, size), dpi=60)
     ax = fig.add_subplot()
@@ -49,10 +50,11 @@ def figure_for(
 ):
     """The figure of a run's training counts, or of a model's probabilities."""
     ids = top_tokens(counts, top)
-    if what == "counts":
-        values, title = counts, "bigram counts N (training split)"
+    if what == "counts":  # only the shown block is made dense
+        block = counts.index_select(0, ids).index_select(1, ids)
+        values, title = block.to_dense() if block.is_sparse else block, "bigram counts N (training split)"
     else:
-        values, title = log_probs.exp(), f"P(next | prev), {model} model"
+        values, title = log_probs[ids][:, ids].exp(), f"P(next | prev), {model} model"
     if len(ids) < vocab.size:
         title += f": the {len(ids)} most frequent of {vocab.size:,} tokens"
     with warnings.catch_warnings():  # a font without CJK or Hangul glyphs draws boxes, quietly

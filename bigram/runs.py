@@ -12,6 +12,7 @@ runs/2026-11-21_10-30-05/
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -26,8 +27,10 @@ from pathlib import Path
 import torch
 
 from bigram import atomic, checkpoints
+from bigram.counts import compact
 from bigram.errors import BigramError, TrainingStopped
 from bigram.models import count_log_probs
+from bigram.text import TextRule
 from bigram.vocab import Vocab
 
 RUNS_DIR = Path("runs")
@@ -232,24 +235,40 @@ class Run:
             raise BigramError(f"run {self.path} has no {split!r} split; it has: {', '.join(have)}")
         return have[split]
 
+    @property
+    def rule(self) -> TextRule:
+        """How this run turned text into names (normalization, case): applied to every name given
+        to it, so that a run trained with --lowercase scores "Emma" as "emma"."""
+        return TextRule.of(self.config)
+
+    def _by_rule(self, kw: dict) -> dict:
+        c = kw.get("constraints")
+        if c is not None:
+            kw["constraints"] = dataclasses.replace(
+                c, start=self.rule.text(c.start), end=self.rule.text(c.end)
+            )
+        return kw
+
     def sample(self, n: int = 20, *, model: str | None = None, seed: int | None = None, **kw) -> list[str]:
         """n names (see bigram.sampling.sample for temperature, top_k, top_p, constraints, …)."""
         from bigram.sampling import sample
 
-        return sample(self.log_probs(model), self.vocab, n, seed=seed, **kw)
+        return sample(self.log_probs(model), self.vocab, n, seed=seed, **self._by_rule(kw))
 
     def most_likely(self, k: int = 10, *, model: str | None = None, **kw) -> list[tuple[str, float]]:
         """The k most probable names (with their log-probabilities) meeting the constraints."""
         from bigram.sampling import most_likely
 
-        return most_likely(self.log_probs(model), self.vocab, k, **kw)
+        return most_likely(self.log_probs(model), self.vocab, k, **self._by_rule(kw))
 
     def score(self, names: str | list[str], *, model: str | None = None) -> list[dict]:
-        """Per-name bigram probabilities, log-likelihood and NLL (what `bigram score` prints)."""
+        """Per-name bigram probabilities, log-likelihood and NLL (what `bigram score` prints), each
+        name read by the run's text rule."""
         from bigram.metrics import score_name
 
         lp = self.log_probs(model)
-        return [score_name(lp, self.vocab, w) for w in ([names] if isinstance(names, str) else names)]
+        given = [names] if isinstance(names, str) else names
+        return [score_name(lp, self.vocab, self.rule.name(w)) for w in given]
 
     def evaluate(self, model: str | None = None, counts: dict[str, torch.Tensor] | None = None) -> dict:
         """{model: {split: metrics}} on the run's splits (or on given count matrices), and when both
@@ -271,20 +290,57 @@ class Run:
         """The count matrix of every non-empty split of this run's data."""
         if "counts" not in self._cache:
             d = checkpoints.load(self.path / "counts.pt", "counts")
-            self._cache["counts"] = {k: checkpoints.from_sparse(v) for k, v in d["splits"].items()}
+            self._cache["counts"] = {k: compact(v) for k, v in d["splits"].items()}
         return self._cache["counts"]
 
     def corpus_names(self) -> set[str]:
-        """Every name of the corpus this run was trained on (read again from its data file)."""
-        from bigram.data import read_names
+        """Every name of the corpus this run was trained on (read again from its data file, by the
+        run's text rule, so that --novel leaves out exactly the names it was trained on)."""
+        from bigram.corpus import iter_names
 
-        data = Path(self.config.get("data", ""))
+        data = Path(str(self.config.get("data", "")))
         if not data.is_file():
             raise BigramError(
                 f"--novel needs the run's corpus {data} (from {self.path / 'config.toml'}), which is not "
                 "there: run from the directory you trained in"
             )
-        return set(read_names(data))
+        return set(iter_names(data, self.rule))
+
+    def counts_of(self, path: str | Path, batch: int = 1 << 16) -> torch.Tensor:
+        """The bigram counts of another names file, read by this run's text rule and counted in its
+        vocabulary (streamed, a batch of names at a time); a character the run never saw is an
+        error naming it and the name's position."""
+        from bigram.corpus import iter_names
+
+        V = self.vocab.size
+        keys, weights, names, done = [], [], [], 0
+
+        def flush() -> None:
+            nonlocal done
+            try:
+                ids = self.vocab.encode_corpus(names)
+            except BigramError:
+                for i, name in enumerate(names):  # find the name with the unknown character
+                    self.vocab.encode(name, where=f" (name {done + i + 1} of {path})")
+                raise
+            k, c = torch.unique(ids[:-1] * V + ids[1:], return_counts=True)
+            keys.append(k)
+            weights.append(c)
+            done += len(names)
+            names.clear()
+
+        for name in iter_names(path, self.rule):
+            names.append(name)
+            if len(names) == batch:
+                flush()
+        if names:
+            flush()
+        if not done:
+            raise BigramError(f"data file {path} has no names (it is empty or only blank lines)")
+        k, inverse = torch.unique(torch.cat(keys), return_inverse=True)
+        c = torch.zeros(len(k), dtype=torch.long).index_add_(0, inverse, torch.cat(weights))
+        pairs = torch.stack([k // V, k % V])
+        return compact(torch.sparse_coo_tensor(pairs, c, (V, V), check_invariants=False))
 
     def metrics(self) -> dict:
         return json.loads((self.path / "metrics.json").read_text(encoding="utf-8"))

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from bigram import atomic, checkpoints
 from bigram.config import TrainConfig
 from bigram.corpus import default_world, load_counts
-from bigram.counts import top_tokens
+from bigram.counts import dense, top_tokens
 from bigram.errors import BigramError, TrainingStopped
 from bigram.metrics import evaluate
 from bigram.metrics import nll as nll_of
@@ -127,7 +127,7 @@ def fit_neural(
     continue the interrupted run's without repeating one.
     Stops early on Ctrl-C (after a whole update) or at the first non-finite loss (keeping the
     last weights whose loss was finite)."""
-    train = counts["train"].to(device=device, dtype=torch.float32)
+    train = dense(counts["train"]).to(device=device, dtype=torch.float32)
     V = train.shape[0]
     model = NeuralBigram(V, seed=cfg.seed).to(device)
     opt = make_optimizer(cfg, model.parameters())

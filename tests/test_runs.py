@@ -109,7 +109,7 @@ def test_overwrite_replaces_a_bigram_run_only_once_the_new_one_is_complete(
     # a complete one replaces it
     monkeypatch.chdir(tmp_path)
     train(invoke, tiny_corpus, run, "--overwrite", "--seed", "5")
-    assert 'seed = 5' in (run / "config.toml").read_text()
+    assert "seed = 5" in (run / "config.toml").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "tiny.txt"]
     assert (run / ".bigram-run").is_file()
 

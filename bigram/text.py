@@ -1,0 +1,135 @@
+"""What counts as a name: one text rule for the corpus and for every name a user types.
+
+A corpus file is UTF-8 (a BOM at its start is dropped), one name per line. Lines end with "\\n",
+"\\r\\n" or a lone "\\r". Each line then goes through the run's `TextRule`:
+
+1. Unicode normalization (NFC unless told otherwise: "e" + "◌́" becomes "é"),
+2. lowercasing if asked,
+3. surrounding white space stripped (`str.strip`); a line left empty is not a name.
+
+    >>> TextRule("NFC", lowercase=True).name("  E\\u0301mile ")
+    'émile'
+    >>> TextRule("NFC", lowercase=False).lines("anna \\n\\n  bob\\n")
+    'anna\\nbob'
+
+The rule is recorded in a run's config (`normalize`, `lowercase`); `score`, `sample --start/--end`,
+`--novel` and `eval --data` apply the run's rule, so "Emma" and "emma" mean the same name to a run
+trained with `--lowercase`. This module is a leaf: it imports nothing else of bigram but errors.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from bigram.errors import BigramError
+
+NORMALIZATIONS = ("NFC", "NFD", "NFKC", "NFKD", "none")
+BOM = b"\xef\xbb\xbf"
+
+
+def check_data_path(path: str | Path) -> Path:
+    """The path of an existing, readable file, or a BigramError saying what is wrong."""
+    p = Path(path)
+    shown = os.fsdecode(p).encode("utf-8", "backslashreplace").decode("utf-8")
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise BigramError(
+            f"data file {shown} does not exist: pass --data with a UTF-8 file, one name per line"
+        ) from None
+    except OSError as e:
+        raise BigramError(f"cannot read data file {shown}: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise BigramError(f"data path {shown} is a directory: pass --data with a file, one name per line")
+    if not os.access(p, os.R_OK):
+        raise BigramError(f"cannot read data file {shown}: permission denied")
+    return p
+
+
+def is_regular(path: Path) -> bool:
+    """False for a FIFO, a socket or a device: what can be read only once, or never ends."""
+    return stat.S_ISREG(path.stat().st_mode)
+
+
+def unify_line_ends(buf: bytes) -> bytes:
+    """CRLF and lone CR become LF (one C call each, only when there is a CR at all).
+
+    >>> unify_line_ends(b"ann\\r\\nbob\\rcy\\n")
+    b'ann\\nbob\\ncy\\n'
+    """
+    if b"\r" in buf:
+        buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return buf
+
+
+def check_bytes(buf: bytes, path: Path) -> None:
+    """Refuse binary data: a NUL byte never occurs in a names file."""
+    if b"\x00" in buf:
+        raise BigramError(
+            f"data file {path} looks binary (it contains NUL bytes): expected UTF-8 text, one name per line"
+        )
+
+
+def decode(buf: bytes, path: Path, offset: int) -> str:
+    """UTF-8 bytes (starting `offset` bytes into the file) as text; an invalid byte is an error
+    naming its line."""
+    try:
+        return buf.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = line_of(path, offset + e.start)
+        raise BigramError(
+            f"data file {path} is not valid UTF-8 at line {line}: re-save it as UTF-8"
+        ) from None
+
+
+def line_of(path: Path, pos: int) -> int:
+    """The 1-based line number of byte `pos`, counting "\\n", "\\r\\n" and lone "\\r" as line ends
+    (the error path only: it reads the file again up to pos)."""
+    lines, prev_cr = 1, False
+    with path.open("rb") as f:
+        left = pos
+        while left > 0:
+            block = f.read(min(left, 1 << 20))
+            if not block:
+                break
+            left -= len(block)
+            lines += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
+            if prev_cr and block.startswith(b"\n"):
+                lines -= 1  # a CRLF split between two blocks
+            prev_cr = block.endswith(b"\r")
+    return lines
+
+
+@dataclass(frozen=True)
+class TextRule:
+    """How raw text becomes names; a run records it, and every command applies the run's."""
+
+    normalize: str | None = "NFC"  # None (or "none"): keep the code points as they are
+    lowercase: bool = False
+
+    @classmethod
+    def of(cls, cfg) -> TextRule:
+        """The rule of a TrainConfig or of a run's config.toml (a dict)."""
+        get = cfg.get if isinstance(cfg, dict) else lambda key, default: getattr(cfg, key, default)
+        norm = get("normalize", "NFC")
+        return cls(None if norm in (None, "none") else norm, bool(get("lowercase", False)))
+
+    def text(self, text: str) -> str:
+        """Normalization and case folding of a whole text (no stripping): for --start/--end."""
+        if self.normalize and not text.isascii() and not unicodedata.is_normalized(self.normalize, text):
+            text = unicodedata.normalize(self.normalize, text)
+        return text.lower() if self.lowercase else text
+
+    def name(self, line: str) -> str:
+        """One line as a name ('' when it is blank)."""
+        return self.text(line).strip()
+
+    def lines(self, text: str) -> str:
+        """Lines joined by "\\n" (line ends unified) → the names they hold, joined by "\\n".
+        Whole-text operations, so a chunk costs one C call for each step."""
+        text = self.text(text)
+        return "\n".join(s for line in text.split("\n") if (s := line.strip()))
