@@ -48,9 +48,9 @@ SPLITS = ("train", "val", "test")
 CHUNK_BYTES = 1 << 20  # small chunks stay in the CPU caches: 1 MiB measured faster than 4 or 16 MiB
 MAX_LINE_BYTES = 16 << 20  # a "name" longer than this means the file is not one name per line
 MAX_V = 16_384  # tokens; V×V tables beyond that no longer fit a sane memory budget
-HOT = 256  # the first HOT tokens to arrive are counted in a dense 3×HOT×HOT block
 STREAM_THRESHOLD = 256 * 2**20  # split = "auto": files larger than this use the one-pass hash split
 _NL = ord("\n")
+_CP = 0x110000  # code points
 # code point → does str.strip() remove it (checked only beside the newlines of a chunk)
 _SPACE = np.zeros(0x110000, dtype=bool)
 _SPACE[[c for c in range(0x3001) if chr(c).isspace() and c != _NL]] = True
@@ -116,37 +116,44 @@ def iter_chunks(
             yield offset, carry
 
 
-def _code_points(buf: bytes, offset: int, path: Path, rule: TextRule) -> np.ndarray:
+def _code_points(buf: bytes, offset: int, path: Path, rule: TextRule) -> tuple[np.ndarray, np.ndarray]:
     """One chunk → its names as code points with "\\n" before, between and after them (uint8 for
-    an ASCII chunk, else int32). Blank lines are dropped and names stripped by the text rule."""
+    an ASCII chunk, else int32), and the positions of those "\\n". Blank lines are dropped and
+    names stripped by the text rule.
+
+    >>> _code_points(b"ann\\n\\n bob\\n", 1, Path("x"), TextRule())
+    (array([ 10,  97, 110, 110,  10,  98, 111,  98,  10], dtype=uint8), array([0, 4, 8]))
+    """
     if offset == 0 and buf.startswith(BOM):
         buf = buf[3:]
     buf = unify_line_ends(buf)
     check_bytes(buf, path)
-    if buf.isascii():  # normalization changes no ASCII text: stay in bytes
+    if buf.isascii():  # normalization changes no ASCII text: stay in bytes, one byte a character
         if rule.lowercase:
             buf = buf.lower()
         cps = np.frombuffer(bytearray(b"\n" + buf.strip(b"\n") + b"\n"), dtype=np.uint8)
-        if _needs_stripping(cps):
+        nl = np.flatnonzero(cps == _NL)
+        if _needs_stripping(cps, nl):
             cps = np.frombuffer(bytearray(("\n" + rule.lines(buf.decode("ascii")) + "\n").encode()), np.uint8)
-        return cps
+            nl = np.flatnonzero(cps == _NL)
+        return (cps, nl) if len(cps) > 2 else _no_names(cps)
     text = rule.text(decode(buf, path, offset))
     cps = np.frombuffer(bytearray(("\n" + text.strip("\n") + "\n").encode("utf-32-le")), dtype=np.int32)
-    if _needs_stripping(cps):
-        cps = np.frombuffer(bytearray(("\n" + rule.lines(text) + "\n").encode("utf-32-le")), dtype=np.int32)
-    return cps
-
-
-def _needs_stripping(cps: np.ndarray) -> bool:
-    """False when every line is already stripped and non-blank (the fast path). Only the
-    characters beside each newline are looked at, not the whole chunk.
-
-    >>> _needs_stripping(np.frombuffer(b"\\nann\\nbob\\n", np.uint8))
-    False
-    >>> _needs_stripping(np.frombuffer(b"\\nann \\n\\nbob\\n", np.uint8))
-    True
-    """
     nl = np.flatnonzero(cps == _NL)
+    if _needs_stripping(cps, nl):
+        cps = np.frombuffer(bytearray(("\n" + rule.lines(text) + "\n").encode("utf-32-le")), dtype=np.int32)
+        nl = np.flatnonzero(cps == _NL)
+    return (cps, nl) if len(cps) > 2 else _no_names(cps)
+
+
+def _no_names(cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A chunk of blank lines: one "\\n", no names."""
+    return cps[:1], np.zeros(1, dtype=np.intp)
+
+
+def _needs_stripping(cps: np.ndarray, nl: np.ndarray) -> bool:
+    """False when every line is already stripped and non-blank (the fast path). Only the
+    characters beside each newline (at positions `nl`) are looked at, not the whole chunk."""
     if (np.diff(nl) == 1).any():  # a blank line
         return True
     return bool(_SPACE[cps[nl[1:] - 1]].any() or _SPACE[cps[nl[:-1] + 1]].any())
@@ -159,10 +166,8 @@ def split_of(cps: np.ndarray, nl: np.ndarray, seed: int, val_frac: float, test_f
     "\\n". The hash mixes the name's length, first and last characters and the (wrapping) sum of
     its code points, then a 64-bit finalizer; names equal in all four share a split."""
     starts, ends = nl[:-1] + 1, nl[1:]
-    # each name's code-point sum (+ its "\n"), wrapping at 32 bits: differences of a wrapped
-    # cumulative sum are exact modulo 2^32, whatever the chunk
-    cum = torch.from_numpy(cps).cumsum(0, dtype=torch.int32).numpy()
-    total = (cum[nl[1:]] - cum[nl[:-1]]).view(np.uint32).astype(np.uint64)
+    # each name's code-point sum (+ its "\n"), wrapping at 32 bits
+    total = np.add.reduceat(cps, starts, dtype=np.uint32).astype(np.uint64)
     h = total * np.uint64(0x9E3779B97F4A7C15)
     h ^= cps[starts].astype(np.uint64) << np.uint64(21)
     h ^= cps[ends - 1].astype(np.uint64) << np.uint64(42)
@@ -196,71 +201,95 @@ def random_labels(n: int, val_frac: float, test_frac: float, seed: int) -> np.nd
 
 # --- counting -----------------------------------------------------------------------------------
 class PairCounter:
-    """Per-split counts of (previous, next) token pairs, growing the vocabulary as chunks arrive.
+    """Per-split counts of (previous, next) character pairs, keyed by code point ("\\n", code
+    point 10, stands for the boundary until the vocabulary is made at the end).
 
-    Token ids are given in order of arrival (0 is the boundary, "\\n" in the text). A pair of two
-    of the first HOT ids is counted in a dense block with one bincount per chunk; any other pair
-    becomes a 64-bit key (split, prev, next) kept sorted and unique, merged now and then. So an
-    ASCII corpus costs a 1.5 MB block, and a corpus of thousands of characters costs memory in
-    proportion to the pairs that occur. Thread-safe: numpy releases the GIL while it works."""
+    Pairs of two code points below 256 (ASCII and Latin-1: all of names.txt, three quarters of a
+    multilingual list) go to a dense 3×256×256 block. For an ASCII chunk that is two bincounts of
+    the bytes read as big-endian 16-bit numbers (bytes i, i+1 → 256·prev + next): no lookup, no
+    key arithmetic. Any other pair becomes a 64-bit key (split, prev, next), kept sorted and
+    unique and merged now and then, so memory follows the pairs that occur, not V².
+    Thread-safe: numpy releases the GIL while it works; only the accumulation takes the lock."""
 
     def __init__(self) -> None:
-        self.lut = np.full(0x110000, -1, dtype=np.int32)  # code point → arrival id
-        self.lut[_NL] = 0
-        self.code_points = [_NL]  # arrival id → code point
-        self.hot = np.zeros(3 * HOT * HOT, dtype=np.int64)
+        self.hot = np.zeros((3, 256 * 256), dtype=np.int64)
         self.cold_keys = np.zeros(0, dtype=np.int64)  # sorted, unique
         self.cold_counts = np.zeros(0, dtype=np.int64)
         self.pending: list[tuple[np.ndarray, np.ndarray]] = []  # per-chunk (keys, counts)
         self.pending_size = 0
+        self.seen = np.zeros(_CP, dtype=bool)  # code points ≥ 256 met so far
+        self.n_seen = 0
         self.names = np.zeros(3, dtype=np.int64)
         self.lock = threading.Lock()
 
-    def ids(self, cps: np.ndarray) -> np.ndarray:
-        """The ids of the code points, giving new ones to characters seen for the first time."""
-        ids = np.take(self.lut, cps)
-        if (ids < 0).any():
-            with self.lock:
-                new = np.unique(cps[np.take(self.lut, cps) < 0])
-                if len(self.code_points) + len(new) > MAX_V:
-                    raise BigramError(
-                        f"the corpus has more than {MAX_V - 1:,} distinct characters: a V×V model is too "
-                        "big (is the file text, one name per line?)"
-                    )
-                first = len(self.code_points)
-                # the list first: an id another thread can see is always counted in len(code_points)
-                self.code_points.extend(int(c) for c in new)
-                self.lut[new] = np.arange(first, first + len(new))
-            ids = np.take(self.lut, cps)
-        return ids
-
-    def add(self, ids: np.ndarray, labels: np.ndarray) -> None:
-        """Count the bigrams of one chunk: `ids` has the boundary (0) before, between and after
-        the names, `labels` holds each name's split."""
-        nl = np.flatnonzero(ids == 0)
-        split = np.repeat(labels.astype(np.int64), np.diff(nl))  # each bigram's split
-        prev, nxt = ids[:-1], ids[1:]
-        if len(self.code_points) <= HOT:  # every id is a hot one (all of an ASCII corpus)
-            hot_block, cold = np.bincount((split * HOT + prev) * HOT + nxt, minlength=3 * HOT * HOT), None
+    def add(self, cps: np.ndarray, nl: np.ndarray, labels: np.ndarray) -> None:
+        """Count the bigrams of one chunk: `cps` has "\\n" at the positions `nl`, before, between
+        and after the names; `labels` holds each name's split (0 train, 1 val, 2 test)."""
+        if cps.dtype == np.uint8:
+            hot, cold, new = self._ascii(cps, nl, labels), None, None
         else:
-            is_hot = (prev < HOT) & (nxt < HOT)
-            keys = (split * HOT + prev) * HOT + nxt
-            hot_block = np.bincount(keys[is_hot], minlength=3 * HOT * HOT)
-            cold = (split * MAX_V + prev) * MAX_V + nxt
-            cold = np.unique(cold[~is_hot], return_counts=True)
-        counts = np.bincount(labels, minlength=3)
+            hot, cold, new = self._general(cps, nl, labels)
         with self.lock:
-            self.hot += hot_block
-            self.names += counts
+            self.hot += hot
+            self.names += np.bincount(labels, minlength=3)
+            if new is not None and len(new):
+                self.seen[new] = True
+                self.n_seen = int(np.count_nonzero(self.seen))
+                if self.n_seen + 256 > MAX_V:  # checked as it grows, before memory does
+                    raise BigramError(
+                        f"the corpus has more than {MAX_V - 256:,} distinct characters beyond Latin-1: "
+                        "a V×V model is too big (is the file text, one name per line?)"
+                    )
             if cold is not None and len(cold[0]):
-                self.pending.append(cold)
-                self.pending_size += len(cold[0])
-                if self.pending_size > max(1 << 22, len(self.cold_keys)):
-                    self._merge()
+                self._add_cold(*cold)
+
+    def _add_cold(self, keys: np.ndarray, counts: np.ndarray) -> None:
+        """Add a chunk's unique keys: those already known in place (a binary search), new ones
+        to the pending list, merged once they outnumber a quarter of the known ones."""
+        known = self.cold_keys
+        if len(known):
+            pos = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+            found = known[pos] == keys
+            self.cold_counts[pos[found]] += counts[found]  # keys are unique: no repeated index
+            keys, counts = keys[~found], counts[~found]
+        if len(keys):
+            self.pending.append((keys, counts))
+            self.pending_size += len(keys)
+            if self.pending_size > max(1 << 16, len(known) // 4):
+                self._merge()
+
+    @staticmethod
+    def _ascii(cps: np.ndarray, nl: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The 3×65536 block of an ASCII chunk: all pairs, then those of the val and test names
+        (cut out of the chunk), train = all − val − test."""
+        block = np.zeros((3, 256 * 256), dtype=np.int64)
+        block[0] = _byte_pairs(cps)
+        if labels.any():
+            per_char = np.repeat(labels, np.diff(nl))  # each name's characters and its "\n"
+            for s in (1, 2):
+                if (labels == s).any():
+                    block[s] = _byte_pairs(np.concatenate([cps[:1], cps[1:][per_char == s]]))
+            block[0] -= block[1] + block[2]
+        return block
+
+    @staticmethod
+    def _general(cps: np.ndarray, nl: np.ndarray, labels: np.ndarray):
+        """A chunk with characters beyond ASCII (int32 code points): (hot block, (cold keys,
+        counts), code points ≥ 256 in it)."""
+        split = np.repeat(labels, np.diff(nl))  # each bigram's split
+        prev, nxt = cps[:-1], cps[1:]
+        small = cps < 256
+        is_hot = small[:-1] & small[1:]
+        keys = prev << 8
+        keys |= nxt
+        keys |= split.astype(np.int32) << 16
+        hot = np.bincount(keys[is_hot], minlength=3 * 256 * 256).reshape(3, -1)
+        is_cold = ~is_hot
+        cold = (split[is_cold].astype(np.int64) * _CP + prev[is_cold]) * _CP + nxt[is_cold]
+        return hot, np.unique(cold, return_counts=True), cps[~small]
 
     def _merge(self) -> None:
-        """Fold the pending per-chunk keys into the sorted unique ones (amortized: it runs when
-        the pending keys outnumber the merged ones)."""
+        """Fold the pending keys into the sorted unique ones."""
         keys = np.concatenate([self.cold_keys, *(k for k, _ in self.pending)])
         counts = np.concatenate([self.cold_counts, *(c for _, c in self.pending)])
         self.cold_keys, inverse = np.unique(keys, return_inverse=True)
@@ -269,23 +298,36 @@ class PairCounter:
         self.pending, self.pending_size = [], 0
 
     def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every counted pair as (split, prev, next, count) arrays, ids in arrival order."""
+        """Every counted pair as (split, prev, next, count) arrays of code points."""
         self._merge()
-        hot = self.hot.reshape(3, HOT, HOT)
-        s, a, b = np.nonzero(hot)
-        cs, rest = np.divmod(self.cold_keys, MAX_V * MAX_V)
-        ca, cb = np.divmod(rest, MAX_V)
+        s, ab = np.nonzero(self.hot)
+        cs, rest = np.divmod(self.cold_keys, _CP * _CP)
+        ca, cb = np.divmod(rest, _CP)
         return (
             np.concatenate([s, cs]),
-            np.concatenate([a, ca]),
-            np.concatenate([b, cb]),
-            np.concatenate([hot[s, a, b], self.cold_counts]),
+            np.concatenate([ab >> 8, ca]),
+            np.concatenate([ab & 255, cb]),
+            np.concatenate([self.hot[s, ab], self.cold_counts]),
         )
 
 
-def _matrices(vocab: Vocab, order: np.ndarray, triples, names: np.ndarray) -> dict[str, torch.Tensor]:
-    """Per-split V×V int64 count matrices from (split, prev, next, count) in arrival ids; sparse
-    COO when that is smaller than dense (24 bytes per counted pair against 8 per cell)."""
+def _byte_pairs(b: np.ndarray) -> np.ndarray:
+    """Counts of the 65,536 possible (byte, next byte) pairs of a uint8 array, as 256·b[i] + b[i+1]:
+    the bytes read as big-endian 16-bit numbers from offset 0 and from offset 1.
+
+    >>> _byte_pairs(np.frombuffer(b"abab", np.uint8))[[0x6162, 0x6261]]
+    array([2, 1])
+    """
+    n = len(b) - 1  # pairs
+    even = b[: n + 1 - (n + 1) % 2].view(">u2")  # pairs (0,1), (2,3), …
+    odd = b[1 : 1 + n - n % 2].view(">u2")  # pairs (1,2), (3,4), …
+    return np.bincount(even, minlength=65536) + np.bincount(odd, minlength=65536)
+
+
+def _matrices(vocab: Vocab, ids: np.ndarray, triples, names: np.ndarray) -> dict[str, torch.Tensor]:
+    """Per-split V×V int64 count matrices from (split, prev, next, count) in code points (mapped
+    by `ids`, sorted code points → token ids); sparse COO when that is smaller than dense
+    (24 bytes per counted pair against 8 per cell)."""
     s, a, b, c = triples
     V = vocab.size
     out = {}
@@ -293,7 +335,7 @@ def _matrices(vocab: Vocab, order: np.ndarray, triples, names: np.ndarray) -> di
         if names[i] == 0:
             continue
         m = s == i
-        idx = torch.from_numpy(np.stack([order[a[m]], order[b[m]]]).astype(np.int64))
+        idx = torch.from_numpy(np.stack([ids(a[m]), ids(b[m])]).astype(np.int64))
         vals = torch.from_numpy(c[m].astype(np.int64))
         t = torch.sparse_coo_tensor(idx, vals, (V, V), check_invariants=False).coalesce()
         out[name] = t if 3 * len(vals) < V * V else t.to_dense()
@@ -301,11 +343,6 @@ def _matrices(vocab: Vocab, order: np.ndarray, triples, names: np.ndarray) -> di
 
 
 # --- the reader ---------------------------------------------------------------------------------
-def _n_names(cps: np.ndarray) -> int:
-    """How many names a chunk's code points hold ("\n" before, between and after them)."""
-    return int((cps == _NL).sum()) - 1 if len(cps) > 2 else 0
-
-
 def _run_chunks(
     path: Path, start: int, end: int | None, work: Callable[[int, bytes], None], bar: tqdm | None
 ) -> None:
@@ -331,7 +368,7 @@ def count_names(path: Path, rule: TextRule, start: int = 0, end: int | None = No
     out: dict[int, int] = {}
 
     def work(offset: int, buf: bytes) -> None:
-        out[offset] = _n_names(_code_points(buf, offset, path, rule))
+        out[offset] = len(_code_points(buf, offset, path, rule)[1]) - 1
 
     _run_chunks(path, start, end, work, None)
     return out
@@ -379,14 +416,14 @@ def read_counts(
     bar = tqdm(total=size, unit="B", unit_scale=True, desc="reading", disable=not progress, leave=False)
 
     def work(offset: int, buf: bytes) -> None:
-        cps = _code_points(buf, offset, p, rule)
-        if len(cps) <= 2:  # only blank lines
+        cps, nl = _code_points(buf, offset, p, rule)
+        if len(nl) < 2:  # only blank lines
             return
         if labels is not None:
-            lab = labels[first_name[offset] : first_name[offset] + _n_names(cps)]
+            lab = labels[first_name[offset] : first_name[offset] + len(nl) - 1]
         else:
-            lab = split_of(cps, np.flatnonzero(cps == _NL), seed, val_frac, test_frac)
-        counter.add(counter.ids(cps), lab)
+            lab = split_of(cps, nl, seed, val_frac, test_frac)
+        counter.add(cps, nl, lab)
 
     _run_chunks(p, start, end, work, bar)
     bar.close()
@@ -397,27 +434,27 @@ def read_counts(
 def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
     """The counts in the sorted vocabulary, summed over processes when given a process group
     (the vocabularies are merged first, then one all-reduce of dense matrices)."""
-    cps = counter.code_points
+    names = counter.names.copy()
+    s, a, b, c = counter.triples()
+    chars = np.union1d(a, b)  # every code point met, "\n" (the boundary) first: it is the smallest
     if group is not None:
         import torch.distributed as dist
 
         everyone: list[list[int]] = [[] for _ in range(dist.get_world_size(group))]
-        dist.all_gather_object(everyone, cps, group=group)
-        all_cps = sorted({c for part in everyone for c in part} - {_NL})
-    else:
-        all_cps = sorted(set(cps) - {_NL})
-    vocab = Vocab(tuple(chr(c) for c in all_cps))
-    position = {c: i + 1 for i, c in enumerate(all_cps)}
-    order = np.array([0 if c == _NL else position[c] for c in cps], dtype=np.int64)  # arrival → sorted id
-    names = counter.names.copy()
-    triples = counter.triples()
+        dist.all_gather_object(everyone, chars.tolist(), group=group)
+        chars = np.unique(np.concatenate([np.asarray(part, dtype=np.int64) for part in everyone]))
+    chars = chars[chars != _NL]
+    vocab = Vocab(tuple(chr(x) for x in chars.tolist()))
+
+    def ids(cp: np.ndarray) -> np.ndarray:  # code point → token id ("\n" → 0, the boundary)
+        return np.where(cp == _NL, 0, np.searchsorted(chars, cp) + 1)
+
     if group is not None:
         import torch.distributed as dist
 
         V = vocab.size
-        s, a, b, c = triples
         dense = torch.zeros(3, V, V, dtype=torch.long)
-        at = (torch.from_numpy(s.astype(np.int64)), torch.from_numpy(order[a]), torch.from_numpy(order[b]))
+        at = (torch.from_numpy(s.astype(np.int64)), torch.from_numpy(ids(a)), torch.from_numpy(ids(b)))
         dense[at] = torch.from_numpy(c)
         n = torch.from_numpy(names)
         # nccl reduces CUDA tensors only; gloo reduces CPU tensors
@@ -427,11 +464,12 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
         dist.all_reduce(n, group=group)
         dense, names = dense.cpu(), n.cpu().numpy()
         s, a, b = (x.numpy() for x in dense.nonzero(as_tuple=True))
-        triples, order = (s, a, b, dense[s, a, b].numpy()), np.arange(V)
+        c = dense[s, a, b].numpy()
+        a, b = np.where(a == 0, _NL, chars[a - 1]), np.where(b == 0, _NL, chars[b - 1])
     if names.sum() == 0:
         raise BigramError(f"data file {p} has no names (it is empty or only blank lines)")
     per_split = {s: int(n) for s, n in zip(SPLITS, names, strict=True)}
-    return CorpusCounts(vocab, _matrices(vocab, order, triples, names), per_split)
+    return CorpusCounts(vocab, _matrices(vocab, ids, (s, a, b, c), names), per_split)
 
 
 def _release_freed_memory() -> None:
@@ -483,7 +521,7 @@ def iter_names(path: str | Path, rule: TextRule | None = None) -> Iterator[str]:
     p = check_data_path(path)
     rule = rule or TextRule()
     for offset, buf in iter_chunks(p):
-        cps = _code_points(buf, offset, p, rule)
-        if len(cps) > 2:
+        cps, nl = _code_points(buf, offset, p, rule)
+        if len(nl) >= 2:
             text = cps.tobytes().decode("ascii" if cps.dtype == np.uint8 else "utf-32-le")
             yield from text[1:-1].split("\n")
