@@ -24,7 +24,7 @@ from bigram.metrics import evaluate
 from bigram.metrics import nll as nll_of
 from bigram.models import NeuralBigram, count_log_probs
 from bigram.runs import check_out, mark, new_run_dir
-from bigram.sampling import Constraints, sample
+from bigram.sampling import sample_plain
 from bigram.smoothing import choose_smoothing
 from bigram.vocab import Vocab
 
@@ -396,8 +396,7 @@ def log_summary(
     for kind, lp in tables.items():
         p = lp[show][:, show].exp().float()  # the most frequent characters of a big vocabulary
         writer.add_image(f"probs/{kind}", (p / p.max()).unsqueeze(0), step, dataformats="CHW")
-        # capped: an undertrained model over thousands of characters rarely ends a name
-        names = sample(lp, vocab, N_TB_SAMPLES, seed=cfg.seed, constraints=Constraints(max_len=TB_MAX_LEN))
+        names = sample_plain(lp, vocab, N_TB_SAMPLES, seed=cfg.seed, max_len=TB_MAX_LEN)
         # four-space indent: a Markdown code block, so names show verbatim
         writer.add_text(f"samples/{kind}", "\n".join("    " + n for n in names), step)
     if cfg.figures:  # the lecture's labelled heatmaps (bigram plot draws the same): ~1 s each
