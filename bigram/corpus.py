@@ -91,7 +91,8 @@ def iter_chunks(
     the range's end. A CRLF cut between two chunks leaves an empty line, which is no name."""
     chunk_bytes = chunk_bytes or CHUNK_BYTES
     with path.open("rb") as f:
-        f.seek(start)
+        if start:  # a pipe cannot seek, and is always read whole
+            f.seek(start)
         pos, carry, offset = start, b"", start
         while end is None or pos < end:
             block = f.read(chunk_bytes if end is None else min(chunk_bytes, end - pos))

@@ -1,0 +1,203 @@
+"""One text rule: line ends, stripping, normalization and case, the same for the corpus and for every
+name a user gives a run (score, --start/--end, --novel, eval --data)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import unicodedata
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import bigram
+from bigram.corpus import _code_points, _count_names, read_counts
+from bigram.counts import dense
+from bigram.data import read_names
+from bigram.errors import BigramError
+from bigram.text import TextRule
+from tests.conftest import plain_counts
+
+PKG = Path(bigram.__file__).parent
+
+
+def test_line_ends_lf_crlf_and_lone_cr(tmp_path):
+    p = tmp_path / "n.txt"
+    p.write_bytes(b"\xef\xbb\xbfanna\rbob\r\ncy\n\rdee\r")
+    assert read_names(p) == ["anna", "bob", "cy", "dee"]
+    for split in ("hash", "random"):
+        r = read_counts(p, split=split, val_frac=0, test_frac=0)
+        assert r.names["train"] == 4
+        assert "\r" not in r.vocab.chars
+
+
+def test_the_rule_on_single_names():
+    assert TextRule("NFC", lowercase=True).name("  E\u0301mile ") == "émile"
+    assert TextRule("NFD").name("é") == "e\u0301"
+    assert TextRule(None).name("e\u0301") == "e\u0301"
+    assert TextRule("NFC").text(" Ka ") == " Ka "  # --start/--end keep their spaces
+
+
+# lines: any characters but NUL; white space of several kinds, CR and blank lines included
+line_text = st.text(
+    st.one_of(
+        st.sampled_from(list(" \t\u00a0\u3000\u2028\x1cabé\u0301Σ漢")),
+        st.characters(blacklist_categories=("Cs",)),
+    ),
+    max_size=8,
+).filter(lambda s: "\x00" not in s)
+
+
+@given(lines=st.lists(line_text, max_size=12), ends=st.sampled_from(["\n", "\r\n", "\r"]))
+def test_counting_names_from_bytes_agrees_with_the_rule(lines, ends):
+    """The random split's first pass counts names from bytes; it must agree with the full rule,
+    or every label after the first disagreement would shift."""
+    buf = ends.join(lines).encode()
+    for rule in (TextRule(), TextRule("NFKC", lowercase=True)):
+        want = len(
+            [
+                s
+                for s in rule.text(buf.decode().replace("\r\n", "\n").replace("\r", "\n")).split("\n")
+                if s.strip()
+            ]
+        )
+        assert _count_names(buf, 1, Path("x"), rule) == want
+        _, nl = _code_points(buf, 1, Path("x"), rule)
+        assert len(nl) - 1 == want
+
+
+def test_random_split_streams_and_equals_the_in_memory_split(names, monkeypatch):
+    """split = random is a seeded permutation of name positions: the same split as
+    data.split_names, whatever the chunking."""
+    import torch
+
+    import bigram.corpus as corpus
+    from tests.conftest import NAMES
+
+    n = len(names)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(7)).tolist()
+    n_val, n_test = round(0.15 * n), round(0.05 * n)
+    which = {i: 1 for i in perm[:n_val]} | {i: 2 for i in perm[n_val : n_val + n_test]}
+    by_split = {
+        s: [w for i, w in enumerate(names) if which.get(i, 0) == k] for k, s in enumerate(corpus.SPLITS)
+    }
+    for chunk in (corpus.CHUNK_BYTES, 997):
+        monkeypatch.setattr(corpus, "CHUNK_BYTES", chunk)
+        r = read_counts(NAMES, split="random", seed=7, val_frac=0.15, test_frac=0.05)
+        assert r.names == {s: len(v) for s, v in by_split.items()}
+        for s, ws in by_split.items():
+            expect = plain_counts(ws)
+            got = dense(r.counts[s])
+            for (a, b), c in expect.items():
+                assert got[0 if a is None else r.vocab.id(a), 0 if b is None else r.vocab.id(b)] == c
+            assert int(got.sum()) == sum(expect.values())
+
+
+def test_a_large_vocabulary_counts_exactly_and_sparsely(tmp_path):
+    """Thousands of characters: pairs beyond U+00FF take the sparse path; both split methods
+    count the same bigrams, equal to a plain count."""
+    import random
+
+    rng = random.Random(0)
+    alphabet = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)] + list("abcdeé ")
+    names = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))).strip() or "a" for _ in range(20000)
+    ]
+    p = tmp_path / "big.txt"
+    p.write_text("\n".join(names) + "\n", encoding="utf-8")
+    expect = plain_counts(names)
+    for split in ("hash", "random"):
+        r = read_counts(p, split=split, seed=3, val_frac=0.1, test_frac=0.1)
+        assert all(t.is_sparse for t in r.counts.values())  # 3,000² cells, ~100k pairs seen
+        total = sum(dense(t) for t in r.counts.values())
+        assert int(total.sum()) == sum(expect.values())
+        for (a, b), c in list(expect.items())[:2000]:
+            assert total[0 if a is None else r.vocab.id(a), 0 if b is None else r.vocab.id(b)] == c
+
+
+def test_a_line_longer_than_the_cap_is_a_clear_error(tmp_path, monkeypatch):
+    import bigram.corpus as corpus
+
+    monkeypatch.setattr(corpus, "MAX_LINE_BYTES", 1 << 12)
+    monkeypatch.setattr(corpus, "CHUNK_BYTES", 1 << 10)
+    p = tmp_path / "one.txt"
+    p.write_bytes(b"anna\n" + b"x" * 10_000)
+    with pytest.raises(BigramError, match="line 2 is longer than"):
+        read_counts(p)
+
+
+def test_a_pipe_streams_with_the_hash_split_and_is_refused_by_random(tmp_path):
+    fifo = tmp_path / "names.fifo"
+    os.mkfifo(fifo)
+    pid = os.fork()
+    if pid == 0:  # the writer
+        with open(fifo, "wb") as f:
+            f.write(b"anna\nbob\nanna\n")
+        os._exit(0)
+    try:
+        r = read_counts(fifo, split="hash", val_frac=0, test_frac=0)
+        assert r.names["train"] == 3
+    finally:
+        os.waitpid(pid, 0)
+    with pytest.raises(BigramError, match="not a regular file"):
+        read_counts(fifo, split="random")
+
+
+def test_the_text_module_is_a_leaf_and_nothing_imports_in_a_cycle():
+    def bigram_imports(name: str) -> set[str]:
+        tree = ast.parse((PKG / f"{name}.py").read_text(encoding="utf-8"))
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bigram."):
+                found.add(node.module.removeprefix("bigram."))
+        return found
+
+    assert bigram_imports("text") <= {"errors"}
+    assert "data" not in bigram_imports("corpus")
+    assert "corpus" in bigram_imports("data")  # one way only
+
+
+# --- the run applies its rule to what users give it ------------------------------------------
+def _train(invoke, tmp_path, *flags) -> Path:
+    data = tmp_path / "mixed.txt"
+    data.write_text("Emma\nemma\nOlivia\nAva\nava\nMia\nÉmile\n", encoding="utf-8")
+    out = tmp_path / "run"
+    r = invoke("train", "--data", data, "--out", out, "-q", "--no-figures", "--model", "count",
+               "--val-frac", "0", "--test-frac", "0", *flags)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_lowercase_run_scores_samples_and_evaluates_by_its_rule(invoke, tmp_path):
+    run = _train(invoke, tmp_path, "--lowercase")
+    upper = json.loads(invoke("score", run, "Emma", "--json").output)
+    lower = json.loads(invoke("score", run, "emma", "--json").output)
+    assert upper[0]["log_likelihood"] == lower[0]["log_likelihood"]
+    r = invoke("eval", run, "--data", tmp_path / "mixed.txt", "--json")  # capitals in the file
+    assert r.exit_code == 0, r.output
+    ev = json.loads(r.output)["count"][str(tmp_path / "mixed.txt")]
+    assert ev["nll"] == pytest.approx(
+        json.loads(invoke("eval", run, "--json").output)["count"]["train"]["nll"]
+    )
+    corpus = {"emma", "olivia", "ava", "mia", "émile"}
+    r = invoke("sample", run, "-n", "200", "--novel", "--seed", "1", "--unique")
+    assert r.exit_code == 0, r.output
+    assert not corpus & set(r.output.split())
+    r = invoke("sample", run, "-n", "5", "--start", "E", "--seed", "0")  # folded like the corpus
+    assert r.exit_code == 0 and all(n.startswith("e") for n in r.output.split()), r.output
+
+
+@pytest.mark.parametrize("form", ["NFD", "none"])
+def test_normalization_is_carried_by_the_run(invoke, tmp_path, form):
+    run = _train(invoke, tmp_path, "--normalize", form)
+    r = invoke("eval", run, "--data", tmp_path / "mixed.txt", "--json")
+    assert r.exit_code == 0, r.output
+    r = invoke("sample", run, "-n", "100", "--novel", "--seed", "2", "--unique")
+    assert r.exit_code == 0, r.output
+    trained = {unicodedata.normalize("NFD", w) if form == "NFD" else w for w in ["Émile", "Emma"]}
+    assert not trained & set(r.output.split())
+    nfc = json.loads(invoke("score", run, "Émile", "--json").output)[0]
+    assert nfc["log_likelihood"] > -1e9  # typed in NFC, read by the run's rule
