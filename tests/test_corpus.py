@@ -120,3 +120,37 @@ def test_load_counts_methods(names):
     )  # the same bigrams, split differently
     vocab = Vocab.from_names(names)
     assert torch.equal(sum(hashed.counts.values()), count_bigrams(names, vocab))
+
+
+def test_default_split_keeps_the_published_numbers(names):
+    """README: the default config's count model has val NLL 2.462444 and test NLL 2.462226.
+    Recomputed here in plain Python from the seeded permutation of name positions."""
+    import math
+
+    from bigram.metrics import evaluate
+    from bigram.models import count_log_probs
+
+    n = len(names)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(2147483647)).tolist()
+    label = dict.fromkeys(perm[:3203], "val") | dict.fromkeys(perm[3203:6406], "test")
+    parts = {
+        s: [w for i, w in enumerate(names) if label.get(i, "train") == s] for s in ("train", "val", "test")
+    }
+    train = plain_counts(parts["train"])
+    V = len({c for w in names for c in w}) + 1
+    rows: dict = {}
+    for (a, _), c in train.items():
+        rows[a] = rows.get(a, 0) + c
+
+    def plain(split: str) -> float:
+        held = plain_counts(parts[split])
+        ll = math.fsum(
+            c * math.log((train.get(ab, 0) + 1) / (rows.get(ab[0], 0) + V)) for ab, c in held.items()
+        )
+        return -ll / sum(held.values())
+
+    r = load_counts(TrainConfig(data=str(NAMES)))
+    lp = count_log_probs(r.counts["train"], 1.0)
+    for split, published in (("val", 2.462444), ("test", 2.462226)):
+        assert round(plain(split), 6) == published
+        assert evaluate(lp, r.counts[split])["nll"] == pytest.approx(plain(split), abs=1e-12)
