@@ -48,3 +48,38 @@ def to_sparse(counts: torch.Tensor) -> torch.Tensor:
 
 def from_sparse(t: torch.Tensor) -> torch.Tensor:
     return t.to_dense() if t.is_sparse else t
+
+
+def check_counts(t: Any, V: int, where: str) -> torch.Tensor:
+    """A count matrix read from a file: a V×V integer tensor of non-negative counts, checked
+    before anything the size of V×V is allocated (a crafted sparse tensor may declare any shape)."""
+    if not isinstance(t, torch.Tensor) or t.shape != (V, V) or t.dtype not in (torch.int64, torch.int32):
+        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise BigramError(
+            f"{where} holds counts of shape {shape}, not {V}×{V} integers for the run's vocabulary: "
+            "it belongs to another run or is damaged; retrain"
+        )
+    values = t._values() if t.is_sparse else t
+    if values.numel() and int(values.min()) < 0:
+        raise BigramError(f"{where} holds negative counts: it is damaged; retrain")
+    return t.long()
+
+
+def check_weights(W: Any, V: int, where: str) -> torch.Tensor:
+    """A neural model's W read from a file: a finite V×V floating-point tensor."""
+    if not isinstance(W, torch.Tensor) or W.is_sparse or W.shape != (V, V) or not W.is_floating_point():
+        shape = tuple(W.shape) if isinstance(W, torch.Tensor) else type(W).__name__
+        raise BigramError(
+            f"{where} holds weights W of shape {shape}, not {V}×{V} floats for the run's vocabulary: "
+            "it belongs to another run or is damaged; retrain"
+        )
+    if not bool(torch.isfinite(W).all()):
+        raise BigramError(f"{where} holds non-finite weights (nan or inf): it is damaged; retrain")
+    return W
+
+
+def check_number(x: Any, lo: float, hi: float, what: str, where: str) -> float:
+    """A number read from a file, finite and within [lo, hi]."""
+    if isinstance(x, bool) or not isinstance(x, int | float) or not lo <= x <= hi:
+        raise BigramError(f"{where}: {what} = {x!r} is not a number in [{lo:g}, {hi:g}]; it is damaged")
+    return float(x)

@@ -167,16 +167,32 @@ def sample(
         constraints=sampling.Constraints(start, end, min_len, max_len),
         exclude=r.corpus_names() if novel else None,
     )  # fmt: skip
+    table = r.log_probs(model)
+
+    def show(names: list[str], first: bool) -> None:  # text lines, or one JSON list written in pieces
+        if as_json:
+            items = dumps(log_likelihoods(table, r.vocab, names))[1:-1].strip("\n")
+            typer.echo(("[\n" if first else ",\n") + items if names else ("[" if first else ""), nl=False)
+        elif names:
+            typer.echo("\n".join(names))
+
     if most_likely is not None:
         if most_likely < 0:
             raise BigramError(f"--most-likely {most_likely}: must be ≥ 0")
-        names = [name for name, _ in r.most_likely(most_likely, model=model, **shape)]
-    else:
-        names = r.sample(n, model=model, seed=seed, unique=unique, **shape)
+        try:
+            found = r.most_likely(most_likely, model=model, **shape)
+        except sampling.SearchStopped as e:  # print what is exact, then say why it is not all
+            show([name for name, _ in e.found], True)
+            typer.echo("\n]" if as_json else "", nl=as_json)
+            raise
+        show([name for name, _ in found], True)
+    else:  # block by block: constant memory for any -n
+        for i, names in enumerate(r.sample_blocks(n, model=model, seed=seed, unique=unique, **shape)):
+            show(names, i == 0)
+        if n == 0:
+            show([], True)
     if as_json:
-        typer.echo(dumps(log_likelihoods(r.log_probs(model), r.vocab, names)))
-    elif names:
-        typer.echo("\n".join(names))
+        typer.echo("\n]")
 
 
 @app.command("eval")
@@ -277,15 +293,17 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train the neural model for several reg values into one TensorBoard HParams view."""
-    from bigram.config import resolve
+    from bigram.config import MAX_REG, resolve
     from bigram.training import sweep as run_sweep
 
     try:
         regs = [float(x) for x in reg.split(",") if x.strip()]
     except ValueError:
         raise BigramError(f"--reg {reg!r}: give comma-separated numbers, e.g. 0,0.001,0.01,0.1") from None
-    if not regs or any(r < 0 for r in regs):
-        raise BigramError(f"--reg {reg!r}: give one or more numbers ≥ 0")
+    if not regs or any(not 0 <= r <= MAX_REG for r in regs):  # NaN fails the comparison too
+        raise BigramError(f"--reg {reg!r}: give one or more numbers in [0, {MAX_REG:g}]")
+    if len({f"{r:g}" for r in regs}) < len(regs):
+        raise BigramError(f"--reg {reg!r}: a value is repeated; give each reg once")
     overrides = dict(
         data=data, steps=steps, optimizer=optimizer, lr=lr, val_frac=val_frac, test_frac=test_frac, seed=seed,
         figures=figures,
@@ -341,4 +359,8 @@ def check_new_file(path: Path, overwrite: bool) -> None:
 
 
 def main() -> None:
+    # a path that is not valid UTF-8 (kept by Python as surrogates) prints as \udcff, never a traceback
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     app()

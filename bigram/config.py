@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from bigram.errors import BigramError
+from bigram.text import NORMALIZATIONS
 
 MODELS = ("count", "neural", "both")
 OPTIMIZERS = ("sgd", "adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.1, "lbfgs": 1.0}  # sgd 50 is the lecture's
 SPLITS = ("auto", "random", "hash")
-NORMALIZATIONS = ("NFC", "NFD", "NFKC", "NFKD", "none")
+MAX_SMOOTHING = 1e9  # beyond it every row is uniform to float precision (and k·V could overflow)
+MAX_REG = 1e6  # reg·mean(W²) must stay finite
+MAX_BATCH = 1 << 24  # minibatch examples; the one-hot batch is batch × V floats
 
 
 @dataclass
@@ -163,16 +167,21 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.smoothing == "auto":
         if cfg.val_frac <= 0:
             raise bad("smoothing = 'auto' chooses k on the validation split: set val_frac > 0")
-    elif isinstance(cfg.smoothing, str) or cfg.smoothing < 0:
-        raise bad(f"smoothing = {cfg.smoothing!r}: must be ≥ 0 (0 = raw frequencies, 1 = add-one) or 'auto'")
-    if cfg.reg < 0:
-        raise bad(f"reg = {cfg.reg}: must be ≥ 0")
+    elif isinstance(cfg.smoothing, str) or not 0 <= cfg.smoothing <= MAX_SMOOTHING:  # NaN fails too
+        raise bad(
+            f"smoothing = {cfg.smoothing!r}: must be a number in [0, {MAX_SMOOTHING:g}] "
+            "(0 = raw frequencies, 1 = add-one) or 'auto'"
+        )
+    if not 0 <= cfg.reg <= MAX_REG:
+        raise bad(f"reg = {cfg.reg}: must be a number in [0, {MAX_REG:g}]")
     if cfg.steps <= 0:
         raise bad(f"steps = {cfg.steps}: must be a positive number of optimizer steps")
-    if cfg.lr is not None and cfg.lr <= 0:
-        raise bad(f"lr = {cfg.lr}: must be > 0")
-    if cfg.batch_size < 0:
-        raise bad(f"batch_size = {cfg.batch_size}: must be ≥ 0 (0 = full batch)")
+    if cfg.lr is not None and not 0 < cfg.lr < math.inf:
+        raise bad(f"lr = {cfg.lr}: must be a finite number > 0")
+    if not 0 <= cfg.batch_size <= MAX_BATCH:
+        raise bad(f"batch_size = {cfg.batch_size}: must be in [0, {MAX_BATCH:,}] (0 = full batch)")
+    if not 0 <= cfg.seed < 2**64:
+        raise bad(f"seed = {cfg.seed}: must be in [0, 2^64)")
     if cfg.batch_size and cfg.optimizer == "lbfgs":
         raise bad("optimizer = 'lbfgs' needs the full batch: set batch_size = 0 or use sgd/adam")
     if cfg.eval_every <= 0:

@@ -120,14 +120,11 @@ def write_csv(f: TextIO, log_probs: torch.Tensor, vocab: Vocab, counts: torch.Te
 
 def export(run, fmt: str, out: Path, model: str | None = None) -> str:
     """Write a run's model table to `out` in the given format; returns the model exported."""
-    from bigram import checkpoints
-
     kind = run.pick_model(model)
     lp = run.log_probs(kind)
     counts, smoothing = None, 0.0
     if kind == "count":
-        ckpt = run.checkpoint("count")
-        counts, smoothing = checkpoints.from_sparse(ckpt["counts"]), float(ckpt["smoothing"])
+        counts, smoothing = run.count_model()
     from bigram import atomic
 
     with atomic.replacing(out, "w", encoding="utf-8", newline="" if fmt == "csv" else None) as f:

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from bigram import atomic, checkpoints
+from bigram.config import MAX_SMOOTHING
 from bigram.counts import compact
 from bigram.errors import BigramError, TrainingStopped
 from bigram.models import count_log_probs
@@ -86,6 +87,13 @@ def check_out(out: str | Path, overwrite: bool, data: str | Path | None = None) 
     it, anything but a directory bigram made that holds only bigram's files, the current directory
     (or one above it) and a directory that holds the data file."""
     path = Path(out)
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # bytes Python kept as surrogates; TensorBoard cannot write there
+        shown = str(path).encode("utf-8", "backslashreplace").decode()
+        raise BigramError(
+            f"--out {shown} is not a valid UTF-8 path: choose a UTF-8 name for the run"
+        ) from None
     if not path.exists() and not path.is_symlink():
         return path
     if path.is_symlink():
@@ -221,12 +229,21 @@ class Run:
         model = self.pick_model(model)
         if model not in self._cache:
             ckpt = self.checkpoint(model)
+            where, V = str(self.path / f"{model}.pt"), self.vocab.size
             if model == "count":
-                lp = count_log_probs(checkpoints.from_sparse(ckpt["counts"]), float(ckpt["smoothing"]))
+                lp = count_log_probs(*self.count_model())
             else:
-                lp = torch.log_softmax(ckpt["W"].to(torch.float64), dim=1)
+                lp = torch.log_softmax(checkpoints.check_weights(ckpt.get("W"), V, where).double(), dim=1)
             self._cache[model] = lp
         return self._cache[model]
+
+    def count_model(self) -> tuple[torch.Tensor, float]:
+        """The count model's checkpoint, checked: (its V×V training counts, dense; its k)."""
+        where, V = str(self.path / "count.pt"), self.vocab.size
+        ckpt = self.checkpoint("count")
+        counts = checkpoints.check_counts(ckpt.get("counts"), V, where)
+        k = checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
+        return checkpoints.from_sparse(counts), k
 
     def counts(self, split: str = "train") -> torch.Tensor:
         """The V×V bigram count matrix of a split of this run's data (int64)."""
@@ -254,6 +271,12 @@ class Run:
         from bigram.sampling import sample
 
         return sample(self.log_probs(model), self.vocab, n, seed=seed, **self._by_rule(kw))
+
+    def sample_blocks(self, n: int, *, model: str | None = None, seed: int | None = None, **kw):
+        """The same names as sample(), block by block (for very large n)."""
+        from bigram.sampling import sample_blocks
+
+        return sample_blocks(self.log_probs(model), self.vocab, n, seed=seed, **self._by_rule(kw))
 
     def most_likely(self, k: int = 10, *, model: str | None = None, **kw) -> list[tuple[str, float]]:
         """The k most probable names (with their log-probabilities) meeting the constraints."""
@@ -290,7 +313,13 @@ class Run:
         """The count matrix of every non-empty split of this run's data."""
         if "counts" not in self._cache:
             d = checkpoints.load(self.path / "counts.pt", "counts")
-            self._cache["counts"] = {k: compact(v) for k, v in d["splits"].items()}
+            where, V = str(self.path / "counts.pt"), self.vocab.size
+            splits = d.get("splits")
+            if not isinstance(splits, dict) or not splits or not set(splits) <= {"train", "val", "test"}:
+                raise BigramError(f"{where} has no per-split counts: it is damaged; retrain")
+            self._cache["counts"] = {
+                k: compact(checkpoints.check_counts(v, V, where)) for k, v in splits.items()
+            }
         return self._cache["counts"]
 
     def corpus_names(self) -> set[str]:

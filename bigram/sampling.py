@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -85,6 +86,8 @@ class Plan:
             raise BigramError(f"--min-len must be ≥ 0, got {c.min_len}")
         if c.max_len is not None and c.max_len < c.min_len:
             raise BigramError(f"--min-len {c.min_len} is greater than --max-len {c.max_len}")
+        if c.min_len > MAX_STEPS:
+            raise BigramError(f"--min-len {c.min_len}: names are sampled up to {MAX_STEPS:,} characters long")
         S = vocab.encode(c.start, where=" (--start)")
         E = vocab.encode(c.end, where=" (--end)")
         self.log_pS = self._path_log_prob([BOUNDARY_ID, *S], "--start", c.start)
@@ -157,6 +160,15 @@ class Plan:
             for _ in range(n):  # S_i = Σ_{k ≤ i} Q^k t
                 T = Q @ T
                 sums.append(sums[-1] + T)
+                # ‖Q^k t‖ never grows (Q is substochastic): once a term is below rounding, every
+                # later S_i equals this one, so a --max-len of 10⁹ costs what the names need
+                if float(T.max()) <= 1e-18 * float(sums[-1].max()):
+                    break
+                if len(sums) > MAX_STEPS:
+                    raise BigramError(
+                        f"--max-len {self.c.max_len}: under this model names often run past "
+                        f"{MAX_STEPS:,} characters; pass a smaller --max-len"
+                    )
             self.S = sums
             base = sums[-1]
         U = [base]  # U_i = Q^i · base: "at least i more middle chars, then as base allows"
@@ -174,7 +186,7 @@ class Plan:
             return self.U[self.m_lo - after]
         if self.m_hi is None:
             return self.tail
-        return self.S[self.m_hi - after]
+        return self.S[min(self.m_hi - after, len(self.S) - 1)]  # past the last: converged
 
     def may_exit(self, j: int) -> bool:
         return j >= self.m_lo and (self.m_hi is None or j <= self.m_hi)
@@ -337,7 +349,11 @@ def draw(plan: Plan, n: int, g: torch.Generator) -> list[str]:
     return names
 
 
-def sample(
+BLOCK = 1 << 17  # names drawn at once; larger requests stream block after block (constant memory)
+MAX_UNIQUE = 10_000_000  # --unique remembers every name given
+
+
+def sample_blocks(
     log_probs: torch.Tensor,
     vocab: Vocab,
     n: int,
@@ -350,39 +366,60 @@ def sample(
     exclude: set[str] | None = None,
     unique: bool = False,
     max_rounds: int = 50,
-) -> list[str]:
-    """n names drawn from the table (reshaped by temperature/top-k/top-p), conditioned exactly on
-    the constraints; the same seed gives the same names.
+) -> Iterator[list[str]]:
+    """n names in blocks of at most BLOCK, drawn from the table (reshaped by temperature/top-k/
+    top-p) and conditioned exactly on the constraints. One generator runs through all blocks, so
+    the same seed gives the same names, and memory stays that of one block whatever n is.
 
     `exclude` (names to leave out, e.g. the training corpus) and `unique` are met by drawing more
     rounds; after `max_rounds` without enough names it is a BigramError."""
+    if unique and n > MAX_UNIQUE:
+        raise BigramError(f"-n {n:,} --unique: --unique remembers every name; ask for at most {MAX_UNIQUE:,}")
     plan = Plan(reshape(log_probs, temperature, top_k, top_p), vocab, constraints)
     g = make_generator(seed)
-    if not exclude and not unique:
-        return draw(plan, n, g)
-    out: list[str] = []
     seen: set[str] = set()
-    for _ in range(max_rounds):
-        need = n - len(out)
-        if need <= 0:
-            break
-        for name in draw(plan, max(2 * need, 64), g):
-            if (exclude and name in exclude) or (unique and name in seen):
-                continue
-            seen.add(name)
-            out.append(name)
-            if len(out) == n:
+    left = n
+    while left > 0:
+        size = min(left, BLOCK)
+        left -= size
+        if not exclude and not unique:
+            yield draw(plan, size, g)
+            continue
+        out: list[str] = []
+        for _ in range(max_rounds):
+            for name in draw(plan, max(2 * (size - len(out)), 64), g):
+                if (exclude and name in exclude) or (unique and name in seen):
+                    continue
+                seen.add(name)
+                out.append(name)
+                if len(out) == size:
+                    break
+            if len(out) == size:
                 break
-    if len(out) < n:
-        what = " and ".join(w for w, on in (("novel", bool(exclude)), ("unique", unique)) if on)
-        raise BigramError(
-            f"only {len(out)} of {n} {what} names after {max_rounds} rounds of sampling: the model "
-            "(with these constraints) cannot produce enough; ask for fewer or relax the constraints"
-        )
-    return out[:n]
+        else:
+            what = " and ".join(w for w, on in (("novel", bool(exclude)), ("unique", unique)) if on)
+            raise BigramError(
+                f"only {n - left - size + len(out):,} of {n:,} {what} names after {max_rounds} rounds of "
+                "sampling: the model (with these constraints) cannot produce enough; ask for fewer or "
+                "relax the constraints"
+            )
+        yield out
+
+
+def sample(log_probs: torch.Tensor, vocab: Vocab, n: int, **kwargs) -> list[str]:
+    """n names as one list (see sample_blocks for the options); the same seed gives the same names."""
+    return [name for block in sample_blocks(log_probs, vocab, n, **kwargs) for name in block]
 
 
 # --- the K most probable names -------------------------------------------------------------------
+class SearchStopped(BigramError):
+    """most_likely stopped at its bound; `found` holds the names it had found, most probable first."""
+
+    def __init__(self, message: str, found: list[tuple[str, float]]):
+        super().__init__(message)
+        self.found = found
+
+
 def most_likely(
     log_probs: torch.Tensor,
     vocab: Vocab,
@@ -393,10 +430,13 @@ def most_likely(
     top_p: float | None = None,
     constraints: Constraints = Constraints(),
     exclude: set[str] | None = None,
-    max_expansions: int = 1_000_000,
+    max_queued: int = 2_000_000,
 ) -> list[tuple[str, float]]:
     """The k most probable names meeting the constraints, most probable first, with their log
-    probability under the reshaped table. A* over middles with exact max-product heuristics."""
+    probability under the reshaped table. A* over middles with exact max-product heuristics.
+
+    Memory and time are bounded: after `max_queued` partial names the search stops and raises
+    SearchStopped, which carries the names found so far (all exact, in order)."""
     plan = Plan(reshape(log_probs, temperature, top_k, top_p), vocab, constraints)
     with torch.no_grad():
         best = _max_messages(plan)
@@ -422,7 +462,6 @@ def most_likely(
         counter += 1
     heapq.heapify(heap)
     out: list[tuple[str, float]] = []
-    expansions = 0
     while heap and len(out) < k:
         neg, _, j, cur, path, done = heapq.heappop(heap)
         if done:
@@ -430,9 +469,12 @@ def most_likely(
             if not (exclude and name in exclude):
                 out.append((name, -neg))
             continue
-        expansions += 1
-        if expansions > max_expansions:
-            break
+        if counter > max_queued:
+            raise SearchStopped(
+                f"--most-likely {k}: stopped after queueing {max_queued:,} partial names, with "
+                f"{len(out):,} of {k:,} found (printed above): ask for fewer, or constrain them",
+                out,
+            )
         g_here = -neg - h(j, cur)  # log prob of the path so far (f = g + h)
         if plan.may_exit(j) and lt[cur] > -math.inf:
             heapq.heappush(heap, (-(g_here + float(lt[cur])), counter, j, cur, path, True))
@@ -469,6 +511,8 @@ def _max_messages(plan: Plan):
         S = [lt.clone()]
         for _ in range(plan.m_hi - plan.m_lo):
             S.append(torch.maximum(lt, prop(S[-1])))  # S_i = max over k ≤ i of B_k
+            if torch.equal(S[-1], S[-2]):  # best paths are simple: fixed after ≤ V steps
+                break
         base = S[-1]
     U = [base]
     for _ in range(plan.m_lo):
@@ -480,6 +524,6 @@ def _max_messages(plan: Plan):
             return None
         if after <= plan.m_lo:
             return U[plan.m_lo - after]
-        return base if S is None else S[plan.m_hi - after]
+        return base if S is None else S[min(plan.m_hi - after, len(S) - 1)]
 
     return best

@@ -92,9 +92,11 @@ class _StopOnCtrlC:
     def __init__(self) -> None:
         self.requested = False
         self._old = None
+        self._depth = 0  # entered again by fit_neural: only the outermost enter/exit installs/restores
 
     def __enter__(self) -> _StopOnCtrlC:
-        if threading.current_thread() is threading.main_thread():
+        self._depth += 1
+        if self._depth == 1 and threading.current_thread() is threading.main_thread():
             self._old = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -103,8 +105,10 @@ class _StopOnCtrlC:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def __exit__(self, *exc) -> None:
-        if self._old is not None:
+        self._depth -= 1
+        if self._depth == 0 and self._old is not None:
             signal.signal(signal.SIGINT, self._old)
+            self._old = None
 
 
 def fit_neural(
@@ -242,12 +246,23 @@ def train(
     if rank != 0:
         return None  # only rank 0 trains and writes the run directory
     vocab, counts = corpus.vocab, corpus.counts
+    _check_auto_smoothing(cfg, corpus)
 
     with new_run_dir(out, overwrite, data=cfg.data) as run:
         final = run if out is None else Path(out)  # `run` is a staging name while --overwrite builds
         _write_run_inputs(run, cfg, vocab, counts)
         result = _fit_and_report(run, cfg, vocab, counts, device=device, progress=progress, shown=final)
     return dataclasses.replace(result, run_dir=final)
+
+
+def _check_auto_smoothing(cfg: TrainConfig, corpus) -> None:
+    """--smoothing auto needs held-out names: refuse before any run directory exists."""
+    if cfg.smoothing == "auto" and "val" not in corpus.counts:
+        n = sum(corpus.names.values())
+        raise BigramError(
+            f"smoothing = 'auto' picks k on the val split, and the split of {cfg.data} ({n:,} names, "
+            f"val_frac = {cfg.val_frac}) left it empty: raise val_frac, or give --smoothing k"
+        )
 
 
 def _write_run_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, counts: dict[str, torch.Tensor]) -> None:
@@ -272,7 +287,14 @@ def resume(run_dir: str | Path, *, steps: int | None = None, progress: bool | No
         )
     cfg = resolve_dict(run.config, where=str(run.path / "config.toml"))
     ckpt = run.checkpoint("neural")
-    done = int(ckpt["step"])
+    where = str(run.path / "neural.pt")
+    ckpt["W"] = checkpoints.check_weights(ckpt.get("W"), run.vocab.size, where)
+    done = int(checkpoints.check_number(ckpt.get("step"), 0, 2**62, "step", where))
+    if ckpt.get("optimizer") != cfg.optimizer:
+        raise BigramError(
+            f"{where} was trained with optimizer {ckpt.get('optimizer')!r} but {run.path / 'config.toml'} "
+            f"says {cfg.optimizer!r}: --resume continues the same optimizer; restore the config or retrain"
+        )
     if steps is not None:
         cfg.steps = steps
     if cfg.steps <= done:
@@ -300,6 +322,7 @@ def sweep(
     if out is not None:
         check_out(out, False)
     corpus = load_counts(cfg, progress=progress)
+    _check_auto_smoothing(cfg, corpus)
     rows = []
     with new_run_dir(out, kind="sweep") as root:
         for reg in regs:
@@ -359,9 +382,22 @@ def _fit_and_report(
             tables["neural"] = fit.model.log_probs().detach().to("cpu", torch.float64)
         metrics = {kind: {s: evaluate(lp, c) for s, c in counts.items()} for kind, lp in tables.items()}
         atomic.write_text(run / "metrics.json", json.dumps({**metrics, **extra}, indent=2) + "\n")
-        log_summary(writer, cfg, vocab, tables, metrics, counts["train"], fit.step if fit else 0)
-    finally:
+        # the run is complete and consistent from here: a Ctrl-C now (or one that came during
+        # the saves) ends the TensorBoard summaries, not the run
         ctrl_c.__exit__()
+        try:
+            if ctrl_c.requested and (fit is None or fit.stopped is None):
+                raise KeyboardInterrupt
+            log_summary(writer, cfg, vocab, tables, metrics, counts["train"], fit.step if fit else 0)
+        except KeyboardInterrupt:
+            raise TrainingStopped(
+                f"interrupted while writing TensorBoard summaries: the models and metrics.json in {shown} "
+                "are complete",
+                exit_code=130,
+            ) from None
+    finally:
+        if ctrl_c._depth:
+            ctrl_c.__exit__()
         writer.close()
     if fit is not None and fit.stopped == "interrupted":
         raise TrainingStopped(

@@ -225,55 +225,98 @@ def _scale_row(task: str, seconds: float, note: str) -> dict:
     return dict(task=task, ref_s=math.nan, ours_s=seconds, note=note)
 
 
-def bench_scale(tmp: Path) -> list[dict]:
+def _repeat_to(path: Path, names: list[str], mib: float) -> int:
+    """Write the names over and over until the file reaches `mib` MiB; returns its size."""
+    block = ("\n".join(names) + "\n").encode()
+    with path.open("wb") as f:
+        for _ in range(int(mib * 2**20) // len(block) + 1):
+            f.write(block)
+    return path.stat().st_size
+
+
+def reference_count(path: Path) -> float:
+    """A plain single-thread counter, for scale: read 1 MiB chunks, decode, code points as int32,
+    pair keys, then one bincount (ASCII chunks) or a sort-and-count (others); no split, no text
+    rule. Returns seconds."""
+    import numpy as np
+
+    t = time.perf_counter()
+    carry = b""
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            buf = carry + block
+            cut = buf.rfind(b"\n") + 1
+            buf, carry = buf[:cut], buf[cut:]
+            cps = np.frombuffer(("\n" + buf.decode("utf-8")).encode("utf-32-le"), dtype=np.int32)
+            if buf.isascii():
+                np.bincount(cps[:-1] * 128 + cps[1:], minlength=128 * 128)
+            else:
+                np.unique(cps[:-1].astype(np.int64) * 0x110000 + cps[1:], return_counts=True)
+    return time.perf_counter() - t
+
+
+def _spread(xs: list[float], fmt: str) -> str:
+    return format(xs[0], fmt) if len(xs) == 1 else f"{format(min(xs), fmt)}–{format(max(xs), fmt)}"
+
+
+def bench_stream(tmp: Path, label: str, names: list[str], mib: float, split: str, runs: int) -> list[dict]:
+    """One corpus of `mib` MiB: the whole `bigram train --model count --no-figures` command (MB/s,
+    peak RSS), the counting stage alone, and the plain reference counter; `runs` times each."""
+    path = tmp / f"{label}-{mib:g}.txt"
+    size = _repeat_to(path, names, mib)
+    mb = size / 1e6
+    whole, peaks, counting, plain = [], [], [], []
+    for i in range(runs):
+        out = tmp / f"run-{label}-{mib:g}-{i}"
+        args = ["train", "--data", str(path), "--model", "count", "--no-figures", "-q", "--out", str(out)]
+        wall, rss = _cli_child([*args, *(["--split", split] if split != "auto" else [])])
+        whole.append(mb / wall)
+        peaks.append(rss / 2**20)
+        code = (
+            "import time\nfrom bigram.config import TrainConfig\nfrom bigram.corpus import load_counts\n"
+            f"cfg = TrainConfig(data={str(path)!r}, split={split!r})\n"
+            "t = time.perf_counter()\nload_counts(cfg)\nprint(time.perf_counter() - t)"
+        )
+        counting.append(mb / float(_child(code)[2].split()[-1]))
+        plain.append(mb / reference_count(path))
+    path.unlink()
+    print(f"{label} {mib:g} MiB {split}: whole {whole} MB/s, peak {peaks} MiB, counting {counting}, "
+          f"reference {plain}", file=sys.stderr)  # fmt: skip
+    method = "default split (auto)" if split == "auto" else f"--split {split}"
+    return [
+        _scale_row(
+            f"`bigram train --model count --no-figures`, {label}, {size / 2**20:,.0f} MiB, {method}",
+            size / 1e6 / max(whole),
+            f"whole command {_spread(whole, ',.0f')} MB/s, peak RSS {_spread(peaks, ',.0f')} MiB; "
+            f"counting stage alone {_spread(counting, ',.0f')} MB/s; plain single-thread reference "
+            f"counter {_spread(plain, ',.0f')} MB/s ({runs} runs)",
+        )
+    ]
+
+
+def bench_scale(tmp: Path, runs: int) -> list[dict]:
     """The large-vocabulary and large-corpus runs, each in its own process."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from make_corpus import multilingual, names_like
 
     rows = []
     multi = tmp / "multilingual.txt"
-    names = multilingual(700_000, seed=0)
-    multi.write_text("\n".join(names) + "\n", encoding="utf-8")
-    V = len(set("".join(names))) + 1
+    ml = multilingual(700_000, seed=0)
+    multi.write_text("\n".join(ml) + "\n", encoding="utf-8")
+    V = len(set("".join(ml))) + 1
     wall, rss = _cli_child(["train", "--data", str(multi), "--out", str(tmp / "run-multi"), "-q"])
     rows.append(
         _scale_row(
-            f"train count + neural (100 steps), 700k names, V = {V:,}, default splits",
+            f"train count + neural (100 steps), 700k multilingual names, V = {V:,}, default splits",
             wall,
             f"whole `bigram train` command; peak RSS {rss / 2**30:.2f} GiB (targets: 60 s, 2 GB)",
         )
     )
-
-    big = tmp / "big.txt"
-    block = ("\n".join(names_like(2_000_000, seed=0)) + "\n").encode()
-    with big.open("wb") as f:
-        for _ in range(512 * 2**20 // len(block) + 1):
-            f.write(block)
-    size = big.stat().st_size
-    code = (
-        "import time\nfrom bigram.corpus import count_file\nt = time.perf_counter()\n"
-        f"count_file({str(big)!r}, seed=1, val_frac=0.1, test_frac=0.1)\nprint(time.perf_counter() - t)"
-    )
-    _, rss, out = _child(code)
-    t = float(out.split()[-1])
-    rows.append(
-        _scale_row(
-            f"stream + count a {size / 2**20:,.0f} MiB corpus (hash split)",
-            t,
-            f"{size / 1e6 / t:,.0f} MB/s; peak RSS {rss / 2**20:,.0f} MiB (targets: 50 MB/s, 600 MB)",
-        )
-    )
-    wall, rss = _cli_child(
-        ["train", "--data", str(big), "--model", "count", "--out", str(tmp / "run-big"), "-q"]
-    )
-    rows.append(
-        _scale_row(
-            f"`bigram train --model count` on the {size / 2**20:,.0f} MiB corpus",
-            wall,
-            f"whole command (start-up, counting, checkpoints, logs); peak RSS {rss / 2**20:,.0f} MiB",
-        )
-    )
-    big.unlink()
+    nl = names_like(2_000_000, seed=0)
+    rows += bench_stream(tmp, "names-like", nl, 512, "hash", runs)
+    rows += bench_stream(tmp, "multilingual", ml, 512, "hash", runs)
+    rows += bench_stream(tmp, "multilingual", ml, 128, "auto", runs)
+    rows += bench_stream(tmp, "names-like", nl, 200, "auto", runs)
     return rows
 
 
@@ -345,6 +388,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "names.txt")
     ap.add_argument("--json", action="store_true", help="print JSON")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, no scale runs")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each streaming benchmark (default 3)")
     args = ap.parse_args()
     torch.manual_seed(0)
     rows = bench(args.data, args.quick)
@@ -352,7 +396,7 @@ def main() -> None:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            rows += bench_scale(Path(tmp))
+            rows += bench_scale(Path(tmp), args.runs)
     for r in rows:
         r["ratio"] = r["ref_s"] / r["ours_s"] if r["ours_s"] and not math.isnan(r["ref_s"]) else None
     machine = (
