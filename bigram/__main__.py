@@ -1,3 +1,20 @@
-from bigram.cli import main
+"""`python -m bigram` and the `bigram` command: a Ctrl-C at any moment, even while the CLI's own
+modules import, ends with one line and exit status 130."""
 
-main()
+import sys
+
+
+def main() -> None:
+    try:
+        from bigram.interrupt import held_ctrl_c
+
+        with held_ctrl_c():
+            from bigram.cli import main as cli_main
+        cli_main()
+    except KeyboardInterrupt:  # before or after the commands' own handler (bigram.cli.friendly)
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

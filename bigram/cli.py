@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from bigram.errors import BigramError
+from bigram.interrupt import held_ctrl_c
 
 app = typer.Typer(
     help="Character-level bigram language models: counts, a one-hot neural net, TensorBoard, sampling.",
@@ -36,6 +37,8 @@ def friendly(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            with held_ctrl_c():  # every command needs torch: import it where Ctrl-C is safe
+                import torch  # noqa: F401
             return fn(*args, **kwargs)
         except BigramError as e:
             code = getattr(e, "exit_code", 1)  # 130 for a run stopped by Ctrl-C, as shells expect

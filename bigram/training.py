@@ -20,6 +20,7 @@ from bigram.config import TrainConfig
 from bigram.corpus import default_world, load_counts
 from bigram.counts import dense, top_tokens
 from bigram.errors import BigramError, TrainingStopped
+from bigram.interrupt import held_ctrl_c
 from bigram.metrics import evaluate
 from bigram.metrics import nll as nll_of
 from bigram.models import NeuralBigram, count_log_probs
@@ -353,7 +354,8 @@ def _fit_and_report(
     summaries. An early stop still leaves all of them consistent, then raises TrainingStopped.
     `shown`: the run's name in messages, when `run` is where a replacing run is being built."""
     shown = run if shown is None else shown
-    from torch.utils.tensorboard import SummaryWriter  # heavy import: only when training
+    with held_ctrl_c():  # heavy import, only when training; not safe to interrupt midway
+        from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(log_dir=str(run))
     tables: dict[str, torch.Tensor] = {}
