@@ -265,3 +265,23 @@ def test_ctrl_c_at_any_moment_of_train(tmp_path, delay):
         assert {"config.toml", "vocab.json", "counts.pt", "count.pt", "neural.pt", "metrics.json"} <= {
             x.name for x in out.iterdir()
         }, sorted(x.name for x in out.iterdir())
+
+
+def test_out_and_export_paths_that_cannot_be_written(invoke, tmp_path, run):
+    (tmp_path / "afile").write_text("x\n")
+    one_line_error(
+        invoke("train", "--data", run.parent / "tiny.txt", "--out", tmp_path / "afile" / "r"), "afile"
+    )
+    one_line_error(invoke("export", run, "--out", tmp_path / "missing" / "x.arpa"), "No such file")
+    one_line_error(invoke("plot", run, "--out", tmp_path / "missing" / "x.png"), "No such file")
+
+
+@pytest.mark.parametrize("split", ["random", "hash"])
+def test_a_vocabulary_over_the_cap_is_refused_while_counting(invoke, tmp_path, split):
+    p = tmp_path / "many.txt"
+    p.write_text("\n".join(chr(c) for c in range(0x4E00, 0x4E00 + 16_500)) + "\n", encoding="utf-8")
+    t = time.perf_counter()
+    one_line_error(
+        invoke("train", "--data", p, "--split", split, "--out", tmp_path / "r"), "distinct characters"
+    )
+    assert time.perf_counter() - t < 20 and not (tmp_path / "r").exists()
