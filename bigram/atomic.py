@@ -24,21 +24,26 @@ def temp_path(path: Path) -> Path:
 
 
 @contextmanager
-def replacing(path: Path, mode: str = "w", **open_kwargs) -> Iterator[IO]:
-    """Open a temporary file for writing; on success it replaces `path`, on any error it is removed
-    and `path` is untouched. OSError (full disk, permissions) becomes a one-line BigramError."""
-    path = Path(path)
+def _staged(path: Path) -> Iterator[Path]:
+    """A temporary path to write; on success it is flushed to disk and renamed over `path`, on any
+    error removed, `path` untouched. OSError (full disk, permissions) becomes a one-line error."""
     tmp = temp_path(path)
     try:
-        with open(tmp, mode, **open_kwargs) as f:
-            yield f
-            f.flush()
+        yield tmp
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         raise BigramError(f"cannot write {path}: {e.strerror or e}; nothing was changed") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def replacing(path: Path, mode: str = "w", **open_kwargs) -> Iterator[IO]:
+    """An open file whose content replaces `path` when the block ends without an error."""
+    with _staged(Path(path)) as tmp, open(tmp, mode, **open_kwargs) as f:
+        yield f
 
 
 def write_text(path: Path, text: str) -> None:
@@ -50,14 +55,5 @@ def write_text(path: Path, text: str) -> None:
 def write_with(path: Path, write: Callable[[Path], None]) -> None:
     """Replace `path` atomically with what `write(tmp)` writes to a temporary path: for writers
     that take a file name (torch.save, matplotlib)."""
-    path = Path(path)
-    tmp = temp_path(path)
-    try:
+    with _staged(Path(path)) as tmp:
         write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise BigramError(f"cannot write {path}: {e.strerror or e}; nothing was changed") from None
-    finally:
-        tmp.unlink(missing_ok=True)
