@@ -390,14 +390,17 @@ def _count_names(buf: bytes, offset: int, path: Path, rule: TextRule) -> int:
     return int(np.count_nonzero(b[starts] != _NL))  # lines that are not empty
 
 
-def count_names(path: Path, rule: TextRule, start: int = 0, end: int | None = None) -> dict[int, int]:
+def count_names(path: Path, rule: TextRule, progress: bool = False) -> dict[int, int]:
     """The number of names in each chunk, by the chunk's offset: the random split's first pass."""
     out: dict[int, int] = {}
 
     def work(offset: int, buf: bytes) -> None:
         out[offset] = _count_names(buf, offset, path, rule)
 
-    _run_chunks(path, start, end, work, None)
+    size = path.stat().st_size
+    bar = tqdm(total=size, unit="B", unit_scale=True, desc="names", disable=not progress, leave=False)
+    _run_chunks(path, 0, None, work, bar)
+    bar.close()
     return out
 
 
@@ -431,7 +434,7 @@ def read_counts(
     first_name: dict[int, int] = {}
     labels = None
     if split == "random":
-        per_chunk = count_names(p, rule)
+        per_chunk = count_names(p, rule, progress)
         total = 0
         for offset in sorted(per_chunk):
             first_name[offset], total = total, total + per_chunk[offset]
