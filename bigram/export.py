@@ -125,6 +125,7 @@ def export(run, fmt: str, out: Path, model: str | None = None) -> str:
     counts, smoothing = None, 0.0
     if kind == "count":
         counts, smoothing = run.count_model()
+        counts = counts.to_dense() if counts.is_sparse else counts
     from bigram import atomic
 
     with atomic.replacing(out, "w", encoding="utf-8", newline="" if fmt == "csv" else None) as f:

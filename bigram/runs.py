@@ -238,12 +238,12 @@ class Run:
         return self._cache[model]
 
     def count_model(self) -> tuple[torch.Tensor, float]:
-        """The count model's checkpoint, checked: (its V×V training counts, dense; its k)."""
+        """The count model's checkpoint, checked: (its V×V training counts, sparse; its k)."""
         where, V = str(self.path / "count.pt"), self.vocab.size
         ckpt = self.checkpoint("count")
         counts = checkpoints.check_counts(ckpt.get("counts"), V, where)
         k = checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
-        return checkpoints.from_sparse(counts), k
+        return counts, k
 
     def counts(self, split: str = "train") -> torch.Tensor:
         """The V×V bigram count matrix of a split of this run's data (int64)."""

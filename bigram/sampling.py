@@ -152,7 +152,12 @@ class Plan:
             self.tail, self.U = None, []
             return
         if self.m_hi is None:
-            base = _geometric_sum(Q, t)  # Σ_{k ≥ 0} Q^k t
+            if self.target == BOUNDARY_ID and bool((t[1:] > 0).all()):
+                # every state can end the name at every step, so a walk ends with probability 1:
+                # Σ_k Q^k t is all ones, no V×V solve needed (unconstrained sampling at any V)
+                base = torch.ones_like(t)
+            else:
+                base = _geometric_sum(Q, t)  # Σ_{k ≥ 0} Q^k t
             self.S = None
         else:
             n = self.m_hi - self.m_lo
