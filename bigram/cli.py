@@ -90,7 +90,7 @@ def train(
     ] = None,
     lowercase: Annotated[bool | None, typer.Option("--lowercase/--keep-case", help="Fold case.")] = None,
     figures: Annotated[
-        bool | None, typer.Option("--figures/--no-figures", help="Labelled heatmaps in TensorBoard (~2 s).")
+        bool | None, typer.Option("--figures/--no-figures", help="Labelled heatmaps in TensorBoard (~0.5 s).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or hints.")] = False,
     resume: Annotated[

@@ -41,7 +41,7 @@ class TrainConfig:
     lowercase: bool = False
     device: str = "auto"
     eval_every: int = 10
-    figures: bool = True  # the labelled heatmaps in TensorBoard at the end (~2 s)
+    figures: bool = True  # the labelled heatmaps in TensorBoard at the end (~0.5 s)
 
     @property
     def trains_count(self) -> bool:

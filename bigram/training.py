@@ -441,11 +441,10 @@ def log_summary(
         from bigram.plots import figure_for
 
         kind = "neural" if "neural" in tables else "count"
-        writer.add_figure(
-            "figures/counts", figure_for(vocab, counts_train, None, "counts", kind, TB_FIGURE_TOKENS), step
-        )
+        fig = figure_for(vocab, counts_train, None, "counts", kind, TB_FIGURE_TOKENS)
+        writer.add_image("figures/counts", fig.array(), step, dataformats="HWC")
         fig = figure_for(vocab, counts_train, tables[kind], "probs", kind, TB_FIGURE_TOKENS)
-        writer.add_figure(f"figures/probs_{kind}", fig, step)
+        writer.add_image(f"figures/probs_{kind}", fig.array(), step, dataformats="HWC")
     hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in cfg.to_dict().items()}
     final = {
         f"hparam/{kind}_{split}_nll": m["nll"] for kind, per in metrics.items() for split, m in per.items()

@@ -138,7 +138,7 @@ def test_plot_cells_are_the_counts():
     vocab = Vocab(("a", "b"))
     N = torch.tensor([[0, 2, 1], [1, 0, 1], [2, 0, 0]])
     fig = figure_for(vocab, N, None, "counts", "count", 40)
-    texts = sorted(t.get_text() for t in fig.axes[0].texts)
+    texts = sorted(fig.labels)
     assert texts == sorted(["..\n0", ".a\n2", ".b\n1", "a.\n1", "aa\n0", "ab\n1", "b.\n2", "ba\n0", "bb\n0"])
 
 
@@ -230,3 +230,22 @@ def test_sweep(invoke, tmp_path):
         ea.Reload()
         assert "_hparams_/session_start_info" in ea.PluginTagToContent("hparams")
     assert invoke("sweep", "--reg", "a,b").exit_code == 1
+
+
+def test_plot_labels_are_large_and_readable_on_every_cell():
+    """Labels ≥ 9 px at the saved size; white on the darkest cells, near-black on light ones, and
+    really drawn: the darkest cell's pixels include its white label."""
+
+    from bigram.plots import CELL_PX, FONT_PX, MARGIN_PX, TITLE_PX, figure_for
+    from bigram.vocab import Vocab
+
+    vocab = Vocab(("a", "b"))
+    N = torch.tensor([[0, 900, 10], [5, 0, 1], [800, 0, 0]])
+    fig = figure_for(vocab, N, None, "counts", "count", 40)
+    assert FONT_PX >= 9 and CELL_PX >= 2 * FONT_PX + 8
+    by_label = dict(zip(fig.labels, fig.inks, strict=True))
+    assert by_label[".a\n900"] == "white" and by_label["b.\n800"] == "white"
+    assert by_label["..\n0"] != "white" and by_label["ab\n1"] != "white"
+    img = fig.array()
+    cell = img[TITLE_PX : TITLE_PX + CELL_PX, MARGIN_PX + CELL_PX : MARGIN_PX + 2 * CELL_PX]  # ".a"
+    assert (cell.min(axis=2) > 240).sum() > 20  # white glyph pixels on a dark blue cell
