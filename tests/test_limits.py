@@ -237,7 +237,7 @@ def test_paths_that_are_not_utf8_never_traceback(tmp_path, tiny_corpus):
     assert not Path(os.fsdecode(out)).exists()
 
 
-@pytest.mark.parametrize("delay", [0.7, 1.0, 1.5, 2.5, 3.5, 4.5])
+@pytest.mark.parametrize("delay", [0.7, 1.0, 1.5, 2.5, 3.5, 4.5, 6.0])
 def test_ctrl_c_at_any_moment_of_train(tmp_path, delay):
     """SIGINT at moments from start-up (the CLI and torch still importing) to the final figures:
     exit 130, one line, and no run directory or a consistent one (both checkpoints and metrics).
