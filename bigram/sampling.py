@@ -242,26 +242,29 @@ def _geometric_sum(Q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def _flat_cdf(w: torch.Tensor) -> torch.Tensor:
-    """Rows normalized, cumulated and shifted by their index: one sorted vector for searchsorted."""
+    """Rows normalized, cumulated and shifted by their index: one sorted vector for searchsorted.
+    Works in place on `w` (a fresh V×V table): at V = 4,500 each copy would be 160 MB."""
     V = w.shape[0]
-    tot = w.sum(1, keepdim=True)
-    w = torch.where(tot > 0, w, 1.0)  # states that cannot complete are never visited
-    cdf = w.cumsum(1)
-    cdf = cdf / cdf[:, -1:]
-    return (cdf + torch.arange(V, dtype=torch.float64)[:, None]).flatten()
+    w[w.sum(1) <= 0] = 1.0  # states that cannot complete are never visited
+    w.cumsum_(1)
+    w.div_(w[:, -1:].clone())
+    w.add_(torch.arange(V, dtype=torch.float64)[:, None])
+    return w.view(-1)
 
 
-def _walk(plan: Plan, n: int, g: torch.Generator) -> torch.Tensor:
-    """n middles drawn together: an (n, L) id matrix, 0 after each middle's end.
+def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
+    """n middles drawn together, as strings.
 
     Each step draws all unfinished names' next characters at once: while fewer names than
     characters are left, from their own rows (names × V); otherwise with one searchsorted into
     the step's cumulative table laid end to end (V², shared by all names, reused while the
-    weights stay the same)."""
+    weights stay the same). Each step keeps only the unfinished names' (index, character): memory
+    is the characters drawn, not names × the longest name."""
     V = plan.V
     cur = torch.full((n,), plan.u, dtype=torch.long)
     alive = torch.arange(n)
-    columns: list[torch.Tensor] = []
+    who: list[torch.Tensor] = []  # per step: which names drew a character
+    what: list[torch.Tensor] = []  # and which (0 = the middle ended)
     cdf_key, flat = None, None
     for j in range(MAX_STEPS):
         if len(alive) == 0:
@@ -275,16 +278,21 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> torch.Tensor:
             if key != cdf_key:
                 cdf_key, flat = key, _flat_cdf(plan.step_weights(j))
             nxt = torch.searchsorted(flat, cur + u, right=True) - cur * V
-        col = torch.zeros(n, dtype=torch.long)
-        col[alive] = nxt
-        columns.append(col)
+        who.append(alive)
+        what.append(nxt)
         going = nxt != BOUNDARY_ID
         alive, cur = alive[going], nxt[going]
     else:
         raise BigramError(
             f"sampling did not end within {MAX_STEPS} characters: the model rarely ends names; pass --max-len"
         )
-    return torch.stack(columns, 1) if columns else torch.zeros(n, 0, dtype=torch.long)
+    if not who:
+        return [""] * n
+    # a stable sort by name puts each name's characters in drawing order, its 0 last
+    names = torch.cat(who)
+    order = torch.sort(names, stable=True).indices
+    table = torch.tensor([ord("\n")] + [ord(c) for c in plan.vocab.chars], dtype=torch.int32)
+    return table[torch.cat(what)[order]].numpy().tobytes().decode("utf-32-le").split("\n")[:-1]
 
 
 def decode_ids(ids: torch.Tensor, vocab: Vocab) -> list[str]:
@@ -344,7 +352,7 @@ def draw(plan: Plan, n: int, g: torch.Generator) -> list[str]:
         which = torch.multinomial(weights, n, replacement=True, generator=g)
     mid_rows = (which == 0).nonzero().squeeze(1).tolist()
     if mid_rows:
-        middles = decode_ids(_walk(plan, len(mid_rows), g), plan.vocab)
+        middles = _walk(plan, len(mid_rows), g)
         s, e = plan.c.start, plan.c.end
         for i, mid in zip(mid_rows, middles, strict=True):
             names[i] = s + mid + e
