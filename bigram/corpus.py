@@ -265,12 +265,13 @@ class PairCounter:
         (cut out of the chunk), train = all − val − test."""
         block = np.zeros((3, 256 * 256), dtype=np.int64)
         block[0] = _byte_pairs(cps)
-        if labels.any():
-            per_char = np.repeat(labels, np.diff(nl))  # each name's characters and its "\n"
-            for s in (1, 2):
-                if (labels == s).any():
-                    block[s] = _byte_pairs(np.concatenate([cps[:1], cps[1:][per_char == s]]))
-            block[0] -= block[1] + block[2]
+        for s in (1, 2):
+            names = np.flatnonzero(labels == s)
+            if len(names):  # those names' bytes, each with its "\n", after one leading "\n"
+                block[s] = _byte_pairs(
+                    np.concatenate([cps[:1], cps[_segments(nl[names] + 1, nl[names + 1] + 1)]])
+                )
+        block[0] -= block[1] + block[2]
         return block
 
     @staticmethod
@@ -320,9 +321,22 @@ def _byte_pairs(b: np.ndarray) -> np.ndarray:
     array([2, 1])
     """
     n = len(b) - 1  # pairs
-    even = b[: n + 1 - (n + 1) % 2].view(">u2")  # pairs (0,1), (2,3), …
-    odd = b[1 : 1 + n - n % 2].view(">u2")  # pairs (1,2), (3,4), …
-    return np.bincount(even, minlength=65536) + np.bincount(odd, minlength=65536)
+    # read little-endian (native here, no byte swap): 256·b[i+1] + b[i], the transpose, undone below
+    even = b[: n + 1 - (n + 1) % 2].view("<u2")  # pairs (0,1), (2,3), …
+    odd = b[1 : 1 + n - n % 2].view("<u2")  # pairs (1,2), (3,4), …
+    counts = np.bincount(even, minlength=65536) + np.bincount(odd, minlength=65536)
+    return counts.reshape(256, 256).T.reshape(-1)
+
+
+def _segments(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The indices of the half-open ranges [starts[k], ends[k]), concatenated, without a Python loop.
+
+    >>> _segments(np.array([2, 7]), np.array([4, 10]))
+    array([2, 3, 7, 8, 9])
+    """
+    lengths = ends - starts
+    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return np.arange(int(lengths.sum())) + shift
 
 
 def _matrices(vocab: Vocab, ids: np.ndarray, triples, names: np.ndarray) -> dict[str, torch.Tensor]:
