@@ -207,8 +207,8 @@ class PairCounter:
 
     Pairs of two code points below 256 (ASCII and Latin-1: all of names.txt, three quarters of a
     multilingual list) go to a dense 3×256×256 block. For an ASCII chunk that is two bincounts of
-    the bytes read as big-endian 16-bit numbers (bytes i, i+1 → 256·prev + next): no lookup, no
-    key arithmetic. Any other pair becomes a 64-bit key (split, prev, next), kept sorted and
+    the bytes read as 16-bit numbers (bytes i, i+1 form one number, one bin per pair): no lookup,
+    no key arithmetic. Any other pair becomes a 64-bit key (split, prev, next), kept sorted and
     unique and merged now and then, so memory follows the pairs that occur, not V².
     Thread-safe: numpy releases the GIL while it works; only the accumulation takes the lock."""
 
@@ -314,8 +314,8 @@ class PairCounter:
 
 
 def _byte_pairs(b: np.ndarray) -> np.ndarray:
-    """Counts of the 65,536 possible (byte, next byte) pairs of a uint8 array, as 256·b[i] + b[i+1]:
-    the bytes read as big-endian 16-bit numbers from offset 0 and from offset 1.
+    """Counts of the 65,536 possible (byte, next byte) pairs of a uint8 array, at 256·b[i] + b[i+1]:
+    the bytes read as 16-bit numbers from offset 0 and from offset 1.
 
     >>> _byte_pairs(np.frombuffer(b"abab", np.uint8))[[0x6162, 0x6261]]
     array([2, 1])
