@@ -132,17 +132,17 @@ def _code_points(buf: bytes, offset: int, path: Path, rule: TextRule) -> tuple[n
     if buf.isascii():  # normalization changes no ASCII text: stay in bytes, one byte a character
         if rule.lowercase:
             buf = buf.lower()
-        cps = np.frombuffer(bytearray(b"\n" + buf.strip(b"\n") + b"\n"), dtype=np.uint8)
+        cps = np.frombuffer(b"\n" + buf.strip(b"\n") + b"\n", dtype=np.uint8)
         nl = np.flatnonzero(cps == _NL)
         if _needs_stripping(cps, nl):
-            cps = np.frombuffer(bytearray(("\n" + rule.lines(buf.decode("ascii")) + "\n").encode()), np.uint8)
+            cps = np.frombuffer(("\n" + rule.lines(buf.decode("ascii")) + "\n").encode(), np.uint8)
             nl = np.flatnonzero(cps == _NL)
         return (cps, nl) if len(cps) > 2 else _no_names(cps)
     text = rule.text(decode(buf, path, offset))
-    cps = np.frombuffer(bytearray(("\n" + text.strip("\n") + "\n").encode("utf-32-le")), dtype=np.int32)
+    cps = np.frombuffer(("\n" + text.strip("\n") + "\n").encode("utf-32-le"), dtype=np.int32)
     nl = np.flatnonzero(cps == _NL)
     if _needs_stripping(cps, nl):
-        cps = np.frombuffer(bytearray(("\n" + rule.lines(text) + "\n").encode("utf-32-le")), dtype=np.int32)
+        cps = np.frombuffer(("\n" + rule.lines(text) + "\n").encode("utf-32-le"), dtype=np.int32)
         nl = np.flatnonzero(cps == _NL)
     return (cps, nl) if len(cps) > 2 else _no_names(cps)
 
