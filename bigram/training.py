@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -110,6 +111,25 @@ class _StopOnCtrlC:
         if self._depth == 0 and self._old is not None:
             signal.signal(signal.SIGINT, self._old)
             self._old = None
+
+
+class _QuietWriterThread:
+    """While active, an exception in TensorBoard's background writer thread (a full disk) is not
+    printed as a thread traceback: the writer re-raises it in the main thread, which reports it
+    as one line."""
+
+    def __enter__(self) -> _QuietWriterThread:
+        self._old = threading.excepthook
+
+        def hook(args) -> None:
+            if args.thread is None or "Writer" not in type(args.thread).__name__:
+                self._old(args)
+
+        threading.excepthook = hook
+        return self
+
+    def __exit__(self, *exc) -> None:
+        threading.excepthook = self._old
 
 
 def fit_neural(
@@ -361,6 +381,7 @@ def _fit_and_report(
     tables: dict[str, torch.Tensor] = {}
     fit = None
     extra: dict = {}
+    quiet_writer = _QuietWriterThread().__enter__()
     ctrl_c = _StopOnCtrlC().__enter__()  # from here on, Ctrl-C stops cleanly between steps
     try:
         if cfg.smoothing == "auto":  # the k that predicts the held-out names best
@@ -397,10 +418,14 @@ def _fit_and_report(
                 "are complete",
                 exit_code=130,
             ) from None
+    except OSError as e:  # TensorBoard's writer thread hit a full disk; it re-raises here
+        raise BigramError(f"cannot write TensorBoard events in {shown}: {e.strerror or e}") from None
     finally:
         if ctrl_c._depth:
             ctrl_c.__exit__()
-        writer.close()
+        with contextlib.suppress(OSError):  # reported above, or the run is abandoned anyway
+            writer.close()
+        quiet_writer.__exit__()
     if fit is not None and fit.stopped == "interrupted":
         raise TrainingStopped(
             f"interrupted at step {fit.step} of {cfg.steps}: saved {shown / 'neural.pt'} and metrics.json; "

@@ -183,15 +183,16 @@ def test_run_files_are_written_atomically(tmp_path, monkeypatch, name):
     assert [p.name for p in tmp_path.iterdir()] == [name]
 
 
-def test_train_on_a_full_disk_leaves_no_half_made_run(tmp_path):
+@pytest.mark.parametrize("limit", [20_000, 60_000])  # while writing counts.pt; TensorBoard's events
+def test_train_on_a_full_disk_leaves_no_half_made_run(tmp_path, limit):
     from tests.conftest import NAMES
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = tmp_path / "run"
     p = subprocess.run(
         [sys.executable, "-m", "bigram", "train", "--data", str(NAMES), "--out", str(out), "-q",
-         "--steps", "3"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, preexec_fn=_limited(20_000), timeout=120,
+         "--steps", "2000", "--eval-every", "1"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, preexec_fn=_limited(limit), timeout=120,
     )  # fmt: skip
     assert p.returncode == 1, p.stderr
     assert p.stderr.startswith("error: cannot write") and len(p.stderr.splitlines()) == 1, p.stderr
