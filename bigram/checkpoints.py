@@ -46,10 +46,6 @@ def to_sparse(counts: torch.Tensor) -> torch.Tensor:
     return counts.to_sparse().coalesce()
 
 
-def from_sparse(t: torch.Tensor) -> torch.Tensor:
-    return t.to_dense() if t.is_sparse else t
-
-
 def check_counts(t: Any, V: int, where: str) -> torch.Tensor:
     """A count matrix read from a file: a V×V integer tensor of non-negative counts, checked
     before anything the size of V×V is allocated (a crafted sparse tensor may declare any shape)."""

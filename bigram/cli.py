@@ -171,31 +171,34 @@ def sample(
         exclude=r.corpus_names() if novel else None,
     )  # fmt: skip
     table = r.log_probs(model)
-
-    def show(names: list[str], first: bool) -> None:  # text lines, or one JSON list written in pieces
-        if as_json:
-            items = dumps(log_likelihoods(table, r.vocab, names))[1:-1].strip("\n")
-            typer.echo(("[\n" if first else ",\n") + items if names else ("[" if first else ""), nl=False)
-        elif names:
-            typer.echo("\n".join(names))
-
+    stopped = None
     if most_likely is not None:
         if most_likely < 0:
             raise BigramError(f"--most-likely {most_likely}: must be ≥ 0")
         try:
             found = r.most_likely(most_likely, model=model, **shape)
         except sampling.SearchStopped as e:  # print what is exact, then say why it is not all
-            show([name for name, _ in e.found], True)
-            typer.echo("\n]" if as_json else "", nl=as_json)
-            raise
-        show([name for name, _ in found], True)
-    else:  # block by block: constant memory for any -n
-        for i, names in enumerate(r.sample_blocks(n, model=model, seed=seed, unique=unique, **shape)):
-            show(names, i == 0)
-        if n == 0:
-            show([], True)
+            found, stopped = e.found, e
+        blocks = [[name for name, _ in found]]
+    else:  # block by block, drawn as they are printed: constant memory for any -n
+        blocks = r.sample_blocks(n, model=model, seed=seed, unique=unique, **shape)
+    opened, written = False, 0
+    for names in blocks:
+        if not as_json:
+            if names:
+                typer.echo("\n".join(names))
+            continue
+        text = "" if opened else "["  # one JSON list, written a block at a time
+        opened = True
+        if names:
+            items = dumps(log_likelihoods(table, r.vocab, names))[1:-1].strip("\n")  # no brackets
+            text += ("," if written else "") + "\n" + items
+            written += len(names)
+        typer.echo(text, nl=False)
     if as_json:
-        typer.echo("\n]")
+        typer.echo(("" if opened else "[") + "\n]")
+    if stopped is not None:
+        raise stopped
 
 
 @app.command("eval")

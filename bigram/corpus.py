@@ -3,14 +3,13 @@
 The file is read in ~1 MiB chunks cut at line ends. Each chunk is cleaned by the run's text rule
 (bigram.text) and turned into one array of code points with "\\n" between names (an ASCII chunk
 stays bytes: one byte per character). From it, with a handful of vectorized numpy operations:
-- the vocabulary grows as new characters appear (ids in order of arrival; sorted at the end);
 - every name gets its split (0 train, 1 val, 2 test), by one of two methods:
     random: a seeded permutation of the names' *positions* (torch.randperm, as in data.split_names),
             so the split needs one first pass that only counts names; then one byte per name;
     hash:   a seeded hash of the name's text (`split_of`): one pass, any size, duplicates together;
-- every bigram is added to its split's counts (`PairCounter`): a dense block for the first 256
-  characters to arrive (in practice the frequent ones: all of an ASCII corpus), sorted sparse keys
-  for pairs with rarer characters, so memory follows the pairs that occur, not V².
+- every bigram is added to its split's counts (`PairCounter`), keyed by code point: a dense block
+  for pairs of code points below 256 (all of an ASCII corpus), sorted sparse keys for the rest,
+  so memory follows the pairs that occur, not V²; the vocabulary is the code points met, sorted.
 Memory is the counts plus a few chunks, whatever the corpus size.
 
 Under torch.distributed each process reads its own byte range (aligned to line starts), and the
@@ -117,6 +116,11 @@ def iter_chunks(
             yield offset, carry
 
 
+def _raw_lines(buf: bytes, offset: int) -> bytes:
+    """A chunk's bytes with the file's BOM dropped (at offset 0) and every line end made "\\n"."""
+    return unify_line_ends(buf[3:] if offset == 0 and buf.startswith(BOM) else buf)
+
+
 def _code_points(buf: bytes, offset: int, path: Path, rule: TextRule) -> tuple[np.ndarray, np.ndarray]:
     """One chunk → its names as code points with "\\n" before, between and after them (uint8 for
     an ASCII chunk, else int32), and the positions of those "\\n". Blank lines are dropped and
@@ -125,9 +129,7 @@ def _code_points(buf: bytes, offset: int, path: Path, rule: TextRule) -> tuple[n
     >>> _code_points(b"ann\\n\\n bob\\n", 1, Path("x"), TextRule())
     (array([ 10,  97, 110, 110,  10,  98, 111,  98,  10], dtype=uint8), array([0, 4, 8]))
     """
-    if offset == 0 and buf.startswith(BOM):
-        buf = buf[3:]
-    buf = unify_line_ends(buf)
+    buf = _raw_lines(buf, offset)
     check_bytes(buf, path)
     if buf.isascii():  # normalization changes no ASCII text: stay in bytes, one byte a character
         if rule.lowercase:
@@ -219,7 +221,6 @@ class PairCounter:
         self.pending: list[tuple[np.ndarray, np.ndarray]] = []  # per-chunk (keys, counts)
         self.pending_size = 0
         self.seen = np.zeros(_CP, dtype=bool)  # code points ≥ 256 met so far
-        self.n_seen = 0
         self.names = np.zeros(3, dtype=np.int64)
         self.lock = threading.Lock()
 
@@ -235,8 +236,7 @@ class PairCounter:
             self.names += np.bincount(labels, minlength=3)
             if new is not None and len(new):
                 self.seen[new] = True
-                self.n_seen = int(np.count_nonzero(self.seen))
-                if self.n_seen + 256 > MAX_V:  # checked as it grows, before memory does
+                if int(np.count_nonzero(self.seen)) + 256 > MAX_V:  # checked as it grows
                     raise BigramError(
                         f"the corpus has more than {MAX_V - 256:,} distinct characters beyond Latin-1: "
                         "a V×V model is too big (is the file text, one name per line?)"
@@ -392,9 +392,7 @@ def _count_names(buf: bytes, offset: int, path: Path, rule: TextRule) -> int:
     >>> _count_names(b"ann\\n\\nbob\\ncy", 1, Path("x"), TextRule())
     3
     """
-    if offset == 0 and buf.startswith(BOM):
-        buf = buf[3:]
-    buf = unify_line_ends(buf)
+    buf = _raw_lines(buf, offset)
     b = np.frombuffer(buf, dtype=np.uint8)
     nl = np.flatnonzero(b == _NL)
     starts = np.concatenate([[0], nl + 1])  # where each line starts; the last may be the end
@@ -494,8 +492,6 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
         return np.where(cp == _NL, 0, np.searchsorted(chars, cp) + 1)
 
     if group is not None:
-        import torch.distributed as dist
-
         V = vocab.size
         dense = torch.zeros(3, V, V, dtype=torch.long)
         at = (torch.from_numpy(s.astype(np.int64)), torch.from_numpy(ids(a)), torch.from_numpy(ids(b)))

@@ -23,6 +23,8 @@ from typing import TextIO
 
 import torch
 
+from bigram import atomic
+from bigram.counts import dense
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 FORMATS = ("arpa", "json", "csv")
@@ -125,9 +127,7 @@ def export(run, fmt: str, out: Path, model: str | None = None) -> str:
     counts, smoothing = None, 0.0
     if kind == "count":
         counts, smoothing = run.count_model()
-        counts = counts.to_dense() if counts.is_sparse else counts
-    from bigram import atomic
-
+        counts = dense(counts)
     with atomic.replacing(out, "w", encoding="utf-8", newline="" if fmt == "csv" else None) as f:
         if fmt == "arpa":
             write_arpa(f, lp, run.vocab, counts, smoothing)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from bigram import atomic
-from bigram.counts import top_tokens
+from bigram.counts import dense, top_tokens
 from bigram.vocab import Vocab
 
 WHAT = ("counts", "probs")
@@ -97,7 +97,7 @@ def figure_for(
     ids = top_tokens(counts, top)
     if what == "counts":  # only the shown block is made dense
         block = counts.index_select(0, ids).index_select(1, ids)
-        values, title = block.to_dense() if block.is_sparse else block, "bigram counts N (training split)"
+        values, title = dense(block), "bigram counts N (training split)"
     else:
         values, title = log_probs[ids][:, ids].exp(), f"P(next | prev), {model} model"
     if len(ids) < vocab.size:

@@ -228,22 +228,28 @@ class Run:
         """The V×V table log P(next | prev) of a model (float64); what every consumer reads."""
         model = self.pick_model(model)
         if model not in self._cache:
-            ckpt = self.checkpoint(model)
-            where, V = str(self.path / f"{model}.pt"), self.vocab.size
             if model == "count":
                 lp = count_log_probs(*self.count_model())
             else:
-                lp = torch.log_softmax(checkpoints.check_weights(ckpt.get("W"), V, where).double(), dim=1)
+                lp = torch.log_softmax(self.neural_weights().double(), dim=1)
             self._cache[model] = lp
         return self._cache[model]
 
+    def neural_weights(self) -> torch.Tensor:
+        """The neural model's W, checked: finite V×V floats."""
+        W = self.checkpoint("neural").get("W")
+        return checkpoints.check_weights(W, self.vocab.size, str(self.path / "neural.pt"))
+
     def count_model(self) -> tuple[torch.Tensor, float]:
-        """The count model's checkpoint, checked: (its V×V training counts, sparse; its k)."""
-        where, V = str(self.path / "count.pt"), self.vocab.size
-        ckpt = self.checkpoint("count")
-        counts = checkpoints.check_counts(ckpt.get("counts"), V, where)
-        k = checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
-        return counts, k
+        """The count model's checkpoint, checked: (its V×V training counts, sparse; its k). Read
+        once: log_probs and export both use it."""
+        if "count_model" not in self._cache:
+            where, V = str(self.path / "count.pt"), self.vocab.size
+            ckpt = self.checkpoint("count")
+            counts = checkpoints.check_counts(ckpt.get("counts"), V, where)
+            k = checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
+            self._cache["count_model"] = (counts, k)
+        return self._cache["count_model"]
 
     def counts(self, split: str = "train") -> torch.Tensor:
         """The V×V bigram count matrix of a split of this run's data (int64)."""

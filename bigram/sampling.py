@@ -289,10 +289,8 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
     if not who:
         return [""] * n
     # a stable sort by name puts each name's characters in drawing order, its 0 last
-    names = torch.cat(who)
-    order = torch.sort(names, stable=True).indices
-    table = torch.tensor([ord("\n")] + [ord(c) for c in plan.vocab.chars], dtype=torch.int32)
-    return table[torch.cat(what)[order]].numpy().tobytes().decode("utf-32-le").split("\n")[:-1]
+    order = torch.sort(torch.cat(who), stable=True).indices
+    return _decode_flat(torch.cat(what)[order], plan.vocab)
 
 
 def decode_ids(ids: torch.Tensor, vocab: Vocab) -> list[str]:
@@ -301,8 +299,17 @@ def decode_ids(ids: torch.Tensor, vocab: Vocab) -> list[str]:
     ids = torch.cat([ids, torch.zeros(n, 1, dtype=torch.long)], 1)
     lengths = (ids != BOUNDARY_ID).sum(1)
     keep = torch.arange(L + 1)[None, :] <= lengths[:, None]  # each name and the boundary after it
+    return _decode_flat(ids[keep], vocab)
+
+
+def _decode_flat(ids: torch.Tensor, vocab: Vocab) -> list[str]:
+    """Names laid end to end, each followed by a 0, to strings: one gather and one decode.
+
+    >>> _decode_flat(torch.tensor([1, 2, 0, 2, 0]), Vocab(("a", "b")))
+    ['ab', 'b']
+    """
     table = torch.tensor([ord("\n")] + [ord(c) for c in vocab.chars], dtype=torch.int32)
-    return table[ids[keep]].numpy().tobytes().decode("utf-32-le").split("\n")[:-1]
+    return table[ids].numpy().tobytes().decode("utf-32-le").split("\n")[:-1]
 
 
 def make_generator(seed: int | None) -> torch.Generator:
@@ -391,32 +398,41 @@ def sample_blocks(
     plan = Plan(reshape(log_probs, temperature, top_k, top_p), vocab, constraints)
     g = make_generator(seed)
     seen: set[str] = set()
-    left = n
-    while left > 0:
-        size = min(left, BLOCK)
-        left -= size
-        if not exclude and not unique:
-            yield draw(plan, size, g)
-            continue
-        out: list[str] = []
-        for _ in range(max_rounds):
-            for name in draw(plan, max(2 * (size - len(out)), 64), g):
-                if (exclude and name in exclude) or (unique and name in seen):
-                    continue
-                seen.add(name)
-                out.append(name)
-                if len(out) == size:
-                    break
-            if len(out) == size:
-                break
-        else:
+
+    def keep(name: str) -> bool:  # --novel and --unique
+        if (exclude and name in exclude) or (unique and name in seen):
+            return False
+        seen.add(name)
+        return True
+
+    given = 0
+    while given < n:
+        size = min(n - given, BLOCK)
+        block = (
+            draw(plan, size, g) if not exclude and not unique else _draw_kept(plan, size, g, keep, max_rounds)
+        )
+        if len(block) < size:
             what = " and ".join(w for w, on in (("novel", bool(exclude)), ("unique", unique)) if on)
             raise BigramError(
-                f"only {n - left - size + len(out):,} of {n:,} {what} names after {max_rounds} rounds of "
+                f"only {given + len(block):,} of {n:,} {what} names after {max_rounds} rounds of "
                 "sampling: the model (with these constraints) cannot produce enough; ask for fewer or "
                 "relax the constraints"
             )
-        yield out
+        given += size
+        yield block
+
+
+def _draw_kept(plan: Plan, size: int, g: torch.Generator, keep, max_rounds: int) -> list[str]:
+    """Up to `size` names that `keep` accepts, drawn in at most `max_rounds` rounds (each asks for
+    twice what is missing, at least 64)."""
+    out: list[str] = []
+    for _ in range(max_rounds):
+        for name in draw(plan, max(2 * (size - len(out)), 64), g):
+            if keep(name):
+                out.append(name)
+                if len(out) == size:
+                    return out
+    return out
 
 
 def sample(log_probs: torch.Tensor, vocab: Vocab, n: int, **kwargs) -> list[str]:

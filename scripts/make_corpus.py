@@ -56,12 +56,10 @@ def scripts(g: torch.Generator) -> list[tuple[str, list[str], float, float]]:
     ]
 
 
-def script_table(
-    alphabet: list[str], p_end: float, p_space: float, g: torch.Generator
-) -> tuple[Vocab, torch.Tensor]:
-    """A random sparse bigram table over the alphabet (+ a space inside names if p_space > 0)."""
-    chars = sorted(set(alphabet) | ({" "} if p_space else set()))
-    vocab = Vocab(tuple(chars))
+def script_table(alphabet: list[str], p_end: float, g: torch.Generator) -> tuple[Vocab, torch.Tensor]:
+    """A random sparse bigram table over the alphabet: each character has 24 successors, and ends
+    a name with probability p_end (spaces are added between whole names, in multilingual())."""
+    vocab = Vocab(tuple(sorted(set(alphabet))))
     V = vocab.size
     k = min(V - 1, 24)  # successors per character
     P = torch.zeros(V, V, dtype=torch.float64)
@@ -74,12 +72,6 @@ def script_table(
     P[1:, 0] = 0
     P[1:] = P[1:] / P[1:].sum(1, keepdim=True) * (1 - p_end)
     P[1:, 0] = p_end
-    if p_space:
-        sp = vocab.id(" ")
-        P[0, sp] = 0  # a space never starts or ends a name, nor follows a space
-        P[sp, 0] = 0
-        P[sp, sp] = 0
-        P[1:, sp] = torch.where(torch.arange(1, V) == sp, 0.0, p_space)
     P = P / P.sum(1, keepdim=True)
     return vocab, P.log()
 
@@ -91,7 +83,7 @@ def multilingual(n: int, seed: int) -> list[str]:
     g = torch.Generator().manual_seed(seed)
     groups = [[w.capitalize() for w in names_like(round(n * 0.74), seed)]]
     for i, (_, alphabet, share, p_end) in enumerate(scripts(g)):
-        vocab, lp = script_table(alphabet, p_end, 0.0, g)
+        vocab, lp = script_table(alphabet, p_end, g)
         groups.append(sample(lp, vocab, round(n * share), seed=seed + i + 1))
     out: list[str] = []
     for names in groups:  # a fifth get a second word of their own script: "Anna Maria", "김 민준"
