@@ -129,7 +129,7 @@ def _code_points(buf: bytes, offset: int, path: Path, rule: TextRule) -> tuple[n
     >>> _code_points(b"ann\\n\\n bob\\n", 1, Path("x"), TextRule())
     (array([ 10,  97, 110, 110,  10,  98, 111,  98,  10], dtype=uint8), array([0, 4, 8]))
     """
-    buf = _raw_lines(buf, offset)
+    raw, buf = buf, _raw_lines(buf, offset)
     check_bytes(buf, path)
     if buf.isascii():  # normalization changes no ASCII text: stay in bytes, one byte a character
         if rule.lowercase:
@@ -140,7 +140,7 @@ def _code_points(buf: bytes, offset: int, path: Path, rule: TextRule) -> tuple[n
             cps = np.frombuffer(("\n" + rule.lines(buf.decode("ascii")) + "\n").encode(), np.uint8)
             nl = np.flatnonzero(cps == _NL)
         return (cps, nl) if len(cps) > 2 else _no_names(cps)
-    text = rule.text(decode(buf, path, offset))
+    text = rule.text(decode(buf, path, offset, raw))
     cps = np.frombuffer(("\n" + text.strip("\n") + "\n").encode("utf-32-le"), dtype=np.int32)
     nl = np.flatnonzero(cps == _NL)
     if _needs_stripping(cps, nl):
@@ -392,13 +392,12 @@ def _count_names(buf: bytes, offset: int, path: Path, rule: TextRule) -> int:
     >>> _count_names(b"ann\\n\\nbob\\ncy", 1, Path("x"), TextRule())
     3
     """
-    buf = _raw_lines(buf, offset)
-    b = np.frombuffer(buf, dtype=np.uint8)
+    b = np.frombuffer(_raw_lines(buf, offset), dtype=np.uint8)
     nl = np.flatnonzero(b == _NL)
     starts = np.concatenate([[0], nl + 1])  # where each line starts; the last may be the end
     starts = starts[starts < len(b)]
     if _MAY_BE_SPACE[b[starts]].any():
-        return len(_code_points(buf, 1, path, rule)[1]) - 1
+        return len(_code_points(buf, offset, path, rule)[1]) - 1
     return int(np.count_nonzero(b[starts] != _NL))  # lines that are not empty
 
 

@@ -74,15 +74,23 @@ def check_bytes(buf: bytes, path: Path) -> None:
         )
 
 
-def decode(buf: bytes, path: Path, offset: int) -> str:
-    """UTF-8 bytes (starting `offset` bytes into the file) as text; an invalid byte is an error
-    naming its line."""
+def decode(buf: bytes, path: Path, offset: int, raw: bytes | None = None) -> str:
+    """UTF-8 bytes as text; an invalid byte is an error naming its line and byte in the file.
+    `raw`: the chunk as read, starting `offset` bytes into the file, when `buf` is that chunk after
+    its BOM was dropped and its line ends unified (positions in `buf` no longer match the file)."""
     try:
         return buf.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = line_of(path, offset + e.start)
+        start = e.start
+        if raw is not None:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e_raw:
+                start = e_raw.start
+        pos = offset + start
+        line = line_of(path, pos)
         raise BigramError(
-            f"data file {path} is not valid UTF-8 at line {line}: re-save it as UTF-8"
+            f"data file {path} is not valid UTF-8 at line {line} (byte {pos}): re-save it as UTF-8"
         ) from None
 
 

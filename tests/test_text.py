@@ -201,3 +201,15 @@ def test_normalization_is_carried_by_the_run(invoke, tmp_path, form):
     assert not trained & set(r.output.split())
     nfc = json.loads(invoke("score", run, "Émile", "--json").output)[0]
     assert nfc["log_likelihood"] > -1e9  # typed in NFC, read by the run's rule
+
+
+@pytest.mark.parametrize("split", ["random", "hash"])
+def test_an_invalid_byte_is_named_by_its_line_and_byte_in_the_file(tmp_path, split):
+    """The reader drops the BOM and unifies line ends before decoding: the error must still point
+    into the file as it is (here a BOM, CRLF line ends and a line starting with a space)."""
+    p = tmp_path / "bad.txt"
+    data = b"\xef\xbb\xbfanna\r\n bob\r\ncy\xe9\r\n"
+    p.write_bytes(data)
+    bad = data.index(b"\xe9")  # 16: counted in the file's own bytes
+    with pytest.raises(BigramError, match=rf"line 3 \(byte {bad}\)"):
+        read_counts(p, split=split)
