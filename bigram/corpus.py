@@ -1,15 +1,16 @@
 """The one corpus reader: a names file of any size → per-split bigram counts, in bounded memory.
 
-The file is read in ~1 MiB chunks cut at line ends. Each chunk is cleaned by the run's text rule
-(bigram.text) and turned into one array of code points with "\\n" between names (an ASCII chunk
-stays bytes: one byte per character). From it, with a handful of vectorized numpy operations:
-- every name gets its split (0 train, 1 val, 2 test), by one of two methods:
-    random: a seeded permutation of the names' *positions* (torch.randperm, as in data.split_names),
-            so the split needs one first pass that only counts names; then one byte per name;
-    hash:   a seeded hash of the name's text (`split_of`): one pass, any size, duplicates together;
-- every bigram is added to its split's counts (`PairCounter`), keyed by code point: a dense block
-  for pairs of code points below 256 (all of an ASCII corpus), sorted sparse keys for the rest,
-  so memory follows the pairs that occur, not V²; the vocabulary is the code points met, sorted.
+The file is read in ~1 MiB chunks cut at line ends, on two threads. Each chunk is checked and
+made canonical by the run's text rule (bigram.text: BOM, line ends, UTF-8, normalization, case),
+then counted by one compiled pass over its bytes (bigram.kernels), which strips each name, gives
+it its split (0 train, 1 val, 2 test) and counts its bigrams. Two split methods:
+    random: a seeded permutation of the names' *positions* (torch.randperm's, as in
+            data.split_names), so the split needs one first pass that only counts names; then
+            one byte per name holds its split;
+    hash:   a seeded hash of the name's text (`kernels.split_of`): one pass, any size, every copy
+            of a name in one split.
+Counts are keyed by code point (a dense block for pairs below 256, a hash table for the rest), so
+memory follows the pairs that occur, not V²; the vocabulary is the code points met, sorted.
 Memory is the counts plus a few chunks, whatever the corpus size.
 
 Under torch.distributed each process reads its own byte range (aligned to line starts), and the
@@ -18,6 +19,7 @@ count matrices are summed with one all-reduce: counts add up.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import deque
@@ -46,6 +48,9 @@ from bigram.vocab import Vocab
 SPLITS = ("train", "val", "test")
 CHUNK_BYTES = 1 << 20  # small chunks stay in the CPU caches: 1 MiB measured faster than 4 or 16 MiB
 MAX_LINE_BYTES = 16 << 20  # a "name" longer than this means the file is not one name per line
+# torch.randperm(n) on the CPU is a plain forward Fisher–Yates shuffle below this n (another
+# algorithm above): kernels.label_first_of_randperm draws the same permutation's first places
+_RANDPERM_SHUFFLE_LIMIT = (2**32 - 1) // 20
 MAX_V = 16_384  # tokens; V×V tables beyond that no longer fit a sane memory budget
 STREAM_THRESHOLD = 256 * 2**20  # split = "auto": files larger than this use the one-pass hash split
 _NL = ord("\n")
@@ -162,29 +167,6 @@ def _needs_stripping(cps: np.ndarray, nl: np.ndarray) -> bool:
     return bool(_SPACE[cps[nl[1:] - 1]].any() or _SPACE[cps[nl[:-1] + 1]].any())
 
 
-def split_of(cps: np.ndarray, nl: np.ndarray, seed: int, val_frac: float, test_frac: float) -> np.ndarray:
-    """The split of each name (0 train, 1 val, 2 test) from a seeded hash of its text.
-
-    cps: code points with "\\n" before, between and after the names; nl: the positions of those
-    "\\n". The hash mixes the name's length, first and last characters and the (wrapping) sum of
-    its code points, then a 64-bit finalizer; names equal in all four share a split."""
-    starts, ends = nl[:-1] + 1, nl[1:]
-    # each name's code-point sum (+ its "\n"), wrapping at 32 bits
-    total = np.add.reduceat(cps, starts, dtype=np.uint32).astype(np.uint64)
-    h = total * np.uint64(0x9E3779B97F4A7C15)
-    h ^= cps[starts].astype(np.uint64) << np.uint64(21)
-    h ^= cps[ends - 1].astype(np.uint64) << np.uint64(42)
-    h += (ends - starts).astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
-    h ^= np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
-    for shift, mult in ((33, 0xFF51AFD7ED558CCD), (33, 0xC4CEB9FE1A85EC53)):  # murmur3 fmix64
-        h ^= h >> np.uint64(shift)
-        h *= np.uint64(mult)
-    h ^= h >> np.uint64(33)
-    # h / 2^64 is uniform in [0, 1): compare with the fractions scaled to 64 bits
-    t_test, t_val = (np.uint64(min(int(f * 2.0**64), 2**64 - 1)) for f in (test_frac, test_frac + val_frac))
-    return (h < t_test).astype(np.uint8) + (h < t_val)
-
-
 def random_labels(n: int, val_frac: float, test_frac: float, seed: int) -> np.ndarray:
     """The split of each of n names by position (0 train, 1 val, 2 test), one byte each: the first
     round(val_frac·n) positions of a seeded torch.randperm(n) are val, the next round(test_frac·n)
@@ -195,148 +177,94 @@ def random_labels(n: int, val_frac: float, test_frac: float, seed: int) -> np.nd
             f"val_frac={val_frac} and test_frac={test_frac} leave no training names out of {n}: lower them"
         )
     labels = np.zeros(n, dtype=np.uint8)
-    if n_val + n_test:
+    if n_val + n_test == 0:
+        return labels
+    if n < _RANDPERM_SHUFFLE_LIMIT:  # only the first n_val + n_test places of the permutation
+        _kernels().label_first_of_randperm(labels, n_val, n_test, seed)
+    else:
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed), dtype=torch.int32).numpy()
         labels[perm[:n_val]] = 1
         labels[perm[n_val : n_val + n_test]] = 2
     return labels
 
 
+@functools.cache
+def _kernels():
+    """bigram.kernels, imported and compiled (or loaded from numba's cache) on first use, in the
+    calling thread: numba costs ~1 s, which only the commands that read a corpus should pay."""
+    from bigram import kernels
+
+    one = np.frombuffer(b"a\n", dtype=np.uint8)
+    kernels.count_chunk(one, kernels.Accumulator())  # by hash
+    kernels.count_chunk(one, kernels.Accumulator(), np.zeros(1, np.uint8))  # by label
+    kernels.count_lines(one)
+    return kernels
+
+
 # --- counting -----------------------------------------------------------------------------------
+def _utf8(buf: bytes, offset: int, path: Path, rule: TextRule) -> np.ndarray:
+    """One chunk as the counting kernel takes it: UTF-8 bytes, checked, BOM dropped, line ends
+    "\\n", normalized and case-folded by the rule (stripping and blank lines are the kernel's).
+    An ASCII chunk stays as it is (normalization changes no ASCII text); any other is decoded once
+    to check it and to see whether the rule changes it, and encoded again only if it does."""
+    raw, buf = buf, _raw_lines(buf, offset)
+    check_bytes(buf, path)
+    if buf.isascii():
+        if rule.lowercase:
+            buf = buf.lower()
+    else:
+        text = decode(buf, path, offset, raw)
+        ruled = rule.text(text)
+        if ruled is not text:
+            buf = ruled.encode()
+    return np.frombuffer(buf, dtype=np.uint8)
+
+
 class PairCounter:
     """Per-split counts of (previous, next) character pairs, keyed by code point ("\\n", code
-    point 10, stands for the boundary until the vocabulary is made at the end).
-
-    Pairs of two code points below 256 (ASCII and Latin-1: all of names.txt, three quarters of a
-    multilingual list) go to a dense 3×256×256 block. For an ASCII chunk that is two bincounts of
-    the bytes read as 16-bit numbers (bytes i, i+1 form one number, one bin per pair): no lookup,
-    no key arithmetic. Any other pair becomes a 64-bit key (split, prev, next), kept sorted and
-    unique and merged now and then, so memory follows the pairs that occur, not V².
-    Thread-safe: numpy releases the GIL while it works; only the accumulation takes the lock."""
+    point 10, stands for the boundary until the vocabulary is made at the end). Each thread counts
+    into its own `kernels.Accumulator`; they are summed once, at the end."""
 
     def __init__(self) -> None:
-        self.hot = np.zeros((3, 256 * 256), dtype=np.int64)
-        self.cold_keys = np.zeros(0, dtype=np.int64)  # sorted, unique
-        self.cold_counts = np.zeros(0, dtype=np.int64)
-        self.pending: list[tuple[np.ndarray, np.ndarray]] = []  # per-chunk (keys, counts)
-        self.pending_size = 0
-        self.seen = np.zeros(_CP, dtype=bool)  # code points ≥ 256 met so far
-        self.names = np.zeros(3, dtype=np.int64)
+        self.seen = np.zeros(_CP, dtype=bool)  # code points ≥ 256 met so far, by any thread
+        self.accumulators: list = []
+        self.local = threading.local()
         self.lock = threading.Lock()
 
-    def add(self, cps: np.ndarray, nl: np.ndarray, labels: np.ndarray) -> None:
-        """Count the bigrams of one chunk: `cps` has "\\n" at the positions `nl`, before, between
-        and after the names; `labels` holds each name's split (0 train, 1 val, 2 test)."""
-        if cps.dtype == np.uint8:
-            hot, cold, new = self._ascii(cps, nl, labels), None, None
-        else:
-            hot, cold, new = self._general(cps, nl, labels)
-        with self.lock:
-            self.hot += hot
-            self.names += np.bincount(labels, minlength=3)
-            if new is not None and len(new):
-                self.seen[new] = True
-                if int(np.count_nonzero(self.seen)) + 256 > MAX_V:  # checked as it grows
-                    raise BigramError(
-                        f"the corpus has more than {MAX_V - 256:,} distinct characters beyond Latin-1: "
-                        "a V×V model is too big (is the file text, one name per line?)"
-                    )
-            if cold is not None and len(cold[0]):
-                self._add_cold(*cold)
+    def add(
+        self, buf: np.ndarray, labels: np.ndarray | None, seed: int, val_frac: float, test_frac: float
+    ) -> int:
+        """Count the names of one chunk (see `kernels.count_chunk`); returns how many it held."""
+        kernels = _kernels()
+        acc = getattr(self.local, "acc", None)
+        if acc is None:
+            acc = self.local.acc = kernels.Accumulator(self.seen)
+            with self.lock:
+                self.accumulators.append(acc)
+        k = kernels.count_chunk(buf, acc, labels, seed, val_frac, test_frac)
+        if int(np.count_nonzero(self.seen)) + 256 > MAX_V:  # checked as it grows
+            raise BigramError(
+                f"the corpus has more than {MAX_V - 256:,} distinct characters beyond Latin-1: "
+                "a V×V model is too big (is the file text, one name per line?)"
+            )
+        return k
 
-    def _add_cold(self, keys: np.ndarray, counts: np.ndarray) -> None:
-        """Add a chunk's unique keys: those already known in place (a binary search), new ones
-        to the pending list, merged once they outnumber a quarter of the known ones."""
-        known = self.cold_keys
-        if len(known):
-            pos = np.minimum(np.searchsorted(known, keys), len(known) - 1)
-            found = known[pos] == keys
-            self.cold_counts[pos[found]] += counts[found]  # keys are unique: no repeated index
-            keys, counts = keys[~found], counts[~found]
-        if len(keys):
-            self.pending.append((keys, counts))
-            self.pending_size += len(keys)
-            if self.pending_size > max(1 << 16, len(known) // 4):
-                self._merge()
-
-    @staticmethod
-    def _ascii(cps: np.ndarray, nl: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """The 3×65536 block of an ASCII chunk: all pairs, then those of the val and test names
-        (cut out of the chunk), train = all − val − test."""
-        block = np.zeros((3, 256 * 256), dtype=np.int64)
-        block[0] = _byte_pairs(cps)
-        for s in (1, 2):
-            names = np.flatnonzero(labels == s)
-            if len(names):  # those names' bytes, each with its "\n", after one leading "\n"
-                block[s] = _byte_pairs(
-                    np.concatenate([cps[:1], cps[_segments(nl[names] + 1, nl[names + 1] + 1)]])
-                )
-        block[0] -= block[1] + block[2]
-        return block
-
-    @staticmethod
-    def _general(cps: np.ndarray, nl: np.ndarray, labels: np.ndarray):
-        """A chunk with characters beyond ASCII (int32 code points): (hot block, (cold keys,
-        counts), code points ≥ 256 in it)."""
-        split = np.repeat(labels, np.diff(nl))  # each bigram's split
-        prev, nxt = cps[:-1], cps[1:]
-        small = cps < 256
-        is_hot = small[:-1] & small[1:]
-        keys = prev << 8
-        keys |= nxt
-        keys |= split.astype(np.int32) << 16
-        hot = np.bincount(keys[is_hot], minlength=3 * 256 * 256).reshape(3, -1)
-        is_cold = ~is_hot
-        cold = (split[is_cold].astype(np.int64) * _CP + prev[is_cold]) * _CP + nxt[is_cold]
-        return hot, np.unique(cold, return_counts=True), cps[~small]
-
-    def _merge(self) -> None:
-        """Fold the pending keys into the sorted unique ones."""
-        keys = np.concatenate([self.cold_keys, *(k for k, _ in self.pending)])
-        counts = np.concatenate([self.cold_counts, *(c for _, c in self.pending)])
-        self.cold_keys, inverse = np.unique(keys, return_inverse=True)
-        summed = np.bincount(inverse, weights=counts, minlength=len(self.cold_keys))
-        self.cold_counts = summed.astype(np.int64)  # float64 sums are exact below 2^53
-        self.pending, self.pending_size = [], 0
+    @property
+    def names(self) -> np.ndarray:
+        return sum((acc.names for acc in self.accumulators), np.zeros(3, dtype=np.int64))
 
     def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every counted pair as (split, prev, next, count) arrays of code points."""
-        self._merge()
-        s, ab = np.nonzero(self.hot)
-        cs, rest = np.divmod(self.cold_keys, _CP * _CP)
-        ca, cb = np.divmod(rest, _CP)
-        return (
-            np.concatenate([s, cs]),
-            np.concatenate([ab >> 8, ca]),
-            np.concatenate([ab & 255, cb]),
-            np.concatenate([self.hot[s, ab], self.cold_counts]),
-        )
-
-
-def _byte_pairs(b: np.ndarray) -> np.ndarray:
-    """Counts of the 65,536 possible (byte, next byte) pairs of a uint8 array, at 256·b[i] + b[i+1]:
-    the bytes read as 16-bit numbers from offset 0 and from offset 1.
-
-    >>> _byte_pairs(np.frombuffer(b"abab", np.uint8))[[0x6162, 0x6261]]
-    array([2, 1])
-    """
-    n = len(b) - 1  # pairs
-    # read little-endian (native here, no byte swap): 256·b[i+1] + b[i], the transpose, undone below
-    even = b[: n + 1 - (n + 1) % 2].view("<u2")  # pairs (0,1), (2,3), …
-    odd = b[1 : 1 + n - n % 2].view("<u2")  # pairs (1,2), (3,4), …
-    counts = np.bincount(even, minlength=65536) + np.bincount(odd, minlength=65536)
-    return counts.reshape(256, 256).T.reshape(-1)
-
-
-def _segments(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The indices of the half-open ranges [starts[k], ends[k]), concatenated, without a Python loop.
-
-    >>> _segments(np.array([2, 7]), np.array([4, 10]))
-    array([2, 3, 7, 8, 9])
-    """
-    lengths = ends - starts
-    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return np.arange(int(lengths.sum())) + shift
+        """Every counted pair as (split, prev, next, count) arrays of code points, summed over
+        the threads."""
+        parts = [acc.triples() for acc in self.accumulators]
+        if not parts:
+            return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))
+        s, a, b, c = (np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(4))
+        key, inverse = np.unique((s * _CP + a) * _CP + b, return_inverse=True)
+        total = np.bincount(inverse, weights=c, minlength=len(key)).astype(np.int64)  # exact below 2^53
+        s, rest = np.divmod(key, _CP * _CP)
+        a, b = np.divmod(rest, _CP)
+        return s, a, b, total
 
 
 def _matrices(vocab: Vocab, ids: np.ndarray, triples, names: np.ndarray) -> dict[str, torch.Tensor]:
@@ -378,35 +306,13 @@ def _run_chunks(
                 bar.update(size)
 
 
-# the first byte of a line that may be white space: ASCII white space, or the lead byte of a
-# Unicode space (U+0085 and U+00A0: C2; U+1680: E1; U+2000–U+205F: E2; U+3000: E3)
-_MAY_BE_SPACE = np.zeros(256, dtype=bool)
-_MAY_BE_SPACE[[0x09, 0x0B, 0x0C, 0x1C, 0x1D, 0x1E, 0x1F, 0x20, 0xC2, 0xE1, 0xE2, 0xE3]] = True
-
-
-def _count_names(buf: bytes, offset: int, path: Path, rule: TextRule) -> int:
-    """How many names a chunk holds: its non-blank lines (no normalization or case folding turns
-    a character into white space, so only blankness matters). Bytes only, unless a line starts
-    with what may be white space: then the exact rule.
-
-    >>> _count_names(b"ann\\n\\nbob\\ncy", 1, Path("x"), TextRule())
-    3
-    """
-    b = np.frombuffer(_raw_lines(buf, offset), dtype=np.uint8)
-    nl = np.flatnonzero(b == _NL)
-    starts = np.concatenate([[0], nl + 1])  # where each line starts; the last may be the end
-    starts = starts[starts < len(b)]
-    if _MAY_BE_SPACE[b[starts]].any():
-        return len(_code_points(buf, offset, path, rule)[1]) - 1
-    return int(np.count_nonzero(b[starts] != _NL))  # lines that are not empty
-
-
-def count_names(path: Path, rule: TextRule, progress: bool = False) -> dict[int, int]:
+def count_names(path: Path, progress: bool = False) -> dict[int, int]:
     """The number of names in each chunk, by the chunk's offset: the random split's first pass."""
     out: dict[int, int] = {}
+    kernels = _kernels()
 
     def work(offset: int, buf: bytes) -> None:
-        out[offset] = _count_names(buf, offset, path, rule)
+        out[offset] = kernels.count_lines(np.frombuffer(_raw_lines(buf, offset), dtype=np.uint8))
 
     size = path.stat().st_size
     bar = tqdm(total=size, unit="B", unit_scale=True, desc="names", disable=not progress, leave=False)
@@ -434,6 +340,7 @@ def read_counts(
     over `group`)."""
     p = check_data_path(path)
     rule = rule or TextRule()
+    _kernels()  # compiled (or loaded from numba's cache) here, in the main thread
     if split == "random" and (world > 1 or not is_regular(p)):
         raise BigramError(
             "split = 'random' reads the file twice in one process: use split = 'hash' "
@@ -443,9 +350,10 @@ def read_counts(
         raise BigramError(f"{p} is not a regular file: torchrun's processes need byte ranges of one")
     start, end = byte_range(p, rank, world) if world > 1 else (0, None)
     first_name: dict[int, int] = {}
+    per_chunk: dict[int, int] = {}
     labels = None
     if split == "random":
-        per_chunk = count_names(p, rule, progress)
+        per_chunk = count_names(p, progress)
         total = 0
         for offset in sorted(per_chunk):
             first_name[offset], total = total, total + per_chunk[offset]
@@ -457,14 +365,15 @@ def read_counts(
     bar = tqdm(total=size, unit="B", unit_scale=True, desc="reading", disable=not progress, leave=False)
 
     def work(offset: int, buf: bytes) -> None:
-        cps, nl = _code_points(buf, offset, p, rule)
-        if len(nl) < 2:  # only blank lines
-            return
+        lab = None
         if labels is not None:
-            lab = labels[first_name[offset] : first_name[offset] + len(nl) - 1]
-        else:
-            lab = split_of(cps, nl, seed, val_frac, test_frac)
-        counter.add(cps, nl, lab)
+            lab = labels[first_name[offset] : first_name[offset] + per_chunk[offset]]
+        k = counter.add(_utf8(buf, offset, p, rule), lab, seed, val_frac, test_frac)
+        if lab is not None and k != len(lab):  # never seen: rather stop than shift every label after it
+            raise BigramError(
+                f"the random split's two passes over {p} disagree on the names at byte {offset} "
+                f"({len(lab)}, then {k}): use --split hash, and please report this"
+            )
 
     _run_chunks(p, start, end, work, bar)
     bar.close()

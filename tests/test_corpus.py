@@ -10,11 +10,12 @@ import torch
 
 import bigram.corpus as corpus
 from bigram.config import TrainConfig
-from bigram.corpus import byte_range, load_counts, read_counts, split_of
+from bigram.corpus import byte_range, load_counts, read_counts
 from bigram.counts import count_bigrams
 from bigram.counts import dense as densify
 from bigram.data import read_names
 from bigram.errors import BigramError
+from bigram.kernels import split_of
 from bigram.vocab import Vocab
 from tests.conftest import NAMES, plain_counts
 
@@ -75,13 +76,41 @@ def test_hash_split_is_by_name_seeded_and_close_to_the_fractions(names):
     assert other.names != r.names
 
 
-def test_split_of_same_name_same_split_wherever_it_is():
-    text = "\nemma\nolivia\nemma\nava\nemma\n"
-    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.int32).copy()
-    nl = np.flatnonzero(cps == 10)
-    labels = split_of(cps, nl, seed=11, val_frac=0.3, test_frac=0.3)
-    assert labels[0] == labels[2] == labels[4]
-    assert set(labels.tolist()) <= {0, 1, 2}
+def _hash_split_reference(name: str, seed: int, val_frac: float, test_frac: float) -> int:
+    """The hash split written out in plain Python integers (64-bit wrapping by masks)."""
+    m = (1 << 64) - 1
+    cps = [ord(c) for c in name]
+    h = ((sum(cps) + 10) % 2**32) * 0x9E3779B97F4A7C15 & m
+    h ^= cps[0] << 21
+    h ^= (cps[-1] << 42) & m
+    h = (h + len(cps) * 0xD6E8FEB86659FD93) & m
+    h ^= seed
+    for mult in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53):
+        h ^= h >> 33
+        h = h * mult & m
+    h ^= h >> 33
+    t_test = min(int(test_frac * 2.0**64), m)
+    t_val = min(int((test_frac + val_frac) * 2.0**64), m)
+    return 2 if h < t_test else 1 if h < t_val else 0
+
+
+def test_hash_split_equals_a_plain_python_reference():
+    names = ["emma", "olivia", "a", "zoë", "Søren Kierkegaard", "王小明", "Ωμέγα", "x" * 300, "😀ok"]
+    for seed in (0, 11, 2**64 - 1):
+        for name in names:
+            assert split_of(name, seed, 0.3, 0.2) == _hash_split_reference(name, seed, 0.3, 0.2)
+
+
+def test_same_name_same_split_wherever_it_is(tmp_path):
+    """With hash splitting every copy of a name lands in one split, wherever it is in the file."""
+    p = tmp_path / "dups.txt"
+    names = ["emma", "olivia", "ava", "zoë", "王小明"] * 200
+    p.write_text("\n".join(names) + "\n", encoding="utf-8")
+    r = read_counts(p, seed=11, val_frac=0.3, test_frac=0.3)
+    want = {s: 0 for s in ("train", "val", "test")}
+    for name in names:
+        want[("train", "val", "test")[_hash_split_reference(name, 11, 0.3, 0.3)]] += 1
+    assert r.names == {s: n for s, n in want.items() if n} | {s: 0 for s, n in want.items() if not n}
 
 
 def test_streaming_cleans_like_read_names(tmp_path):
@@ -154,3 +183,19 @@ def test_default_split_keeps_the_published_numbers(names):
     for split, published in (("val", 2.462444), ("test", 2.462226)):
         assert round(plain(split), 6) == published
         assert evaluate(lp, r.counts[split])["nll"] == pytest.approx(plain(split), abs=1e-12)
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 997, 32_033, 250_001])
+def test_random_labels_are_torch_randperms_first_places(n):
+    """The random split draws only the first places of torch.randperm's shuffle; they must be the
+    places torch.randperm itself gives, for any n and seed (seeds beyond 32 bits included)."""
+    for seed in (0, 1, 2147483647, 2**40 + 7, 2**64 - 1):
+        n_val, n_test = max(1, n // 10), n // 7
+        if n_val + n_test >= n:
+            n_val, n_test = 1, 0
+        labels = corpus.random_labels(n, n_val / n, n_test / n, seed)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+        want = np.zeros(n, dtype=np.uint8)
+        want[perm[:n_val]] = 1
+        want[perm[n_val : n_val + n_test]] = 2
+        assert np.array_equal(labels, want)

@@ -9,15 +9,18 @@ import os
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pytest
-from hypothesis import given
+import torch
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bigram
-from bigram.corpus import _code_points, _count_names, read_counts
+from bigram.corpus import _code_points, _raw_lines, read_counts
 from bigram.counts import dense
 from bigram.data import read_names
 from bigram.errors import BigramError
+from bigram.kernels import count_lines
 from bigram.text import TextRule
 from tests.conftest import plain_counts
 
@@ -64,7 +67,7 @@ def test_counting_names_from_bytes_agrees_with_the_rule(lines, ends):
                 if s.strip()
             ]
         )
-        assert _count_names(buf, 1, Path("x"), rule) == want
+        assert count_lines(np.frombuffer(_raw_lines(buf, 1), np.uint8)) == want
         _, nl = _code_points(buf, 1, Path("x"), rule)
         assert len(nl) - 1 == want
 
@@ -213,3 +216,61 @@ def test_an_invalid_byte_is_named_by_its_line_and_byte_in_the_file(tmp_path, spl
     bad = data.index(b"\xe9")  # 16: counted in the file's own bytes
     with pytest.raises(BigramError, match=rf"line 3 \(byte {bad}\)"):
         read_counts(p, split=split)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lines=st.lists(line_text, max_size=30),
+    ends=st.sampled_from(["\n", "\r\n", "\r"]),
+    chunk=st.sampled_from([1, 7, 64, 1 << 20]),
+    lowercase=st.booleans(),
+)
+def test_the_counting_kernel_equals_a_plain_python_count(tmp_path_factory, lines, ends, chunk, lowercase):
+    """Messy lines of any script (white space of every kind, combining marks, astral characters),
+    any chunk size, both split methods: the compiled counter gives the per-split counts that a
+    plain Python loop over rule.name(line) gives."""
+    import bigram.corpus as corpus
+    from bigram.kernels import split_of
+
+    rule = TextRule("NFC", lowercase)
+    names = [n for line in ends.join(lines).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+             if (n := rule.name(line))]  # fmt: skip
+    p = tmp_path_factory.mktemp("k") / "c.txt"
+    p.write_bytes(ends.join(lines).encode())
+    old = corpus.CHUNK_BYTES
+    corpus.CHUNK_BYTES = chunk
+    try:
+        for method in ("hash", "random"):
+            if not names:
+                with pytest.raises(BigramError):
+                    read_counts(p, split=method, rule=rule, val_frac=0.3, test_frac=0.3)
+                continue
+            if method == "random" and round(0.3 * len(names)) * 2 >= len(names):
+                continue  # no training names left: refused, tested elsewhere
+            r = read_counts(p, split=method, seed=5, rule=rule, val_frac=0.3, test_frac=0.3)
+            if method == "hash":
+                label = [split_of(n, 5, 0.3, 0.3) for n in names]
+            else:
+                label = [0] * len(names)
+                perm = torch.randperm(len(names), generator=torch.Generator().manual_seed(5)).tolist()
+                n_val = round(0.3 * len(names))
+                for i in perm[:n_val]:
+                    label[i] = 1
+                for i in perm[n_val : 2 * n_val]:
+                    label[i] = 2
+            want: dict[tuple[int, str, str], int] = {}
+            for name, s in zip(names, label, strict=True):
+                for a, b in zip("\n" + name, name + "\n", strict=True):
+                    want[s, a, b] = want.get((s, a, b), 0) + 1
+            chars = ["\n", *r.vocab.chars]
+            got: dict[tuple[int, str, str], int] = {}
+            for s, split in enumerate(("train", "val", "test")):
+                if split not in r.counts:
+                    continue
+                m = r.counts[split].to_dense()
+                for a, b in m.nonzero().tolist():
+                    got[s, chars[a], chars[b]] = int(m[a, b])
+            assert got == want
+            assert r.names == {"train": label.count(0), "val": label.count(1), "test": label.count(2)}
+    finally:
+        corpus.CHUNK_BYTES = old

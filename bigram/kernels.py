@@ -1,0 +1,297 @@
+"""The corpus reader's inner loops, compiled (numba): one pass over a chunk's UTF-8 bytes.
+
+Read this as plain Python; numba turns it into machine code that runs without the GIL, so the
+reader's two threads count two chunks at once. Per name (one line):
+
+    decode its code points, strip white space (a blank line is no name),
+    pick its split (the name's position in a seeded permutation, or a hash of its text),
+    count each (previous, next) pair, the boundary "\\n" before the first character and after the last.
+
+    >>> import numpy as np
+    >>> acc, chunk = Accumulator(), np.frombuffer("ab\\n\\n b \\nbé".encode(), np.uint8)
+    >>> count_chunk(chunk, acc, labels=np.array([0, 1, 2], np.uint8))  # names: ab, b, bé
+    3
+    >>> sorted((int(s), chr(a), chr(b), int(n)) for s, a, b, n in zip(*acc.triples()))[:4]
+    [(0, '\\n', 'a', 1), (0, 'a', 'b', 1), (0, 'b', '\\n', 1), (1, '\\n', 'b', 1)]
+
+Pairs of two code points below 256 (all of an ASCII corpus, most of a Latin one) are counted in a
+dense 3×65536 block; any other pair in an open-addressing hash table keyed by (split, prev, next),
+so memory follows the pairs that occur, not V².
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NL = 10  # "\n": the boundary while counting, token 0 once the vocabulary is made
+EMPTY = -1  # a free slot of the hash table
+# code point → does str.strip() remove it (white space lies below U+3001); "\n" never inside a line
+SPACE = np.zeros(0x3001, dtype=np.bool_)
+SPACE[[c for c in range(0x3001) if chr(c).isspace() and c != NL]] = True
+# the hash split's and the hash table's multipliers, and murmur3's finalizer constants
+_M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD6E8FEB86659FD93)
+_F1, _F2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+
+
+class Accumulator:
+    """One thread's counts: the dense block, the hash table of the other pairs, names per split,
+    and which code points ≥ 256 were met (shared between threads: setting True twice is harmless)."""
+
+    def __init__(self, seen: np.ndarray | None = None) -> None:
+        self.hot = np.zeros(3 * 256 * 256, dtype=np.int64)  # [65536·split + 256·prev + next]
+        self.keys = np.full(1 << 12, EMPTY, dtype=np.int64)  # split << 42 | prev << 21 | next
+        self.vals = np.zeros(1 << 12, dtype=np.int64)
+        self.used = 0
+        self.names = np.zeros(3, dtype=np.int64)
+        self.seen = np.zeros(0x110000, dtype=np.bool_) if seen is None else seen
+        self.scratch = np.zeros(0, dtype=np.int32)  # one line's code points
+
+    def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every counted pair as (split, prev, next, count) arrays of code points."""
+        at = np.flatnonzero(self.hot)
+        k = self.keys[self.keys != EMPTY]
+        return (
+            np.concatenate([at >> 16, k >> 42]),
+            np.concatenate([(at >> 8) & 255, (k >> 21) & 0x1FFFFF]),
+            np.concatenate([at & 255, k & 0x1FFFFF]),
+            np.concatenate([self.hot[at], self.vals[self.keys != EMPTY]]),
+        )
+
+
+def count_chunk(
+    buf: np.ndarray,
+    acc: Accumulator,
+    labels: np.ndarray | None = None,
+    seed: int = 0,
+    val_frac: float = 0.0,
+    test_frac: float = 0.0,
+) -> int:
+    """Add the names of `buf` (UTF-8 bytes, lines ending in "\\n", already checked, normalized and
+    case-folded) to `acc`; returns how many names it held. A name's split is `labels[k]` for the
+    chunk's k-th name when labels are given, else the seeded hash of its text (`split_of`)."""
+    by_hash = labels is None
+    if by_hash:
+        labels = np.zeros(0, dtype=np.uint8)
+    if len(acc.scratch) <= len(buf):
+        acc.scratch = np.zeros(len(buf) + 1, dtype=np.int32)
+    t_test, t_val = thresholds(val_frac, test_frac)
+    acc.keys, acc.vals, acc.used, k = _count(
+        buf, labels, by_hash, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val, SPACE,
+        acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch,
+    )  # fmt: skip
+    return k
+
+
+def thresholds(val_frac: float, test_frac: float) -> tuple[np.uint64, np.uint64]:
+    """A name is test if its 64-bit hash h < t_test, val if t_test ≤ h < t_val: h / 2^64 is
+    uniform in [0, 1), so these are the fractions scaled to 64 bits."""
+    t_test, t_val = (min(int(f * 2.0**64), 2**64 - 1) for f in (test_frac, test_frac + val_frac))
+    return np.uint64(t_test), np.uint64(t_val)
+
+
+def split_of(name: str, seed: int, val_frac: float, test_frac: float) -> int:
+    """The hash split of one name (0 train, 1 val, 2 test), as the reader computes it.
+
+    >>> [split_of("emma", seed, 0.4, 0.4) for seed in range(6)]
+    [0, 0, 0, 2, 1, 1]
+    """
+    cps = np.frombuffer(name.encode("utf-32-le"), dtype=np.int32)
+    t_test, t_val = thresholds(val_frac, test_frac)
+    return int(_split_by_hash(cps, len(cps), np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val))
+
+
+@njit(cache=True, nogil=True)
+def _split_by_hash(cps, n, seed, t_test, t_val):
+    """The hash mixes the name's length, first and last code points and the sum of its code points
+    plus its "\\n" (wrapping at 32 bits), then murmur3's 64-bit finalizer: names equal in all four
+    share a split, so a name repeated anywhere in the corpus stays on one side."""
+    total = np.uint64(NL)
+    for j in range(n):
+        total += np.uint64(cps[j])
+    h = (total & np.uint64(0xFFFFFFFF)) * _M1
+    h ^= np.uint64(cps[0]) << np.uint64(21)
+    h ^= np.uint64(cps[n - 1]) << np.uint64(42)
+    h += np.uint64(n) * _M2
+    h ^= seed
+    h ^= h >> np.uint64(33)
+    h *= _F1
+    h ^= h >> np.uint64(33)
+    h *= _F2
+    h ^= h >> np.uint64(33)
+    if h < t_test:
+        return 2
+    return 1 if h < t_val else 0
+
+
+@njit(cache=True, nogil=True)
+def _decode_one(b, i, n):
+    """The code point starting at byte i, and the index after it. The input is valid UTF-8, except
+    in `count_lines`' first pass: a sequence cut by the end is then taken byte by byte."""
+    c = np.int64(b[i])
+    if c < 0x80:
+        return c, i + 1
+    if c < 0xE0 and i + 1 < n:
+        return ((c & 0x1F) << 6) | (np.int64(b[i + 1]) & 0x3F), i + 2
+    if c < 0xF0 and i + 2 < n:
+        return ((c & 0x0F) << 12) | ((np.int64(b[i + 1]) & 0x3F) << 6) | (np.int64(b[i + 2]) & 0x3F), i + 3
+    if i + 3 < n:
+        return (
+            ((c & 0x07) << 18)
+            | ((np.int64(b[i + 1]) & 0x3F) << 12)
+            | ((np.int64(b[i + 2]) & 0x3F) << 6)
+            | (np.int64(b[i + 3]) & 0x3F)
+        ), i + 4
+    return c, i + 1
+
+
+@njit(cache=True, nogil=True)
+def _is_space(c, space):
+    return c < space.shape[0] and space[c]
+
+
+@njit(cache=True, nogil=True)
+def _count(buf, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name):
+    n = buf.shape[0]
+    k = 0  # names so far in this chunk
+    i = 0
+    while i < n:
+        m = 0  # one line's code points into `name`, up to "\n" or the end of the chunk
+        while i < n:
+            c = np.int64(buf[i])
+            if c < 0x80:
+                i += 1
+                if c == NL:
+                    break
+            else:
+                c, i = _decode_one(buf, i, n)
+            name[m] = c
+            m += 1
+        lo, hi = 0, m  # strip white space at both ends (str.strip)
+        while lo < hi and _is_space(name[lo], space):
+            lo += 1
+        while hi > lo and _is_space(name[hi - 1], space):
+            hi -= 1
+        if lo == hi:
+            continue  # a blank line is no name
+        if by_hash:
+            s = _split_by_hash(name[lo:hi], hi - lo, seed, t_test, t_val)
+        else:  # past the labels only if the first pass counted differently: the caller checks k
+            s = labels[k] if k < labels.shape[0] else 0
+        k += 1
+        names[s] += 1
+        name[hi] = NL
+        base = s * 65536
+        prev = np.int64(NL)
+        for j in range(lo, hi + 1):
+            nxt = np.int64(name[j])
+            if (prev | nxt) < 256:  # both below 256
+                hot[np.uint64(base + (prev << 8) + nxt)] += 1  # unsigned: no negative-index check
+            else:
+                if nxt >= 256:
+                    seen[nxt] = True
+                if 2 * (used + 1) > keys.shape[0]:
+                    keys, vals = _grow(keys, vals)
+                used += _add(keys, vals, (np.int64(s) << 42) | (prev << 21) | nxt)
+            prev = nxt
+    return keys, vals, used, k
+
+
+@njit(cache=True, nogil=True)
+def _slot(keys, key):
+    """Where `key` is in the table, or the free slot where it goes (linear probing)."""
+    mask = keys.shape[0] - 1
+    h = np.int64((np.uint64(key) * _M1) >> np.uint64(40)) & mask
+    while keys[h] != key and keys[h] != EMPTY:
+        h = (h + 1) & mask
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _add(keys, vals, key):
+    """Count one more of `key`; 1 if it is new to the table."""
+    h = _slot(keys, key)
+    vals[h] += 1
+    if keys[h] == EMPTY:
+        keys[h] = key
+        return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _grow(keys, vals):
+    """The table at twice the size (kept at most half full, so probes stay short)."""
+    new_keys = np.full(2 * keys.shape[0], EMPTY, dtype=np.int64)
+    new_vals = np.zeros(2 * keys.shape[0], dtype=np.int64)
+    for j in range(keys.shape[0]):
+        if keys[j] != EMPTY:
+            h = _slot(new_keys, keys[j])
+            new_keys[h] = keys[j]
+            new_vals[h] = vals[j]
+    return new_keys, new_vals
+
+
+def count_lines(buf: np.ndarray) -> int:
+    """How many names a chunk of UTF-8 bytes holds, before any normalization: its lines with a
+    character that is not white space (no normalization or case folding turns a character into
+    white space or back). The random split's first pass.
+
+    >>> count_lines(np.frombuffer("ann\\n\\n \\u3000\\n bob".encode(), np.uint8))
+    2
+    """
+    return int(_count_lines(buf, SPACE))
+
+
+@njit(cache=True, nogil=True)
+def _count_lines(buf, space):
+    n = buf.shape[0]
+    count = 0
+    i = 0
+    while i < n:  # at a line's start: skip white space; a name if a character is left before "\n"
+        c, i = _decode_one(buf, i, n)
+        while c != NL and _is_space(c, space) and i < n:
+            c, i = _decode_one(buf, i, n)
+        if c != NL and not _is_space(c, space):
+            count += 1
+            while i < n and buf[i] != NL:  # the rest of the line: bytes only
+                i += 1
+            i += 1
+    return count
+
+
+def label_first_of_randperm(labels: np.ndarray, n_val: int, n_test: int, seed: int) -> None:
+    """labels[perm[:n_val]] = 1 and labels[perm[n_val:n_val + n_test]] = 2 for
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)), n = len(labels) below
+    ~214 million, without drawing the whole permutation (the random split's val and test are its
+    first places; torch draws all n, several seconds for tens of millions of names).
+
+    torch's CPU randperm is a forward Fisher–Yates shuffle driven by its mt19937 generator: step i
+    swaps place i with place i + (next 32-bit draw mod (n − i)), so place i is final after step i.
+    The generator is seeded like std::mt19937 with the seed's low 32 bits; numpy's MT19937 gives
+    the same draws from that state.
+
+    >>> import torch
+    >>> labels = np.zeros(10, dtype=np.uint8)
+    >>> label_first_of_randperm(labels, 2, 3, seed=7)
+    >>> perm = torch.randperm(10, generator=torch.Generator().manual_seed(7)).tolist()
+    >>> [sorted(perm.index(i) for i in np.flatnonzero(labels == s)) for s in (1, 2)]  # places in perm
+    [[0, 1], [2, 3, 4]]
+    """
+    k = n_val + n_test
+    key = np.zeros(624, dtype=np.uint64)
+    key[0] = seed & 0xFFFFFFFF
+    for j in range(1, 624):  # std::mt19937's seeding
+        key[j] = (1812433253 * (int(key[j - 1]) ^ (int(key[j - 1]) >> 30)) + j) & 0xFFFFFFFF
+    bits = np.random.MT19937()
+    bits.state = {"bit_generator": "MT19937", "state": {"key": key.astype(np.uint32), "pos": 624}}
+    _label_first(labels, bits.random_raw(k), n_val, k)
+
+
+@njit(cache=True, nogil=True)
+def _label_first(labels, draws, n_val, k):
+    n = labels.shape[0]
+    place = np.arange(n, dtype=np.int32)  # 4 bytes a name, for the duration of the shuffle
+    for i in range(k):
+        j = i + np.int64(draws[i] % np.uint64(n - i))
+        place[i], place[j] = place[j], place[i]
+        labels[place[i]] = 1 if i < n_val else 2
