@@ -51,6 +51,17 @@ def friendly(fn):
     return wrapper
 
 
+def open_run(run: Path | None, model: str | None = None):
+    """The run to use; when none was named, say on stderr which run and model were picked."""
+    from bigram.runs import Run
+
+    r = Run.open(run)
+    if run is None:
+        kind = r.pick_model(model) if r.models else "none"
+        typer.echo(f"using run {r.path} (the newest under runs/), {kind} model", err=True)
+    return r
+
+
 def dumps(obj) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False)
 
@@ -70,7 +81,12 @@ def train(
     smoothing: Annotated[
         str | None, typer.Option(help="Add-k smoothing of the count model: k ≥ 0, or auto (best k on val).")
     ] = None,
-    steps: Annotated[int | None, typer.Option(help="Optimizer steps for the neural model.")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Most optimizer steps for the neural model (fewer once converged).")
+    ] = None,
+    tol: Annotated[
+        float | None, typer.Option(help="Stop once a step changes the loss by less than this; 0 = all steps.")
+    ] = None,
     lr: Annotated[
         float | None, typer.Option(help="Learning rate (default: sgd 50, adam 0.1, lbfgs 1).")
     ] = None,
@@ -105,7 +121,7 @@ def train(
     from bigram.training import train as run_training
 
     overrides = dict(
-        data=data, model=model, smoothing=smoothing, steps=steps, lr=lr, reg=reg,
+        data=data, model=model, smoothing=smoothing, steps=steps, tol=tol, lr=lr, reg=reg,
         optimizer=optimizer, batch_size=batch_size, val_frac=val_frac, test_frac=test_frac,
         seed=seed, device=device, eval_every=eval_every, split=split, normalize=normalize,
         lowercase=lowercase, figures=figures,
@@ -129,6 +145,8 @@ def train(
         return
     typer.echo(f"run: {result.run_dir}")
     typer.echo(format_table(result.metrics))
+    for line in result.summary:
+        typer.echo(line)
     if not quiet:
         typer.echo(f"\nTensorBoard: tensorboard --logdir {result.run_dir.parent}")
         typer.echo(f"Samples:     bigram sample {result.run_dir}")
@@ -160,11 +178,10 @@ def sample(
     """Generate names, one per line: sampled exactly under the constraints, or the most likely."""
     from bigram import sampling
     from bigram.metrics import log_likelihoods
-    from bigram.runs import Run
 
     if n < 0:
         raise BigramError(f"-n {n}: the number of names must be ≥ 0")
-    r = Run.open(run)
+    r = open_run(run, model)
     shape = dict(
         temperature=temperature, top_k=top_k, top_p=top_p,
         constraints=sampling.Constraints(start, end, min_len, max_len),
@@ -213,9 +230,8 @@ def evaluate(
 ) -> None:
     """NLL, perplexity, bits per char, data entropy and KL of each model on each split (or --data FILE)."""
     from bigram.metrics import format_table
-    from bigram.runs import Run
 
-    r = Run.open(run)
+    r = open_run(run, model)
     counts = None if data is None else {str(data): r.counts_of(data)}
     results = r.evaluate(model, counts)
     if as_json:
@@ -242,14 +258,13 @@ def score(
 ) -> None:
     """Every bigram of each name with P and log P, its log-likelihood and NLL per bigram."""
     from bigram.metrics import format_score
-    from bigram.runs import Run
 
     # RUN is optional before the names: the first argument is a run when it is a run directory
     run = args[0] if len(args) > 1 and (Path(args[0]) / "vocab.json").is_file() else None
     names = args[1:] if run is not None else args
     if len(args) == 1 and (Path(args[0]) / "vocab.json").is_file():
         raise BigramError(f"{args[0]} is a run directory: give names to score after it")
-    scores = Run.open(run).score(names, model=model)
+    scores = open_run(run, model).score(names, model=model)
     typer.echo(dumps(scores) if as_json else "\n\n".join(format_score(s) for s in scores))
 
 
@@ -265,14 +280,13 @@ def export(
     """Write a model's bigram table as an ARPA language model, JSON or CSV."""
     from bigram.export import FORMATS
     from bigram.export import export as write
-    from bigram.runs import Run
 
     if fmt not in FORMATS:
         raise BigramError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if out is None:
         raise BigramError("--out FILE is required: where to write the export")
     check_new_file(out, overwrite)
-    kind = write(Run.open(run), fmt, out, model)
+    kind = write(open_run(run, model), fmt, out, model)
     typer.echo(f"wrote {out} ({kind} model, {fmt})")
 
 
@@ -340,7 +354,6 @@ def plot(
 ) -> None:
     """Draw the lecture's figure: the V×V matrix, each cell labelled with its bigram and value."""
     from bigram.plots import WHAT, figure_for, save_png
-    from bigram.runs import Run
 
     if what not in WHAT:
         raise BigramError(f"--what {what!r}: choose counts or probs")
@@ -349,7 +362,7 @@ def plot(
     if out is None:
         raise BigramError("--out FILE.png is required: where to write the figure")
     check_new_file(out, overwrite)
-    r = Run.open(run)
+    r = open_run(run, model)
     kind = r.pick_model(model)
     lp = r.log_probs(kind) if what == "probs" else None
     save_png(figure_for(r.vocab, r.counts("train"), lp, what, kind, top), out)

@@ -28,10 +28,11 @@ class TrainConfig:
     data: str = "data/names.txt"
     model: str = "both"
     smoothing: float | str = 1.0  # a number, or "auto": chosen on the val split
-    steps: int = 100
+    steps: int = 100  # at most; training stops sooner once converged (tol > 0)
     lr: float | None = None  # None: DEFAULT_LR[optimizer]
     reg: float = 0.01
     optimizer: str = "sgd"
+    tol: float = 0.0  # converged when a step changes the loss by less than this; 0: run every step
     batch_size: int = 0  # 0: full batch
     val_frac: float = 0.1
     test_frac: float = 0.1
@@ -176,6 +177,8 @@ def validate(cfg: TrainConfig) -> None:
         raise bad(f"reg = {cfg.reg}: must be a number in [0, {MAX_REG:g}]")
     if cfg.steps <= 0:
         raise bad(f"steps = {cfg.steps}: must be a positive number of optimizer steps")
+    if not 0 <= cfg.tol < math.inf:
+        raise bad(f"tol = {cfg.tol}: must be a finite number ≥ 0 (0 = run every step)")
     if cfg.lr is not None and not 0 < cfg.lr < math.inf:
         raise bad(f"lr = {cfg.lr}: must be a finite number > 0")
     if not 0 <= cfg.batch_size <= MAX_BATCH:

@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from bigram.errors import BigramError
+from bigram.interrupt import held_ctrl_c
 from bigram.text import (
     BOM,
     TextRule,
@@ -191,13 +192,15 @@ def random_labels(n: int, val_frac: float, test_frac: float, seed: int) -> np.nd
 @functools.cache
 def _kernels():
     """bigram.kernels, imported and compiled (or loaded from numba's cache) on first use, in the
-    calling thread: numba costs ~1 s, which only the commands that read a corpus should pay."""
-    from bigram import kernels
+    calling thread: numba costs ~1 s, which only the commands that read a corpus should pay.
+    Ctrl-C is held meanwhile (numba and LLVM are not safe to interrupt halfway)."""
+    with held_ctrl_c():
+        from bigram import kernels
 
-    one = np.frombuffer(b"a\n", dtype=np.uint8)
-    kernels.count_chunk(one, kernels.Accumulator())  # by hash
-    kernels.count_chunk(one, kernels.Accumulator(), np.zeros(1, np.uint8))  # by label
-    kernels.count_lines(one)
+        one = np.frombuffer(b"a\n", dtype=np.uint8)
+        kernels.count_chunk(one, kernels.Accumulator())  # by hash
+        kernels.count_chunk(one, kernels.Accumulator(), np.zeros(1, np.uint8))  # by label
+        kernels.count_lines(one)
     return kernels
 
 

@@ -48,6 +48,25 @@ def nonzero(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return i, j, counts[i, j]
 
 
+def values_at(counts: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    """N[i, j] for index tensors i, j (0 where nothing was counted), without densifying a sparse
+    matrix: a binary search among its sorted pair keys.
+
+    >>> N = torch.tensor([[0, 2], [1, 0]]).to_sparse()
+    >>> values_at(N, torch.tensor([0, 1, 1]), torch.tensor([1, 0, 1]))
+    tensor([2, 1, 0])
+    """
+    if not counts.is_sparse:
+        return counts[i, j]
+    ci, cj, n = nonzero(counts)  # coalesced: keys sorted
+    V = counts.shape[1]
+    keys, want = ci * V + cj, i * V + j
+    pos = torch.searchsorted(keys, want).clamp_(max=max(len(keys) - 1, 0))
+    if len(keys) == 0:
+        return torch.zeros_like(want)
+    return torch.where(keys[pos] == want, n[pos], torch.zeros_like(n[pos]))
+
+
 def row_sums(counts: torch.Tensor) -> torch.Tensor:
     """N_i = Σ_j N_ij for each row (a 1-D tensor of the matrix's dtype)."""
     if counts.is_sparse:

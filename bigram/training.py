@@ -41,6 +41,7 @@ class TrainResult:
     run_dir: Path
     metrics: dict = field(default_factory=dict)
     tables: dict[str, torch.Tensor] = field(default_factory=dict)  # model → V×V log P
+    summary: list[str] = field(default_factory=list)  # what happened, in words (printed by the CLI)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,6 +73,7 @@ class Fit:
     step: int
     stopped: str | None = None
     bad_loss: float = math.nan
+    converged: bool = False  # a step changed the loss by less than cfg.tol
 
     def checkpoint(self, cfg: TrainConfig, vocab: Vocab) -> dict:
         """Everything --resume needs to continue exactly where this stopped."""
@@ -187,6 +189,7 @@ def fit_neural(
 
     fit = Fit(model, opt, gen, start)
     last_finite = None  # the weights of the last step whose loss was finite
+    previous = None  # the loss before the previous update, to measure what that update gained
     bar = tqdm(
         range(start, cfg.steps), desc="neural", unit="step", disable=not progress, leave=False,
         initial=start, total=cfg.steps,
@@ -210,15 +213,21 @@ def fit_neural(
                 return fit
             last_finite = before
             fit.step = step + 1
+            gain = math.inf if previous is None else previous - loss
+            previous = loss
             if isinstance(opt, torch.optim.LBFGS) and opt.state[model.W].get("t") == 0:
                 # a failed line search leaves step size 0 and L-BFGS would stall there for good:
                 # drop its curvature history and restart from steepest descent
                 opt.state.clear()
+                previous = None  # a stalled step is no sign of convergence
             if writer is not None:
                 writer.add_scalar("train/loss", loss, step)
                 writer.add_scalar("train/nll", nll, step)
                 writer.add_scalar("train/reg", reg, step)
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if abs(gain) < cfg.tol:  # the last update changed the loss by (almost) nothing: converged
+                fit.converged = True
+                break
     bar.close()
     if writer is not None:
         log_eval(writer, model, counts, reference, fit.step)
@@ -401,6 +410,10 @@ def _fit_and_report(
             fit = fit_neural(
                 cfg, counts, device=device, writer=writer, progress=progress, resume=resume, ctrl_c=ctrl_c
             )
+            extra["neural_training"] = {
+                "optimizer": cfg.optimizer, "lr": cfg.learning_rate, "steps": fit.step,
+                "step_cap": cfg.steps, "tol": cfg.tol, "converged": fit.converged,
+            }  # fmt: skip
             checkpoints.save(fit.checkpoint(cfg, vocab), run / "neural.pt")
             tables["neural"] = fit.model.log_probs().detach().to("cpu", torch.float64)
         metrics = {kind: {s: evaluate(lp, c) for s, c in counts.items()} for kind, lp in tables.items()}
@@ -438,7 +451,40 @@ def _fit_and_report(
             f"model (step {fit.step}) in {shown / 'neural.pt'}; lower --lr (now {cfg.learning_rate:g})",
             exit_code=1,
         )
-    return TrainResult(run, metrics, tables)
+    return TrainResult(run, metrics, tables, summary_lines(cfg, extra))
+
+
+def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
+    """What training did, in words: the count model's k (and how it was chosen), the neural
+    model's optimizer, steps and whether it converged.
+
+    >>> cfg = TrainConfig(model="both", smoothing=0.5, optimizer="lbfgs", tol=1e-7)
+    >>> extra = {"smoothing": {"chosen": 0.5, "curve": [[0.5, 2.4612]]},
+    ...          "neural_training": {"steps": 41, "step_cap": 500, "converged": True}}
+    >>> print("\\n".join(summary_lines(cfg, extra)))
+    count model:  add-k smoothing, k = 0.5, chosen on the val split (val NLL 2.461200)
+    neural model: L-BFGS (lr 1), 41 steps, converged: the last step changed the loss by < 1e-07
+    """
+    lines = []
+    if cfg.trains_count:
+        if "smoothing" in extra:
+            k = extra["smoothing"]["chosen"]
+            val = dict(map(tuple, extra["smoothing"]["curve"]))[k]
+            chosen = f"chosen on the val split (val NLL {val:.6f})"
+            lines.append(f"count model:  add-k smoothing, k = {k:.4g}, {chosen}")
+        else:
+            lines.append(f"count model:  add-k smoothing, k = {float(cfg.smoothing):g}")
+    t = extra.get("neural_training")
+    if t is not None:
+        name = {"sgd": "SGD", "adam": "Adam", "lbfgs": "L-BFGS"}[cfg.optimizer]
+        head = f"neural model: {name} (lr {cfg.learning_rate:g}), {t['steps']} steps"
+        if t["converged"]:
+            lines.append(f"{head}, converged: the last step changed the loss by < {cfg.tol:g}")
+        elif cfg.tol > 0:
+            lines.append(f"{head}: stopped at the step cap before converging; raise --steps to go on")
+        else:
+            lines.append(f"{head}, every step run (tol = 0)")
+    return lines
 
 
 def log_smoothing_curve(writer, chosen: float, curve: list[tuple[float, float]]) -> None:

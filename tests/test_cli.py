@@ -103,7 +103,8 @@ def test_train_makes_a_new_dated_run_dir_each_time(invoke, tiny_corpus, tmp_path
     assert len(runs) == 2 and runs[0][:4].isdigit()
     # sample with no RUN argument reads the newest
     r = invoke("sample", "-n", 3, "--seed", 0)
-    assert r.exit_code == 0 and len(r.output.splitlines()) == 3
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 3
+    assert r.stderr == f"using run runs/{runs[1]} (the newest under runs/), neural model\n"
 
 
 def test_out_is_never_overwritten_unasked(invoke, tiny_corpus, tiny_run):

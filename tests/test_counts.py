@@ -62,3 +62,25 @@ def test_empty_row_with_zero_smoothing_is_uniform():
     N = torch.tensor([[0, 1, 0], [1, 0, 0], [0, 0, 0]])
     P = count_log_probs(N, 0.0).exp()
     assert P[2].tolist() == pytest.approx([1 / 3] * 3)
+
+
+def test_held_out_nll_equals_evaluating_the_full_table_sparse_or_dense():
+    """choose_smoothing's O(nnz) val NLL is the NLL of the full add-k table, for a large sparse
+    vocabulary (with val pairs never seen in train, and val rows empty in train) and a dense one."""
+    from bigram.metrics import evaluate
+    from bigram.models import count_log_probs
+    from bigram.smoothing import held_out_nll
+
+    g = torch.Generator().manual_seed(0)
+    V = 300
+    train = torch.zeros(V, V, dtype=torch.long)
+    idx = torch.randint(0, V - 5, (2, 3000), generator=g)  # the last 5 rows/columns: never in train
+    train.index_put_((idx[0], idx[1]), torch.randint(1, 50, (3000,), generator=g), accumulate=True)
+    val = torch.zeros(V, V, dtype=torch.long)
+    vi = torch.randint(0, V, (2, 800), generator=g)
+    val.index_put_((vi[0], vi[1]), torch.randint(1, 5, (800,), generator=g), accumulate=True)
+    for t, v in ((train, val), (train.to_sparse(), val.to_sparse())):
+        f = held_out_nll(t, v)
+        for k in (1e-4, 0.01, 0.5, 1.0, 37.0, 1e3):
+            want = evaluate(count_log_probs(train, k), val)["nll"]
+            assert abs(f(k) - want) < 1e-12 * max(1.0, abs(want))

@@ -126,6 +126,20 @@ def test_lbfgs_reaches_the_regularized_optimum(names):
     optimum = closure().item()
     model, Nf = _fit(names, optimizer="lbfgs", steps=100)
     assert model.loss_from_counts(Nf, 0.01)[0].item() - optimum < 1e-4
+    # with a tolerance it stops by itself, well before a generous cap, and as close
+    vocab = Vocab.from_names(names)
+    cfg = TrainConfig(seed=2147483647, optimizer="lbfgs", steps=1000, tol=1e-6)
+    fit = fit_neural(cfg, {"train": count_bigrams(names, vocab)}, device=torch.device("cpu"))
+    assert fit.converged and 20 < fit.step < 200
+    assert fit.model.loss_from_counts(Nf, 0.01)[0].item() - optimum < 1e-4
+
+
+def test_tol_zero_runs_every_step_and_sgd_at_lr_50_does_not_converge_in_100(names):
+    vocab = Vocab.from_names(names)
+    for tol, want in ((0.0, 100), (1e-6, 100)):
+        cfg = TrainConfig(seed=2147483647, optimizer="sgd", steps=100, tol=tol)
+        fit = fit_neural(cfg, {"train": count_bigrams(names, vocab)}, device=torch.device("cpu"))
+        assert fit.step == want and not fit.converged
 
 
 def test_minibatch_training_uses_the_one_hot_forward(names, monkeypatch):

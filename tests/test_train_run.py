@@ -36,7 +36,12 @@ def lecture_run(tmp_path_factory):
 def test_lecture_reference_numbers(names, lecture_run):
     out, output = lecture_run
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"count", "neural"}
+    assert set(metrics) == {"count", "neural", "neural_training"}
+    assert metrics["neural_training"] == {
+        "optimizer": "sgd", "lr": 50.0, "steps": 100, "step_cap": 100, "tol": 0.0, "converged": False
+    }  # fmt: skip
+    assert "neural model: SGD (lr 50), 100 steps, every step run (tol = 0)" in output
+    assert "count model:  add-k smoothing, k = 1" in output
     assert set(metrics["count"]) == {"train"}  # val and test are empty, so left out
     count = metrics["count"]["train"]
     assert count["bigrams"] == 228_146
