@@ -380,6 +380,7 @@ def read_counts(
 
     _run_chunks(p, start, end, work, bar)
     bar.close()
+    labels = None  # the split labels (1 byte a name) are done with: free them before the trim
     _release_freed_memory()
     return _result(counter, p, group)
 

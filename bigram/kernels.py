@@ -284,14 +284,17 @@ def label_first_of_randperm(labels: np.ndarray, n_val: int, n_test: int, seed: i
         key[j] = (1812433253 * (int(key[j - 1]) ^ (int(key[j - 1]) >> 30)) + j) & 0xFFFFFFFF
     bits = np.random.MT19937()
     bits.state = {"bit_generator": "MT19937", "state": {"key": key.astype(np.uint32), "pos": 624}}
-    _label_first(labels, bits.random_raw(k), n_val, k)
+    place = np.arange(len(labels), dtype=np.int32)  # 4 bytes a name, for the duration of the shuffle
+    for i in range(0, k, 1 << 20):  # the draws a block at a time: memory stays O(1) for them
+        _label_first(labels, place, bits.random_raw(min(1 << 20, k - i)), i, n_val)
 
 
 @njit(cache=True, nogil=True)
-def _label_first(labels, draws, n_val, k):
+def _label_first(labels, place, draws, first, n_val):
+    """Fisher–Yates steps first, first + 1, … (one per draw) and the labels of the places they fix."""
     n = labels.shape[0]
-    place = np.arange(n, dtype=np.int32)  # 4 bytes a name, for the duration of the shuffle
-    for i in range(k):
-        j = i + np.int64(draws[i] % np.uint64(n - i))
+    for d in range(draws.shape[0]):
+        i = first + d
+        j = i + np.int64(draws[d] % np.uint64(n - i))
         place[i], place[j] = place[j], place[i]
         labels[place[i]] = 1 if i < n_val else 2

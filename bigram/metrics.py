@@ -18,9 +18,13 @@ from bigram.counts import nonzero, row_sums, total
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 
-def log_likelihood(log_probs: torch.Tensor, counts: torch.Tensor) -> float:
-    """Σ_ij N_ij log P_ij in float64; a counted bigram of probability 0 makes it −inf."""
+def log_likelihood(log_probs, counts: torch.Tensor) -> float:
+    """Σ_ij N_ij log P_ij in float64; a counted bigram of probability 0 makes it −inf.
+    `log_probs`: the V×V table, or a function (i, j) ↦ log P_ij (models.count_log_probs_at)."""
     # only counted bigrams contribute: a big vocabulary's matrix is mostly zeros
+    if callable(log_probs):
+        i, j, n = nonzero(counts)
+        return float((n.to(torch.float64) * log_probs(i, j)).sum())
     i, j, n = (t.to(log_probs.device) for t in nonzero(counts))
     return float((n.to(torch.float64) * log_probs[i, j].to(torch.float64)).sum())
 

@@ -7,27 +7,53 @@ neural : logits = one_hot(x) @ W, P = softmax(logits); the only parameter is W (
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def count_log_probs(counts: torch.Tensor, smoothing: float) -> torch.Tensor:
-    """log P of the count model, in float64: log((N + k) / Σ_j (N + k)).
+def count_log_probs(
+    counts: torch.Tensor, smoothing: float, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """log P of the count model, in float64 (or `dtype`): log((N + k) / Σ_j (N + k)).
 
     A row with no counts at all and k = 0 (a character seen only outside the training split)
     has no estimate; it gets the uniform distribution rather than 0/0."""
     if counts.is_sparse:  # one V×V allocation: the table itself
         c = counts.coalesce()
-        n = torch.full(c.shape, float(smoothing), dtype=torch.float64, device=c.device)
-        n.index_put_(tuple(c.indices()), c.values().double(), accumulate=True)
+        n = torch.full(c.shape, float(smoothing), dtype=dtype, device=c.device)
+        n.index_put_(tuple(c.indices()), c.values().to(dtype), accumulate=True)
     else:
-        n = counts.to(torch.float64, copy=True).add_(smoothing)
+        n = counts.to(dtype, copy=True).add_(smoothing)
     totals = n.sum(1, keepdim=True)
     empty = totals.squeeze(1) == 0
     n[empty] = 1.0
     totals[empty] = n.shape[1]
     return n.log_().sub_(totals.log_())
+
+
+def count_log_probs_at(counts: torch.Tensor, smoothing: float):
+    """(i, j) ↦ the count model's log P_ij in float64, for index tensors i, j, without the V×V
+    table: log(N_ij + k) − log(N_i + k·V), in O(len(i) + V). What the metrics need (they read only
+    counted bigrams), so a large vocabulary's count model is evaluated without allocating V².
+
+    >>> at = count_log_probs_at(torch.tensor([[1, 3], [0, 0]]), 0.0)
+    >>> at(torch.tensor([0, 1]), torch.tensor([1, 0])).exp()  # 3/4, and an empty row: uniform
+    tensor([0.7500, 0.5000], dtype=torch.float64)
+    """
+    from bigram.counts import row_sums, values_at
+
+    V = counts.shape[1]
+    rows = row_sums(counts).to(torch.float64) + smoothing * V
+
+    def at(i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        num = values_at(counts, i, j).to(torch.float64) + smoothing
+        den = rows[i]
+        return torch.where(den > 0, num.log() - den.log(), torch.full_like(den, -math.log(V)))
+
+    return at
 
 
 class NeuralBigram(nn.Module):

@@ -154,3 +154,29 @@ def test_minibatch_training_uses_the_one_hot_forward(names, monkeypatch):
     model, N = _fit(names, optimizer="sgd", lr=10.0, steps=30, batch_size=512)
     assert calls and all(s == (512,) for s in calls)
     assert model.loss_from_counts(N, 0.01)[0] < 3.3
+
+
+def test_plain_sgd_is_torch_sgd_bit_for_bit(names):
+    """fit_neural's SGD is the lecture's W.data += -lr * W.grad; torch.optim.SGD gives the same W."""
+    from bigram.training import PlainSGD
+
+    N = count_bigrams(names, Vocab.from_names(names)).float()
+    a, b = NeuralBigram(27, seed=2147483647), NeuralBigram(27, seed=2147483647)
+    ours, theirs = PlainSGD(a.parameters(), lr=50.0), torch.optim.SGD(b.parameters(), lr=50.0)
+    for _ in range(5):
+        for model, opt in ((a, ours), (b, theirs)):
+            opt.zero_grad()
+            model.loss_from_counts(N, 0.01)[0].backward()
+            opt.step(lambda: None)
+    assert torch.equal(a.W, b.W)
+
+
+def test_count_log_probs_at_equals_the_table_everywhere():
+    from bigram.models import count_log_probs, count_log_probs_at
+
+    N = torch.tensor([[0, 5, 1], [0, 0, 0], [2, 0, 7]])  # row 1 empty
+    i, j = torch.meshgrid(torch.arange(3), torch.arange(3), indexing="ij")
+    for k in (0.0, 0.3, 1.0):
+        for counts in (N, N.to_sparse()):
+            got = count_log_probs_at(counts, k)(i.flatten(), j.flatten()).view(3, 3)
+            assert torch.allclose(got, count_log_probs(N, k), rtol=0, atol=1e-15)
