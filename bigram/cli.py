@@ -88,10 +88,10 @@ def train(
         float | None, typer.Option(help="Stop once a step changes the loss by less than this; 0 = all steps.")
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help="Learning rate (default: sgd 50, adam 0.1, lbfgs 1).")
+        float | None, typer.Option(help="Learning rate (default: sgd 50, adam 0.1, lbfgs 1, newton 1).")
     ] = None,
     reg: Annotated[float | None, typer.Option(help="L2 strength: loss = NLL + reg·mean(W²).")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="sgd, adam or lbfgs.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd, adam, lbfgs or newton.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Minibatch size; 0 = full batch.")] = None,
     val_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for validation.")] = None,
     test_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for test.")] = None,
@@ -301,7 +301,7 @@ def sweep(
     out: Annotated[Path | None, typer.Option(help="Sweep directory (default: runs/<date>_<time>).")] = None,
     steps: Annotated[int, typer.Option(help="Steps per model (enough to converge with lbfgs).")] = 100,
     optimizer: Annotated[
-        str, typer.Option(help="sgd, adam or lbfgs (converged models compare fairly).")
+        str, typer.Option(help="sgd, adam, lbfgs or newton (converged models compare fairly).")
     ] = "lbfgs",
     lr: Annotated[float | None, typer.Option(help="Learning rate (default per optimizer).")] = None,
     val_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for validation.")] = None,

@@ -14,9 +14,9 @@ from bigram.errors import BigramError
 from bigram.text import NORMALIZATIONS
 
 MODELS = ("count", "neural", "both")
-OPTIMIZERS = ("sgd", "adam", "lbfgs")
+OPTIMIZERS = ("sgd", "adam", "lbfgs", "newton")
 DEVICES = ("auto", "cpu", "cuda")
-DEFAULT_LR = {"sgd": 50.0, "adam": 0.1, "lbfgs": 1.0}  # sgd 50 is the lecture's
+DEFAULT_LR = {"sgd": 50.0, "adam": 0.1, "lbfgs": 1.0, "newton": 1.0}  # sgd 50 is the lecture's
 SPLITS = ("auto", "random", "hash")
 MAX_SMOOTHING = 1e9  # beyond it every row is uniform to float precision (and k·V could overflow)
 MAX_REG = 1e6  # reg·mean(W²) must stay finite
@@ -185,8 +185,8 @@ def validate(cfg: TrainConfig) -> None:
         raise bad(f"batch_size = {cfg.batch_size}: must be in [0, {MAX_BATCH:,}] (0 = full batch)")
     if not 0 <= cfg.seed < 2**64:
         raise bad(f"seed = {cfg.seed}: must be in [0, 2^64)")
-    if cfg.batch_size and cfg.optimizer == "lbfgs":
-        raise bad("optimizer = 'lbfgs' needs the full batch: set batch_size = 0 or use sgd/adam")
+    if cfg.batch_size and cfg.optimizer in ("lbfgs", "newton"):
+        raise bad(f"optimizer = {cfg.optimizer!r} needs the full batch: set batch_size = 0 or use sgd/adam")
     if cfg.eval_every <= 0:
         raise bad(f"eval_every = {cfg.eval_every}: must be a positive number of steps")
     for key in ("val_frac", "test_frac"):
