@@ -107,8 +107,8 @@ def test_optimizers_reduce_the_loss(names):
         assert end < start - 0.5, kw
 
 
-def test_lbfgs_reaches_the_regularized_optimum(names):
-    # the optimum of the convex objective: a long, tightly converged L-BFGS run in float64
+def _optimum(names) -> float:
+    """The optimum of the convex objective (reg 0.01): a long, tightly converged float64 L-BFGS run."""
     vocab = Vocab.from_names(names)
     N = count_bigrams(names, vocab).double()
     W = torch.zeros(27, 27, dtype=torch.float64, requires_grad=True)
@@ -123,7 +123,11 @@ def test_lbfgs_reaches_the_regularized_optimum(names):
         return loss
 
     opt.step(closure)
-    optimum = closure().item()
+    return closure().item()
+
+
+def test_lbfgs_reaches_the_regularized_optimum(names):
+    optimum = _optimum(names)
     model, Nf = _fit(names, optimizer="lbfgs", steps=100)
     assert model.loss_from_counts(Nf, 0.01)[0].item() - optimum < 1e-4
     # with a tolerance it stops by itself, well before a generous cap, and as close
@@ -137,21 +141,9 @@ def test_lbfgs_reaches_the_regularized_optimum(names):
 def test_newton_reaches_the_regularized_optimum_in_few_steps(names):
     """Newton's method row by row: the float64 optimum (a long L-BFGS run, as above) within
     1e-5 in a dozen steps on names.txt, with the tolerance stopping it."""
+    optimum = _optimum(names)
     vocab = Vocab.from_names(names)
     N = count_bigrams(names, vocab).double()
-    W = torch.zeros(27, 27, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS(
-        [W], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe"
-    )
-
-    def closure():
-        opt.zero_grad()
-        loss = -(N * torch.log_softmax(W, 1)).sum() / N.sum() + 0.01 * (W**2).mean()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    optimum = closure().item()
     cfg = TrainConfig(seed=2147483647, optimizer="newton", steps=100, tol=1e-7)
     fit = fit_neural(cfg, {"train": count_bigrams(names, vocab)}, device=torch.device("cpu"))
     assert fit.converged and fit.step <= 20
