@@ -56,9 +56,6 @@ MAX_V = 16_384  # tokens; V×V tables beyond that no longer fit a sane memory bu
 STREAM_THRESHOLD = 256 * 2**20  # split = "auto": files larger than this use the one-pass hash split
 _NL = ord("\n")
 _CP = 0x110000  # code points
-# code point → does str.strip() remove it (checked only beside the newlines of a chunk)
-_SPACE = np.zeros(0x110000, dtype=bool)
-_SPACE[[c for c in range(0x3001) if chr(c).isspace() and c != _NL]] = True
 
 
 @dataclass
@@ -127,47 +124,6 @@ def _raw_lines(buf: bytes, offset: int) -> bytes:
     return unify_line_ends(buf[3:] if offset == 0 and buf.startswith(BOM) else buf)
 
 
-def _code_points(buf: bytes, offset: int, path: Path, rule: TextRule) -> tuple[np.ndarray, np.ndarray]:
-    """One chunk → its names as code points with "\\n" before, between and after them (uint8 for
-    an ASCII chunk, else int32), and the positions of those "\\n". Blank lines are dropped and
-    names stripped by the text rule.
-
-    >>> _code_points(b"ann\\n\\n bob\\n", 1, Path("x"), TextRule())
-    (array([ 10,  97, 110, 110,  10,  98, 111,  98,  10], dtype=uint8), array([0, 4, 8]))
-    """
-    raw, buf = buf, _raw_lines(buf, offset)
-    check_bytes(buf, path)
-    if buf.isascii():  # normalization changes no ASCII text: stay in bytes, one byte a character
-        if rule.lowercase:
-            buf = buf.lower()
-        cps = np.frombuffer(b"\n" + buf.strip(b"\n") + b"\n", dtype=np.uint8)
-        nl = np.flatnonzero(cps == _NL)
-        if _needs_stripping(cps, nl):
-            cps = np.frombuffer(("\n" + rule.lines(buf.decode("ascii")) + "\n").encode(), np.uint8)
-            nl = np.flatnonzero(cps == _NL)
-        return (cps, nl) if len(cps) > 2 else _no_names(cps)
-    text = rule.text(decode(buf, path, offset, raw))
-    cps = np.frombuffer(("\n" + text.strip("\n") + "\n").encode("utf-32-le"), dtype=np.int32)
-    nl = np.flatnonzero(cps == _NL)
-    if _needs_stripping(cps, nl):
-        cps = np.frombuffer(("\n" + rule.lines(text) + "\n").encode("utf-32-le"), dtype=np.int32)
-        nl = np.flatnonzero(cps == _NL)
-    return (cps, nl) if len(cps) > 2 else _no_names(cps)
-
-
-def _no_names(cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A chunk of blank lines: one "\\n", no names."""
-    return cps[:1], np.zeros(1, dtype=np.intp)
-
-
-def _needs_stripping(cps: np.ndarray, nl: np.ndarray) -> bool:
-    """False when every line is already stripped and non-blank (the fast path). Only the
-    characters beside each newline (at positions `nl`) are looked at, not the whole chunk."""
-    if (np.diff(nl) == 1).any():  # a blank line
-        return True
-    return bool(_SPACE[cps[nl[1:] - 1]].any() or _SPACE[cps[nl[:-1] + 1]].any())
-
-
 def random_labels(n: int, val_frac: float, test_frac: float, seed: int) -> np.ndarray:
     """The split of each of n names by position (0 train, 1 val, 2 test), one byte each: the first
     round(val_frac·n) positions of a seeded torch.randperm(n) are val, the next round(test_frac·n)
@@ -205,7 +161,7 @@ def _kernels():
 
 
 # --- counting -----------------------------------------------------------------------------------
-def _utf8(buf: bytes, offset: int, path: Path, rule: TextRule) -> np.ndarray:
+def _utf8(buf: bytes, offset: int, path: Path, rule: TextRule) -> bytes:
     """One chunk as the counting kernel takes it: UTF-8 bytes, checked, BOM dropped, line ends
     "\\n", normalized and case-folded by the rule (stripping and blank lines are the kernel's).
     An ASCII chunk stays as it is (normalization changes no ASCII text); any other is decoded once
@@ -220,7 +176,7 @@ def _utf8(buf: bytes, offset: int, path: Path, rule: TextRule) -> np.ndarray:
         ruled = rule.text(text)
         if ruled is not text:
             buf = ruled.encode()
-    return np.frombuffer(buf, dtype=np.uint8)
+    return buf
 
 
 class PairCounter:
@@ -371,7 +327,7 @@ def read_counts(
         lab = None
         if labels is not None:
             lab = labels[first_name[offset] : first_name[offset] + per_chunk[offset]]
-        k = counter.add(_utf8(buf, offset, p, rule), lab, seed, val_frac, test_frac)
+        k = counter.add(np.frombuffer(_utf8(buf, offset, p, rule), np.uint8), lab, seed, val_frac, test_frac)
         if lab is not None and k != len(lab):  # never seen: rather stop than shift every label after it
             raise BigramError(
                 f"the random split's two passes over {p} disagree on the names at byte {offset} "
@@ -473,7 +429,5 @@ def iter_names(path: str | Path, rule: TextRule | None = None) -> Iterator[str]:
     p = check_data_path(path)
     rule = rule or TextRule()
     for offset, buf in iter_chunks(p):
-        cps, nl = _code_points(buf, offset, p, rule)
-        if len(nl) >= 2:
-            text = cps.tobytes().decode("ascii" if cps.dtype == np.uint8 else "utf-32-le")
-            yield from text[1:-1].split("\n")
+        text = _utf8(buf, offset, p, rule).decode("utf-8")
+        yield from (name for line in text.split("\n") if (name := line.strip()))
