@@ -59,11 +59,11 @@ def values_at(counts: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.T
     if not counts.is_sparse:
         return counts[i, j]
     ci, cj, n = nonzero(counts)  # coalesced: keys sorted
+    if len(n) == 0:
+        return torch.zeros_like(i)
     V = counts.shape[1]
     keys, want = ci * V + cj, i * V + j
-    pos = torch.searchsorted(keys, want).clamp_(max=max(len(keys) - 1, 0))
-    if len(keys) == 0:
-        return torch.zeros_like(want)
+    pos = torch.searchsorted(keys, want).clamp_(max=len(keys) - 1)
     return torch.where(keys[pos] == want, n[pos], torch.zeros_like(n[pos]))
 
 

@@ -50,12 +50,13 @@ class Accumulator:
     def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every counted pair as (split, prev, next, count) arrays of code points."""
         at = np.flatnonzero(self.hot)
-        k = self.keys[self.keys != EMPTY]
+        full = self.keys != EMPTY
+        k = self.keys[full]
         return (
             np.concatenate([at >> 16, k >> 42]),
             np.concatenate([(at >> 8) & 255, (k >> 21) & 0x1FFFFF]),
             np.concatenate([at & 255, k & 0x1FFFFF]),
-            np.concatenate([self.hot[at], self.vals[self.keys != EMPTY]]),
+            np.concatenate([self.hot[at], self.vals[full]]),
         )
 
 

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bigram.counts import row_sums, values_at
+
 
 def count_log_probs(
     counts: torch.Tensor, smoothing: float, dtype: torch.dtype = torch.float64
@@ -43,8 +45,6 @@ def count_log_probs_at(counts: torch.Tensor, smoothing: float):
     >>> at(torch.tensor([0, 1]), torch.tensor([1, 0])).exp()  # 3/4, and an empty row: uniform
     tensor([0.7500, 0.5000], dtype=torch.float64)
     """
-    from bigram.counts import row_sums, values_at
-
     V = counts.shape[1]
     rows = row_sums(counts).to(torch.float64) + smoothing * V
 

@@ -8,9 +8,8 @@ from collections.abc import Callable
 
 import torch
 
-from bigram.counts import nonzero, row_sums, values_at
-from bigram.metrics import kl_between
-from bigram.models import count_log_probs
+from bigram.metrics import kl_between, nll
+from bigram.models import count_log_probs, count_log_probs_at
 
 K_RANGE = (1e-4, 1e3)  # searched on a log scale
 
@@ -50,25 +49,13 @@ def choose_smoothing(train: torch.Tensor, val: torch.Tensor) -> tuple[float, lis
 
 def held_out_nll(train: torch.Tensor, val: torch.Tensor) -> Callable[[float], float]:
     """k ↦ the add-k count model's NLL on `val`, in O(val's counted pairs + V) for each k rather
-    than O(V²): only the val bigrams' probabilities are needed, and each is
-    P_ij = (N_ij + k) / (N_i + k·V), so
-
-        NLL(k) = −Σ_ij M_ij [log(N_ij + k) − log(N_i + k·V)] / Σ M   (M: val counts, k > 0).
+    than O(V²): only the val bigrams' log-probabilities are read (models.count_log_probs_at).
 
     >>> train, val = torch.tensor([[1, 3], [2, 0]]), torch.tensor([[0, 1], [1, 1]])
     >>> round(held_out_nll(train, val)(0.5), 6)  # −(log 3.5/5 + log 2.5/3 + log 0.5/3) / 3
     0.776919
     """
-    i, j, m = nonzero(val)
-    m = m.to(torch.float64)
-    n_ij = values_at(train, i, j).to(torch.float64)
-    n_i = row_sums(train).to(torch.float64)[i]
-    V, total = train.shape[1], float(m.sum())
-
-    def nll(k: float) -> float:
-        return -float((m * ((n_ij + k).log() - (n_i + k * V).log())).sum()) / total
-
-    return nll
+    return lambda k: nll(count_log_probs_at(train, k), val)
 
 
 def equivalent_smoothing(log_probs: torch.Tensor, train: torch.Tensor) -> tuple[float, float]:

@@ -60,7 +60,6 @@ class PlainSGD:
     def __init__(self, params, lr: float) -> None:
         self.params = list(params)
         self.lr = lr
-        self.state: dict = {}
 
     def step(self, closure) -> float:
         loss = closure()
@@ -103,7 +102,6 @@ class RowNewton:
         self.alpha = train.sum(1, keepdim=True) / self.total
         self.beta = 2 * reg / V**2
         self.reg_per_cell = reg / V**2
-        self.state: dict = {}
 
     def row_losses(self, W: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Each row's share of the loss (their sum is the full-batch loss)."""
@@ -148,8 +146,8 @@ class RowNewton:
         """Newton's method keeps nothing between steps."""
 
 
-def make_optimizer(cfg: TrainConfig, params, model: NeuralBigram | None = None, train=None):
-    lr = cfg.learning_rate
+def make_optimizer(cfg: TrainConfig, model: NeuralBigram, train: torch.Tensor):
+    lr, params = cfg.learning_rate, model.parameters()
     if cfg.optimizer == "newton":
         return RowNewton(model, train, cfg.reg, lr)
     if cfg.optimizer == "sgd":
@@ -255,7 +253,7 @@ def fit_neural(
     train = dense(counts["train"]).to(device=device, dtype=torch.float32)
     V = train.shape[0]
     model = NeuralBigram(V, seed=cfg.seed).to(device)
-    opt = make_optimizer(cfg, model.parameters(), model, train)
+    opt = make_optimizer(cfg, model, train)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     start = 0
     if resume is not None:
