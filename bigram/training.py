@@ -79,77 +79,12 @@ class PlainSGD:
         """Plain SGD keeps no state between steps (a torch.optim.SGD checkpoint loads too)."""
 
 
-class RowNewton:
-    """Newton's method on the full-batch objective, which splits into one convex problem per row
-    of W (row a: the NLL of the bigrams after token a, weighted by their share of all bigrams,
-    plus the L2 term of that row). Row a's Hessian is diagonal plus rank one,
-
-        H = α·diag(p) − α·p pᵀ + β·I      (p = softmax(W_a), α = N_a/ΣN, β = 2·reg/V²),
-
-    so its Newton step −H⁻¹g costs O(V) by the Sherman–Morrison formula: O(V²) a step for all
-    rows, like one gradient step. Each row backtracks its own step (lr, lr/2, …) until its loss
-    falls (Armijo). It converges in tens of steps at any vocabulary size, where L-BFGS, with one
-    curvature estimate for all rows, makes almost no progress on a vocabulary of thousands.
-    Full batch only; no state between steps."""
-
-    ARMIJO = 1e-4  # the fraction of the predicted decrease a step must achieve
-    HALVINGS = 30  # a row whose step still fails after this many halvings keeps its weights
-
-    def __init__(self, model: NeuralBigram, train: torch.Tensor, reg: float, lr: float) -> None:
-        self.model, self.N, self.lr = model, train, lr
-        V = train.shape[0]
-        self.total = float(train.sum())
-        self.alpha = train.sum(1, keepdim=True) / self.total
-        self.beta = 2 * reg / V**2
-        self.reg_per_cell = reg / V**2
-
-    def row_losses(self, W: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """Each row's share of the loss (their sum is the full-batch loss)."""
-        N = self.N if rows is None else self.N[rows]
-        nll = (N * torch.log_softmax(W, 1)).sum(1).div_(-self.total)
-        return nll.add_((W * W).sum(1), alpha=self.reg_per_cell)
-
-    @torch.no_grad()
-    def step(self, closure) -> float:
-        loss = closure()  # the loss before the update (what fit_neural logs); sets W.grad
-        W, g = self.model.W, self.model.W.grad
-        p = torch.softmax(W, 1)
-        A = p * self.alpha + self.beta  # H's diagonal part
-        Ainv_g, Ainv_p = g / A, p.div_(A)  # p is not needed after this
-        num = (p * A * Ainv_g).sum(1, keepdim=True)  # pᵀA⁻¹g (p·A = the softmax again)
-        den = 1 - self.alpha * (Ainv_p * Ainv_p * A).sum(1, keepdim=True)  # 1 − α pᵀA⁻¹p
-        d = Ainv_g.add_(Ainv_p.mul_(self.alpha * num / den.clamp_(min=1e-12))).neg_()  # −H⁻¹g
-        slope = (g * d).sum(1)  # each row's directional derivative, < 0 for a descent step
-        before = self.row_losses(W)
-        # the full step for every row at once (no gathers), then halvings for the rows it failed
-        trial = d.mul_(self.lr).add_(W)
-        ok = (self.row_losses(trial) <= before + self.ARMIJO * self.lr * slope) & (slope < 0)
-        W.copy_(torch.where(ok[:, None], trial, W))
-        d = trial.sub_(W)  # the step again, for the rows that failed (0 for the rows that moved)
-        rows, t = torch.nonzero(~ok & (slope < 0)).squeeze(1), 0.5
-        for _ in range(self.HALVINGS):
-            if len(rows) == 0:
-                break
-            trial = W[rows] + t * d[rows]
-            ok = self.row_losses(trial, rows) <= before[rows] + self.ARMIJO * t * self.lr * slope[rows]
-            W[rows[ok]] = trial[ok]
-            rows, t = rows[~ok], t / 2
-        return loss
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.model.W.grad = None
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Newton's method keeps nothing between steps."""
-
-
 def make_optimizer(cfg: TrainConfig, model: NeuralBigram, train: torch.Tensor):
     lr, params = cfg.learning_rate, model.parameters()
     if cfg.optimizer == "newton":
-        return RowNewton(model, train, cfg.reg, lr)
+        from bigram.newton import RowNewton  # numba: only the runs that use it pay the import
+
+        return RowNewton(model.W, train, cfg.reg, lr)
     if cfg.optimizer == "sgd":
         return PlainSGD(params, lr)  # plain W ← W − lr·grad, as in the lecture
     if cfg.optimizer == "adam":
@@ -300,7 +235,10 @@ def fit_neural(
                 log_eval(writer, model, counts, reference, step)
             before = model.W.detach().clone()
             parts.clear()
-            opt.step(closure)
+            if cfg.optimizer == "newton":  # its compiled step evaluates the loss as it goes
+                parts.append(opt.step())
+            else:
+                opt.step(closure)
             loss, nll, reg = parts[0]  # L-BFGS evaluates more than once; the first is before the update
             if not math.isfinite(loss):  # `before` is bad: go back to the last finite weights
                 with torch.no_grad():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 
 import pytest
@@ -166,6 +167,50 @@ def test_newton_on_a_large_sparse_vocabulary_with_empty_rows():
     grad = (torch.softmax(W, 1) * Nd.sum(1, keepdim=True) - Nd) / Nd.sum() + 2 * 0.01 * W / V**2
     assert grad.abs().max() < 1e-6
     assert W[-50:].abs().max() < 1e-4  # unseen rows: the L2 term alone, optimum 0
+
+
+def test_newton_step_is_the_dense_hessian_solve(monkeypatch):
+    """One step of the tensor version from a point where the full step is accepted equals
+    W − H⁻¹g with each row's Hessian built densely and solved by numpy (no Sherman–Morrison)."""
+    import numpy as np
+
+    from bigram import newton
+
+    monkeypatch.setattr(newton, "MAX_MOVE", math.inf)
+    g = torch.Generator().manual_seed(5)
+    V, reg = 12, 0.05
+    N = torch.randint(0, 6, (V, V), generator=g) * (torch.rand(V, V, generator=g) < 0.5)
+    N[3] = 0  # a row never seen
+    W = torch.log((N + 0.5) / (N + 0.5).sum(1, keepdim=True)).float()  # near the optimum
+    W0, total = W.double().numpy().copy(), float(N.sum())
+    newton.step_torch(W, N.float(), total, reg, 1.0)
+    for a in range(V):
+        w, n = W0[a], N[a].double().numpy()
+        p = np.exp(w - w.max())
+        p /= p.sum()
+        alpha, beta = n.sum() / total, 2 * reg / V**2
+        grad = (p * n.sum() - n) / total + beta * w
+        H = alpha * (np.diag(p) - np.outer(p, p)) + beta * np.eye(V)
+        want = w - np.linalg.solve(H, grad)
+        assert np.abs(W[a].double().numpy() - want).max() < 1e-5, a
+
+
+def test_newton_compiled_step_equals_the_tensor_step():
+    """The CPU kernel and the tensor version (CUDA's) take the same steps, float32 rounding
+    aside, on a sparse vocabulary with empty rows, from W's random start."""
+    from bigram import newton
+
+    g = torch.Generator().manual_seed(2)
+    V = 300
+    N = ((torch.rand(V, V, generator=g) < 0.05) * torch.randint(0, 50, (V, V), generator=g)).float()
+    N[-20:] = 0
+    W1 = torch.randn(V, V, generator=g)
+    W2 = W1.clone()
+    for _ in range(6):
+        a = newton.RowNewton(W1, N, 0.01, 1.0).step()
+        b = newton.step_torch(W2, N, float(N.sum()), 0.01, 1.0)
+        assert a == pytest.approx(b, rel=1e-9)
+        assert (W1 - W2).abs().max() < 1e-4
 
 
 def test_tol_zero_runs_every_step_and_sgd_at_lr_50_does_not_converge_in_100(names):
