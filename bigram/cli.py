@@ -299,17 +299,17 @@ def sweep(
     ] = None,
     data: Annotated[str | None, typer.Option(help="Corpus: UTF-8, one name per line.")] = None,
     out: Annotated[Path | None, typer.Option(help="Sweep directory (default: runs/<date>_<time>).")] = None,
-    steps: Annotated[int, typer.Option(help="Steps per model (enough to converge with lbfgs).")] = 100,
+    steps: Annotated[int | None, typer.Option(help="Most steps per model (fewer once converged).")] = None,
     optimizer: Annotated[
-        str, typer.Option(help="sgd, adam, lbfgs or newton (converged models compare fairly).")
-    ] = "lbfgs",
+        str | None, typer.Option(help="sgd, adam, lbfgs or newton (default; converged models compare fairly).")
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default per optimizer).")] = None,
     val_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for validation.")] = None,
     test_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for test.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split and W's init.")] = None,
     figures: Annotated[
-        bool, typer.Option("--figures/--no-figures", help="Labelled heatmaps per model.")
-    ] = False,
+        bool | None, typer.Option("--figures/--no-figures", help="Labelled heatmaps per model (default: none).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train the neural model for several reg values into one TensorBoard HParams view."""
@@ -328,9 +328,8 @@ def sweep(
         data=data, steps=steps, optimizer=optimizer, lr=lr, val_frac=val_frac, test_frac=test_frac, seed=seed,
         figures=figures,
     )  # fmt: skip
-    root, rows = run_sweep(
-        resolve(config, overrides), regs, out=out, progress=not quiet and sys.stdout.isatty()
-    )
+    cfg = resolve(config, overrides, defaults={"figures": False})  # a figure per reg: only when asked
+    root, rows = run_sweep(cfg, regs, out=out, progress=not quiet and sys.stdout.isatty())
     splits = list(rows[0]["metrics"])
     typer.echo(f"sweep: {root}")
     typer.echo(f"{'reg':>8}" + "".join(f"{s + ' NLL':>12}" for s in splits) + f"{'≈ add-k':>11}{'KL':>10}")

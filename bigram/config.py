@@ -27,12 +27,12 @@ MAX_BATCH = 1 << 24  # minibatch examples; the one-hot batch is batch × V float
 class TrainConfig:
     data: str = "data/names.txt"
     model: str = "both"
-    smoothing: float | str = 1.0  # a number, or "auto": chosen on the val split
+    smoothing: float | str = "auto"  # a number, or "auto": chosen on the val split (leave-one-out without one)
     steps: int = 100  # at most; training stops sooner once converged (tol > 0)
     lr: float | None = None  # None: DEFAULT_LR[optimizer]
     reg: float = 0.01
-    optimizer: str = "sgd"
-    tol: float = 0.0  # converged when a step changes the loss by less than this; 0: run every step
+    optimizer: str = "newton"
+    tol: float = 1e-6  # converged when a step changes the loss by less than this; 0: run every step
     batch_size: int = 0  # 0: full batch
     val_frac: float = 0.1
     test_frac: float = 0.1
@@ -119,9 +119,12 @@ def resolve_dict(values: dict[str, Any], where: str) -> TrainConfig:
     return cfg
 
 
-def resolve(config_path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """Defaults, then the config file, then the flags that were given (None = not given)."""
-    values: dict[str, Any] = {}
+def resolve(
+    config_path: str | Path | None, overrides: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> TrainConfig:
+    """The built-in defaults, then the command's own `defaults` (e.g. sweep draws no figures),
+    then the config file, then the flags that were given (None = not given)."""
+    values: dict[str, Any] = dict(defaults or {})
     where = "built-in defaults"
     if config_path is not None:
         values.update(load_toml(config_path))
@@ -165,10 +168,7 @@ def validate(cfg: TrainConfig) -> None:
         raise bad(f"normalize = {cfg.normalize!r}: choose one of {', '.join(NORMALIZATIONS)}")
     if cfg.device not in DEVICES:
         raise bad(f"device = {cfg.device!r}: choose one of {', '.join(DEVICES)}")
-    if cfg.smoothing == "auto":
-        if cfg.val_frac <= 0:
-            raise bad("smoothing = 'auto' chooses k on the validation split: set val_frac > 0")
-    elif isinstance(cfg.smoothing, str) or not 0 <= cfg.smoothing <= MAX_SMOOTHING:  # NaN fails too
+    if cfg.smoothing != "auto" and (isinstance(cfg.smoothing, str) or not 0 <= cfg.smoothing <= MAX_SMOOTHING):
         raise bad(
             f"smoothing = {cfg.smoothing!r}: must be a number in [0, {MAX_SMOOTHING:g}] "
             "(0 = raw frequencies, 1 = add-one) or 'auto'"
@@ -186,7 +186,10 @@ def validate(cfg: TrainConfig) -> None:
     if not 0 <= cfg.seed < 2**64:
         raise bad(f"seed = {cfg.seed}: must be in [0, 2^64)")
     if cfg.batch_size and cfg.optimizer in ("lbfgs", "newton"):
-        raise bad(f"optimizer = {cfg.optimizer!r} needs the full batch: set batch_size = 0 or use sgd/adam")
+        raise bad(
+            f"optimizer = {cfg.optimizer!r} needs the full batch: set batch_size = 0, or optimizer = 'sgd' "
+            "or 'adam' for minibatches"
+        )
     if cfg.eval_every <= 0:
         raise bad(f"eval_every = {cfg.eval_every}: must be a positive number of steps")
     for key in ("val_frac", "test_frac"):

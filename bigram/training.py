@@ -200,7 +200,8 @@ def fit_neural(
         start = int(resume["step"])
     flat = train.flatten()
     # the count model's NLL on each split: what the neural model is heading for
-    count_lp = count_log_probs_at(counts["train"], cfg.smoothing)
+    k = cfg.smoothing if cfg.smoothing != "auto" else choose_smoothing(counts["train"], counts.get("val"))[0]
+    count_lp = count_log_probs_at(counts["train"], k)
     reference = {s: nll_of(count_lp, c) for s, c in counts.items()}
 
     total = float(train.sum())
@@ -310,23 +311,12 @@ def train(
     if rank != 0:
         return None  # only rank 0 trains and writes the run directory
     vocab, counts = corpus.vocab, corpus.counts
-    _check_auto_smoothing(cfg, corpus)
 
     with new_run_dir(out, overwrite, data=cfg.data) as run:
         final = run if out is None else Path(out)  # `run` is a staging name while --overwrite builds
         _write_run_inputs(run, cfg, vocab, counts)
         result = _fit_and_report(run, cfg, vocab, counts, device=device, progress=progress, shown=final)
     return dataclasses.replace(result, run_dir=final)
-
-
-def _check_auto_smoothing(cfg: TrainConfig, corpus) -> None:
-    """--smoothing auto needs held-out names: refuse before any run directory exists."""
-    if cfg.smoothing == "auto" and "val" not in corpus.counts:
-        n = sum(corpus.names.values())
-        raise BigramError(
-            f"smoothing = 'auto' picks k on the val split, and the split of {cfg.data} ({n:,} names, "
-            f"val_frac = {cfg.val_frac}) left it empty: raise val_frac, or give --smoothing k"
-        )
 
 
 def _write_run_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, counts: dict[str, torch.Tensor]) -> None:
@@ -386,7 +376,6 @@ def sweep(
     if out is not None:
         check_out(out, False)
     corpus = load_counts(cfg, progress=progress)
-    _check_auto_smoothing(cfg, corpus)
     rows = []
     with new_run_dir(out, kind="sweep") as root:
         for reg in regs:
@@ -427,10 +416,11 @@ def _fit_and_report(
     quiet_writer = _QuietWriterThread().__enter__()
     ctrl_c = _StopOnCtrlC().__enter__()  # from here on, Ctrl-C stops cleanly between steps
     try:
-        if cfg.smoothing == "auto":  # the k that predicts the held-out names best
-            k, curve = choose_smoothing(counts["train"], counts["val"])
-            extra["smoothing"] = {"chosen": k, "curve": [[x, y] for x, y in curve]}
-            log_smoothing_curve(writer, k, curve)
+        if cfg.smoothing == "auto":  # the k that predicts held-out names best
+            on = "val" if "val" in counts else "leave-one-out"
+            k, curve = choose_smoothing(counts["train"], counts.get("val"))
+            extra["smoothing"] = {"chosen": k, "chosen_by": on, "curve": [[x, y] for x, y in curve]}
+            log_smoothing_curve(writer, k, curve, on)
             cfg = dataclasses.replace(cfg, smoothing=k)
         exact = {}  # the metrics' source of log P where it is not the table itself
         if cfg.trains_count:
@@ -509,9 +499,12 @@ def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
     lines = []
     if cfg.trains_count:
         if "smoothing" in extra:
-            k = extra["smoothing"]["chosen"]
+            k, by = extra["smoothing"]["chosen"], extra["smoothing"].get("chosen_by", "val")
             val = dict(map(tuple, extra["smoothing"]["curve"]))[k]
-            chosen = f"chosen on the val split (val NLL {val:.6f})"
+            chosen = (
+                f"chosen on the val split (val NLL {val:.6f})" if by == "val"
+                else f"chosen by leave-one-out on the training bigrams, as there is no val split (NLL {val:.6f})"
+            )  # fmt: skip
             lines.append(f"count model:  add-k smoothing, k = {k:.4g}, {chosen}")
         else:
             lines.append(f"count model:  add-k smoothing, k = {float(cfg.smoothing):g}")
@@ -528,12 +521,14 @@ def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
     return lines
 
 
-def log_smoothing_curve(writer, chosen: float, curve: list[tuple[float, float]]) -> None:
-    """The val NLL of the count model against k. TensorBoard's x axis takes integers, so the
-    step is 1000·log10(k) + 4000 (k = 1e-4 → 0, k = 1 → 4000, k = 1000 → 7000)."""
+def log_smoothing_curve(writer, chosen: float, curve: list[tuple[float, float]], on: str = "val") -> None:
+    """The val (or leave-one-out) NLL of the count model against k. TensorBoard's x axis takes
+    integers, so the step is 1000·log10(k) + 4000 (k = 1e-4 → 0, k = 1 → 4000, k = 1000 → 7000)."""
+    tag = "smoothing/val_nll" if on == "val" else "smoothing/leave_one_out_nll"
     for k, nll in curve:
-        writer.add_scalar("smoothing/val_nll", nll, round(1000 * math.log10(k)) + 4000)
-    writer.add_text("smoothing/chosen", f"k = {chosen:.6g} (val NLL {dict(curve)[chosen]:.6f})")
+        writer.add_scalar(tag, nll, round(1000 * math.log10(k)) + 4000)
+    what = "val NLL" if on == "val" else "leave-one-out NLL"
+    writer.add_text("smoothing/chosen", f"k = {chosen:.6g} ({what} {dict(curve)[chosen]:.6f})")
 
 
 def log_summary(

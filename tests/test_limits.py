@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import subprocess
@@ -85,17 +86,38 @@ def test_a_counts_file_from_another_run_or_an_edited_config_is_refused(invoke, t
     (run / "counts.pt").write_bytes((tmp_path / "other" / "counts.pt").read_bytes())
     one_line_error(invoke("eval", run), "another run")
     cfg = (run / "config.toml").read_text()
-    (run / "config.toml").write_text(cfg.replace('optimizer = "sgd"', 'optimizer = "adam"'))
+    (run / "config.toml").write_text(cfg.replace('optimizer = "newton"', 'optimizer = "adam"'))
     one_line_error(invoke("train", "--resume", run, "--steps", "9"), "optimizer")
     (run / "config.toml").write_text(cfg.replace('data = "', "data = 5\n#"))
     one_line_error(invoke("train", "--resume", run, "--steps", "9"), "data")
 
 
-def test_auto_smoothing_with_an_empty_val_split_leaves_nothing(invoke, tmp_path, tiny_corpus):
+def test_auto_smoothing_without_val_names_chooses_by_leave_one_out(invoke, tmp_path, tiny_corpus):
+    """No val names (a 5 % split of 4 names, or val_frac 0): k minimizes the leave-one-out NLL of
+    the training bigrams, computed here by hand: each bigram predicted from the others' counts."""
     out = tmp_path / "run"
-    r = invoke("train", "--data", tiny_corpus, "--out", out, "--smoothing", "auto", "--val-frac", "0.05")
-    one_line_error(r, "val split")
-    assert not out.exists()
+    r = invoke(
+        "train", "--data", tiny_corpus, "--out", out, "--val-frac", "0", "--test-frac", "0", "--no-figures"
+    )
+    assert r.exit_code == 0, r.output
+    assert "chosen by leave-one-out" in r.output
+    got = json.loads((out / "metrics.json").read_text())["smoothing"]
+    assert got["chosen_by"] == "leave-one-out"
+    # .ab. .ab. .b. .ba. → rows over V = 3 tokens (".", "a", "b"): counts per row
+    rows = {".": {"a": 2, "b": 2}, "a": {"b": 2, ".": 1}, "b": {".": 3, "a": 1}}
+
+    def loo(k: float) -> float:
+        total = sum(sum(r.values()) for r in rows.values())
+        ll = sum(
+            c * math.log((c - 1 + k) / (sum(r.values()) - 1 + 3 * k))
+            for r in rows.values()
+            for c in r.values()
+        )
+        return -ll / total
+
+    best = min((10 ** (e / 1000) for e in range(-4000, 3001)), key=loo)
+    assert got["chosen"] == pytest.approx(best, rel=5e-3)
+    assert loo(got["chosen"]) <= loo(best) + 1e-9
 
 
 def test_sweep_refuses_repeated_or_non_finite_regs_before_training(invoke, tmp_path, tiny_corpus):

@@ -149,6 +149,10 @@ def test_newton_reaches_the_regularized_optimum_in_few_steps(names):
     fit = fit_neural(cfg, {"train": count_bigrams(names, vocab)}, device=torch.device("cpu"))
     assert fit.converged and fit.step <= 20
     assert fit.model.loss_from_counts(N.float(), 0.01)[0].item() - optimum < 1e-5
+    # the default config (Newton, tol 1e-6) stops by itself within 1e-4 of the optimum
+    fit = fit_neural(TrainConfig(), {"train": count_bigrams(names, vocab)}, device=torch.device("cpu"))
+    assert fit.converged and fit.step <= 20
+    assert fit.model.loss_from_counts(N.float(), 0.01)[0].item() - optimum < 1e-4
 
 
 def test_newton_on_a_large_sparse_vocabulary_with_empty_rows():

@@ -208,7 +208,7 @@ def test_unicode_normalization_and_case(invoke, tmp_path):
 # --- training --------------------------------------------------------------------------------
 def test_divergence_stops_and_keeps_the_last_finite_model(invoke, tmp_path):
     out = tmp_path / "run"
-    r = invoke("train", "--data", NAMES, "--out", out, "--lr", 1e9, "--steps", 50, "-q")
+    r = invoke("train", "--data", NAMES, "--out", out, "--optimizer", "sgd", "--lr", 1e9, "--steps", 50, "-q")
     one_line_error(r, "diverged", "lower --lr")
     ckpt = torch.load(out / "neural.pt", weights_only=True)
     assert 0 < ckpt["step"] < 50 and torch.isfinite(ckpt["W"]).all()
@@ -268,7 +268,7 @@ def test_resume_refusals(invoke, tmp_path, tiny_corpus):
 def test_ctrl_c_saves_a_consistent_run_that_resumes(tmp_path):
     out, full = tmp_path / "run", tmp_path / "full"
     base = [sys.executable, "-m", "bigram", "train", "--data", str(NAMES), "-q", "--optimizer", "adam"]
-    base += ["--eval-every", "1000", "--no-figures"]
+    base += ["--eval-every", "1000", "--no-figures", "--tol", "0"]  # never converged: Ctrl-C stops it
     proc = subprocess.Popen(
         [*base, "--out", str(out), "--steps", "10000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, cwd=ROOT,
