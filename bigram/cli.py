@@ -301,14 +301,14 @@ def sweep(
     out: Annotated[Path | None, typer.Option(help="Sweep directory (default: runs/<date>_<time>).")] = None,
     steps: Annotated[int | None, typer.Option(help="Most steps per model (fewer once converged).")] = None,
     optimizer: Annotated[
-        str | None, typer.Option(help="sgd, adam, lbfgs or newton (default; converged models compare fairly).")
+        str | None, typer.Option(help="newton (default), sgd, adam or lbfgs: converged models compare.")
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default per optimizer).")] = None,
     val_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for validation.")] = None,
     test_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for test.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split and W's init.")] = None,
     figures: Annotated[
-        bool | None, typer.Option("--figures/--no-figures", help="Labelled heatmaps per model (default: none).")
+        bool | None, typer.Option("--figures/--no-figures", help="Labelled heatmaps per model (default: no).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

@@ -27,7 +27,7 @@ MAX_BATCH = 1 << 24  # minibatch examples; the one-hot batch is batch × V float
 class TrainConfig:
     data: str = "data/names.txt"
     model: str = "both"
-    smoothing: float | str = "auto"  # a number, or "auto": chosen on the val split (leave-one-out without one)
+    smoothing: float | str = "auto"  # a number, or "auto": best on val (leave-one-out without val names)
     steps: int = 100  # at most; training stops sooner once converged (tol > 0)
     lr: float | None = None  # None: DEFAULT_LR[optimizer]
     reg: float = 0.01
@@ -168,7 +168,8 @@ def validate(cfg: TrainConfig) -> None:
         raise bad(f"normalize = {cfg.normalize!r}: choose one of {', '.join(NORMALIZATIONS)}")
     if cfg.device not in DEVICES:
         raise bad(f"device = {cfg.device!r}: choose one of {', '.join(DEVICES)}")
-    if cfg.smoothing != "auto" and (isinstance(cfg.smoothing, str) or not 0 <= cfg.smoothing <= MAX_SMOOTHING):
+    k = cfg.smoothing
+    if k != "auto" and (isinstance(k, str) or not 0 <= k <= MAX_SMOOTHING):  # NaN fails too
         raise bad(
             f"smoothing = {cfg.smoothing!r}: must be a number in [0, {MAX_SMOOTHING:g}] "
             "(0 = raw frequencies, 1 = add-one) or 'auto'"

@@ -503,7 +503,7 @@ def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
             val = dict(map(tuple, extra["smoothing"]["curve"]))[k]
             chosen = (
                 f"chosen on the val split (val NLL {val:.6f})" if by == "val"
-                else f"chosen by leave-one-out on the training bigrams, as there is no val split (NLL {val:.6f})"
+                else f"chosen by leave-one-out on the training bigrams, no val split (NLL {val:.6f})"
             )  # fmt: skip
             lines.append(f"count model:  add-k smoothing, k = {k:.4g}, {chosen}")
         else:
