@@ -57,7 +57,9 @@ def reshape(
     if not temperature > 0:
         raise BigramError(f"--temperature must be > 0, got {temperature}")
     lp = log_probs.to(torch.float64)
-    # one V×V allocation when T = 1 (a V = 4,500 table is 160 MB in float64)
+    if temperature == 1 and top_k is None and top_p is None:  # the table as it is: one V×V exp
+        return lp.exp_() if lp is not log_probs else lp.exp()  # never change the caller's table
+    # one V×V allocation (a V = 4,500 table is 160 MB in float64)
     p = torch.log_softmax(lp if temperature == 1 else lp / temperature, dim=1).exp_()
     V = p.shape[1]
     if top_k is not None:
@@ -95,8 +97,7 @@ class Plan:
         self.u = S[-1] if S else BOUNDARY_ID
         self.target = E[0] if E else BOUNDARY_ID
         self.t = probs[:, self.target].clone()  # leave the middle: into E, or end the name
-        self.Q = probs.clone()
-        self.Q[:, BOUNDARY_ID] = 0  # the middle holds data characters only
+        self._Q: torch.Tensor | None = None  # made only if the messages need it (a V×V copy)
         k = len(S) + len(E)
         self.m_lo = max(c.min_len - k, 0)
         self.m_hi = None if c.max_len is None else c.max_len - k  # < 0: no room for S + E
@@ -144,26 +145,33 @@ class Plan:
             f"(start {c.start!r}, end {c.end!r}, length {c.min_len}..{c.max_len or '∞'}): relax them"
         )
 
+    @property
+    def Q(self) -> torch.Tensor:
+        """P without the boundary column: the middle holds data characters only."""
+        if self._Q is None:
+            self._Q = self.P.clone()
+            self._Q[:, BOUNDARY_ID] = 0
+        return self._Q
+
     # --- messages ----------------------------------------------------------------------------
     def _messages(self) -> None:
         """R after j + 1 middle chars, for every j the walk can reach (sum-product, linear)."""
-        Q, t = self.Q, self.t
+        t = self.t
         if self.m_hi is not None and self.m_hi < 0:
             self.tail, self.U = None, []
             return
+        ones = False  # base is all ones
         if self.m_hi is None:
-            if self.target == BOUNDARY_ID and bool((t[1:] > 0).all()):
-                # every state can end the name at every step, so a walk ends with probability 1:
-                # Σ_k Q^k t is all ones, no V×V solve needed (unconstrained sampling at any V)
-                base = torch.ones_like(t)
-            else:
-                base = _geometric_sum(Q, t)  # Σ_{k ≥ 0} Q^k t
+            # when every state can end the name at every step, a walk ends with probability 1:
+            # Σ_k Q^k t is all ones, no V×V solve needed (unconstrained sampling at any V)
+            ones = self.target == BOUNDARY_ID and bool((t[1:] > 0).all())
+            base = torch.ones_like(t) if ones else _geometric_sum(self.Q, t)  # Σ_{k ≥ 0} Q^k t
             self.S = None
         else:
             n = self.m_hi - self.m_lo
             sums, T = [t.clone()], t.clone()
             for _ in range(n):  # S_i = Σ_{k ≤ i} Q^k t
-                T = Q @ T
+                T = self.Q @ T
                 sums.append(sums[-1] + T)
                 # ‖Q^k t‖ never grows (Q is substochastic): once a term is below rounding, every
                 # later S_i equals this one, so a --max-len of 10⁹ costs what the names need
@@ -177,8 +185,9 @@ class Plan:
             self.S = sums
             base = sums[-1]
         U = [base]  # U_i = Q^i · base: "at least i more middle chars, then as base allows"
-        for _ in range(self.m_lo):
-            U.append(Q @ U[-1])
+        for i in range(self.m_lo):
+            # Q·1 = 1 − P(end | d), as the rows of P sum to 1: --min-len 1 (every name) needs no Q
+            U.append(1 - self.P[:, BOUNDARY_ID] if ones and i == 0 else self.Q @ U[-1])
         self.U = U
         self.tail = base
 
@@ -219,11 +228,15 @@ class Plan:
 def _geometric_sum(Q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Σ_{k ≥ 0} Q^k t: the probability of eventually leaving into t, from every state.
 
-    For a large V, one linear solve (I − Q) h = t (V³/3 flops once). Otherwise, or when that
-    system is singular (states that can never leave), by doubling: s ← s + Q^(2^i) s, exact
-    to rounding after log2(expected length) squarings."""
+    For a large V, the linear system (I − Q) h = t: by GMRES (~40 products Q·v at V = 4,500,
+    0.5 s, where a factorization costs V³/3 flops, 1.7 s), else by one dense solve. Otherwise, or
+    when that system is singular (states that can never leave), by doubling: s ← s + Q^(2^i) s,
+    exact to rounding after log2(expected length) squarings."""
     V = Q.shape[0]
     if V > _SOLVE_ABOVE:
+        h = _gmres(Q, t)
+        if h is not None:
+            return h.clamp_(min=0)
         try:
             h = torch.linalg.solve(torch.eye(V, dtype=Q.dtype) - Q, t)
             ok = bool(torch.isfinite(h).all()) and float(h.min()) >= -1e-12
@@ -239,6 +252,42 @@ def _geometric_sum(Q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             break
         A = A @ A
     return s
+
+
+def _gmres(Q: torch.Tensor, t: torch.Tensor, tol: float = 1e-13, m: int = 80, restarts: int = 5):
+    """h with (I − Q) h = t by restarted GMRES (Saad & Schultz 1986): the h in the span of
+    t, (I − Q)t, (I − Q)²t, … that leaves the least residual, grown one product at a time.
+    Q's eigenvalues cluster near 0 (most next-character distributions are spread out), so a few
+    dozen products suffice. None if the residual is not below `tol`·‖t‖ by then.
+
+    >>> Q = torch.tensor([[0.5, 0.2], [0.1, 0.3]], dtype=torch.float64)
+    >>> _gmres(Q, torch.tensor([0.3, 0.6], dtype=torch.float64)).round(decimals=12)  # (I − Q) h = t
+    tensor([1., 1.], dtype=torch.float64)
+    """
+    h, scale = torch.zeros_like(t), float(t.norm())
+    if scale == 0:
+        return h
+    for _ in range(restarts):
+        r = t - h + Q @ h
+        beta = float(r.norm())
+        if beta <= tol * scale:
+            return h
+        basis, H = [r / beta], torch.zeros(m + 1, m, dtype=t.dtype)
+        e1 = torch.zeros(m + 1, dtype=t.dtype)
+        e1[0] = beta
+        for j in range(m):
+            w = basis[j] - Q @ basis[j]
+            for i in range(j + 1):  # modified Gram–Schmidt against the basis so far
+                H[i, j] = w @ basis[i]
+                w -= H[i, j] * basis[i]
+            H[j + 1, j] = w.norm()
+            y = torch.linalg.lstsq(H[: j + 2, : j + 1], e1[: j + 2, None]).solution[:, 0]
+            small = float((H[: j + 2, : j + 1] @ y - e1[: j + 2]).norm())
+            if small <= tol * scale or float(H[j + 1, j]) == 0:
+                break
+            basis.append(w / H[j + 1, j])
+        h = h + torch.stack(basis[: len(y)], 1) @ y
+    return h if float((t - h + Q @ h).norm()) <= tol * scale * 10 else None
 
 
 def _flat_cdf(w: torch.Tensor) -> torch.Tensor:

@@ -146,19 +146,18 @@ def bench(data: Path, quick: bool) -> list[dict]:
     target = optimum + 1e-4
     steps_sgd = _sgd_steps_to(N, target, limit=20_000 if not quick else 3_000)
     t0 = time.perf_counter()
-    cfg = TrainConfig(optimizer="lbfgs", steps=100, seed=SEED)
-    steps_lbfgs = _lbfgs_steps_to(cfg, N, target)
-    t_lbfgs = time.perf_counter() - t0
+    steps_ours = _steps_to(TrainConfig(), N, target)  # the default: Newton until converged
+    t_ours = time.perf_counter() - t0
     ref_time = steps_sgd * t_ref if steps_sgd else math.nan
     rows.append(
         dict(
             task="neural model to within 1e-4 of its regularized optimum",
             ref_s=ref_time,
-            ours_s=t_lbfgs,
+            ours_s=t_ours,
             note=(
                 f"optimum {optimum:.6f}; lecture SGD lr 50: "
                 + (f"{steps_sgd:,} steps (time = steps × ref step)" if steps_sgd else "not reached")
-                + f"; ours L-BFGS: {steps_lbfgs} steps"
+                + f"; ours (default, Newton): {steps_ours} steps"
             ),
         )
     )
@@ -294,6 +293,49 @@ def bench_stream(tmp: Path, label: str, names: list[str], mib: float, split: str
     ]
 
 
+def _optimum_gap(run: Path) -> tuple[float, float]:
+    """(the run's neural training loss, the loss of 40 Newton steps with no stopping rule)."""
+    from bigram.runs import Run
+
+    r = Run.open(run)
+    N = r.counts("train")
+    W = r.neural_weights()
+    Nd = N.to_dense().double() if N.is_sparse else N.double()
+    long = fit_neural(TrainConfig(steps=40, tol=0.0), {"train": N}, device=torch.device("cpu")).model.W
+    return _objective(W.double(), Nd).item(), _objective(long.detach().double(), Nd).item()
+
+
+def bench_commands(run: Path, names: list[str], runs: int) -> list[dict]:
+    """Whole `sample`/`score` commands on a large-vocabulary run, each against a bare
+    `python -c "import torch"` timed in the same loop (the floor every command pays)."""
+    scored = [w for w in names[:1000] if not w.startswith("-")]
+    tasks = {
+        "sample -n 5": ["sample", str(run), "-n", "5", "--seed", "0"],
+        "sample -n 100000": ["sample", str(run), "-n", "100000", "--seed", "0"],
+        "sample -n 100 --start Ka --end a --min-len 4": [
+            "sample", str(run), "-n", "100", "--seed", "0", "--start", "Ka", "--end", "a", "--min-len", "4",
+        ],
+        f"score of {len(scored):,} names": ["score", str(run), *scored],
+    }  # fmt: skip
+    rows = []
+    for model in ("count", "neural"):
+        for label, args in tasks.items():
+            base, took = [], []
+            for _ in range(runs):
+                base.append(_child("import torch")[0])
+                took.append(_cli_child([*args, "--model", model])[0])
+            extra = [t - b for t, b in zip(took, base, strict=True)]
+            rows.append(
+                _scale_row(
+                    f"`bigram {label}`, {model} model of the 700k multilingual names",
+                    min(took),
+                    f"whole command {_spread(took, '.2f')} s; `import torch` alone {_spread(base, '.2f')} s; "
+                    f"beyond it {_spread(extra, '.2f')} s ({runs} runs)",
+                )
+            )
+    return rows
+
+
 def bench_scale(tmp: Path, runs: int) -> list[dict]:
     """The large-vocabulary and large-corpus runs, each in its own process."""
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -305,13 +347,16 @@ def bench_scale(tmp: Path, runs: int) -> list[dict]:
     multi.write_text("\n".join(ml) + "\n", encoding="utf-8")
     V = len(set("".join(ml))) + 1
     wall, rss = _cli_child(["train", "--data", str(multi), "--out", str(tmp / "run-multi"), "-q"])
+    gap = _optimum_gap(tmp / "run-multi")
     rows.append(
         _scale_row(
-            f"train count + neural (100 steps), 700k multilingual names, V = {V:,}, default splits",
+            f"train count + neural (defaults: auto k, Newton), 700k multilingual names, V = {V:,}",
             wall,
-            f"whole `bigram train` command; peak RSS {rss / 2**30:.2f} GiB (targets: 60 s, 2 GB)",
+            f"whole `bigram train` command; peak RSS {rss / 2**30:.2f} GiB (targets: 20 s, 1.5 GB); "
+            f"neural loss {gap[0]:.6f}, {gap[0] - gap[1]:.1e} above a 40-step Newton run's {gap[1]:.6f}",
         )
     )
+    rows += bench_commands(tmp / "run-multi", ml, runs)
     nl = names_like(2_000_000, seed=0)
     rows += bench_stream(tmp, "names-like", nl, 512, "hash", runs)
     rows += bench_stream(tmp, "multilingual", ml, 512, "hash", runs)
@@ -369,7 +414,7 @@ def _sgd_steps_to(N: torch.Tensor, target: float, limit: int) -> int | None:
     return None
 
 
-def _lbfgs_steps_to(cfg: TrainConfig, N: torch.Tensor, target: float) -> int:
+def _steps_to(cfg: TrainConfig, N: torch.Tensor, target: float) -> int:
     losses: list[float] = []
 
     class Recorder:
