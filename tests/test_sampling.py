@@ -257,6 +257,27 @@ def test_geometric_sum_by_solve_and_by_doubling_agree(monkeypatch):
     assert sampling._geometric_sum(Q, t).tolist() == [0.5, 0.0, 0.0]
 
 
+def test_gmres_solves_the_end_constraint_like_a_dense_solve():
+    """--end c at a large V: (I − Q) h = P[:, c] by GMRES equals numpy's dense solve, for spread
+    and for peaked rows (names: a few likely next characters, many unlikely ones)."""
+    import numpy as np
+
+    from bigram.sampling import _gmres
+
+    g = torch.Generator().manual_seed(1)
+    V = 400
+    for spread in (0.5, 4.0):
+        logits = spread * torch.randn(V, V, generator=g, dtype=torch.float64)
+        logits[:, 0] += 2.0  # names end
+        P = torch.softmax(logits, 1)
+        Q, t = P.clone(), P[:, 7].clone()
+        Q[:, 0] = 0
+        want = np.linalg.solve(np.eye(V) - Q.numpy(), t.numpy())
+        got = _gmres(Q, t)
+        assert got is not None
+        assert np.abs(got.numpy() - want).max() <= 1e-11 * np.abs(want).max()
+
+
 def test_unconstrained_plans_skip_the_solve_only_when_every_state_can_end():
     """Σ_k Q^k t is all ones when every row can go to the boundary: the shortcut is the identity,
     not an approximation; a row that cannot end (P[c, 0] = 0) keeps the solve."""
