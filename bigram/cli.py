@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -19,6 +20,36 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from bigram import __version__
+
+        typer.echo(f"bigram {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Character-level bigram language models: counts, a one-hot neural net, TensorBoard, sampling."""
+
+
+def _opt(key: str, text: str, *flags: str) -> typer.models.OptionInfo:
+    """A train option for config key `key`: its help shows the choices and the built-in default,
+    both read from config.py, so the help can never disagree with what train does."""
+    from bigram.config import CHOICES, TrainConfig
+
+    default = getattr(TrainConfig(), key)
+    shown = ("yes" if default else "no") if isinstance(default, bool) else default
+    shown = "per optimizer" if default is None else shown
+    metavar = "[" + "|".join(CHOICES[key]) + "]" if key in CHOICES else None
+    return typer.Option(*flags, help=f"{text} (default: {shown})", metavar=metavar, show_default=False)
+
 
 RunArg = Annotated[
     Path | None,
@@ -72,41 +103,35 @@ def train(
     config: Annotated[
         Path | None, typer.Option(help="TOML config file; flags given here override it.")
     ] = None,
-    data: Annotated[str | None, typer.Option(help="Corpus: UTF-8, one name per line.")] = None,
+    data: Annotated[str | None, _opt("data", "Corpus: UTF-8, one name per line, relative to here.")] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<date>_<time>).")] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing run directory given by --out.")
     ] = False,
-    model: Annotated[str | None, typer.Option(help="count, neural or both.")] = None,
+    model: Annotated[str | None, _opt("model", "Which models to train.")] = None,
     smoothing: Annotated[
-        str | None, typer.Option(help="Add-k smoothing of the count model: k ≥ 0, or auto (best k on val).")
+        str | None, _opt("smoothing", "Add-k smoothing of the count model: k ≥ 0, or auto (best k on val).")
     ] = None,
-    steps: Annotated[
-        int | None, typer.Option(help="Most optimizer steps for the neural model (fewer once converged).")
-    ] = None,
+    steps: Annotated[int | None, _opt("steps", "Most optimizer steps for the neural model.")] = None,
     tol: Annotated[
-        float | None, typer.Option(help="Stop once a step changes the loss by less than this; 0 = all steps.")
+        float | None, _opt("tol", "Converged once a step changes the loss by less; 0 = all steps.")
     ] = None,
-    lr: Annotated[
-        float | None, typer.Option(help="Learning rate (default: sgd 50, adam 0.1, lbfgs 1, newton 1).")
-    ] = None,
-    reg: Annotated[float | None, typer.Option(help="L2 strength: loss = NLL + reg·mean(W²).")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="sgd, adam, lbfgs or newton.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Minibatch size; 0 = full batch.")] = None,
-    val_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for validation.")] = None,
-    test_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for test.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the split, W's init and minibatches.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-    eval_every: Annotated[int | None, typer.Option(help="Log val NLL every this many steps.")] = None,
+    lr: Annotated[float | None, _opt("lr", "Learning rate: newton 1, sgd 50, adam 0.1, lbfgs 1.")] = None,
+    reg: Annotated[float | None, _opt("reg", "L2 strength: loss = NLL + reg·mean(W²).")] = None,
+    optimizer: Annotated[str | None, _opt("optimizer", "How the neural model is trained.")] = None,
+    batch_size: Annotated[int | None, _opt("batch_size", "Minibatch size; 0 = full batch.")] = None,
+    val_frac: Annotated[float | None, _opt("val_frac", "Fraction of names held out for validation.")] = None,
+    test_frac: Annotated[float | None, _opt("test_frac", "Fraction of names held out for test.")] = None,
+    seed: Annotated[int | None, _opt("seed", "Seed of the split, W's init and minibatches.")] = None,
+    device: Annotated[str | None, _opt("device", "Where the neural model trains.")] = None,
+    eval_every: Annotated[int | None, _opt("eval_every", "Log val NLL every this many steps.")] = None,
     split: Annotated[
-        str | None, typer.Option(help="auto, random (seeded permutation) or hash (by name; streams).")
+        str | None, _opt("split", "random (seeded permutation), hash (by name; streams), or auto.")
     ] = None,
-    normalize: Annotated[
-        str | None, typer.Option(help="Unicode normalization: NFC, NFD, NFKC, NFKD or none.")
-    ] = None,
-    lowercase: Annotated[bool | None, typer.Option("--lowercase/--keep-case", help="Fold case.")] = None,
+    normalize: Annotated[str | None, _opt("normalize", "Unicode normalization of the text.")] = None,
+    lowercase: Annotated[bool | None, _opt("lowercase", "Fold case.", "--lowercase/--keep-case")] = None,
     figures: Annotated[
-        bool | None, typer.Option("--figures/--no-figures", help="Labelled heatmaps in TensorBoard (~0.5 s).")
+        bool | None, _opt("figures", "Labelled heatmaps in TensorBoard (~0.5 s).", "--figures/--no-figures")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or hints.")] = False,
     resume: Annotated[
@@ -115,17 +140,13 @@ def train(
     ] = None,
 ) -> None:
     """Train the count model and/or the one-hot neural model; log to TensorBoard."""
-    from bigram.config import resolve
+    from bigram.config import TrainConfig, resolve
     from bigram.metrics import format_table
     from bigram.training import resume as resume_training
     from bigram.training import train as run_training
 
-    overrides = dict(
-        data=data, model=model, smoothing=smoothing, steps=steps, tol=tol, lr=lr, reg=reg,
-        optimizer=optimizer, batch_size=batch_size, val_frac=val_frac, test_frac=test_frac,
-        seed=seed, device=device, eval_every=eval_every, split=split, normalize=normalize,
-        lowercase=lowercase, figures=figures,
-    )  # fmt: skip
+    given = locals()  # every config key has a flag of the same name (a test checks it); None: not given
+    overrides = {f.name: given[f.name] for f in dataclasses.fields(TrainConfig)}
     progress = not quiet and sys.stdout.isatty()
     if smoothing is not None and smoothing != "auto":
         try:
@@ -272,7 +293,9 @@ def score(
 @friendly
 def export(
     run: RunArg = None,
-    fmt: Annotated[str, typer.Option("--format", help="arpa, json or csv.")] = "arpa",
+    fmt: Annotated[
+        str | None, typer.Option("--format", metavar="[arpa|json|csv]", help="Default: --out's extension.")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="File to write.", show_default=False)] = None,
     model: ModelOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
@@ -281,10 +304,16 @@ def export(
     from bigram.export import FORMATS
     from bigram.export import export as write
 
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise BigramError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if out is None:
         raise BigramError("--out FILE is required: where to write the export")
+    by_name = {".arpa": "arpa", ".lm": "arpa", ".json": "json", ".csv": "csv"}.get(out.suffix.lower())
+    if fmt is None and by_name is None:
+        raise BigramError(f"--out {out}: name it .arpa, .json or .csv, or give --format")
+    if fmt is not None and by_name not in (None, fmt):
+        raise BigramError(f"--format {fmt} does not match --out {out} (a {by_name} name): change one")
+    fmt = fmt or by_name
     check_new_file(out, overwrite)
     kind = write(open_run(run, model), fmt, out, model)
     typer.echo(f"wrote {out} ({kind} model, {fmt})")

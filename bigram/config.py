@@ -14,7 +14,7 @@ from bigram.errors import BigramError
 from bigram.text import NORMALIZATIONS
 
 MODELS = ("count", "neural", "both")
-OPTIMIZERS = ("sgd", "adam", "lbfgs", "newton")
+OPTIMIZERS = ("newton", "sgd", "adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.1, "lbfgs": 1.0, "newton": 1.0}  # sgd 50 is the lecture's
 SPLITS = ("auto", "random", "hash")
@@ -83,6 +83,10 @@ _SYNONYMS = {
     "weight_decay": "reg", "l2": "reg", "regularization": "reg", "alpha": "smoothing", "k": "smoothing",
     "eval_interval": "eval_every", "batch": "batch_size", "dataset": "data", "corpus": "data",
     "data_path": "data", "val_split": "val_frac", "test_split": "test_frac", "opt": "optimizer",
+}  # fmt: skip
+# the keys whose value is one of a fixed set: what validation accepts and what --help lists
+CHOICES = {
+    "model": MODELS, "optimizer": OPTIMIZERS, "device": DEVICES, "split": SPLITS, "normalize": NORMALIZATIONS,
 }  # fmt: skip
 _STR_KEYS = ("data", "model", "optimizer", "device", "split", "normalize")
 _BOOL_KEYS = ("lowercase", "figures")
@@ -158,16 +162,9 @@ def validate(cfg: TrainConfig) -> None:
     """Refuse values that cannot make a sensible run, naming the key and the fix."""
 
     bad = BigramError
-    if cfg.model not in MODELS:
-        raise bad(f"model = {cfg.model!r}: choose one of {', '.join(MODELS)}")
-    if cfg.optimizer not in OPTIMIZERS:
-        raise bad(f"optimizer = {cfg.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-    if cfg.split not in SPLITS:
-        raise bad(f"split = {cfg.split!r}: choose one of {', '.join(SPLITS)}")
-    if cfg.normalize not in NORMALIZATIONS:
-        raise bad(f"normalize = {cfg.normalize!r}: choose one of {', '.join(NORMALIZATIONS)}")
-    if cfg.device not in DEVICES:
-        raise bad(f"device = {cfg.device!r}: choose one of {', '.join(DEVICES)}")
+    for key, allowed in CHOICES.items():
+        if getattr(cfg, key) not in allowed:
+            raise bad(f"{key} = {getattr(cfg, key)!r}: choose one of {', '.join(allowed)}")
     k = cfg.smoothing
     if k != "auto" and (isinstance(k, str) or not 0 <= k <= MAX_SMOOTHING):  # NaN fails too
         raise bad(

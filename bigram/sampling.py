@@ -1,55 +1,32 @@
-"""Generating names from a V×V table: batched, and *exactly* conditioned on constraints.
+"""Generating names from a V×V table of log P(next | prev).
 
-A name that starts with S, ends with E and has L ≥ |S| + |E| characters is S + M + E, where the
-middle M is m = L − |S| − |E| free characters. Its probability is
+The lecture's loop, batched: start every name at the boundary, draw its next character from its
+row of P, stop a name when it draws the boundary again (`sample_plain`). What `bigram sample`
+adds on top, each in one place:
 
-    P(S) · P(M | last of S) · P(E | last of M) · P(end | last of E)
-
-so the constraints only touch the walk through M: it starts in state u (last char of S, or the
-boundary) and must leave, after m ∈ [m_lo, m_hi] characters, into the target t (first char of E,
-or the end boundary). Backward messages
-
-    R_j(d) = Σ_{k allowed after j+1 middle chars} (Q^k t)(d),   Q = P without the boundary column
-
-give the exact probability that a walk now at d completes the constraints. Drawing the next
-character ∝ P(c, d) · R_j(d) (or leaving ∝ t(c) when the length allows) samples exactly from the
-model conditioned on the constraints: no rejection, whatever their rarity. Names shorter than
-|S| + |E| (where S and E overlap, e.g. "ka" starts with "ka" and ends with "a") are whole strings,
-mixed in with their exact probabilities.
-
-Every step draws the next character of *all* names with one searchsorted into the step's
-cumulative rows laid end to end: one loop iteration per character position, none per name.
-`most_likely` runs A* over the same structure with max-product messages, which are an exact
-heuristic, so the K best names come out in order after a handful of expansions.
+- `adjust`: temperature, top-k and top-p, applied to every row of P before anything else;
+- `sample_blocks` / `sample`: any number of names in blocks of constant memory, the same seed
+  giving the same names, `--novel`/`--unique` by redrawing, and constraints (a prefix, a suffix,
+  a length range) met *exactly*, by conditioning rather than rejection. The drawing is
+  conditioning.py's walk: without constraints it is the loop above, one searchsorted per
+  character position for all names at once;
+- `most_likely`: the K most probable names meeting the constraints (conditioning.py's A*).
 """
 
 from __future__ import annotations
 
-import heapq
-import math
 from collections.abc import Iterator
-from dataclasses import dataclass
-from itertools import pairwise
 
 import torch
 
+from bigram.conditioning import Constraints, Plan, SearchStopped, best_names, draw
 from bigram.errors import BigramError
 from bigram.vocab import BOUNDARY_ID, Vocab
 
-MAX_STEPS = 10_000  # a walk that has not ended by then means a broken table
-_DOUBLINGS = 64  # Σ_k Q^k t by doubling: 2^64 terms at most
-_SOLVE_ABOVE = 256  # vocabularies larger than this solve (I − Q) h = t instead of doubling
+__all__ = ["Constraints", "SearchStopped", "adjust", "most_likely", "sample", "sample_blocks", "sample_plain"]
 
 
-@dataclass(frozen=True)
-class Constraints:
-    start: str = ""
-    end: str = ""
-    min_len: int = 1  # names are never empty unless asked (min_len = 0)
-    max_len: int | None = None  # None: unbounded
-
-
-def reshape(
+def adjust(
     log_probs: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
 ) -> torch.Tensor:
     """Each row of P: raised to 1/T and renormalized, then cut to its top-k entries, then to the
@@ -76,289 +53,6 @@ def reshape(
         keep_sorted = before < top_p * sp.sum(1, keepdim=True)  # keeps the first entry always
         p = torch.zeros_like(p).scatter(1, order, torch.where(keep_sorted, sp, 0.0))
     return p.div_(p.sum(1, keepdim=True))
-
-
-class Plan:
-    """Everything the constraints fix, computed once from the reshaped table P (float64)."""
-
-    def __init__(self, probs: torch.Tensor, vocab: Vocab, c: Constraints):
-        self.P, self.vocab, self.c = probs, vocab, c
-        V = probs.shape[0]
-        if c.min_len < 0:
-            raise BigramError(f"--min-len must be ≥ 0, got {c.min_len}")
-        if c.max_len is not None and c.max_len < c.min_len:
-            raise BigramError(f"--min-len {c.min_len} is greater than --max-len {c.max_len}")
-        if c.min_len > MAX_STEPS:
-            raise BigramError(f"--min-len {c.min_len}: names are sampled up to {MAX_STEPS:,} characters long")
-        S = vocab.encode(c.start, where=" (--start)")
-        E = vocab.encode(c.end, where=" (--end)")
-        self.log_pS = self._path_log_prob([BOUNDARY_ID, *S], "--start", c.start)
-        self.log_pE = self._path_log_prob([*E, BOUNDARY_ID], "--end", c.end)
-        self.u = S[-1] if S else BOUNDARY_ID
-        self.target = E[0] if E else BOUNDARY_ID
-        self.t = probs[:, self.target].clone()  # leave the middle: into E, or end the name
-        self._Q: torch.Tensor | None = None  # made only if the messages need it (a V×V copy)
-        k = len(S) + len(E)
-        self.m_lo = max(c.min_len - k, 0)
-        self.m_hi = None if c.max_len is None else c.max_len - k  # < 0: no room for S + E
-        # whole names shorter than |S| + |E|: S and E overlap and must agree
-        self.overlaps: list[tuple[str, float]] = []
-        hi = k - 1 if c.max_len is None else min(k - 1, c.max_len)
-        for L in range(max(c.min_len, len(S), len(E), 1), hi + 1):
-            name = c.start + c.end[len(c.start) + len(c.end) - L :]
-            if name.startswith(c.start) and name.endswith(c.end):
-                lp = self._path_log_prob([BOUNDARY_ID, *vocab.encode(name), BOUNDARY_ID], "", "")
-                if lp > -math.inf:
-                    self.overlaps.append((name, lp))
-        self.V = V
-        self._messages()
-        mid = self.log_mass_middle()
-        if mid == -math.inf and not self.overlaps:
-            raise BigramError(self._why_impossible())
-
-    def _path_log_prob(self, ids: list[int], flag: str, text: str) -> float:
-        """log P of a fixed run of bigrams; for a flag's text, probability 0 is an error naming it."""
-        lp = 0.0
-        for a, b in pairwise(ids):
-            p = float(self.P[a, b])
-            if p == 0:
-                if flag:
-                    bg = self.vocab.token(a) + self.vocab.token(b)
-                    raise BigramError(
-                        f"{flag} {text!r} cannot be met: it needs the bigram {bg!r}, which has "
-                        "probability 0 under this model (and its --temperature/--top-k/--top-p)"
-                    )
-                return -math.inf
-            lp += math.log(p)
-        return lp
-
-    def _why_impossible(self) -> str:
-        c = self.c
-        k = len(c.start) + len(c.end)
-        if c.max_len is not None and c.max_len < k:
-            return (
-                f"--max-len {c.max_len} is shorter than --start {c.start!r} + --end {c.end!r} "
-                f"({k} characters), and they do not overlap into a shorter name"
-            )
-        return (
-            "no name meets these constraints with non-zero probability under this model "
-            f"(start {c.start!r}, end {c.end!r}, length {c.min_len}..{c.max_len or '∞'}): relax them"
-        )
-
-    @property
-    def Q(self) -> torch.Tensor:
-        """P without the boundary column: the middle holds data characters only."""
-        if self._Q is None:
-            self._Q = self.P.clone()
-            self._Q[:, BOUNDARY_ID] = 0
-        return self._Q
-
-    # --- messages ----------------------------------------------------------------------------
-    def _messages(self) -> None:
-        """R after j + 1 middle chars, for every j the walk can reach (sum-product, linear)."""
-        t = self.t
-        if self.m_hi is not None and self.m_hi < 0:
-            self.tail, self.U = None, []
-            return
-        ones = False  # base is all ones
-        if self.m_hi is None:
-            # when every state can end the name at every step, a walk ends with probability 1:
-            # Σ_k Q^k t is all ones, no V×V solve needed (unconstrained sampling at any V)
-            ones = self.target == BOUNDARY_ID and bool((t[1:] > 0).all())
-            base = torch.ones_like(t) if ones else _geometric_sum(self.Q, t)  # Σ_{k ≥ 0} Q^k t
-            self.S = None
-        else:
-            n = self.m_hi - self.m_lo
-            sums, T = [t.clone()], t.clone()
-            for _ in range(n):  # S_i = Σ_{k ≤ i} Q^k t
-                T = self.Q @ T
-                sums.append(sums[-1] + T)
-                # ‖Q^k t‖ never grows (Q is substochastic): once a term is below rounding, every
-                # later S_i equals this one, so a --max-len of 10⁹ costs what the names need
-                if float(T.max()) <= 1e-18 * float(sums[-1].max()):
-                    break
-                if len(sums) > MAX_STEPS:
-                    raise BigramError(
-                        f"--max-len {self.c.max_len}: under this model names often run past "
-                        f"{MAX_STEPS:,} characters; pass a smaller --max-len"
-                    )
-            self.S = sums
-            base = sums[-1]
-        U = [base]  # U_i = Q^i · base: "at least i more middle chars, then as base allows"
-        for i in range(self.m_lo):
-            # Q·1 = 1 − P(end | d), as the rows of P sum to 1: --min-len 1 (every name) needs no Q
-            U.append(1 - self.P[:, BOUNDARY_ID] if ones and i == 0 else self.Q @ U[-1])
-        self.U = U
-        self.tail = base
-
-    def completion(self, j: int) -> torch.Tensor:
-        """R_j: completion mass from each state after j + 1 middle chars."""
-        after = j + 1
-        if self.m_hi is not None and after > self.m_hi:
-            return torch.zeros(self.V, dtype=torch.float64)
-        if after <= self.m_lo:
-            return self.U[self.m_lo - after]
-        if self.m_hi is None:
-            return self.tail
-        return self.S[min(self.m_hi - after, len(self.S) - 1)]  # past the last: converged
-
-    def may_exit(self, j: int) -> bool:
-        return j >= self.m_lo and (self.m_hi is None or j <= self.m_hi)
-
-    def row_weights(self, j: int, states: torch.Tensor) -> torch.Tensor:
-        """step_weights(j)[states] without building the V×V matrix (few names, large V)."""
-        w = self.P[states] * self.completion(j)[None, :]
-        w[:, BOUNDARY_ID] = self.t[states] if self.may_exit(j) else 0.0
-        return w
-
-    def step_weights(self, j: int) -> torch.Tensor:
-        """Unnormalized V×V weights of step j: column 0 = leave the middle, d ≥ 1 = go to d."""
-        w = self.P * self.completion(j)[None, :]
-        w[:, BOUNDARY_ID] = self.t if self.may_exit(j) else 0.0
-        return w
-
-    def log_mass_middle(self) -> float:
-        """log P(S) + log(mass of all allowed middles from u) + log P(E, end)."""
-        if self.m_hi is not None and self.m_hi < 0:
-            return -math.inf
-        z = float(self.row_weights(0, torch.tensor([self.u])).sum())
-        return self.log_pS + math.log(z) + self.log_pE if z > 0 else -math.inf
-
-
-def _geometric_sum(Q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Σ_{k ≥ 0} Q^k t: the probability of eventually leaving into t, from every state.
-
-    For a large V, the linear system (I − Q) h = t: by GMRES (~40 products Q·v at V = 4,500,
-    0.5 s, where a factorization costs V³/3 flops, 1.7 s), else by one dense solve. Otherwise, or
-    when that system is singular (states that can never leave), by doubling: s ← s + Q^(2^i) s,
-    exact to rounding after log2(expected length) squarings."""
-    V = Q.shape[0]
-    if V > _SOLVE_ABOVE:
-        h = _gmres(Q, t)
-        if h is not None:
-            return h.clamp_(min=0)
-        try:
-            h = torch.linalg.solve(torch.eye(V, dtype=Q.dtype) - Q, t)
-            ok = bool(torch.isfinite(h).all()) and float(h.min()) >= -1e-12
-            if ok and float((h - Q @ h - t).abs().max()) <= 1e-9:  # a true solution, not noise
-                return h.clamp_(min=0)
-        except torch.linalg.LinAlgError:  # singular: some states can never leave
-            pass
-    s, A = t.clone(), Q.clone()
-    for _ in range(_DOUBLINGS):  # s = Σ_{k < 2^i} Q^k t
-        inc = A @ s
-        s = s + inc
-        if float(inc.max()) <= 1e-17 * float(s.max()):
-            break
-        A = A @ A
-    return s
-
-
-def _gmres(Q: torch.Tensor, t: torch.Tensor, tol: float = 1e-13, m: int = 80, restarts: int = 5):
-    """h with (I − Q) h = t by restarted GMRES (Saad & Schultz 1986): the h in the span of
-    t, (I − Q)t, (I − Q)²t, … that leaves the least residual, grown one product at a time.
-    Q's eigenvalues cluster near 0 (most next-character distributions are spread out), so a few
-    dozen products suffice. None if the residual is not below `tol`·‖t‖ by then.
-
-    >>> Q = torch.tensor([[0.5, 0.2], [0.1, 0.3]], dtype=torch.float64)
-    >>> _gmres(Q, torch.tensor([0.3, 0.6], dtype=torch.float64)).round(decimals=12)  # (I − Q) h = t
-    tensor([1., 1.], dtype=torch.float64)
-    """
-    h, scale = torch.zeros_like(t), float(t.norm())
-    if scale == 0:
-        return h
-    for _ in range(restarts):
-        r = t - h + Q @ h
-        beta = float(r.norm())
-        if beta <= tol * scale:
-            return h
-        basis, H = [r / beta], torch.zeros(m + 1, m, dtype=t.dtype)
-        e1 = torch.zeros(m + 1, dtype=t.dtype)
-        e1[0] = beta
-        for j in range(m):
-            w = basis[j] - Q @ basis[j]
-            for i in range(j + 1):  # modified Gram–Schmidt against the basis so far
-                H[i, j] = w @ basis[i]
-                w -= H[i, j] * basis[i]
-            H[j + 1, j] = w.norm()
-            y = torch.linalg.lstsq(H[: j + 2, : j + 1], e1[: j + 2, None]).solution[:, 0]
-            small = float((H[: j + 2, : j + 1] @ y - e1[: j + 2]).norm())
-            if small <= tol * scale or float(H[j + 1, j]) == 0:
-                break
-            basis.append(w / H[j + 1, j])
-        h = h + torch.stack(basis[: len(y)], 1) @ y
-    return h if float((t - h + Q @ h).norm()) <= tol * scale * 10 else None
-
-
-def _flat_cdf(w: torch.Tensor) -> torch.Tensor:
-    """Rows normalized, cumulated and shifted by their index: one sorted vector for searchsorted.
-    Works in place on `w` (a fresh V×V table): at V = 4,500 each copy would be 160 MB."""
-    V = w.shape[0]
-    w[w.sum(1) <= 0] = 1.0  # states that cannot complete are never visited
-    w.cumsum_(1)
-    w.div_(w[:, -1:].clone())
-    w.add_(torch.arange(V, dtype=torch.float64)[:, None])
-    return w.view(-1)
-
-
-def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
-    """n middles drawn together, as strings.
-
-    Each step draws all unfinished names' next characters at once: while fewer names than
-    characters are left, from their own rows (names × V); otherwise with one searchsorted into
-    the step's cumulative table laid end to end (V², shared by all names, reused while the
-    weights stay the same). Each step keeps only the unfinished names' (index, character): memory
-    is the characters drawn, not names × the longest name."""
-    V = plan.V
-    cur = torch.full((n,), plan.u, dtype=torch.long)
-    alive = torch.arange(n)
-    who: list[torch.Tensor] = []  # per step: which names drew a character
-    what: list[torch.Tensor] = []  # and which (0 = the middle ended)
-    cdf_key, flat = None, None
-    for j in range(MAX_STEPS):
-        if len(alive) == 0:
-            break
-        u = torch.rand(len(alive), generator=g, dtype=torch.float64).clamp_(max=1 - 1e-12)
-        if len(alive) < V and not (plan.m_hi is None and cdf_key == min(j, plan.m_lo)):
-            cdf = plan.row_weights(j, cur).cumsum(1)
-            nxt = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1).clamp_(max=V - 1)
-        else:
-            key = min(j, plan.m_lo) if plan.m_hi is None else j  # unbounded: constant past m_lo
-            if key != cdf_key:
-                cdf_key, flat = key, _flat_cdf(plan.step_weights(j))
-            nxt = torch.searchsorted(flat, cur + u, right=True) - cur * V
-        who.append(alive)
-        what.append(nxt)
-        going = nxt != BOUNDARY_ID
-        alive, cur = alive[going], nxt[going]
-    else:
-        raise BigramError(
-            f"sampling did not end within {MAX_STEPS} characters: the model rarely ends names; pass --max-len"
-        )
-    if not who:
-        return [""] * n
-    # a stable sort by name puts each name's characters in drawing order, its 0 last
-    order = torch.sort(torch.cat(who), stable=True).indices
-    return _decode_flat(torch.cat(what)[order], plan.vocab)
-
-
-def decode_ids(ids: torch.Tensor, vocab: Vocab) -> list[str]:
-    """Rows of ids (0 after each name) to strings, with one tensor gather and one decode."""
-    n, L = ids.shape
-    ids = torch.cat([ids, torch.zeros(n, 1, dtype=torch.long)], 1)
-    lengths = (ids != BOUNDARY_ID).sum(1)
-    keep = torch.arange(L + 1)[None, :] <= lengths[:, None]  # each name and the boundary after it
-    return _decode_flat(ids[keep], vocab)
-
-
-def _decode_flat(ids: torch.Tensor, vocab: Vocab) -> list[str]:
-    """Names laid end to end, each followed by a 0, to strings: one gather and one decode.
-
-    >>> _decode_flat(torch.tensor([1, 2, 0, 2, 0]), Vocab(("a", "b")))
-    ['ab', 'b']
-    """
-    table = torch.tensor([ord("\n")] + [ord(c) for c in vocab.chars], dtype=torch.int32)
-    return table[ids].numpy().tobytes().decode("utf-32-le").split("\n")[:-1]
 
 
 def make_generator(seed: int | None) -> torch.Generator:
@@ -395,27 +89,13 @@ def sample_plain(log_probs: torch.Tensor, vocab: Vocab, n: int, *, seed: int, ma
     return [name + "…" if i in cut else name for i, name in enumerate(names)]
 
 
-def draw(plan: Plan, n: int, g: torch.Generator) -> list[str]:
-    """n names from the model conditioned on the plan's constraints, exactly."""
-    if n == 0:
-        return []
-    options = [plan.log_mass_middle()] + [lp for _, lp in plan.overlaps]
-    names = [""] * n
-    which = torch.zeros(n, dtype=torch.long)
-    if len(options) > 1:
-        m = max(options)
-        weights = torch.tensor([math.exp(o - m) for o in options], dtype=torch.float64)
-        which = torch.multinomial(weights, n, replacement=True, generator=g)
-    mid_rows = (which == 0).nonzero().squeeze(1).tolist()
-    if mid_rows:
-        middles = _walk(plan, len(mid_rows), g)
-        s, e = plan.c.start, plan.c.end
-        for i, mid in zip(mid_rows, middles, strict=True):
-            names[i] = s + mid + e
-    for k, (name, _) in enumerate(plan.overlaps, start=1):
-        for i in (which == k).nonzero().squeeze(1).tolist():
-            names[i] = name
-    return names
+def decode_ids(ids: torch.Tensor, vocab: Vocab) -> list[str]:
+    """Rows of ids (0 after each name) to strings, with one tensor gather and one decode."""
+    n, L = ids.shape
+    ids = torch.cat([ids, torch.zeros(n, 1, dtype=torch.long)], 1)
+    lengths = (ids != BOUNDARY_ID).sum(1)
+    keep = torch.arange(L + 1)[None, :] <= lengths[:, None]  # each name and the boundary after it
+    return vocab.decode_flat(ids[keep])
 
 
 BLOCK = 1 << 17  # names drawn at once; larger requests stream block after block (constant memory)
@@ -436,7 +116,7 @@ def sample_blocks(
     unique: bool = False,
     max_rounds: int = 50,
 ) -> Iterator[list[str]]:
-    """n names in blocks of at most BLOCK, drawn from the table (reshaped by temperature/top-k/
+    """n names in blocks of at most BLOCK, drawn from the table (adjusted by temperature/top-k/
     top-p) and conditioned exactly on the constraints. One generator runs through all blocks, so
     the same seed gives the same names, and memory stays that of one block whatever n is.
 
@@ -444,7 +124,7 @@ def sample_blocks(
     rounds; after `max_rounds` without enough names it is a BigramError."""
     if unique and n > MAX_UNIQUE:
         raise BigramError(f"-n {n:,} --unique: --unique remembers every name; ask for at most {MAX_UNIQUE:,}")
-    plan = Plan(reshape(log_probs, temperature, top_k, top_p), vocab, constraints)
+    plan = Plan(adjust(log_probs, temperature, top_k, top_p), vocab, constraints)
     g = make_generator(seed)
     seen: set[str] = set()
 
@@ -489,15 +169,6 @@ def sample(log_probs: torch.Tensor, vocab: Vocab, n: int, **kwargs) -> list[str]
     return [name for block in sample_blocks(log_probs, vocab, n, **kwargs) for name in block]
 
 
-# --- the K most probable names -------------------------------------------------------------------
-class SearchStopped(BigramError):
-    """most_likely stopped at its bound; `found` holds the names it had found, most probable first."""
-
-    def __init__(self, message: str, found: list[tuple[str, float]]):
-        super().__init__(message)
-        self.found = found
-
-
 def most_likely(
     log_probs: torch.Tensor,
     vocab: Vocab,
@@ -511,97 +182,6 @@ def most_likely(
     max_queued: int = 2_000_000,
 ) -> list[tuple[str, float]]:
     """The k most probable names meeting the constraints, most probable first, with their log
-    probability under the reshaped table. A* over middles with exact max-product heuristics.
-
-    Memory and time are bounded: after `max_queued` partial names the search stops and raises
-    SearchStopped, which carries the names found so far (all exact, in order)."""
-    plan = Plan(reshape(log_probs, temperature, top_k, top_p), vocab, constraints)
-    with torch.no_grad():
-        best = _max_messages(plan)
-    lQ = plan.Q.log()  # moves within the middle: never into the boundary
-    lt = plan.t.log()
-    base = plan.log_pS + plan.log_pE
-    heap: list[tuple[float, int, int, int, tuple[int, ...], bool]] = []
-    counter = 0  # tie-breaker so the heap never compares paths
-    for name, lp in plan.overlaps:
-        heap.append((-lp, counter, -1, 0, tuple(vocab.encode(name)), True))
-        counter += 1
-
-    def h(j: int, cur: int) -> float:
-        """Best log-prob of completing from state cur having j middle chars."""
-        exit_ = float(lt[cur]) if plan.may_exit(j) else -math.inf
-        nxt = best(j)
-        go = float((lQ[cur] + nxt).max()) if nxt is not None else -math.inf
-        return max(exit_, go)
-
-    start_h = h(0, plan.u)
-    if start_h > -math.inf:
-        heap.append((-(base + start_h), counter, 0, plan.u, (), False))
-        counter += 1
-    heapq.heapify(heap)
-    out: list[tuple[str, float]] = []
-    while heap and len(out) < k:
-        neg, _, j, cur, path, done = heapq.heappop(heap)
-        if done:
-            name = plan.c.start + vocab.decode(path) + plan.c.end if j >= 0 else vocab.decode(path)
-            if not (exclude and name in exclude):
-                out.append((name, -neg))
-            continue
-        if counter > max_queued:
-            raise SearchStopped(
-                f"--most-likely {k}: stopped after queueing {max_queued:,} partial names, with "
-                f"{len(out):,} of {k:,} found (printed above): ask for fewer, or constrain them",
-                out,
-            )
-        g_here = -neg - h(j, cur)  # log prob of the path so far (f = g + h)
-        if plan.may_exit(j) and lt[cur] > -math.inf:
-            heapq.heappush(heap, (-(g_here + float(lt[cur])), counter, j, cur, path, True))
-            counter += 1
-        nxt = best(j)
-        if nxt is None:
-            continue
-        f = g_here + lQ[cur] + nxt
-        for d in torch.nonzero(f > -math.inf).squeeze(1).tolist():
-            heapq.heappush(heap, (-float(f[d]), counter, j + 1, d, (*path, d), False))
-            counter += 1
-    return out
-
-
-def _max_messages(plan: Plan):
-    """best(j): for each state, the max log-prob of completing after j + 1 middle chars
-    (the max-product twin of Plan.completion), or None when no more characters are allowed."""
-    lQ, lt = plan.Q.log(), plan.t.log()
-
-    def prop(v: torch.Tensor) -> torch.Tensor:  # one more middle char, best choice
-        return (lQ + v[None, :]).max(1).values
-
-    if plan.m_hi is not None and plan.m_hi < 0:
-        return lambda j: None
-    if plan.m_hi is None:
-        base = lt.clone()
-        for _ in range(plan.V + 1):  # Bellman-Ford: best paths are simple, ≤ V steps
-            new = torch.maximum(lt, prop(base))
-            if torch.equal(new, base):
-                break
-            base = new
-        S = None
-    else:
-        S = [lt.clone()]
-        for _ in range(plan.m_hi - plan.m_lo):
-            S.append(torch.maximum(lt, prop(S[-1])))  # S_i = max over k ≤ i of B_k
-            if torch.equal(S[-1], S[-2]):  # best paths are simple: fixed after ≤ V steps
-                break
-        base = S[-1]
-    U = [base]
-    for _ in range(plan.m_lo):
-        U.append(prop(U[-1]))
-
-    def best(j: int) -> torch.Tensor | None:
-        after = j + 1
-        if plan.m_hi is not None and after > plan.m_hi:
-            return None
-        if after <= plan.m_lo:
-            return U[plan.m_lo - after]
-        return base if S is None else S[min(plan.m_hi - after, len(S) - 1)]
-
-    return best
+    probability under the adjusted table (see conditioning.best_names)."""
+    plan = Plan(adjust(log_probs, temperature, top_k, top_p), vocab, constraints)
+    return best_names(plan, k, exclude=exclude, max_queued=max_queued)

@@ -82,6 +82,15 @@ class Vocab:
     def decode(self, ids: Iterable[int]) -> str:
         return "".join(self.chars[i - 1] for i in ids if i != BOUNDARY_ID)
 
+    def decode_flat(self, ids: torch.Tensor) -> list[str]:
+        """Names laid end to end, each followed by a 0, to strings: one gather and one decode.
+
+        >>> Vocab(("a", "b")).decode_flat(torch.tensor([1, 2, 0, 2, 0]))
+        ['ab', 'b']
+        """
+        table = torch.tensor([ord("\n")] + [ord(c) for c in self.chars], dtype=torch.int32)
+        return table[ids].numpy().tobytes().decode("utf-32-le").split("\n")[:-1]
+
     def encode_corpus(self, names: list[str]) -> torch.Tensor:
         """All names as one id sequence with the boundary before, between and after them.
 

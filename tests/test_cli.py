@@ -179,3 +179,28 @@ def test_errors_are_one_line_without_traceback(invoke, tmp_path):
     assert r.output.startswith("error:") and len(r.output.strip().splitlines()) == 1
     r = invoke("sample", tmp_path / "no-run")
     assert r.exit_code == 1 and "does not exist" in r.output
+
+
+def test_train_has_a_flag_for_every_config_key_and_help_shows_choices_and_defaults(invoke, monkeypatch):
+    import dataclasses
+    import inspect
+
+    from bigram.cli import train
+    from bigram.config import CHOICES, TrainConfig
+
+    params = inspect.signature(train).parameters
+    assert [f.name for f in dataclasses.fields(TrainConfig) if f.name not in params] == []
+    monkeypatch.setenv("COLUMNS", "200")
+    r = invoke("train", "--help")
+    assert r.exit_code == 0, r.output
+    for key, allowed in CHOICES.items():
+        assert "[" + "|".join(allowed) + "]" in r.output, key
+    for shown in ("(default: auto)", "(default: newton)", "(default: 1e-06)", "(default: data/names.txt)"):
+        assert shown in r.output
+
+
+def test_version(invoke):
+    from bigram import __version__
+
+    r = invoke("--version")
+    assert r.exit_code == 0 and r.output.strip() == f"bigram {__version__}"

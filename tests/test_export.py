@@ -145,3 +145,15 @@ def test_export_refuses_to_overwrite(invoke, runs, tmp_path):
     assert r.exit_code == 1 and "--overwrite" in r.output and out.read_text() == "mine"
     r = invoke("export", runs["k1"], "--out", tmp_path / "x", "--format", "yaml")
     assert r.exit_code == 1 and "arpa, json, csv" in r.output
+
+
+def test_export_format_comes_from_the_extension_and_a_mismatch_is_refused(invoke, runs, tmp_path):
+    r = invoke("export", runs["k1"], "--out", tmp_path / "t.json")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "t.json").read_text())["tokens"][0] == "."
+    r = invoke("export", runs["k1"], "--out", tmp_path / "t.csv", "--format", "arpa")
+    assert r.exit_code == 1 and "does not match" in r.output and not (tmp_path / "t.csv").exists()
+    r = invoke("export", runs["k1"], "--out", tmp_path / "t.txt")
+    assert r.exit_code == 1 and ".arpa, .json or .csv" in r.output
+    r = invoke("export", runs["k1"], "--out", tmp_path / "t.txt", "--format", "csv")
+    assert r.exit_code == 0 and (tmp_path / "t.txt").read_text().startswith("prev,next")

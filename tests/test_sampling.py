@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bigram.errors import BigramError
-from bigram.sampling import Constraints, most_likely, reshape, sample
+from bigram.sampling import Constraints, adjust, most_likely, sample
 from bigram.vocab import Vocab
 
 VOCAB = Vocab(("a", "b", "c"))
@@ -133,17 +133,17 @@ def test_min_len_zero_allows_the_empty_name():
     check_frequencies(names, exact(Constraints(min_len=0, max_len=2), table=table))
 
 
-def test_temperature_top_k_top_p_reshape_rows():
-    p = reshape(LOGP, temperature=0.5).numpy()
+def test_temperature_top_k_top_p_adjust_rows():
+    p = adjust(LOGP, temperature=0.5).numpy()
     row = [x**2 for x in P_TABLE[1]]
     assert p[1] == pytest.approx([x / sum(row) for x in row])
-    p = reshape(LOGP, top_k=2).numpy()
+    p = adjust(LOGP, top_k=2).numpy()
     assert p[1] == pytest.approx([0.3 / 0.7, 0.0, 0.4 / 0.7, 0.0])
-    p = reshape(LOGP, top_p=0.6).numpy()  # a: 0.4 then 0.3 reach 0.7 ≥ 0.6
+    p = adjust(LOGP, top_p=0.6).numpy()  # a: 0.4 then 0.3 reach 0.7 ≥ 0.6
     assert p[1] == pytest.approx([0.3 / 0.7, 0.0, 0.4 / 0.7, 0.0])
-    p = reshape(LOGP, top_p=0.4).numpy()  # 0.4 alone reaches 0.4
+    p = adjust(LOGP, top_p=0.4).numpy()  # 0.4 alone reaches 0.4
     assert p[1] == pytest.approx([0.0, 0.0, 1.0, 0.0])
-    # and the sampler follows the reshaped table: with top-k 1, "." → a → b is forced (b's row is a tie)
+    # and the sampler follows the adjusted table: with top-k 1, "." → a → b is forced (b's row is a tie)
     assert all(w.startswith("ab") for w in sample(LOGP, VOCAB, 100, seed=0, top_k=1))
 
 
@@ -236,7 +236,7 @@ def test_cli_sample_constraints_and_json(invoke, tmp_path, tiny_corpus):
 
 
 def test_geometric_sum_by_solve_and_by_doubling_agree(monkeypatch):
-    import bigram.sampling as sampling
+    import bigram.conditioning as conditioning
 
     g = torch.Generator().manual_seed(0)
     V = 300
@@ -245,16 +245,16 @@ def test_geometric_sum_by_solve_and_by_doubling_agree(monkeypatch):
     P /= P.sum(1, keepdim=True)
     Q, t = P.clone(), P[:, 0].clone()
     Q[:, 0] = 0
-    solved = sampling._geometric_sum(Q, t)
-    monkeypatch.setattr(sampling, "_SOLVE_ABOVE", 10**9)
-    doubled = sampling._geometric_sum(Q, t)
+    solved = conditioning._geometric_sum(Q, t)
+    monkeypatch.setattr(conditioning, "_SOLVE_ABOVE", 10**9)
+    doubled = conditioning._geometric_sum(Q, t)
     assert torch.allclose(solved, doubled, atol=1e-12)
     assert torch.allclose(solved, torch.ones(V, dtype=torch.float64))  # every walk ends, surely
     # states 1 and 2 only lead to each other: they never leave, and (I − Q) is singular
-    monkeypatch.setattr(sampling, "_SOLVE_ABOVE", 2)
+    monkeypatch.setattr(conditioning, "_SOLVE_ABOVE", 2)
     Q = torch.tensor([[0.0, 0.5, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
     t = torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64)
-    assert sampling._geometric_sum(Q, t).tolist() == [0.5, 0.0, 0.0]
+    assert conditioning._geometric_sum(Q, t).tolist() == [0.5, 0.0, 0.0]
 
 
 def test_gmres_solves_the_end_constraint_like_a_dense_solve():
@@ -262,7 +262,7 @@ def test_gmres_solves_the_end_constraint_like_a_dense_solve():
     and for peaked rows (names: a few likely next characters, many unlikely ones)."""
     import numpy as np
 
-    from bigram.sampling import _gmres
+    from bigram.conditioning import _gmres
 
     g = torch.Generator().manual_seed(1)
     V = 400
@@ -281,7 +281,7 @@ def test_gmres_solves_the_end_constraint_like_a_dense_solve():
 def test_unconstrained_plans_skip_the_solve_only_when_every_state_can_end():
     """Σ_k Q^k t is all ones when every row can go to the boundary: the shortcut is the identity,
     not an approximation; a row that cannot end (P[c, 0] = 0) keeps the solve."""
-    from bigram.sampling import Plan, _geometric_sum
+    from bigram.conditioning import Plan, _geometric_sum
 
     P = torch.tensor([[0.0, 0.5, 0.5], [0.2, 0.3, 0.5], [0.1, 0.8, 0.1]], dtype=torch.float64)
     vocab = Vocab(("a", "b"))
