@@ -152,9 +152,6 @@ class RowNewton:
         nll, reg = out.sum(0)
         return float(nll + reg), float(nll), float(reg)
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Nothing to clear: the step computes its own gradient."""
-
     def state_dict(self) -> dict:
         return {}
 

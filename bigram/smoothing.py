@@ -46,12 +46,13 @@ def _minimize_log(f: Callable[[float], float], lo: float, hi: float, grid: int =
 
 def choose_smoothing(
     train: torch.Tensor, val: torch.Tensor | None = None
-) -> tuple[float, list[tuple[float, float]]]:
-    """The k minimizing the count model's NLL on the val counts, and the curve (k, val NLL).
-    Without val counts (no val split), the k minimizing the leave-one-out NLL of the training
-    bigrams instead, and its curve."""
-    f = leave_one_out_nll(train) if val is None or not int(row_sums(val).sum()) else held_out_nll(train, val)
-    return _minimize_log(f, *K_RANGE)
+) -> tuple[float, list[tuple[float, float]], str]:
+    """The k minimizing the count model's NLL on the val counts, the curve (k, val NLL), and
+    "val". Without val counts (no val split), the k minimizing the leave-one-out NLL of the
+    training bigrams instead, its curve, and "leave-one-out"."""
+    if val is None or not int(row_sums(val).sum()):
+        return (*_minimize_log(leave_one_out_nll(train), *K_RANGE), "leave-one-out")
+    return (*_minimize_log(held_out_nll(train, val), *K_RANGE), "val")
 
 
 def held_out_nll(train: torch.Tensor, val: torch.Tensor) -> Callable[[float], float]:

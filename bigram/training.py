@@ -377,15 +377,19 @@ def sweep(
         check_out(out, False)
     corpus = load_counts(cfg, progress=progress)
     rows = []
+    counts = corpus.counts  # the count model's k is the same for every reg: chosen once
+    choice = choose_smoothing(counts["train"], counts.get("val")) if cfg.smoothing == "auto" else None
     with new_run_dir(out, kind="sweep") as root:
         for reg in regs:
             sub = dataclasses.replace(cfg, reg=reg, model="neural")
             run = root / f"reg={reg:g}"
             run.mkdir()
             mark(run)
-            _write_run_inputs(run, sub, corpus.vocab, corpus.counts)
-            result = _fit_and_report(run, sub, corpus.vocab, corpus.counts, device=device, progress=progress)
-            k, kl = equivalent_smoothing(result.tables["neural"], corpus.counts["train"])
+            _write_run_inputs(run, sub, corpus.vocab, counts)
+            result = _fit_and_report(
+                run, sub, corpus.vocab, counts, device=device, progress=progress, smoothing_choice=choice
+            )
+            k, kl = equivalent_smoothing(result.tables["neural"], counts["train"])
             metrics = result.metrics["neural"]
             rows.append({"reg": reg, "run": str(run), "metrics": metrics, "equivalent_k": k, "kl": kl})
     return root, rows
@@ -401,10 +405,12 @@ def _fit_and_report(
     progress: bool,
     resume: dict | None = None,
     shown: Path | None = None,
+    smoothing_choice: tuple | None = None,
 ) -> TrainResult:
     """Fit the neural model (if asked), then write its checkpoint, metrics.json and TensorBoard
     summaries. An early stop still leaves all of them consistent, then raises TrainingStopped.
-    `shown`: the run's name in messages, when `run` is where a replacing run is being built."""
+    `shown`: the run's name in messages, when `run` is where a replacing run is being built.
+    `smoothing_choice`: choose_smoothing's result when the caller has it already (the sweep)."""
     shown = run if shown is None else shown
     with held_ctrl_c():  # heavy import, only when training; not safe to interrupt midway
         from torch.utils.tensorboard import SummaryWriter
@@ -417,8 +423,7 @@ def _fit_and_report(
     ctrl_c = _StopOnCtrlC().__enter__()  # from here on, Ctrl-C stops cleanly between steps
     try:
         if cfg.smoothing == "auto":  # the k that predicts held-out names best
-            on = "val" if "val" in counts else "leave-one-out"
-            k, curve = choose_smoothing(counts["train"], counts.get("val"))
+            k, curve, on = smoothing_choice or choose_smoothing(counts["train"], counts.get("val"))
             extra["smoothing"] = {"chosen": k, "chosen_by": on, "curve": [[x, y] for x, y in curve]}
             log_smoothing_curve(writer, k, curve, on)
             cfg = dataclasses.replace(cfg, smoothing=k)
