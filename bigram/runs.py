@@ -1,13 +1,17 @@
-"""Run directories: where a training run puts everything, and loading it back.
+"""Run directories: everything a training run writes, and reading it back, in one place.
 
 runs/2026-11-21_10-30-05/
-    config.toml      the resolved configuration
-    vocab.json       id 0 = boundary, then the characters
-    counts.pt        the bigram count matrix of each split (the sufficient statistic for eval)
-    count.pt         count-model checkpoint     (if trained)
-    neural.pt        neural-model checkpoint    (if trained)
-    metrics.json     NLL, perplexity, bits per char per model and split
+    .bigram-run      marker: bigram made this directory (--overwrite replaces only such)
+    config.toml      the resolved configuration                      write_inputs / Run.open
+    vocab.json       id 0 = boundary, then the characters            write_inputs / Run.open
+    counts.pt        {"splits": {split: sparse V×V counts}}          write_inputs / Run.split_counts
+    count.pt         {"counts": sparse train counts, "smoothing": k}  save_count_model / Run.count_model
+    neural.pt        {"W", "step", optimizer and generator state}     save_neural_model / Run.neural_state
+    metrics.json     NLL, perplexity, bits per char per model and split     write_metrics / Run.metrics
     events.out.tfevents.*   TensorBoard
+
+Every checkpoint also records its "kind" and the vocabulary's "chars", checked when it is read.
+A model's table, log P(next | prev), is made from its checkpoint by `model_table` alone.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 import torch
 
 from bigram import atomic, checkpoints
-from bigram.config import MAX_SMOOTHING
+from bigram.config import MAX_SMOOTHING, TrainConfig, resolve_dict
 from bigram.counts import compact
 from bigram.errors import BigramError, TrainingStopped
 from bigram.models import count_log_probs
@@ -176,13 +180,71 @@ def latest_run(root: Path = RUNS_DIR) -> Path:
     return max(runs, key=lambda p: (p / "config.toml").stat().st_mtime)
 
 
+# --- writing a run -------------------------------------------------------------------------------
+
+
+def write_config(run: Path, cfg: TrainConfig) -> None:
+    atomic.write_text(run / "config.toml", cfg.to_toml())
+
+
+def write_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, counts: dict[str, torch.Tensor]) -> None:
+    """What a run is trained from: its resolved config, vocabulary and per-split counts."""
+    write_config(run, cfg)
+    vocab_json = json.dumps(vocab.to_dict(), ensure_ascii=False, indent=1) + "\n"
+    atomic.write_text(run / "vocab.json", vocab_json)
+    sparse = {s: checkpoints.to_sparse(c) for s, c in counts.items()}
+    checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / "counts.pt")
+
+
+def save_count_model(run: Path, vocab: Vocab, train: torch.Tensor, smoothing: float) -> None:
+    """The count model is its training counts and its k: the table follows from them."""
+    ckpt = {"kind": "count", "chars": list(vocab.chars), "counts": checkpoints.to_sparse(train)}
+    checkpoints.save({**ckpt, "smoothing": float(smoothing)}, run / "count.pt")
+
+
+def save_neural_model(
+    run: Path,
+    vocab: Vocab,
+    W: torch.Tensor,
+    *,
+    step: int,
+    optimizer: str,
+    optimizer_state: dict | None,
+    generator_state: torch.Tensor,
+) -> None:
+    """W, and everything --resume needs to continue exactly where training stopped."""
+    ckpt = {"kind": "neural", "chars": list(vocab.chars), "W": W.detach().cpu(), "step": step}
+    state = {"optimizer_state": optimizer_state, "generator_state": generator_state}
+    checkpoints.save({**ckpt, "optimizer": optimizer, **state}, run / "neural.pt")
+
+
+def write_metrics(run: Path, metrics: dict) -> None:
+    atomic.write_text(run / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+
+def model_table(model: str, ckpt: dict, V: int, where: str) -> torch.Tensor:
+    """A checkpoint → its model's V×V table of log P(next | prev), float64 (checked first).
+
+    count:  log((N + k) / row sums), from the training counts N and the smoothing k
+    neural: log_softmax(W) row by row: the logits of one_hot(prev) @ W are row prev of W"""
+    if model == "count":
+        counts = checkpoints.check_counts(ckpt.get("counts"), V, where)
+        k = checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
+        return count_log_probs(counts, k)
+    W = checkpoints.check_weights(ckpt.get("W"), V, where)
+    return torch.log_softmax(W.double(), dim=1)
+
+
+# --- reading a run -------------------------------------------------------------------------------
+
+
 @dataclass
 class Run:
     """A trained run loaded from disk: its vocabulary, config and model tables."""
 
     path: Path
     vocab: Vocab
-    config: dict
+    config: TrainConfig
     _cache: dict = field(default_factory=dict, repr=False)  # tables and counts, read once
 
     @classmethod
@@ -192,11 +254,16 @@ class Run:
             raise BigramError(f"run directory {p} does not exist: name a directory made by `bigram train`")
         if not (p / "vocab.json").is_file():
             raise BigramError(f"{p} is not a bigram run directory (no vocab.json)")
+        where = p / "config.toml"
         try:
-            config = tomllib.loads((p / "config.toml").read_text(encoding="utf-8"))
+            config = resolve_dict(tomllib.loads(where.read_text(encoding="utf-8")), where=str(where))
         except (OSError, tomllib.TOMLDecodeError) as e:
-            raise BigramError(f"cannot read {p / 'config.toml'}: {e}") from None
-        return cls(p, Vocab.load(p / "vocab.json"), config)
+            raise BigramError(f"cannot read {where}: {e}") from None
+        try:
+            vocab = Vocab.from_dict(json.loads((p / "vocab.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise BigramError(f"cannot read vocabulary {p / 'vocab.json'}: {e}") from None
+        return cls(p, vocab, config)
 
     @property
     def models(self) -> list[str]:
@@ -228,28 +295,34 @@ class Run:
         """The V×V table log P(next | prev) of a model (float64); what every consumer reads."""
         model = self.pick_model(model)
         if model not in self._cache:
-            if model == "count":
-                lp = count_log_probs(*self.count_model())
-            else:
-                lp = torch.log_softmax(self.neural_weights().double(), dim=1)
-            self._cache[model] = lp
+            ckpt = self.count_checkpoint() if model == "count" else self.checkpoint(model)
+            self._cache[model] = model_table(model, ckpt, self.vocab.size, str(self.path / f"{model}.pt"))
         return self._cache[model]
 
-    def neural_weights(self) -> torch.Tensor:
-        """The neural model's W, checked: finite V×V floats."""
-        W = self.checkpoint("neural").get("W")
-        return checkpoints.check_weights(W, self.vocab.size, str(self.path / "neural.pt"))
+    def count_checkpoint(self) -> dict:
+        """count.pt, read once (the table and export both use it)."""
+        if "count.pt" not in self._cache:
+            self._cache["count.pt"] = self.checkpoint("count")
+        return self._cache["count.pt"]
 
     def count_model(self) -> tuple[torch.Tensor, float]:
-        """The count model's checkpoint, checked: (its V×V training counts, sparse; its k). Read
-        once: log_probs and export both use it."""
-        if "count_model" not in self._cache:
-            where, V = str(self.path / "count.pt"), self.vocab.size
-            ckpt = self.checkpoint("count")
-            counts = checkpoints.check_counts(ckpt.get("counts"), V, where)
-            k = checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
-            self._cache["count_model"] = (counts, k)
-        return self._cache["count_model"]
+        """The count model's training counts (V×V, sparse) and its k, checked."""
+        ckpt, where = self.count_checkpoint(), str(self.path / "count.pt")
+        counts = checkpoints.check_counts(ckpt.get("counts"), self.vocab.size, where)
+        return counts, checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
+
+    def neural_state(self) -> dict:
+        """neural.pt with W and step checked, and its optimizer the config's: what --resume needs."""
+        ckpt, where = self.checkpoint("neural"), str(self.path / "neural.pt")
+        ckpt["W"] = checkpoints.check_weights(ckpt.get("W"), self.vocab.size, where)
+        ckpt["step"] = int(checkpoints.check_number(ckpt.get("step"), 0, 2**62, "step", where))
+        if ckpt.get("optimizer") != self.config.optimizer:
+            raise BigramError(
+                f"{where} was trained with optimizer {ckpt.get('optimizer')!r} but "
+                f"{self.path / 'config.toml'} says {self.config.optimizer!r}: --resume continues the same "
+                "optimizer; restore the config or retrain"
+            )
+        return ckpt
 
     def counts(self, split: str = "train") -> torch.Tensor:
         """The V×V bigram count matrix of a split of this run's data (int64)."""
@@ -333,7 +406,7 @@ class Run:
         run's text rule, so that --novel leaves out exactly the names it was trained on)."""
         from bigram.corpus import iter_names
 
-        data = Path(str(self.config.get("data", "")))
+        data = Path(self.config.data)
         if not data.is_file():
             raise BigramError(
                 f"--novel needs the run's corpus {data} (from {self.path / 'config.toml'}), which is not "

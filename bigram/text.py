@@ -121,10 +121,8 @@ class TextRule:
 
     @classmethod
     def of(cls, cfg) -> TextRule:
-        """The rule of a TrainConfig or of a run's config.toml (a dict)."""
-        get = cfg.get if isinstance(cfg, dict) else lambda key, default: getattr(cfg, key, default)
-        norm = get("normalize", "NFC")
-        return cls(None if norm in (None, "none") else norm, bool(get("lowercase", False)))
+        """The rule a TrainConfig asks for."""
+        return cls(None if cfg.normalize in (None, "none") else cfg.normalize, bool(cfg.lowercase))
 
     def text(self, text: str) -> str:
         """Normalization and case folding of a whole text (no stripping): for --start/--end."""

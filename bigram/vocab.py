@@ -6,15 +6,12 @@ It is *displayed* as "." when "." is not in the data, else as the first free sym
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 import torch
 
-from bigram import atomic
 from bigram.errors import BigramError
 
 BOUNDARY_ID = 0
@@ -146,13 +143,3 @@ class Vocab:
     @classmethod
     def from_dict(cls, d: dict) -> Vocab:
         return cls(tuple(d["chars"]))
-
-    def save(self, path: Path) -> None:
-        atomic.write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> Vocab:
-        try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise BigramError(f"cannot read vocabulary {path}: {e}") from None

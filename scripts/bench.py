@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 from bigram.config import TrainConfig  # noqa: E402
 from bigram.counts import count_bigrams  # noqa: E402
 from bigram.data import read_names  # noqa: E402
+from bigram.fit import fit_neural  # noqa: E402
 from bigram.models import NeuralBigram, count_log_probs  # noqa: E402
 from bigram.sampling import Constraints, sample  # noqa: E402
-from bigram.training import fit_neural  # noqa: E402
 from bigram.vocab import Vocab  # noqa: E402
 
 SEED = 2147483647
@@ -302,7 +302,7 @@ def _optimum_gap(run: Path) -> tuple[float, float]:
 
     r = Run.open(run)
     N = r.counts("train")
-    W = r.neural_weights()
+    W = r.neural_state()["W"]
     Nd = N.to_dense().double() if N.is_sparse else N.double()
     long = fit_neural(TrainConfig(steps=40, tol=0.0), {"train": N}, device=torch.device("cpu")).model.W
     return _objective(W.double(), Nd).item(), _objective(long.detach().double(), Nd).item()

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from bigram.config import TrainConfig
 from bigram.counts import count_bigrams
+from bigram.fit import fit_neural
 from bigram.models import NeuralBigram
-from bigram.training import fit_neural
 from bigram.vocab import Vocab
 
 
@@ -241,7 +241,7 @@ def test_minibatch_training_uses_the_one_hot_forward(names, monkeypatch):
 
 def test_plain_sgd_is_torch_sgd_bit_for_bit(names):
     """fit_neural's SGD is the lecture's W.data += -lr * W.grad; torch.optim.SGD gives the same W."""
-    from bigram.training import PlainSGD
+    from bigram.fit import PlainSGD
 
     N = count_bigrams(names, Vocab.from_names(names)).float()
     a, b = NeuralBigram(27, seed=2147483647), NeuralBigram(27, seed=2147483647)

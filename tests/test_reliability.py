@@ -303,12 +303,12 @@ def test_ctrl_c_saves_a_consistent_run_that_resumes(tmp_path):
 def test_ctrl_c_before_the_first_step_saves_step_zero(names):
     from bigram.config import TrainConfig
     from bigram.counts import count_bigrams
+    from bigram.fit import StopOnCtrlC, fit_neural
     from bigram.models import NeuralBigram
-    from bigram.training import _StopOnCtrlC, fit_neural
     from bigram.vocab import Vocab
 
     vocab = Vocab.from_names(names)
-    flag = _StopOnCtrlC()
+    flag = StopOnCtrlC()
     flag.requested = True  # Ctrl-C pressed while the run was being set up
     fit = fit_neural(
         TrainConfig(steps=50), {"train": count_bigrams(names, vocab)}, device=torch.device("cpu"), ctrl_c=flag

@@ -95,7 +95,7 @@ def test_overwrite_replaces_a_bigram_run_only_once_the_new_one_is_complete(
     run = train(invoke, tiny_corpus, tmp_path / "run")
     old = tree(run)
     # a failure while the new run is being built leaves the old one exactly as it was
-    import bigram.training
+    import bigram.runs
 
     def fail(*a, **k):
         raise KeyboardInterrupt
@@ -120,7 +120,7 @@ def test_a_failed_fresh_run_leaves_nothing(invoke, tmp_path, tiny_corpus, monkey
     def fail(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(bigram.training, "_write_run_inputs", fail)
+    monkeypatch.setattr(bigram.runs, "write_inputs", fail)
     r = invoke("train", "--data", tiny_corpus, "--out", tmp_path / "new", "-q")
     assert r.exit_code != 0
     assert not (tmp_path / "new").exists()

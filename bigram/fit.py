@@ -1,0 +1,234 @@
+"""Fitting the neural model: its optimizer, the training loop, and a Ctrl-C that stops it between steps.
+
+The loop (`fit_neural`) is the lecture's: evaluate the loss, step the optimizer, repeat; with a
+progress bar, TensorBoard curves, an early stop once the loss stops changing (`tol`), and a
+clean stop on Ctrl-C or on a non-finite loss.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from bigram.config import TrainConfig
+from bigram.counts import dense
+from bigram.models import NeuralBigram
+from bigram.tensorboard_log import Curves
+
+
+class PlainSGD:
+    """The lecture's update, W.data += -lr * W.grad, with the optimizer interface fit_neural uses.
+    Same numbers as torch.optim.SGD(lr=lr); written out because constructing any torch.optim
+    optimizer first imports torch._dynamo (seconds, in a command that takes a few)."""
+
+    def __init__(self, params, lr: float) -> None:
+        self.params = list(params)
+        self.lr = lr
+
+    def step(self, closure) -> float:
+        loss = closure()
+        with torch.no_grad():
+            for p in self.params:
+                p.add_(p.grad, alpha=-self.lr)
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def state_dict(self) -> dict:
+        return {"state": {}, "param_groups": [{"lr": self.lr}]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Plain SGD keeps no state between steps (a torch.optim.SGD checkpoint loads too)."""
+
+
+class RestartingLBFGS(torch.optim.LBFGS):
+    """L-BFGS, one iteration per step, its curvature history carried over between steps. A failed
+    line search leaves step size 0, where L-BFGS would stall for good: the history is then
+    dropped (`stalled` says so) and the next step starts again from steepest descent."""
+
+    stalled = False
+
+    def __init__(self, params, lr: float) -> None:
+        super().__init__(params, lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+
+    def step(self, closure) -> float:
+        loss = super().step(closure)
+        self.stalled = self.state[self.param_groups[0]["params"][0]].get("t") == 0
+        if self.stalled:
+            self.state.clear()
+        return loss
+
+
+def make_optimizer(cfg: TrainConfig, model: NeuralBigram, train: torch.Tensor):
+    lr, params = cfg.learning_rate, model.parameters()
+    if cfg.optimizer == "newton":
+        from bigram.newton import RowNewton  # numba: only the runs that use it pay the import
+
+        return RowNewton(model.W, train, cfg.reg, lr)
+    if cfg.optimizer == "sgd":
+        return PlainSGD(params, lr)  # plain W ← W − lr·grad, as in the lecture
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return RestartingLBFGS(params, lr)
+
+
+class StopOnCtrlC:
+    """While active, Ctrl-C sets a flag that the loop checks between steps, so an interrupted
+    run stops after a whole update; a second Ctrl-C interrupts at once, as usual. Entered again
+    (by fit_neural inside a caller's), only the outermost enter/exit installs/restores."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = None
+        self._depth = 0
+
+    def __enter__(self) -> StopOnCtrlC:
+        self._depth += 1
+        if self._depth == 1 and threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __exit__(self, *exc) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+    @property
+    def active(self) -> bool:
+        return self._depth > 0
+
+
+@dataclass
+class Fit:
+    """A neural model being fitted: the model, its optimizer and minibatch generator, how many
+    updates W has had, and why training stopped early (None, "interrupted" or "diverged")."""
+
+    cfg: TrainConfig
+    train: torch.Tensor  # the training counts, dense float32 on the device
+    total: float  # their sum: the number of training bigrams
+    model: NeuralBigram
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    step: int = 0
+    stopped: str | None = None
+    bad_loss: float = math.nan
+    converged: bool = False  # a step changed the loss by less than cfg.tol
+
+    @classmethod
+    def start(cls, cfg: TrainConfig, train: torch.Tensor, device: torch.device, resume: dict | None) -> Fit:
+        """W = randn(V, V) from the seed, or the weights, optimizer state and generator of a
+        checkpoint (runs.Run.neural_state) to go on from."""
+        train = dense(train).to(device=device, dtype=torch.float32)
+        model = NeuralBigram(train.shape[0], seed=cfg.seed).to(device)
+        optimizer = make_optimizer(cfg, model, train)
+        generator = torch.Generator(device).manual_seed(cfg.seed)
+        fit = cls(cfg, train, float(train.sum()), model, optimizer, generator)
+        if resume is not None:
+            with torch.no_grad():
+                model.W.copy_(resume["W"])
+            if resume.get("optimizer_state") is not None:
+                fit.optimizer.load_state_dict(resume["optimizer_state"])
+            fit.generator.set_state(resume["generator_state"])
+            fit.step = int(resume["step"])
+        return fit
+
+    def update(self) -> tuple[float, float, float]:
+        """One optimizer step; returns (loss, nll, reg) of W *before* it."""
+        if self.cfg.optimizer == "newton":  # its compiled step evaluates the loss itself
+            return self.optimizer.step()
+        cfg, model, V = self.cfg, self.model, self.train.shape[0]
+        seen: list[tuple[float, float, float]] = []
+
+        def closure() -> float:
+            if cfg.batch_size:  # autograd through the literal one-hot forward
+                self.optimizer.zero_grad(set_to_none=True)
+                idx = torch.multinomial(self.train.flatten(), cfg.batch_size, True, generator=self.generator)
+                loss_t, nll_t, reg_t = model.loss(idx // V, idx % V, cfg.reg)
+                loss_t.backward()
+                seen.append((loss_t.item(), nll_t.item(), reg_t.item()))
+            else:  # the same objective over all bigrams from the counts, gradient in closed form
+                *parts, model.W.grad = model.loss_and_grad_from_counts(self.train, cfg.reg, self.total)
+                seen.append(tuple(parts))
+            return seen[-1][0]
+
+        self.optimizer.step(closure)
+        return seen[0]  # L-BFGS evaluates more than once; the first is before the update
+
+    def checkpoint_state(self) -> dict:
+        """What runs.save_neural_model stores besides W: where to go on from."""
+        keep = self.stopped != "diverged"  # the optimizer had moved past the kept weights
+        return {
+            "step": self.step,
+            "optimizer": self.cfg.optimizer,
+            "optimizer_state": self.optimizer.state_dict() if keep else None,
+            "generator_state": self.generator.get_state(),
+        }
+
+
+def fit_neural(
+    cfg: TrainConfig,
+    counts: dict[str, torch.Tensor],
+    *,
+    device: torch.device,
+    writer=None,
+    progress: bool = False,
+    resume: dict | None = None,
+    ctrl_c: StopOnCtrlC | None = None,
+) -> Fit:
+    """Train W to minimize mean NLL over the training bigrams + reg · mean(W²), from a fresh
+    init or from a checkpoint (`resume`), up to cfg.steps updates in all.
+
+    Full batch: loss and gradient come from the training count matrix in O(V²) per step.
+    --batch-size N: each step draws N training bigrams at random (with replacement, i.e. from
+    the counts' distribution) and runs the literal one-hot forward on them.
+    Step k logs the loss of the forward pass *before* the k-th update, so a resumed run's steps
+    continue the interrupted run's without repeating one.
+    Stops early on Ctrl-C (after a whole update) or at the first non-finite loss (keeping the
+    last weights whose loss was finite)."""
+    fit = Fit.start(cfg, counts["train"], device, resume)
+    first = fit.step
+    curves = Curves(writer, counts, cfg.smoothing)
+    last_finite = None  # the weights of the last step whose loss was finite
+    previous = None  # the loss before the previous update, to measure what that update gained
+    bar = tqdm(
+        range(first, cfg.steps), desc="neural", unit="step", disable=not progress, leave=False,
+        initial=first, total=cfg.steps,
+    )  # fmt: skip
+    with ctrl_c or StopOnCtrlC() as ctrl_c:
+        for step in bar:
+            if ctrl_c.requested:
+                fit.stopped = "interrupted"
+                break
+            # a resumed run's first model was already evaluated when the previous run stopped
+            if step % cfg.eval_every == 0 and not (resume and step == first):
+                curves.evaluate(fit.model, step)
+            before = fit.model.W.detach().clone()
+            loss, nll, reg = fit.update()
+            if not math.isfinite(loss):  # `before` is bad: go back to the last finite weights
+                with torch.no_grad():
+                    fit.model.W.copy_(before if last_finite is None else last_finite)
+                fit.step, fit.stopped, fit.bad_loss = max(step - 1, first), "diverged", loss
+                return fit
+            last_finite, fit.step = before, step + 1
+            curves.train(step, loss, nll, reg)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            gain = math.inf if previous is None else previous - loss
+            previous = None if getattr(fit.optimizer, "stalled", False) else loss  # a stall is no convergence
+            if abs(gain) < cfg.tol:  # the last update changed the loss by (almost) nothing: converged
+                fit.converged = True
+                break
+    bar.close()
+    curves.evaluate(fit.model, fit.step)
+    return fit

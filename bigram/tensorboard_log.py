@@ -1,0 +1,127 @@
+"""What a run shows in TensorBoard: the neural model's curves beside the count model's NLL, the
+smoothing curve, and end-of-run images, samples, figures and hparams."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import torch
+
+from bigram.config import TrainConfig
+from bigram.counts import top_tokens
+from bigram.interrupt import held_ctrl_c
+from bigram.metrics import nll as nll_of
+from bigram.models import NeuralBigram, count_log_probs_at
+from bigram.sampling import sample_plain
+from bigram.vocab import Vocab
+
+N_SAMPLES = 10  # names written to TensorBoard per model
+SAMPLE_MAX_LEN = 40  # their length cap
+IMAGE_TOKENS = 64  # a larger vocabulary shows its most frequent characters
+FIGURE_TOKENS = 27  # the labelled figures: the lecture's size (each cell costs drawing time)
+
+
+def open_writer(run: Path):
+    """A SummaryWriter into the run directory (TensorBoard's import is heavy: only when training,
+    and not interruptible midway)."""
+    with held_ctrl_c():
+        from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(run))
+
+
+class QuietWriterThread:
+    """While active, an exception in TensorBoard's background writer thread (a full disk) is not
+    printed as a thread traceback: the writer re-raises it in the main thread, which reports it
+    as one line."""
+
+    def __enter__(self) -> QuietWriterThread:
+        self._old = threading.excepthook
+
+        def hook(args) -> None:
+            if args.thread is None or "Writer" not in type(args.thread).__name__:
+                self._old(args)
+
+        threading.excepthook = hook
+        return self
+
+    def __exit__(self, *exc) -> None:
+        threading.excepthook = self._old
+
+
+class Curves:
+    """The neural model's curves: loss, NLL and L2 term of every step (train/…), and every
+    eval_every steps its NLL on the held-out splits beside the count model's NLL on every split
+    (…/nll_count_model): the line gradient descent heads for. Without a writer, nothing."""
+
+    def __init__(self, writer, counts: dict[str, torch.Tensor], smoothing: float | str) -> None:
+        self.writer, self.counts = writer, counts
+        if writer is None:
+            return
+        if smoothing == "auto":
+            from bigram.smoothing import choose_smoothing
+
+            smoothing = choose_smoothing(counts["train"], counts.get("val"))[0]
+        count_lp = count_log_probs_at(counts["train"], smoothing)
+        self.reference = {s: nll_of(count_lp, c) for s, c in counts.items()}
+
+    def train(self, step: int, loss: float, nll: float, reg: float) -> None:
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss", loss, step)
+            self.writer.add_scalar("train/nll", nll, step)
+            self.writer.add_scalar("train/reg", reg, step)
+
+    @torch.no_grad()
+    def evaluate(self, model: NeuralBigram, step: int) -> None:
+        if self.writer is None:
+            return
+        lp = model.log_probs()
+        for split, c in self.counts.items():
+            if split != "train":
+                self.writer.add_scalar(f"{split}/nll", nll_of(lp, c), step)
+            self.writer.add_scalar(f"{split}/nll_count_model", self.reference[split], step)
+
+
+def log_smoothing_curve(writer, chosen: float, curve: list[tuple[float, float]], on: str = "val") -> None:
+    """The val (or leave-one-out) NLL of the count model against k. TensorBoard's x axis takes
+    integers, so the step is 1000·log10(k) + 4000 (k = 1e-4 → 0, k = 1 → 4000, k = 1000 → 7000)."""
+    tag = "smoothing/val_nll" if on == "val" else "smoothing/leave_one_out_nll"
+    for k, nll in curve:
+        writer.add_scalar(tag, nll, round(1000 * math.log10(k)) + 4000)
+    what = "val NLL" if on == "val" else "leave-one-out NLL"
+    writer.add_text("smoothing/chosen", f"k = {chosen:.6g} ({what} {dict(curve)[chosen]:.6f})")
+
+
+def log_summary(
+    writer, cfg: TrainConfig, vocab: Vocab, tables: dict, metrics: dict, counts_train, step: int
+) -> None:
+    """End-of-run entries: probability images, sampled names, labelled figures, hparams."""
+    from torch.utils.tensorboard.summary import hparams
+
+    show = top_tokens(counts_train, IMAGE_TOKENS)
+    for model, lp in tables.items():
+        p = lp[show][:, show].exp().float()  # the most frequent characters of a big vocabulary
+        writer.add_image(f"probs/{model}", (p / p.max()).unsqueeze(0), step, dataformats="CHW")
+        names = sample_plain(lp, vocab, N_SAMPLES, seed=cfg.seed, max_len=SAMPLE_MAX_LEN)
+        # four-space indent: a Markdown code block, so names show verbatim
+        writer.add_text(f"samples/{model}", "\n".join("    " + n for n in names), step)
+    if cfg.figures:  # the lecture's labelled heatmaps (bigram plot draws the same)
+        from bigram.plots import figure_for
+
+        model = "neural" if "neural" in tables else "count"
+        fig = figure_for(vocab, counts_train, None, "counts", model, FIGURE_TOKENS)
+        writer.add_image("figures/counts", fig.array(), step, dataformats="HWC")
+        fig = figure_for(vocab, counts_train, tables[model], "probs", model, FIGURE_TOKENS)
+        writer.add_image(f"figures/probs_{model}", fig.array(), step, dataformats="HWC")
+    hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in cfg.to_dict().items()}
+    final = {
+        f"hparam/{model}_{split}_nll": m["nll"] for model, per in metrics.items() for split, m in per.items()
+    }
+    exp, ssi, sei = hparams(hp, final)
+    fw = writer._get_file_writer()
+    for summary in (exp, ssi, sei):
+        fw.add_summary(summary)
+    for tag, value in final.items():
+        writer.add_scalar(tag, value, step)
