@@ -4,7 +4,11 @@ The content goes to a temporary file beside the target (same directory, so the s
 is flushed to disk, then renamed over the target in one step. A crash, Ctrl-C or a full disk
 leaves the old file as it was and no half-written one:
 
-    >>> write_text(Path("metrics.json"), "{}\\n")    # metrics.json is "{}\\n", or what it was before
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "metrics.json"
+    >>> write_text(target, "{}\\n")   # target holds "{}\\n", or what it held before: nothing in between
+    >>> target.read_text(), [p.name for p in target.parent.iterdir()]   # no temporary file is left
+    ('{}\\n', ['metrics.json'])
 """
 
 from __future__ import annotations

@@ -291,11 +291,12 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
         if len(alive) == 0:
             break
         u = torch.rand(len(alive), generator=g, dtype=torch.float64).clamp_(max=1 - 1e-12)
-        if len(alive) < V and not (plan.max_middle is None and cdf_key == min(j, plan.min_middle)):
+        # which weights step j uses: without a max length they stop changing after min_middle steps
+        key = min(j, plan.min_middle) if plan.max_middle is None else j
+        if len(alive) < V and key != cdf_key:  # few names left, no shared table built for these weights
             cdf = plan.row_weights(j, cur).cumsum(1)
             nxt = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1).clamp_(max=V - 1)
-        else:
-            key = min(j, plan.min_middle) if plan.max_middle is None else j  # unbounded: constant past m_lo
+        else:  # one shared table for every name: built once per distinct weights, then reused
             if key != cdf_key:
                 cdf_key, flat = key, _flat_cdf(plan.step_weights(j))
             nxt = torch.searchsorted(flat, cur + u, right=True) - cur * V
@@ -360,6 +361,13 @@ def best_names(
     lQ = plan.Q.log()  # moves within the middle: never into the boundary
     lt = plan.leave.log()
     base = plan.log_p_start + plan.log_p_end
+    # a heap entry: (−f, tie-breaker, j, cur, path, done) where
+    #   f     = log P of the path so far + the best log P of any completion (exact, so the first
+    #           finished entry popped is the most probable name, the next the second, …)
+    #   j     = how many middle characters the path has (−1: a name where --start and --end overlap)
+    #   cur   = the last character's id (the state the next step leaves from)
+    #   path  = the middle's ids so far
+    #   done  = the path is a whole name (its end already added to f), nothing left to extend
     heap: list[tuple[float, int, int, int, tuple[int, ...], bool]] = []
     counter = 0  # tie-breaker so the heap never compares paths
     for name, lp in plan.overlaps:

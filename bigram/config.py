@@ -17,7 +17,7 @@ MODELS = ("count", "neural", "both")
 OPTIMIZERS = ("newton", "sgd", "adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.1, "lbfgs": 1.0, "newton": 1.0}  # sgd 50 is the lecture's
-SPLITS = ("auto", "random", "hash")
+SPLIT_METHODS = ("auto", "random", "hash")
 MAX_SMOOTHING = 1e9  # beyond it every row is uniform to float precision (and k·V could overflow)
 MAX_REG = 1e6  # reg·mean(W²) must stay finite
 MAX_BATCH = 1 << 24  # minibatch examples; the one-hot batch is batch × V floats
@@ -86,7 +86,8 @@ _SYNONYMS = {
 }  # fmt: skip
 # the keys whose value is one of a fixed set: what validation accepts and what --help lists
 CHOICES = {
-    "model": MODELS, "optimizer": OPTIMIZERS, "device": DEVICES, "split": SPLITS, "normalize": NORMALIZATIONS,
+    "model": MODELS, "optimizer": OPTIMIZERS, "device": DEVICES, "split": SPLIT_METHODS,
+    "normalize": NORMALIZATIONS,
 }  # fmt: skip
 _STR_KEYS = ("data", "model", "optimizer", "device", "split", "normalize")
 _BOOL_KEYS = ("lowercase", "figures")

@@ -1,6 +1,8 @@
 """Names as Python lists, for small corpora, tests and notebooks (training itself streams: corpus.py).
 
->>> split_names(["ann", "bob", "cy", "dee"], 0.25, 0.25, seed=0)["train"]   # two of the four
+>>> split = split_names(["ann", "bob", "cy", "dee"], 0.25, 0.25, seed=0)
+>>> split["train"], split["val"], split["test"]   # one of the four each for val and test
+(['cy', 'dee'], ['ann'], ['bob'])
 """
 
 from __future__ import annotations

@@ -37,7 +37,11 @@ def arpa_token(ch: str) -> str:
 
 
 def arpa_sentence(name: str) -> str:
-    """A name as the space-separated tokens an ARPA reader scores (without <s> and </s>)."""
+    """A name as the space-separated tokens an ARPA reader scores (without <s> and </s>).
+
+    >>> arpa_sentence("Jean Luc")
+    'J e a n <U+0020> L u c'
+    """
     return " ".join(arpa_token(ch) for ch in name)
 
 

@@ -179,7 +179,7 @@ class Fit:
 
 def fit_neural(
     cfg: TrainConfig,
-    counts: dict[str, torch.Tensor],
+    splits: dict[str, torch.Tensor],
     *,
     device: torch.device,
     writer=None,
@@ -197,9 +197,9 @@ def fit_neural(
     continue the interrupted run's without repeating one.
     Stops early on Ctrl-C (after a whole update) or at the first non-finite loss (keeping the
     last weights whose loss was finite)."""
-    fit = Fit.start(cfg, counts["train"], device, resume)
+    fit = Fit.start(cfg, splits["train"], device, resume)
     first = fit.step
-    curves = Curves(writer, counts, cfg.smoothing)
+    curves = Curves(writer, splits, cfg.smoothing)
     last_finite = None  # the weights of the last step whose loss was finite
     previous = None  # the loss before the previous update, to measure what that update gained
     bar = tqdm(

@@ -30,7 +30,12 @@ def log_likelihood(log_probs, counts: torch.Tensor) -> float:
 
 
 def summarize(log_lik: float, bigrams: int) -> dict[str, float | int]:
-    """The per-bigram figures every report uses."""
+    """The per-bigram figures every report uses: NLL in nats, perplexity = exp(NLL), bits = NLL / ln 2.
+
+    Two bigrams of probability 1/4 each: log-likelihood 2·ln(1/4), NLL ln 4, perplexity 4, 2 bits.
+    >>> summarize(2 * math.log(1 / 4), 2)
+    {'nll': 1.3862943611198906, 'perplexity': 4.0, 'bits_per_char': 2.0, 'bigrams': 2}
+    """
     nll = -log_lik / bigrams if bigrams else math.nan
     return {
         "nll": nll,

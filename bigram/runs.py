@@ -30,16 +30,18 @@ from pathlib import Path
 
 import torch
 
-from bigram import atomic, checkpoints
+from bigram import atomic, checkpoints, sampling
 from bigram.config import MAX_SMOOTHING, TrainConfig, resolve_dict
+from bigram.corpus import iter_names
 from bigram.counts import compact
 from bigram.errors import BigramError, TrainingStopped
+from bigram.metrics import evaluate, kl_between, score_name
 from bigram.models import count_log_probs
 from bigram.text import TextRule
 from bigram.vocab import Vocab
 
 RUNS_DIR = Path("runs")
-MODEL_KINDS = ("count", "neural")
+MODELS = ("count", "neural")
 
 
 MARKER = ".bigram-run"  # written into every directory bigram makes; --overwrite replaces only those
@@ -187,12 +189,12 @@ def write_config(run: Path, cfg: TrainConfig) -> None:
     atomic.write_text(run / "config.toml", cfg.to_toml())
 
 
-def write_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, counts: dict[str, torch.Tensor]) -> None:
+def write_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, torch.Tensor]) -> None:
     """What a run is trained from: its resolved config, vocabulary and per-split counts."""
     write_config(run, cfg)
     vocab_json = json.dumps(vocab.to_dict(), ensure_ascii=False, indent=1) + "\n"
     atomic.write_text(run / "vocab.json", vocab_json)
-    sparse = {s: checkpoints.to_sparse(c) for s, c in counts.items()}
+    sparse = {s: checkpoints.to_sparse(c) for s, c in splits.items()}
     checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / "counts.pt")
 
 
@@ -268,7 +270,7 @@ class Run:
     @property
     def models(self) -> list[str]:
         """The models this run has a checkpoint for."""
-        return [m for m in MODEL_KINDS if (self.path / f"{m}.pt").is_file()]
+        return [m for m in MODELS if (self.path / f"{m}.pt").is_file()]
 
     def pick_model(self, model: str | None) -> str:
         """The requested model, or by default neural if trained, else count."""
@@ -279,7 +281,7 @@ class Run:
             )
         if model is None:
             return "neural" if "neural" in have else "count"
-        if model not in MODEL_KINDS:
+        if model not in MODELS:
             raise BigramError(f"unknown model {model!r}: choose count or neural")
         if model not in have:
             raise BigramError(f"run {self.path} has no {model} model; it has: {', '.join(have)}")
@@ -347,44 +349,34 @@ class Run:
 
     def sample(self, n: int = 20, *, model: str | None = None, seed: int | None = None, **kw) -> list[str]:
         """n names (see bigram.sampling.sample for temperature, top_k, top_p, constraints, …)."""
-        from bigram.sampling import sample
-
-        return sample(self.log_probs(model), self.vocab, n, seed=seed, **self._by_rule(kw))
+        return sampling.sample(self.log_probs(model), self.vocab, n, seed=seed, **self._by_rule(kw))
 
     def sample_blocks(self, n: int, *, model: str | None = None, seed: int | None = None, **kw):
         """The same names as sample(), block by block (for very large n)."""
-        from bigram.sampling import sample_blocks
-
-        return sample_blocks(self.log_probs(model), self.vocab, n, seed=seed, **self._by_rule(kw))
+        return sampling.sample_blocks(self.log_probs(model), self.vocab, n, seed=seed, **self._by_rule(kw))
 
     def most_likely(self, k: int = 10, *, model: str | None = None, **kw) -> list[tuple[str, float]]:
         """The k most probable names (with their log-probabilities) meeting the constraints."""
-        from bigram.sampling import most_likely
-
-        return most_likely(self.log_probs(model), self.vocab, k, **self._by_rule(kw))
+        return sampling.most_likely(self.log_probs(model), self.vocab, k, **self._by_rule(kw))
 
     def score(self, names: str | list[str], *, model: str | None = None) -> list[dict]:
         """Per-name bigram probabilities, log-likelihood and NLL (what `bigram score` prints), each
         name read by the run's text rule."""
-        from bigram.metrics import score_name
-
         lp = self.log_probs(model)
         given = [names] if isinstance(names, str) else names
         return [score_name(lp, self.vocab, self.rule.name(w)) for w in given]
 
-    def evaluate(self, model: str | None = None, counts: dict[str, torch.Tensor] | None = None) -> dict:
-        """{model: {split: metrics}} on the run's splits (or on given count matrices), and when both
-        models are evaluated, "kl_count_neural": {split: KL(count ‖ neural)}."""
-        from bigram.metrics import evaluate, kl_between
-
-        counts = self.split_counts() if counts is None else counts
-        tables = {k: self.log_probs(k) for k in ([self.pick_model(model)] if model else self.models)}
+    def evaluate(self, model: str | None = None, splits: dict[str, torch.Tensor] | None = None) -> dict:
+        """{model: {split: metrics}} on the run's splits (or on given split → count matrices), and
+        when both models are evaluated, "kl_count_neural": {split: KL(count ‖ neural)}."""
+        splits = self.split_counts() if splits is None else splits
+        tables = {m: self.log_probs(m) for m in ([self.pick_model(model)] if model else self.models)}
         if not tables:
             self.pick_model(None)  # raises the "no checkpoint" error
-        out: dict = {k: {s: evaluate(lp, c) for s, c in counts.items()} for k, lp in tables.items()}
+        out: dict = {m: {s: evaluate(lp, c) for s, c in splits.items()} for m, lp in tables.items()}
         if len(tables) == 2:
             out["kl_count_neural"] = {
-                s: kl_between(tables["count"], tables["neural"], c) for s, c in counts.items()
+                s: kl_between(tables["count"], tables["neural"], c) for s, c in splits.items()
             }
         return out
 
@@ -404,8 +396,6 @@ class Run:
     def corpus_names(self) -> set[str]:
         """Every name of the corpus this run was trained on (read again from its data file, by the
         run's text rule, so that --novel leaves out exactly the names it was trained on)."""
-        from bigram.corpus import iter_names
-
         data = Path(self.config.data)
         if not data.is_file():
             raise BigramError(
@@ -418,8 +408,6 @@ class Run:
         """The bigram counts of another names file, read by this run's text rule and counted in its
         vocabulary (streamed, a batch of names at a time); a character the run never saw is an
         error naming it and the name's position."""
-        from bigram.corpus import iter_names
-
         V = self.vocab.size
         keys, weights, names, done = [], [], [], 0
 

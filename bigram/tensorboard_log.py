@@ -15,6 +15,7 @@ from bigram.interrupt import held_ctrl_c
 from bigram.metrics import nll as nll_of
 from bigram.models import NeuralBigram, count_log_probs_at
 from bigram.sampling import sample_plain
+from bigram.smoothing import choose_smoothing
 from bigram.vocab import Vocab
 
 N_SAMPLES = 10  # names written to TensorBoard per model
@@ -56,16 +57,14 @@ class Curves:
     eval_every steps its NLL on the held-out splits beside the count model's NLL on every split
     (…/nll_count_model): the line gradient descent heads for. Without a writer, nothing."""
 
-    def __init__(self, writer, counts: dict[str, torch.Tensor], smoothing: float | str) -> None:
-        self.writer, self.counts = writer, counts
+    def __init__(self, writer, splits: dict[str, torch.Tensor], smoothing: float | str) -> None:
+        self.writer, self.splits = writer, splits
         if writer is None:
             return
         if smoothing == "auto":
-            from bigram.smoothing import choose_smoothing
-
-            smoothing = choose_smoothing(counts["train"], counts.get("val"))[0]
-        count_lp = count_log_probs_at(counts["train"], smoothing)
-        self.reference = {s: nll_of(count_lp, c) for s, c in counts.items()}
+            smoothing = choose_smoothing(splits["train"], splits.get("val"))[0]
+        count_lp = count_log_probs_at(splits["train"], smoothing)
+        self.reference = {s: nll_of(count_lp, c) for s, c in splits.items()}
 
     def train(self, step: int, loss: float, nll: float, reg: float) -> None:
         if self.writer is not None:
@@ -78,7 +77,7 @@ class Curves:
         if self.writer is None:
             return
         lp = model.log_probs()
-        for split, c in self.counts.items():
+        for split, c in self.splits.items():
             if split != "train":
                 self.writer.add_scalar(f"{split}/nll", nll_of(lp, c), step)
             self.writer.add_scalar(f"{split}/nll_count_model", self.reference[split], step)

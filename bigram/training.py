@@ -23,7 +23,7 @@ from bigram.fit import StopOnCtrlC, fit_neural
 from bigram.metrics import evaluate
 from bigram.models import count_log_probs, count_log_probs_at
 from bigram.runs import check_out, new_run_dir
-from bigram.smoothing import choose_smoothing
+from bigram.smoothing import choose_smoothing, equivalent_smoothing
 from bigram.tensorboard_log import QuietWriterThread, log_smoothing_curve, log_summary, open_writer
 from bigram.vocab import Vocab
 
@@ -78,12 +78,12 @@ def train(
             dist.destroy_process_group()
     if rank != 0:
         return None  # only rank 0 trains and writes the run directory
-    vocab, counts = corpus.vocab, corpus.counts
+    vocab, splits = corpus.vocab, corpus.splits
 
     with new_run_dir(out, overwrite, data=cfg.data) as run:
         final = run if out is None else Path(out)  # `run` is a staging name while --overwrite builds
-        runs.write_inputs(run, cfg, vocab, counts)
-        result = _fit_and_report(run, cfg, vocab, counts, device=device, progress=progress, shown=final)
+        runs.write_inputs(run, cfg, vocab, splits)
+        result = _fit_and_report(run, cfg, vocab, splits, device=device, progress=progress, shown=final)
     return dataclasses.replace(result, run_dir=final)
 
 
@@ -115,26 +115,24 @@ def sweep(
     """Neural models for several L2 strengths, counted once, each in OUT/reg=<value>/, so that
     `tensorboard --logdir OUT` shows them side by side (HParams tab). For each, the add-k
     smoothing whose count model is nearest: how much smoothing the penalty amounts to."""
-    from bigram.smoothing import equivalent_smoothing
-
     device, progress = _setup(cfg, progress)
     if out is not None:
         check_out(out, False)
     corpus = load_counts(cfg, progress=progress)
     rows = []
-    counts = corpus.counts  # the count model's k is the same for every reg: chosen once
-    choice = choose_smoothing(counts["train"], counts.get("val")) if cfg.smoothing == "auto" else None
+    splits = corpus.splits  # the count model's k is the same for every reg: chosen once
+    choice = choose_smoothing(splits["train"], splits.get("val")) if cfg.smoothing == "auto" else None
     with new_run_dir(out, kind="sweep") as root:
         for reg in regs:
             sub = dataclasses.replace(cfg, reg=reg, model="neural")
             run = root / f"reg={reg:g}"
             run.mkdir()
             runs.mark(run)
-            runs.write_inputs(run, sub, corpus.vocab, counts)
+            runs.write_inputs(run, sub, corpus.vocab, splits)
             result = _fit_and_report(
-                run, sub, corpus.vocab, counts, device=device, progress=progress, smoothing_choice=choice
+                run, sub, corpus.vocab, splits, device=device, progress=progress, smoothing_choice=choice
             )
-            k, kl = equivalent_smoothing(result.tables["neural"], counts["train"])
+            k, kl = equivalent_smoothing(result.tables["neural"], splits["train"])
             metrics = result.metrics["neural"]
             rows.append({"reg": reg, "run": str(run), "metrics": metrics, "equivalent_k": k, "kl": kl})
     return root, rows
@@ -144,7 +142,7 @@ def _fit_and_report(
     run: Path,
     cfg: TrainConfig,
     vocab: Vocab,
-    counts: dict,
+    splits: dict[str, torch.Tensor],
     *,
     device,
     progress: bool,
@@ -166,19 +164,19 @@ def _fit_and_report(
     ctrl_c = StopOnCtrlC().__enter__()  # from here on, Ctrl-C stops cleanly between steps
     try:
         if cfg.smoothing == "auto":  # the k that predicts held-out names best
-            k, curve, on = smoothing_choice or choose_smoothing(counts["train"], counts.get("val"))
+            k, curve, on = smoothing_choice or choose_smoothing(splits["train"], splits.get("val"))
             extra["smoothing"] = {"chosen": k, "chosen_by": on, "curve": [[x, y] for x, y in curve]}
             log_smoothing_curve(writer, k, curve, on)
             cfg = dataclasses.replace(cfg, smoothing=k)
         if cfg.trains_count:
-            runs.save_count_model(run, vocab, counts["train"], cfg.smoothing)
+            runs.save_count_model(run, vocab, splits["train"], cfg.smoothing)
             # float64 log P at the counted bigrams for the metrics (the published figures); the
             # table itself, read only by the TensorBoard summaries, in float32 (half the memory)
-            exact["count"] = count_log_probs_at(counts["train"], cfg.smoothing)
-            tables["count"] = count_log_probs(counts["train"], cfg.smoothing, dtype=torch.float32)
+            exact["count"] = count_log_probs_at(splits["train"], cfg.smoothing)
+            tables["count"] = count_log_probs(splits["train"], cfg.smoothing, dtype=torch.float32)
         if cfg.trains_neural:
             fit = fit_neural(
-                cfg, counts, device=device, writer=writer, progress=progress, resume=resume, ctrl_c=ctrl_c
+                cfg, splits, device=device, writer=writer, progress=progress, resume=resume, ctrl_c=ctrl_c
             )
             extra["neural_training"] = {
                 "optimizer": cfg.optimizer, "lr": cfg.learning_rate, "steps": fit.step,
@@ -188,7 +186,7 @@ def _fit_and_report(
             W = fit.model.W.detach().cpu()  # the table as every command reads it back (float64)
             tables["neural"] = runs.model_table("neural", {"W": W}, vocab.size, str(run / "neural.pt"))
         metrics = {
-            model: {s: evaluate(exact.get(model, lp), c) for s, c in counts.items()}
+            model: {s: evaluate(exact.get(model, lp), c) for s, c in splits.items()}
             for model, lp in tables.items()
         }
         runs.write_metrics(run, {**metrics, **extra})
@@ -198,7 +196,7 @@ def _fit_and_report(
         try:
             if ctrl_c.requested and (fit is None or fit.stopped is None):
                 raise KeyboardInterrupt
-            log_summary(writer, cfg, vocab, tables, metrics, counts["train"], fit.step if fit else 0)
+            log_summary(writer, cfg, vocab, tables, metrics, splits["train"], fit.step if fit else 0)
         except KeyboardInterrupt:
             raise TrainingStopped(
                 f"interrupted while writing TensorBoard summaries: the models and metrics.json in {shown} "

@@ -8,6 +8,8 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,3 +71,64 @@ def tiny_corpus(tmp_path) -> Path:
     p = tmp_path / "tiny.txt"
     p.write_text("ab\nab\nb\nba\n", encoding="utf-8")
     return p
+
+
+def one_line_error(r, *needles: str) -> None:
+    """The command failed with exit 1 and one line `error: …` naming each needle, no traceback."""
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("error:") and len(r.output.strip().splitlines()) == 1, r.output
+    assert "Traceback" not in r.output
+    for n in needles:
+        assert n in r.output, (n, r.output)
+
+
+def train_run(invoke, data, out, *extra):
+    """`bigram train` of data into out, quietly, without figures; it must succeed."""
+    r = invoke("train", "--data", data, "--out", out, "-q", "--no-figures", *extra)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture
+def run(invoke, tmp_path, tiny_corpus) -> Path:
+    """A small run of the tiny corpus, both models, no held-out splits."""
+    out = tmp_path / "run"
+    r = invoke("train", "--data", tiny_corpus, "--out", out, "-q", "--no-figures", "--steps", "5",
+               "--val-frac", "0", "--test-frac", "0")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def lecture_runs(tmp_path_factory) -> dict[int, Path]:
+    """names.txt without held-out splits, smoothing 0 and 1, neural model by L-BFGS: trained once."""
+    from bigram.cli import app
+
+    root = tmp_path_factory.mktemp("lecture-runs")
+    runs = {}
+    for k in (0, 1):
+        out = root / f"k{k}"
+        args = ["train", "--data", str(NAMES), "--out", str(out), "--val-frac", "0", "--test-frac", "0",
+                "--smoothing", str(k), "--optimizer", "lbfgs", "--steps", "60", "-q"]  # fmt: skip
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, r.output
+        runs[k] = out
+    return runs
+
+
+# property-based tests: few examples, no deadline (a first call may compile numba kernels)
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.load_profile("ci")
+
+# names of 1–10 printable characters up to U+024F, no white space: what survives the loader as is
+clean_names = st.lists(
+    st.text(
+        st.characters(min_codepoint=33, max_codepoint=0x24F, blacklist_categories=("Cs", "Zs", "Cc")),
+        min_size=1,
+        max_size=10,
+    ),
+    min_size=1,
+    max_size=30,
+)

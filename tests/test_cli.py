@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import NAMES, ROOT, one_line_error
 
 # tiny corpus: ab ab b ba → .a 2  .b 2  ab 2  a. 1  b. 3  ba 1
 # count model, smoothing 0: P(a|.) = 2/4, P(b|a) = 2/3, P(.|b) = 3/4, P(a|a) = 0
@@ -204,3 +207,76 @@ def test_version(invoke):
 
     r = invoke("--version")
     assert r.exit_code == 0 and r.output.strip() == f"bigram {__version__}"
+
+
+VALUES = ["0", "-1", "1", "2", "nan", "inf", "-inf", "1e308", "", "abc", str(2**70), "0.5", "100000"]
+
+
+def test_fuzz_flags_never_traceback(invoke, tmp_path, run):
+    """Random values for the numeric flags of train, sample, score, eval and export: exit 0 with a
+    result, or exit 1/2 with one line; never an uncaught exception, never a long wait."""
+    rng = random.Random(0)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("ann\nbob\ncyd\nann\n")
+    commands = [
+        ("train", ["--smoothing", "--lr", "--reg", "--steps", "--val-frac", "--seed", "--batch-size"]),
+        ("sample", ["-n", "--temperature", "--top-k", "--top-p", "--min-len", "--max-len", "--seed"]),
+        ("sample", ["--most-likely", "--max-len", "--top-k"]),
+        ("score", []),
+        ("eval", []),
+        ("export", []),
+    ]
+    for i in range(60):
+        cmd, flags = rng.choice(commands)
+        chosen = rng.sample(flags, k=min(len(flags), rng.randint(1, 3))) if flags else []
+        args: list[str] = [cmd]
+        if cmd == "train":
+            args += ["--data", str(corpus), "--out", str(tmp_path / f"t{i}"), "-q", "--no-figures"]
+        elif cmd == "score":
+            args += [str(run), rng.choice(["ab", "", "zz", "a b", "ba"])]
+        elif cmd == "export":
+            args += [str(run), "--out", str(tmp_path / f"e{i}.{rng.choice(['arpa', 'json', 'csv'])}")]
+            args += ["--format", rng.choice(["arpa", "json", "csv", "xml"])]
+        else:
+            args += [str(run)]
+        for flag in chosen:
+            value = rng.choice(VALUES)
+            if flag in ("--steps",) and value in ("100000", str(2**70), "1e308"):
+                value = "3"  # a long but legitimate training is not what this test is about
+            args += [flag, value]
+        t = time.perf_counter()
+        r = invoke(*args)
+        took = time.perf_counter() - t
+        assert took < 30, (args, took)
+        assert r.exception is None or isinstance(r.exception, SystemExit), (args, repr(r.exception))
+        assert r.exit_code in (0, 1, 2), (args, r.exit_code, r.output)
+        if r.exit_code == 1:
+            assert len(r.output.strip().splitlines()) >= 1 and "Traceback" not in r.output, (args, r.output)
+        if r.exit_code == 0 and cmd == "sample" and "--json" in args:
+            json.loads(r.output)
+
+
+def test_paths_that_are_not_utf8_never_traceback(tmp_path, tiny_corpus):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    missing = os.fsencode(tmp_path) + b"/caf\xe9.txt"
+    p = subprocess.run([sys.executable, "-m", "bigram", "train", "--data", missing, "-q"],
+                       capture_output=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert p.returncode == 1 and p.stderr.startswith(b"error:") and b"Traceback" not in p.stderr, p.stderr
+    out = os.fsencode(tmp_path) + b"/run-\xff"
+    p = subprocess.run([sys.executable, "-m", "bigram", "train", "--data", str(tiny_corpus), "--out", out,
+                        "-q", "--no-figures", "--steps", "2"], capture_output=True, env=env, cwd=tmp_path,
+                       timeout=120)  # fmt: skip
+    assert p.returncode == 1 and p.stderr.startswith(b"error: --out") and b"UTF-8" in p.stderr, p.stderr
+    assert not Path(os.fsdecode(out)).exists()
+
+
+def test_bad_flags_are_refused(invoke):
+    one_line_error(invoke("train", "--data", NAMES, "--steps", 0), "steps")
+    one_line_error(invoke("train", "--data", NAMES, "--lr", -1), "lr")
+    one_line_error(invoke("train", "--data", NAMES, "--smoothing", -2), "smoothing")
+
+
+def test_cli_start_up_does_not_import_torch():
+    code = "import sys, bigram.cli; print('torch' in sys.modules, 'tensorboard' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import math
+import time
+import unicodedata
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import bigram.corpus as corpus
 from bigram.config import TrainConfig
@@ -17,7 +22,7 @@ from bigram.data import read_names
 from bigram.errors import BigramError
 from bigram.kernels import split_of
 from bigram.vocab import Vocab
-from tests.conftest import NAMES, plain_counts
+from tests.conftest import NAMES, one_line_error, plain_counts, train_run
 
 
 def dense(names: list[str], vocab: Vocab) -> torch.Tensor:
@@ -30,10 +35,10 @@ def dense(names: list[str], vocab: Vocab) -> torch.Tensor:
 
 def test_streaming_equals_plain_count(names):
     r = read_counts(NAMES, seed=1, val_frac=0, test_frac=0)
-    assert r.names == {"train": len(names), "val": 0, "test": 0}
-    assert set(r.counts) == {"train"}
+    assert r.n_names == {"train": len(names), "val": 0, "test": 0}
+    assert set(r.splits) == {"train"}
     assert r.vocab == Vocab.from_names(names)
-    assert torch.equal(densify(r.counts["train"]), dense(names, r.vocab))
+    assert torch.equal(densify(r.splits["train"]), dense(names, r.vocab))
 
 
 def test_streaming_is_independent_of_chunking_and_byte_ranges(monkeypatch, names):
@@ -41,17 +46,17 @@ def test_streaming_is_independent_of_chunking_and_byte_ranges(monkeypatch, names
     original = corpus.iter_chunks
     monkeypatch.setattr(corpus, "iter_chunks", lambda p, s, e: original(p, s, e, chunk_bytes=997))
     small = read_counts(NAMES, seed=5, val_frac=0.1, test_frac=0.1)
-    assert small.names == whole.names
-    for s in whole.counts:
-        assert torch.equal(densify(small.counts[s]), whole.counts[s])
+    assert small.n_names == whole.n_names
+    for s in whole.splits:
+        assert torch.equal(densify(small.splits[s]), whole.splits[s])
     # three "processes" each reading their byte range add up to the whole
     parts = [read_counts(NAMES, seed=5, val_frac=0.1, test_frac=0.1, rank=r, world=3) for r in range(3)]
-    for s in whole.counts:
-        total = torch.zeros_like(whole.counts[s])
+    for s in whole.splits:
+        total = torch.zeros_like(whole.splits[s])
         for part in parts:
             idx = torch.tensor([0] + [whole.vocab.id(c) for c in part.vocab.chars])
-            total[idx[:, None], idx[None, :]] += part.counts[s]
-        assert torch.equal(total, whole.counts[s])
+            total[idx[:, None], idx[None, :]] += part.splits[s]
+        assert torch.equal(total, whole.splits[s])
 
 
 def test_byte_ranges_start_at_lines(tmp_path):
@@ -71,9 +76,9 @@ def test_hash_split_is_by_name_seeded_and_close_to_the_fractions(names):
     distinct = len(set(names))
     # each distinct name lands in one split; fractions within 5 standard errors over distinct names
     for split, frac in (("val", 0.2), ("test", 0.1)):
-        assert abs(r.names[split] / n - frac) < 5 * (frac * (1 - frac) / distinct) ** 0.5 + 0.01
+        assert abs(r.n_names[split] / n - frac) < 5 * (frac * (1 - frac) / distinct) ** 0.5 + 0.01
     other = read_counts(NAMES, seed=4, val_frac=0.2, test_frac=0.1)
-    assert other.names != r.names
+    assert other.n_names != r.n_names
 
 
 def _hash_split_reference(name: str, seed: int, val_frac: float, test_frac: float) -> int:
@@ -110,7 +115,7 @@ def test_same_name_same_split_wherever_it_is(tmp_path):
     want = {s: 0 for s in ("train", "val", "test")}
     for name in names:
         want[("train", "val", "test")[_hash_split_reference(name, 11, 0.3, 0.3)]] += 1
-    assert r.names == {s: n for s, n in want.items() if n} | {s: 0 for s, n in want.items() if not n}
+    assert r.n_names == {s: n for s, n in want.items() if n} | {s: 0 for s, n in want.items() if not n}
 
 
 def test_streaming_cleans_like_read_names(tmp_path):
@@ -121,7 +126,7 @@ def test_streaming_cleans_like_read_names(tmp_path):
     assert names == ["emma", "olivia", "a b", "zoë", "émile", "x"]  # NFC: e + ◌́ → é
     r = read_counts(p, seed=0, val_frac=0, test_frac=0)
     assert r.vocab == Vocab.from_names(names)
-    assert torch.equal(densify(r.counts["train"]), dense(names, r.vocab))
+    assert torch.equal(densify(r.splits["train"]), dense(names, r.vocab))
 
 
 def test_streaming_errors(tmp_path, monkeypatch):
@@ -142,19 +147,18 @@ def test_load_counts_methods(names):
     random = load_counts(TrainConfig(data=str(NAMES), split="random"))
     auto = load_counts(TrainConfig(data=str(NAMES)))  # a small file: random
     hashed = load_counts(TrainConfig(data=str(NAMES), split="hash"))
-    assert random.names == auto.names == {"train": 25627, "val": 3203, "test": 3203}
-    assert hashed.names != random.names and sum(hashed.names.values()) == len(names)
+    assert random.n_names == auto.n_names == {"train": 25627, "val": 3203, "test": 3203}
+    assert hashed.n_names != random.n_names and sum(hashed.n_names.values()) == len(names)
     assert torch.equal(
-        sum(random.counts.values()), sum(hashed.counts.values())
+        sum(random.splits.values()), sum(hashed.splits.values())
     )  # the same bigrams, split differently
     vocab = Vocab.from_names(names)
-    assert torch.equal(sum(hashed.counts.values()), count_bigrams(names, vocab))
+    assert torch.equal(sum(hashed.splits.values()), count_bigrams(names, vocab))
 
 
 def test_default_split_keeps_the_published_numbers(names):
     """The default split with add-one counts (README: val NLL 2.462444, test 2.462226).
     Recomputed here in plain Python from the seeded permutation of name positions."""
-    import math
 
     from bigram.metrics import evaluate
     from bigram.models import count_log_probs
@@ -179,10 +183,10 @@ def test_default_split_keeps_the_published_numbers(names):
         return -ll / sum(held.values())
 
     r = load_counts(TrainConfig(data=str(NAMES)))
-    lp = count_log_probs(r.counts["train"], 1.0)
+    lp = count_log_probs(r.splits["train"], 1.0)
     for split, published in (("val", 2.462444), ("test", 2.462226)):
         assert round(plain(split), 6) == published
-        assert evaluate(lp, r.counts[split])["nll"] == pytest.approx(plain(split), abs=1e-12)
+        assert evaluate(lp, r.splits[split])["nll"] == pytest.approx(plain(split), abs=1e-12)
 
 
 @pytest.mark.parametrize("n", [2, 3, 10, 997, 32_033, 250_001])
@@ -199,3 +203,86 @@ def test_random_labels_are_torch_randperms_first_places(n):
         want[perm[:n_val]] = 1
         want[perm[n_val : n_val + n_test]] = 2
         assert np.array_equal(labels, want)
+
+
+# names: any characters but the line separators; surrounding whitespace is the loader's to strip
+name_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\x00")
+
+
+raw_names = st.lists(st.text(name_chars, min_size=0, max_size=12), min_size=1, max_size=25)
+
+
+def expected_names(lines: list[str]) -> list[str]:
+    """The loader's contract, spelled out: NFC, split on "\\n" only, strip, drop blank lines."""
+    text = unicodedata.normalize("NFC", "\n".join(lines))
+    return [s for line in text.split("\n") if (s := line.strip())]
+
+
+@pytest.mark.parametrize("split", ["random", "hash"])
+def test_a_vocabulary_over_the_cap_is_refused_while_counting(invoke, tmp_path, split):
+    p = tmp_path / "many.txt"
+    p.write_text("\n".join(chr(c) for c in range(0x4E00, 0x4E00 + 16_500)) + "\n", encoding="utf-8")
+    t = time.perf_counter()
+    one_line_error(
+        invoke("train", "--data", p, "--split", split, "--out", tmp_path / "r"), "distinct characters"
+    )
+    assert time.perf_counter() - t < 20 and not (tmp_path / "r").exists()
+
+
+@given(lines=raw_names, crlf=st.booleans(), bom=st.booleans())
+def test_loader_contract(tmp_path_factory, lines, crlf, bom):
+    p = tmp_path_factory.mktemp("c") / "names.txt"
+    text = ("\r\n" if crlf else "\n").join(lines)
+    p.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    want = expected_names(lines)
+    if not want:
+        try:
+            read_names(p)
+        except BigramError as e:
+            assert "no names" in str(e)
+        else:
+            raise AssertionError("an empty corpus must be refused")
+        return
+    assert read_names(p) == want
+    # the streaming reader sees the same names: the same counts
+    vocab = Vocab.from_names(want)
+    streamed = read_counts(p, seed=0, val_frac=0, test_frac=0)
+    assert streamed.vocab == vocab
+    assert torch.equal(densify(streamed.splits["train"]), count_bigrams(want, vocab))
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (None, "does not exist"),
+        (b"", "no names"),
+        (b"\n  \n\t\n", "no names"),
+        (b"anna\x00\x01\x02bob\n", "binary"),
+        (b"anna\nbob\nc\xe9line\n", "line 3"),
+    ],
+)
+@pytest.mark.parametrize("split", ["random", "hash"])
+def test_bad_data_is_refused(invoke, tmp_path, content, needle, split):
+    p = tmp_path / "data.txt"
+    if content is not None:
+        p.write_bytes(content)
+    one_line_error(invoke("train", "--data", p, "--split", split), needle)
+
+
+def test_data_directory_is_refused(invoke, tmp_path):
+    one_line_error(invoke("train", "--data", tmp_path), "directory")
+
+
+def test_unusual_corpora_work(invoke, tmp_path):
+    cases = {
+        "one_name": b"anna\n",
+        "crlf_bom": b"\xef\xbb\xbfanna\r\nbob\r\n\r\nzoe\r\n",
+        "one_char_names": b"a\nb\nc\na\n",
+        "long_line": b"anna\n" + b"ab" * 5000 + b"\nbob\n",
+    }
+    for name, content in cases.items():
+        p = tmp_path / f"{name}.txt"
+        p.write_bytes(content)
+        for split in ("auto",) if name == "one_name" else ("random", "hash"):  # one name may hash to val
+            out = train_run(invoke, p, tmp_path / f"run-{name}-{split}", "--split", split, "--steps", 5)
+            assert invoke("sample", out, "-n", 5, "--seed", 0, "--max-len", 30).exit_code == 0

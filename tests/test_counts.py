@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given
 
 from bigram.counts import count_bigrams
 from bigram.metrics import evaluate
 from bigram.models import count_log_probs
 from bigram.vocab import Vocab
-from tests.conftest import plain_counts, plain_nll
+from tests.conftest import clean_names, plain_counts, plain_nll
 
 
 def test_counts_match_plain_python(names):
@@ -84,3 +85,23 @@ def test_held_out_nll_equals_evaluating_the_full_table_sparse_or_dense():
         for k in (1e-4, 0.01, 0.5, 1.0, 37.0, 1e3):
             want = evaluate(count_log_probs(train, k), val)["nll"]
             assert abs(f(k) - want) < 1e-12 * max(1.0, abs(want))
+
+
+def test_top_tokens_keep_the_boundary_and_the_most_frequent():
+    from bigram.counts import top_tokens
+
+    N = torch.zeros(6, 6, dtype=torch.long)
+    N[:, 0] = torch.tensor([1, 50, 2, 40, 3, 30])  # row sums: token frequencies
+    assert top_tokens(N, 3).tolist() == [0, 1, 3]
+    assert top_tokens(N, 10).tolist() == list(range(6))
+
+
+@given(names=clean_names)
+def test_count_sums(names):
+    vocab = Vocab.from_names(names)
+    N = count_bigrams(names, vocab)
+    assert int(N.sum()) == sum(len(w) + 1 for w in names)
+    freq = [sum(w.count(c) for w in names) for c in vocab.chars]
+    assert N.sum(1).tolist() == [len(names), *freq]  # what follows each token: its frequency
+    assert N.sum(0).tolist() == [len(names), *freq]  # what precedes each token: the same
+    assert int(N[0, 0]) == 0

@@ -1,12 +1,11 @@
-from __future__ import annotations
+"""Names as Python lists (data.py): reading and the random split."""
 
-import json
+from __future__ import annotations
 
 import pytest
 
 from bigram.data import read_names, split_names
 from bigram.errors import BigramError
-from bigram.vocab import Vocab
 
 
 def test_read_names_strips_crlf_bom_and_blank_lines(tmp_path):
@@ -32,27 +31,6 @@ def test_read_names_errors(tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"emma\nol\xffivia\n")
     with pytest.raises(BigramError, match="line 2"):
         read_names(tmp_path / "bad.txt")
-
-
-def test_vocab_of_names_txt(names):
-    v = Vocab.from_names(names)
-    assert v.size == 27
-    assert v.tokens() == ["."] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    assert v.id("a") == 1 and v.id("z") == 26
-
-
-def test_boundary_is_never_a_data_character():
-    v = Vocab.from_names(["a.b", "c"])
-    assert v.chars == (".", "a", "b", "c")  # "." is data here: id 1
-    assert v.id(".") == 1
-    assert v.boundary != "." and v.boundary not in v.chars
-    assert v.encode_corpus(["a.b"]).tolist() == [0, 2, 1, 3, 0]
-
-
-def test_vocab_round_trip(tmp_path):
-    v = Vocab.from_names(["zoë", "émile", "a b"])
-    assert Vocab.from_dict(json.loads(json.dumps(v.to_dict()))) == v
-    assert v.decode(v.encode("émile")) == "émile"
 
 
 def test_split_is_deterministic_disjoint_and_sized(names):

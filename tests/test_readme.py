@@ -1,7 +1,7 @@
 """The README's examples are what the commands print today.
 
 Every ```text block of the README up to "## Errors" (the error examples there need files of
-their own; tests/test_reliability.py checks those messages) is run, in order, in a fresh
+their own; the tests of each module check those messages) is run, in order, in a fresh
 directory that holds `data/` and `configs/`, and its output is compared line for line: stdout,
 plus stderr for a command that fails (a terminal shows both; the notes a command writes to stderr
 when it succeeds, like "using run …", are left out, as the README says). Run directories named

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import resource
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
-from tests.conftest import ROOT
-
-
-def one_line_error(r, *needles: str) -> None:
-    assert r.exit_code == 1, r.output
-    assert r.output.startswith("error:") and len(r.output.strip().splitlines()) == 1, r.output
-    for n in needles:
-        assert n in r.output, (n, r.output)
+import bigram
+from tests.conftest import NAMES, ROOT, one_line_error, plain_counts
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -137,7 +135,6 @@ def _limited(limit: int):
 
 
 def test_export_on_a_full_disk_keeps_the_old_file(invoke, tmp_path, tiny_corpus):
-    from tests.conftest import NAMES
 
     run = train(invoke, NAMES, tmp_path / "run", "--model", "count")
     out = tmp_path / "names.arpa"
@@ -185,7 +182,6 @@ def test_run_files_are_written_atomically(tmp_path, monkeypatch, name):
 
 @pytest.mark.parametrize("limit", [20_000, 60_000])  # while writing counts.pt; TensorBoard's events
 def test_train_on_a_full_disk_leaves_no_half_made_run(tmp_path, limit):
-    from tests.conftest import NAMES
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = tmp_path / "run"
@@ -197,3 +193,76 @@ def test_train_on_a_full_disk_leaves_no_half_made_run(tmp_path, limit):
     assert p.returncode == 1, p.stderr
     assert p.stderr.startswith("error: cannot write") and len(p.stderr.splitlines()) == 1, p.stderr
     assert not out.exists()
+
+
+def test_python_api(lecture_runs, names):
+    run = bigram.load_run(lecture_runs[1])
+    assert run.vocab.size == 27
+    assert run.counts("train").sum() == 228_146
+    lp = run.log_probs("count")
+    assert lp.shape == (27, 27) and torch.allclose(lp.exp().sum(1), torch.ones(27, dtype=torch.float64))
+    s = run.score("emma", model="count")[0]
+    assert s["name"] == "emma" and len(s["bigrams"]) == 5
+    assert run.sample(5, seed=0) == run.sample(5, seed=0)
+    from bigram.sampling import Constraints
+
+    assert all(w.startswith("ka") for w in run.sample(20, seed=1, constraints=Constraints(start="ka")))
+    # the three most likely names by enumeration in plain Python (add-one counts, length ≤ 3),
+    # and no longer name beats the third
+    c = plain_counts(names)
+    letters = [chr(i) for i in range(97, 123)]
+    rows = Counter()
+    for (a, _), n in c.items():
+        rows[a] += n
+
+    def p(a, b):
+        return (c[a, b] + 1) / (rows[a] + 27)
+
+    def prob(w):
+        chs = [None, *w, None]
+        return math.prod(p(a, b) for a, b in itertools.pairwise(chs))
+
+    cands = [a + b + d for a in letters for b in ["", *letters] for d in ["", *letters] if b or not d]
+    best = sorted(cands, key=prob, reverse=True)[:3]
+    # the most probable name of each length L ≥ 4, by a max-product pass over lengths
+    f = {b: p(None, b) for b in letters}
+    longest_best = 0.0
+    for L in range(1, 80):
+        if L >= 4:
+            longest_best = max(longest_best, max(f[a] * p(a, None) for a in letters))
+        f = {b: max(f[a] * p(a, b) for a in letters) for b in letters}
+    assert prob(best[2]) > longest_best
+    got = run.most_likely(3, model="count")
+    assert [w for w, _ in got] == best
+    assert [lp for _, lp in got] == pytest.approx([math.log(prob(w)) for w in best])
+
+
+def test_out_and_export_paths_that_cannot_be_written(invoke, tmp_path, run):
+    (tmp_path / "afile").write_text("x\n")
+    one_line_error(
+        invoke("train", "--data", run.parent / "tiny.txt", "--out", tmp_path / "afile" / "r"), "afile"
+    )
+    one_line_error(invoke("export", run, "--out", tmp_path / "missing" / "x.arpa"), "No such file")
+    one_line_error(invoke("plot", run, "--out", tmp_path / "missing" / "x.png"), "No such file")
+
+
+@pytest.mark.parametrize("command", ["sample", "eval", "score"])
+def test_missing_run_or_model(invoke, tmp_path, tiny_corpus, command):
+    names = ["ab"] if command == "score" else []
+    if command == "score":  # score's first argument is a run only when it is one: no runs at all here
+        one_line_error(invoke("score", "emma"), "no runs found")
+    else:
+        one_line_error(invoke(command, tmp_path / "nope"), "does not exist")
+    out = train(invoke, tiny_corpus, tmp_path / "counts-only", "--model", "count")
+    one_line_error(invoke(command, out, *names, "--model", "neural"), "no neural model", "count")
+
+
+def test_out_exists(invoke, tmp_path, tiny_corpus):
+    out = train(invoke, tiny_corpus, tmp_path / "run")
+    one_line_error(invoke("train", "--data", tiny_corpus, "--out", out), "--overwrite")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    one_line_error(
+        invoke("train", "--data", tiny_corpus, "--out", tmp_path / "mine", "--overwrite"), "not a bigram run"
+    )
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"

@@ -5,14 +5,23 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import subprocess
+import sys
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
+from bigram.counts import count_bigrams
 from bigram.errors import BigramError
 from bigram.sampling import Constraints, adjust, most_likely, sample
 from bigram.vocab import Vocab
+from tests.conftest import ROOT, one_line_error
 
 VOCAB = Vocab(("a", "b", "c"))
 # a hand-written row-stochastic table over (boundary, a, b, c); every entry positive except c→c
@@ -195,7 +204,6 @@ def test_impossible_constraints_are_clear_errors(c, message):
 
 
 def test_rare_constraint_on_names_txt(names):
-    from bigram.counts import count_bigrams
     from bigram.models import count_log_probs
 
     vocab = Vocab.from_names(names)
@@ -206,7 +214,6 @@ def test_rare_constraint_on_names_txt(names):
 
 def test_batched_sampling_reproduces_the_lecture_loop_distribution(names):
     """Frequencies of first letters and lengths agree with the model's exact marginals."""
-    from bigram.counts import count_bigrams
     from bigram.models import count_log_probs
 
     vocab = Vocab.from_names(names)
@@ -293,3 +300,103 @@ def test_unconstrained_plans_skip_the_solve_only_when_every_state_can_end():
     P2 = torch.tensor([[0.0, 0.5, 0.5], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0]], dtype=torch.float64)
     plan2 = Plan(P2, vocab, Constraints())  # "a" loops for ever: it can never end a name
     assert torch.allclose(plan2.tail, torch.tensor([0.25, 0.0, 0.5], dtype=torch.float64), atol=1e-9)
+
+
+small_table = st.lists(st.floats(0.05, 1.0), min_size=16, max_size=16)
+
+
+def _all_names(L: int) -> list[str]:
+    out = [""]
+    for _ in range(L):
+        out = [w + ch for w in out for ch in "abc"]
+    return out
+
+
+def _bigrams(w: str):
+    ids = [0, *(" abc".index(ch) for ch in w), 0]
+    return itertools.pairwise(ids)
+
+
+def test_a_huge_max_len_plans_in_closed_form(invoke, run):
+    t = time.perf_counter()
+    r = invoke("sample", run, "-n", "50", "--seed", "0", "--max-len", "1000000000", "--model", "count")
+    assert r.exit_code == 0, r.output
+    assert time.perf_counter() - t < 10
+    assert len(r.output.split()) == 50
+    one_line_error(invoke("sample", run, "--min-len", "1000000000"), "--min-len")
+
+
+def test_sampling_streams_in_blocks_with_the_same_names(monkeypatch):
+    from bigram import sampling
+    from bigram.vocab import Vocab
+
+    lp = torch.tensor([[0.0, 0.5, 0.5], [0.5, 0.2, 0.3], [0.4, 0.4, 0.2]]).clamp_min(1e-9).log()
+    vocab = Vocab(("a", "b"))
+    whole = sampling.sample(lp, vocab, 30, seed=3)
+    monkeypatch.setattr(sampling, "BLOCK", 7)
+    blocks = list(sampling.sample_blocks(lp, vocab, 30, seed=3))
+    assert [len(b) for b in blocks] == [7, 7, 7, 7, 2]
+    again = [n for b in sampling.sample_blocks(lp, vocab, 30, seed=3) for n in b]
+    assert again == [n for b in blocks for n in b]  # deterministic per seed
+    assert len(whole) == 30
+
+
+def test_a_billion_names_stream_in_constant_memory(run):
+    """`sample -n 10**9` prints as it goes: read a few hundred thousand lines, check the process
+    stays small, stop it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "bigram", "sample", str(run), "-n", str(10**9), "--seed", "0"],
+        stdout=subprocess.PIPE, env=env, cwd=run.parent,
+    )  # fmt: skip
+    try:
+        for _ in range(400_000):
+            assert p.stdout.readline()
+        status = Path(f"/proc/{p.pid}/status").read_text()
+        rss = int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1]) * 1024
+        assert rss < 1.5 * 2**30, rss
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_most_likely_stops_at_its_bound_and_says_so():
+    from bigram.sampling import SearchStopped, most_likely
+    from bigram.vocab import Vocab
+
+    lp = torch.full((3, 3), 1 / 3).log()  # every name of a length equally likely: a wide search
+    with pytest.raises(SearchStopped, match="stopped") as e:
+        most_likely(lp, Vocab(("a", "b")), 10_000, max_queued=500)
+    found = e.value.found
+    assert 0 < len(found) < 10_000
+    assert [lp for _, lp in found] == sorted((lp for _, lp in found), reverse=True)
+
+
+@given(
+    weights=small_table,
+    start=st.text("abc", max_size=2),
+    end=st.text("abc", max_size=2),
+    lo=st.integers(0, 4),
+    span=st.one_of(st.none(), st.integers(0, 4)),
+    seed=st.integers(0, 2**31),
+)
+def test_samples_meet_the_constraints(weights, start, end, lo, span, seed):
+    P = torch.tensor(weights, dtype=torch.float64).view(4, 4)
+    P[0, 0] = 0 if lo > 0 else P[0, 0]
+    lp = (P / P.sum(1, keepdim=True)).log()
+    vocab = Vocab(("a", "b", "c"))
+    c = Constraints(start, end, lo, None if span is None else lo + span)
+    try:
+        names = sample(lp, vocab, 50, seed=seed, constraints=c)
+    except BigramError as e:  # only when no name can meet them: check that by enumeration
+        assert c.max_len is not None and "shorter than" in str(e), str(e)
+        assert not any(
+            w.startswith(start) and w.endswith(end)
+            for L in range(c.min_len, c.max_len + 1)
+            for w in _all_names(L)
+        )
+        return
+    for w in names:
+        assert w.startswith(start) and w.endswith(end)
+        assert len(w) >= lo and (c.max_len is None or len(w) <= c.max_len)
+        assert not math.isinf(sum(lp[a, b].item() for a, b in _bigrams(w)))

@@ -22,7 +22,7 @@ from bigram.data import read_names
 from bigram.errors import BigramError
 from bigram.kernels import count_lines
 from bigram.text import TextRule
-from tests.conftest import plain_counts
+from tests.conftest import NAMES, plain_counts, train_run
 
 PKG = Path(bigram.__file__).parent
 
@@ -33,7 +33,7 @@ def test_line_ends_lf_crlf_and_lone_cr(tmp_path):
     assert read_names(p) == ["anna", "bob", "cy", "dee"]
     for split in ("hash", "random"):
         r = read_counts(p, split=split, val_frac=0, test_frac=0)
-        assert r.names["train"] == 4
+        assert r.n_names["train"] == 4
         assert "\r" not in r.vocab.chars
 
 
@@ -78,7 +78,6 @@ def test_random_split_streams_and_equals_the_in_memory_split(names, monkeypatch)
     import torch
 
     import bigram.corpus as corpus
-    from tests.conftest import NAMES
 
     n = len(names)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(7)).tolist()
@@ -90,10 +89,10 @@ def test_random_split_streams_and_equals_the_in_memory_split(names, monkeypatch)
     for chunk in (corpus.CHUNK_BYTES, 997):
         monkeypatch.setattr(corpus, "CHUNK_BYTES", chunk)
         r = read_counts(NAMES, split="random", seed=7, val_frac=0.15, test_frac=0.05)
-        assert r.names == {s: len(v) for s, v in by_split.items()}
+        assert r.n_names == {s: len(v) for s, v in by_split.items()}
         for s, ws in by_split.items():
             expect = plain_counts(ws)
-            got = dense(r.counts[s])
+            got = dense(r.splits[s])
             for (a, b), c in expect.items():
                 assert got[0 if a is None else r.vocab.id(a), 0 if b is None else r.vocab.id(b)] == c
             assert int(got.sum()) == sum(expect.values())
@@ -114,8 +113,8 @@ def test_a_large_vocabulary_counts_exactly_and_sparsely(tmp_path):
     expect = plain_counts(names)
     for split in ("hash", "random"):
         r = read_counts(p, split=split, seed=3, val_frac=0.1, test_frac=0.1)
-        assert all(t.is_sparse for t in r.counts.values())  # 3,000² cells, ~100k pairs seen
-        total = sum(dense(t) for t in r.counts.values())
+        assert all(t.is_sparse for t in r.splits.values())  # 3,000² cells, ~100k pairs seen
+        total = sum(dense(t) for t in r.splits.values())
         assert int(total.sum()) == sum(expect.values())
         for (a, b), c in list(expect.items())[:2000]:
             assert total[0 if a is None else r.vocab.id(a), 0 if b is None else r.vocab.id(b)] == c
@@ -142,7 +141,7 @@ def test_a_pipe_streams_with_the_hash_split_and_is_refused_by_random(tmp_path):
         os._exit(0)
     try:
         r = read_counts(fifo, split="hash", val_frac=0, test_frac=0)
-        assert r.names["train"] == 3
+        assert r.n_names["train"] == 3
     finally:
         os.waitpid(pid, 0)
     with pytest.raises(BigramError, match="not a regular file"):
@@ -265,12 +264,25 @@ def test_the_counting_kernel_equals_a_plain_python_count(tmp_path_factory, lines
             chars = ["\n", *r.vocab.chars]
             got: dict[tuple[int, str, str], int] = {}
             for s, split in enumerate(("train", "val", "test")):
-                if split not in r.counts:
+                if split not in r.splits:
                     continue
-                m = r.counts[split].to_dense()
+                m = r.splits[split].to_dense()
                 for a, b in m.nonzero().tolist():
                     got[s, chars[a], chars[b]] = int(m[a, b])
             assert got == want
-            assert r.names == {"train": label.count(0), "val": label.count(1), "test": label.count(2)}
+            assert r.n_names == {"train": label.count(0), "val": label.count(1), "test": label.count(2)}
     finally:
         corpus.CHUNK_BYTES = old
+
+
+def test_unicode_normalization_and_case(invoke, tmp_path):
+    p = tmp_path / "n.txt"
+    p.write_text("Ame\u0301lie\nZoe\u0308\n", encoding="utf-8")  # decomposed é and ë
+    out = train_run(invoke, p, tmp_path / "nfc", "--val-frac", 0, "--test-frac", 0)
+    chars = json.loads((out / "vocab.json").read_text())["chars"]
+    assert "é" in chars and "\u0301" not in chars and "A" in chars and "Z" in chars
+    out = train_run(
+        invoke, p, tmp_path / "asis", "--val-frac", 0, "--test-frac", 0, "--normalize", "none", "--lowercase"
+    )
+    chars = json.loads((out / "vocab.json").read_text())["chars"]
+    assert "\u0301" in chars and "é" not in chars and "A" not in chars and "a" in chars

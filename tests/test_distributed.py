@@ -1,4 +1,4 @@
-"""Distributed counting, devices and start-up."""
+"""Distributed counting (torchrun) and devices."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import NAMES, ROOT
+from tests.conftest import NAMES
 
 
 def free_port() -> int:
@@ -76,9 +76,3 @@ def test_cuda_matches_cpu(invoke, tmp_path):  # pragma: no cover - runs where a 
 def test_cuda_without_gpu_is_a_clear_error(invoke):
     r = invoke("train", "--data", NAMES, "--device", "cuda")
     assert r.exit_code == 1 and "no CUDA GPU" in r.output
-
-
-def test_cli_start_up_does_not_import_torch():
-    code = "import sys, bigram.cli; print('torch' in sys.modules, 'tensorboard' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.split() == ["False", "False"]

@@ -1,0 +1,52 @@
+"""NLL, perplexity, bits, entropy and KL: metrics.py against hand and plain-Python values."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import pytest
+
+import bigram
+from tests.conftest import plain_counts
+
+
+def plain_entropy(names: list[str]) -> float:
+    """H(next | prev) of names.txt's bigram frequencies, by hand: −Σ N_ij log(N_ij/N_i) / ΣN."""
+    c = plain_counts(names)
+    rows: Counter = Counter()
+    for (a, _), n in c.items():
+        rows[a] += n
+    total = sum(c.values())
+    return -math.fsum(n * math.log(n / rows[a]) for (a, _), n in c.items()) / total
+
+
+def test_entropy_cross_entropy_kl(names, lecture_runs):
+    h = plain_entropy(names)
+    m0 = json.loads((lecture_runs[0] / "metrics.json").read_text())
+    c0 = m0["count"]["train"]
+    assert c0["entropy"] == pytest.approx(h, abs=1e-12)
+    assert c0["nll"] == pytest.approx(2.454014, abs=5e-7)  # the issue's smoothing-0 figure
+    assert c0["cross_entropy"] == c0["nll"]
+    assert abs(c0["kl"]) < 1e-12  # the ML table is the data's own distribution
+    m1 = json.loads((lecture_runs[1] / "metrics.json").read_text())
+    for model in ("count", "neural"):
+        m = m1[model]["train"]
+        assert m["kl"] == pytest.approx(m["cross_entropy"] - m["entropy"]) and m["kl"] > 0
+    assert m1["count"]["train"]["kl"] == pytest.approx(2.454577 - h, abs=1e-6)
+
+
+def test_kl_count_neural_by_hand(lecture_runs):
+    run = bigram.load_run(lecture_runs[1])
+    res = run.evaluate()
+    P = run.log_probs("count").exp()
+    Q = run.log_probs("neural").exp()
+    N = run.counts("train").double()
+    w = N.sum(1) / N.sum()
+    by_hand = sum(
+        float(w[i]) * sum(float(P[i, j]) * math.log(float(P[i, j]) / float(Q[i, j])) for j in range(27))
+        for i in range(27)
+    )
+    assert res["kl_count_neural"]["train"] == pytest.approx(by_hand, rel=1e-9)
+    assert 0 < by_hand < 0.05  # reg 0.01 keeps the converged neural model close to add-one counts

@@ -1,0 +1,52 @@
+"""The lecture's labelled heatmap (plots.py): values, legibility, `bigram plot`."""
+
+from __future__ import annotations
+
+import torch
+
+
+def test_plot_writes_the_labelled_heatmap(invoke, lecture_runs, tmp_path):
+    from matplotlib.image import imread
+
+    for what in ("counts", "probs"):
+        out = tmp_path / f"{what}.png"
+        r = invoke("plot", lecture_runs[1], "--what", what, "--out", out)
+        assert r.exit_code == 0, r.output
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        img = imread(out)
+        assert img.shape[0] >= 480 and img.shape[1] >= 480  # legible: ≥ 8 inches at 60 dpi
+        assert img[..., :3].std() > 0.05  # not blank
+    r = invoke("plot", lecture_runs[1], "--out", tmp_path / "counts.png")
+    assert r.exit_code == 1 and "--overwrite" in r.output
+    r = invoke("plot", lecture_runs[1], "--what", "logits", "--out", tmp_path / "x.png")
+    assert r.exit_code == 1 and "counts or probs" in r.output
+
+
+def test_plot_cells_are_the_counts():
+    from bigram.plots import figure_for
+    from bigram.vocab import Vocab
+
+    vocab = Vocab(("a", "b"))
+    N = torch.tensor([[0, 2, 1], [1, 0, 1], [2, 0, 0]])
+    fig = figure_for(vocab, N, None, "counts", "count", 40)
+    texts = sorted(fig.labels)
+    assert texts == sorted(["..\n0", ".a\n2", ".b\n1", "a.\n1", "aa\n0", "ab\n1", "b.\n2", "ba\n0", "bb\n0"])
+
+
+def test_plot_labels_are_large_and_readable_on_every_cell():
+    """Labels ≥ 9 px at the saved size; white on the darkest cells, near-black on light ones, and
+    really drawn: the darkest cell's pixels include its white label."""
+
+    from bigram.plots import CELL_PX, FONT_PX, MARGIN_PX, TITLE_PX, figure_for
+    from bigram.vocab import Vocab
+
+    vocab = Vocab(("a", "b"))
+    N = torch.tensor([[0, 900, 10], [5, 0, 1], [800, 0, 0]])
+    fig = figure_for(vocab, N, None, "counts", "count", 40)
+    assert FONT_PX >= 9 and CELL_PX >= 2 * FONT_PX + 8
+    by_label = dict(zip(fig.labels, fig.inks, strict=True))
+    assert by_label[".a\n900"] == "white" and by_label["b.\n800"] == "white"
+    assert by_label["..\n0"] != "white" and by_label["ab\n1"] != "white"
+    img = fig.array()
+    cell = img[TITLE_PX : TITLE_PX + CELL_PX, MARGIN_PX + CELL_PX : MARGIN_PX + 2 * CELL_PX]  # ".a"
+    assert (cell.min(axis=2) > 240).sum() > 20  # white glyph pixels on a dark blue cell
