@@ -10,9 +10,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 
 from bigram.errors import BigramError
 from bigram.interrupt import held_ctrl_c
+
+_value_type = typer.core.TyperOption.display_type_rich
+
+
+def _switch_without_type(option: typer.core.TyperOption, ctx) -> str | None:
+    """A switch (--json, --overwrite/--no-overwrite, --help) takes no value: no `<bool>` in --help."""
+    return "" if option.is_flag else _value_type(option, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _switch_without_type
 
 app = typer.Typer(
     help="Character-level bigram language models: counts, a one-hot neural net, TensorBoard, sampling.",

@@ -94,16 +94,23 @@ def score_name(log_probs: torch.Tensor, vocab: Vocab, name: str) -> dict:
 
 
 def format_table(results: dict[str, dict[str, dict]]) -> str:
-    """{model: {split: metrics}} as an aligned text table."""
+    """{model: {split: metrics}} as a text table, its columns as wide as their longest entry
+    (a long split label, or a count of 9+ digits, widens its column instead of shifting the row)."""
+    cells = [
+        (model, split, f"{m['bigrams']:,}") for model, per in results.items() for split, m in per.items()
+    ]
+    w_model, w_split, w_n = (
+        max([least] + [len(c[i]) + 2 for c in cells]) for i, least in enumerate((8, 12, 10))
+    )
     head = (
-        f"{'model':<8}{'split':<12}{'bigrams':>10}{'NLL':>10}{'perplexity':>12}{'bits/char':>11}"
-        f"{'entropy':>10}{'KL(data‖model)':>16}"
+        f"{'model':<{w_model}}{'split':<{w_split}}{'bigrams':>{w_n}}{'NLL':>10}{'perplexity':>12}"
+        f"{'bits/char':>11}{'entropy':>10}{'KL(data‖model)':>16}"
     )
     rows = [head, "-" * len(head)]
     for model, per in results.items():
         for split, m in per.items():
             rows.append(
-                f"{model:<8}{split:<12}{m['bigrams']:>10,}{m['nll']:>10.6f}"
+                f"{model:<{w_model}}{split:<{w_split}}{m['bigrams']:>{w_n},}{m['nll']:>10.6f}"
                 f"{m['perplexity']:>12.4f}{m['bits_per_char']:>11.4f}"
                 f"{m.get('entropy', math.nan):>10.6f}{m.get('kl', math.nan):>16.6f}"
             )

@@ -200,6 +200,15 @@ def test_train_has_a_flag_for_every_config_key_and_help_shows_choices_and_defaul
         assert "[" + "|".join(allowed) + "]" in r.output, key
     for shown in ("(default: auto)", "(default: newton)", "(default: 1e-06)", "(default: data/names.txt)"):
         assert shown in r.output
+    assert "--lowercase" in r.output and "--quiet" in r.output
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "eval", "score", "export", "plot", "sweep"])
+def test_switches_show_no_value_type_in_help(invoke, monkeypatch, command):
+    monkeypatch.setenv("COLUMNS", "200")
+    r = invoke(command, "--help")
+    assert r.exit_code == 0, r.output
+    assert "--help" in r.output and "<bool>" not in r.output
 
 
 def test_version(invoke):

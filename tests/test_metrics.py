@@ -50,3 +50,24 @@ def test_kl_count_neural_by_hand(lecture_runs):
     )
     assert res["kl_count_neural"]["train"] == pytest.approx(by_hand, rel=1e-9)
     assert 0 < by_hand < 0.05  # reg 0.01 keeps the converged neural model close to add-one counts
+
+
+def test_table_columns_stay_aligned_for_long_labels_and_big_counts():
+    from bigram.metrics import format_table
+
+    m = {"nll": 2.4, "perplexity": 11.0, "bits_per_char": 3.4, "entropy": 2.3, "kl": 0.1}
+    rows = format_table(
+        {
+            "count": {
+                "train": {**m, "bigrams": 228146},
+                "names-from-another-file.txt": {**m, "bigrams": 123456789012},
+            }
+        }
+    ).splitlines()
+    head, body = rows[0], rows[2:]
+    # every row ends each column where the heading does: the right edge of "bigrams" and of "NLL"
+    for label in ("bigrams", "NLL"):
+        edge = head.index(label) + len(label)
+        assert all(row[edge - 1] != " " and row[edge] == " " for row in body), (label, rows)
+    assert len({len(row) for row in rows}) == 1
+    assert body[1].split()[1] == "names-from-another-file.txt" and body[1].split()[2] == "123,456,789,012"

@@ -13,6 +13,7 @@ tests/test_readme.py, then read the diff.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
@@ -65,3 +66,36 @@ def test_readme_examples_print_what_the_readme_shows(invoke, tmp_path):
         README.write_text(updated + text[len(checked) :], encoding="utf-8")
     assert n >= 12  # every example ran (a block the parser missed would pass silently)
     assert not mismatches, "\n\n".join(mismatches)
+
+
+def test_readme_error_examples_print_what_the_readme_shows(invoke, tmp_path):
+    """The error section's examples, with the files they need made first (the Ctrl-C example
+    needs a person at the keyboard and is left out)."""
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    (tmp_path / "broken.txt").write_bytes(b"emma\no\xffa\n")  # line 2, byte 6: not UTF-8
+    (tmp_path / "my.toml").write_text("learning_rate = 0.1\n", encoding="utf-8")
+    for out, model in (("runs/counts-only", "count"), ("runs/lecture", "both")):
+        r = invoke("train", "--out", out, "--model", model, "--no-figures", "-q")
+        assert r.exit_code == 0, r.output
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Errors") : text.index("\n## ", text.index("## Errors") + 1)]
+    n = 0
+    for m in BLOCK.finditer(section):
+        if "^C" in m.group(1):
+            continue
+        for cmd, want in _commands(m.group(1)):
+            got = _run(invoke, cmd)
+            n += 1
+            assert TIMESTAMP.sub("runs/…", got) == want, f"$ {cmd}\n--- README\n{want}\n--- printed\n{got}"
+    assert n == 5
+
+
+def test_readme_benchmark_table_has_the_headings_bench_py_prints():
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    text = README.read_text(encoding="utf-8")
+    benchmarks = text[text.index("## Benchmarks") : text.index("## Scale")]
+    assert bench.TABLE_HEADER in benchmarks
+    rows = [line for line in benchmarks.splitlines() if line.startswith("| ")]
+    assert len(rows) > 5 and all(row.count(" | ") == 4 for row in rows[2:])  # five columns each
