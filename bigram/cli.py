@@ -15,15 +15,15 @@ import typer.core
 from bigram.errors import BigramError
 from bigram.interrupt import held_ctrl_c
 
-_value_type = typer.core.TyperOption.display_type_rich
+
+def _no_type_for_switches() -> None:
+    """Typer ≥ 0.29 shows a value type for switches (`--json <bool>`), which take no value."""
+    show = getattr(typer.core.TyperOption, "display_type_rich", None)
+    if show is not None:
+        typer.core.TyperOption.display_type_rich = lambda o, ctx: "" if o.is_flag else show(o, ctx)
 
 
-def _switch_without_type(option: typer.core.TyperOption, ctx) -> str | None:
-    """A switch (--json, --overwrite/--no-overwrite, --help) takes no value: no `<bool>` in --help."""
-    return "" if option.is_flag else _value_type(option, ctx)
-
-
-typer.core.TyperOption.display_type_rich = _switch_without_type
+_no_type_for_switches()
 
 app = typer.Typer(
     help="Character-level bigram language models: counts, a one-hot neural net, TensorBoard, sampling.",
