@@ -230,11 +230,15 @@ def model_table(model: str, ckpt: dict, V: int, where: str) -> torch.Tensor:
     count:  log((N + k) / row sums), from the training counts N and the smoothing k
     neural: log_softmax(W) row by row: the logits of one_hot(prev) @ W are row prev of W"""
     if model == "count":
-        counts = checkpoints.check_counts(ckpt.get("counts"), V, where)
-        k = checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
-        return count_log_probs(counts, k)
+        return count_log_probs(*count_model_of(ckpt, V, where))
     W = checkpoints.check_weights(ckpt.get("W"), V, where)
     return torch.log_softmax(W.double(), dim=1)
+
+
+def count_model_of(ckpt: dict, V: int, where: str) -> tuple[torch.Tensor, float]:
+    """A count checkpoint's training counts (V×V, sparse) and its k, checked."""
+    counts = checkpoints.check_counts(ckpt.get("counts"), V, where)
+    return counts, checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
 
 
 # --- reading a run -------------------------------------------------------------------------------
@@ -309,9 +313,7 @@ class Run:
 
     def count_model(self) -> tuple[torch.Tensor, float]:
         """The count model's training counts (V×V, sparse) and its k, checked."""
-        ckpt, where = self.count_checkpoint(), str(self.path / "count.pt")
-        counts = checkpoints.check_counts(ckpt.get("counts"), self.vocab.size, where)
-        return counts, checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
+        return count_model_of(self.count_checkpoint(), self.vocab.size, str(self.path / "count.pt"))
 
     def neural_state(self) -> dict:
         """neural.pt with W and step checked, and its optimizer the config's: what --resume needs."""
