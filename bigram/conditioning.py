@@ -129,7 +129,7 @@ class Plan:
         """R after j + 1 middle chars, for every j the walk can reach (sum-product, linear)."""
         t = self.leave
         if self.max_middle is not None and self.max_middle < 0:
-            self.tail, self.at_least = None, []
+            self.tail, self.at_least, self.certain = None, [], False
             return
         ones = False  # base is all ones
         if self.max_middle is None:
@@ -160,7 +160,7 @@ class Plan:
             # Q·1 = 1 − P(end | d), as the rows of P sum to 1: --min-len 1 (every name) needs no Q
             at_least.append(1 - self.P[:, BOUNDARY_ID] if ones and i == 0 else self.Q @ at_least[-1])
         self.at_least = at_least
-        self.tail = base
+        self.tail, self.certain = base, ones  # certain: tail is all ones
 
     def completion(self, j: int) -> torch.Tensor:
         """R_j: completion mass from each state after j + 1 middle chars."""
@@ -185,7 +185,9 @@ class Plan:
 
     def step_weights(self, j: int) -> torch.Tensor:
         """Unnormalized V×V weights of step j: column 0 = leave the middle, d ≥ 1 = go to d."""
-        w = self.P * self.completion(j)[None, :]
+        c = self.completion(j)
+        # every walk completes from every state (unconstrained, past --min-len): the weights are P
+        w = self.P.clone() if self.certain and c is self.tail else self.P * c[None, :]
         w[:, BOUNDARY_ID] = self.leave if self.may_exit(j) else 0.0
         return w
 
@@ -276,8 +278,9 @@ def _flat_cdf(w: torch.Tensor) -> torch.Tensor:
 def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
     """n middles drawn together, as strings.
 
-    Each step draws all unfinished names' next characters at once: while fewer names than
-    characters are left, from their own rows (names × V); otherwise with one searchsorted into
+    Each step draws all unfinished names' next characters at once: the first from the one row
+    they all start in; then, while fewer names than characters are left, from their own rows
+    (names × V); otherwise with one searchsorted into
     the step's cumulative table laid end to end (V², shared by all names, reused while the
     weights stay the same). Each step keeps only the unfinished names' (index, character): memory
     is the characters drawn, not names × the longest name."""
@@ -293,7 +296,10 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
         u = torch.rand(len(alive), generator=g, dtype=torch.float64).clamp_(max=1 - 1e-12)
         # which weights step j uses: without a max length they stop changing after min_middle steps
         key = min(j, plan.min_middle) if plan.max_middle is None else j
-        if len(alive) < V and key != cdf_key:  # few names left, no shared table built for these weights
+        if j == 0:  # every name is at first_state: one row serves them all
+            cdf = plan.row_weights(j, cur[:1])[0].cumsum(0)
+            nxt = torch.searchsorted(cdf, u * cdf[-1], right=True).clamp_(max=V - 1)
+        elif len(alive) < V and key != cdf_key:  # few names left, no shared table for these weights
             cdf = plan.row_weights(j, cur).cumsum(1)
             nxt = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1).clamp_(max=V - 1)
         else:  # one shared table for every name: built once per distinct weights, then reused

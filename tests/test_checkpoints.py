@@ -24,9 +24,14 @@ class _Exploit:
 
 def test_damaged_checkpoints_are_refused(invoke, run):
     ckpt = torch.load(run / "neural.pt", weights_only=True)
-    ckpt["W"] = torch.full_like(ckpt["W"], float("nan"))
+    good = ckpt["W"]
+    for bad in (float("nan"), float("inf"), -float("inf")):  # one damaged cell is enough
+        ckpt["W"] = good.clone()
+        ckpt["W"][2, 1] = bad
+        torch.save(ckpt, run / "neural.pt")
+        one_line_error(invoke("sample", run, "--model", "neural"), "non-finite")
+    ckpt["W"] = torch.full_like(good, float("nan"))
     torch.save(ckpt, run / "neural.pt")
-    one_line_error(invoke("sample", run, "--model", "neural"), "non-finite")
     one_line_error(invoke("train", "--resume", run, "--steps", "9"), "non-finite")
     ckpt["W"] = torch.zeros(2, 7)
     torch.save(ckpt, run / "neural.pt")
