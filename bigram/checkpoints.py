@@ -46,13 +46,14 @@ def to_sparse(counts: torch.Tensor) -> torch.Tensor:
     return counts.to_sparse().coalesce()
 
 
-def check_counts(t: Any, V: int, where: str) -> torch.Tensor:
-    """A count matrix read from a file: a V×V integer tensor of non-negative counts, checked
-    before anything the size of V×V is allocated (a crafted sparse tensor may declare any shape)."""
-    if not isinstance(t, torch.Tensor) or t.shape != (V, V) or t.dtype not in (torch.int64, torch.int32):
+def check_counts(t: Any, shape: tuple[int, int], where: str) -> torch.Tensor:
+    """A count matrix read from a file: a C×V integer tensor of non-negative counts (C contexts),
+    checked before anything that size is allocated (a crafted sparse tensor may declare any shape)."""
+    C, V = shape
+    if not isinstance(t, torch.Tensor) or t.shape != shape or t.dtype not in (torch.int64, torch.int32):
         shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
         raise BigramError(
-            f"{where} holds counts of shape {shape}, not {V}×{V} integers for the run's vocabulary: "
+            f"{where} holds counts of shape {shape}, not {C}×{V} integers for the run's vocabulary: "
             "it belongs to another run or is damaged; retrain"
         )
     values = t._values() if t.is_sparse else t
@@ -61,12 +62,13 @@ def check_counts(t: Any, V: int, where: str) -> torch.Tensor:
     return t.long()
 
 
-def check_weights(W: Any, V: int, where: str) -> torch.Tensor:
-    """A neural model's W read from a file: a finite V×V floating-point tensor."""
-    if not isinstance(W, torch.Tensor) or W.is_sparse or W.shape != (V, V) or not W.is_floating_point():
+def check_weights(W: Any, shape: tuple[int, int], where: str) -> torch.Tensor:
+    """A neural model's W read from a file: a finite C×V floating-point tensor."""
+    C, V = shape
+    if not isinstance(W, torch.Tensor) or W.is_sparse or W.shape != shape or not W.is_floating_point():
         shape = tuple(W.shape) if isinstance(W, torch.Tensor) else type(W).__name__
         raise BigramError(
-            f"{where} holds weights W of shape {shape}, not {V}×{V} floats for the run's vocabulary: "
+            f"{where} holds weights W of shape {shape}, not {C}×{V} floats for the run's vocabulary: "
             "it belongs to another run or is damaged; retrain"
         )
     lo, hi = W.aminmax()  # nan and ±inf reach the min or max: one pass, ~20× faster than isfinite

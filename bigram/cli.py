@@ -120,6 +120,9 @@ def train(
         bool, typer.Option(help="Replace an existing run directory given by --out.")
     ] = False,
     model: Annotated[str | None, _opt("model", "Which models to train.")] = None,
+    order: Annotated[
+        int | None, _opt("order", "N-gram order: predict from the N−1 characters before (2 = bigram).")
+    ] = None,
     smoothing: Annotated[
         str | None, _opt("smoothing", "Add-k smoothing of the count model: k ≥ 0, or auto (best k on val).")
     ] = None,
@@ -402,6 +405,10 @@ def plot(
         raise BigramError("--out FILE.png is required: where to write the figure")
     check_new_file(out, overwrite)
     r = open_run(run, model)
+    if r.config.order != 2:
+        raise BigramError(
+            f"plot draws bigram tables for now; run {r.path} has order {r.config.order}: train with --order 2"
+        )
     kind = r.pick_model(model)
     lp = r.log_probs(kind) if what == "probs" else None
     save_png(figure_for(r.vocab, r.counts("train"), lp, what, kind, top), out)

@@ -33,6 +33,7 @@ from itertools import pairwise
 
 import torch
 
+from bigram.counts import order_of, successor
 from bigram.errors import BigramError
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -54,7 +55,13 @@ class Plan:
 
     def __init__(self, probs: torch.Tensor, vocab: Vocab, c: Constraints):
         self.P, self.vocab, self.constraints = probs, vocab, c
-        V = probs.shape[0]
+        self.C, V = probs.shape  # states: C contexts (C = V for the bigram, whose state is the last char)
+        self.order = order_of(probs.shape)
+        if self.order != 2 and (c.start or c.end or c.min_len > 1 or c.max_len is not None):
+            raise BigramError(
+                f"--start/--end/--min-len/--max-len need a bigram model for now (this run has order "
+                f"{self.order}): sample without them, or train with --order 2"
+            )
         if c.min_len < 0:
             raise BigramError(f"--min-len must be ≥ 0, got {c.min_len}")
         if c.max_len is not None and c.max_len < c.min_len:
@@ -136,6 +143,9 @@ class Plan:
             # when every state can end the name at every step, a walk ends with probability 1:
             # Σ_k Q^k t is all ones, no V×V solve needed (unconstrained sampling at any V)
             ones = self.target == BOUNDARY_ID and bool((t[1:] > 0).all())
+            # at order ≠ 2 (unconstrained only, see __init__): from every context a name ends with
+            # probability 1 (every counted context led to an end; an unseen one is uniform)
+            ones = ones or self.order != 2
             base = torch.ones_like(t) if ones else _geometric_sum(self.Q, t)  # Σ_{k ≥ 0} Q^k t
             self.partial_sums = None
         else:
@@ -179,7 +189,7 @@ class Plan:
 
     def row_weights(self, j: int, states: torch.Tensor) -> torch.Tensor:
         """step_weights(j)[states] without building the V×V matrix (few names, large V)."""
-        w = self.P[states] * self.completion(j)[None, :]
+        w = self._times_next(self.completion(j), states)
         w[:, BOUNDARY_ID] = self.leave[states] if self.may_exit(j) else 0.0
         return w
 
@@ -187,9 +197,22 @@ class Plan:
         """Unnormalized V×V weights of step j: column 0 = leave the middle, d ≥ 1 = go to d."""
         c = self.completion(j)
         # every walk completes from every state (unconstrained, past --min-len): the weights are P
-        w = self.P.clone() if self.certain and c is self.tail else self.P * c[None, :]
+        w = self.P.clone() if self.certain and c is self.tail else self._times_next(c)
         w[:, BOUNDARY_ID] = self.leave if self.may_exit(j) else 0.0
         return w
+
+    def _times_next(self, v: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
+        """P(s, c) · v(the state after c follows s), for every state s (or those given) and c."""
+        P = self.P if states is None else self.P[states]
+        C, V = self.C, self.V
+        if C == V:  # the bigram: the state after c is c
+            return P * v[None, :]
+        if C == 1:  # order 1: one state
+            return P * v[0]
+        blocks = v.view(C // V, V)  # the state after c follows s is (s mod C/V)·V + c
+        if states is None:
+            return (P.view(V, C // V, V) * blocks).view(C, V)
+        return P * blocks[states % (C // V)]
 
     def log_mass_middle(self) -> float:
         """log P(S) + log(mass of all allowed middles from first_state) + log P(E, end)."""
@@ -299,7 +322,7 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
         if j == 0:  # every name is at first_state: one row serves them all
             cdf = plan.row_weights(j, cur[:1])[0].cumsum(0)
             nxt = torch.searchsorted(cdf, u * cdf[-1], right=True).clamp_(max=V - 1)
-        elif len(alive) < V and key != cdf_key:  # few names left, no shared table for these weights
+        elif len(alive) < plan.C and key != cdf_key:  # few names left, no shared table for these weights
             cdf = plan.row_weights(j, cur).cumsum(1)
             nxt = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1).clamp_(max=V - 1)
         else:  # one shared table for every name: built once per distinct weights, then reused
@@ -309,7 +332,7 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
         who.append(alive)
         what.append(nxt)
         going = nxt != BOUNDARY_ID
-        alive, cur = alive[going], nxt[going]
+        alive, cur = alive[going], successor(cur[going], nxt[going], plan.C, V)
     else:
         raise BigramError(
             f"sampling did not end within {MAX_STEPS} characters: the model rarely ends names; pass --max-len"
@@ -362,6 +385,11 @@ def best_names(
     Memory and time are bounded: after `max_queued` partial names the search stops and raises
     SearchStopped, which carries the names found so far (all exact, in order)."""
     vocab = plan.vocab
+    if plan.order != 2:
+        raise BigramError(
+            f"--most-likely needs a bigram model for now (this run has order {plan.order}): "
+            "train with --order 2"
+        )
     with torch.no_grad():
         best = _max_messages(plan)
     lQ = plan.Q.log()  # moves within the middle: never into the boundary

@@ -19,6 +19,7 @@ DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.1, "lbfgs": 1.0, "newton": 1.0}  # sgd 50 is the lecture's
 SPLIT_METHODS = ("auto", "random", "hash")
 MAX_SMOOTHING = 1e9  # beyond it every row is uniform to float precision (and k·V could overflow)
+MAX_ORDER = 12  # contexts of up to 11 characters (tables are capped by size anyway)
 MAX_REG = 1e6  # reg·mean(W²) must stay finite
 MAX_BATCH = 1 << 24  # minibatch examples; the one-hot batch is batch × V floats
 
@@ -27,6 +28,7 @@ MAX_BATCH = 1 << 24  # minibatch examples; the one-hot batch is batch × V float
 class TrainConfig:
     data: str = "data/names.txt"
     model: str = "both"
+    order: int = 2  # n-gram order: predict each character from the N − 1 before it (2 = bigram)
     smoothing: float | str = "auto"  # a number, or "auto": best on val (leave-one-out without val names)
     steps: int = 100  # at most; training stops sooner once converged (tol > 0)
     lr: float | None = None  # None: DEFAULT_LR[optimizer]
@@ -91,7 +93,7 @@ CHOICES = {
 }  # fmt: skip
 _STR_KEYS = ("data", "model", "optimizer", "device", "split", "normalize")
 _BOOL_KEYS = ("lowercase", "figures")
-_INT_KEYS = ("steps", "batch_size", "seed", "eval_every")  # every other key is a number
+_INT_KEYS = ("order", "steps", "batch_size", "seed", "eval_every")  # every other key is a number
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -172,6 +174,8 @@ def validate(cfg: TrainConfig) -> None:
             f"smoothing = {cfg.smoothing!r}: must be a number in [0, {MAX_SMOOTHING:g}] "
             "(0 = raw frequencies, 1 = add-one) or 'auto'"
         )
+    if not 1 <= cfg.order <= MAX_ORDER:
+        raise bad(f"order = {cfg.order}: must be in [1, {MAX_ORDER}] (1 unigram, 2 bigram, 3 trigram, …)")
     if not 0 <= cfg.reg <= MAX_REG:
         raise bad(f"reg = {cfg.reg}: must be a number in [0, {MAX_REG:g}]")
     if cfg.steps <= 0:

@@ -53,6 +53,7 @@ MAX_LINE_BYTES = 16 << 20  # a "name" longer than this means the file is not one
 # algorithm above): kernels.label_first_of_randperm draws the same permutation's first places
 _RANDPERM_SHUFFLE_LIMIT = (2**32 - 1) // 20
 MAX_V = 16_384  # tokens; V×V tables beyond that no longer fit a sane memory budget
+MAX_TABLE = 1 << 26  # entries of a C×V table at order ≠ 2 (512 MiB as float64)
 STREAM_THRESHOLD = 256 * 2**20  # split = "auto": files larger than this use the one-pass hash split
 _NL = ord("\n")
 _CP = 0x110000  # code points
@@ -61,8 +62,9 @@ _CP = 0x110000  # code points
 @dataclass
 class CorpusCounts:
     vocab: Vocab
-    splits: dict[str, torch.Tensor]  # split → V×V int64 counts (sparse COO when smaller); empty ones left out
+    splits: dict[str, torch.Tensor]  # split → C×V int64 counts (sparse COO when smaller); empty ones left out
     n_names: dict[str, int]  # split → number of names
+    order: int = 2  # n-gram order N: each row is a context of N − 1 tokens (C = V^(N−1) rows)
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -180,11 +182,12 @@ def _utf8(buf: bytes, offset: int, path: Path, rule: TextRule) -> bytes:
 
 
 class PairCounter:
-    """Per-split counts of (previous, next) character pairs, keyed by code point ("\\n", code
+    """Per-split counts of (context, next) character n-grams, keyed by code point ("\\n", code
     point 10, stands for the boundary until the vocabulary is made at the end). Each thread counts
     into its own `kernels.Accumulator`; they are summed once, at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, order: int = 2) -> None:
+        self.order = order
         self.seen = np.zeros(_CP, dtype=bool)  # code points ≥ 256 met so far, by any thread
         self.accumulators: list = []
         self.local = threading.local()
@@ -197,7 +200,7 @@ class PairCounter:
         kernels = _kernels()
         acc = getattr(self.local, "acc", None)
         if acc is None:
-            acc = self.local.acc = kernels.Accumulator(self.seen)
+            acc = self.local.acc = kernels.Accumulator(self.seen, self.order)
             with self.lock:
                 self.accumulators.append(acc)
         k = kernels.count_chunk(buf, acc, labels, seed, val_frac, test_frac)
@@ -212,35 +215,41 @@ class PairCounter:
     def names(self) -> np.ndarray:
         return sum((acc.names for acc in self.accumulators), np.zeros(3, dtype=np.int64))
 
-    def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every counted pair as (split, prev, next, count) arrays of code points, summed over
-        the threads."""
-        parts = [acc.triples() for acc in self.accumulators]
+    def ngrams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every counted n-gram as (split, context, next, count) arrays of code points (context:
+        n × (order − 1)), the threads' parts laid end to end: an n-gram may appear once per thread."""
+        parts = [acc.ngrams() for acc in self.accumulators]
         if not parts:
-            return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))
-        s, a, b, c = (np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(4))
-        key, inverse = np.unique((s * _CP + a) * _CP + b, return_inverse=True)
-        total = np.bincount(inverse, weights=c, minlength=len(key)).astype(np.int64)  # exact below 2^53
-        s, rest = np.divmod(key, _CP * _CP)
-        a, b = np.divmod(rest, _CP)
-        return s, a, b, total
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, np.zeros((0, self.order - 1), dtype=np.int64), empty, empty
+        return tuple(np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(4))
 
 
-def _matrices(vocab: Vocab, ids: np.ndarray, triples, names: np.ndarray) -> dict[str, torch.Tensor]:
-    """Per-split V×V int64 count matrices from (split, prev, next, count) in code points (mapped
-    by `ids`, sorted code points → token ids); sparse COO when that is smaller than dense
-    (24 bytes per counted pair against 8 per cell)."""
-    s, a, b, c = triples
-    V = vocab.size
+def check_table_size(V: int, order: int, where: str = "") -> int:
+    """The number of contexts C = V^(order − 1), once C × V is known to fit the table budget."""
+    C = V ** (order - 1)
+    if order != 2 and C * V > MAX_TABLE:
+        raise BigramError(
+            f"order {order} over V = {V:,} tokens{where} needs a table of {C:,} contexts × {V:,} = "
+            f"{C * V:.3g} entries, beyond the limit of 2^{MAX_TABLE.bit_length() - 1}: lower --order"
+        )
+    return C
+
+
+def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, torch.Tensor]:
+    """Per-split C×V int64 count matrices from (split, row, column, count) in token ids (a pair
+    may repeat: repeats add up); sparse COO when that is smaller than dense (24 bytes per counted
+    pair against 8 per cell)."""
+    s, rows, cols, c = grams
     out = {}
     for i, name in enumerate(SPLITS):
         if names[i] == 0:
             continue
         m = s == i
-        idx = torch.from_numpy(np.stack([ids(a[m]), ids(b[m])]).astype(np.int64))
+        idx = torch.from_numpy(np.stack([rows[m], cols[m]]).astype(np.int64))
         vals = torch.from_numpy(c[m].astype(np.int64))
-        t = torch.sparse_coo_tensor(idx, vals, (V, V), check_invariants=False).coalesce()
-        out[name] = t if 3 * len(vals) < V * V else t.to_dense()
+        t = torch.sparse_coo_tensor(idx, vals, shape, check_invariants=False).coalesce()
+        out[name] = t if 3 * t.values().numel() < shape[0] * shape[1] else t.to_dense()
     return out
 
 
@@ -288,15 +297,16 @@ def read_counts(
     val_frac: float = 0.1,
     test_frac: float = 0.1,
     rule: TextRule | None = None,
+    order: int = 2,
     rank: int = 0,
     world: int = 1,
     group=None,
     progress: bool = False,
 ) -> CorpusCounts:
-    """Stream a corpus file into per-split bigram counts. `split`: "random" (exact fractions by a
-    seeded permutation of positions; two passes) or "hash" (by each name's text; one pass, any
-    process count: with world > 1 this process reads its byte range and the counts are summed
-    over `group`)."""
+    """Stream a corpus file into per-split n-gram counts (`order` 2: bigrams). `split`: "random"
+    (exact fractions by a seeded permutation of positions; two passes) or "hash" (by each name's
+    text; one pass, any process count: with world > 1 this process reads its byte range and the
+    counts are summed over `group`)."""
     p = check_data_path(path)
     rule = rule or TextRule()
     _kernels()  # compiled (or loaded from numba's cache) here, in the main thread
@@ -319,7 +329,7 @@ def read_counts(
         if total == 0:
             raise BigramError(f"data file {p} has no names (it is empty or only blank lines)")
         labels = random_labels(total, val_frac, test_frac, seed)
-    counter = PairCounter()
+    counter = PairCounter(order)
     size = (p.stat().st_size if is_regular(p) else None) if end is None else end - start
     bar = tqdm(total=size, unit="B", unit_scale=True, desc="reading", disable=not progress, leave=False)
 
@@ -345,8 +355,9 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
     """The counts in the sorted vocabulary, summed over processes when given a process group
     (the vocabularies are merged first, then one all-reduce of dense matrices)."""
     names = counter.names.copy()
-    s, a, b, c = counter.triples()
-    chars = np.union1d(a, b)  # every code point met, "\n" (the boundary) first: it is the smallest
+    order = counter.order
+    s, context, nxt, c = counter.ngrams()
+    chars = np.union1d(np.unique(context), nxt)  # every code point met; "\n" (the boundary) first
     if group is not None:
         import torch.distributed as dist
 
@@ -355,15 +366,20 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
         chars = np.unique(np.concatenate([np.asarray(part, dtype=np.int64) for part in everyone]))
     chars = chars[chars != _NL]
     vocab = Vocab(tuple(chr(x) for x in chars.tolist()))
+    V = vocab.size
+    C = check_table_size(V, order, f" (the tokens of {p})")
 
     def ids(cp: np.ndarray) -> np.ndarray:  # code point → token id ("\n" → 0, the boundary)
         return np.where(cp == _NL, 0, np.searchsorted(chars, cp) + 1)
 
+    rows = np.zeros(len(nxt), dtype=np.int64)  # context (c₁ … c_{N−1}) → Σ cᵢ·V^(N−1−i)
+    for i in range(order - 1):
+        rows = rows * V + ids(context[:, i])
+    cols = ids(nxt)
     if group is not None:
-        V = vocab.size
-        dense = torch.zeros(3, V, V, dtype=torch.long)
-        at = (torch.from_numpy(s.astype(np.int64)), torch.from_numpy(ids(a)), torch.from_numpy(ids(b)))
-        dense[at] = torch.from_numpy(c)
+        dense = torch.zeros(3, C, V, dtype=torch.long)
+        at = tuple(torch.from_numpy(x.astype(np.int64)) for x in (s, rows, cols))
+        dense.index_put_(at, torch.from_numpy(c), accumulate=True)
         n = torch.from_numpy(names)
         # nccl reduces CUDA tensors only; gloo reduces CPU tensors
         dev = torch.device("cuda") if dist.get_backend(group) == "nccl" else torch.device("cpu")
@@ -371,13 +387,12 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
         dist.all_reduce(dense, group=group)
         dist.all_reduce(n, group=group)
         dense, names = dense.cpu(), n.cpu().numpy()
-        s, a, b = (x.numpy() for x in dense.nonzero(as_tuple=True))
-        c = dense[s, a, b].numpy()
-        a, b = np.where(a == 0, _NL, chars[a - 1]), np.where(b == 0, _NL, chars[b - 1])
+        s, rows, cols = (x.numpy() for x in dense.nonzero(as_tuple=True))
+        c = dense[s, rows, cols].numpy()
     if names.sum() == 0:
         raise BigramError(f"data file {p} has no names (it is empty or only blank lines)")
     per_split = {s: int(n) for s, n in zip(SPLITS, names, strict=True)}
-    return CorpusCounts(vocab, _matrices(vocab, ids, (s, a, b, c), names), per_split)
+    return CorpusCounts(vocab, _matrices((C, V), (s, rows, cols, c), names), per_split, order)
 
 
 def _release_freed_memory() -> None:
@@ -412,7 +427,7 @@ def load_counts(cfg, *, progress: bool = False, rank: int = 0, world: int = 1, g
     method = split_method(cfg, p, world)
     result = read_counts(
         p, split=method, seed=cfg.seed, val_frac=cfg.val_frac, test_frac=cfg.test_frac,
-        rule=TextRule.of(cfg), rank=rank, world=world, group=group, progress=progress,
+        rule=TextRule.of(cfg), order=cfg.order, rank=rank, world=world, group=group, progress=progress,
     )  # fmt: skip
     if "train" not in result.splits:
         n = sum(result.n_names.values())

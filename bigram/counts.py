@@ -88,3 +88,58 @@ def top_tokens(counts: torch.Tensor, k: int) -> torch.Tensor:
     freq = row_sums(counts).double()
     freq[0] = float("inf")
     return freq.topk(k).indices.sort().values
+
+
+# --- contexts: the rows of an order-N table ----------------------------------------------------
+def order_of(shape: tuple[int, ...]) -> int:
+    """The n-gram order N of a C×V table: C = V^(N−1) contexts (1 row: N = 1; V rows: N = 2).
+
+    >>> order_of((27, 27)), order_of((729, 27)), order_of((1, 27))
+    (2, 3, 1)
+    """
+    C, V = shape
+    if C == V:
+        return 2
+    n, c = 1, 1
+    while c < C:
+        n, c = n + 1, c * V
+    if c != C:
+        raise ValueError(f"a table of {C} rows over {V} tokens is no n-gram table (C must be a power of V)")
+    return n
+
+
+def successor(rows: torch.Tensor, nxt: torch.Tensor, C: int, V: int) -> torch.Tensor:
+    """The context after `nxt` follows context `rows`: drop the oldest token, append nxt.
+    Row Σ cᵢ·V^(N−1−i) becomes (row mod V^(N−2))·V + nxt (order 2: nxt itself; order 1: row 0).
+
+    >>> successor(torch.tensor([0, 5 * 27 + 13]), torch.tensor([5, 1]), 729, 27).tolist()  # ..→.e, em→ma
+    [5, 352]
+    """
+    if C == 1:
+        return torch.zeros_like(nxt)
+    return (rows % (C // V)) * V + nxt
+
+
+def context_rows(ids: torch.Tensor, C: int, V: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(context row, next token) of every prediction in an id sequence of names separated by
+    single boundaries (Vocab.encode_corpus: 0 e m m a 0 a v a 0): each name's context starts as
+    N−1 boundaries, however many characters came before it.
+
+    >>> rows, nxt = context_rows(torch.tensor([0, 1, 2, 0, 2, 0]), 9, 3)  # .ab.b. at order 3
+    >>> rows.tolist(), nxt.tolist()  # .. .a ab | .. .b
+    ([0, 1, 5, 0, 2], [1, 2, 0, 2, 0])
+    """
+    nxt = ids[1:]
+    if C == V:  # order 2: the previous token
+        return ids[:-1], nxt
+    pos = torch.arange(len(ids))
+    # the position of the boundary that opened each prediction's name (a name's end boundary
+    # belongs to that name: the predictions at t = 1 … len(ids) − 1 look back from t − 1)
+    starts = torch.where(ids == 0, pos, torch.zeros_like(pos)).cummax(0).values[:-1]
+    rows = torch.zeros(len(nxt), dtype=torch.long)
+    k, scale = 1, 1
+    while scale < C:  # the k-th token back, 0 where it lies before the name's opening boundary
+        back = pos[1:] - k
+        rows += torch.where(back >= starts, ids[back.clamp(min=0)], 0) * scale
+        k, scale = k + 1, scale * V
+    return rows, nxt

@@ -128,10 +128,10 @@ class Fit:
 
     @classmethod
     def start(cls, cfg: TrainConfig, train: torch.Tensor, device: torch.device, resume: dict | None) -> Fit:
-        """W = randn(V, V) from the seed, or the weights, optimizer state and generator of a
+        """W = randn(C, V) from the seed, or the weights, optimizer state and generator of a
         checkpoint (runs.Run.neural_state) to go on from."""
         train = dense(train).to(device=device, dtype=torch.float32)
-        model = NeuralBigram(train.shape[0], seed=cfg.seed).to(device)
+        model = NeuralBigram(train.shape[1], seed=cfg.seed, contexts=train.shape[0]).to(device)
         optimizer = make_optimizer(cfg, model, train)
         generator = torch.Generator(device).manual_seed(cfg.seed)
         fit = cls(cfg, train, float(train.sum()), model, optimizer, generator)
@@ -148,7 +148,7 @@ class Fit:
         """One optimizer step; returns (loss, nll, reg) of W *before* it."""
         if self.cfg.optimizer == "newton":  # its compiled step evaluates the loss itself
             return self.optimizer.step()
-        cfg, model, V = self.cfg, self.model, self.train.shape[0]
+        cfg, model, V = self.cfg, self.model, self.train.shape[1]
         seen: list[tuple[float, float, float]] = []
 
         def closure() -> float:
@@ -190,7 +190,7 @@ def fit_neural(
     """Train W to minimize mean NLL over the training bigrams + reg · mean(W²), from a fresh
     init or from a checkpoint (`resume`), up to cfg.steps updates in all.
 
-    Full batch: loss and gradient come from the training count matrix in O(V²) per step.
+    Full batch: loss and gradient come from the training count matrix in O(C·V) per step.
     --batch-size N: each step draws N training bigrams at random (with replacement, i.e. from
     the counts' distribution) and runs the literal one-hot forward on them.
     Step k logs the loss of the forward pass *before* the k-th update, so a resumed run's steps

@@ -11,12 +11,15 @@ reader's two threads count two chunks at once. Per name (one line):
     >>> acc, chunk = Accumulator(), np.frombuffer("ab\\n\\n b \\nbé".encode(), np.uint8)
     >>> count_chunk(chunk, acc, labels=np.array([0, 1, 2], np.uint8))  # names: ab, b, bé
     3
-    >>> sorted((int(s), chr(a), chr(b), int(n)) for s, a, b, n in zip(*acc.triples()))[:4]
+    >>> s, ctx, nxt, n = acc.ngrams()
+    >>> sorted((int(s), chr(a), chr(b), int(n)) for s, a, b, n in zip(s, ctx[:, 0], nxt, n))[:4]
     [(0, '\\n', 'a', 1), (0, 'a', 'b', 1), (0, 'b', '\\n', 1), (1, '\\n', 'b', 1)]
 
 Pairs of two code points below 256 (all of an ASCII corpus, most of a Latin one) are counted in a
 dense 3×65536 block; any other pair in an open-addressing hash table keyed by (split, prev, next),
-so memory follows the pairs that occur, not V².
+so memory follows the pairs that occur, not V². At another order N (`--order`), each name is
+padded with N−1 boundaries and every (split, context of N−1 code points, next) goes to a hash
+table whose keys are rows of N+1 integers.
 """
 
 from __future__ import annotations
@@ -38,23 +41,34 @@ class Accumulator:
     """One thread's counts: the dense block, the hash table of the other pairs, names per split,
     and which code points ≥ 256 were met (shared between threads: setting True twice is harmless)."""
 
-    def __init__(self, seen: np.ndarray | None = None) -> None:
+    def __init__(self, seen: np.ndarray | None = None, order: int = 2) -> None:
+        self.order = order
         self.hot = np.zeros(3 * 256 * 256, dtype=np.int64)  # [65536·split + 256·prev + next]
         self.keys = np.full(1 << 12, EMPTY, dtype=np.int64)  # split << 42 | prev << 21 | next
         self.vals = np.zeros(1 << 12, dtype=np.int64)
         self.used = 0
+        # order ≠ 2: rows (split, context…, next), EMPTY in column 0 where free
+        self.grams = np.full((1 << 12 if order != 2 else 1, order + 1), EMPTY, dtype=np.int64)
+        self.gram_vals = np.zeros(len(self.grams), dtype=np.int64)
+        self.grams_used = 0
         self.names = np.zeros(3, dtype=np.int64)
         self.seen = np.zeros(0x110000, dtype=np.bool_) if seen is None else seen
         self.scratch = np.zeros(0, dtype=np.int32)  # one line's code points
+        self.context = np.zeros(max(order - 1, 1), dtype=np.int64)
 
-    def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every counted pair as (split, prev, next, count) arrays of code points."""
+    def ngrams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every counted n-gram as (split, context, next, count) arrays of code points; the
+        context is an (n, order − 1) array, oldest code point first."""
+        if self.order != 2:
+            full = self.grams[:, 0] != EMPTY
+            g = self.grams[full]
+            return g[:, 0], g[:, 1:-1], g[:, -1], self.gram_vals[full]
         at = np.flatnonzero(self.hot)
         full = self.keys != EMPTY
         k = self.keys[full]
         return (
             np.concatenate([at >> 16, k >> 42]),
-            np.concatenate([(at >> 8) & 255, (k >> 21) & 0x1FFFFF]),
+            np.concatenate([(at >> 8) & 255, (k >> 21) & 0x1FFFFF])[:, None],
             np.concatenate([at & 255, k & 0x1FFFFF]),
             np.concatenate([self.hot[at], self.vals[full]]),
         )
@@ -77,9 +91,10 @@ def count_chunk(
     if len(acc.scratch) <= len(buf):
         acc.scratch = np.zeros(len(buf) + 1, dtype=np.int32)
     t_test, t_val = thresholds(val_frac, test_frac)
-    acc.keys, acc.vals, acc.used, k = _count(
+    acc.keys, acc.vals, acc.used, acc.grams, acc.gram_vals, acc.grams_used, k = _count(
         buf, labels, by_hash, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val, SPACE,
         acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch,
+        acc.order, acc.grams, acc.gram_vals, acc.grams_used, acc.context,
     )  # fmt: skip
     return k
 
@@ -152,7 +167,10 @@ def _is_space(c, space):
 
 
 @njit(cache=True, nogil=True)
-def _count(buf, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name):
+def _count(
+    buf, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name,
+    order, grams, gram_vals, grams_used, context,
+):  # fmt: skip
     n = buf.shape[0]
     k = 0  # names so far in this chunk
     i = 0
@@ -182,6 +200,20 @@ def _count(buf, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, us
         k += 1
         names[s] += 1
         name[hi] = NL
+        if order != 2:  # the context slides along the name, starting as order − 1 boundaries
+            context[:] = NL
+            for j in range(lo, hi + 1):
+                nxt = np.int64(name[j])
+                if nxt >= 256:
+                    seen[nxt] = True
+                if 2 * (grams_used + 1) > grams.shape[0]:
+                    grams, gram_vals = _grow_rows(grams, gram_vals)
+                grams_used += _add_row(grams, gram_vals, s, context, order - 1, nxt)
+                for t in range(order - 2):
+                    context[t] = context[t + 1]
+                if order > 1:
+                    context[order - 2] = nxt
+            continue
         base = s * 65536
         prev = np.int64(NL)
         for j in range(lo, hi + 1):
@@ -195,7 +227,7 @@ def _count(buf, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, us
                     keys, vals = _grow(keys, vals)
                 used += _add(keys, vals, (np.int64(s) << 42) | (prev << 21) | nxt)
             prev = nxt
-    return keys, vals, used, k
+    return keys, vals, used, grams, gram_vals, grams_used, k
 
 
 @njit(cache=True, nogil=True)
@@ -230,6 +262,52 @@ def _grow(keys, vals):
             new_keys[h] = keys[j]
             new_vals[h] = vals[j]
     return new_keys, new_vals
+
+
+@njit(cache=True, nogil=True)
+def _row_slot(grams, s, context, m, nxt):
+    """Where the row (s, context[:m], nxt) is in the table, or the free slot where it goes."""
+    mask = grams.shape[0] - 1
+    h = np.uint64(s) * _M1 + np.uint64(nxt)
+    for t in range(m):
+        h = (h ^ np.uint64(context[t])) * _M2
+    h = np.int64((h * _M1) >> np.uint64(40)) & mask
+    while grams[h, 0] != EMPTY:
+        same = grams[h, 0] == s and grams[h, m + 1] == nxt
+        for t in range(m):
+            same = same and grams[h, t + 1] == context[t]
+        if same:
+            break
+        h = (h + 1) & mask
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _add_row(grams, gram_vals, s, context, m, nxt):
+    """Count one more (s, context[:m], nxt); 1 if it is new to the table."""
+    h = _row_slot(grams, s, context, m, nxt)
+    gram_vals[h] += 1
+    if grams[h, 0] == EMPTY:
+        grams[h, 0] = s
+        for t in range(m):
+            grams[h, t + 1] = context[t]
+        grams[h, m + 1] = nxt
+        return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _grow_rows(grams, gram_vals):
+    """The n-gram table at twice the size."""
+    m = grams.shape[1] - 2
+    new = np.full((2 * grams.shape[0], grams.shape[1]), EMPTY, dtype=np.int64)
+    new_vals = np.zeros(2 * grams.shape[0], dtype=np.int64)
+    for j in range(grams.shape[0]):
+        if grams[j, 0] != EMPTY:
+            h = _row_slot(new, grams[j, 0], grams[j, 1 : m + 1], m, grams[j, m + 1])
+            new[h] = grams[j]
+            new_vals[h] = gram_vals[j]
+    return new, new_vals
 
 
 def count_lines(buf: np.ndarray) -> int:

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from bigram.counts import nonzero, row_sums, total
+from bigram.counts import context_rows, nonzero, order_of, row_sums, total
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 
@@ -80,14 +80,21 @@ def kl_between(log_p: torch.Tensor, log_q: torch.Tensor, counts: torch.Tensor) -
 
 
 def score_name(log_probs: torch.Tensor, vocab: Vocab, name: str) -> dict:
-    """Every bigram of .name. with P and log P, the total log-likelihood and the NLL per bigram."""
-    ids = [BOUNDARY_ID, *vocab.encode(name), BOUNDARY_ID]
+    """Every prediction in .name. (its context and next character, a bigram at order 2) with P and
+    log P, the total log-likelihood and the NLL per prediction."""
+    ids = torch.tensor([BOUNDARY_ID, *vocab.encode(name), BOUNDARY_ID])
     lp = log_probs.to(torch.float64).cpu()
-    x, y = torch.tensor(ids[:-1]), torch.tensor(ids[1:])
-    logp = lp[x, y].tolist()
+    C, V = lp.shape
+    rows, nxt = context_rows(ids, C, V)
+    logp = lp[rows, nxt].tolist()
+    n = order_of((C, V)) - 1  # context length
+
+    def label(row: int, nxt: int) -> str:  # the context's n tokens (row in base V), then next
+        return "".join(vocab.token(row // V ** (n - 1 - k) % V) for k in range(n)) + vocab.token(nxt)
+
     bigrams = [
-        {"bigram": vocab.token(a) + vocab.token(b), "prob": math.exp(v), "log_prob": v}
-        for a, b, v in zip(ids[:-1], ids[1:], logp, strict=True)
+        {"bigram": label(r, y), "prob": math.exp(v), "log_prob": v}
+        for r, y, v in zip(rows.tolist(), nxt.tolist(), logp, strict=True)
     ]
     ll = math.fsum(logp) if all(v > -math.inf for v in logp) else -math.inf
     return {"name": name, "log_likelihood": ll, "nll": -ll / len(logp), "bigrams": bigrams}
@@ -120,11 +127,15 @@ def format_table(results: dict[str, dict[str, dict]]) -> str:
 def format_score(s: dict) -> str:
     """A score_name result as text: one line per bigram, then the totals."""
     lines = [f"{s['name']}"]
-    lines += [f"  {b['bigram']:<4} P = {b['prob']:.6f}   log P = {b['log_prob']:9.4f}" for b in s["bigrams"]]
+    width = max([4] + [len(b["bigram"]) + 1 for b in s["bigrams"]])
+    lines += [
+        f"  {b['bigram']:<{width}} P = {b['prob']:.6f}   log P = {b['log_prob']:9.4f}" for b in s["bigrams"]
+    ]
     n = len(s["bigrams"])
+    unit = "bigram" if all(len(b["bigram"]) == 2 for b in s["bigrams"]) else "prediction"
     lines.append(
         f"  likelihood = {math.exp(s['log_likelihood']):.4g}   log-likelihood = {s['log_likelihood']:.4f}"
-        f"   NLL = {s['nll']:.4f} nats/bigram over {n} bigrams"
+        f"   NLL = {s['nll']:.4f} nats/{unit} over {n} {unit}s"
     )
     return "\n".join(lines)
 
@@ -134,7 +145,8 @@ def log_likelihoods(log_probs: torch.Tensor, vocab: Vocab, names: list[str]) -> 
     if not names:
         return []
     ids = vocab.encode_corpus(names)
-    lp = log_probs.to(torch.float64).cpu()[ids[:-1], ids[1:]]
+    lp = log_probs.to(torch.float64).cpu()
+    lp = lp[context_rows(ids, *lp.shape)]
     n_bigrams = torch.tensor([len(w) + 1 for w in names])
     seg = torch.repeat_interleave(torch.arange(len(names)), n_bigrams)
     ll = torch.zeros(len(names), dtype=torch.float64).index_add_(0, seg, lp)

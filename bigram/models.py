@@ -59,22 +59,33 @@ def count_log_probs_at(counts: torch.Tensor, smoothing: float):
 class NeuralBigram(nn.Module):
     """The one-hot neural bigram model: a single linear layer without bias, then softmax."""
 
-    def __init__(self, vocab_size: int, seed: int | None = None, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        vocab_size: int,
+        seed: int | None = None,
+        dtype: torch.dtype = torch.float32,
+        contexts: int | None = None,
+    ):
         super().__init__()
         g = torch.Generator().manual_seed(seed) if seed is not None else None
-        # the lecture's init: W = torch.randn((27, 27), generator=g)
-        self.W = nn.Parameter(torch.randn(vocab_size, vocab_size, generator=g, dtype=dtype))
+        # the lecture's init: W = torch.randn((27, 27), generator=g); one row per context at order N
+        rows = vocab_size if contexts is None else contexts
+        self.W = nn.Parameter(torch.randn(rows, vocab_size, generator=g, dtype=dtype))
 
     @property
     def vocab_size(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def contexts(self) -> int:
         return self.W.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for the next token after each id in x: the model's definition."""
-        return F.one_hot(x, self.vocab_size).to(self.W.dtype) @ self.W
+        """Logits for the next token after each context (row id) in x: the model's definition."""
+        return F.one_hot(x, self.contexts).to(self.W.dtype) @ self.W
 
     def log_probs(self) -> torch.Tensor:
-        """The V×V table log P(next | prev); log_softmax never takes the log of an underflowed 0."""
+        """The C×V table log P(next | context); log_softmax never takes the log of an underflowed 0."""
         return F.log_softmax(self.W, dim=1)
 
     def reg_term(self, reg: float) -> torch.Tensor:
@@ -108,7 +119,7 @@ class NeuralBigram(nn.Module):
         """(loss, nll, reg term, dloss/dW) of loss_from_counts, with the gradient in closed form:
 
             d NLL / d W_ij = (P_ij · r_i − N_ij) / Σ N,   P = softmax(W) by rows, r_i = Σ_j N_ij
-            d reg·mean(W²) / d W = 2 · reg · W / V²
+            d reg·mean(W²) / d W = 2 · reg · W / (C·V)
 
         ("predicted minus observed": softmax cross-entropy's gradient is P − one_hot(y), summed
         over the examples). Same numbers as autograd (tested), without its per-op overhead."""

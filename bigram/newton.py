@@ -4,7 +4,7 @@ The objective (mean NLL over the training bigrams + reg · mean(W²)) splits int
 per row of W: row a holds the NLL of the bigrams after token a, weighted by their share α = N_a/ΣN
 of all bigrams, plus that row's part of the L2 term. Row a's Hessian is diagonal plus rank one,
 
-    H = α·diag(p) − α·p pᵀ + β·I      (p = softmax(W_a), β = 2·reg/V²),
+    H = α·diag(p) − α·p pᵀ + β·I      (p = softmax(W_a), β = 2·reg/(C·V), C·V the cells of W),
 
 so its Newton step d = −H⁻¹g costs O(V) by the Sherman–Morrison formula,
 
@@ -130,9 +130,8 @@ class RowNewton:
     def __init__(self, W: torch.Tensor, train: torch.Tensor, reg: float, lr: float) -> None:
         self.W, self.lr, self.reg = W, lr, reg
         self.N = train.to(torch.float32).contiguous()
-        V = W.shape[1]
         self.total = float(train.sum())
-        self.beta, self.reg_cell = 2 * reg / V**2, reg / V**2
+        self.beta, self.reg_cell = 2 * reg / W.numel(), reg / W.numel()  # reg · mean(W²) over C·V cells
         self.on_cpu = W.device.type == "cpu"
         if self.on_cpu:
             _compiled()
@@ -142,10 +141,10 @@ class RowNewton:
         if not self.on_cpu:
             return step_torch(self.W, self.N, self.total, self.reg, self.lr)
         W, N = self.W.detach().numpy(), self.N.numpy()  # views: the kernel updates W in place
-        V = W.shape[0]
-        out = np.zeros((V, 2))
+        C = W.shape[0]
+        out = np.zeros((C, 2))
         kernel, threads = _compiled(), max(1, min(os.cpu_count() or 1, 8))
-        cuts = np.linspace(0, V, threads + 1).astype(int)
+        cuts = np.linspace(0, C, threads + 1).astype(int)
         args = (self.total, self.beta, self.reg_cell, self.lr, out)
         with ThreadPoolExecutor(threads) as pool:  # the kernel releases the GIL: rows in parallel
             list(pool.map(lambda lo, hi: kernel(W, N, lo, hi, *args), cuts[:-1], cuts[1:]))
@@ -165,8 +164,7 @@ def step_torch(
     """The same step as newton_rows in tensor operations, in float64 like the kernel's sums: all
     rows at once, then the rows whose first trial failed halve theirs. Returns (loss, nll, reg)
     before the step; W (float32) is updated in place."""
-    V = W.shape[1]
-    beta, reg_cell = 2 * reg / V**2, reg / V**2
+    beta, reg_cell = 2 * reg / W.numel(), reg / W.numel()
     W64, N64 = W.double(), N.double()
     alpha = N64.sum(1, keepdim=True) / total
 

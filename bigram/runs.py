@@ -33,7 +33,7 @@ import torch
 from bigram import atomic, checkpoints, sampling
 from bigram.config import MAX_SMOOTHING, TrainConfig, resolve_dict
 from bigram.corpus import iter_names
-from bigram.counts import compact
+from bigram.counts import compact, context_rows
 from bigram.errors import BigramError, TrainingStopped
 from bigram.metrics import evaluate, kl_between, score_name
 from bigram.models import count_log_probs
@@ -224,20 +224,21 @@ def write_metrics(run: Path, metrics: dict) -> None:
     atomic.write_text(run / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
-def model_table(model: str, ckpt: dict, V: int, where: str) -> torch.Tensor:
-    """A checkpoint → its model's V×V table of log P(next | prev), float64 (checked first).
+def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> torch.Tensor:
+    """A checkpoint → its model's C×V table of log P(next | context), float64 (checked first);
+    C = V contexts for the bigram.
 
     count:  log((N + k) / row sums), from the training counts N and the smoothing k
-    neural: log_softmax(W) row by row: the logits of one_hot(prev) @ W are row prev of W"""
+    neural: log_softmax(W) row by row: the logits of one_hot(context) @ W are row context of W"""
     if model == "count":
-        return count_log_probs(*count_model_of(ckpt, V, where))
-    W = checkpoints.check_weights(ckpt.get("W"), V, where)
+        return count_log_probs(*count_model_of(ckpt, shape, where))
+    W = checkpoints.check_weights(ckpt.get("W"), shape, where)
     return torch.log_softmax(W.double(), dim=1)
 
 
-def count_model_of(ckpt: dict, V: int, where: str) -> tuple[torch.Tensor, float]:
-    """A count checkpoint's training counts (V×V, sparse) and its k, checked."""
-    counts = checkpoints.check_counts(ckpt.get("counts"), V, where)
+def count_model_of(ckpt: dict, shape: tuple[int, int], where: str) -> tuple[torch.Tensor, float]:
+    """A count checkpoint's training counts (C×V, sparse) and its k, checked."""
+    counts = checkpoints.check_counts(ckpt.get("counts"), shape, where)
     return counts, checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
 
 
@@ -272,6 +273,12 @@ class Run:
         return cls(p, vocab, config)
 
     @property
+    def shape(self) -> tuple[int, int]:
+        """(C, V): the model tables' rows (contexts of order − 1 tokens) and columns (tokens)."""
+        V = self.vocab.size
+        return V ** (self.config.order - 1), V
+
+    @property
     def models(self) -> list[str]:
         """The models this run has a checkpoint for."""
         return [m for m in MODELS if (self.path / f"{m}.pt").is_file()]
@@ -302,7 +309,7 @@ class Run:
         model = self.pick_model(model)
         if model not in self._cache:
             ckpt = self.count_checkpoint() if model == "count" else self.checkpoint(model)
-            self._cache[model] = model_table(model, ckpt, self.vocab.size, str(self.path / f"{model}.pt"))
+            self._cache[model] = model_table(model, ckpt, self.shape, str(self.path / f"{model}.pt"))
         return self._cache[model]
 
     def count_checkpoint(self) -> dict:
@@ -313,12 +320,12 @@ class Run:
 
     def count_model(self) -> tuple[torch.Tensor, float]:
         """The count model's training counts (V×V, sparse) and its k, checked."""
-        return count_model_of(self.count_checkpoint(), self.vocab.size, str(self.path / "count.pt"))
+        return count_model_of(self.count_checkpoint(), self.shape, str(self.path / "count.pt"))
 
     def neural_state(self) -> dict:
         """neural.pt with W and step checked, and its optimizer the config's: what --resume needs."""
         ckpt, where = self.checkpoint("neural"), str(self.path / "neural.pt")
-        ckpt["W"] = checkpoints.check_weights(ckpt.get("W"), self.vocab.size, where)
+        ckpt["W"] = checkpoints.check_weights(ckpt.get("W"), self.shape, where)
         ckpt["step"] = int(checkpoints.check_number(ckpt.get("step"), 0, 2**62, "step", where))
         if ckpt.get("optimizer") != self.config.optimizer:
             raise BigramError(
@@ -386,12 +393,12 @@ class Run:
         """The count matrix of every non-empty split of this run's data."""
         if "counts" not in self._cache:
             d = checkpoints.load(self.path / "counts.pt", "counts")
-            where, V = str(self.path / "counts.pt"), self.vocab.size
+            where = str(self.path / "counts.pt")
             splits = d.get("splits")
             if not isinstance(splits, dict) or not splits or not set(splits) <= {"train", "val", "test"}:
                 raise BigramError(f"{where} has no per-split counts: it is damaged; retrain")
             self._cache["counts"] = {
-                k: compact(checkpoints.check_counts(v, V, where)) for k, v in splits.items()
+                k: compact(checkpoints.check_counts(v, self.shape, where)) for k, v in splits.items()
             }
         return self._cache["counts"]
 
@@ -407,10 +414,10 @@ class Run:
         return set(iter_names(data, self.rule))
 
     def counts_of(self, path: str | Path, batch: int = 1 << 16) -> torch.Tensor:
-        """The bigram counts of another names file, read by this run's text rule and counted in its
-        vocabulary (streamed, a batch of names at a time); a character the run never saw is an
-        error naming it and the name's position."""
-        V = self.vocab.size
+        """The (context, next) counts of another names file, read by this run's text rule and
+        counted in its vocabulary (streamed, a batch of names at a time); a character the run never
+        saw is an error naming it and the name's position."""
+        C, V = self.shape
         keys, weights, names, done = [], [], [], 0
 
         def flush() -> None:
@@ -421,7 +428,8 @@ class Run:
                 for i, name in enumerate(names):  # find the name with the unknown character
                     self.vocab.encode(name, where=f" (name {done + i + 1} of {path})")
                 raise
-            k, c = torch.unique(ids[:-1] * V + ids[1:], return_counts=True)
+            rows, nxt = context_rows(ids, C, V)
+            k, c = torch.unique(rows * V + nxt, return_counts=True)
             keys.append(k)
             weights.append(c)
             done += len(names)
@@ -438,7 +446,7 @@ class Run:
         k, inverse = torch.unique(torch.cat(keys), return_inverse=True)
         c = torch.zeros(len(k), dtype=torch.long).index_add_(0, inverse, torch.cat(weights))
         pairs = torch.stack([k // V, k % V])
-        return compact(torch.sparse_coo_tensor(pairs, c, (V, V), check_invariants=False))
+        return compact(torch.sparse_coo_tensor(pairs, c, (C, V), check_invariants=False))
 
     def metrics(self) -> dict:
         return json.loads((self.path / "metrics.json").read_text(encoding="utf-8"))

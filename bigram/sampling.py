@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import torch
 
 from bigram.conditioning import Constraints, Plan, SearchStopped, best_names, draw
+from bigram.counts import successor
 from bigram.errors import BigramError
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -66,7 +67,7 @@ def make_generator(seed: int | None) -> torch.Generator:
 
 def sample_plain(log_probs: torch.Tensor, vocab: Vocab, n: int, *, seed: int, max_len: int) -> list[str]:
     """The lecture's sampling loop, batched: every unfinished name draws its next character with
-    one torch.multinomial per *position*, from its row of P (only those rows are ever made, so a
+    one torch.multinomial per *position*, from its context's row of P (only those rows are ever made, so a
     big vocabulary costs n·V, not V²). A name still going after max_len characters is cut there
     and shown with "…" (an undertrained model over thousands of characters rarely ends a name).
 
@@ -74,15 +75,16 @@ def sample_plain(log_probs: torch.Tensor, vocab: Vocab, n: int, *, seed: int, ma
     ['a', 'a']
     """
     g = make_generator(seed)
+    C, V = log_probs.shape
     ids = torch.zeros(n, max_len, dtype=torch.long)
-    prev = torch.zeros(n, dtype=torch.long)  # every name starts after the boundary
+    prev = torch.zeros(n, dtype=torch.long)  # every name starts after the boundary (context row 0)
     going = torch.arange(n)
     for pos in range(max_len):
         if not len(going):
             break
         nxt = torch.multinomial(log_probs[prev[going]].double().exp(), 1, generator=g).squeeze(1)
         ids[going, pos] = nxt
-        prev[going] = nxt
+        prev[going] = successor(prev[going], nxt, C, V)
         going = going[nxt != BOUNDARY_ID]
     names = decode_ids(ids, vocab)
     cut = set(going.tolist())

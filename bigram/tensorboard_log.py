@@ -99,14 +99,16 @@ def log_summary(
     """End-of-run entries: probability images, sampled names, labelled figures, hparams."""
     from torch.utils.tensorboard.summary import hparams
 
-    show = top_tokens(counts_train, IMAGE_TOKENS)
+    bigram = cfg.order == 2  # the pictures are of V×V tables
+    show = top_tokens(counts_train, IMAGE_TOKENS) if bigram else None
     for model, lp in tables.items():
-        p = lp[show][:, show].exp().float()  # the most frequent characters of a big vocabulary
-        writer.add_image(f"probs/{model}", (p / p.max()).unsqueeze(0), step, dataformats="CHW")
+        if bigram:
+            p = lp[show][:, show].exp().float()  # the most frequent characters of a big vocabulary
+            writer.add_image(f"probs/{model}", (p / p.max()).unsqueeze(0), step, dataformats="CHW")
         names = sample_plain(lp, vocab, N_SAMPLES, seed=cfg.seed, max_len=SAMPLE_MAX_LEN)
         # four-space indent: a Markdown code block, so names show verbatim
         writer.add_text(f"samples/{model}", "\n".join("    " + n for n in names), step)
-    if cfg.figures:  # the lecture's labelled heatmaps (bigram plot draws the same)
+    if cfg.figures and bigram:  # the lecture's labelled heatmaps (bigram plot draws the same)
         from bigram.plots import figure_for
 
         model = "neural" if "neural" in tables else "count"

@@ -184,7 +184,7 @@ def _fit_and_report(
             }  # fmt: skip
             runs.save_neural_model(run, vocab, fit.model.W, **fit.checkpoint_state())
             W = fit.model.W.detach().cpu()  # the table as every command reads it back (float64)
-            tables["neural"] = runs.model_table("neural", {"W": W}, vocab.size, str(run / "neural.pt"))
+            tables["neural"] = runs.model_table("neural", {"W": W}, tuple(W.shape), str(run / "neural.pt"))
         metrics = {
             model: {s: evaluate(exact.get(model, lp), c) for s, c in splits.items()}
             for model, lp in tables.items()
