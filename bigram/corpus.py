@@ -194,7 +194,13 @@ class PairCounter:
         self.lock = threading.Lock()
 
     def add(
-        self, buf: np.ndarray, labels: np.ndarray | None, seed: int, val_frac: float, test_frac: float
+        self,
+        buf: np.ndarray,
+        labels: np.ndarray | None,
+        seed: int,
+        val_frac: float,
+        test_frac: float,
+        path: Path | str = "the corpus",
     ) -> int:
         """Count the names of one chunk (see `kernels.count_chunk`); returns how many it held."""
         kernels = _kernels()
@@ -204,11 +210,14 @@ class PairCounter:
             with self.lock:
                 self.accumulators.append(acc)
         k = kernels.count_chunk(buf, acc, labels, seed, val_frac, test_frac)
-        if int(np.count_nonzero(self.seen)) + 256 > MAX_V:  # checked as it grows
+        beyond = int(np.count_nonzero(self.seen))  # characters ≥ U+0100 so far: V is at least this + 1
+        if beyond + 256 > MAX_V:  # checked as it grows
             raise BigramError(
                 f"the corpus has more than {MAX_V - 256:,} distinct characters beyond Latin-1: "
                 "a V×V model is too big (is the file text, one name per line?)"
             )
+        if self.order != 2:  # fail as soon as the table is sure to be too big, not after the file
+            check_table_size(beyond + 1, self.order, f" (at least, in {path})")
         return k
 
     @property
@@ -337,7 +346,9 @@ def read_counts(
         lab = None
         if labels is not None:
             lab = labels[first_name[offset] : first_name[offset] + per_chunk[offset]]
-        k = counter.add(np.frombuffer(_utf8(buf, offset, p, rule), np.uint8), lab, seed, val_frac, test_frac)
+        k = counter.add(
+            np.frombuffer(_utf8(buf, offset, p, rule), np.uint8), lab, seed, val_frac, test_frac, p
+        )
         if lab is not None and k != len(lab):  # never seen: rather stop than shift every label after it
             raise BigramError(
                 f"the random split's two passes over {p} disagree on the names at byte {offset} "

@@ -21,8 +21,10 @@ def free_port() -> int:
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
-def test_torchrun_two_processes_equal_one(tmp_path):
+@pytest.mark.parametrize("order", [2, 3])
+def test_torchrun_two_processes_equal_one(tmp_path, order):
     args = ["train", "--data", str(NAMES), "--split", "hash", "--steps", "20", "--overwrite", "-q"]
+    args += ["--order", str(order)]
     dist, single = tmp_path / "dist", tmp_path / "single"
     cmd = ["torchrun", "--nproc_per_node=2", f"--master_port={free_port()}", "-m", "bigram"]
     r = subprocess.run(
