@@ -405,10 +405,7 @@ def plot(
         raise BigramError("--out FILE.png is required: where to write the figure")
     check_new_file(out, overwrite)
     r = open_run(run, model)
-    if r.config.order != 2:
-        raise BigramError(
-            f"plot draws bigram tables for now; run {r.path} has order {r.config.order}: train with --order 2"
-        )
+    r.require_bigram("plot")
     kind = r.pick_model(model)
     lp = r.log_probs(kind) if what == "probs" else None
     save_png(figure_for(r.vocab, r.counts("train"), lp, what, kind, top), out)

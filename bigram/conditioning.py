@@ -302,11 +302,11 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
     """n middles drawn together, as strings.
 
     Each step draws all unfinished names' next characters at once: the first from the one row
-    they all start in; then, while fewer names than characters are left, from their own rows
-    (names × V); otherwise with one searchsorted into
-    the step's cumulative table laid end to end (V², shared by all names, reused while the
-    weights stay the same). Each step keeps only the unfinished names' (index, character): memory
-    is the characters drawn, not names × the longest name."""
+    they all start in; then, while fewer names than states (contexts) are left, from their own
+    rows (names × V); otherwise with one searchsorted into the step's cumulative table laid end
+    to end (C×V, shared by all names, reused while the weights stay the same). Each step keeps
+    only the unfinished names' (index, character): memory is the characters drawn, not names ×
+    the longest name."""
     V = plan.V
     cur = torch.full((n,), plan.first_state, dtype=torch.long)
     alive = torch.arange(n)

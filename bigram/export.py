@@ -25,7 +25,6 @@ import torch
 
 from bigram import atomic
 from bigram.counts import dense
-from bigram.errors import BigramError
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 FORMATS = ("arpa", "json", "csv")
@@ -127,12 +126,8 @@ def write_csv(f: TextIO, log_probs: torch.Tensor, vocab: Vocab, counts: torch.Te
 
 def export(run, fmt: str, out: Path, model: str | None = None) -> str:
     """Write a run's model table to `out` in the given format; returns the model exported."""
+    run.require_bigram("export")
     kind = run.pick_model(model)
-    if run.config.order != 2:
-        raise BigramError(
-            f"export writes bigram models for now; run {run.path} has order {run.config.order}: "
-            "train with --order 2 to export"
-        )
     lp = run.log_probs(kind)
     counts, smoothing = None, 0.0
     if kind == "count":

@@ -4,7 +4,7 @@ runs/2026-11-21_10-30-05/
     .bigram-run      marker: bigram made this directory (--overwrite replaces only such)
     config.toml      the resolved configuration                      write_inputs / Run.open
     vocab.json       id 0 = boundary, then the characters            write_inputs / Run.open
-    counts.pt        {"splits": {split: sparse V×V counts}}          write_inputs / Run.split_counts
+    counts.pt        {"splits": {split: sparse C×V counts}}          write_inputs / Run.split_counts
     count.pt         {"counts": sparse train counts, "smoothing": k}  save_count_model / Run.count_model
     neural.pt        {"W", "step", optimizer and generator state}     save_neural_model / Run.neural_state
     metrics.json     NLL, perplexity, bits per char per model and split     write_metrics / Run.metrics
@@ -278,6 +278,14 @@ class Run:
         V = self.vocab.size
         return V ** (self.config.order - 1), V
 
+    def require_bigram(self, what: str) -> None:
+        """What is built for bigram tables only so far (`what`: the command) refuses other orders."""
+        if self.config.order != 2:
+            raise BigramError(
+                f"{what} works on bigram models for now; run {self.path} has order {self.config.order}: "
+                "train with --order 2"
+            )
+
     @property
     def models(self) -> list[str]:
         """The models this run has a checkpoint for."""
@@ -305,7 +313,7 @@ class Run:
         return ckpt
 
     def log_probs(self, model: str | None = None) -> torch.Tensor:
-        """The V×V table log P(next | prev) of a model (float64); what every consumer reads."""
+        """The C×V table log P(next | context) of a model (float64); what every consumer reads."""
         model = self.pick_model(model)
         if model not in self._cache:
             ckpt = self.count_checkpoint() if model == "count" else self.checkpoint(model)
@@ -319,7 +327,7 @@ class Run:
         return self._cache["count.pt"]
 
     def count_model(self) -> tuple[torch.Tensor, float]:
-        """The count model's training counts (V×V, sparse) and its k, checked."""
+        """The count model's training counts (C×V, sparse) and its k, checked."""
         return count_model_of(self.count_checkpoint(), self.shape, str(self.path / "count.pt"))
 
     def neural_state(self) -> dict:
@@ -336,7 +344,7 @@ class Run:
         return ckpt
 
     def counts(self, split: str = "train") -> torch.Tensor:
-        """The V×V bigram count matrix of a split of this run's data (int64)."""
+        """The C×V (context, next) count matrix of a split of this run's data (int64)."""
         have = self.split_counts()
         if split not in have:
             raise BigramError(f"run {self.path} has no {split!r} split; it has: {', '.join(have)}")
