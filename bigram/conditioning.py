@@ -29,11 +29,10 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
-from itertools import pairwise
 
 import torch
 
-from bigram.counts import order_of, successor
+from bigram.counts import context_ids, order_of, successor
 from bigram.errors import BigramError
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -55,13 +54,9 @@ class Plan:
 
     def __init__(self, probs: torch.Tensor, vocab: Vocab, c: Constraints):
         self.P, self.vocab, self.constraints = probs, vocab, c
-        self.C, V = probs.shape  # states: C contexts (C = V for the bigram, whose state is the last char)
+        # states: the C contexts (the bigram's state is the last character, C = V)
+        self.C, self.V = probs.shape
         self.order = order_of(probs.shape)
-        if self.order != 2 and (c.start or c.end or c.min_len > 1 or c.max_len is not None):
-            raise BigramError(
-                f"--start/--end/--min-len/--max-len need a bigram model for now (this run has order "
-                f"{self.order}): sample without them, or train with --order 2"
-            )
         if c.min_len < 0:
             raise BigramError(f"--min-len must be ≥ 0, got {c.min_len}")
         if c.max_len is not None and c.max_len < c.min_len:
@@ -70,12 +65,20 @@ class Plan:
             raise BigramError(f"--min-len {c.min_len}: names are sampled up to {MAX_STEPS:,} characters long")
         S = vocab.encode(c.start, where=" (--start)")
         E = vocab.encode(c.end, where=" (--end)")
-        self.log_p_start = self._path_log_prob([BOUNDARY_ID, *S], "--start", c.start)
-        self.log_p_end = self._path_log_prob([*E, BOUNDARY_ID], "--end", c.end)
-        self.first_state = S[-1] if S else BOUNDARY_ID
+        self.log_p_start, self.first_state = self._path(BOUNDARY_ID, S, "--start", c.start)
         self.target = E[0] if E else BOUNDARY_ID
-        self.leave = probs[:, self.target].clone()  # leave the middle: into E, or end the name
+        # leave the middle: into E, or end the name. The first min(N − 1, |E| + 1) tokens of
+        # E + end depend on where the middle left off (one, the first, for the bigram); after
+        # them every state has reached the same context, and the rest is one fixed path
+        tail = [*E, BOUNDARY_ID]
+        first = max(1, min(self.order - 1, len(tail)))
+        states, self.leave = torch.arange(self.C), torch.ones(self.C, dtype=probs.dtype)
+        for tok in tail[:first]:
+            self.leave *= probs[states, tok]
+            states = successor(states, torch.full_like(states, tok), self.C, self.V)
+        self.log_p_end, _ = self._path(int(states[0]), tail[first:], "--end", c.end)
         self._Q: torch.Tensor | None = None  # made only if the messages need it (a V×V copy)
+        self._Q_by_block: torch.Tensor | None = None  # Q laid out for _Qv at order ≥ 3
         k = len(S) + len(E)
         self.min_middle = max(c.min_len - k, 0)
         self.max_middle = None if c.max_len is None else c.max_len - k  # < 0: no room for S + E
@@ -85,30 +88,36 @@ class Plan:
         for L in range(max(c.min_len, len(S), len(E), 1), hi + 1):
             name = c.start + c.end[len(c.start) + len(c.end) - L :]
             if name.startswith(c.start) and name.endswith(c.end):
-                lp = self._path_log_prob([BOUNDARY_ID, *vocab.encode(name), BOUNDARY_ID], "", "")
+                lp, _ = self._path(BOUNDARY_ID, [*vocab.encode(name), BOUNDARY_ID], "", "")
                 if lp > -math.inf:
                     self.overlaps.append((name, lp))
-        self.V = V
         self._messages()
         mid = self.log_mass_middle()
         if mid == -math.inf and not self.overlaps:
             raise BigramError(self._why_impossible())
 
-    def _path_log_prob(self, ids: list[int], flag: str, text: str) -> float:
-        """log P of a fixed run of bigrams; for a flag's text, probability 0 is an error naming it."""
+    def _path(self, state: int, ids: list[int], flag: str, text: str) -> tuple[float, int]:
+        """(log P, the state after) of a fixed run of tokens from a state; for a flag's text,
+        probability 0 is an error naming the n-gram it needs."""
         lp = 0.0
-        for a, b in pairwise(ids):
-            p = float(self.P[a, b])
+        for b in ids:
+            p = float(self.P[state, b])
             if p == 0:
                 if flag:
-                    bg = self.vocab.token(a) + self.vocab.token(b)
+                    gram = "".join(map(self.vocab.token, [*context_ids(state, self.C, self.V), b]))
+                    kind = "bigram" if self.order == 2 else f"{self.order}-gram"
                     raise BigramError(
-                        f"{flag} {text!r} cannot be met: it needs the bigram {bg!r}, which has "
+                        f"{flag} {text!r} cannot be met: it needs the {kind} {gram!r}, which has "
                         "probability 0 under this model (and its --temperature/--top-k/--top-p)"
                     )
-                return -math.inf
+                return -math.inf, state
             lp += math.log(p)
-        return lp
+            state = self._next_state(state, b)
+        return lp, state
+
+    def _next_state(self, state: int, tok: int) -> int:
+        """successor() for one state: the context after tok follows it."""
+        return 0 if self.C == 1 else state % (self.C // self.V) * self.V + tok
 
     def _why_impossible(self) -> str:
         c = self.constraints
@@ -131,6 +140,52 @@ class Plan:
             self._Q[:, BOUNDARY_ID] = 0
         return self._Q
 
+    def _Qv(self, v: torch.Tensor) -> torch.Tensor:
+        """(Q·v)(s) = Σ_c Q(s, c) · v(the state after c follows s): one more middle character.
+
+        At order ≥ 3, state s = a·C/V + r (a: its oldest token) meets v's block r, so Q·v is C/V
+        small products Q[a, r, :] · block r: one batched matrix product over a copy of Q laid
+        out r-major (5× faster than broadcasting a C×V temporary)."""
+        C, V = self.C, self.V
+        if C == V:
+            return self.Q @ v
+        if C == 1:
+            return self.Q.sum(1) * v  # one state: every character leads back to it
+        if self._Q_by_block is None:
+            self._Q_by_block = self.Q.view(V, C // V, V).transpose(0, 1).contiguous()  # [r, a, c]
+        return torch.bmm(self._Q_by_block, v.view(C // V, V, 1)).view(C // V, V).T.reshape(C)
+
+    def _at_next(
+        self, M: torch.Tensor, v: torch.Tensor, op, states: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """op(M[s, c], v(the state after c follows s)) for every state s (or those given, M then
+        holding their rows) and token c, by broadcasting: the state after c is (s mod C/V)·V + c,
+        so v seen from state s is v's block s mod C/V (the bigram: v itself; order 1: v[0])."""
+        C, V = self.C, self.V
+        if C == V:
+            return op(M, v[None, :])
+        if C == 1:
+            return op(M, v[0])
+        blocks = v.view(C // V, V)
+        if states is None:
+            return op(M.view(V, C // V, V), blocks).view(C, V)
+        return op(M, blocks[states % (C // V)])
+
+    def _always_ends(self) -> bool:
+        """From every state a walk through the middle ends with probability 1: every state can
+        reach one that ends (a finite chain with no trap is absorbed), found by a reachability
+        sweep over the positive entries of Q. Then Σ_k Q^k t is all ones, no solve needed."""
+        can = self.leave > 0
+        moves = self.Q > 0
+        for _ in range(self.C):
+            if bool(can.all()):
+                return True
+            new = can | self._at_next(moves, can, torch.logical_and).any(1)
+            if torch.equal(new, can):
+                return False
+            can = new
+        return bool(can.all())
+
     # --- messages ----------------------------------------------------------------------------
     def _messages(self) -> None:
         """R after j + 1 middle chars, for every j the walk can reach (sum-product, linear)."""
@@ -142,17 +197,14 @@ class Plan:
         if self.max_middle is None:
             # when every state can end the name at every step, a walk ends with probability 1:
             # Σ_k Q^k t is all ones, no V×V solve needed (unconstrained sampling at any V)
-            ones = self.target == BOUNDARY_ID and bool((t[1:] > 0).all())
-            # at order ≠ 2 (unconstrained only, see __init__): from every context a name ends with
-            # probability 1 (every counted context led to an end; an unseen one is uniform)
-            ones = ones or self.order != 2
-            base = torch.ones_like(t) if ones else _geometric_sum(self.Q, t)  # Σ_{k ≥ 0} Q^k t
+            ones = self.target == BOUNDARY_ID and self._always_ends()
+            base = torch.ones_like(t) if ones else self._geometric_sum(t)  # Σ_{k ≥ 0} Q^k t
             self.partial_sums = None
         else:
             n = self.max_middle - self.min_middle
             sums, T = [t.clone()], t.clone()
             for _ in range(n):  # S_i = Σ_{k ≤ i} Q^k t
-                T = self.Q @ T
+                T = self._Qv(T)
                 sums.append(sums[-1] + T)
                 # ‖Q^k t‖ never grows (Q is substochastic): once a term is below rounding, every
                 # later S_i equals this one, so a --max-len of 10⁹ costs what the names need
@@ -168,7 +220,7 @@ class Plan:
         at_least = [base]  # [i] = Q^i · base: "at least i more middle chars, then as base allows"
         for i in range(self.min_middle):
             # Q·1 = 1 − P(end | d), as the rows of P sum to 1: --min-len 1 (every name) needs no Q
-            at_least.append(1 - self.P[:, BOUNDARY_ID] if ones and i == 0 else self.Q @ at_least[-1])
+            at_least.append(1 - self.P[:, BOUNDARY_ID] if ones and i == 0 else self._Qv(at_least[-1]))
         self.at_least = at_least
         self.tail, self.certain = base, ones  # certain: tail is all ones
 
@@ -176,7 +228,7 @@ class Plan:
         """R_j: completion mass from each state after j + 1 middle chars."""
         after = j + 1
         if self.max_middle is not None and after > self.max_middle:
-            return torch.zeros(self.V, dtype=torch.float64)
+            return torch.zeros(self.C, dtype=torch.float64)
         if after <= self.min_middle:
             return self.at_least[self.min_middle - after]
         if self.max_middle is None:
@@ -203,16 +255,32 @@ class Plan:
 
     def _times_next(self, v: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
         """P(s, c) · v(the state after c follows s), for every state s (or those given) and c."""
-        P = self.P if states is None else self.P[states]
-        C, V = self.C, self.V
-        if C == V:  # the bigram: the state after c is c
-            return P * v[None, :]
-        if C == 1:  # order 1: one state
-            return P * v[0]
-        blocks = v.view(C // V, V)  # the state after c follows s is (s mod C/V)·V + c
-        if states is None:
-            return (P.view(V, C // V, V) * blocks).view(C, V)
-        return P * blocks[states % (C // V)]
+        return self._at_next(self.P if states is None else self.P[states], v, torch.mul, states)
+
+    def _geometric_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """Σ_{k ≥ 0} Q^k t: the probability of eventually leaving into t, from every state.
+
+        For many states, the linear system (I − Q) h = t by GMRES (~40 products Q·v at
+        V = 4,500, 0.5 s, where a factorization costs V³/3 flops, 1.7 s); for the bigram then
+        one dense solve. Otherwise, or when that system is singular (states that can never
+        leave), by doubling for the bigram (s ← s + Q^(2^i) s, exact to rounding after
+        log2(expected length) squarings) and term by term for a C×V table (no C×C matrix)."""
+        if self.C > _SOLVE_ABOVE:
+            h = _gmres(self._Qv, t)
+            if h is not None:
+                return h.clamp_(min=0)
+        if self.C == self.V:
+            return _geometric_sum(self.Q, t)
+        s, T = t.clone(), t
+        for _ in range(MAX_STEPS):
+            T = self._Qv(T)
+            s += T
+            if float(T.max()) <= 1e-17 * float(s.max()):
+                return s
+        raise BigramError(
+            f"under this model names meeting these constraints often run past {MAX_STEPS:,} "
+            "characters; pass --max-len"
+        )
 
     def log_mass_middle(self) -> float:
         """log P(S) + log(mass of all allowed middles from first_state) + log P(E, end)."""
@@ -223,17 +291,10 @@ class Plan:
 
 
 def _geometric_sum(Q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Σ_{k ≥ 0} Q^k t: the probability of eventually leaving into t, from every state.
-
-    For a large V, the linear system (I − Q) h = t: by GMRES (~40 products Q·v at V = 4,500,
-    0.5 s, where a factorization costs V³/3 flops, 1.7 s), else by one dense solve. Otherwise, or
-    when that system is singular (states that can never leave), by doubling: s ← s + Q^(2^i) s,
-    exact to rounding after log2(expected length) squarings."""
+    """Σ_{k ≥ 0} Q^k t for a V×V Q (the bigram; Plan._geometric_sum tries GMRES first): one dense
+    solve for a large V, else (or when the system is singular) by doubling."""
     V = Q.shape[0]
     if V > _SOLVE_ABOVE:
-        h = _gmres(Q, t)
-        if h is not None:
-            return h.clamp_(min=0)
         try:
             h = torch.linalg.solve(torch.eye(V, dtype=Q.dtype) - Q, t)
             ok = bool(torch.isfinite(h).all()) and float(h.min()) >= -1e-12
@@ -251,29 +312,31 @@ def _geometric_sum(Q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return s
 
 
-def _gmres(Q: torch.Tensor, t: torch.Tensor, tol: float = 1e-13, m: int = 80, restarts: int = 5):
+def _gmres(Qv, t: torch.Tensor, tol: float = 1e-13, m: int = 80, restarts: int = 5):
     """h with (I − Q) h = t by restarted GMRES (Saad & Schultz 1986): the h in the span of
     t, (I − Q)t, (I − Q)²t, … that leaves the least residual, grown one product at a time.
     Q's eigenvalues cluster near 0 (most next-character distributions are spread out), so a few
     dozen products suffice. None if the residual is not below `tol`·‖t‖ by then.
 
     >>> Q = torch.tensor([[0.5, 0.2], [0.1, 0.3]], dtype=torch.float64)
-    >>> _gmres(Q, torch.tensor([0.3, 0.6], dtype=torch.float64)).round(decimals=12)  # (I − Q) h = t
+    >>> _gmres(Q.mv, torch.tensor([0.3, 0.6], dtype=torch.float64)).round(decimals=12)  # (I − Q) h = t
     tensor([1., 1.], dtype=torch.float64)
     """
     h, scale = torch.zeros_like(t), float(t.norm())
     if scale == 0:
         return h
+    m = max(8, min(m, (1 << 28) // (8 * t.numel())))  # the basis in at most 256 MB
+    basis = torch.empty(m + 1, t.numel(), dtype=t.dtype)
     for _ in range(restarts):
-        r = t - h + Q @ h
+        r = t - h + Qv(h)
         beta = float(r.norm())
         if beta <= tol * scale:
             return h
-        basis, H = [r / beta], torch.zeros(m + 1, m, dtype=t.dtype)
+        basis[0], H = r / beta, torch.zeros(m + 1, m, dtype=t.dtype)
         e1 = torch.zeros(m + 1, dtype=t.dtype)
         e1[0] = beta
         for j in range(m):
-            w = basis[j] - Q @ basis[j]
+            w = basis[j] - Qv(basis[j])
             for i in range(j + 1):  # modified Gram–Schmidt against the basis so far
                 H[i, j] = w @ basis[i]
                 w -= H[i, j] * basis[i]
@@ -282,9 +345,9 @@ def _gmres(Q: torch.Tensor, t: torch.Tensor, tol: float = 1e-13, m: int = 80, re
             small = float((H[: j + 2, : j + 1] @ y - e1[: j + 2]).norm())
             if small <= tol * scale or float(H[j + 1, j]) == 0:
                 break
-            basis.append(w / H[j + 1, j])
-        h = h + torch.stack(basis[: len(y)], 1) @ y
-    return h if float((t - h + Q @ h).norm()) <= tol * scale * 10 else None
+            basis[j + 1] = w / H[j + 1, j]
+        h = h + y @ basis[: len(y)]
+    return h if float((t - h + Qv(h)).norm()) <= tol * scale * 10 else None
 
 
 def _flat_cdf(w: torch.Tensor) -> torch.Tensor:
@@ -385,11 +448,6 @@ def best_names(
     Memory and time are bounded: after `max_queued` partial names the search stops and raises
     SearchStopped, which carries the names found so far (all exact, in order)."""
     vocab = plan.vocab
-    if plan.order != 2:
-        raise BigramError(
-            f"--most-likely needs a bigram model for now (this run has order {plan.order}): "
-            "train with --order 2"
-        )
     with torch.no_grad():
         best = _max_messages(plan)
     lQ = plan.Q.log()  # moves within the middle: never into the boundary
@@ -399,7 +457,7 @@ def best_names(
     #   f     = log P of the path so far + the best log P of any completion (exact, so the first
     #           finished entry popped is the most probable name, the next the second, …)
     #   j     = how many middle characters the path has (−1: a name where --start and --end overlap)
-    #   cur   = the last character's id (the state the next step leaves from)
+    #   cur   = the state (context) the next step leaves from
     #   path  = the middle's ids so far
     #   done  = the path is a whole name (its end already added to f), nothing left to extend
     heap: list[tuple[float, int, int, int, tuple[int, ...], bool]] = []
@@ -408,11 +466,15 @@ def best_names(
         heap.append((-lp, counter, -1, 0, tuple(vocab.encode(name)), True))
         counter += 1
 
+    def ahead(cur: int, v: torch.Tensor) -> torch.Tensor:
+        """log Q(cur, d) + v(the state after d), for every next character d."""
+        return plan._at_next(lQ[cur : cur + 1], v, torch.add, torch.tensor([cur]))[0]
+
     def h(j: int, cur: int) -> float:
         """Best log-prob of completing from state cur having j middle chars."""
         exit_ = float(lt[cur]) if plan.may_exit(j) else -math.inf
         nxt = best(j)
-        go = float((lQ[cur] + nxt).max()) if nxt is not None else -math.inf
+        go = float(ahead(cur, nxt).max()) if nxt is not None else -math.inf
         return max(exit_, go)
 
     start_h = h(0, plan.first_state)
@@ -442,9 +504,9 @@ def best_names(
         nxt = best(j)
         if nxt is None:
             continue
-        f = g_here + lQ[cur] + nxt
+        f = g_here + ahead(cur, nxt)
         for d in torch.nonzero(f > -math.inf).squeeze(1).tolist():
-            heapq.heappush(heap, (-float(f[d]), counter, j + 1, d, (*path, d), False))
+            heapq.heappush(heap, (-float(f[d]), counter, j + 1, plan._next_state(cur, d), (*path, d), False))
             counter += 1
     return out
 
@@ -455,13 +517,13 @@ def _max_messages(plan: Plan):
     lQ, lt = plan.Q.log(), plan.leave.log()
 
     def prop(v: torch.Tensor) -> torch.Tensor:  # one more middle char, best choice
-        return (lQ + v[None, :]).max(1).values
+        return plan._at_next(lQ, v, torch.add).max(1).values
 
     if plan.max_middle is not None and plan.max_middle < 0:
         return lambda j: None
     if plan.max_middle is None:
         base = lt.clone()
-        for _ in range(plan.V + 1):  # Bellman-Ford: best paths are simple, ≤ V steps
+        for _ in range(plan.C + 1):  # Bellman-Ford: best paths are simple, ≤ C steps
             new = torch.maximum(lt, prop(base))
             if torch.equal(new, base):
                 break
@@ -471,7 +533,7 @@ def _max_messages(plan: Plan):
         sums = [lt.clone()]
         for _ in range(plan.max_middle - plan.min_middle):
             sums.append(torch.maximum(lt, prop(sums[-1])))  # S_i = max over k ≤ i of B_k
-            if torch.equal(sums[-1], sums[-2]):  # best paths are simple: fixed after ≤ V steps
+            if torch.equal(sums[-1], sums[-2]):  # best paths are simple: fixed after ≤ C steps
                 break
         base = sums[-1]
     at_least = [base]

@@ -120,6 +120,16 @@ def successor(rows: torch.Tensor, nxt: torch.Tensor, C: int, V: int) -> torch.Te
     return (rows % (C // V)) * V + nxt
 
 
+def context_ids(row: int, C: int, V: int) -> list[int]:
+    """The N−1 token ids of context `row`, oldest first (its digits in base V).
+
+    >>> context_ids(5 * 27 + 13, 729, 27)  # "em"
+    [5, 13]
+    """
+    n = order_of((C, V)) - 1
+    return [row // V ** (n - 1 - k) % V for k in range(n)]
+
+
 def context_rows(ids: torch.Tensor, C: int, V: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(context row, next token) of every prediction in an id sequence of names separated by
     single boundaries (Vocab.encode_corpus: 0 e m m a 0 a v a 0): each name's context starts as

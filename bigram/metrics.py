@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from bigram.counts import context_rows, nonzero, order_of, row_sums, total
+from bigram.counts import context_ids, context_rows, nonzero, row_sums, total
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 
@@ -87,10 +87,9 @@ def score_name(log_probs: torch.Tensor, vocab: Vocab, name: str) -> dict:
     C, V = lp.shape
     rows, nxt = context_rows(ids, C, V)
     logp = lp[rows, nxt].tolist()
-    n = order_of((C, V)) - 1  # context length
 
-    def label(row: int, nxt: int) -> str:  # the context's n tokens (row in base V), then next
-        return "".join(vocab.token(row // V ** (n - 1 - k) % V) for k in range(n)) + vocab.token(nxt)
+    def label(row: int, nxt: int) -> str:  # the context's N−1 tokens, then the next
+        return "".join(map(vocab.token, context_ids(row, C, V))) + vocab.token(nxt)
 
     bigrams = [
         {"bigram": label(r, y), "prob": math.exp(v), "log_prob": v}

@@ -18,8 +18,10 @@ from bigram.counts import context_rows, dense, successor
 from bigram.kernels import split_of
 from bigram.metrics import evaluate
 from bigram.models import NeuralBigram, count_log_probs
+from bigram.sampling import Constraints, most_likely, sample
 from bigram.vocab import Vocab
 from tests.conftest import NAMES, ROOT, one_line_error, train_run
+from tests.test_sampling import check_frequencies, enumerate_names
 
 # the issue's table (names.txt, no split): contexts seen, NLL unsmoothed, NLL add-one
 REFERENCE = {
@@ -189,15 +191,131 @@ def test_score_sample_and_eval_read_contexts(invoke, tmp_path, names):
         assert all((tuple(chs[i - 2 : i]), chs[i]) in seen for i in range(2, len(chs)))
     out = invoke("eval", run, "--model", "count")
     assert out.exit_code == 0 and "2.185743" in out.output
+    # constrained: every name meets the constraints and continues only what the corpus continued
+    out = invoke("sample", run, "-n", "500", "--seed", "0", "--start", "ka", "--end", "a", "--max-len", "7")
+    assert out.exit_code == 0, out.output
+    for w in out.output.split():
+        chs = [None, None, *w, None]
+        assert w.startswith("ka") and w.endswith("a") and len(w) <= 7, w
+        assert all((tuple(chs[i - 2 : i]), chs[i]) in seen for i in range(2, len(chs)))
+    # --most-likely gives names in order with the log-probability score gives them
+    out = invoke("sample", run, "--most-likely", "5", "--start", "ma", "--json")
+    assert out.exit_code == 0, out.output
+    best = json.loads(out.output)
+    scores = json.loads(invoke("score", run, *[b["name"] for b in best], "--json").output)
+    assert [b["log_likelihood"] for b in best] == pytest.approx(
+        [s["log_likelihood"] for s in scores], abs=1e-9
+    )
+    assert [b["log_likelihood"] for b in best] == sorted((b["log_likelihood"] for b in best), reverse=True)
+    assert all(b["name"].startswith("ma") for b in best)
+    one_line_error(invoke("sample", run, "--start", "qx"), "the 3-gram '.qx'")
 
 
-def test_orders_beyond_what_is_built_yet_or_too_big_are_one_line_errors(invoke, tmp_path):
-    run = train_run(invoke, NAMES, tmp_path / "o3", "--order", "3", "--model", "count")
-    one_line_error(invoke("sample", run, "--start", "ka"), "order 3")
-    one_line_error(invoke("sample", run, "--most-likely", "3"), "order 3")
-    one_line_error(invoke("export", run, "--out", str(tmp_path / "x.arpa")), "order 3")
-    one_line_error(invoke("plot", run, "--out", str(tmp_path / "x.png")), "order 3")
+def test_bad_or_too_big_orders_are_one_line_errors(invoke, tmp_path):
     one_line_error(invoke("train", "--order", "0"), "order")
     big = tmp_path / "big.txt"  # 600 characters: order 4 needs 600³ contexts × 600
     big.write_text("\n".join(chr(0x4E00 + i) + chr(0x4E00 + (i * 7) % 600) for i in range(600)) + "\n")
     one_line_error(invoke("train", "--data", str(big), "--order", "4", "--model", "count"), "lower --order")
+
+
+# --- exact constraints over context states, checked by enumeration -------------------------------
+ABC = Vocab(("a", "b", "c"))
+
+
+def random_table(order: int, seed: int) -> list[list[float]]:
+    """A row-stochastic order-N table over (boundary, a, b, c) with a few zeros: no empty name,
+    "ccc" never (at order ≥ 3), and some contexts that cannot end a name."""
+    g = torch.Generator().manual_seed(seed)
+    P = torch.rand(4 ** (order - 1), 4, generator=g, dtype=torch.float64) + 0.05
+    if order >= 2:
+        P[0, 0] = 0  # the all-boundary context never ends: no empty names
+    if order >= 3:
+        P[-1, 3] = 0  # context "cc" never continues with c
+        P[5, 0] = 0  # context "aa" (row 1·4 + 1) cannot end a name
+    return (P / P.sum(1, keepdim=True)).tolist()
+
+
+def ngram_prob(w: str, table: list[list[float]], order: int) -> float:
+    """Plain-Python probability of a name: N−1 boundaries, the name, one boundary."""
+    ids = [0] * (order - 1) + [" abc".index(ch) for ch in w] + [0]
+    p = 1.0
+    for i in range(order - 1, len(ids)):
+        row = sum(x * 4 ** (order - 2 - k) for k, x in enumerate(ids[i - order + 1 : i]))
+        p *= table[row][ids[i]]
+    return p
+
+
+def ngram_mass(c: Constraints, table: list[list[float]], order: int, horizon: int = 300) -> float:
+    """P(a name meets c): a forward pass over names by their last K tokens (K = max(N−1, |E|)),
+    the start forced, to `horizon` characters for an unbounded length (the rest is < 1e-30)."""
+    S, E = [" abc".index(x) for x in c.start], tuple(" abc".index(x) for x in c.end)
+    K = max(order - 1, len(E), 1)
+    fwd = {(0,) * K: 1.0}
+    z = 0.0
+    for L in range((c.max_len if c.max_len is not None else horizon) + 1):
+        for last, m in fwd.items():
+            row = (
+                sum(x * 4 ** (order - 2 - k) for k, x in enumerate(last[K - order + 1 :])) if order > 1 else 0
+            )
+            if max(c.min_len, len(S)) <= L and last[K - len(E) :] == E:  # padding (0) never matches E
+                z += m * table[row][0]
+        nxt: dict = {}
+        for last, m in fwd.items():
+            row = (
+                sum(x * 4 ** (order - 2 - k) for k, x in enumerate(last[K - order + 1 :])) if order > 1 else 0
+            )
+            for d in [S[L]] if len(S) > L else [1, 2, 3]:
+                key = (*last[1:], d)
+                nxt[key] = nxt.get(key, 0.0) + m * table[row][d]
+        fwd = nxt
+    return z
+
+
+ORDER_CASES = [
+    Constraints(),
+    Constraints(start="a", end="b", min_len=2, max_len=5),
+    Constraints(end="ca", min_len=3, max_len=6),
+    Constraints(end="abc"),  # longer than the context: the end's own path is partly fixed
+    Constraints(start="ab", end="ba", min_len=1, max_len=5),  # "aba": start and end overlap
+    Constraints(start="c", end="a", min_len=0),  # unbounded length
+    Constraints(min_len=4),
+]
+
+
+@pytest.mark.parametrize("order", [1, 3, 4])
+@pytest.mark.parametrize("c", ORDER_CASES, ids=str)
+def test_constrained_sampling_is_exact_at_any_order(order, c):
+    table = random_table(order, seed=order)
+    z = ngram_mass(c, table, order)
+    probs = {
+        w: ngram_prob(w, table, order) / z
+        for w in enumerate_names(min(7, c.max_len if c.max_len is not None else 7))
+        if len(w) >= c.min_len and w.startswith(c.start) and w.endswith(c.end)
+    }
+    probs = {w: p for w, p in probs.items() if p > 0}
+    names = sample(torch.tensor(table, dtype=torch.float64).log(), ABC, 100_000, seed=1, constraints=c)
+    check_frequencies(names, probs)
+
+
+@pytest.mark.parametrize("order", [1, 3, 4])
+def test_most_likely_is_exact_at_any_order(order):
+    table = random_table(order, seed=order)
+    lp = torch.tensor(table, dtype=torch.float64).log()
+    for c in ORDER_CASES[:5]:
+        cands = [
+            w
+            for w in enumerate_names(min(8, c.max_len or 8))
+            if len(w) >= c.min_len
+            and w.startswith(c.start)
+            and w.endswith(c.end)
+            and ngram_prob(w, table, order)
+        ]
+        best = sorted(cands, key=lambda w: -ngram_prob(w, table, order))[:6]
+        got = most_likely(lp, ABC, 6, constraints=c)
+        # the same probabilities in the same order (at order 1 "ab" and "ba" tie), each name once
+        assert [round(v, 9) for _, v in got] == [
+            round(math.log(ngram_prob(w, table, order)), 9) for w in best
+        ], c
+        assert len({w for w, _ in got}) == len(got) and {w for w, _ in got} <= set(cands)
+        for w, v in got:
+            assert v == pytest.approx(math.log(ngram_prob(w, table, order)), abs=1e-12)
