@@ -1,16 +1,27 @@
-"""Writing a model's V×V table in other formats: ARPA (n-gram toolkits), JSON and CSV.
+"""Writing a model's C×V table in other formats: ARPA (n-gram toolkits), JSON and CSV.
 
 ARPA: each character is a token, the boundary is <s> before a name and </s> after it, and <unk>
 stands for characters outside the vocabulary. A character that cannot be an ARPA token (white
 space, or not printable) is written as <U+XXXX>, its code point in hex: "mary ann" is scored as
 `m a r y <U+0020> a n n`. Tokens of the data are single characters, so these never collide.
 
-P(next | prev) is stored exactly: a bigram listed in the 2-grams section is read as is, an
-unlisted one as backoff(prev) · P_unigram(next). The unigram distribution is uniform over the
-V predictable tokens (the characters and </s>), so a row whose unlisted entries share one value b
-(add-k smoothing: every unseen bigram of a row has k / (row count + kV)) stores just its seen
-bigrams and backoff = b · V. A table without that structure (the neural model) lists every
-bigram. A probability of 0 is written as log10 −99, the ARPA convention for "never".
+P(next | context) is stored exactly. ARPA starts a sentence with a single <s>, so our context of
+N−1 tokens becomes the history <s> + the name so far while the name is shorter than N−1 (at
+order 4, `..e` is `<s> e`), then the last N−1 characters. A reader takes the longest listed
+n-gram ending in the next token and multiplies in the backoff weights of the longer histories:
+
+- the n-grams of those histories (the *real* ones) carry the table's log P; an unlisted one is
+  read as backoff(history) · P(next | a shorter history);
+- every shorter n-gram made of characters only (never a real history at order ≥ 3) stands for
+  the uniform distribution 1/V over the V predictable tokens (the characters and </s>), with no
+  backoff, so what a backoff lands on is always 1/V;
+- so a row whose unlisted entries share one value b (add-k smoothing: every unseen n-gram of a
+  row has k / (row count + kV)) lists just its seen n-grams, with backoff = b · V. A table
+  without that structure (the neural model) lists every n-gram of every real history.
+
+The file also lists every prefix and suffix of a listed n-gram (KenLM finds an n-gram by
+extending its suffixes, and a history's backoff by its prefix). A probability of 0 is written
+as log10 −99, the ARPA convention for "never". At order 2 the uniform n-grams are the unigrams.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from typing import TextIO
 import torch
 
 from bigram import atomic
-from bigram.counts import dense
+from bigram.counts import dense, nonzero, order_of, row_sums
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 FORMATS = ("arpa", "json", "csv")
@@ -56,83 +67,170 @@ def write_arpa(
     counts: torch.Tensor | None = None,
     smoothing: float = 0.0,
 ) -> None:
-    """The table as an ARPA bigram model. With a count model's `counts` and `smoothing`, only the
-    counted bigrams are listed and the rest is carried by the backoff weights (exact)."""
+    """The C×V table as an ARPA model of its order. With a count model's `counts` and
+    `smoothing`, only the counted n-grams (and their prefixes and suffixes) are listed and the
+    rest is carried by the backoff weights (exact)."""
     lp = log_probs.to(torch.float64).cpu()
-    V = vocab.size
-    chars = [arpa_token(c) for c in vocab.chars]
-    context = ["<s>", *chars]  # row i's name
-    target = ["</s>", *chars]  # column j's name
-    if counts is not None:
-        listed = counts.cpu() > 0
-        # every unlisted entry of row i is k / (r_i + kV); a row never seen with k = 0 is uniform
-        totals = counts.cpu().sum(1).to(torch.float64) + smoothing * V
-        background = torch.where(
-            totals > 0, math.log(smoothing) - totals.log() if smoothing > 0 else -math.inf, -math.log(V)
-        )
-    else:
-        listed = torch.ones(V, V, dtype=torch.bool)
-        background = torch.full((V,), -math.inf, dtype=torch.float64)
-    backoff = _log10(background + math.log(V))  # log10 (b_i · V): times the uniform 1/V below
-    n_bigrams = int(listed.sum())
+    C, V = lp.shape
+    N = order_of((C, V))
+    names = ["</s>", *(arpa_token(c) for c in vocab.chars)]  # token ids as ARPA tokens (0: </s>)
     uniform = -math.log10(V)
+    if N == 1:  # one row. KenLM reads no unigram-only model: an order-2 file, every history alike
+        logp = _log10(lp[0])
+        f.write(f"\\data\\\nngram 1={V + 2}\nngram 2={V}\n\n\\1-grams:\n")
+        f.write(f"{NEVER:.6f}\t<unk>\n{NEVER:.6f}\t<s>\t0\n")
+        f.write("".join(f"{v:.9g}\t{tok}\t0\n" for tok, v in zip(names, logp, strict=True)))
+        f.write("\n\\2-grams:\n")
+        f.write("".join(f"{v:.9g}\t<s> {tok}\n" for tok, v in zip(names, logp, strict=True)))
+        f.write("\n\\end\\\n")
+        return
+    backoff: dict[int, float] = {}  # real history row → log10(b · V)
+    if counts is not None:
+        rows, cols, _ = nonzero(counts.cpu())
+        totals = row_sums(counts.cpu()).to(torch.float64)
+        seen = totals.nonzero().squeeze(1)
+        # every unlisted entry of a counted row is k / (r + kV): times the uniform 1/V, b · V
+        b = math.log(smoothing) - (totals[seen] + smoothing * V).log() if smoothing > 0 else None
+        bo = _log10(b + math.log(V)) if b is not None else [NEVER] * len(seen)
+        backoff = dict(zip(seen.tolist(), bo, strict=True))
+        pairs = [(rows, cols)]
+    else:  # every n-gram of every real history
+        real = _real_rows(C, V, N)
+        pairs = (
+            (chunk.repeat_interleave(V), torch.arange(V).repeat(len(chunk)))
+            for chunk in real.split(max(1, (1 << 22) // V))
+        )
+    real_keys, uni_keys = [], []
+    for r, c in pairs:  # bounded chunks: memory is the model's, not n-grams × N
+        real_keys.append(r * V + c)
+        uni_keys.append(_character_substrings(r, c, C, V, N))
+    real = torch.cat(real_keys).unique() if real_keys else torch.zeros(0, dtype=torch.long)  # sorted
+    short = torch.cat(uni_keys).unique() if uni_keys else torch.zeros(0, dtype=torch.long)
+    short_k = short // C  # a run of k characters: key k·C + its value in base V
 
-    f.write(f"\\data\\\nngram 1={V + 2}\nngram 2={n_bigrams}\n\n\\1-grams:\n")
-    f.write(f"{NEVER:.6f}\t<unk>\n")
-    f.write(f"{NEVER:.6f}\t<s>\t{backoff[0]:.9g}\n")  # <s> is never predicted
+    # the real n-grams, by history row: <s> + the row's characters (short rows), or the N−1 characters
+    urows, per = torch.unique_consecutive(real // V, return_counts=True)
+    ends = per.cumsum(0)
+    lead = torch.zeros_like(urows)  # leading boundaries
+    started = torch.zeros_like(urows, dtype=torch.bool)
+    for i in range(N - 1):
+        started |= urows // V ** (N - 2 - i) % V != 0
+        lead += ~started
+    tokens_of = N - lead + (lead > 0)  # k: <s>, the N − 1 − lead characters, the next token
+
+    f.write(f"\\data\\\nngram 1={V + 2}\n")
+    for k in range(2, N + 1):
+        n_k = int(per[tokens_of == k].sum()) + int((short_k == k).sum())
+        f.write(f"ngram {k}={n_k}\n")
+    f.write(f"\n\\1-grams:\n{NEVER:.6f}\t<unk>\n{NEVER:.6f}\t<s>\t{backoff.get(0, 0.0):.9g}\n")
     f.write(f"{uniform:.9g}\t</s>\n")
-    for i, tok in enumerate(chars, start=1):
-        f.write(f"{uniform:.9g}\t{tok}\t{backoff[i]:.9g}\n")
-    f.write("\n\\2-grams:\n")
-    for i in range(V):
-        cols = listed[i].nonzero().squeeze(1)
-        for j, v in zip(cols.tolist(), _log10(lp[i, cols]), strict=True):
-            f.write(f"{v:.9g}\t{context[i]} {target[j]}\n")
+    for i in range(1, V):  # at order 2 a character is a real history
+        f.write(f"{uniform:.9g}\t{names[i]}\t{backoff.get(i, 0.0) if N == 2 else 0.0:.9g}\n")
+    flat = lp.view(-1)
+    for k in range(2, N + 1):
+        f.write(f"\n\\{k}-grams:\n")
+        for value in (short[short_k == k] % C).tolist():  # uniform: characters only
+            bo = backoff.get(value, 0.0) if k == N - 1 else 0.0  # N − 1 characters: a real history
+            f.write(f"{uniform:.9g}\t{' '.join(names[d] for d in _digits(value, V, k))}\t{bo:.9g}\n")
+        for r in (tokens_of == k).nonzero().squeeze(1).tolist():  # real: log P of the table
+            row, b, e = int(urows[r]), int(ends[r]), int(ends[r] - per[r])
+            lead_r = int(lead[r])
+            chars = _digits(row, V, N - 1)[lead_r:]
+            prefix = ("<s> " if lead_r else "") + "".join(names[d] + " " for d in chars)
+            keys = real[e:b]
+            ws, vals = (keys % V).tolist(), _log10(flat[keys])
+            # below order N each is also a history (<s> and fewer than N − 1 characters): its backoff
+            tails = [f"\t{backoff.get(x, 0.0):.9g}\n" for x in keys.tolist()] if k < N else ["\n"] * len(ws)
+            lines = (f"{v:.9g}\t{prefix}{names[w]}{t}" for v, w, t in zip(vals, ws, tails, strict=True))
+            f.write("".join(lines))
     f.write("\n\\end\\\n")
+
+
+def _digits(value: int, V: int, k: int) -> list[int]:
+    """The k base-V digits of value, most significant first: a context row's tokens."""
+    return [value // V ** (k - 1 - i) % V for i in range(k)]
+
+
+def _real_rows(C: int, V: int, N: int) -> torch.Tensor:
+    """The contexts a name can be in: some boundaries, then characters (never a boundary after
+    a character). Rows of `..e` form, `.em`, `emm`; not `e.m`."""
+    rows = torch.arange(C)
+    ok = torch.ones(C, dtype=torch.bool)
+    started = torch.zeros(C, dtype=torch.bool)
+    for i in range(N - 1):
+        d = rows // V ** (N - 2 - i) % V
+        ok &= ~(started & (d == 0))
+        started |= d != 0
+    return rows[ok]
+
+
+def _character_substrings(rows: torch.Tensor, cols: torch.Tensor, C: int, V: int, N: int) -> torch.Tensor:
+    """Keys k·C + value of every run of k < N consecutive tokens without <s> inside the n-grams
+    (rows, cols): the uniform n-grams the file lists so that every listed n-gram has its
+    prefixes and suffixes."""
+    toks = torch.stack([*(rows // V ** (N - 2 - i) % V for i in range(N - 1)), cols], 1)  # n × N
+    is_data = (toks[:, :-1] != 0).cummax(1).values  # after the leading boundaries
+    is_data = torch.cat([is_data, torch.ones(len(toks), 1, dtype=torch.bool)], 1)
+    out = []
+    for k in range(1, N):
+        for i in range(N - k + 1):
+            ok = is_data[:, i]  # the run starts on a character, so all of it is data
+            value = torch.zeros(int(ok.sum()), dtype=torch.long)
+            for t in range(i, i + k):
+                value = value * V + toks[ok, t]
+            out.append((k * C + value).unique())
+    return torch.cat(out).unique()
 
 
 def write_json(
     f: TextIO, log_probs: torch.Tensor, vocab: Vocab, kind: str, counts: torch.Tensor | None
 ) -> None:
-    """{"model", "boundary_id", "tokens", "probs": V×V, "counts": V×V (count model)}: tokens[0]
-    is the boundary's display; probs[i][j] = P(tokens[j] | tokens[i])."""
+    """{"model", "order", "boundary_id", "tokens", "probs": C×V, "counts": C×V (count model)}:
+    tokens[0] is the boundary's display; probs[i][j] = P(tokens[j] | context i), where context i
+    is the N−1 tokens whose ids are i's digits in base V, oldest first (the bigram: tokens[i])."""
     doc = {
         "model": kind,
+        "order": order_of(tuple(log_probs.shape)),
         "boundary_id": BOUNDARY_ID,
         "tokens": vocab.tokens(),
         "probs": log_probs.to(torch.float64).exp().cpu().tolist(),
     }
     if counts is not None:
-        doc["counts"] = counts.cpu().tolist()
+        doc["counts"] = dense(counts).cpu().tolist()
     json.dump(doc, f, ensure_ascii=False)
     f.write("\n")
 
 
 def write_csv(f: TextIO, log_probs: torch.Tensor, vocab: Vocab, counts: torch.Tensor | None) -> None:
-    """One row per bigram: prev, next, (count,) prob, log_prob; the boundary is <s> as prev and
-    </s> as next (no data character can be either: characters are single)."""
+    """One row per n-gram a name can contain: its context, next, (count,) prob, log_prob. The
+    context is one column per token, oldest first (`prev` for the bigram, `context1` … for
+    order N); the boundary is <s> in a context and </s> as next (no data character can be
+    either: characters are single)."""
     lp = log_probs.to(torch.float64).cpu()
+    C, V = lp.shape
+    N = order_of((C, V))
     w = csv.writer(f)
-    w.writerow(["prev", "next", *(["count"] if counts is not None else []), "prob", "log_prob"])
+    head = ["prev"] if N == 2 else [f"context{i}" for i in range(1, N)]
+    w.writerow([*head, "next", *(["count"] if counts is not None else []), "prob", "log_prob"])
     prev = ["<s>", *vocab.chars]
     nxt = ["</s>", *vocab.chars]
-    for i in range(vocab.size):
+    counts = dense(counts).cpu() if counts is not None else None
+    for i in _real_rows(C, V, N).tolist():
+        context = [prev[d] for d in _digits(i, V, N - 1)]
         row_lp = lp[i].tolist()
         row_n = counts[i].tolist() if counts is not None else None
-        for j in range(vocab.size):
+        for j in range(V):
             n = [row_n[j]] if row_n is not None else []
-            w.writerow([prev[i], nxt[j], *n, repr(math.exp(row_lp[j])), repr(row_lp[j])])
+            w.writerow([*context, nxt[j], *n, repr(math.exp(row_lp[j])), repr(row_lp[j])])
 
 
 def export(run, fmt: str, out: Path, model: str | None = None) -> str:
     """Write a run's model table to `out` in the given format; returns the model exported."""
-    run.require_bigram("export")
     kind = run.pick_model(model)
     lp = run.log_probs(kind)
     counts, smoothing = None, 0.0
     if kind == "count":
         counts, smoothing = run.count_model()
-        counts = dense(counts)
     with atomic.replacing(out, "w", encoding="utf-8", newline="" if fmt == "csv" else None) as f:
         if fmt == "arpa":
             write_arpa(f, lp, run.vocab, counts, smoothing)

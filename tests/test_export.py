@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import math
 
@@ -15,10 +14,10 @@ from tests.conftest import NAMES, plain_names
 LN10 = math.log(10)
 
 
-def read_arpa(path) -> tuple[dict, dict]:
-    """A minimal ARPA reader written from the format's definition: unigrams (logp, backoff) and
-    bigrams (logp), log10."""
-    uni, bi, section = {}, {}, None
+def read_arpa(path) -> dict[tuple[str, ...], tuple[float, float]]:
+    """A minimal ARPA reader written from the format's definition: every n-gram's (log10 p,
+    log10 backoff), backoff 0 where the line has none."""
+    grams, section = {}, None
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("\\"):
             section = line
@@ -26,19 +25,22 @@ def read_arpa(path) -> tuple[dict, dict]:
         if not line.strip() or section in (None, "\\data\\"):
             continue
         parts = line.split("\t")
-        if section == "\\1-grams:":
-            uni[parts[1]] = (float(parts[0]), float(parts[2]) if len(parts) > 2 else 0.0)
-        elif section == "\\2-grams:":
-            bi[tuple(parts[1].split(" "))] = float(parts[0])
-    return uni, bi
+        grams[tuple(parts[1].split(" "))] = (float(parts[0]), float(parts[2]) if len(parts) > 2 else 0.0)
+    return grams
 
 
-def arpa_log10(uni, bi, tokens: list[str]) -> float:
+def arpa_log10(grams, tokens: list[str]) -> float:
+    """log10 P(<s> tokens </s>) by the backoff rule: p(w | h) is the listed n-gram's, else
+    backoff(h) · p(w | h without its oldest token)."""
+    order = max(len(g) for g in grams)
     seq = ["<s>", *tokens, "</s>"]
-    total = 0.0
-    for a, b in itertools.pairwise(seq):
-        total += bi[a, b] if (a, b) in bi else uni[a][1] + uni[b][0]
-    return total
+
+    def p(h: tuple[str, ...], w: str) -> float:
+        if (*h, w) in grams:
+            return grams[(*h, w)][0]
+        return grams.get(h, (0.0, 0.0))[1] + p(h[1:], w)
+
+    return sum(p(tuple(seq[max(0, i - order + 1) : i]), seq[i]) for i in range(1, len(seq)))
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,11 @@ def runs(tmp_path_factory):
         ("k1", NAMES, ["--smoothing", "1"]),
         ("k0", NAMES, ["--smoothing", "0"]),
         ("odd", odd, ["--smoothing", "0.5"]),
+        ("o3k1", NAMES, ["--smoothing", "1", "--order", "3"]),
+        ("o3k0", NAMES, ["--smoothing", "0", "--order", "3"]),
+        ("o4", NAMES, ["--smoothing", "0.1", "--order", "4"]),
+        ("o1", NAMES, ["--smoothing", "0", "--order", "1"]),
+        ("odd3", odd, ["--smoothing", "0.5", "--order", "3"]),
     ]:
         out = root / name
         args = ["train", "--data", str(data), "--out", str(out), "--val-frac", "0", "--test-frac", "0",
@@ -72,21 +79,23 @@ def export(invoke, run, fmt, model, out):
 
 
 def names_to_check(run_name: str) -> list[str]:
-    if run_name == "odd":
+    if run_name.startswith("odd"):
         return ["mary ann", "j.r.", "ann\u200dmarie", "bob", "anna"]
     return [*plain_names()[::160], "andrejq", "qzx", "a"]  # the last ones: unseen bigrams
 
 
-@pytest.mark.parametrize("run_name", ["k1", "k0", "odd"])
+@pytest.mark.parametrize("run_name", ["k1", "k0", "odd", "o3k1", "o3k0", "o4", "o1", "odd3"])
 @pytest.mark.parametrize("model", ["count", "neural"])
 def test_arpa_scores_equal_bigram_scores(invoke, runs, tmp_path, run_name, model):
     from bigram.export import arpa_sentence
 
     run = runs[run_name]
+    if model == "neural" and run_name in ("o4", "odd3"):
+        pytest.skip("the count model covers these; a neural order-4 table lists every 4-gram")
     path = export(invoke, run, "arpa", model, tmp_path / "m.arpa")
     names = names_to_check(run_name)
     scores = json.loads(invoke("score", run, *names, "--model", model, "--json").output)
-    uni, bi = read_arpa(path)
+    grams = read_arpa(path)
     try:
         import kenlm
 
@@ -95,19 +104,28 @@ def test_arpa_scores_equal_bigram_scores(invoke, runs, tmp_path, run_name, model
         lm = None
     for s in scores:
         tokens = arpa_sentence(s["name"]).split(" ")
-        assert all(t in uni for t in tokens), tokens  # every character has its token
+        assert all((t,) in grams for t in tokens), tokens  # every character has its token
         ours = s["log_likelihood"]
-        plain = arpa_log10(uni, bi, tokens) * LN10
+        plain = arpa_log10(grams, tokens) * LN10
         if ours == -math.inf:  # probability 0: the file says "never" (log10 −99)
             assert plain < -99 * LN10 / 2
             continue
         assert plain == pytest.approx(ours, abs=1e-6)
         if lm is not None:
             assert lm.score(" ".join(tokens), bos=True, eos=True) * LN10 == pytest.approx(ours, abs=1e-4)
+    bigrams = [g for g in grams if len(g) == 2]
     if run_name == "k1" and model == "count":
-        assert len(bi) == 627  # only the seen bigrams are listed; the rest is backoff
-    if model == "neural":
-        assert len(bi) == (len(uni) - 2) ** 2  # every bigram (<s>/chars × </s>/chars)
+        assert len(bigrams) == 627  # only the seen bigrams are listed; the rest is backoff
+    if run_name in ("k1", "k0", "odd") and model == "neural":
+        unigrams = [g for g in grams if len(g) == 1]
+        assert len(bigrams) == (len(unigrams) - 2) ** 2  # every bigram (<s>/chars × </s>/chars)
+    if run_name == "o3k1" and model == "count":  # the seen trigrams are listed, as ARPA n-grams
+        seen = set()
+        for w in plain_names():
+            chs = ["<s>", *w, "</s>"]
+            seen |= {(*chs[max(0, i - 2) : i], chs[i]) for i in range(1, len(chs))}  # "<s> a" is ". . a"
+        real = {g for g in grams if len(g) == 3 or (g[0] == "<s>" and len(g) == 2)}
+        assert real == seen
 
 
 def test_arpa_escapes_white_space_and_invisible_characters():
@@ -136,6 +154,29 @@ def test_json_and_csv(invoke, runs, tmp_path):
     assert int(em["count"]) == int(N[5, 13])
     assert float(em["prob"]) == pytest.approx((int(N[5, 13]) + 1) / (int(N[5].sum()) + 27))
     assert {r["prev"] for r in rows} >= {"<s>"} and {r["next"] for r in rows} >= {"</s>"}
+
+
+def test_json_and_csv_at_order_3(invoke, runs, tmp_path):
+    from collections import Counter
+
+    trigrams, contexts = Counter(), Counter()
+    for w in plain_names():
+        chs = ["<s>", "<s>", *w, "</s>"]
+        for i in range(2, len(chs)):
+            trigrams[chs[i - 2], chs[i - 1], chs[i]] += 1
+            contexts[chs[i - 2], chs[i - 1]] += 1
+    rows = list(csv.DictReader(export(invoke, runs["o3k1"], "csv", "count", tmp_path / "m.csv").open()))
+    assert len(rows) == (1 + 26 + 26 * 26) * 27  # contexts a name can be in: .. .a ab (never a.b)
+    for r in rows[:: len(rows) // 97]:
+        ctx = (r["context1"], r["context2"])
+        n = trigrams[(*ctx, r["next"])]
+        assert int(r["count"]) == n
+        assert float(r["prob"]) == pytest.approx((n + 1) / (contexts[ctx] + 27))
+    doc = json.loads(export(invoke, runs["o3k1"], "json", "count", tmp_path / "m.json").read_text())
+    em = 5 * 27 + 13  # row "em": ids 5 and 13, oldest most significant
+    assert doc["order"] == 3 and len(doc["probs"]) == 27 * 27
+    assert doc["counts"][em][13] == trigrams["e", "m", "m"]
+    assert doc["probs"][em][13] == pytest.approx((trigrams["e", "m", "m"] + 1) / (contexts["e", "m"] + 27))
 
 
 def test_export_refuses_to_overwrite(invoke, runs, tmp_path):
