@@ -394,7 +394,8 @@ def plot(
     top: Annotated[int, typer.Option(help="Show at most this many tokens, the most frequent.")] = 40,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ) -> None:
-    """Draw the lecture's figure: the V×V matrix, each cell labelled with its bigram and value."""
+    """Draw the lecture's figure: the V×V matrix, each cell labelled with its bigram and value
+    (above order 2: the most frequent contexts as rows)."""
     from bigram.plots import WHAT, figure_for, save_png
 
     if what not in WHAT:
@@ -405,7 +406,6 @@ def plot(
         raise BigramError("--out FILE.png is required: where to write the figure")
     check_new_file(out, overwrite)
     r = open_run(run, model)
-    r.require_bigram("plot")
     kind = r.pick_model(model)
     lp = r.log_probs(kind) if what == "probs" else None
     save_png(figure_for(r.vocab, r.counts("train"), lp, what, kind, top), out)

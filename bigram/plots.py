@@ -1,5 +1,6 @@
 """The lecture's figure: the bigram matrix as a heatmap, each cell labelled with its bigram and
-its count (or probability). A large vocabulary shows its most frequent characters.
+its count (or probability). A large vocabulary shows its most frequent characters; a model of
+order N > 2 shows its most frequent contexts as rows (each cell labelled context + next).
 
 The picture is drawn directly with Pillow (which matplotlib already depends on): cell colours from
 matplotlib's "Blues" colour map, labels in matplotlib's DejaVu Sans (one Text artist per cell
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from bigram import atomic
-from bigram.counts import dense, top_tokens
+from bigram.counts import context_ids, dense, nonzero, order_of, row_sums, top_tokens
 from bigram.vocab import Vocab
 
 WHAT = ("counts", "probs")
@@ -33,6 +34,7 @@ class Heatmap:
     image: object  # PIL.Image.Image
     labels: list[str]
     inks: list[str]
+    title: str
 
     def array(self) -> np.ndarray:
         """H×W×3 uint8, what TensorBoard's add_image takes (dataformats="HWC")."""
@@ -51,58 +53,87 @@ def _font(px: int):
     return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), px)
 
 
-def heatmap(values: torch.Tensor, vocab: Vocab, ids: torch.Tensor, what: str, title: str) -> Heatmap:
-    """`values` (the block of rows and columns `ids`) as coloured cells, each labelled with its
-    bigram and value: white ink on a dark cell, near-black on a light one (by the relative
-    luminance of the cell's colour), so every label reads.
+def heatmap(values: torch.Tensor, rows: list[str], cols: list[str], what: str, title: str) -> Heatmap:
+    """`values` (rows × cols) as coloured cells, each labelled with its row and column names (the
+    bigram, or context + next) and its value: white ink on a dark cell, near-black on a light one
+    (by the relative luminance of the cell's colour), so every label reads. Cells widen for
+    contexts of more than three characters.
 
-    >>> h = heatmap(torch.tensor([[0, 9], [3, 1]]), Vocab(("a",)), torch.tensor([0, 1]), "counts", "N")
+    >>> h = heatmap(torch.tensor([[0, 9], [3, 1]]), [".", "a"], [".", "a"], "counts", "N")
     >>> h.labels, h.inks
     (['..\\n0', '.a\\n9', 'a.\\n3', 'aa\\n1'], ['#1a1a1a', 'white', '#1a1a1a', '#1a1a1a'])
     """
     from matplotlib import colormaps
     from PIL import Image, ImageDraw
 
-    n = len(ids)
     sub = values.to(torch.float64).numpy()
     top = float(sub.max()) or 1.0
     rgb = colormaps["Blues"](sub / top)[..., :3]
     dark = rgb @ np.array([0.2126, 0.7152, 0.0722]) < 0.5
-    cells = (np.repeat(np.repeat(rgb, CELL_PX, 0), CELL_PX, 1) * 255).round().astype(np.uint8)
-    side = n * CELL_PX
-    img = Image.new("RGB", (side + 2 * MARGIN_PX, side + TITLE_PX + MARGIN_PX), "white")
+    width = max(CELL_PX, 9 * max(len(r) + len(c) for r in rows for c in cols) + 10)
+    cells = (np.repeat(np.repeat(rgb, CELL_PX, 0), width, 1) * 255).round().astype(np.uint8)
+    img = Image.new(
+        "RGB", (len(cols) * width + 2 * MARGIN_PX, len(rows) * CELL_PX + TITLE_PX + MARGIN_PX), "white"
+    )
     img.paste(Image.fromarray(cells), (MARGIN_PX, TITLE_PX))
     draw = ImageDraw.Draw(img)
     font = _font(FONT_PX)
-    names = [_label(vocab, int(i)) for i in ids]
     labels, inks = [], []
-    for r in range(n):
-        for c in range(n):
+    for r, row in enumerate(rows):
+        for c, col in enumerate(cols):
             v = sub[r, c]
             shown = f"{int(v)}" if what == "counts" else f"{v:.3f}".lstrip("0")
             ink = "white" if dark[r, c] else "#1a1a1a"
-            x, y = MARGIN_PX + c * CELL_PX + CELL_PX / 2, TITLE_PX + r * CELL_PX + CELL_PX / 2
-            draw.text((x, y - FONT_PX * 0.6), names[r] + names[c], fill=ink, font=font, anchor="mm")
+            x, y = MARGIN_PX + c * width + width / 2, TITLE_PX + r * CELL_PX + CELL_PX / 2
+            draw.text((x, y - FONT_PX * 0.6), row + col, fill=ink, font=font, anchor="mm")
             draw.text((x, y + FONT_PX * 0.6), shown, fill=ink, font=font, anchor="mm")
-            labels.append(f"{names[r]}{names[c]}\n{shown}")
+            labels.append(f"{row}{col}\n{shown}")
             inks.append(ink)
     draw.text((img.width / 2, TITLE_PX / 2), title, fill="black", font=_font(15), anchor="mm")
-    return Heatmap(img, labels, inks)
+    return Heatmap(img, labels, inks, title)
+
+
+def shown(counts: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, columns) a figure of a C×V table shows: for the bigram the `top` most frequent
+    tokens both ways (the lecture's square); above, the `top` most frequent contexts (in table
+    order) against the `top` most frequent next tokens (the boundary among them)."""
+    C, V = counts.shape
+    if C == V:
+        ids = top_tokens(counts, top)
+        return ids, ids
+    _, cols, n = nonzero(counts)
+    freq = torch.zeros(V, dtype=torch.float64).index_add_(0, cols, n.double())
+    freq[0] = float("inf")
+    keep = freq.topk(min(top, V)).indices.sort().values
+    per_row = row_sums(counts).double()
+    rows = per_row.topk(min(top, int((per_row > 0).sum()) or 1)).indices.sort().values
+    return rows, keep
+
+
+GRAMS = {1: "unigram", 3: "trigram"}  # what a counts figure's title calls the table (else "N-gram")
 
 
 def figure_for(
     vocab: Vocab, counts: torch.Tensor, log_probs: torch.Tensor | None, what: str, model: str, top: int
 ) -> Heatmap:
     """The figure of a run's training counts, or of a model's probabilities."""
-    ids = top_tokens(counts, top)
+    C, V = counts.shape
+    rows, cols = shown(counts, top)
     if what == "counts":  # only the shown block is made dense
-        block = counts.index_select(0, ids).index_select(1, ids)
-        values, title = dense(block), "bigram counts N (training split)"
+        values = dense(counts.index_select(0, rows).index_select(1, cols))
+        kind = "bigram" if C == V else GRAMS.get(order_of((C, V)), f"{order_of((C, V))}-gram")
+        title = f"{kind} counts N (training split)"
     else:
-        values, title = log_probs[ids][:, ids].exp(), f"P(next | prev), {model} model"
-    if len(ids) < vocab.size:
-        title += f": the {len(ids)} most frequent of {vocab.size:,} tokens"
-    return heatmap(values, vocab, ids, what, title)
+        values = log_probs[rows][:, cols].exp()
+        title = f"P(next | {'prev' if C == V else 'context'}), {model} model"
+    if C == V and len(cols) < V:
+        title += f": the {len(cols)} most frequent of {V:,} tokens"
+    elif C != V:
+        seen = int((row_sums(counts) > 0).sum())
+        title += f": the {len(rows)} most frequent of {seen:,} contexts seen × {len(cols)} of {V:,} tokens"
+    names = [_label(vocab, i) for i in range(V)]
+    row_names = ["".join(names[d] for d in context_ids(r, C, V)) for r in rows.tolist()]
+    return heatmap(values, row_names, [names[c] for c in cols.tolist()], what, title)
 
 
 def save_png(fig: Heatmap, path: Path) -> None:

@@ -278,14 +278,6 @@ class Run:
         V = self.vocab.size
         return V ** (self.config.order - 1), V
 
-    def require_bigram(self, what: str) -> None:
-        """What is built for bigram tables only so far (`what`: the command) refuses other orders."""
-        if self.config.order != 2:
-            raise BigramError(
-                f"{what} works on bigram models for now; run {self.path} has order {self.config.order}: "
-                "train with --order 2"
-            )
-
     @property
     def models(self) -> list[str]:
         """The models this run has a checkpoint for."""

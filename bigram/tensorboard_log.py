@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 
 from bigram.config import TrainConfig
-from bigram.counts import top_tokens
 from bigram.interrupt import held_ctrl_c
 from bigram.metrics import nll as nll_of
 from bigram.models import NeuralBigram, count_log_probs_at
+from bigram.plots import shown
 from bigram.sampling import sample_plain
 from bigram.smoothing import choose_smoothing
 from bigram.vocab import Vocab
@@ -99,16 +99,14 @@ def log_summary(
     """End-of-run entries: probability images, sampled names, labelled figures, hparams."""
     from torch.utils.tensorboard.summary import hparams
 
-    bigram = cfg.order == 2  # the pictures are of V×V tables
-    show = top_tokens(counts_train, IMAGE_TOKENS) if bigram else None
+    rows, cols = shown(counts_train, IMAGE_TOKENS)  # the most frequent characters (and contexts)
     for model, lp in tables.items():
-        if bigram:
-            p = lp[show][:, show].exp().float()  # the most frequent characters of a big vocabulary
-            writer.add_image(f"probs/{model}", (p / p.max()).unsqueeze(0), step, dataformats="CHW")
+        p = lp[rows][:, cols].exp().float()
+        writer.add_image(f"probs/{model}", (p / p.max()).unsqueeze(0), step, dataformats="CHW")
         names = sample_plain(lp, vocab, N_SAMPLES, seed=cfg.seed, max_len=SAMPLE_MAX_LEN)
         # four-space indent: a Markdown code block, so names show verbatim
         writer.add_text(f"samples/{model}", "\n".join("    " + n for n in names), step)
-    if cfg.figures and bigram:  # the lecture's labelled heatmaps (bigram plot draws the same)
+    if cfg.figures:  # the lecture's labelled heatmaps (bigram plot draws the same)
         from bigram.plots import figure_for
 
         model = "neural" if "neural" in tables else "count"

@@ -50,3 +50,37 @@ def test_plot_labels_are_large_and_readable_on_every_cell():
     img = fig.array()
     cell = img[TITLE_PX : TITLE_PX + CELL_PX, MARGIN_PX + CELL_PX : MARGIN_PX + 2 * CELL_PX]  # ".a"
     assert (cell.min(axis=2) > 240).sum() > 20  # white glyph pixels on a dark blue cell
+
+
+def test_plot_at_order_3_shows_the_most_frequent_contexts():
+    """Rows are contexts (two tokens), columns next tokens; each cell is the plain-Python trigram
+    count, the rows the `top` contexts seen most often, the boundary column always shown."""
+    from collections import Counter
+
+    from bigram.plots import figure_for
+    from bigram.vocab import Vocab
+
+    names = ["abba", "abc", "cab", "bb", "a", "acca", "bab"]
+    vocab = Vocab(("a", "b", "c"))
+    tri, per_context = Counter(), Counter()
+    for w in names:
+        s = ".." + w + "."
+        for i in range(2, len(s)):
+            tri[s[i - 2 : i + 1]] += 1
+            per_context[s[i - 2 : i]] += 1
+    V = 4
+    N = torch.zeros(V * V, V, dtype=torch.int64)
+    for g, n in tri.items():
+        i, j, k = (" abc".index(x.replace(".", " ")) for x in g)
+        N[i * V + j, k] = n
+    fig = figure_for(vocab, N, None, "counts", "count", 3)
+    ranked = sorted(per_context, key=lambda c: -per_context[c])
+    top3 = ranked[:3]
+    assert per_context[ranked[2]] > per_context[ranked[3]]  # no tie decides which rows are shown
+    shown = {label.split("\n")[0][:2] for label in fig.labels}
+    assert shown == set(top3)
+    for label in fig.labels:
+        gram, n = label.split("\n")
+        assert int(n) == tri[gram], gram
+    assert any(label.startswith(top3[0] + ".") for label in fig.labels)  # the boundary column
+    assert "trigram counts" in fig.title and f"of {len(per_context)} contexts seen" in fig.title
