@@ -179,7 +179,7 @@ def train(
     if result is None:  # a torchrun process other than rank 0: rank 0 reports
         return
     typer.echo(f"run: {result.run_dir}")
-    typer.echo(format_table(result.metrics))
+    typer.echo(format_table(result.metrics, result.order))
     for line in result.summary:
         typer.echo(line)
     if not quiet:
@@ -264,6 +264,7 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """NLL, perplexity, bits per char, data entropy and KL of each model on each split (or --data FILE)."""
+    from bigram.counts import gram_name
     from bigram.metrics import format_table
 
     r = open_run(run, model)
@@ -273,10 +274,12 @@ def evaluate(
         typer.echo(dumps(results))
         return
     kl = results.pop("kl_count_neural", None)
-    typer.echo(format_table(results))
+    order = r.config.order
+    typer.echo(format_table(results, order))
     if kl:
-        typer.echo("\nKL(count ‖ neural), rows weighted by how often each previous character occurs:")
-        typer.echo("\n".join(f"  {s:<10} {v:.6f} nats/bigram" for s, v in kl.items()))
+        each = "previous character" if order == 2 else "context"
+        typer.echo(f"\nKL(count ‖ neural), rows weighted by how often each {each} occurs:")
+        typer.echo("\n".join(f"  {s:<10} {v:.6f} nats/{gram_name(order)}" for s, v in kl.items()))
 
 
 @app.command()
@@ -336,12 +339,23 @@ def export(
 @app.command()
 @friendly
 def sweep(
-    reg: Annotated[str, typer.Option(help="Comma-separated L2 strengths, e.g. 0,0.001,0.01,0.1.")],
+    reg: Annotated[
+        str | None, typer.Option(help="Comma-separated L2 strengths, e.g. 0,0.01,0.1 (or one per --order).")
+    ] = None,
+    order: Annotated[
+        str | None, typer.Option(help="Comma-separated n-gram orders, e.g. 1,2,3,4,5: one run per order.")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option(help="TOML config file; flags given here override it.")
     ] = None,
     data: Annotated[str | None, typer.Option(help="Corpus: UTF-8, one name per line.")] = None,
     out: Annotated[Path | None, typer.Option(help="Sweep directory (default: runs/<date>_<time>).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="With --order: count, neural or both (default: both).")
+    ] = None,
+    smoothing: Annotated[
+        str | None, typer.Option(help="With --order: add-k pseudo-count k ≥ 0, or auto (per order).")
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Most steps per model (fewer once converged).")] = None,
     optimizer: Annotated[
         str | None, typer.Option(help="newton (default), sgd, adam or lbfgs: converged models compare.")
@@ -355,31 +369,81 @@ def sweep(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Train the neural model for several reg values into one TensorBoard HParams view."""
+    """Train the neural model for several reg values, or both models at several orders, into one
+    TensorBoard HParams view."""
     from bigram.config import MAX_REG, resolve
     from bigram.training import sweep as run_sweep
+    from bigram.training import sweep_orders
 
-    try:
-        regs = [float(x) for x in reg.split(",") if x.strip()]
-    except ValueError:
-        raise BigramError(f"--reg {reg!r}: give comma-separated numbers, e.g. 0,0.001,0.01,0.1") from None
-    if not regs or any(not 0 <= r <= MAX_REG for r in regs):  # NaN fails the comparison too
+    orders = _number_list("--order", order, int, "1,2,3,4,5")
+    per_order = orders is not None and len(orders) > 1  # then --reg gives each order its own
+    regs = _number_list("--reg", reg, float, "0,0.001,0.01,0.1", unique=not per_order)
+    if regs is None and orders is None:
+        raise BigramError("sweep: give --reg (e.g. 0,0.001,0.01,0.1) or --order (e.g. 1,2,3,4,5), or both")
+    if regs is not None and any(not 0 <= r <= MAX_REG for r in regs):  # NaN fails the comparison too
         raise BigramError(f"--reg {reg!r}: give one or more numbers in [0, {MAX_REG:g}]")
-    if len({f"{r:g}" for r in regs}) < len(regs):
-        raise BigramError(f"--reg {reg!r}: a value is repeated; give each reg once")
+    if per_order and regs is not None and len(regs) not in (1, len(orders)):
+        raise BigramError(
+            f"--reg {reg!r} with --order {order!r}: give one reg for every order, or one per order "
+            f"({len(orders)} values)"
+        )
+    if smoothing is not None and smoothing != "auto":
+        try:
+            smoothing = float(smoothing)
+        except ValueError:
+            raise BigramError(f"--smoothing {smoothing!r}: give a number k ≥ 0, or auto") from None
     overrides = dict(
         data=data, steps=steps, optimizer=optimizer, lr=lr, val_frac=val_frac, test_frac=test_frac, seed=seed,
-        figures=figures,
+        figures=figures, model=model, smoothing=smoothing,
     )  # fmt: skip
-    cfg = resolve(config, overrides, defaults={"figures": False})  # a figure per reg: only when asked
-    root, rows = run_sweep(cfg, regs, out=out, progress=not quiet and sys.stdout.isatty())
-    splits = list(rows[0]["metrics"])
-    typer.echo(f"sweep: {root}")
-    typer.echo(f"{'reg':>8}" + "".join(f"{s + ' NLL':>12}" for s in splits) + f"{'≈ add-k':>11}{'KL':>10}")
-    for r in rows:
-        nll = "".join(f"{r['metrics'][s]['nll']:>12.6f}" for s in splits)
-        typer.echo(f"{r['reg']:>8g}{nll}{r['equivalent_k']:>11.4g}{r['kl']:>10.2e}")
+    overrides["order"] = orders[0] if orders is not None and len(orders) == 1 else None
+    cfg = resolve(config, overrides, defaults={"figures": False})  # a figure per run: only when asked
+    progress = not quiet and sys.stdout.isatty()
+    if per_order:
+        regs = regs * len(orders) if regs is not None and len(regs) == 1 else regs or [cfg.reg] * len(orders)
+        root, rows = sweep_orders(cfg, orders, regs, out=out, progress=progress)
+        typer.echo(f"sweep: {root}")
+        typer.echo(format_order_sweep(rows))
+    else:
+        if regs is None:
+            raise BigramError(f"--order {order!r}: one order, nothing to compare; give several, or --reg")
+        root, rows = run_sweep(cfg, regs, out=out, progress=progress)
+        splits = list(rows[0]["metrics"])
+        typer.echo(f"sweep: {root}")
+        head = "".join(f"{s + ' NLL':>12}" for s in splits)
+        typer.echo(f"{'reg':>8}{head}{'≈ add-k':>11}{'KL':>10}")
+        for r in rows:
+            nll = "".join(f"{r['metrics'][s]['nll']:>12.6f}" for s in splits)
+            typer.echo(f"{r['reg']:>8g}{nll}{r['equivalent_k']:>11.4g}{r['kl']:>10.2e}")
     typer.echo(f"\nTensorBoard: tensorboard --logdir {root}  (HParams tab)")
+
+
+def _number_list(flag: str, text: str | None, kind: type, example: str, unique: bool = True) -> list | None:
+    """A flag's comma-separated numbers, each given once if `unique` (None: the flag was not given)."""
+    if text is None:
+        return None
+    try:
+        values = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise BigramError(f"{flag} {text!r}: give comma-separated numbers, e.g. {example}") from None
+    if not values:
+        raise BigramError(f"{flag} {text!r}: give one or more numbers, e.g. {example}")
+    if unique and len({f"{v:g}" for v in values}) < len(values):
+        raise BigramError(f"{flag} {text!r}: a value is repeated; give each once")
+    return values
+
+
+def format_order_sweep(rows: list[dict]) -> str:
+    """One line per order and model: its NLL on each split, and its k or reg."""
+    splits = list(next(iter(rows[0]["metrics"].values())))
+    head = "".join(f"{s + ' NLL':>12}" for s in splits)
+    lines = [f"{'order':>5}  {'model':<8}{head}   smoothing/reg"]
+    for r in rows:
+        for model, per in r["metrics"].items():
+            nll = "".join(f"{per[s]['nll']:>12.6f}" if s in per else f"{'':>12}" for s in splits)
+            knob = f"k = {r['k']:.4g}" if model == "count" else f"reg = {r['reg']:g}"
+            lines.append(f"{r['order']:>5}  {model:<8}{nll}   {knob}")
+    return "\n".join(lines)
 
 
 @app.command()

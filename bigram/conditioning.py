@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bigram.counts import context_ids, order_of, successor
+from bigram.counts import context_ids, gram_name, order_of, successor
 from bigram.errors import BigramError
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -105,10 +105,9 @@ class Plan:
             if p == 0:
                 if flag:
                     gram = "".join(map(self.vocab.token, [*context_ids(state, self.C, self.V), b]))
-                    kind = "bigram" if self.order == 2 else f"{self.order}-gram"
                     raise BigramError(
-                        f"{flag} {text!r} cannot be met: it needs the {kind} {gram!r}, which has "
-                        "probability 0 under this model (and its --temperature/--top-k/--top-p)"
+                        f"{flag} {text!r} cannot be met: it needs the {gram_name(self.order)} {gram!r}, "
+                        "which has probability 0 under this model (and its --temperature/--top-k/--top-p)"
                     )
                 return -math.inf, state
             lp += math.log(p)

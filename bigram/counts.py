@@ -91,6 +91,15 @@ def top_tokens(counts: torch.Tensor, k: int) -> torch.Tensor:
 
 
 # --- contexts: the rows of an order-N table ----------------------------------------------------
+def gram_name(order: int) -> str:
+    """What text calls an order's n-gram.
+
+    >>> [gram_name(n) for n in (1, 2, 3, 5)]
+    ['unigram', 'bigram', 'trigram', '5-gram']
+    """
+    return {1: "unigram", 2: "bigram", 3: "trigram"}.get(order, f"{order}-gram")
+
+
 def order_of(shape: tuple[int, ...]) -> int:
     """The n-gram order N of a C×V table: C = V^(N−1) contexts (1 row: N = 1; V rows: N = 2).
 

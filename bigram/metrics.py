@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from bigram.counts import context_ids, context_rows, nonzero, row_sums, total
+from bigram.counts import context_ids, context_rows, gram_name, nonzero, row_sums, total
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 
@@ -88,28 +88,34 @@ def score_name(log_probs: torch.Tensor, vocab: Vocab, name: str) -> dict:
     rows, nxt = context_rows(ids, C, V)
     logp = lp[rows, nxt].tolist()
 
-    def label(row: int, nxt: int) -> str:  # the context's N−1 tokens, then the next
-        return "".join(map(vocab.token, context_ids(row, C, V))) + vocab.token(nxt)
+    def context(row: int) -> str:  # the N−1 tokens before, oldest first
+        return "".join(map(vocab.token, context_ids(row, C, V)))
 
+    # the keys keep their bigram names at every order (one schema for scripts): "bigram" is the
+    # context followed by the predicted token
     bigrams = [
-        {"bigram": label(r, y), "prob": math.exp(v), "log_prob": v}
+        {"bigram": context(r) + vocab.token(y), "context": context(r), "next": vocab.token(y)}
+        | {"prob": math.exp(v), "log_prob": v}
         for r, y, v in zip(rows.tolist(), nxt.tolist(), logp, strict=True)
     ]
     ll = math.fsum(logp) if all(v > -math.inf for v in logp) else -math.inf
     return {"name": name, "log_likelihood": ll, "nll": -ll / len(logp), "bigrams": bigrams}
 
 
-def format_table(results: dict[str, dict[str, dict]]) -> str:
+def format_table(results: dict[str, dict[str, dict]], order: int = 2) -> str:
     """{model: {split: metrics}} as a text table, its columns as wide as their longest entry
-    (a long split label, or a count of 9+ digits, widens its column instead of shifting the row)."""
+    (a long split label, or a count of 9+ digits, widens its column instead of shifting the row).
+    The count column is named after the order's n-grams: one per predicted character."""
     cells = [
         (model, split, f"{m['bigrams']:,}") for model, per in results.items() for split, m in per.items()
     ]
     w_model, w_split, w_n = (
         max([least] + [len(c[i]) + 2 for c in cells]) for i, least in enumerate((8, 12, 10))
     )
+    grams = gram_name(order) + "s"
+    w_n = max(w_n, len(grams) + 2)
     head = (
-        f"{'model':<{w_model}}{'split':<{w_split}}{'bigrams':>{w_n}}{'NLL':>10}{'perplexity':>12}"
+        f"{'model':<{w_model}}{'split':<{w_split}}{grams:>{w_n}}{'NLL':>10}{'perplexity':>12}"
         f"{'bits/char':>11}{'entropy':>10}{'KL(data‖model)':>16}"
     )
     rows = [head, "-" * len(head)]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bigram import atomic
-from bigram.counts import context_ids, dense, nonzero, order_of, row_sums, top_tokens
+from bigram.counts import context_ids, dense, gram_name, nonzero, order_of, row_sums, top_tokens
 from bigram.vocab import Vocab
 
 WHAT = ("counts", "probs")
@@ -110,9 +110,6 @@ def shown(counts: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
     return rows, keep
 
 
-GRAMS = {1: "unigram", 3: "trigram"}  # what a counts figure's title calls the table (else "N-gram")
-
-
 def figure_for(
     vocab: Vocab, counts: torch.Tensor, log_probs: torch.Tensor | None, what: str, model: str, top: int
 ) -> Heatmap:
@@ -121,8 +118,7 @@ def figure_for(
     rows, cols = shown(counts, top)
     if what == "counts":  # only the shown block is made dense
         values = dense(counts.index_select(0, rows).index_select(1, cols))
-        kind = "bigram" if C == V else GRAMS.get(order_of((C, V)), f"{order_of((C, V))}-gram")
-        title = f"{kind} counts N (training split)"
+        title = f"{gram_name(order_of((C, V)))} counts N (training split)"
     else:
         values = log_probs[rows][:, cols].exp()
         title = f"P(next | {'prev' if C == V else 'context'}), {model} model"

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from bigram import runs
-from bigram.config import TrainConfig
+from bigram.config import TrainConfig, validate
 from bigram.corpus import default_world, load_counts
 from bigram.errors import BigramError, TrainingStopped
 from bigram.fit import StopOnCtrlC, fit_neural
@@ -34,6 +34,8 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)
     tables: dict[str, torch.Tensor] = field(default_factory=dict)  # model → V×V log P
     summary: list[str] = field(default_factory=list)  # what happened, in words (printed by the CLI)
+    order: int = 2  # the n-gram order the tables have
+    extra: dict = field(default_factory=dict)  # what training chose and did (metrics.json's other keys)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -138,6 +140,38 @@ def sweep(
     return root, rows
 
 
+def sweep_orders(
+    cfg: TrainConfig,
+    orders: list[int],
+    regs: list[float],
+    *,
+    out: str | Path | None = None,
+    progress: bool | None = None,
+) -> tuple[Path, list[dict]]:
+    """The lecture's first exercise, does more context help: one run per order N in OUT/order=N/,
+    each counted at its order and trained as `train` would (the count model's k chosen per order
+    by --smoothing auto; `regs`: one per order). All in one HParams view."""
+    device, progress = _setup(cfg, progress)
+    if out is not None:
+        check_out(out, False)
+    subs = [dataclasses.replace(cfg, order=n, reg=reg) for n, reg in zip(orders, regs, strict=True)]
+    for sub in subs:
+        validate(sub)  # every order checked before the first is counted
+    rows = []
+    with new_run_dir(out, kind="sweep") as root:
+        for sub in subs:
+            corpus = load_counts(sub, progress=progress)
+            run = root / f"order={sub.order}"
+            run.mkdir()
+            runs.mark(run)
+            runs.write_inputs(run, sub, corpus.vocab, corpus.splits)
+            result = _fit_and_report(run, sub, corpus.vocab, corpus.splits, device=device, progress=progress)
+            k = result.extra.get("smoothing", {}).get("chosen", sub.smoothing)
+            row = {"order": sub.order, "reg": sub.reg, "k": k, "run": str(run), "metrics": result.metrics}
+            rows.append(row)
+    return root, rows
+
+
 def _fit_and_report(
     run: Path,
     cfg: TrainConfig,
@@ -223,7 +257,7 @@ def _fit_and_report(
             f"model (step {fit.step}) in {shown / 'neural.pt'}; lower --lr (now {cfg.learning_rate:g})",
             exit_code=1,
         )
-    return TrainResult(run, metrics, tables, summary_lines(cfg, extra))
+    return TrainResult(run, metrics, tables, summary_lines(cfg, extra), cfg.order, extra)
 
 
 def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:

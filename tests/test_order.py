@@ -179,6 +179,8 @@ def test_score_sample_and_eval_read_contexts(invoke, tmp_path, names):
     chs = [None, None, *"emma", None]
     want = [math.log(plain[tuple(chs[i - 2 : i]), chs[i]] / rows[tuple(chs[i - 2 : i])]) for i in range(2, 7)]
     assert [b["bigram"] for b in scored["bigrams"]] == ["..e", ".em", "emm", "mma", "ma."]
+    assert [(b["context"], b["next"]) for b in scored["bigrams"]] == [("..", "e"), (".e", "m"), ("em", "m"),
+                                                                     ("mm", "a"), ("ma", ".")]  # fmt: skip
     assert [b["log_prob"] for b in scored["bigrams"]] == pytest.approx(want, abs=1e-12)
     # with smoothing 0 a sampled name only ever continues a context the corpus continued that way
     out = invoke("sample", run, "-n", "2000", "--seed", "3", "--model", "count")
@@ -191,6 +193,7 @@ def test_score_sample_and_eval_read_contexts(invoke, tmp_path, names):
         assert all((tuple(chs[i - 2 : i]), chs[i]) in seen for i in range(2, len(chs)))
     out = invoke("eval", run, "--model", "count")
     assert out.exit_code == 0 and "2.185743" in out.output
+    assert out.output.split()[2] == "trigrams"  # the header names what is counted: one per prediction
     # constrained: every name meets the constraints and continues only what the corpus continued
     out = invoke("sample", run, "-n", "500", "--seed", "0", "--start", "ka", "--end", "a", "--max-len", "7")
     assert out.exit_code == 0, out.output
@@ -208,7 +211,7 @@ def test_score_sample_and_eval_read_contexts(invoke, tmp_path, names):
     )
     assert [b["log_likelihood"] for b in best] == sorted((b["log_likelihood"] for b in best), reverse=True)
     assert all(b["name"].startswith("ma") for b in best)
-    one_line_error(invoke("sample", run, "--start", "qx"), "the 3-gram '.qx'")
+    one_line_error(invoke("sample", run, "--start", "qx"), "the trigram '.qx'")
 
 
 def test_bad_or_too_big_orders_are_one_line_errors(invoke, tmp_path):
@@ -319,3 +322,34 @@ def test_most_likely_is_exact_at_any_order(order):
         assert len({w for w, _ in got}) == len(got) and {w for w, _ in got} <= set(cands)
         for w, v in got:
             assert v == pytest.approx(math.log(ngram_prob(w, table, order)), abs=1e-12)
+
+
+def test_sweep_over_orders_answers_the_exercise(invoke, tmp_path, names):
+    """One run per order with the NLL a plain count gives; a reg per order; one-line errors."""
+    from bigram.runs import Run
+
+    out = tmp_path / "orders"
+    r = invoke("sweep", "--order", "1,3,4", "--data", NAMES, "--out", out, "--model", "count",
+               "--smoothing", "0", "--val-frac", "0", "--test-frac", "0", "-q")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[1].split()[:3] == ["order", "model", "train"]
+    table = {int(row.split()[0]): float(row.split()[2]) for row in lines[2:5]}
+    V = len({ch for w in names for ch in w}) + 1
+    for n in (1, 3, 4):
+        assert table[n] == pytest.approx(plain_ngram_nll(plain_ngrams(names, n), V, 0.0), abs=5e-7)
+        assert Run.open(out / f"order={n}").config.order == n
+    assert "k = 0" in lines[2]
+    out = tmp_path / "neural"
+    r = invoke("sweep", "--order", "2,3", "--reg", "0.01,0.1", "--data", NAMES, "--out", out,
+               "--model", "neural", "--steps", "3", "-q")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert [Run.open(out / f"order={n}").config.reg for n in (2, 3)] == [0.01, 0.1]
+    assert "reg = 0.1" in r.output.splitlines()[3]
+    one_line_error(
+        invoke("sweep", "--order", "2,3,4", "--reg", "0.1,1", "--out", tmp_path / "x"), "one per order"
+    )
+    one_line_error(invoke("sweep", "--order", "2,2", "--out", tmp_path / "x"), "repeated")
+    one_line_error(invoke("sweep", "--out", tmp_path / "x"), "--order")
+    one_line_error(invoke("sweep", "--order", "2,0", "--out", tmp_path / "x"), "order")
+    assert not (tmp_path / "x").exists()
