@@ -18,8 +18,9 @@ reader's two threads count two chunks at once. Per name (one line):
 Pairs of two code points below 256 (all of an ASCII corpus, most of a Latin one) are counted in a
 dense 3×65536 block; any other pair in an open-addressing hash table keyed by (split, prev, next),
 so memory follows the pairs that occur, not V². At another order N (`--order`), each name is
-padded with N−1 boundaries and every (split, context of N−1 code points, next) goes to a hash
-table whose keys are rows of N+1 integers.
+padded with N−1 boundaries and every (split, context of N−1 code points, next) is counted in a
+hash table: packed into one integer key (the split, then 8 bits a code point) when all its code
+points are below 256 and N ≤ 7, else as a row of N+1 integers in a second table.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from numba import njit
 
 NL = 10  # "\n": the boundary while counting, token 0 once the vocabulary is made
 EMPTY = -1  # a free slot of the hash table
+MAX_PACKED = 7  # orders whose n-grams of code points < 256 pack into one key: split, then 8 bits each
 # code point → does str.strip() remove it (white space lies below U+3001); "\n" never inside a line
 SPACE = np.zeros(0x3001, dtype=np.bool_)
 SPACE[[c for c in range(0x3001) if chr(c).isspace() and c != NL]] = True
@@ -46,6 +48,8 @@ class Accumulator:
         self.hot = np.zeros(3 * 256 * 256, dtype=np.int64)  # [65536·split + 256·prev + next]
         self.keys = np.full(1 << 12, EMPTY, dtype=np.int64)  # split << 42 | prev << 21 | next
         self.vals = np.zeros(1 << 12, dtype=np.int64)
+        if order != 2:  # (key, count) pairs of packed n-grams: split, then 8 bits a code point
+            self.keys[1::2] = 0
         self.used = 0
         # order ≠ 2: rows (split, context…, next), EMPTY in column 0 where free
         self.grams = np.full((1 << 12 if order != 2 else 1, order + 1), EMPTY, dtype=np.int64)
@@ -59,10 +63,20 @@ class Accumulator:
     def ngrams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every counted n-gram as (split, context, next, count) arrays of code points; the
         context is an (n, order − 1) array, oldest code point first."""
-        if self.order != 2:
-            full = self.grams[:, 0] != EMPTY
-            g = self.grams[full]
-            return g[:, 0], g[:, 1:-1], g[:, -1], self.gram_vals[full]
+        if self.order != 2:  # the rows, then the packed keys unpacked
+            rows = self.grams[:, 0] != EMPTY
+            g = self.grams[rows]
+            pairs = self.keys.reshape(-1, 2)  # (key, count) side by side at this order
+            full = pairs[:, 0] != EMPTY
+            k, n = pairs[full, 0], pairs[full, 1]
+            shifts = 8 * np.arange(self.order - 1, 0, -1)  # the oldest code point highest
+            ctx = (k[:, None] >> shifts) & 255
+            return (
+                np.concatenate([g[:, 0], k >> (8 * self.order)]),
+                np.concatenate([g[:, 1:-1], ctx.reshape(len(k), self.order - 1)]),
+                np.concatenate([g[:, -1], k & 255]),
+                np.concatenate([self.gram_vals[rows], n]),
+            )
         at = np.flatnonzero(self.hot)
         full = self.keys != EMPTY
         k = self.keys[full]
@@ -202,17 +216,28 @@ def _count(
         name[hi] = NL
         if order != 2:  # the context slides along the name, starting as order − 1 boundaries
             context[:] = NL
+            packed = np.int64(0)  # the context again, 8 bits a code point, while all are < 256
+            for _ in range(order - 1):
+                packed = (packed << 8) | NL
+            wide = 0  # how many more steps the context holds a code point ≥ 256
             for j in range(lo, hi + 1):
                 nxt = np.int64(name[j])
-                if nxt >= 256:
-                    seen[nxt] = True
-                if 2 * (grams_used + 1) > grams.shape[0]:
-                    grams, gram_vals = _grow_rows(grams, gram_vals)
-                grams_used += _add_row(grams, gram_vals, s, context, order - 1, nxt)
+                if nxt < 256 and wide == 0 and order <= MAX_PACKED:  # one integer key, like order 2's
+                    if 4 * (used + 1) > keys.shape[0]:
+                        keys = _grow_pairs(keys)
+                    used += _add_pair(keys, (np.int64(s) << (8 * order)) | (packed << 8) | nxt)
+                else:
+                    if nxt >= 256:
+                        seen[nxt] = True
+                    if 2 * (grams_used + 1) > grams.shape[0]:
+                        grams, gram_vals = _grow_rows(grams, gram_vals)
+                    grams_used += _add_row(grams, gram_vals, s, context, order - 1, nxt)
                 for t in range(order - 2):
                     context[t] = context[t + 1]
                 if order > 1:
                     context[order - 2] = nxt
+                    packed = ((packed << 8) | (nxt & 255)) & ((np.int64(1) << (8 * (order - 1))) - 1)
+                wide = order - 1 if nxt >= 256 else max(wide - 1, 0)
             continue
         base = s * 65536
         prev = np.int64(NL)
@@ -262,6 +287,37 @@ def _grow(keys, vals):
             new_keys[h] = keys[j]
             new_vals[h] = vals[j]
     return new_keys, new_vals
+
+
+@njit(cache=True, nogil=True)
+def _add_pair(table, key):
+    """`_add` for a table of (key, count) pairs side by side: one cache line per probe, which
+    pays at orders above 2, where every character probes a table too big for the fastest cache."""
+    mask = (table.shape[0] >> 1) - 1
+    h = np.int64((np.uint64(key) * _M1) >> np.uint64(32)) & mask
+    while table[2 * h] != key and table[2 * h] != EMPTY:
+        h = (h + 1) & mask
+    table[2 * h + 1] += 1
+    if table[2 * h] == EMPTY:
+        table[2 * h] = key
+        return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _grow_pairs(table):
+    """The pair table at twice the size."""
+    new = np.full(2 * table.shape[0], EMPTY, dtype=np.int64)
+    new[1::2] = 0
+    mask = (new.shape[0] >> 1) - 1
+    for j in range(0, table.shape[0], 2):
+        if table[j] != EMPTY:
+            h = np.int64((np.uint64(table[j]) * _M1) >> np.uint64(32)) & mask
+            while new[2 * h] != EMPTY:
+                h = (h + 1) & mask
+            new[2 * h] = table[j]
+            new[2 * h + 1] = table[j + 1]
+    return new
 
 
 @njit(cache=True, nogil=True)
