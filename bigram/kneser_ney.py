@@ -1,0 +1,117 @@
+"""Interpolated modified Kneser-Ney (Chen & Goodman 1998) as KenLM's `lmplz` estimates it, for a
+C×V count table of any order, renormalized over bigram's closed vocabulary.
+
+Add-k gives an unseen context's row almost nothing but its pseudo-counts; Kneser-Ney mixes every
+row with the row of the context one character shorter, down to a uniform distribution:
+
+    p(w | h) = max(a(hw) − D(a(hw)), 0) / Σ_x a(hx)  +  γ(h) · p(w | h without its oldest token)
+    γ(h)     = (D₁·#{x: a(hx) = 1} + D₂·#{x: a(hx) = 2} + D₃·#{x: a(hx) ≥ 3}) / Σ_x a(hx)
+
+and a history never seen as a context backs off entirely: p(w | h) = p(w | shorter h). The counts
+a(·) are lmplz's: raw counts for the longest n-grams and for those that start a name (nothing can
+come before `<s>`), and for every other shorter n-gram its *continuation count*, the number of
+distinct tokens seen before it. The three discounts of each length come from its counts of counts
+n₁…n₄: Y = n₁ / (n₁ + 2n₂), D_j = j − (j + 1)·Y·n_{j+1} / n_j; where those are undefined or out of
+[0, j] (character models often have no unigram seen exactly once) lmplz's fallback 0.5, 1, 1.5
+is used, as `lmplz --discount_fallback` does. Unigrams interpolate with 1 / (V + 1): the V
+tokens and `<unk>`.
+
+bigram's vocabulary is closed, so its table is lmplz's distribution given that the next token is
+a real one: p(w | h) / (1 − p(<unk> | h)). Each row sums to 1 over the V tokens.
+
+Histories: a row's context is N−1 tokens with the name padded by boundaries, so leading
+boundaries are one `<s>`: at order 4 the row `..e` is the history `<s> e`, an n-gram of length 3.
+An n-gram of length k is indexed like a row of an order-k table: its tokens as digits base V,
+oldest first (a leading `<s>` is the digit 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bigram.counts import nonzero, order_of
+
+FALLBACK = (0.5, 1.0, 1.5)  # lmplz's --discount_fallback
+
+
+@dataclass
+class Discounts:
+    """One n-gram length's discounts D₁, D₂, D₃₊, and whether they are lmplz's fallback."""
+
+    d: tuple[float, float, float]
+    fallback: bool
+
+
+def discounts(adjusted: torch.Tensor) -> Discounts:
+    """D₁, D₂, D₃₊ from the counts of counts of one length's (adjusted) counts, as lmplz computes
+    them (Chen & Goodman's equation 26), or the fallback where they are not defined.
+
+    >>> discounts(torch.tensor([1, 1, 1, 2, 3, 4, 7]))  # n₁ = 3, n₂ = n₃ = n₄ = 1: Y = 0.6
+    Discounts(d=(0.6, 0.2, 0.6), fallback=False)
+    >>> discounts(torch.tensor([2, 3, 5])).fallback  # no count of 1: D₁ undefined
+    True
+    """
+    n = torch.bincount(adjusted[(adjusted > 0) & (adjusted < 5)].long(), minlength=5).tolist()
+    if min(n[1:4]) == 0:
+        return Discounts(FALLBACK, True)
+    y = n[1] / (n[1] + 2 * n[2])
+    d = tuple(j - (j + 1) * y * n[j + 1] / n[j] for j in (1, 2, 3))
+    if any(not 0 <= x <= j for j, x in zip((1, 2, 3), d, strict=True)):
+        return Discounts(FALLBACK, True)
+    return Discounts(tuple(round(x, 12) for x in d), False)
+
+
+def _history_lengths(C: int, V: int, N: int) -> torch.Tensor:
+    """For each row of an order-N table, the length of its history: N − 1, except that z ≥ 2
+    leading boundaries are one <s>, leaving N − z tokens."""
+    rows = torch.arange(C)
+    z = torch.zeros(C, dtype=torch.int64)
+    for i in range(N - 1):  # digit i (oldest first) is a boundary, and so were all before it
+        z += ((rows // V ** (N - 2 - i)) % V == 0) & (z == i)
+    return N - z.clamp(min=1)
+
+
+def adjusted_counts(counts: torch.Tensor) -> list[torch.Tensor]:
+    """lmplz's counts a(·) for every n-gram length k = 1 … N, each a dense V^k vector indexed by
+    the n-gram's digits (see the module docstring), from an order-N table of training counts."""
+    C, V = counts.shape
+    N = order_of((C, V))
+    rows, cols, n = (x.long() for x in nonzero(counts))
+    length = _history_lengths(C, V, N)[rows] + 1  # each counted n-gram's length, <s> included
+    adjusted = [torch.zeros(V**k, dtype=torch.int64) for k in range(N + 1)]
+    for k in range(1, N + 1):  # raw counts: the longest n-grams, and those that start with <s>
+        at = length == k
+        adjusted[k].index_put_(((rows[at] % V ** (k - 1)) * V + cols[at],), n[at], accumulate=True)
+    for k in range(N - 1, 0, -1):  # the others: how many distinct tokens were seen before them
+        longer = torch.nonzero(adjusted[k + 1]).squeeze(1)
+        adjusted[k] += torch.bincount(longer % V**k, minlength=V**k)
+    return adjusted[1:]
+
+
+def kneser_ney_probs(counts: torch.Tensor) -> tuple[torch.Tensor, list[Discounts]]:
+    """The C×V table of P(next | context) of interpolated modified Kneser-Ney (float64), and each
+    length's Discounts (index k − 1 for n-grams of length k)."""
+    C, V = counts.shape
+    N = order_of((C, V))
+    adjusted = adjusted_counts(counts)
+    found = [discounts(a) for a in adjusted]
+    # levels[k]: the V^(k−1) histories of length k − 1 × (V tokens, <unk>); level 0 is uniform
+    levels = [torch.full((1, V + 1), 1.0 / (V + 1), dtype=torch.float64)]
+    for k in range(1, N + 1):
+        a = torch.cat([adjusted[k - 1].view(-1, V), torch.zeros(V ** (k - 1), 1, dtype=torch.int64)], 1)
+        d = torch.tensor([0.0, *found[k - 1].d], dtype=torch.float64)[a.clamp(max=3)]  # D(a(hw))
+        a = a.to(torch.float64)
+        den = a.sum(1, keepdim=True)
+        lower = levels[-1][torch.arange(V ** (k - 1)) % V ** max(k - 2, 0)]  # h without its oldest
+        seen = den > 0
+        den = torch.where(seen, den, 1.0)
+        mixed = (a - d).clamp(min=0) / den + d.sum(1, keepdim=True) / den * lower  # γ(h) = Σ D / den
+        levels.append(torch.where(seen, mixed, lower))
+    length = _history_lengths(C, V, N)
+    table = torch.empty(C, V + 1, dtype=torch.float64)
+    for h in range(N):
+        at = length == h
+        table[at] = levels[h + 1][torch.arange(C)[at] % V**h]
+    return table[:, :V] / (1 - table[:, V:]), found

@@ -1,0 +1,122 @@
+"""Kneser-Ney (kneser_ney.py) against a plain-Python estimate written from Chen & Goodman and
+lmplz's conventions, and against the issue's reference NLLs (lmplz --discount_fallback,
+renormalized without <unk>)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+
+import pytest
+import torch
+
+from bigram.corpus import read_counts
+from bigram.kneser_ney import FALLBACK, discounts, kneser_ney_probs
+from bigram.metrics import evaluate
+from bigram.vocab import Vocab
+from tests.conftest import NAMES
+
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+# names.txt, no split, per predicted character (issue 14)
+REFERENCE = {2: 2.454430, 3: 2.195116, 4: 1.935935, 5: 1.727439}
+
+
+def plain_kn(names: list[str], N: int):
+    """p(w | h) by the recursion, from dicts: raw counts for the longest n-grams and for those
+    starting with <s>, continuation counts (distinct tokens before) for the other shorter ones."""
+    a: dict[int, Counter] = {k: Counter() for k in range(1, N + 1)}
+    for w in names:
+        s = [BOS, *w, EOS]
+        for i in range(1, len(s)):
+            k = min(N, i + 1)  # one <s>: a history at the start of a name is shorter
+            a[k][tuple(s[i - k + 1 : i + 1])] += 1
+    for k in range(N - 1, 0, -1):
+        for g in a[k + 1]:
+            a[k][g[1:]] += 1
+    D = {}
+    for k, c in a.items():
+        n = Counter(x for x in c.values() if x < 5)
+        d = None
+        if n[1] and n[2] and n[3]:
+            y = n[1] / (n[1] + 2 * n[2])
+            d = [j - (j + 1) * y * n[j + 1] / n[j] for j in (1, 2, 3)]
+            if any(not 0 <= x <= j for j, x in zip((1, 2, 3), d, strict=True)):
+                d = None
+        D[k] = [0.0, *(d or FALLBACK)]
+    uniform = 1 / (len({ch for w in names for ch in w}) + 2)  # characters, </s>, <unk>
+    ctx: dict = defaultdict(lambda: [0, Counter()])
+    for c in a.values():
+        for g, x in c.items():
+            ctx[g[:-1]][0] += x
+            ctx[g[:-1]][1][min(x, 3)] += 1
+
+    def p(w: str, h: tuple) -> float:
+        lower = p(w, h[1:]) if h else uniform
+        if h not in ctx:
+            return lower
+        k, (den, by) = len(h) + 1, ctx[h]
+        x = a[k].get((*h, w), 0)
+        gamma = sum(D[k][j] * by[j] for j in (1, 2, 3)) / den
+        return max(x - D[k][min(x, 3)], 0) / den + gamma * lower
+
+    return p
+
+
+def plain_log_prob(p, name: str, N: int) -> float:
+    s = [BOS, *name, EOS]
+    total = 0.0
+    for i in range(1, len(s)):
+        h = tuple(s[max(0, i - N + 1) : i])
+        total += math.log(p(s[i], h) / (1 - p(UNK, h)))
+    return total
+
+
+def table_log_prob(P: torch.Tensor, vocab: Vocab, name: str, N: int) -> float:
+    ids = [0] * (N - 1) + vocab.encode(name) + [0]
+    V = vocab.size
+    total = 0.0
+    for i in range(N - 1, len(ids)):
+        row = 0
+        for t in ids[i - N + 1 : i]:
+            row = row * V + t
+        total += math.log(float(P[row, ids[i]]))
+    return total
+
+
+@pytest.mark.parametrize("order", sorted(REFERENCE))
+def test_kneser_ney_matches_the_reference_and_a_plain_estimate(names, order):
+    counts = read_counts(NAMES, split="random", val_frac=0, test_frac=0, order=order)
+    train, vocab = counts.splits["train"], counts.vocab
+    P, found = kneser_ney_probs(train)
+    assert evaluate(P.log(), train)["nll"] == pytest.approx(REFERENCE[order], abs=5e-7)
+    assert torch.allclose(P.sum(1), torch.ones(P.shape[0], dtype=torch.float64), atol=1e-12)
+    assert found[0].fallback and not any(d.fallback for d in found[1:])  # names.txt: unigrams fall back
+    p = plain_kn(names, order)
+    probe = [*names[::997], "zzyzx", "qxq", "a", "mmmmmmmmmm"]  # seen, and never-seen histories
+    for w in probe:
+        assert table_log_prob(P, vocab, w, order) == pytest.approx(plain_log_prob(p, w, order), abs=1e-9), w
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_kneser_ney_on_an_odd_vocabulary(tmp_path, order):
+    """Dots, spaces and characters beyond Latin-1 in names; a corpus so small that every length
+    falls back; every history scored, including ones that were never a context."""
+    names = ["a.b", "ab", "b a", "ωa", "aωω", "ab", "ba.", "ω"]
+    path = tmp_path / "odd.txt"
+    path.write_text("\n".join(names) + "\n", encoding="utf-8")
+    counts = read_counts(path, split="random", val_frac=0, test_frac=0, order=order)
+    P, _ = kneser_ney_probs(counts.splits["train"])
+    assert torch.allclose(P.sum(1), torch.ones(P.shape[0], dtype=torch.float64), atol=1e-12)
+    p = plain_kn(names, order)
+    for w in [*names, "ωωωω", ". .", "ba"]:
+        got = table_log_prob(P, counts.vocab, w, order)
+        assert got == pytest.approx(plain_log_prob(p, w, order), abs=1e-9), w
+
+
+def test_discounts_follow_chen_and_goodman_or_fall_back():
+    # n₁ = 4, n₂ = 2, n₃ = 1, n₄ = 1: Y = 4/8; D₁ = 1 − 2·½·2/4, D₂ = 2 − 3·½·1/2, D₃ = 3 − 4·½·1/1
+    got = discounts(torch.tensor([1, 1, 1, 1, 2, 2, 3, 4, 9, 0]))
+    assert got.d == pytest.approx((0.5, 1.25, 1.0)) and not got.fallback
+    assert discounts(torch.tensor([1, 1, 2, 4])).fallback  # no n₃
+    # n₁ = n₂ = 1, n₃ = 5: Y = 1/3, D₂ = 2 − 3·⅓·5 < 0, out of range
+    assert discounts(torch.tensor([1, 2, 3, 3, 3, 3, 3])).d == FALLBACK
