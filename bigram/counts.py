@@ -85,9 +85,29 @@ def top_tokens(counts: torch.Tensor, k: int) -> torch.Tensor:
     what a figure of a large vocabulary shows."""
     if counts.shape[0] <= k:
         return torch.arange(counts.shape[0])
-    freq = row_sums(counts).double()
-    freq[0] = float("inf")
-    return freq.topk(k).indices.sort().values
+    return _top(row_sums(counts).double(), k, boundary=True)
+
+
+def _top(freq: torch.Tensor, k: int, boundary: bool = False) -> torch.Tensor:
+    """Indices of the k largest of freq (id 0 among them if `boundary`), in index order."""
+    if boundary:
+        freq = freq.clone()
+        freq[0] = float("inf")
+    return freq.topk(min(k, len(freq))).indices.sort().values
+
+
+def shown(counts: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, columns) a figure of a C×V table shows: for the bigram the `top` most frequent
+    tokens both ways (the lecture's square); above, the `top` most frequent contexts (in table
+    order) against the `top` most frequent next tokens (the boundary among them)."""
+    C, V = counts.shape
+    if C == V:
+        ids = top_tokens(counts, top)
+        return ids, ids
+    _, cols, n = nonzero(counts)
+    per_col = torch.zeros(V, dtype=torch.float64).index_add_(0, cols, n.double())
+    per_row = row_sums(counts).double()
+    return _top(per_row, min(top, int((per_row > 0).sum()) or 1)), _top(per_col, top, boundary=True)
 
 
 # --- contexts: the rows of an order-N table ----------------------------------------------------
@@ -135,8 +155,28 @@ def context_ids(row: int, C: int, V: int) -> list[int]:
     >>> context_ids(5 * 27 + 13, 729, 27)  # "em"
     [5, 13]
     """
+    return digits(row, V, order_of((C, V)) - 1)
+
+
+def digits(value: int, V: int, k: int) -> list[int]:
+    """The k base-V digits of value, most significant first: the tokens of a k-token context."""
+    return [value // V ** (k - 1 - i) % V for i in range(k)]
+
+
+def leading_boundaries(rows: torch.Tensor, C: int, V: int) -> torch.Tensor:
+    """How many of each context's N−1 tokens are boundaries before its first character (the
+    padding before a name: N−1 at the start, 0 once N−1 characters are in).
+
+    >>> leading_boundaries(torch.tensor([0, 5, 5 * 27 + 13]), 729, 27).tolist()  # .., .e, em
+    [2, 1, 0]
+    """
     n = order_of((C, V)) - 1
-    return [row // V ** (n - 1 - k) % V for k in range(n)]
+    lead = torch.zeros_like(rows)
+    started = torch.zeros_like(rows, dtype=torch.bool)
+    for i in range(n):
+        started |= rows // V ** (n - 1 - i) % V != 0
+        lead += ~started
+    return lead
 
 
 def context_rows(ids: torch.Tensor, C: int, V: int) -> tuple[torch.Tensor, torch.Tensor]:

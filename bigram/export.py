@@ -35,7 +35,7 @@ from typing import TextIO
 import torch
 
 from bigram import atomic
-from bigram.counts import dense, nonzero, order_of, row_sums
+from bigram.counts import context_ids, dense, digits, leading_boundaries, nonzero, order_of, row_sums
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 FORMATS = ("arpa", "json", "csv")
@@ -111,11 +111,7 @@ def write_arpa(
     # the real n-grams, by history row: <s> + the row's characters (short rows), or the N−1 characters
     urows, per = torch.unique_consecutive(real // V, return_counts=True)
     ends = per.cumsum(0)
-    lead = torch.zeros_like(urows)  # leading boundaries
-    started = torch.zeros_like(urows, dtype=torch.bool)
-    for i in range(N - 1):
-        started |= urows // V ** (N - 2 - i) % V != 0
-        lead += ~started
+    lead = leading_boundaries(urows, C, V)
     tokens_of = N - lead + (lead > 0)  # k: <s>, the N − 1 − lead characters, the next token
 
     f.write(f"\\data\\\nngram 1={V + 2}\n")
@@ -131,11 +127,11 @@ def write_arpa(
         f.write(f"\n\\{k}-grams:\n")
         for value in (short[short_k == k] % C).tolist():  # uniform: characters only
             bo = backoff.get(value, 0.0) if k == N - 1 else 0.0  # N − 1 characters: a real history
-            f.write(f"{uniform:.9g}\t{' '.join(names[d] for d in _digits(value, V, k))}\t{bo:.9g}\n")
+            f.write(f"{uniform:.9g}\t{' '.join(names[d] for d in digits(value, V, k))}\t{bo:.9g}\n")
         for r in (tokens_of == k).nonzero().squeeze(1).tolist():  # real: log P of the table
             row, b, e = int(urows[r]), int(ends[r]), int(ends[r] - per[r])
             lead_r = int(lead[r])
-            chars = _digits(row, V, N - 1)[lead_r:]
+            chars = context_ids(row, C, V)[lead_r:]
             prefix = ("<s> " if lead_r else "") + "".join(names[d] + " " for d in chars)
             keys = real[e:b]
             ws, vals = (keys % V).tolist(), _log10(flat[keys])
@@ -144,11 +140,6 @@ def write_arpa(
             lines = (f"{v:.9g}\t{prefix}{names[w]}{t}" for v, w, t in zip(vals, ws, tails, strict=True))
             f.write("".join(lines))
     f.write("\n\\end\\\n")
-
-
-def _digits(value: int, V: int, k: int) -> list[int]:
-    """The k base-V digits of value, most significant first: a context row's tokens."""
-    return [value // V ** (k - 1 - i) % V for i in range(k)]
 
 
 def _real_rows(C: int, V: int, N: int) -> torch.Tensor:
@@ -216,7 +207,7 @@ def write_csv(f: TextIO, log_probs: torch.Tensor, vocab: Vocab, counts: torch.Te
     nxt = ["</s>", *vocab.chars]
     counts = dense(counts).cpu() if counts is not None else None
     for i in _real_rows(C, V, N).tolist():
-        context = [prev[d] for d in _digits(i, V, N - 1)]
+        context = [prev[d] for d in context_ids(i, C, V)]
         row_lp = lp[i].tolist()
         row_n = counts[i].tolist() if counts is not None else None
         for j in range(V):

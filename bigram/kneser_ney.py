@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bigram.counts import nonzero, order_of
+from bigram.counts import leading_boundaries, nonzero, order_of
 
 FALLBACK = (0.5, 1.0, 1.5)  # lmplz's --discount_fallback
 
@@ -66,11 +66,7 @@ def discounts(adjusted: torch.Tensor) -> Discounts:
 def _history_lengths(C: int, V: int, N: int) -> torch.Tensor:
     """For each row of an order-N table, the length of its history: N − 1, except that z ≥ 2
     leading boundaries are one <s>, leaving N − z tokens."""
-    rows = torch.arange(C)
-    z = torch.zeros(C, dtype=torch.int64)
-    for i in range(N - 1):  # digit i (oldest first) is a boundary, and so were all before it
-        z += ((rows // V ** (N - 2 - i)) % V == 0) & (z == i)
-    return N - z.clamp(min=1)
+    return N - leading_boundaries(torch.arange(C), C, V).clamp(min=1)
 
 
 def adjusted_counts(counts: torch.Tensor) -> list[torch.Tensor]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bigram import atomic
-from bigram.counts import context_ids, dense, gram_name, nonzero, order_of, row_sums, top_tokens
+from bigram.counts import context_ids, dense, gram_name, order_of, row_sums, shown
 from bigram.vocab import Vocab
 
 WHAT = ("counts", "probs")
@@ -91,23 +91,6 @@ def heatmap(values: torch.Tensor, rows: list[str], cols: list[str], what: str, t
             inks.append(ink)
     draw.text((img.width / 2, TITLE_PX / 2), title, fill="black", font=_font(15), anchor="mm")
     return Heatmap(img, labels, inks, title)
-
-
-def shown(counts: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows, columns) a figure of a C×V table shows: for the bigram the `top` most frequent
-    tokens both ways (the lecture's square); above, the `top` most frequent contexts (in table
-    order) against the `top` most frequent next tokens (the boundary among them)."""
-    C, V = counts.shape
-    if C == V:
-        ids = top_tokens(counts, top)
-        return ids, ids
-    _, cols, n = nonzero(counts)
-    freq = torch.zeros(V, dtype=torch.float64).index_add_(0, cols, n.double())
-    freq[0] = float("inf")
-    keep = freq.topk(min(top, V)).indices.sort().values
-    per_row = row_sums(counts).double()
-    rows = per_row.topk(min(top, int((per_row > 0).sum()) or 1)).indices.sort().values
-    return rows, keep
 
 
 def figure_for(

@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 
 from bigram.config import TrainConfig
+from bigram.counts import shown
 from bigram.interrupt import held_ctrl_c
 from bigram.metrics import nll as nll_of
 from bigram.models import NeuralBigram, count_log_probs_at
-from bigram.plots import shown
 from bigram.sampling import sample_plain
 from bigram.smoothing import choose_smoothing
 from bigram.vocab import Vocab
