@@ -162,11 +162,7 @@ def train(
     given = locals()  # every config key has a flag of the same name (a test checks it); None: not given
     overrides = {f.name: given[f.name] for f in dataclasses.fields(TrainConfig)}
     progress = not quiet and sys.stdout.isatty()
-    if smoothing is not None and smoothing != "auto":
-        try:
-            overrides["smoothing"] = float(smoothing)
-        except ValueError:
-            raise BigramError(f"--smoothing {smoothing!r}: give a number k ≥ 0, or auto") from None
+    overrides["smoothing"] = _smoothing_flag(smoothing)
     if resume is not None:
         given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None and k != "steps"]
         given += [flag for flag, v in (("--config", config), ("--out", out)) if v is not None]
@@ -387,20 +383,16 @@ def sweep(
             f"--reg {reg!r} with --order {order!r}: give one reg for every order, or one per order "
             f"({len(orders)} values)"
         )
-    if smoothing is not None and smoothing != "auto":
-        try:
-            smoothing = float(smoothing)
-        except ValueError:
-            raise BigramError(f"--smoothing {smoothing!r}: give a number k ≥ 0, or auto") from None
     overrides = dict(
         data=data, steps=steps, optimizer=optimizer, lr=lr, val_frac=val_frac, test_frac=test_frac, seed=seed,
-        figures=figures, model=model, smoothing=smoothing,
+        figures=figures, model=model, smoothing=_smoothing_flag(smoothing),
     )  # fmt: skip
     overrides["order"] = orders[0] if orders is not None and len(orders) == 1 else None
     cfg = resolve(config, overrides, defaults={"figures": False})  # a figure per run: only when asked
     progress = not quiet and sys.stdout.isatty()
     if per_order:
-        regs = regs * len(orders) if regs is not None and len(regs) == 1 else regs or [cfg.reg] * len(orders)
+        regs = regs or [cfg.reg]
+        regs = regs * len(orders) if len(regs) == 1 else regs
         root, rows = sweep_orders(cfg, orders, regs, out=out, progress=progress)
         typer.echo(f"sweep: {root}")
         typer.echo(format_order_sweep(rows))
@@ -416,6 +408,16 @@ def sweep(
             nll = "".join(f"{r['metrics'][s]['nll']:>12.6f}" for s in splits)
             typer.echo(f"{r['reg']:>8g}{nll}{r['equivalent_k']:>11.4g}{r['kl']:>10.2e}")
     typer.echo(f"\nTensorBoard: tensorboard --logdir {root}  (HParams tab)")
+
+
+def _smoothing_flag(text: str | None) -> float | str | None:
+    """--smoothing as the config takes it: a number, "auto", or None when not given."""
+    if text is None or text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise BigramError(f"--smoothing {text!r}: give a number k ≥ 0, or auto") from None
 
 
 def _number_list(flag: str, text: str | None, kind: type, example: str, unique: bool = True) -> list | None:

@@ -127,10 +127,7 @@ def sweep(
     with new_run_dir(out, kind="sweep") as root:
         for reg in regs:
             sub = dataclasses.replace(cfg, reg=reg, model="neural")
-            run = root / f"reg={reg:g}"
-            run.mkdir()
-            runs.mark(run)
-            runs.write_inputs(run, sub, corpus.vocab, splits)
+            run = _sub_run(root / f"reg={reg:g}", sub, corpus.vocab, splits)
             result = _fit_and_report(
                 run, sub, corpus.vocab, splits, device=device, progress=progress, smoothing_choice=choice
             )
@@ -161,15 +158,20 @@ def sweep_orders(
     with new_run_dir(out, kind="sweep") as root:
         for sub in subs:
             corpus = load_counts(sub, progress=progress)
-            run = root / f"order={sub.order}"
-            run.mkdir()
-            runs.mark(run)
-            runs.write_inputs(run, sub, corpus.vocab, corpus.splits)
+            run = _sub_run(root / f"order={sub.order}", sub, corpus.vocab, corpus.splits)
             result = _fit_and_report(run, sub, corpus.vocab, corpus.splits, device=device, progress=progress)
             k = result.extra.get("smoothing", {}).get("chosen", sub.smoothing)
             row = {"order": sub.order, "reg": sub.reg, "k": k, "run": str(run), "metrics": result.metrics}
             rows.append(row)
     return root, rows
+
+
+def _sub_run(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, torch.Tensor]) -> Path:
+    """One of a sweep's runs: a marked directory holding its config, vocabulary and counts."""
+    run.mkdir()
+    runs.mark(run)
+    runs.write_inputs(run, cfg, vocab, splits)
+    return run
 
 
 def _fit_and_report(
