@@ -290,13 +290,20 @@ def _grow(keys, vals):
 
 
 @njit(cache=True, nogil=True)
-def _add_pair(table, key):
-    """`_add` for a table of (key, count) pairs side by side: one cache line per probe, which
-    pays at orders above 2, where every character probes a table too big for the fastest cache."""
+def _pair_slot(table, key):
+    """Where `key` is in a table of (key, count) pairs side by side, or the free slot for it."""
     mask = (table.shape[0] >> 1) - 1
     h = np.int64((np.uint64(key) * _M1) >> np.uint64(32)) & mask
     while table[2 * h] != key and table[2 * h] != EMPTY:
         h = (h + 1) & mask
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _add_pair(table, key):
+    """`_add` for the pair table: one cache line per probe, which pays at orders above 2, where
+    every character probes a table too big for the fastest cache."""
+    h = _pair_slot(table, key)
     table[2 * h + 1] += 1
     if table[2 * h] == EMPTY:
         table[2 * h] = key
@@ -309,12 +316,9 @@ def _grow_pairs(table):
     """The pair table at twice the size."""
     new = np.full(2 * table.shape[0], EMPTY, dtype=np.int64)
     new[1::2] = 0
-    mask = (new.shape[0] >> 1) - 1
     for j in range(0, table.shape[0], 2):
         if table[j] != EMPTY:
-            h = np.int64((np.uint64(table[j]) * _M1) >> np.uint64(32)) & mask
-            while new[2 * h] != EMPTY:
-                h = (h + 1) & mask
+            h = _pair_slot(new, table[j])
             new[2 * h] = table[j]
             new[2 * h + 1] = table[j + 1]
     return new
