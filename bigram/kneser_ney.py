@@ -88,26 +88,33 @@ def adjusted_counts(counts: torch.Tensor) -> list[torch.Tensor]:
 
 def kneser_ney_probs(counts: torch.Tensor) -> tuple[torch.Tensor, list[Discounts]]:
     """The C×V table of P(next | context) of interpolated modified Kneser-Ney (float64), and each
-    length's Discounts (index k − 1 for n-grams of length k)."""
+    length's Discounts (index k − 1 for n-grams of length k).
+
+    Built one history length at a time: every history starts as its parent's row (itself without
+    its oldest token: the backoff of an unseen history), then the seen ones mix in their counts.
+    p(<unk> | h) is carried beside each row for the renormalization."""
     C, V = counts.shape
     N = order_of((C, V))
     adjusted = adjusted_counts(counts)
     found = [discounts(a) for a in adjusted]
-    # levels[k]: the V^(k−1) histories of length k − 1 × (V tokens, <unk>); level 0 is uniform
-    levels = [torch.full((1, V + 1), 1.0 / (V + 1), dtype=torch.float64)]
-    for k in range(1, N + 1):
-        a = torch.cat([adjusted[k - 1].view(-1, V), torch.zeros(V ** (k - 1), 1, dtype=torch.int64)], 1)
+    probs = torch.full((1, V), 1.0 / (V + 1), dtype=torch.float64)  # length 0: uniform over V + <unk>
+    unk = torch.full((1,), 1.0 / (V + 1), dtype=torch.float64)
+    short = []  # (first row, end row, their rows) of the table's shorter histories
+    for k in range(1, N + 1):  # probs: the V^(k−1) histories of length k − 1 × the V tokens
+        parent = torch.arange(V ** (k - 1)) % V ** max(k - 2, 0)
+        probs, unk = probs[parent], unk[parent]
+        a = adjusted[k - 1].view(-1, V)
+        seen = torch.unique(torch.nonzero(adjusted[k - 1]).squeeze(1) // V)
+        a = a[seen]
         d = torch.tensor([0.0, *found[k - 1].d], dtype=torch.float64)[a.clamp(max=3)]  # D(a(hw))
-        a = a.to(torch.float64)
-        den = a.sum(1, keepdim=True)
-        lower = levels[-1][torch.arange(V ** (k - 1)) % V ** max(k - 2, 0)]  # h without its oldest
-        seen = den > 0
-        den = torch.where(seen, den, 1.0)
-        mixed = (a - d).clamp(min=0) / den + d.sum(1, keepdim=True) / den * lower  # γ(h) = Σ D / den
-        levels.append(torch.where(seen, mixed, lower))
-    length = _history_lengths(C, V, N)
-    table = torch.empty(C, V + 1, dtype=torch.float64)
-    for h in range(N):
-        at = length == h
-        table[at] = levels[h + 1][torch.arange(C)[at] % V**h]
-    return table[:, :V] / (1 - table[:, V:]), found
+        den = a.sum(1, keepdim=True).to(torch.float64)
+        gamma = d.sum(1, keepdim=True) / den  # the mass the discounts freed; <unk> is never counted
+        probs[seen] = (a - d).clamp_(min=0).div_(den).add_(gamma * probs[seen])
+        unk[seen] *= gamma.squeeze(1)
+        if 2 <= k < N:  # rows of the table with N − k + 1 ≥ 2 leading boundaries: history <s> + k − 2 tokens
+            lo, hi = (V ** (k - 3) if k >= 3 else 0), V ** (k - 2)
+            short.append((lo, hi, probs[lo:hi] / (1 - unk[lo:hi]).unsqueeze(1)))
+    table = probs.div_((1 - unk).unsqueeze(1))
+    for lo, hi, rows in short:
+        table[lo:hi] = rows
+    return table, found
