@@ -411,13 +411,13 @@ def sweep(
 
 
 def _smoothing_flag(text: str | None) -> float | str | None:
-    """--smoothing as the config takes it: a number, "auto", or None when not given."""
-    if text is None or text == "auto":
+    """--smoothing as the config takes it: a number, "auto", "kn", or None when not given."""
+    if text is None or text in ("auto", "kn"):
         return text
     try:
         return float(text)
     except ValueError:
-        raise BigramError(f"--smoothing {text!r}: give a number k ≥ 0, or auto") from None
+        raise BigramError(f"--smoothing {text!r}: give a number k ≥ 0 (add-k), auto or kn") from None
 
 
 def _number_list(flag: str, text: str | None, kind: type, example: str, unique: bool = True) -> list | None:

@@ -18,6 +18,7 @@ OPTIMIZERS = ("newton", "sgd", "adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.1, "lbfgs": 1.0, "newton": 1.0}  # sgd 50 is the lecture's
 SPLIT_METHODS = ("auto", "random", "hash")
+SMOOTHING_NAMES = ("auto", "kn")  # smoothing's words; otherwise it is add-k's k
 MAX_SMOOTHING = 1e9  # beyond it every row is uniform to float precision (and k·V could overflow)
 MAX_ORDER = 12  # contexts of up to 11 characters (tables are capped by size anyway)
 MAX_REG = 1e6  # reg·mean(W²) must stay finite
@@ -29,7 +30,8 @@ class TrainConfig:
     data: str = "data/names.txt"
     model: str = "both"
     order: int = 2  # n-gram order: predict each character from the N − 1 before it (2 = bigram)
-    smoothing: float | str = "auto"  # a number, or "auto": best on val (leave-one-out without val names)
+    # add-k's k ≥ 0; "auto": the best k on val (leave-one-out without val names); "kn": Kneser-Ney
+    smoothing: float | str = "auto"
     steps: int = 100  # at most; training stops sooner once converged (tol > 0)
     lr: float | None = None  # None: DEFAULT_LR[optimizer]
     reg: float = 0.01
@@ -145,7 +147,7 @@ def resolve(
 
 
 def _check_type(key: str, value: Any, where: str) -> None:
-    if key == "smoothing" and value == "auto":
+    if key == "smoothing" and value in SMOOTHING_NAMES:
         return
     if key in _BOOL_KEYS:
         ok, kind = isinstance(value, bool), "true or false"
@@ -155,6 +157,8 @@ def _check_type(key: str, value: Any, where: str) -> None:
         ok, kind = isinstance(value, str), "a string"
     elif key in _INT_KEYS:
         ok, kind = isinstance(value, int), "an integer"
+    elif key == "smoothing":
+        ok, kind = isinstance(value, int | float), "a number k ≥ 0 (add-k), 'auto' or 'kn' (Kneser-Ney)"
     else:
         ok, kind = isinstance(value, int | float), "a number"
     if isinstance(value, bool) or not ok:
@@ -169,10 +173,10 @@ def validate(cfg: TrainConfig) -> None:
         if getattr(cfg, key) not in allowed:
             raise bad(f"{key} = {getattr(cfg, key)!r}: choose one of {', '.join(allowed)}")
     k = cfg.smoothing
-    if k != "auto" and (isinstance(k, str) or not 0 <= k <= MAX_SMOOTHING):  # NaN fails too
+    if k not in SMOOTHING_NAMES and (isinstance(k, str) or not 0 <= k <= MAX_SMOOTHING):  # NaN fails too
         raise bad(
             f"smoothing = {cfg.smoothing!r}: must be a number in [0, {MAX_SMOOTHING:g}] "
-            "(0 = raw frequencies, 1 = add-one) or 'auto'"
+            "(0 = raw frequencies, 1 = add-one), 'auto' (best k on val) or 'kn' (Kneser-Ney)"
         )
     if not 1 <= cfg.order <= MAX_ORDER:
         raise bad(f"order = {cfg.order}: must be in [1, {MAX_ORDER}] (1 unigram, 2 bigram, 3 trigram, …)")

@@ -36,6 +36,7 @@ import torch
 
 from bigram import atomic
 from bigram.counts import context_ids, dense, digits, leading_boundaries, nonzero, order_of, row_sums
+from bigram.kneser_ney import kneser_ney_levels, kneser_ney_probs
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 FORMATS = ("arpa", "json", "csv")
@@ -142,6 +143,53 @@ def write_arpa(
     f.write("\n\\end\\\n")
 
 
+def write_kneser_ney_arpa(f: TextIO, counts: torch.Tensor, vocab: Vocab) -> None:
+    """A Kneser-Ney count model as lmplz lays it out: at each length the n-grams with a count
+    a(·) > 0 and, for those that are histories, a backoff weight; <unk> at −99. Exact for the
+    renormalized table: with P̃(w | h) = P(w | h) / (1 − P(<unk> | h)) listed, an unlisted n-gram
+    is γ(h)·P(w | h′) = bo(h)·P̃(w | h′) with bo(h) = γ(h)·(1 − P(<unk> | h′)) / (1 − P(<unk> | h)),
+    h′ = h without its oldest token (a history never seen: γ = 1, bo = 1)."""
+    V = counts.shape[1]
+    levels, _ = kneser_ney_levels(counts)
+    N = len(levels)
+    if N == 1:  # KenLM reads no unigram-only model: write_arpa's order-2 form of the one row
+        write_arpa(f, kneser_ney_probs(counts)[0].log(), vocab)
+        return
+    names = ["</s>", *(arpa_token(c) for c in vocab.chars)]
+    keys = [torch.arange(V), *(torch.nonzero(lv.adjusted).squeeze(1) for lv in levels[1:])]
+    f.write(f"\\data\\\nngram 1={V + 2}\n")
+    f.write("".join(f"ngram {k}={len(keys[k - 1])}\n" for k in range(2, N + 1)))
+
+    def backoffs(k: int, g: torch.Tensor) -> list[float]:
+        """log10 bo of the length-k n-grams g as histories of length k + 1's level."""
+        up, low = levels[k], levels[k - 1]  # the level they are histories of, and their own
+        bo = up.gamma[g] * (1 - low.unk[g % V ** (k - 1)]) / (1 - up.unk[g])
+        return _log10(bo.log())
+
+    bos = backoffs(1, torch.zeros(1, dtype=torch.long))[0]  # <s> is history 0 of the bigrams
+    f.write(f"\n\\1-grams:\n{NEVER:.6f}\t<unk>\n{NEVER:.6f}\t<s>\t{bos:.9g}\n")
+    for k, (level, g) in enumerate(zip(levels, keys, strict=True), 1):
+        h = g // V
+        lp = _log10((level.probs.view(-1)[g] / (1 - level.unk[h])).log())
+        # an n-gram ending in </s> is no history; below order N the others carry a backoff
+        tails = ["\n"] * len(g)
+        if k < N:
+            has = g % V != 0
+            bo = iter(backoffs(k, g[has]))
+            tails = [f"\t{next(bo):.9g}\n" if x else "\n" for x in has.tolist()]
+        if k > 1:
+            f.write(f"\n\\{k}-grams:\n")
+        for value, v, tail in zip(g.tolist(), lp, tails, strict=True):
+            toks = digits(value, V, k)
+            words = (
+                ["<s>" if i == 0 and t == 0 else names[t] for i, t in enumerate(toks)]
+                if k > 1
+                else [names[value]]
+            )
+            f.write(f"{v:.9g}\t{' '.join(words)}{tail}")
+    f.write("\n\\end\\\n")
+
+
 def _real_rows(C: int, V: int, N: int) -> torch.Tensor:
     """The contexts a name can be in: some boundaries, then characters (never a boundary after
     a character). Rows of `..e` form, `.em`, `emm`; not `e.m`."""
@@ -223,7 +271,9 @@ def export(run, fmt: str, out: Path, model: str | None = None) -> str:
     if kind == "count":
         counts, smoothing = run.count_model()
     with atomic.replacing(out, "w", encoding="utf-8", newline="" if fmt == "csv" else None) as f:
-        if fmt == "arpa":
+        if fmt == "arpa" and smoothing == "kn":
+            write_kneser_ney_arpa(f, counts, run.vocab)
+        elif fmt == "arpa":
             write_arpa(f, lp, run.vocab, counts, smoothing)
         elif fmt == "json":
             write_json(f, lp, run.vocab, kind, counts)

@@ -86,35 +86,54 @@ def adjusted_counts(counts: torch.Tensor) -> list[torch.Tensor]:
     return adjusted[1:]
 
 
-def kneser_ney_probs(counts: torch.Tensor) -> tuple[torch.Tensor, list[Discounts]]:
-    """The C×V table of P(next | context) of interpolated modified Kneser-Ney (float64), and each
-    length's Discounts (index k − 1 for n-grams of length k).
+@dataclass
+class Level:
+    """Kneser-Ney for the histories of one length k − 1 (n-grams of length k), lmplz's numbers
+    before the renormalization: P(w | h) over the V tokens, p(<unk> | h), and γ(h), the weight
+    of the shorter history's row (1 for a history never seen: it backs off entirely)."""
+
+    probs: torch.Tensor  # V^(k−1) × V
+    unk: torch.Tensor  # V^(k−1)
+    gamma: torch.Tensor  # V^(k−1)
+    adjusted: torch.Tensor  # V^k: the counts a(·) of this length
+
+
+def kneser_ney_levels(counts: torch.Tensor) -> tuple[list[Level], list[Discounts]]:
+    """Every length's Level, k = 1 … N (index k − 1), and its Discounts.
 
     Built one history length at a time: every history starts as its parent's row (itself without
-    its oldest token: the backoff of an unseen history), then the seen ones mix in their counts.
-    p(<unk> | h) is carried beside each row for the renormalization."""
+    its oldest token: the backoff of an unseen history), then the seen ones mix in their counts."""
     C, V = counts.shape
     N = order_of((C, V))
     adjusted = adjusted_counts(counts)
     found = [discounts(a) for a in adjusted]
     probs = torch.full((1, V), 1.0 / (V + 1), dtype=torch.float64)  # length 0: uniform over V + <unk>
     unk = torch.full((1,), 1.0 / (V + 1), dtype=torch.float64)
-    short = []  # (first row, end row, their rows) of the table's shorter histories
-    for k in range(1, N + 1):  # probs: the V^(k−1) histories of length k − 1 × the V tokens
+    levels = []
+    for k in range(1, N + 1):
         parent = torch.arange(V ** (k - 1)) % V ** max(k - 2, 0)
         probs, unk = probs[parent], unk[parent]
-        a = adjusted[k - 1].view(-1, V)
+        gamma = torch.ones(V ** (k - 1), dtype=torch.float64)
         seen = torch.unique(torch.nonzero(adjusted[k - 1]).squeeze(1) // V)
-        a = a[seen]
+        a = adjusted[k - 1].view(-1, V)[seen]
         d = torch.tensor([0.0, *found[k - 1].d], dtype=torch.float64)[a.clamp(max=3)]  # D(a(hw))
         den = a.sum(1, keepdim=True).to(torch.float64)
-        gamma = d.sum(1, keepdim=True) / den  # the mass the discounts freed; <unk> is never counted
-        probs[seen] = (a - d).clamp_(min=0).div_(den).add_(gamma * probs[seen])
-        unk[seen] *= gamma.squeeze(1)
-        if 2 <= k < N:  # rows of the table with N − k + 1 ≥ 2 leading boundaries: history <s> + k − 2 tokens
-            lo, hi = (V ** (k - 3) if k >= 3 else 0), V ** (k - 2)
-            short.append((lo, hi, probs[lo:hi] / (1 - unk[lo:hi]).unsqueeze(1)))
-    table = probs.div_((1 - unk).unsqueeze(1))
-    for lo, hi, rows in short:
-        table[lo:hi] = rows
+        gamma[seen] = d.sum(1) / den.squeeze(1)  # the mass the discounts freed; <unk> is never counted
+        probs[seen] = (a - d).clamp_(min=0).div_(den).add_(gamma[seen].unsqueeze(1) * probs[seen])
+        unk[seen] *= gamma[seen]
+        levels.append(Level(probs, unk, gamma, adjusted[k - 1]))
+    return levels, found
+
+
+def kneser_ney_probs(counts: torch.Tensor) -> tuple[torch.Tensor, list[Discounts]]:
+    """The C×V table of P(next | context) of interpolated modified Kneser-Ney (float64),
+    renormalized without <unk>, and each length's Discounts (index k − 1 for length k)."""
+    C, V = counts.shape
+    N = order_of((C, V))
+    levels, found = kneser_ney_levels(counts)
+    top = levels[-1]
+    table = top.probs.div_((1 - top.unk).unsqueeze(1))
+    for k in range(2, N):  # rows with N − k + 1 ≥ 2 leading boundaries: the history <s> + k − 2 characters
+        lo, hi, level = (V ** (k - 3) if k >= 3 else 0), V ** (k - 2), levels[k - 1]
+        table[lo:hi] = level.probs[lo:hi] / (1 - level.unk[lo:hi]).unsqueeze(1)
     return table, found

@@ -1,6 +1,7 @@
 """The two bigram models. Both end as a V×V table of log P(next | prev), row-stochastic.
 
-count  : P = (N + k) / row sums — add-k smoothing of the count matrix N.
+count  : P = (N + k) / row sums — add-k smoothing of the count matrix N;
+         or interpolated modified Kneser-Ney of N (smoothing "kn", kneser_ney.py).
 neural : logits = one_hot(x) @ W, P = softmax(logits); the only parameter is W (V×V).
          Since one_hot(x) @ W is just row x of W, softmax(W) by rows *is* the model's table.
 """
@@ -14,15 +15,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from bigram.counts import row_sums, values_at
+from bigram.kneser_ney import kneser_ney_probs
 
 
 def count_log_probs(
-    counts: torch.Tensor, smoothing: float, dtype: torch.dtype = torch.float64
+    counts: torch.Tensor, smoothing: float | str, dtype: torch.dtype = torch.float64
 ) -> torch.Tensor:
-    """log P of the count model, in float64 (or `dtype`): log((N + k) / Σ_j (N + k)).
+    """log P of the count model, in float64 (or `dtype`): log((N + k) / Σ_j (N + k)), or
+    Kneser-Ney's when smoothing is "kn".
 
     A row with no counts at all and k = 0 (a character seen only outside the training split)
     has no estimate; it gets the uniform distribution rather than 0/0."""
+    if smoothing == "kn":
+        return kneser_ney_probs(counts)[0].log_().to(dtype)
     if counts.is_sparse:  # one V×V allocation: the table itself
         c = counts.coalesce()
         n = torch.full(c.shape, float(smoothing), dtype=dtype, device=c.device)
@@ -36,15 +41,19 @@ def count_log_probs(
     return n.log_().sub_(totals.log_())
 
 
-def count_log_probs_at(counts: torch.Tensor, smoothing: float):
+def count_log_probs_at(counts: torch.Tensor, smoothing: float | str):
     """(i, j) ↦ the count model's log P_ij in float64, for index tensors i, j, without the V×V
     table: log(N_ij + k) − log(N_i + k·V), in O(len(i) + V). What the metrics need (they read only
     counted bigrams), so a large vocabulary's count model is evaluated without allocating V².
+    (Kneser-Ney, smoothing "kn", mixes every row with shorter histories' rows: it builds the table.)
 
     >>> at = count_log_probs_at(torch.tensor([[1, 3], [0, 0]]), 0.0)
     >>> at(torch.tensor([0, 1]), torch.tensor([1, 0])).exp()  # 3/4, and an empty row: uniform
     tensor([0.7500, 0.5000], dtype=torch.float64)
     """
+    if smoothing == "kn":
+        table = count_log_probs(counts, "kn")
+        return lambda i, j: table[i, j]
     V = counts.shape[1]
     rows = row_sums(counts).to(torch.float64) + smoothing * V
 

@@ -5,7 +5,7 @@ runs/2026-11-21_10-30-05/
     config.toml      the resolved configuration                      write_inputs / Run.open
     vocab.json       id 0 = boundary, then the characters            write_inputs / Run.open
     counts.pt        {"splits": {split: sparse C×V counts}}          write_inputs / Run.split_counts
-    count.pt         {"counts": sparse train counts, "smoothing": k}  save_count_model / Run.count_model
+    count.pt         {"counts": sparse train counts, "smoothing": k|"kn"} save_count_model / Run.count_model
     neural.pt        {"W", "step", optimizer and generator state}     save_neural_model / Run.neural_state
     metrics.json     NLL, perplexity, bits per char per model and split     write_metrics / Run.metrics
     events.out.tfevents.*   TensorBoard
@@ -198,10 +198,11 @@ def write_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, to
     checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / "counts.pt")
 
 
-def save_count_model(run: Path, vocab: Vocab, train: torch.Tensor, smoothing: float) -> None:
-    """The count model is its training counts and its k: the table follows from them."""
+def save_count_model(run: Path, vocab: Vocab, train: torch.Tensor, smoothing: float | str) -> None:
+    """The count model is its training counts and its smoothing (k, or "kn"): the table follows."""
     ckpt = {"kind": "count", "chars": list(vocab.chars), "counts": checkpoints.to_sparse(train)}
-    checkpoints.save({**ckpt, "smoothing": float(smoothing)}, run / "count.pt")
+    smoothing = smoothing if smoothing == "kn" else float(smoothing)
+    checkpoints.save({**ckpt, "smoothing": smoothing}, run / "count.pt")
 
 
 def save_neural_model(
@@ -228,7 +229,8 @@ def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> t
     """A checkpoint → its model's C×V table of log P(next | context), float64 (checked first);
     C = V contexts for the bigram.
 
-    count:  log((N + k) / row sums), from the training counts N and the smoothing k
+    count:  log((N + k) / row sums), from the training counts N and the smoothing k (or
+            Kneser-Ney's table of N, kneser_ney.py)
     neural: log_softmax(W) row by row: the logits of one_hot(context) @ W are row context of W"""
     if model == "count":
         return count_log_probs(*count_model_of(ckpt, shape, where))
@@ -236,9 +238,11 @@ def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> t
     return torch.log_softmax(W.double(), dim=1)
 
 
-def count_model_of(ckpt: dict, shape: tuple[int, int], where: str) -> tuple[torch.Tensor, float]:
-    """A count checkpoint's training counts (C×V, sparse) and its k, checked."""
+def count_model_of(ckpt: dict, shape: tuple[int, int], where: str) -> tuple[torch.Tensor, float | str]:
+    """A count checkpoint's training counts (C×V, sparse) and its smoothing (k, or "kn"), checked."""
     counts = checkpoints.check_counts(ckpt.get("counts"), shape, where)
+    if ckpt.get("smoothing") == "kn":
+        return counts, "kn"
     return counts, checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
 
 
@@ -318,8 +322,8 @@ class Run:
             self._cache["count.pt"] = self.checkpoint("count")
         return self._cache["count.pt"]
 
-    def count_model(self) -> tuple[torch.Tensor, float]:
-        """The count model's training counts (C×V, sparse) and its k, checked."""
+    def count_model(self) -> tuple[torch.Tensor, float | str]:
+        """The count model's training counts (C×V, sparse) and its smoothing (k, or "kn"), checked."""
         return count_model_of(self.count_checkpoint(), self.shape, str(self.path / "count.pt"))
 
     def neural_state(self) -> dict:

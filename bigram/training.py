@@ -18,8 +18,10 @@ import torch
 from bigram import runs
 from bigram.config import TrainConfig, validate
 from bigram.corpus import default_world, load_counts
+from bigram.counts import gram_name
 from bigram.errors import BigramError, TrainingStopped
 from bigram.fit import StopOnCtrlC, fit_neural
+from bigram.kneser_ney import kneser_ney_probs
 from bigram.metrics import evaluate
 from bigram.models import count_log_probs, count_log_probs_at
 from bigram.runs import check_out, new_run_dir
@@ -200,11 +202,24 @@ def _fit_and_report(
     ctrl_c = StopOnCtrlC().__enter__()  # from here on, Ctrl-C stops cleanly between steps
     try:
         if cfg.smoothing == "auto":  # the k that predicts held-out names best
-            k, curve, on = smoothing_choice or choose_smoothing(splits["train"], splits.get("val"))
+            choice = smoothing_choice or choose_smoothing(splits["train"], splits.get("val"))
+            k, curve, on = choice[:3]
             extra["smoothing"] = {"chosen": k, "chosen_by": on, "curve": [[x, y] for x, y in curve]}
             log_smoothing_curve(writer, k, curve, on)
+            if len(choice) > 3:  # the sweep also weighed Kneser-Ney on val, and it may have won
+                extra["smoothing"]["kneser_ney_val_nll"] = choice[3]
+                k = "kn" if choice[3] < dict(curve)[k] else k
             cfg = dataclasses.replace(cfg, smoothing=k)
-        if cfg.trains_count:
+        if cfg.trains_count and cfg.smoothing == "kn":
+            runs.save_count_model(run, vocab, splits["train"], "kn")
+            probs, found = kneser_ney_probs(splits["train"])
+            extra["kneser_ney"] = {
+                "discounts": [list(d.d) for d in found],
+                "fallback": [d.fallback for d in found],
+            }
+            exact["count"] = probs.log_()
+            tables["count"] = exact["count"].float()
+        elif cfg.trains_count:
             runs.save_count_model(run, vocab, splits["train"], cfg.smoothing)
             # float64 log P at the counted bigrams for the metrics (the published figures); the
             # table itself, read only by the TensorBoard summaries, in float32 (half the memory)
@@ -275,13 +290,30 @@ def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
     """
     lines = []
     if cfg.trains_count:
-        if "smoothing" in extra:
-            k, by = extra["smoothing"]["chosen"], extra["smoothing"].get("chosen_by", "val")
-            val = dict(map(tuple, extra["smoothing"]["curve"]))[k]
+        auto = extra.get("smoothing")
+        kn_val = auto.get("kneser_ney_val_nll") if auto else None
+        if auto:
+            k, by = auto["chosen"], auto.get("chosen_by", "val")
+            val = dict(map(tuple, auto["curve"]))[k]
+        if cfg.smoothing == "kn":
+            how = (
+                f", chosen on the val split over add-k k = {k:.4g} ({kn_val:.6f} vs {val:.6f})"
+                if auto
+                else ""
+            )
+            lines.append(f"count model:  interpolated modified Kneser-Ney{how}; discounts D1, D2, D3+:")
+            for n, (d, fallback) in enumerate(zip(*extra["kneser_ney"].values(), strict=True), 1):
+                note = (
+                    "  lmplz's fallback: their counts of counts give no valid discounts" if fallback else ""
+                )
+                lines.append(f"{'':14}{gram_name(n) + 's':<10}{d[0]:.4f}  {d[1]:.4f}  {d[2]:.4f}{note}")
+        elif auto:
             chosen = (
                 f"chosen on the val split (val NLL {val:.6f})" if by == "val"
                 else f"chosen by leave-one-out on the training bigrams, no val split (NLL {val:.6f})"
             )  # fmt: skip
+            if kn_val is not None:
+                chosen += f" over Kneser-Ney (val NLL {kn_val:.6f})"
             lines.append(f"count model:  add-k smoothing, k = {k:.4g}, {chosen}")
         else:
             lines.append(f"count model:  add-k smoothing, k = {float(cfg.smoothing):g}")

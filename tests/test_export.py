@@ -62,6 +62,11 @@ def runs(tmp_path_factory):
         ("o4", NAMES, ["--smoothing", "0.1", "--order", "4"]),
         ("o1", NAMES, ["--smoothing", "0", "--order", "1"]),
         ("odd3", odd, ["--smoothing", "0.5", "--order", "3"]),
+        ("kn1", NAMES, ["--smoothing", "kn", "--order", "1", "--model", "count"]),
+        ("kn2", NAMES, ["--smoothing", "kn", "--model", "count"]),
+        ("kn3", NAMES, ["--smoothing", "kn", "--order", "3", "--model", "count"]),
+        ("kn5", NAMES, ["--smoothing", "kn", "--order", "5", "--model", "count"]),
+        ("oddkn4", odd, ["--smoothing", "kn", "--order", "4", "--model", "count"]),  # every length falls back
     ]:
         out = root / name
         args = ["train", "--data", str(data), "--out", str(out), "--val-frac", "0", "--test-frac", "0",
@@ -84,14 +89,17 @@ def names_to_check(run_name: str) -> list[str]:
     return [*plain_names()[::160], "andrejq", "qzx", "a"]  # the last ones: unseen bigrams
 
 
-@pytest.mark.parametrize("run_name", ["k1", "k0", "odd", "o3k1", "o3k0", "o4", "o1", "odd3"])
+KN_RUNS = ["kn1", "kn2", "kn3", "kn5", "oddkn4"]
+
+
+@pytest.mark.parametrize("run_name", ["k1", "k0", "odd", "o3k1", "o3k0", "o4", "o1", "odd3", *KN_RUNS])
 @pytest.mark.parametrize("model", ["count", "neural"])
 def test_arpa_scores_equal_bigram_scores(invoke, runs, tmp_path, run_name, model):
     from bigram.export import arpa_sentence
 
     run = runs[run_name]
-    if model == "neural" and run_name in ("o4", "odd3"):
-        pytest.skip("the count model covers these; a neural order-4 table lists every 4-gram")
+    if model == "neural" and run_name in ("o4", "odd3", *KN_RUNS):
+        pytest.skip("the count model covers these (Kneser-Ney runs train only it)")
     path = export(invoke, run, "arpa", model, tmp_path / "m.arpa")
     names = names_to_check(run_name)
     scores = json.loads(invoke("score", run, *names, "--model", model, "--json").output)
@@ -126,6 +134,14 @@ def test_arpa_scores_equal_bigram_scores(invoke, runs, tmp_path, run_name, model
             seen |= {(*chs[max(0, i - 2) : i], chs[i]) for i in range(1, len(chs))}  # "<s> a" is ". . a"
         real = {g for g in grams if len(g) == 3 or (g[0] == "<s>" and len(g) == 2)}
         assert real == seen
+    if run_name in ("kn3", "kn5") and model == "count":  # compact: exactly the n-grams seen in the text
+        order = int(run_name[2])
+        seen = set()
+        for w in plain_names():
+            chs = ["<s>", *w, "</s>"]
+            seen |= {tuple(chs[i : i + k]) for k in range(2, order + 1) for i in range(len(chs) - k + 1)}
+        assert {g for g in grams if len(g) > 1} == seen
+        assert sum(b != 0 for p, b in grams.values()) > 0 and grams[("<unk>",)][0] == -99
 
 
 def test_arpa_escapes_white_space_and_invisible_characters():

@@ -4,6 +4,7 @@ renormalized without <unk>)."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 
@@ -120,3 +121,39 @@ def test_discounts_follow_chen_and_goodman_or_fall_back():
     assert discounts(torch.tensor([1, 1, 2, 4])).fallback  # no n₃
     # n₁ = n₂ = 1, n₃ = 5: Y = 1/3, D₂ = 2 − 3·⅓·5 < 0, out of range
     assert discounts(torch.tensor([1, 2, 3, 3, 3, 3, 3])).d == FALLBACK
+
+
+def test_train_with_kn_end_to_end(invoke, names, tmp_path):
+    """`--smoothing kn` through the CLI: the summary's discounts and fallback note, the reference
+    NLL, and score / eval --data of names never seen equal to the plain estimate."""
+    from tests.conftest import train_run
+
+    out = train_run(invoke, NAMES, tmp_path / "kn4", "--order", "4", "--smoothing", "kn", "--model", "count",
+                    "--val-frac", "0", "--test-frac", "0")  # fmt: skip
+    r = invoke("eval", out, "--json")
+    assert json.loads(r.output)["count"]["train"]["nll"] == pytest.approx(REFERENCE[4], abs=5e-7)
+    p = plain_kn(names, 4)
+    unseen = ["zzyzx", "qxq", "emmanuelle", "xavierjohn"]
+    got = json.loads(invoke("score", out, *unseen, "--json").output)
+    for s, w in zip(got, unseen, strict=True):
+        assert s["log_likelihood"] == pytest.approx(plain_log_prob(p, w, 4), abs=1e-9)
+    (tmp_path / "new.txt").write_text("\n".join(unseen) + "\n", encoding="utf-8")
+    ev = json.loads(invoke("eval", out, "--data", tmp_path / "new.txt", "--json").output)
+    plain = -sum(plain_log_prob(p, w, 4) for w in unseen) / sum(len(w) + 1 for w in unseen)
+    assert next(iter(ev["count"].values()))["nll"] == pytest.approx(plain, abs=1e-9)
+    args = ["--order", "4", "--smoothing", "kn", "--model", "count"]
+    summary = invoke(
+        "train", "--data", NAMES, "--out", tmp_path / "again", "-q", "--no-figures", *args
+    ).output
+    lines = summary[summary.index("count model:") :].splitlines()
+    assert "interpolated modified Kneser-Ney" in lines[0] and len(lines) >= 5, summary
+    assert "unigrams  0.5000  1.0000  1.5000  lmplz's fallback" in lines[1]
+    assert all("fallback" not in x for x in lines[2:5]) and "4-grams" in lines[4]
+
+
+def test_kn_is_a_smoothing_choice_and_others_are_refused(invoke, tmp_path):
+    from tests.conftest import one_line_error
+
+    one_line_error(invoke("train", "--data", NAMES, "--smoothing", "kneser"), "--smoothing", "kn")
+    (tmp_path / "c.toml").write_text('smoothing = "knn"\n', encoding="utf-8")
+    one_line_error(invoke("train", "--data", NAMES, "--config", tmp_path / "c.toml"), "smoothing", "'kn'")
