@@ -124,7 +124,8 @@ def train(
         int | None, _opt("order", "N-gram order: predict from the N−1 characters before (2 = bigram).")
     ] = None,
     smoothing: Annotated[
-        str | None, _opt("smoothing", "Add-k smoothing of the count model: k ≥ 0, or auto (best k on val).")
+        str | None,
+        _opt("smoothing", "Count model: add-k k ≥ 0, auto (best k on val) or kn (Kneser-Ney)."),
     ] = None,
     steps: Annotated[int | None, _opt("steps", "Most optimizer steps for the neural model.")] = None,
     tol: Annotated[
@@ -350,7 +351,8 @@ def sweep(
         str | None, typer.Option(help="With --order: count, neural or both (default: both).")
     ] = None,
     smoothing: Annotated[
-        str | None, typer.Option(help="With --order: add-k pseudo-count k ≥ 0, or auto (per order).")
+        str | None,
+        typer.Option(help="With --order: add-k k ≥ 0, kn, or auto (per order: add-k or kn, best on val)."),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Most steps per model (fewer once converged).")] = None,
     optimizer: Annotated[
@@ -442,9 +444,17 @@ def format_order_sweep(rows: list[dict]) -> str:
     lines = [f"{'order':>5}  {'model':<8}{head}   smoothing/reg"]
     for r in rows:
         for model, per in r["metrics"].items():
-            nll = "".join(f"{per[s]['nll']:>12.6f}" if s in per else f"{'':>12}" for s in splits)
-            knob = f"k = {r['k']:.4g}" if model == "count" else f"reg = {r['reg']:g}"
-            lines.append(f"{r['order']:>5}  {model:<8}{nll}   {knob}")
+            shown = [(per, "Kneser-Ney" if r["k"] == "kn" else f"k = {r['k']:.4g}")]
+            if model == "neural":
+                shown = [(per, f"reg = {r['reg']:g}")]
+            elif "candidates" in r:  # auto weighed both on val: the saved one is marked
+                mark = {True: "  ← best on val, saved", False: ""}
+                knobs = {"add-k": f"add-k k = {r['add_k']:.4g}", "kn": "Kneser-Ney"}
+                shown = [(m, knobs[name] + mark[(name == "kn") == (r["k"] == "kn")]) for name, m in
+                         r["candidates"].items()]  # fmt: skip
+            for m, knob in shown:
+                nll = "".join(f"{m[s]['nll']:>12.6f}" if s in m else f"{'':>12}" for s in splits)
+                lines.append(f"{r['order']:>5}  {model:<8}{nll}   {knob}")
     return "\n".join(lines)
 
 

@@ -148,8 +148,9 @@ def sweep_orders(
     progress: bool | None = None,
 ) -> tuple[Path, list[dict]]:
     """The lecture's first exercise, does more context help: one run per order N in OUT/order=N/,
-    each counted at its order and trained as `train` would (the count model's k chosen per order
-    by --smoothing auto; `regs`: one per order). All in one HParams view."""
+    each counted at its order and trained as `train` would (`regs`: one per order). All in one
+    HParams view. With --smoothing auto the count model is, per order, whichever predicts the val
+    split better: add-k with its best k, or Kneser-Ney; each row reports both."""
     device, progress = _setup(cfg, progress)
     if out is not None:
         check_out(out, False)
@@ -160,12 +161,33 @@ def sweep_orders(
     with new_run_dir(out, kind="sweep") as root:
         for sub in subs:
             corpus = load_counts(sub, progress=progress)
-            run = _sub_run(root / f"order={sub.order}", sub, corpus.vocab, corpus.splits)
-            result = _fit_and_report(run, sub, corpus.vocab, corpus.splits, device=device, progress=progress)
+            splits = corpus.splits
+            run = _sub_run(root / f"order={sub.order}", sub, corpus.vocab, splits)
+            weighed = _weigh_smoothings(splits) if sub.smoothing == "auto" and sub.trains_count else None
+            choice = weighed[0] if weighed else None
+            result = _fit_and_report(
+                run, sub, corpus.vocab, splits, device=device, progress=progress, smoothing_choice=choice
+            )
             k = result.extra.get("smoothing", {}).get("chosen", sub.smoothing)
             row = {"order": sub.order, "reg": sub.reg, "k": k, "run": str(run), "metrics": result.metrics}
+            if weighed:  # both candidates' metrics, and add-k's k
+                row.update(candidates=weighed[1], add_k=choice[0])  # k: "kn" when Kneser-Ney won
             rows.append(row)
     return root, rows
+
+
+def _weigh_smoothings(splits: dict[str, torch.Tensor]) -> tuple[tuple, dict] | None:
+    """The sweep's --smoothing auto: the best add-k k on val and Kneser-Ney, each evaluated on
+    every split; `_fit_and_report` keeps the one with the lower val NLL. None without a val split
+    (then auto is add-k by leave-one-out, as in `train`)."""
+    if "val" not in splits:
+        return None
+    k, curve, on = choose_smoothing(splits["train"], splits["val"])
+    add_k, kn = count_log_probs_at(splits["train"], k), count_log_probs_at(splits["train"], "kn")
+    candidates = {
+        name: {s: evaluate(lp, c) for s, c in splits.items()} for name, lp in (("add-k", add_k), ("kn", kn))
+    }
+    return (k, curve, on, candidates["kn"]["val"]["nll"]), candidates
 
 
 def _sub_run(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, torch.Tensor]) -> Path:
@@ -207,8 +229,8 @@ def _fit_and_report(
             extra["smoothing"] = {"chosen": k, "chosen_by": on, "curve": [[x, y] for x, y in curve]}
             log_smoothing_curve(writer, k, curve, on)
             if len(choice) > 3:  # the sweep also weighed Kneser-Ney on val, and it may have won
-                extra["smoothing"]["kneser_ney_val_nll"] = choice[3]
-                k = "kn" if choice[3] < dict(curve)[k] else k
+                extra["smoothing"].update(best_k=k, kneser_ney_val_nll=choice[3])
+                k = extra["smoothing"]["chosen"] = "kn" if choice[3] < dict(curve)[k] else k
             cfg = dataclasses.replace(cfg, smoothing=k)
         if cfg.trains_count and cfg.smoothing == "kn":
             runs.save_count_model(run, vocab, splits["train"], "kn")
@@ -293,7 +315,7 @@ def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
         auto = extra.get("smoothing")
         kn_val = auto.get("kneser_ney_val_nll") if auto else None
         if auto:
-            k, by = auto["chosen"], auto.get("chosen_by", "val")
+            k, by = auto.get("best_k", auto["chosen"]), auto.get("chosen_by", "val")
             val = dict(map(tuple, auto["curve"]))[k]
         if cfg.smoothing == "kn":
             how = (
@@ -303,9 +325,7 @@ def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
             )
             lines.append(f"count model:  interpolated modified Kneser-Ney{how}; discounts D1, D2, D3+:")
             for n, (d, fallback) in enumerate(zip(*extra["kneser_ney"].values(), strict=True), 1):
-                note = (
-                    "  lmplz's fallback: their counts of counts give no valid discounts" if fallback else ""
-                )
+                note = "  lmplz's fallback (its counts of counts give none)" if fallback else ""
                 lines.append(f"{'':14}{gram_name(n) + 's':<10}{d[0]:.4f}  {d[1]:.4f}  {d[2]:.4f}{note}")
         elif auto:
             chosen = (

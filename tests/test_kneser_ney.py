@@ -157,3 +157,33 @@ def test_kn_is_a_smoothing_choice_and_others_are_refused(invoke, tmp_path):
     one_line_error(invoke("train", "--data", NAMES, "--smoothing", "kneser"), "--smoothing", "kn")
     (tmp_path / "c.toml").write_text('smoothing = "knn"\n', encoding="utf-8")
     one_line_error(invoke("train", "--data", NAMES, "--config", tmp_path / "c.toml"), "smoothing", "'kn'")
+
+
+def test_sweep_auto_weighs_kneser_ney_against_add_k_per_order(invoke, names, tmp_path):
+    """sweep --order with auto: both count models per order, the one better on val saved. The
+    order-4 Kneser-Ney row equals the plain estimate from the train names, scored on val names."""
+    from bigram.data import split_names
+    from bigram.runs import Run
+
+    out = tmp_path / "orders"
+    r = invoke("sweep", "--order", "1,4", "--data", NAMES, "--out", out, "--model", "count", "-q")
+    assert r.exit_code == 0, r.output
+    rows = [line.split() for line in r.output.splitlines()[2:6]]
+    assert [(x[0], x[5]) for x in rows] == [
+        ("1", "add-k"),
+        ("1", "Kneser-Ney"),
+        ("4", "add-k"),
+        ("4", "Kneser-Ney"),
+    ]
+    for a, b in (rows[0:2], rows[2:4]):  # the mark sits on the lower val NLL
+        best = a if float(a[3]) < float(b[3]) else b
+        assert "saved" in best and "saved" not in (b if best is a else a)
+    assert "saved" in rows[3]  # names.txt: Kneser-Ney wins at order 4 (val 2.0526 vs 2.0962)
+    split = split_names(names, 0.1, 0.1, 2147483647)
+    p = plain_kn(split["train"], 4)
+    val = -sum(plain_log_prob(p, w, 4) for w in split["val"]) / sum(len(w) + 1 for w in split["val"])
+    assert float(rows[3][3]) == pytest.approx(val, abs=5e-7)
+    run = Run.open(out / "order=4")
+    assert run.count_model()[1] == "kn" and run.metrics()["smoothing"]["chosen"] == "kn"
+    assert run.evaluate("count")["count"]["val"]["nll"] == pytest.approx(val, abs=1e-9)
+    assert Run.open(out / "order=1").count_model()[1] == pytest.approx(float(rows[0][8]), rel=1e-3)
