@@ -30,6 +30,8 @@ from numba import njit
 
 NL = 10  # "\n": the boundary while counting, token 0 once the vocabulary is made
 EMPTY = -1  # a free slot of the hash table
+TRI_BITS = 6  # order 3's dense block: 2^6 code points, 3 · 2^18 counts (6 MiB)
+TRI_IDS = 1 << TRI_BITS
 MAX_PACKED = 7  # orders whose n-grams of code points < 256 pack into one key: split, then 8 bits each
 # code point → does str.strip() remove it (white space lies below U+3001); "\n" never inside a line
 SPACE = np.zeros(0x3001, dtype=np.bool_)
@@ -59,11 +61,19 @@ class Accumulator:
         self.seen = np.zeros(0x110000, dtype=np.bool_) if seen is None else seen
         self.scratch = np.zeros(0, dtype=np.int32)  # one line's code points
         self.context = np.zeros(max(order - 1, 1), dtype=np.int64)
+        # order 3: trigrams of the first TRI_IDS code points < 256 met (most text has fewer) in a
+        # dense block [split, id, id, id], as order 2's pairs are: a counter, not a probe
+        self.tri = np.zeros(3 << (3 * TRI_BITS) if order == 3 else 1, dtype=np.int64)
+        self.tri_ids = np.full(256, EMPTY, dtype=np.int64)  # code point → its id, EMPTY: none yet
+        self.tri_ids[NL] = 0
+        self.tri_cps = np.zeros(TRI_IDS, dtype=np.int64)  # id → code point
+        self.tri_cps[0] = NL
+        self.tri_used = np.ones(1, dtype=np.int64)  # ids given so far
 
     def ngrams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every counted n-gram as (split, context, next, count) arrays of code points; the
         context is an (n, order − 1) array, oldest code point first."""
-        if self.order != 2:  # the rows, then the packed keys unpacked
+        if self.order != 2:  # the rows, the packed keys unpacked, then the dense trigrams
             rows = self.grams[:, 0] != EMPTY
             g = self.grams[rows]
             pairs = self.keys.reshape(-1, 2)  # (key, count) side by side at this order
@@ -71,11 +81,14 @@ class Accumulator:
             k, n = pairs[full, 0], pairs[full, 1]
             shifts = 8 * np.arange(self.order - 1, 0, -1)  # the oldest code point highest
             ctx = (k[:, None] >> shifts) & 255
+            at = np.flatnonzero(self.tri)  # order 3 only: [split, id, id, id], TRI_BITS each
+            ids = (at[:, None] >> (TRI_BITS * np.arange(2, 0, -1))) & (TRI_IDS - 1)
+            tri_ctx = self.tri_cps[ids] if self.order == 3 else np.zeros((0, self.order - 1), np.int64)
             return (
-                np.concatenate([g[:, 0], k >> (8 * self.order)]),
-                np.concatenate([g[:, 1:-1], ctx.reshape(len(k), self.order - 1)]),
-                np.concatenate([g[:, -1], k & 255]),
-                np.concatenate([self.gram_vals[rows], n]),
+                np.concatenate([g[:, 0], k >> (8 * self.order), at >> 3 * TRI_BITS]),
+                np.concatenate([g[:, 1:-1], ctx.reshape(len(k), self.order - 1), tri_ctx]),
+                np.concatenate([g[:, -1], k & 255, self.tri_cps[at & (TRI_IDS - 1)]]),
+                np.concatenate([self.gram_vals[rows], n, self.tri[at]]),
             )
         at = np.flatnonzero(self.hot)
         full = self.keys != EMPTY
@@ -109,6 +122,7 @@ def count_chunk(
         buf, labels, by_hash, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val, SPACE,
         acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch,
         acc.order, acc.grams, acc.gram_vals, acc.grams_used, acc.context,
+        acc.tri, acc.tri_ids, acc.tri_cps, acc.tri_used,
     )  # fmt: skip
     return k
 
@@ -183,7 +197,7 @@ def _is_space(c, space):
 @njit(cache=True, nogil=True)
 def _count(
     buf, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name,
-    order, grams, gram_vals, grams_used, context,
+    order, grams, gram_vals, grams_used, context, tri, tri_ids, tri_cps, tri_used,
 ):  # fmt: skip
     n = buf.shape[0]
     k = 0  # names so far in this chunk
@@ -215,14 +229,36 @@ def _count(
         names[s] += 1
         name[hi] = NL
         if order != 2:  # the context slides along the name, starting as order − 1 boundaries
-            context[:] = NL
-            packed = np.int64(0)  # the context again, 8 bits a code point, while all are < 256
-            for _ in range(order - 1):
-                packed = (packed << 8) | NL
-            wide = 0  # how many more steps the context holds a code point ≥ 256
+            tri_ctx = np.int64(0)  # order 3: the context's two ids (the boundary's is 0)
+            no_id = 0  # how many more steps the context holds a code point without an id
+            tri_base = np.int64(s) << (3 * TRI_BITS)
             for j in range(lo, hi + 1):
                 nxt = np.int64(name[j])
-                if nxt < 256 and wide == 0 and order <= MAX_PACKED:  # one integer key, like order 2's
+                if order == 3:
+                    nid = tri_ids[nxt] if nxt < 256 else np.int64(EMPTY)
+                    if nid == EMPTY and nxt < 256 and tri_used[0] < TRI_IDS:  # first met: the next id
+                        nid = tri_used[0]
+                        tri_ids[nxt] = nid
+                        tri_cps[nid] = nxt
+                        tri_used[0] += 1
+                    fresh = no_id == 0
+                    tri_ctx_was = tri_ctx
+                    tri_ctx = ((tri_ctx << TRI_BITS) | (nid & (TRI_IDS - 1))) & ((1 << 2 * TRI_BITS) - 1)
+                    no_id = 2 if nid == EMPTY else max(no_id - 1, 0)
+                    if nid != EMPTY and fresh:  # all three have ids: the dense block
+                        tri[np.uint64(tri_base | (tri_ctx_was << TRI_BITS) | nid)] += 1
+                        continue
+                # the context, read off the name (boundaries before its start), as one key while
+                # every code point is below 256, else as a row
+                packed = np.int64(0)
+                narrow = nxt < 256 and order <= MAX_PACKED
+                for t in range(order - 1):
+                    at = j - (order - 1) + t
+                    c = np.int64(name[at]) if at >= lo else np.int64(NL)
+                    context[t] = c
+                    packed = (packed << 8) | (c & 255)
+                    narrow = narrow and c < 256
+                if narrow:
                     if 4 * (used + 1) > keys.shape[0]:
                         keys = _grow_pairs(keys)
                     used += _add_pair(keys, (np.int64(s) << (8 * order)) | (packed << 8) | nxt)
@@ -232,12 +268,6 @@ def _count(
                     if 2 * (grams_used + 1) > grams.shape[0]:
                         grams, gram_vals = _grow_rows(grams, gram_vals)
                     grams_used += _add_row(grams, gram_vals, s, context, order - 1, nxt)
-                for t in range(order - 2):
-                    context[t] = context[t + 1]
-                if order > 1:
-                    context[order - 2] = nxt
-                    packed = ((packed << 8) | (nxt & 255)) & ((np.int64(1) << (8 * (order - 1))) - 1)
-                wide = order - 1 if nxt >= 256 else max(wide - 1, 0)
             continue
         base = s * 65536
         prev = np.int64(NL)
