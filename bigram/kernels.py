@@ -20,7 +20,8 @@ dense 3×65536 block; any other pair in an open-addressing hash table keyed by (
 so memory follows the pairs that occur, not V². At another order N (`--order`), each name is
 padded with N−1 boundaries and every (split, context of N−1 code points, next) is counted in a
 hash table: packed into one integer key (the split, then 8 bits a code point) when all its code
-points are below 256 and N ≤ 7, else as a row of N+1 integers in a second table.
+points are below 256 and N ≤ 7, else as a row of N+1 integers in a second table. Order 3 first
+tries a dense block like order 2's, over small ids given to the first 64 code points a thread meets.
 """
 
 from __future__ import annotations
@@ -61,10 +62,11 @@ class Accumulator:
         self.seen = np.zeros(0x110000, dtype=np.bool_) if seen is None else seen
         self.scratch = np.zeros(0, dtype=np.int32)  # one line's code points
         self.context = np.zeros(max(order - 1, 1), dtype=np.int64)
-        # order 3: trigrams of the first TRI_IDS code points < 256 met (most text has fewer) in a
-        # dense block [split, id, id, id], as order 2's pairs are: a counter, not a probe
+        # order 3: trigrams of the first TRI_IDS code points met (a names list in one script has
+        # fewer) in a dense block [split, id, id, id], as order 2's pairs are: a counter, not a probe
         self.tri = np.zeros(3 << (3 * TRI_BITS) if order == 3 else 1, dtype=np.int64)
-        self.tri_ids = np.full(256, EMPTY, dtype=np.int64)  # code point → its id, EMPTY: none yet
+        # code point → its id, EMPTY: none yet
+        self.tri_ids = np.full(0x110000 if order == 3 else 256, EMPTY, dtype=np.int16)
         self.tri_ids[NL] = 0
         self.tri_cps = np.zeros(TRI_IDS, dtype=np.int64)  # id → code point
         self.tri_cps[0] = NL
@@ -235,12 +237,14 @@ def _count(
             for j in range(lo, hi + 1):
                 nxt = np.int64(name[j])
                 if order == 3:
-                    nid = tri_ids[nxt] if nxt < 256 else np.int64(EMPTY)
-                    if nid == EMPTY and nxt < 256 and tri_used[0] < TRI_IDS:  # first met: the next id
+                    nid = np.int64(tri_ids[nxt])
+                    if nid == EMPTY and tri_used[0] < TRI_IDS:  # first met: the next id
                         nid = tri_used[0]
                         tri_ids[nxt] = nid
                         tri_cps[nid] = nxt
                         tri_used[0] += 1
+                        if nxt >= 256:  # the vocabulary's size check reads `seen`
+                            seen[nxt] = True
                     fresh = no_id == 0
                     tri_ctx_was = tri_ctx
                     tri_ctx = ((tri_ctx << TRI_BITS) | (nid & (TRI_IDS - 1))) & ((1 << 2 * TRI_BITS) - 1)

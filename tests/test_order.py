@@ -87,6 +87,7 @@ def test_rows_are_contexts_oldest_character_most_significant(names):
 
 
 LATIN1 = "".join(map(chr, [*range(0x21, 0x7F), *range(0xC0, 0x100)]))
+CYRILLIC = "".join(map(chr, range(0x400, 0x460)))  # 96 letters: more than the dense block's ids
 
 
 @pytest.mark.parametrize(
@@ -96,7 +97,8 @@ LATIN1 = "".join(map(chr, [*range(0x21, 0x7F), *range(0xC0, 0x100)]))
     # above order 7 no n-gram packs into one key; a code point ≥ 256 mid-name changes the key's kind
     + [(8, ["abéba", "ωab", "aωbaaéb", "bbbbbbbbbb", "é", "aaaaaaaωa"] * 2)]
     # order 3 counts its first 64 code points < 256 in a dense block, the others by key: 158 here
-    + [(3, [LATIN1[i : i + 9] + "ω" * (i % 5 == 0) for i in range(0, 158, 4)] * 2 + ["a" + LATIN1])],
+    + [(3, [LATIN1[i : i + 9] + "ω" * (i % 5 == 0) for i in range(0, 158, 4)] * 2 + ["a" + LATIN1])]
+    + [(3, [CYRILLIC[i : i + 7] + "a" * (i % 3 == 0) for i in range(0, 96, 3)] * 2)],
 )  # fmt: skip
 @pytest.mark.parametrize("split", ["hash", "random"])
 def test_reader_counts_messy_multilingual_names_at_any_order(tmp_path, order, lines, split):
