@@ -324,7 +324,8 @@ def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
                 else ""
             )
             lines.append(f"count model:  interpolated modified Kneser-Ney{how}; discounts D1, D2, D3+:")
-            for n, (d, fallback) in enumerate(zip(*extra["kneser_ney"].values(), strict=True), 1):
+            kn = extra["kneser_ney"]
+            for n, (d, fallback) in enumerate(zip(kn["discounts"], kn["fallback"], strict=True), 1):
                 note = "  lmplz's fallback (its counts of counts give none)" if fallback else ""
                 lines.append(f"{'':14}{gram_name(n) + 's':<10}{d[0]:.4f}  {d[1]:.4f}  {d[2]:.4f}{note}")
         elif auto:
