@@ -52,6 +52,21 @@ class QuietWriterThread:
         threading.excepthook = self._old
 
 
+LAYOUT_CATEGORY = "1. gradient descent meets counting"  # sorts before the raw tags' groups
+
+
+def curves_layout(splits: list[str]) -> dict:
+    """The Custom Scalars tab's charts: per split, the neural model's NLL curve and the count
+    model's NLL (a flat line) on the same axes, the lecture's central picture. The tags are
+    regular expressions matched in every run, so a sweep's logdir overlays all its runs.
+
+    >>> curves_layout(["train", "val"])["1. gradient descent meets counting"]["val NLL"]
+    ['Multiline', ['^val/nll$', '^val/nll_count_model$']]
+    """
+    charts = {f"{s} NLL": ["Multiline", [f"^{s}/nll$", f"^{s}/nll_count_model$"]] for s in splits}
+    return {LAYOUT_CATEGORY: charts}
+
+
 class Curves:
     """The neural model's curves: loss, NLL and L2 term of every step (train/…), and every
     eval_every steps its NLL on the held-out splits beside the count model's NLL on every split
@@ -65,6 +80,7 @@ class Curves:
             smoothing = choose_smoothing(splits["train"], splits.get("val"))[0]
         count_lp = count_log_probs_at(splits["train"], smoothing)
         self.reference = {s: nll_of(count_lp, c) for s, c in splits.items()}
+        writer.add_custom_scalars(curves_layout(list(splits)))
 
     def train(self, step: int, loss: float, nll: float, reg: float) -> None:
         if self.writer is not None:

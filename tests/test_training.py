@@ -322,3 +322,27 @@ def test_val_nll_logged_every_eval_steps(invoke, tiny_corpus, tmp_path):
     assert val[-1][1] == pytest.approx(metrics["neural"]["val"]["nll"], rel=1e-5)
     _, ref = scalars(out, "val/nll_count_model")
     assert ref[0][1] == pytest.approx(metrics["count"]["val"]["nll"], rel=1e-6)
+
+
+def test_custom_scalars_put_the_neural_curve_and_the_count_line_on_one_chart(invoke, tmp_path):
+    """The layout read back from the event file: per split, one chart overlaying the neural
+    model's NLL curve and the count model's line, each a tag the run logs at several steps."""
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    run = train_run(invoke, NAMES, tmp_path / "r", "--steps", "30", "--optimizer", "lbfgs", "--tol", "0")
+    ea = EventAccumulator(str(run), size_guidance={"scalars": 0, "tensors": 0})
+    ea.Reload()
+    layout = layout_pb2.Layout()
+    layout.ParseFromString(ea.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
+    (category,) = layout.category
+    assert category.title < min(ea.Tags()["scalars"])  # listed before the raw tags' groups
+    charts = {c.title: list(c.multiline.tag) for c in category.chart}
+    assert set(charts) == {"train NLL", "val NLL", "test NLL"}
+    logged = set(ea.Tags()["scalars"])
+    for split in ("train", "val", "test"):
+        tags = [t.strip("^$") for t in charts[f"{split} NLL"]]
+        assert tags == [f"{split}/nll", f"{split}/nll_count_model"]
+        for tag in tags:
+            assert tag in logged and len(ea.Scalars(tag)) > 1, tag
+        line = {e.value for e in ea.Scalars(f"{split}/nll_count_model")}
+        assert len(line) == 1  # a flat reference line
