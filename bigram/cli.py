@@ -414,7 +414,9 @@ def sweep(
 
 def _smoothing_flag(text: str | None) -> float | str | None:
     """--smoothing as the config takes it: a number, "auto", "kn", or None when not given."""
-    if text is None or text in ("auto", "kn"):
+    from bigram.config import SMOOTHING_NAMES
+
+    if text is None or text in SMOOTHING_NAMES:
         return text
     try:
         return float(text)

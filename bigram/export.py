@@ -150,11 +150,11 @@ def write_kneser_ney_arpa(f: TextIO, counts: torch.Tensor, vocab: Vocab) -> None
     is γ(h)·P(w | h′) = bo(h)·P̃(w | h′) with bo(h) = γ(h)·(1 − P(<unk> | h′)) / (1 − P(<unk> | h)),
     h′ = h without its oldest token (a history never seen: γ = 1, bo = 1)."""
     V = counts.shape[1]
-    levels, _ = kneser_ney_levels(counts)
-    N = len(levels)
+    N = order_of(tuple(counts.shape))
     if N == 1:  # KenLM reads no unigram-only model: write_arpa's order-2 form of the one row
         write_arpa(f, kneser_ney_probs(counts)[0].log(), vocab)
         return
+    levels, _ = kneser_ney_levels(counts)
     names = ["</s>", *(arpa_token(c) for c in vocab.chars)]
     keys = [torch.arange(V), *(torch.nonzero(lv.adjusted).squeeze(1) for lv in levels[1:])]
     f.write(f"\\data\\\nngram 1={V + 2}\n")
@@ -266,12 +266,13 @@ def write_csv(f: TextIO, log_probs: torch.Tensor, vocab: Vocab, counts: torch.Te
 def export(run, fmt: str, out: Path, model: str | None = None) -> str:
     """Write a run's model table to `out` in the given format; returns the model exported."""
     kind = run.pick_model(model)
-    lp = run.log_probs(kind)
     counts, smoothing = None, 0.0
     if kind == "count":
         counts, smoothing = run.count_model()
+    kneser_ney_arpa = fmt == "arpa" and smoothing == "kn"  # written from the counts, not the table
+    lp = None if kneser_ney_arpa else run.log_probs(kind)
     with atomic.replacing(out, "w", encoding="utf-8", newline="" if fmt == "csv" else None) as f:
-        if fmt == "arpa" and smoothing == "kn":
+        if kneser_ney_arpa:
             write_kneser_ney_arpa(f, counts, run.vocab)
         elif fmt == "arpa":
             write_arpa(f, lp, run.vocab, counts, smoothing)

@@ -186,6 +186,7 @@ def fit_neural(
     progress: bool = False,
     resume: dict | None = None,
     ctrl_c: StopOnCtrlC | None = None,
+    count_lp=None,
 ) -> Fit:
     """Train W to minimize mean NLL over the training bigrams + reg · mean(W²), from a fresh
     init or from a checkpoint (`resume`), up to cfg.steps updates in all.
@@ -196,10 +197,11 @@ def fit_neural(
     Step k logs the loss of the forward pass *before* the k-th update, so a resumed run's steps
     continue the interrupted run's without repeating one.
     Stops early on Ctrl-C (after a whole update) or at the first non-finite loss (keeping the
-    last weights whose loss was finite)."""
+    last weights whose loss was finite). `count_lp`: the count model's log P (a table, or
+    (i, j) ↦ log P) when the caller has it, for the curves' reference line."""
     fit = Fit.start(cfg, splits["train"], device, resume)
     first = fit.step
-    curves = Curves(writer, splits, cfg.smoothing)
+    curves = Curves(writer, splits, cfg.smoothing, count_lp)
     last_finite = None  # the weights of the last step whose loss was finite
     previous = None  # the loss before the previous update, to measure what that update gained
     bar = tqdm(

@@ -72,13 +72,16 @@ class Curves:
     eval_every steps its NLL on the held-out splits beside the count model's NLL on every split
     (…/nll_count_model): the line gradient descent heads for. Without a writer, nothing."""
 
-    def __init__(self, writer, splits: dict[str, torch.Tensor], smoothing: float | str) -> None:
+    def __init__(
+        self, writer, splits: dict[str, torch.Tensor], smoothing: float | str, count_lp=None
+    ) -> None:
         self.writer, self.splits = writer, splits
         if writer is None:
             return
-        if smoothing == "auto":
-            smoothing = choose_smoothing(splits["train"], splits.get("val"))[0]
-        count_lp = count_log_probs_at(splits["train"], smoothing)
+        if count_lp is None:  # not given: the count model made here (the neural model trains alone)
+            if smoothing == "auto":
+                smoothing = choose_smoothing(splits["train"], splits.get("val"))[0]
+            count_lp = count_log_probs_at(splits["train"], smoothing)
         self.reference = {s: nll_of(count_lp, c) for s, c in splits.items()}
         writer.add_custom_scalars(curves_layout(list(splits)))
 

@@ -164,30 +164,38 @@ def sweep_orders(
             splits = corpus.splits
             run = _sub_run(root / f"order={sub.order}", sub, corpus.vocab, splits)
             weighed = _weigh_smoothings(splits) if sub.smoothing == "auto" and sub.trains_count else None
-            choice = weighed[0] if weighed else None
+            choice, candidates, kn = weighed or (None, None, None)
             result = _fit_and_report(
-                run, sub, corpus.vocab, splits, device=device, progress=progress, smoothing_choice=choice
-            )
+                run, sub, corpus.vocab, splits, device=device, progress=progress, smoothing_choice=choice,
+                kneser_ney=kn,
+            )  # fmt: skip
             k = result.extra.get("smoothing", {}).get("chosen", sub.smoothing)
             row = {"order": sub.order, "reg": sub.reg, "k": k, "run": str(run), "metrics": result.metrics}
             if weighed:  # both candidates' metrics, and add-k's k
-                row.update(candidates=weighed[1], add_k=choice[0])  # k: "kn" when Kneser-Ney won
+                row.update(candidates=candidates, add_k=choice[0])  # k: "kn" when Kneser-Ney won
             rows.append(row)
     return root, rows
 
 
-def _weigh_smoothings(splits: dict[str, torch.Tensor]) -> tuple[tuple, dict] | None:
+def _weigh_smoothings(splits: dict[str, torch.Tensor]) -> tuple[tuple, dict, tuple] | None:
     """The sweep's --smoothing auto: the best add-k k on val and Kneser-Ney, each evaluated on
-    every split; `_fit_and_report` keeps the one with the lower val NLL. None without a val split
-    (then auto is add-k by leave-one-out, as in `train`)."""
+    every split; `_fit_and_report` keeps the one with the lower val NLL. Returns the choice, the
+    candidates' metrics and Kneser-Ney's (log P, discounts); None without a val split (then auto
+    is add-k by leave-one-out, as in `train`)."""
     if "val" not in splits:
         return None
     k, curve, on = choose_smoothing(splits["train"], splits["val"])
-    add_k, kn = count_log_probs_at(splits["train"], k), count_log_probs_at(splits["train"], "kn")
+    kn = _kneser_ney_log_probs(splits["train"])
     candidates = {
-        name: {s: evaluate(lp, c) for s, c in splits.items()} for name, lp in (("add-k", add_k), ("kn", kn))
+        name: {s: evaluate(lp, c) for s, c in splits.items()}
+        for name, lp in (("add-k", count_log_probs_at(splits["train"], k)), ("kn", kn[0]))
     }
-    return (k, curve, on, candidates["kn"]["val"]["nll"]), candidates
+    return (k, curve, on, candidates["kn"]["val"]["nll"]), candidates, kn
+
+
+def _kneser_ney_log_probs(train: torch.Tensor) -> tuple[torch.Tensor, list]:
+    probs, found = kneser_ney_probs(train)
+    return probs.log_(), found
 
 
 def _sub_run(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, torch.Tensor]) -> Path:
@@ -209,11 +217,13 @@ def _fit_and_report(
     resume: dict | None = None,
     shown: Path | None = None,
     smoothing_choice: tuple | None = None,
+    kneser_ney: tuple | None = None,
 ) -> TrainResult:
     """Fit the models the config asks for, then write their checkpoints, metrics.json and the
     TensorBoard summaries. An early stop still leaves all of them consistent, then raises
     TrainingStopped. `shown`: the run's name in messages, when `run` is where a replacing run is
-    being built. `smoothing_choice`: choose_smoothing's result when the caller has it (the sweep)."""
+    being built. `smoothing_choice`: choose_smoothing's result when the caller has it (the sweep);
+    `kneser_ney`: likewise the Kneser-Ney (log P table, discounts)."""
     shown = run if shown is None else shown
     writer = open_writer(run)
     tables: dict[str, torch.Tensor] = {}  # model → its V×V table of log P
@@ -234,13 +244,13 @@ def _fit_and_report(
             cfg = dataclasses.replace(cfg, smoothing=k)
         if cfg.trains_count and cfg.smoothing == "kn":
             runs.save_count_model(run, vocab, splits["train"], "kn")
-            probs, found = kneser_ney_probs(splits["train"])
+            log_p, found = kneser_ney or _kneser_ney_log_probs(splits["train"])
             extra["kneser_ney"] = {
                 "discounts": [list(d.d) for d in found],
                 "fallback": [d.fallback for d in found],
             }
-            exact["count"] = probs.log_()
-            tables["count"] = exact["count"].float()
+            exact["count"] = log_p
+            tables["count"] = log_p.float()
         elif cfg.trains_count:
             runs.save_count_model(run, vocab, splits["train"], cfg.smoothing)
             # float64 log P at the counted bigrams for the metrics (the published figures); the
@@ -249,8 +259,9 @@ def _fit_and_report(
             tables["count"] = count_log_probs(splits["train"], cfg.smoothing, dtype=torch.float32)
         if cfg.trains_neural:
             fit = fit_neural(
-                cfg, splits, device=device, writer=writer, progress=progress, resume=resume, ctrl_c=ctrl_c
-            )
+                cfg, splits, device=device, writer=writer, progress=progress, resume=resume, ctrl_c=ctrl_c,
+                count_lp=exact.get("count"),
+            )  # fmt: skip
             extra["neural_training"] = {
                 "optimizer": cfg.optimizer, "lr": cfg.learning_rate, "steps": fit.step,
                 "step_cap": cfg.steps, "tol": cfg.tol, "converged": fit.converged,
