@@ -67,6 +67,28 @@ def values_at(counts: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.T
     return torch.where(keys[pos] == want, n[pos], torch.zeros_like(n[pos]))
 
 
+def rows_of(counts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The dense rows `rows` (an index tensor, repeats allowed) of the matrix, without
+    densifying the others: a sparse matrix's pairs are sorted by row, so each row is a slice.
+
+    >>> rows_of(torch.tensor([[0, 2], [1, 0]]).to_sparse(), torch.tensor([1, 1, 0]))
+    tensor([[1, 0],
+            [1, 0],
+            [0, 2]])
+    """
+    if not counts.is_sparse:
+        return counts[rows]
+    ci, cj, n = nonzero(counts)
+    start = torch.searchsorted(ci, rows)
+    lens = torch.searchsorted(ci, rows, right=True) - start
+    which = torch.repeat_interleave(torch.arange(len(rows)), lens)
+    # the k-th pair of every row's slice: its place in the concatenated slices, shifted to the slice
+    pos = torch.arange(int(lens.sum())) - torch.repeat_interleave(lens.cumsum(0) - lens - start, lens)
+    out = torch.zeros(len(rows), counts.shape[1], dtype=n.dtype)
+    out[which, cj[pos]] = n[pos]
+    return out
+
+
 def row_sums(counts: torch.Tensor) -> torch.Tensor:
     """N_i = Σ_j N_ij for each row (a 1-D tensor of the matrix's dtype)."""
     if counts.is_sparse:

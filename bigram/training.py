@@ -23,7 +23,7 @@ from bigram.errors import BigramError, TrainingStopped
 from bigram.fit import StopOnCtrlC, fit_neural
 from bigram.kneser_ney import kneser_ney_probs
 from bigram.metrics import evaluate
-from bigram.models import count_log_probs, count_log_probs_at
+from bigram.models import CountRows, count_log_probs_at
 from bigram.runs import check_out, new_run_dir
 from bigram.smoothing import choose_smoothing, equivalent_smoothing
 from bigram.tensorboard_log import QuietWriterThread, log_smoothing_curve, log_summary, open_writer
@@ -34,7 +34,8 @@ from bigram.vocab import Vocab
 class TrainResult:
     run_dir: Path
     metrics: dict = field(default_factory=dict)
-    tables: dict[str, torch.Tensor] = field(default_factory=dict)  # model → V×V log P
+    # model → its C×V table of log P (add-k counts: a CountRows, whose rows are made when indexed)
+    tables: dict[str, torch.Tensor | CountRows] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)  # what happened, in words (printed by the CLI)
     order: int = 2  # the n-gram order the tables have
     extra: dict = field(default_factory=dict)  # what training chose and did (metrics.json's other keys)
@@ -226,7 +227,7 @@ def _fit_and_report(
     `kneser_ney`: likewise the Kneser-Ney (log P table, discounts)."""
     shown = run if shown is None else shown
     writer = open_writer(run)
-    tables: dict[str, torch.Tensor] = {}  # model → its V×V table of log P
+    tables: dict[str, torch.Tensor | CountRows] = {}  # model → its C×V table of log P
     exact: dict[str, object] = {}  # the metrics' source of log P where it is not the table itself
     extra: dict = {}  # metrics.json's account of what training chose and did
     fit = None
@@ -254,9 +255,9 @@ def _fit_and_report(
         elif cfg.trains_count:
             runs.save_count_model(run, vocab, splits["train"], cfg.smoothing)
             # float64 log P at the counted bigrams for the metrics (the published figures); the
-            # table itself, read only by the TensorBoard summaries, in float32 (half the memory)
+            # table, read only by the TensorBoard summaries, made at the rows they read
             exact["count"] = count_log_probs_at(splits["train"], cfg.smoothing)
-            tables["count"] = count_log_probs(splits["train"], cfg.smoothing, dtype=torch.float32)
+            tables["count"] = CountRows(splits["train"], cfg.smoothing)
         if cfg.trains_neural:
             fit = fit_neural(
                 cfg, splits, device=device, writer=writer, progress=progress, resume=resume, ctrl_c=ctrl_c,

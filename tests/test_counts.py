@@ -87,6 +87,39 @@ def test_held_out_nll_equals_evaluating_the_full_table_sparse_or_dense():
             assert abs(f(k) - want) < 1e-12 * max(1.0, abs(want))
 
 
+def test_count_rows_made_on_demand_are_the_tables_rows():
+    """CountRows (what the summaries read instead of a large vocabulary's whole table) gives, at
+    any rows (repeated, empty in train, of a sparse or dense matrix), the add-k values written out
+    by hand: log((N_ij + k) / (N_i + kV)), uniform for an empty row at k = 0."""
+    import math
+
+    from bigram.models import CountRows
+
+    g = torch.Generator().manual_seed(1)
+    C, V = 40, 13
+    N = torch.zeros(C, V, dtype=torch.long)
+    idx = torch.randint(0, C - 3, (2, 150), generator=g)  # the last 3 rows: empty
+    N.index_put_((idx[0], idx[1] % V), torch.randint(1, 9, (150,), generator=g), accumulate=True)
+    rows = torch.tensor([39, 0, 5, 5, 38, 12, 0])
+    plain = N.tolist()
+    for k in (0.0, 0.25, 1.0):
+        want = [
+            [
+                -math.log(V)  # an empty row at k = 0: uniform
+                if sum(plain[i]) + k * V == 0
+                else math.log((n + k) / (sum(plain[i]) + k * V))
+                if n + k
+                else -math.inf
+                for n in plain[i]
+            ]
+            for i in rows.tolist()
+        ]
+        for m in (N, N.to_sparse()):
+            got = CountRows(m, k)[rows]
+            assert got.dtype == torch.float64 and got.shape == (len(rows), V)
+            assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
 def test_top_tokens_keep_the_boundary_and_the_most_frequent():
     from bigram.counts import top_tokens
 
