@@ -90,10 +90,28 @@ def test_readme_error_examples_print_what_the_readme_shows(invoke, tmp_path):
     assert n == 5
 
 
-def test_readme_benchmark_table_has_the_headings_bench_py_prints():
+def _bench_module():
     spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_py_still_drives_the_training_code(names):
+    """scripts/bench.py calls into bigram's internals (the README's table comes from it): a change
+    there must not leave it broken until the next full run. Its neural-steps helper on names.txt:
+    the default optimizer (Newton) reaches the optimum + 1e-4 in a handful of steps."""
+    from bigram.config import TrainConfig
+    from bigram.counts import count_bigrams
+    from bigram.vocab import Vocab
+
+    bench = _bench_module()
+    N = count_bigrams(names, Vocab.from_names(names))
+    assert 1 <= bench._steps_to(TrainConfig(), N, 2.480399 + 1e-4) <= 10
+
+
+def test_readme_benchmark_table_has_the_headings_bench_py_prints():
+    bench = _bench_module()
     text = README.read_text(encoding="utf-8")
     benchmarks = text[text.index("## Benchmarks") : text.index("## Scale")]
     assert bench.TABLE_HEADER in benchmarks
