@@ -45,7 +45,7 @@ class TrainConfig:
     normalize: str = "NFC"
     lowercase: bool = False
     device: str = "auto"
-    eval_every: int = 10
+    eval_every: int = 1
     figures: bool = True  # the labelled heatmaps in TensorBoard at the end (~0.5 s)
 
     @property

@@ -232,5 +232,5 @@ def fit_neural(
                 fit.converged = True
                 break
     bar.close()
-    curves.evaluate(fit.model, fit.step)
+    curves.evaluate(fit.model, fit.step, final=True)
     return fit

@@ -92,12 +92,15 @@ class Curves:
             self.writer.add_scalar("train/reg", reg, step)
 
     @torch.no_grad()
-    def evaluate(self, model: NeuralBigram, step: int) -> None:
+    def evaluate(self, model: NeuralBigram, step: int, final: bool = False) -> None:
+        """The held-out NLLs and the count model's line at this step. train/nll comes from every
+        update (`train`); the final model's point ends that curve, so every curve's last point
+        is the final NLL (what the HParams tab reads)."""
         if self.writer is None:
             return
         lp = model.log_probs()
         for split, c in self.splits.items():
-            if split != "train":
+            if split != "train" or final:
                 self.writer.add_scalar(f"{split}/nll", nll_of(lp, c), step)
             self.writer.add_scalar(f"{split}/nll_count_model", self.reference[split], step)
 
@@ -116,8 +119,6 @@ def log_summary(
     writer, cfg: TrainConfig, vocab: Vocab, tables: dict, metrics: dict, counts_train, step: int
 ) -> None:
     """End-of-run entries: probability images, sampled names, labelled figures, hparams."""
-    from torch.utils.tensorboard.summary import hparams
-
     rows, cols = shown(counts_train, IMAGE_TOKENS)  # the most frequent characters (and contexts)
     for model, lp in tables.items():
         p = lp[rows][:, cols].exp().float()
@@ -133,13 +134,40 @@ def log_summary(
         writer.add_image("figures/counts", fig.array(), step, dataformats="HWC")
         fig = figure_for(vocab, counts_train, tables[model], "probs", model, FIGURE_TOKENS)
         writer.add_image(f"figures/probs_{model}", fig.array(), step, dataformats="HWC")
+    if "neural" not in metrics:  # no curves were drawn: the count model's line alone, over the
+        # steps a neural run spans, so that it overlays their curves in a shared logdir
+        writer.add_custom_scalars(curves_layout(list(metrics["count"])))
+        for split, m in metrics["count"].items():
+            for s in (0, max(cfg.steps, 1)):
+                writer.add_scalar(f"{split}/nll_count_model", m["nll"], s)
     hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in cfg.to_dict().items()}
-    final = {
-        f"hparam/{model}_{split}_nll": m["nll"] for model, per in metrics.items() for split, m in per.items()
-    }
-    exp, ssi, sei = hparams(hp, final)
-    fw = writer._get_file_writer()
-    for summary in (exp, ssi, sei):
-        fw.add_summary(summary)
-    for tag, value in final.items():
-        writer.add_scalar(tag, value, step)
+    for summary in hparams_summaries(hp, metrics):
+        writer._get_file_writer().add_summary(summary)
+
+
+def metric_tags(metrics: dict) -> dict[str, str]:
+    """The HParams tab's metrics: each final NLL is the last point of a curve the run already
+    logs (the neural model's {split}/nll, the count model's {split}/nll_count_model), so no
+    single-point chart is written for it. Tag → the column's name.
+
+    >>> metric_tags({"count": {"val": {}}, "neural": {"val": {}}})
+    {'val/nll_count_model': 'count val NLL', 'val/nll': 'neural val NLL'}
+    """
+    suffix = {"count": "_count_model", "neural": ""}
+    return {f"{s}/nll{suffix[model]}": f"{model} {s} NLL" for model, per in metrics.items() for s in per}
+
+
+def hparams_summaries(hp: dict, metrics: dict) -> list:
+    """The HParams plugin's experiment, session-start and session-end summaries (torch's
+    `hparams`), with the metrics named for people (torch gives them only the tag)."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+    from torch.utils.tensorboard.summary import hparams
+
+    tags = metric_tags(metrics)
+    exp, ssi, sei = hparams(hp, dict.fromkeys(tags, 0.0))  # metric values come from the curves
+    plugin = exp.value[0].metadata.plugin_data
+    data = HParamsPluginData.FromString(plugin.content)
+    for info in data.experiment.metric_infos:
+        info.display_name = tags[info.name.tag]
+    plugin.content = data.SerializeToString()
+    return [exp, ssi, sei]

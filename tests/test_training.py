@@ -155,7 +155,7 @@ def test_divergence_stops_and_keeps_the_last_finite_model(invoke, tmp_path):
     ],
 )
 def test_resume_gives_the_uninterrupted_weights(invoke, tmp_path, flags):
-    base = ["--data", NAMES, "--val-frac", 0.1, "--test-frac", 0, "-q", *flags]
+    base = ["--data", NAMES, "--val-frac", 0.1, "--test-frac", 0, "-q", "--eval-every", 10, *flags]
     assert invoke("train", *base, "--steps", 30, "--out", tmp_path / "full").exit_code == 0
     assert invoke("train", *base, "--steps", 12, "--out", tmp_path / "part").exit_code == 0
     r = invoke("train", "--resume", tmp_path / "part", "--steps", 30, "-q")
@@ -278,9 +278,11 @@ def test_tensorboard_events(lecture_run):
     ea, nll = scalars(out, "train/nll")
     _, reg = scalars(out, "train/reg")
     _, loss = scalars(out, "train/loss")
-    assert len(nll) == len(reg) == 100
-    for (_, lo), (_, n), (_, r) in zip(loss, nll, reg, strict=True):
+    assert len(nll) == 101 and len(reg) == len(loss) == 100  # train/nll ends at the final model
+    for (_, lo), (_, n), (_, r) in zip(loss, nll[:100], reg, strict=True):
         assert lo == pytest.approx(n + r, rel=1e-6)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert nll[-1] == (100, pytest.approx(metrics["neural"]["train"]["nll"], rel=1e-6))
     _, ref = scalars(out, "train/nll_count_model")
     assert ref[0][1] == pytest.approx(2.454577, abs=5e-7)
     tags = ea.Tags()
@@ -322,6 +324,56 @@ def test_val_nll_logged_every_eval_steps(invoke, tiny_corpus, tmp_path):
     assert val[-1][1] == pytest.approx(metrics["neural"]["val"]["nll"], rel=1e-5)
     _, ref = scalars(out, "val/nll_count_model")
     assert ref[0][1] == pytest.approx(metrics["count"]["val"]["nll"], rel=1e-6)
+
+
+def check_tensorboard(run: Path) -> None:
+    """What a learner sees of a run in TensorBoard, read back from its event files: no scalar
+    chart of a single point (unless it is a reference line inside a Custom Scalars chart), no
+    `hparam/` tags, and each HParams metric a logged curve whose last point is the final NLL of
+    metrics.json (the column's name says which model and split)."""
+    import re
+
+    from tensorboard.plugins.custom_scalar import layout_pb2
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    ea = EventAccumulator(str(run), size_guidance={"scalars": 0, "tensors": 0})
+    ea.Reload()
+    logged = set(ea.Tags()["scalars"])
+    layout = layout_pb2.Layout()
+    layout.ParseFromString(ea.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
+    in_chart = {
+        t
+        for c in layout.category
+        for ch in c.chart
+        for rx in ch.multiline.tag
+        for t in logged
+        if re.search(rx, t)
+    }
+    for tag in logged:
+        values = [e.value for e in ea.Scalars(tag)]
+        assert not tag.startswith("hparam"), tag
+        assert len(values) > 1 or (tag in in_chart and tag.endswith("_count_model")), (tag, values)
+    metrics = json.loads((run / "metrics.json").read_text())
+    content = ea.PluginTagToContent("hparams")["_hparams_/experiment"]
+    infos = HParamsPluginData.FromString(content).experiment.metric_infos
+    assert len(infos) == sum(len(per) for m, per in metrics.items() if m in ("count", "neural"))
+    for info in infos:
+        model, split, _ = info.display_name.split()
+        last = max(ea.Scalars(info.name.tag), key=lambda e: e.step)
+        assert last.value == pytest.approx(metrics[model][split]["nll"], rel=1e-6), info
+
+
+def test_no_single_point_charts_and_hparams_metrics_are_the_curves_ends(invoke, tmp_path, lecture_run):
+    check_tensorboard(lecture_run[0])  # count + neural, the lecture's SGD
+    data = tmp_path / "mixed.txt"  # a vocabulary beyond a-z, val and test splits
+    data.write_text("\n".join(["Ünal", "Zoë", "anna", "bo", "Ōta", "emma", "ava", "lia"] * 20) + "\n")
+    for model in ("count", "neural", "both"):
+        check_tensorboard(train_run(invoke, data, tmp_path / model, "--model", model))
+    out = tmp_path / "sweep"
+    r = invoke("sweep", "--reg", "0.01,1", "--data", data, "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    for reg in ("0.01", "1"):
+        check_tensorboard(out / f"reg={reg}")
 
 
 def test_custom_scalars_put_the_neural_curve_and_the_count_line_on_one_chart(invoke, tmp_path):
