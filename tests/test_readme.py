@@ -117,3 +117,13 @@ def test_readme_benchmark_table_has_the_headings_bench_py_prints():
     assert bench.TABLE_HEADER in benchmarks
     rows = [line for line in benchmarks.splitlines() if line.startswith("| ")]
     assert len(rows) > 5 and all(row.count(" | ") == 4 for row in rows[2:])  # five columns each
+
+
+def test_readme_pictures_are_committed_pngs():
+    """Every picture the README shows is a PNG under docs/ (scripts/docs_images.py redraws them)."""
+    import re
+
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README.read_text(encoding="utf-8"))
+    assert set(links) >= {"docs/heatmap.png", "docs/tensorboard_nll.png"}
+    for link in links:
+        assert (ROOT / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link

@@ -1,0 +1,99 @@
+"""Regenerate the README's pictures under docs/ from fresh runs of names.txt.
+
+    python scripts/docs_images.py            # needs Debian's `chromium` for the TensorBoard one
+
+docs/heatmap.png            `bigram plot` of the lecture run: the 27×27 counts, each cell labelled
+docs/tensorboard_nll.png    TensorBoard's Custom Scalars chart of the lecture run (headless
+                            Chromium): the neural model's train NLL curve meeting the count
+                            model's flat line
+
+Look at both before committing them: the screenshot's crop box is TensorBoard's layout at the
+window size below, and a TensorBoard upgrade can move it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WINDOW = (760, 520)  # CSS pixels; the screenshot is taken at twice that (device scale 2)
+CHART = (280, 70, 664, 352)  # the first Custom Scalars chart and its heading, in CSS pixels
+
+
+def bigram(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "bigram", *args], check=True, cwd=ROOT)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, needle: str, timeout: float = 60.0) -> None:
+    """Until TensorBoard answers `url` with `needle` in it (it loads event files after starting)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if needle in urllib.request.urlopen(url, timeout=5).read().decode():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"TensorBoard did not serve {url} within {timeout:.0f} s")
+
+
+def screenshot_tensorboard(logdir: Path, out: Path) -> None:
+    from PIL import Image  # matplotlib's dependency
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("no chromium: `apt-get install chromium` (Debian's package) and run again")
+    port = free_port()
+    tb = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://localhost:{port}"
+        wait_for(f"{base}/data/plugin/custom_scalars/layout", "gradient descent meets counting")
+        full = out.with_suffix(".full.png")
+        subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             f"--window-size={WINDOW[0]},{WINDOW[1]}", "--force-device-scale-factor=2",
+             "--virtual-time-budget=15000", f"--screenshot={full}",
+             f"{base}/#custom_scalars&_smoothingWeight=0"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
+        )  # fmt: skip
+        Image.open(full).crop(tuple(2 * c for c in CHART)).save(out, optimize=True)
+        full.unlink()
+    finally:
+        tb.terminate()
+        tb.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "docs", help="where the PNGs go (default docs/)")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "runs" / "lecture"
+        bigram("train", "--config", "configs/lecture.toml", "--out", str(run), "-q", "--no-figures")
+        heatmap = args.out / "heatmap.png"
+        bigram("plot", str(run), "--what", "counts", "--top", "27", "--out", str(heatmap), "--overwrite")
+        screenshot_tensorboard(run.parent, args.out / "tensorboard_nll.png")
+    print(f"wrote {heatmap} and {args.out / 'tensorboard_nll.png'}: look at them before committing")
+
+
+if __name__ == "__main__":
+    main()
