@@ -185,6 +185,20 @@ def digits(value: int, V: int, k: int) -> list[int]:
     return [value // V ** (k - 1 - i) % V for i in range(k)]
 
 
+def context_tokens(rows: torch.Tensor, C: int, V: int) -> torch.Tensor:
+    """Every context's N−1 token ids, oldest first (context_ids for a tensor of rows): len × (N−1).
+
+    >>> context_tokens(torch.tensor([5, 5 * 27 + 13]), 729, 27).tolist()  # .e, em
+    [[0, 5], [5, 13]]
+    """
+    n = order_of((C, V)) - 1
+    return (
+        torch.stack([rows // V ** (n - 1 - i) % V for i in range(n)], 1)
+        if n
+        else rows.new_zeros(len(rows), 0)
+    )
+
+
 def leading_boundaries(rows: torch.Tensor, C: int, V: int) -> torch.Tensor:
     """How many of each context's N−1 tokens are boundaries before its first character (the
     padding before a name: N−1 at the start, 0 once N−1 characters are in).
@@ -192,13 +206,8 @@ def leading_boundaries(rows: torch.Tensor, C: int, V: int) -> torch.Tensor:
     >>> leading_boundaries(torch.tensor([0, 5, 5 * 27 + 13]), 729, 27).tolist()  # .., .e, em
     [2, 1, 0]
     """
-    n = order_of((C, V)) - 1
-    lead = torch.zeros_like(rows)
-    started = torch.zeros_like(rows, dtype=torch.bool)
-    for i in range(n):
-        started |= rows // V ** (n - 1 - i) % V != 0
-        lead += ~started
-    return lead
+    started = (context_tokens(rows, C, V) != 0).cummax(1).values
+    return (~started).sum(1)
 
 
 def context_rows(ids: torch.Tensor, C: int, V: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,7 +35,16 @@ from typing import TextIO
 import torch
 
 from bigram import atomic
-from bigram.counts import context_ids, dense, digits, leading_boundaries, nonzero, order_of, row_sums
+from bigram.counts import (
+    context_ids,
+    context_tokens,
+    dense,
+    digits,
+    leading_boundaries,
+    nonzero,
+    order_of,
+    row_sums,
+)
 from bigram.kneser_ney import kneser_ney_levels, kneser_ney_probs
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -194,20 +203,16 @@ def _real_rows(C: int, V: int, N: int) -> torch.Tensor:
     """The contexts a name can be in: some boundaries, then characters (never a boundary after
     a character). Rows of `..e` form, `.em`, `emm`; not `e.m`."""
     rows = torch.arange(C)
-    ok = torch.ones(C, dtype=torch.bool)
-    started = torch.zeros(C, dtype=torch.bool)
-    for i in range(N - 1):
-        d = rows // V ** (N - 2 - i) % V
-        ok &= ~(started & (d == 0))
-        started |= d != 0
-    return rows[ok]
+    toks = context_tokens(rows, C, V)
+    started = (toks != 0).cummax(1).values
+    return rows[~(started & (toks == 0)).any(1)]
 
 
 def _character_substrings(rows: torch.Tensor, cols: torch.Tensor, C: int, V: int, N: int) -> torch.Tensor:
     """Keys k·C + value of every run of k < N consecutive tokens without <s> inside the n-grams
     (rows, cols): the uniform n-grams the file lists so that every listed n-gram has its
     prefixes and suffixes."""
-    toks = torch.stack([*(rows // V ** (N - 2 - i) % V for i in range(N - 1)), cols], 1)  # n × N
+    toks = torch.cat([context_tokens(rows, C, V), cols.unsqueeze(1)], 1)  # n × N
     is_data = (toks[:, :-1] != 0).cummax(1).values  # after the leading boundaries
     is_data = torch.cat([is_data, torch.ones(len(toks), 1, dtype=torch.bool)], 1)
     out = []

@@ -250,8 +250,7 @@ def _fit_and_report(
                 "discounts": [list(d.d) for d in found],
                 "fallback": [d.fallback for d in found],
             }
-            exact["count"] = log_p
-            tables["count"] = log_p.float()
+            exact["count"] = tables["count"] = log_p
         elif cfg.trains_count:
             runs.save_count_model(run, vocab, splits["train"], cfg.smoothing)
             # float64 log P at the counted bigrams for the metrics (the published figures); the
