@@ -5,13 +5,15 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from bigram import bundled
 from bigram.errors import BigramError
-from bigram.text import NORMALIZATIONS
+from bigram.text import NORMALIZATIONS, shown
 
 MODELS = ("count", "neural", "both")
 OPTIMIZERS = ("newton", "sgd", "adam", "lbfgs")
@@ -27,7 +29,7 @@ MAX_BATCH = 1 << 24  # minibatch examples; the one-hot batch is batch × V float
 
 @dataclass
 class TrainConfig:
-    data: str = "data/names.txt"
+    data: str = bundled.DEFAULT_DATA  # resolve(): when no data is given, else the bundled names.txt
     model: str = "both"
     order: int = 2  # n-gram order: predict each character from the N − 1 before it (2 = bigram)
     # add-k's k ≥ 0; "auto": the best k on val (leave-one-out without val names); "kn": Kneser-Ney
@@ -76,8 +78,20 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:  # a path's non-UTF-8 bytes (kept by Python as surrogates)
+            return f"{list(os.fsencode(v))}  # the path's bytes: {shown(v)} is not UTF-8"
         return json.dumps(v, ensure_ascii=False)  # a JSON string is a valid TOML basic string
     return repr(v)
+
+
+def _path_of(value: Any) -> Any:
+    """data as config.toml may hold it: a string, or a list of bytes for a path that is not
+    UTF-8 (as _toml_value writes it), so that such a run resumes from the very same file."""
+    if isinstance(value, list) and value and all(isinstance(b, int) and 0 <= b < 256 for b in value):
+        return os.fsdecode(bytes(value))
+    return value
 
 
 _KEYS = [f.name for f in fields(TrainConfig)]
@@ -100,25 +114,32 @@ _INT_KEYS = ("order", "steps", "batch_size", "seed", "eval_every")  # every othe
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a config file's keys, refusing unknown ones with the closest valid key."""
-    p = Path(path)
+    p, where = Path(path), shown(path)
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BigramError(f"config file {p} does not exist") from None
+        names = ", ".join(bundled.CONFIGS)
+        raise BigramError(f"config file {where} does not exist (bundled configs: {names})") from None
+    except IsADirectoryError:
+        raise BigramError(f"config path {where} is a directory: give a TOML file") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise BigramError(f"cannot read config file {p}: {e}") from None
+        raise BigramError(f"cannot read config file {where}: {e}") from None
     except tomllib.TOMLDecodeError as e:
-        raise BigramError(f"config file {p} is not valid TOML: {e}") from None
+        raise BigramError(f"config file {where} is not valid TOML: {e}") from None
+    if "data" in raw:
+        raw["data"] = _path_of(raw["data"])
     for key in raw:
         if key not in _KEYS:
             close = [_SYNONYMS[key]] if key in _SYNONYMS else difflib.get_close_matches(key, _KEYS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(_KEYS)}"
-            raise BigramError(f"unknown key {key!r} in config file {p}{hint}")
+            raise BigramError(f"unknown key {key!r} in config file {where}{hint}")
     return raw
 
 
 def resolve_dict(values: dict[str, Any], where: str) -> TrainConfig:
     """A TrainConfig from a dict of keys (a run's config.toml), checked like a config file."""
+    if "data" in values:
+        values = {**values, "data": _path_of(values["data"])}
     for key, value in values.items():
         if key not in _KEYS:
             raise BigramError(f"unknown key {key!r} in {where}")
@@ -132,15 +153,18 @@ def resolve(
     config_path: str | Path | None, overrides: dict[str, Any], defaults: dict[str, Any] | None = None
 ) -> TrainConfig:
     """The built-in defaults, then the command's own `defaults` (e.g. sweep draws no figures),
-    then the config file, then the flags that were given (None = not given)."""
+    then the config file ("default" and "lecture" name the bundled ones), then the flags that
+    were given (None = not given). With no data anywhere: data/names.txt if it is here, else the
+    bundled names.txt (bundled.default_corpus)."""
     values: dict[str, Any] = dict(defaults or {})
     where = "built-in defaults"
     if config_path is not None:
-        values.update(load_toml(config_path))
-        where = f"config file {config_path}"
+        values.update(load_toml(bundled.config_path(config_path)))
+        where = f"config file {shown(config_path)}"
     for key, value in values.items():
         _check_type(key, value, where)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    values.setdefault("data", bundled.default_corpus())
     cfg = TrainConfig(**values)
     validate(cfg)
     return cfg
