@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from bigram import compiled
 from bigram.errors import BigramError
 from bigram.interrupt import held_ctrl_c
 from bigram.text import (
@@ -149,16 +150,18 @@ def random_labels(n: int, val_frac: float, test_frac: float, seed: int) -> np.nd
 
 @functools.cache
 def _kernels():
-    """bigram.kernels, imported and compiled (or loaded from numba's cache) on first use, in the
-    calling thread: numba costs ~1 s, which only the commands that read a corpus should pay.
-    Ctrl-C is held meanwhile (numba and LLVM are not safe to interrupt halfway)."""
+    """bigram.kernels, imported and compiled (or loaded from the cache, bigram.compiled) on first
+    use, in the calling thread: numba costs ~1 s, which only the commands that read a corpus
+    should pay. Ctrl-C is held meanwhile (numba and LLVM are not safe to interrupt halfway)."""
     with held_ctrl_c():
-        from bigram import kernels
-
+        compiled.compile_all_once()
+        with compiled.numba_cache():
+            from bigram import kernels
         one = np.frombuffer(b"a\n", dtype=np.uint8)
         kernels.count_chunk(one, kernels.Accumulator())  # by hash
         kernels.count_chunk(one, kernels.Accumulator(), np.zeros(1, np.uint8))  # by label
         kernels.count_lines(one)
+        kernels.label_first_of_randperm(np.zeros(2, np.uint8), 1, 0, 0)
     return kernels
 
 

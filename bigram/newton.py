@@ -110,14 +110,18 @@ def newton_rows(W, N, lo, hi, total, beta, reg_cell, lr, out):  # pragma: no cov
 
 @functools.cache
 def _compiled():
-    """newton_rows compiled (or loaded from numba's cache) on first use; Ctrl-C held meanwhile."""
+    """newton_rows compiled (or loaded from the cache, bigram.compiled) on first use; Ctrl-C held
+    meanwhile."""
     from numba import njit
 
+    from bigram import compiled
     from bigram.interrupt import held_ctrl_c
 
     with held_ctrl_c():
+        compiled.compile_all_once()
         # reassociation lets LLVM vectorize the sums; no flag that assumes finite values (top starts at −∞)
-        fn = njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"})(newton_rows)
+        with compiled.numba_cache():
+            fn = njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"})(newton_rows)
         one = np.zeros((1, 1), np.float32)
         fn(one, one, 0, 1, 1.0, 0.0, 0.0, 1.0, np.zeros((1, 2)))
     return fn
