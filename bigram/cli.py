@@ -12,8 +12,10 @@ from typing import Annotated
 import typer
 import typer.core
 
+from bigram import options
 from bigram.errors import BigramError
 from bigram.interrupt import held_ctrl_c
+from bigram.text import json_safe, shown, shown_lines
 
 
 def _no_type_for_switches() -> None:
@@ -74,17 +76,16 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 
 
 def friendly(fn):
-    """Turn a BigramError into one `error: …` line on stderr and exit status 1."""
+    """Turn a BigramError into one `error: …` line on stderr and exit status 1 (control
+    characters and a path's non-UTF-8 bytes shown escaped, so a message is always one line)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            with held_ctrl_c():  # every command needs torch: import it where Ctrl-C is safe
-                import torch  # noqa: F401
             return fn(*args, **kwargs)
         except BigramError as e:
             code = getattr(e, "exit_code", 1)  # 130 for a run stopped by Ctrl-C, as shells expect
-            typer.echo(str(e) if code == 130 else f"error: {e}", err=True)
+            typer.echo(shown(e) if code == 130 else f"error: {shown(e)}", err=True)
             raise typer.Exit(code) from None
         except KeyboardInterrupt:  # outside the training loop (reading, counting): nothing half-written
             typer.echo("interrupted", err=True)
@@ -93,26 +94,43 @@ def friendly(fn):
     return wrapper
 
 
-def open_run(run: Path | None, model: str | None = None):
-    """The run to use; when none was named, say on stderr which run and model were picked."""
+def libraries() -> None:
+    """Import torch, where Ctrl-C is safe: after a command has checked everything it can check
+    without it, so that a refusal answers at once (bigram.options, bigram.rundir)."""
+    with held_ctrl_c():
+        import torch  # noqa: F401
+
+
+def open_run(run: Path | None, model: str | None = None, every_model: bool = False):
+    """The run to use (checked before torch is imported); when none was named, say on stderr
+    which run and model(s) were picked, and which newer runs were skipped and why."""
+    from bigram.rundir import find_run
+
+    path, skipped = find_run(run)
+    libraries()
     from bigram.runs import Run
 
-    r = Run.open(run)
+    r = Run.open(path)
+    for p, why in skipped:
+        typer.echo(f"skipped run {shown(p)}: {why}", err=True)
     if run is None:
-        kind = r.pick_model(model) if r.models else "none"
-        typer.echo(f"using run {r.path} (the newest under runs/), {kind} model", err=True)
+        kinds = r.models if every_model and model is None else [r.pick_model(model)]
+        which = " and ".join(kinds) + (" models" if len(kinds) > 1 else " model")
+        typer.echo(f"using run {shown(r.path)} (the newest under runs/), {which}", err=True)
     return r
 
 
 def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False)
+    """JSON as the commands print it: characters as they are, but no raw control character."""
+    return json_safe(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 @app.command()
 @friendly
 def train(
     config: Annotated[
-        Path | None, typer.Option(help="TOML config file; flags given here override it.")
+        Path | None,
+        typer.Option(help="TOML config file, or default / lecture (bundled); flags given here override it."),
     ] = None,
     data: Annotated[str | None, _opt("data", "Corpus: UTF-8, one name per line, relative to here.")] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<date>_<time>).")] = None,
@@ -155,10 +173,9 @@ def train(
     ] = None,
 ) -> None:
     """Train the count model and/or the one-hot neural model; log to TensorBoard."""
+    from bigram import bundled, rundir
     from bigram.config import TrainConfig, resolve
-    from bigram.metrics import format_table
-    from bigram.training import resume as resume_training
-    from bigram.training import train as run_training
+    from bigram.text import check_data_path
 
     given = locals()  # every config key has a flag of the same name (a test checks it); None: not given
     overrides = {f.name: given[f.name] for f in dataclasses.fields(TrainConfig)}
@@ -169,19 +186,37 @@ def train(
         given += [flag for flag, v in (("--config", config), ("--out", out)) if v is not None]
         if given:
             only = f"only --steps may be given (not {', '.join(given)})"
-            raise BigramError(f"--resume continues {resume} with its own config: {only}")
+            raise BigramError(f"--resume continues {shown(resume)} with its own config: {only}")
+        if steps is not None and steps <= 0:
+            raise BigramError(f"--steps {steps}: must be a positive number of optimizer steps")
+        rundir.find_run(resume)  # a run that diverged or never finished is refused here
+    else:  # every check that needs no torch, before torch is imported
+        cfg = resolve(config, overrides)
+        check_data_path(cfg.data)
+        if out is not None:
+            rundir.check_out(out, overwrite, cfg.data)
+        if data is None and cfg.data == str(bundled.NAMES):
+            typer.echo(
+                f"data: no {bundled.DEFAULT_DATA} here, so the bundled names.txt ({cfg.data})", err=True
+            )
+    libraries()
+    from bigram.metrics import format_table
+    from bigram.training import resume as resume_training
+    from bigram.training import train as run_training
+
+    if resume is not None:
         result = resume_training(resume, steps=steps, progress=progress)
     else:
-        result = run_training(resolve(config, overrides), out=out, overwrite=overwrite, progress=progress)
+        result = run_training(cfg, out=out, overwrite=overwrite, progress=progress)
     if result is None:  # a torchrun process other than rank 0: rank 0 reports
         return
-    typer.echo(f"run: {result.run_dir}")
+    typer.echo(f"run: {shown(result.run_dir)}")
     typer.echo(format_table(result.metrics, result.order))
     for line in result.summary:
         typer.echo(line)
     if not quiet:
-        typer.echo(f"\nTensorBoard: tensorboard --logdir {result.run_dir.parent}")
-        typer.echo(f"Samples:     bigram sample {result.run_dir}")
+        typer.echo(f"\nTensorBoard: tensorboard --logdir {shown(result.run_dir.parent)}")
+        typer.echo(f"Samples:     bigram sample {shown(result.run_dir)}")
 
 
 @app.command()
@@ -208,12 +243,14 @@ def sample(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate names, one per line: sampled exactly under the constraints, or the most likely."""
+    options.check_sampling(
+        n, temperature=temperature, top_k=top_k, top_p=top_p, min_len=min_len, max_len=max_len,
+        unique=unique, most_likely=most_likely,
+    )  # fmt: skip
+    r = open_run(run, model)
     from bigram import sampling
     from bigram.metrics import log_likelihoods
 
-    if n < 0:
-        raise BigramError(f"-n {n}: the number of names must be ≥ 0")
-    r = open_run(run, model)
     shape = dict(
         temperature=temperature, top_k=top_k, top_p=top_p,
         constraints=sampling.Constraints(start, end, min_len, max_len),
@@ -222,8 +259,6 @@ def sample(
     table = r.log_probs(model)
     stopped = None
     if most_likely is not None:
-        if most_likely < 0:
-            raise BigramError(f"--most-likely {most_likely}: must be ≥ 0")
         try:
             found = r.most_likely(most_likely, model=model, **shape)
         except sampling.SearchStopped as e:  # print what is exact, then say why it is not all
@@ -234,8 +269,8 @@ def sample(
     opened, written = False, 0
     for names in blocks:
         if not as_json:
-            if names:
-                typer.echo("\n".join(names))
+            if names:  # a name's control characters shown escaped: a corpus cannot drive the terminal
+                typer.echo(shown_lines("\n".join(names)))
             continue
         text = "" if opened else "["  # one JSON list, written a block at a time
         opened = True
@@ -261,10 +296,14 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """NLL, perplexity, bits per char, data entropy and KL of each model on each split (or --data FILE)."""
+    from bigram.text import check_data_path
+
+    if data is not None:
+        check_data_path(data)
+    r = open_run(run, model, every_model=True)
     from bigram.counts import gram_name
     from bigram.metrics import format_table
 
-    r = open_run(run, model)
     counts = None if data is None else {str(data): r.counts_of(data)}
     results = r.evaluate(model, counts)
     if as_json:
@@ -292,15 +331,16 @@ def score(
     as_json: JsonOpt = False,
 ) -> None:
     """Every bigram of each name with P and log P, its log-likelihood and NLL per bigram."""
-    from bigram.metrics import format_score
-
     # RUN is optional before the names: the first argument is a run when it is a run directory
     run = args[0] if len(args) > 1 and (Path(args[0]) / "vocab.json").is_file() else None
     names = args[1:] if run is not None else args
     if len(args) == 1 and (Path(args[0]) / "vocab.json").is_file():
         raise BigramError(f"{args[0]} is a run directory: give names to score after it")
-    scores = open_run(run, model).score(names, model=model)
-    typer.echo(dumps(scores) if as_json else "\n\n".join(format_score(s) for s in scores))
+    r = open_run(run, model)
+    from bigram.metrics import format_score
+
+    scores = r.score(names, model=model)
+    typer.echo(dumps(scores) if as_json else shown_lines("\n\n".join(format_score(s) for s in scores)))
 
 
 @app.command()
@@ -315,22 +355,23 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ) -> None:
     """Write a model's bigram table as an ARPA language model, JSON or CSV."""
-    from bigram.export import FORMATS
-    from bigram.export import export as write
-
-    if fmt is not None and fmt not in FORMATS:
-        raise BigramError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    formats = list(dict.fromkeys(options.EXPORT_FORMATS.values()))  # arpa, json, csv
+    if fmt is not None and fmt not in formats:
+        raise BigramError(f"--format {fmt!r}: choose one of {', '.join(formats)}")
     if out is None:
         raise BigramError("--out FILE is required: where to write the export")
-    by_name = {".arpa": "arpa", ".lm": "arpa", ".json": "json", ".csv": "csv"}.get(out.suffix.lower())
+    by_name = options.EXPORT_FORMATS.get(out.suffix.lower())
     if fmt is None and by_name is None:
         raise BigramError(f"--out {out}: name it .arpa, .json or .csv, or give --format")
     if fmt is not None and by_name not in (None, fmt):
         raise BigramError(f"--format {fmt} does not match --out {out} (a {by_name} name): change one")
     fmt = fmt or by_name
     check_new_file(out, overwrite)
-    kind = write(open_run(run, model), fmt, out, model)
-    typer.echo(f"wrote {out} ({kind} model, {fmt})")
+    r = open_run(run, model)
+    from bigram.export import export as write
+
+    kind = write(r, fmt, out, model)
+    typer.echo(f"wrote {shown(out)} ({kind} model, {fmt})")
 
 
 @app.command()
@@ -343,7 +384,8 @@ def sweep(
         str | None, typer.Option(help="Comma-separated n-gram orders, e.g. 1,2,3,4,5: one run per order.")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option(help="TOML config file; flags given here override it.")
+        Path | None,
+        typer.Option(help="TOML config file, or default / lecture (bundled); flags given here override it."),
     ] = None,
     data: Annotated[str | None, typer.Option(help="Corpus: UTF-8, one name per line.")] = None,
     out: Annotated[Path | None, typer.Option(help="Sweep directory (default: runs/<date>_<time>).")] = None,
@@ -369,9 +411,9 @@ def sweep(
 ) -> None:
     """Train the neural model for several reg values, or both models at several orders, into one
     TensorBoard HParams view."""
+    from bigram import rundir
     from bigram.config import MAX_REG, resolve
-    from bigram.training import sweep as run_sweep
-    from bigram.training import sweep_orders
+    from bigram.text import check_data_path
 
     orders = _number_list("--order", order, int, "1,2,3,4,5")
     per_order = orders is not None and len(orders) > 1  # then --reg gives each order its own
@@ -391,25 +433,32 @@ def sweep(
     )  # fmt: skip
     overrides["order"] = orders[0] if orders is not None and len(orders) == 1 else None
     cfg = resolve(config, overrides, defaults={"figures": False})  # a figure per run: only when asked
+    check_data_path(cfg.data)
+    if out is not None:
+        rundir.check_out(out, False)
+    if not per_order and regs is None:
+        raise BigramError(f"--order {order!r}: one order, nothing to compare; give several, or --reg")
     progress = not quiet and sys.stdout.isatty()
+    libraries()
+    from bigram.training import sweep as run_sweep
+    from bigram.training import sweep_orders
+
     if per_order:
         regs = regs or [cfg.reg]
         regs = regs * len(orders) if len(regs) == 1 else regs
         root, rows = sweep_orders(cfg, orders, regs, out=out, progress=progress)
-        typer.echo(f"sweep: {root}")
+        typer.echo(f"sweep: {shown(root)}")
         typer.echo(format_order_sweep(rows))
     else:
-        if regs is None:
-            raise BigramError(f"--order {order!r}: one order, nothing to compare; give several, or --reg")
         root, rows = run_sweep(cfg, regs, out=out, progress=progress)
         splits = list(rows[0]["metrics"])
-        typer.echo(f"sweep: {root}")
+        typer.echo(f"sweep: {shown(root)}")
         head = "".join(f"{s + ' NLL':>12}" for s in splits)
         typer.echo(f"{'reg':>8}{head}{'≈ add-k':>11}{'KL':>10}")
         for r in rows:
             nll = "".join(f"{r['metrics'][s]['nll']:>12.6f}" for s in splits)
             typer.echo(f"{r['reg']:>8g}{nll}{r['equivalent_k']:>11.4g}{r['kl']:>10.2e}")
-    typer.echo(f"\nTensorBoard: tensorboard --logdir {root}  (HParams tab)")
+    typer.echo(f"\nTensorBoard: tensorboard --logdir {shown(root)}  (HParams tab)")
 
 
 def _smoothing_flag(text: str | None) -> float | str | None:
@@ -474,9 +523,7 @@ def plot(
 ) -> None:
     """Draw the lecture's figure: the V×V matrix, each cell labelled with its bigram and value
     (above order 2: the most frequent contexts as rows)."""
-    from bigram.plots import WHAT, figure_for, save_png
-
-    if what not in WHAT:
+    if what not in options.PLOT_WHAT:
         raise BigramError(f"--what {what!r}: choose counts or probs")
     if top < 2:
         raise BigramError(f"--top {top}: show at least 2 tokens")
@@ -484,18 +531,22 @@ def plot(
         raise BigramError("--out FILE.png is required: where to write the figure")
     check_new_file(out, overwrite)
     r = open_run(run, model)
+    from bigram.plots import figure_for, save_png
+
     kind = r.pick_model(model)
     lp = r.log_probs(kind) if what == "probs" else None
     save_png(figure_for(r.vocab, r.counts("train"), lp, what, kind, top), out)
-    typer.echo(f"wrote {out}")
+    typer.echo(f"wrote {shown(out)}")
 
 
 def check_new_file(path: Path, overwrite: bool) -> None:
     """Never replace a file the user has unless asked."""
     if path.exists() and not overwrite:
-        raise BigramError(f"{path} already exists: pass --overwrite to replace it, or choose another --out")
+        raise BigramError(
+            f"{shown(path)} already exists: pass --overwrite to replace it, or choose another --out"
+        )
     if path.is_dir():
-        raise BigramError(f"{path} is a directory: --out takes a file path")
+        raise BigramError(f"{shown(path)} is a directory: --out takes a file path")
 
 
 def main() -> None:

@@ -34,9 +34,9 @@ import torch
 
 from bigram.counts import context_ids, gram_name, order_of, successor
 from bigram.errors import BigramError
+from bigram.options import MAX_STEPS, check_lengths
 from bigram.vocab import BOUNDARY_ID, Vocab
 
-MAX_STEPS = 10_000  # a walk that has not ended by then means a broken table
 _DOUBLINGS = 64  # Σ_k Q^k t by doubling: 2^64 terms at most
 _SOLVE_ABOVE = 256  # vocabularies larger than this solve (I − Q) h = t instead of doubling
 
@@ -57,12 +57,7 @@ class Plan:
         # states: the C contexts (the bigram's state is the last character, C = V)
         self.C, self.V = probs.shape
         self.order = order_of(probs.shape)
-        if c.min_len < 0:
-            raise BigramError(f"--min-len must be ≥ 0, got {c.min_len}")
-        if c.max_len is not None and c.max_len < c.min_len:
-            raise BigramError(f"--min-len {c.min_len} is greater than --max-len {c.max_len}")
-        if c.min_len > MAX_STEPS:
-            raise BigramError(f"--min-len {c.min_len}: names are sampled up to {MAX_STEPS:,} characters long")
+        check_lengths(c.min_len, c.max_len)
         S = vocab.encode(c.start, where=" (--start)")
         E = vocab.encode(c.end, where=" (--end)")
         self.log_p_start, self.first_state = self._path(BOUNDARY_ID, S, "--start", c.start)

@@ -48,7 +48,6 @@ from bigram.counts import (
 from bigram.kneser_ney import kneser_ney_levels, kneser_ney_probs
 from bigram.vocab import BOUNDARY_ID, Vocab
 
-FORMATS = ("arpa", "json", "csv")
 NEVER = -99.0  # log10 of a probability 0 in ARPA files
 
 

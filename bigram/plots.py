@@ -20,7 +20,6 @@ from bigram import atomic
 from bigram.counts import context_ids, dense, gram_name, order_of, row_sums, shown
 from bigram.vocab import Vocab
 
-WHAT = ("counts", "probs")
 CELL_PX = 46  # each cell's side: two lines of 13 px labels fit with room to spare
 FONT_PX = 13  # label size in pixels at the saved size (capitals ~9.5 px tall)
 MARGIN_PX = 8

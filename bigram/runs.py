@@ -17,14 +17,9 @@ A model's table, log P(next | prev), is made from its checkpoint by `model_table
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
-import os
-import re
-import shutil
 import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,152 +29,14 @@ from bigram import atomic, checkpoints, sampling
 from bigram.config import MAX_SMOOTHING, TrainConfig, resolve_dict
 from bigram.corpus import iter_names
 from bigram.counts import compact, context_rows
-from bigram.errors import BigramError, TrainingStopped
+from bigram.errors import BigramError
 from bigram.metrics import evaluate, kl_between, score_name
 from bigram.models import count_log_probs
-from bigram.text import TextRule
+from bigram.rundir import find_run
+from bigram.text import TextRule, shown
 from bigram.vocab import Vocab
 
-RUNS_DIR = Path("runs")
 MODELS = ("count", "neural")
-
-
-MARKER = ".bigram-run"  # written into every directory bigram makes; --overwrite replaces only those
-RUN_FILES = {"config.toml", "vocab.json", "counts.pt", "count.pt", "neural.pt", "metrics.json", MARKER}
-_OURS = re.compile(r"events\.out\.tfevents\..+|\..+\.tmp-\d+")  # TensorBoard; a crashed atomic write
-
-
-def _stamp_dir(root: Path) -> Path:
-    """A new, empty runs/<date>_<time> (never an existing one: two runs in one second get -1, …)."""
-    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    for i in range(1000):
-        path = root / (stamp if i == 0 else f"{stamp}-{i}")
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise BigramError(f"cannot create a run directory under {root}/: {e.strerror or e}") from None
-    raise BigramError(f"could not create a new run directory under {root}/")
-
-
-def mark(path: Path, kind: str = "run") -> None:
-    """Write the marker that says bigram made this directory (and may replace it)."""
-    atomic.write_text(path / MARKER, json.dumps({"made_by": "bigram", "kind": kind}) + "\n")
-
-
-def foreign_entry(path: Path) -> str | None:
-    """None when `path` is a directory bigram made holding only what bigram writes (sub-runs of a
-    sweep included); otherwise what makes it foreign, for the error message."""
-    if path.is_symlink() or not path.is_dir():
-        return f"{path} is not a directory bigram made"
-    if not (path / MARKER).is_file():
-        return f"{path} has no {MARKER} marker, so bigram did not make it"
-    for entry in path.iterdir():
-        if entry.is_symlink():
-            return f"{entry} is a symbolic link"
-        if entry.is_dir():
-            inner = foreign_entry(entry)
-            if inner is not None:
-                return inner
-        elif entry.name not in RUN_FILES and not _OURS.fullmatch(entry.name):
-            return f"{entry} is not a file bigram writes"
-    return None
-
-
-def check_out(out: str | Path, overwrite: bool, data: str | Path | None = None) -> Path:
-    """Refuse an --out that would replace something: without --overwrite anything non-empty; with
-    it, anything but a directory bigram made that holds only bigram's files, the current directory
-    (or one above it) and a directory that holds the data file."""
-    path = Path(out)
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:  # bytes Python kept as surrogates; TensorBoard cannot write there
-        shown = str(path).encode("utf-8", "backslashreplace").decode()
-        raise BigramError(
-            f"--out {shown} is not a valid UTF-8 path: choose a UTF-8 name for the run"
-        ) from None
-    if not path.exists() and not path.is_symlink():
-        return path
-    if path.is_symlink():
-        raise BigramError(f"--out {path} is a symbolic link: choose a plain directory for the run")
-    if not path.is_dir():
-        raise BigramError(f"--out {path} is a file, not a directory: choose another --out")
-    if not any(path.iterdir()):
-        return path
-    if not overwrite:
-        raise BigramError(
-            f"--out {path} already exists and is not empty: pass --overwrite to replace it, "
-            "or choose another --out"
-        )
-    here, target = Path.cwd().resolve(), path.resolve()
-    if target == here or target in here.parents:
-        raise BigramError(f"--out {path} is the current directory or contains it: refusing to replace it")
-    if data is not None and target in Path(data).resolve().parents:
-        raise BigramError(f"--out {path} contains the data file {data}: refusing to replace it")
-    why = foreign_entry(path)
-    if why is not None:
-        raise BigramError(f"--out {path} is not a bigram run directory ({why}): refusing to replace it")
-    return path
-
-
-@contextmanager
-def new_run_dir(
-    out: str | Path | None, overwrite: bool = False, *, data: str | Path | None = None, kind: str = "run"
-) -> Iterator[Path]:
-    """The directory to write a new run into, marked as bigram's.
-
-    Without `out`: a new runs/<date>_<time>. A new or empty --out is written in place (so that
-    TensorBoard shows it while it trains). A run that --overwrite replaces is built beside it and
-    swapped in only once complete (or stopped consistently, see TrainingStopped): until then the
-    old run is untouched. If anything else goes wrong, what was made is removed again."""
-    if out is None:
-        final, created, staged = _stamp_dir(RUNS_DIR), True, False
-    else:
-        final = check_out(out, overwrite, data)
-        staged = final.exists() and any(final.iterdir())
-        created = not final.exists()
-    work = final.with_name(f".{final.name}.tmp-{os.getpid()}") if staged else final
-    try:
-        work.mkdir(parents=True, exist_ok=not staged)
-    except OSError as e:
-        raise BigramError(f"cannot create run directory {work}: {e.strerror or e}") from None
-    try:
-        mark(work, kind)
-        yield work
-    except TrainingStopped:
-        _commit(work, final, staged)
-        raise
-    except BaseException:
-        if staged or created:
-            shutil.rmtree(work, ignore_errors=True)
-        else:  # an empty directory the user made: leave it empty again
-            for entry in work.iterdir():
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        raise
-    _commit(work, final, staged)
-
-
-def _commit(work: Path, final: Path, staged: bool) -> None:
-    """Put a staged run in place of the old one: the old one is moved aside first, then removed."""
-    if not staged:
-        return
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    os.replace(final, old)
-    os.replace(work, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def latest_run(root: Path = RUNS_DIR) -> Path:
-    """The newest run under runs/ (by when its config was written)."""
-    found = root.glob("*/config.toml") if root.is_dir() else []
-    runs = [p.parent for p in found if not p.parent.name.startswith(".")]  # not a run being replaced
-    if not runs:
-        raise BigramError(
-            f"no runs found under {root}/: train one with `bigram train`, or name a run directory"
-        )
-    return max(runs, key=lambda p: (p / "config.toml").stat().st_mtime)
 
 
 # --- writing a run -------------------------------------------------------------------------------
@@ -260,16 +117,16 @@ class Run:
 
     @classmethod
     def open(cls, path: str | Path | None = None) -> Run:
-        p = latest_run() if path is None else Path(path)
-        if not p.is_dir():
-            raise BigramError(f"run directory {p} does not exist: name a directory made by `bigram train`")
-        if not (p / "vocab.json").is_file():
-            raise BigramError(f"{p} is not a bigram run directory (no vocab.json)")
+        """A run directory (default: the newest readable one under runs/; a warning names the
+        newer ones it skipped, whose training diverged or did not finish)."""
+        p, skipped = find_run(path)
+        for run, why in skipped:
+            warnings.warn(f"skipped run {shown(run)}: {why}", stacklevel=2)
         where = p / "config.toml"
         try:
-            config = resolve_dict(tomllib.loads(where.read_text(encoding="utf-8")), where=str(where))
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise BigramError(f"cannot read {where}: {e}") from None
+            config = resolve_dict(tomllib.loads(where.read_text(encoding="utf-8")), where=shown(where))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise BigramError(f"cannot read {shown(where)}: {e}") from None
         try:
             vocab = Vocab.from_dict(json.loads((p / "vocab.json").read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as e:

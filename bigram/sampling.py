@@ -22,6 +22,7 @@ import torch
 from bigram.conditioning import Constraints, Plan, SearchStopped, best_names, draw
 from bigram.counts import successor
 from bigram.errors import BigramError
+from bigram.options import check_count, check_shape
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 __all__ = ["Constraints", "SearchStopped", "adjust", "most_likely", "sample", "sample_blocks", "sample_plain"]
@@ -32,23 +33,17 @@ def adjust(
 ) -> torch.Tensor:
     """Each row of P: raised to 1/T and renormalized, then cut to its top-k entries, then to the
     smallest set whose mass reaches top-p, renormalized. Returns float64 probabilities."""
-    if not temperature > 0:
-        raise BigramError(f"--temperature must be > 0, got {temperature}")
+    check_shape(temperature, top_k, top_p)
     lp = log_probs.to(torch.float64)
     if temperature == 1 and top_k is None and top_p is None:  # the table as it is: one V×V exp
         return lp.exp_() if lp is not log_probs else lp.exp()  # never change the caller's table
     # one V×V allocation (a V = 4,500 table is 160 MB in float64)
     p = torch.log_softmax(lp if temperature == 1 else lp / temperature, dim=1).exp_()
     V = p.shape[1]
-    if top_k is not None:
-        if top_k < 1:
-            raise BigramError(f"--top-k must be ≥ 1, got {top_k}")
-        if top_k < V:
-            kth = p.topk(top_k, dim=1).values[:, -1:]
-            p = torch.where(p >= kth, p, 0.0)
+    if top_k is not None and top_k < V:
+        kth = p.topk(top_k, dim=1).values[:, -1:]
+        p = torch.where(p >= kth, p, 0.0)
     if top_p is not None:
-        if not 0 < top_p <= 1:
-            raise BigramError(f"--top-p must be in (0, 1], got {top_p}")
         sp, order = p.sort(dim=1, descending=True)
         before = sp.cumsum(1) - sp  # mass of the entries ranked above each one
         keep_sorted = before < top_p * sp.sum(1, keepdim=True)  # keeps the first entry always
@@ -101,7 +96,6 @@ def decode_ids(ids: torch.Tensor, vocab: Vocab) -> list[str]:
 
 
 BLOCK = 1 << 17  # names drawn at once; larger requests stream block after block (constant memory)
-MAX_UNIQUE = 10_000_000  # --unique remembers every name given
 
 
 def sample_blocks(
@@ -124,8 +118,7 @@ def sample_blocks(
 
     `exclude` (names to leave out, e.g. the training corpus) and `unique` are met by drawing more
     rounds; after `max_rounds` without enough names it is a BigramError."""
-    if unique and n > MAX_UNIQUE:
-        raise BigramError(f"-n {n:,} --unique: --unique remembers every name; ask for at most {MAX_UNIQUE:,}")
+    check_count(n, unique)
     plan = Plan(adjust(log_probs, temperature, top_k, top_p), vocab, constraints)
     g = make_generator(seed)
     seen: set[str] = set()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from bigram import text
 from bigram.config import TrainConfig
 from bigram.counts import shown
 from bigram.interrupt import held_ctrl_c
@@ -140,7 +141,8 @@ def log_summary(
         for split, m in metrics["count"].items():
             for s in (0, max(cfg.steps, 1)):
                 writer.add_scalar(f"{split}/nll_count_model", m["nll"], s)
-    hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in cfg.to_dict().items()}
+    # a string as it is safe to show (a data path's non-UTF-8 bytes as \xff: protobuf takes UTF-8 only)
+    hp = {k: (v if isinstance(v, int | float | bool) else text.shown(v)) for k, v in cfg.to_dict().items()}
     for summary in hparams_summaries(hp, metrics):
         writer._get_file_writer().add_summary(summary)
 

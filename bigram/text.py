@@ -20,6 +20,7 @@ trained with `--lowercase`. This module is a leaf: it imports nothing else of bi
 from __future__ import annotations
 
 import os
+import re
 import stat
 import unicodedata
 from dataclasses import dataclass
@@ -31,22 +32,60 @@ NORMALIZATIONS = ("NFC", "NFD", "NFKC", "NFKD", "none")
 BOM = b"\xef\xbb\xbf"
 
 
+# What a terminal must never be sent from a corpus, a model or a path: C0 controls, DEL and C1
+# controls (they recolour, retitle or move the cursor), and the bytes of a path that are not UTF-8
+# (Python keeps them as lone surrogates U+DC80..U+DCFF). All are shown as \xNN.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
+_UNSAFE_IN_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\udc80-\udcff]")  # "\n" kept
+_C1 = re.compile("[\x7f-\x9f]")  # what JSON leaves unescaped (it escapes C0 itself)
+
+
+def _escape(m: re.Match) -> str:
+    c = ord(m.group())
+    return f"\\x{c - 0xDC00 if c >= 0xDC00 else c:02x}"
+
+
+def shown(text: object) -> str:
+    """Text (a name, a path, a message) as it is safe to print on one line.
+
+    >>> print(shown("a\\x1b[31mred"), shown("\\x9b"), shown(Path(os.fsdecode(b"bad\\xff.txt"))))
+    a\\x1b[31mred \\x9b bad\\xff.txt
+    """
+    text = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
+    return _UNSAFE.sub(_escape, text) if _UNSAFE.search(text) else text
+
+
+def shown_lines(text: str) -> str:
+    """`shown` for many lines at once (sampled names, a score): the line breaks stay."""
+    return _UNSAFE_IN_LINES.sub(_escape, text) if _UNSAFE_IN_LINES.search(text) else text
+
+
+def json_safe(text: str) -> str:
+    """JSON text with DEL and the C1 controls escaped as \\u00XX, as JSON allows (json.dumps
+    escapes C0 already, but with ensure_ascii=False writes C1 raw).
+
+    >>> print(json_safe('["a\\x9bb"]'))
+    ["a\\u009bb"]
+    """
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _C1.search(text) else text
+
+
 def check_data_path(path: str | Path) -> Path:
     """The path of an existing, readable file, or a BigramError saying what is wrong."""
     p = Path(path)
-    shown = os.fsdecode(p).encode("utf-8", "backslashreplace").decode("utf-8")
+    shown_p = shown(p)
     try:
         st = p.stat()
     except FileNotFoundError:
         raise BigramError(
-            f"data file {shown} does not exist: pass --data with a UTF-8 file, one name per line"
+            f"data file {shown_p} does not exist: pass --data with a UTF-8 file, one name per line"
         ) from None
     except OSError as e:
-        raise BigramError(f"cannot read data file {shown}: {e.strerror or e}") from None
+        raise BigramError(f"cannot read data file {shown_p}: {e.strerror or e}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise BigramError(f"data path {shown} is a directory: pass --data with a file, one name per line")
+        raise BigramError(f"data path {shown_p} is a directory: pass --data with a file, one name per line")
     if not os.access(p, os.R_OK):
-        raise BigramError(f"cannot read data file {shown}: permission denied")
+        raise BigramError(f"cannot read data file {shown_p}: permission denied")
     return p
 
 

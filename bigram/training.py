@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from bigram import runs
+from bigram import rundir, runs
 from bigram.config import TrainConfig, validate
 from bigram.corpus import default_world, load_counts
 from bigram.counts import gram_name
@@ -24,7 +24,7 @@ from bigram.fit import StopOnCtrlC, fit_neural
 from bigram.kneser_ney import kneser_ney_probs
 from bigram.metrics import evaluate
 from bigram.models import CountRows, count_log_probs_at
-from bigram.runs import check_out, new_run_dir
+from bigram.rundir import check_out, new_run_dir
 from bigram.smoothing import choose_smoothing, equivalent_smoothing
 from bigram.tensorboard_log import QuietWriterThread, log_smoothing_curve, log_summary, open_writer
 from bigram.vocab import Vocab
@@ -202,7 +202,7 @@ def _kneser_ney_log_probs(train: torch.Tensor) -> tuple[torch.Tensor, list]:
 def _sub_run(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, torch.Tensor]) -> Path:
     """One of a sweep's runs: a marked directory holding its config, vocabulary and counts."""
     run.mkdir()
-    runs.mark(run)
+    rundir.mark(run)
     runs.write_inputs(run, cfg, vocab, splits)
     return run
 
@@ -282,6 +282,7 @@ def _fit_and_report(
                 raise KeyboardInterrupt
             log_summary(writer, cfg, vocab, tables, metrics, splits["train"], fit.step if fit else 0)
         except KeyboardInterrupt:
+            rundir.set_status(run, "complete")
             raise TrainingStopped(
                 f"interrupted while writing TensorBoard summaries: the models and metrics.json in {shown} "
                 "are complete",
@@ -296,17 +297,21 @@ def _fit_and_report(
             writer.close()
         quiet_writer.__exit__()
     if fit is not None and fit.stopped == "interrupted":
+        rundir.set_status(run, "interrupted", f"at step {fit.step} of {cfg.steps}")
         raise TrainingStopped(
             f"interrupted at step {fit.step} of {cfg.steps}: saved {shown / 'neural.pt'} and metrics.json; "
             f"resume with: bigram train --resume {shown}",
             exit_code=130,
         )
     if fit is not None and fit.stopped == "diverged":
+        lr = f"lr {cfg.learning_rate:g}"
+        rundir.set_status(run, "diverged", f"the loss was {fit.bad_loss} at step {fit.step + 1}, {lr}")
         raise TrainingStopped(
             f"training diverged: the loss was {fit.bad_loss} at step {fit.step + 1}; kept the last finite "
             f"model (step {fit.step}) in {shown / 'neural.pt'}; lower --lr (now {cfg.learning_rate:g})",
             exit_code=1,
         )
+    rundir.set_status(run, "complete")
     return TrainResult(run, metrics, tables, summary_lines(cfg, extra), cfg.order, extra)
 
 

@@ -87,7 +87,7 @@ def test_readme_error_examples_print_what_the_readme_shows(invoke, tmp_path):
             got = _run(invoke, cmd)
             n += 1
             assert TIMESTAMP.sub("runs/…", got) == want, f"$ {cmd}\n--- README\n{want}\n--- printed\n{got}"
-    assert n == 5
+    assert n == 6
 
 
 def _bench_module():
