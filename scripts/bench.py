@@ -223,8 +223,9 @@ def bench(data: Path, quick: bool) -> list[dict]:
     return rows
 
 
-def _child(code: str) -> tuple[float, int, str]:
-    """Run Python code in a fresh process: (wall seconds, its peak RSS in bytes, its stdout)."""
+def _child(code: str, cwd: Path = ROOT, check: bool = True) -> tuple[float, int, str]:
+    """Run Python code in a fresh process: (wall seconds, its peak RSS in bytes, its stdout);
+    `check`: a non-zero exit status is an error."""
     import subprocess
 
     wrapped = (
@@ -236,10 +237,10 @@ def _child(code: str) -> tuple[float, int, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     t = time.perf_counter()
     r = subprocess.run(
-        [sys.executable, "-c", wrapped], capture_output=True, text=True, cwd=ROOT, env=env, check=False
+        [sys.executable, "-c", wrapped], capture_output=True, text=True, cwd=cwd, env=env, check=False
     )
     wall = time.perf_counter() - t
-    if r.returncode != 0:
+    if check and r.returncode != 0:
         raise RuntimeError(r.stderr[-2000:])
     rss = int(r.stderr.split("PEAK_RSS_KB")[-1].split()[0]) * 1024
     return wall, rss, r.stdout
@@ -249,6 +250,35 @@ def _cli_child(args: list[str]) -> tuple[float, int]:
     """A whole `bigram` command in a fresh process: (wall seconds, peak RSS bytes)."""
     wall, rss, _ = _child(f"sys.argv = ['bigram', *{args!r}]\nfrom bigram.cli import main\nmain()")
     return wall, rss
+
+
+def bench_refusals(tmp: Path, runs: int) -> list[dict]:
+    """Whole commands that are refused (exit 1, one line): each against `import torch` timed in the
+    same loop, the start-up every command paid before its checks ran first (issue 26)."""
+    (tmp / "bad.toml").write_text("stepz = 3\n")
+    tasks = {
+        "train --data missing.txt": ["train", "--data", "missing.txt"],
+        "train --config bad.toml (unknown key)": ["train", "--config", "bad.toml"],
+        "train --steps -5": ["train", "--steps", "-5"],
+        "sample --top-p 2": ["sample", "--top-p", "2"],
+    }
+    rows = []
+    for label, args in tasks.items():
+        code = f"sys.argv = ['bigram', *{args!r}]\nfrom bigram.__main__ import main\nmain()"
+        base, took, rss = [], [], []
+        for _ in range(runs):
+            base.append(_child("import torch")[0])
+            wall, peak, _ = _child(code, cwd=tmp, check=False)
+            took.append(wall)
+            rss.append(peak / 2**20)
+        rows.append(
+            dict(
+                task=f"refusals: `bigram {label}`, whole command", ref_s=min(base), ours_s=min(took),
+                note=f"{_spread(took, '.2f')} s, peak RSS {_spread(rss, '.0f')} MiB; reference: "
+                f"`import torch` alone ({runs} runs); target ≤ 0.5 s and ≤ 60 MB",
+            )
+        )  # fmt: skip
+    return rows
 
 
 def _scale_row(task: str, seconds: float, note: str) -> dict:
@@ -596,6 +626,7 @@ def main() -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
+        rows += bench_refusals(Path(tmp), 3 if args.quick else 5)
         rows += bench_orders(args.data, Path(tmp), 1 if args.quick else args.runs, args.quick)
         if not args.quick:
             rows += bench_scale(Path(tmp), args.runs)

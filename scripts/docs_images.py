@@ -88,7 +88,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "runs" / "lecture"
-        bigram("train", "--config", "configs/lecture.toml", "--out", str(run), "-q", "--no-figures")
+        bigram("train", "--config", "lecture", "--out", str(run), "-q", "--no-figures")
         heatmap = args.out / "heatmap.png"
         bigram("plot", str(run), "--what", "counts", "--top", "27", "--out", str(heatmap), "--overwrite")
         screenshot_tensorboard(run.parent, args.out / "tensorboard_nll.png")
