@@ -94,6 +94,17 @@ def friendly(fn):
     return wrapper
 
 
+def say_corpus(flag: str | None, data: str) -> None:
+    """With no --data and no data/names.txt in this directory, the default corpus is the bundled
+    copy (bigram.bundled.default_corpus): said once on stderr, since it is read from elsewhere."""
+    from bigram import bundled
+
+    if flag is None and data == str(bundled.NAMES):
+        typer.echo(
+            f"data: no {bundled.DEFAULT_DATA} here, so the bundled names.txt ({shown(data)})", err=True
+        )
+
+
 def libraries() -> None:
     """Import torch, where Ctrl-C is safe: after a command has checked everything it can check
     without it, so that a refusal answers at once (bigram.options, bigram.rundir)."""
@@ -104,9 +115,9 @@ def libraries() -> None:
 def open_run(run: Path | None, model: str | None = None, every_model: bool = False):
     """The run to use (checked before torch is imported); when none was named, say on stderr
     which run and model(s) were picked, and which newer runs were skipped and why."""
-    from bigram.rundir import find_run
+    from bigram import rundir
 
-    path, skipped = find_run(run)
+    path, skipped = rundir.find_run(run)
     libraries()
     from bigram.runs import Run
 
@@ -116,7 +127,10 @@ def open_run(run: Path | None, model: str | None = None, every_model: bool = Fal
     if run is None:
         kinds = r.models if every_model and model is None else [r.pick_model(model)]
         which = " and ".join(kinds) + (" models" if len(kinds) > 1 else " model")
-        typer.echo(f"using run {shown(r.path)} (the newest under runs/), {which}", err=True)
+        status, note = rundir.status_of(r.path)
+        how = f"; interrupted {note}, resume with: bigram train --resume {shown(r.path)}"
+        how = how if status == "interrupted" else ""
+        typer.echo(f"using run {shown(r.path)} (the newest under runs/{how}), {which}", err=True)
     return r
 
 
@@ -173,7 +187,7 @@ def train(
     ] = None,
 ) -> None:
     """Train the count model and/or the one-hot neural model; log to TensorBoard."""
-    from bigram import bundled, rundir
+    from bigram import rundir
     from bigram.config import TrainConfig, resolve
     from bigram.text import check_data_path
 
@@ -195,10 +209,7 @@ def train(
         check_data_path(cfg.data)
         if out is not None:
             rundir.check_out(out, overwrite, cfg.data)
-        if data is None and cfg.data == str(bundled.NAMES):
-            typer.echo(
-                f"data: no {bundled.DEFAULT_DATA} here, so the bundled names.txt ({cfg.data})", err=True
-            )
+        say_corpus(data, cfg.data)
     libraries()
     from bigram.metrics import format_table
     from bigram.training import resume as resume_training
@@ -412,7 +423,7 @@ def sweep(
     """Train the neural model for several reg values, or both models at several orders, into one
     TensorBoard HParams view."""
     from bigram import rundir
-    from bigram.config import MAX_REG, resolve
+    from bigram.config import MAX_REG, resolve, validate
     from bigram.text import check_data_path
 
     orders = _number_list("--order", order, int, "1,2,3,4,5")
@@ -438,8 +449,12 @@ def sweep(
         rundir.check_out(out, False)
     if not per_order and regs is None:
         raise BigramError(f"--order {order!r}: one order, nothing to compare; give several, or --reg")
+    for n in orders if per_order else ():
+        validate(dataclasses.replace(cfg, order=n))  # every order checked before torch is imported
+    say_corpus(data, cfg.data)
     progress = not quiet and sys.stdout.isatty()
     libraries()
+    from bigram.metrics import cell
     from bigram.training import sweep as run_sweep
     from bigram.training import sweep_orders
 
@@ -456,7 +471,7 @@ def sweep(
         head = "".join(f"{s + ' NLL':>12}" for s in splits)
         typer.echo(f"{'reg':>8}{head}{'≈ add-k':>11}{'KL':>10}")
         for r in rows:
-            nll = "".join(f"{r['metrics'][s]['nll']:>12.6f}" for s in splits)
+            nll = "".join(cell(r["metrics"][s]["nll"], 12, 6) for s in splits)
             typer.echo(f"{r['reg']:>8g}{nll}{r['equivalent_k']:>11.4g}{r['kl']:>10.2e}")
     typer.echo(f"\nTensorBoard: tensorboard --logdir {shown(root)}  (HParams tab)")
 
@@ -490,6 +505,8 @@ def _number_list(flag: str, text: str | None, kind: type, example: str, unique: 
 
 def format_order_sweep(rows: list[dict]) -> str:
     """One line per order and model: its NLL on each split, and its k or reg."""
+    from bigram.metrics import cell
+
     splits = list(next(iter(rows[0]["metrics"].values())))
     head = "".join(f"{s + ' NLL':>12}" for s in splits)
     lines = [f"{'order':>5}  {'model':<8}{head}   smoothing/reg"]
@@ -504,7 +521,7 @@ def format_order_sweep(rows: list[dict]) -> str:
                 shown = [(m, knobs[name] + mark[(name == "kn") == (r["k"] == "kn")]) for name, m in
                          r["candidates"].items()]  # fmt: skip
             for m, knob in shown:
-                nll = "".join(f"{m[s]['nll']:>12.6f}" if s in m else f"{'':>12}" for s in splits)
+                nll = "".join(cell(m[s]["nll"], 12, 6) if s in m else f"{'':>12}" for s in splits)
                 lines.append(f"{r['order']:>5}  {model:<8}{nll}   {knob}")
     return "\n".join(lines)
 

@@ -122,18 +122,18 @@ def format_table(results: dict[str, dict[str, dict]], order: int = 2) -> str:
     for model, per in results.items():
         for split, m in per.items():
             rows.append(
-                f"{model:<{w_model}}{split:<{w_split}}{m['bigrams']:>{w_n},}{_cell(m['nll'], 10, 6)}"
-                f"{_cell(m['perplexity'], 12, 4)}{_cell(m['bits_per_char'], 11, 4)}"
-                f"{_cell(m.get('entropy', math.nan), 10, 6)}{_cell(m.get('kl', math.nan), 16, 6)}"
+                f"{model:<{w_model}}{split:<{w_split}}{m['bigrams']:>{w_n},}{cell(m['nll'], 10, 6)}"
+                f"{cell(m['perplexity'], 12, 4)}{cell(m['bits_per_char'], 11, 4)}"
+                f"{cell(m.get('entropy', math.nan), 10, 6)}{cell(m.get('kl', math.nan), 16, 6)}"
             )
     return "\n".join(rows)
 
 
-def _cell(x: float, width: int, digits: int) -> str:
+def cell(x: float, width: int, digits: int) -> str:
     """x right-aligned in `width` with at least one space before it: fixed point where it fits,
     else scientific; inf and nan as they are. So a diverged model's row keeps the columns.
 
-    >>> _cell(2.5, 10, 6), _cell(5.8e21, 10, 6), _cell(float("inf"), 10, 6)
+    >>> cell(2.5, 10, 6), cell(5.8e21, 10, 6), cell(float("inf"), 10, 6)
     ('  2.500000', '   5.8e+21', '       inf')
     """
     text = f"{x:.{digits}f}"
