@@ -56,9 +56,19 @@ def check_counts(t: Any, shape: tuple[int, int], where: str) -> torch.Tensor:
             f"{where} holds counts of shape {shape}, not {C}×{V} integers for the run's vocabulary: "
             "it belongs to another run or is damaged; retrain"
         )
+    if t.layout not in (torch.strided, torch.sparse_coo):
+        raise BigramError(f"{where} holds counts in a {t.layout} layout bigram never writes: it is damaged")
     values = t._values() if t.is_sparse else t
     if values.numel() and int(values.min()) < 0:
         raise BigramError(f"{where} holds negative counts: it is damaged; retrain")
+    if t.is_sparse:  # a crafted index past the table would be read out of bounds later
+        idx = t._indices()
+        ok = idx.dim() == 2 and idx.shape == (2, values.numel()) and not idx.is_floating_point()
+        if ok and idx.numel():
+            lo, hi0, hi1 = int(idx.min()), int(idx[0].max()), int(idx[1].max())
+            ok = lo >= 0 and hi0 < C and hi1 < V
+        if not ok:
+            raise BigramError(f"{where} holds count indices outside its {C}×{V} table: damaged; retrain")
     return t.long()
 
 

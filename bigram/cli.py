@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -100,9 +101,7 @@ def say_corpus(flag: str | None, data: str) -> None:
     from bigram import bundled
 
     if flag is None and data == str(bundled.NAMES):
-        typer.echo(
-            f"data: no {bundled.DEFAULT_DATA} here, so the bundled names.txt ({shown(data)})", err=True
-        )
+        typer.echo(f"data: no {bundled.DEFAULT_DATA} here, so the bundled names.txt: {shown(data)}", err=True)
 
 
 def libraries() -> None:
@@ -256,7 +255,7 @@ def sample(
     """Generate names, one per line: sampled exactly under the constraints, or the most likely."""
     options.check_sampling(
         n, temperature=temperature, top_k=top_k, top_p=top_p, min_len=min_len, max_len=max_len,
-        unique=unique, most_likely=most_likely,
+        unique=unique, most_likely=most_likely, start=start, end=end,
     )  # fmt: skip
     r = open_run(run, model)
     from bigram import sampling
@@ -275,6 +274,8 @@ def sample(
         except sampling.SearchStopped as e:  # print what is exact, then say why it is not all
             found, stopped = e.found, e
         blocks = [[name for name, _ in found]]
+        if len(found) < most_likely and stopped is None:  # every name with P > 0 was found
+            typer.echo(f"only {len(found):,} names meet the constraints with a probability > 0", err=True)
     else:  # block by block, drawn as they are printed: constant memory for any -n
         blocks = r.sample_blocks(n, model=model, seed=seed, unique=unique, **shape)
     opened, written = False, 0
@@ -443,10 +444,12 @@ def sweep(
         figures=figures, model=model, smoothing=_smoothing_flag(smoothing),
     )  # fmt: skip
     overrides["order"] = orders[0] if orders is not None and len(orders) == 1 else None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise BigramError("sweep runs in one process: run it without torchrun (train works under torchrun)")
     cfg = resolve(config, overrides, defaults={"figures": False})  # a figure per run: only when asked
     check_data_path(cfg.data)
     if out is not None:
-        rundir.check_out(out, False)
+        rundir.check_out(out, False, can_overwrite=False)
     if not per_order and regs is None:
         raise BigramError(f"--order {order!r}: one order, nothing to compare; give several, or --reg")
     for n in orders if per_order else ():
@@ -542,8 +545,8 @@ def plot(
     (above order 2: the most frequent contexts as rows)."""
     if what not in options.PLOT_WHAT:
         raise BigramError(f"--what {what!r}: choose counts or probs")
-    if top < 2:
-        raise BigramError(f"--top {top}: show at least 2 tokens")
+    if not 2 <= top <= options.PLOT_MAX_TOP:
+        raise BigramError(f"--top {top}: show between 2 and {options.PLOT_MAX_TOP} tokens")
     if out is None:
         raise BigramError("--out FILE.png is required: where to write the figure")
     check_new_file(out, overwrite)

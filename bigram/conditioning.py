@@ -482,7 +482,8 @@ def best_names(
         if done:
             c = plan.constraints
             name = c.start + vocab.decode(path) + c.end if j >= 0 else vocab.decode(path)  # j < 0: overlap
-            if not (exclude and name in exclude):
+            # a name with white space at either end is none the text rule can make (it strips)
+            if not (exclude and name in exclude) and name == name.strip():
                 out.append((name, -neg))
             continue
         if counter > max_queued:

@@ -21,7 +21,9 @@ n-gram ending in the next token and multiplies in the backoff weights of the lon
 
 The file also lists every prefix and suffix of a listed n-gram (KenLM finds an n-gram by
 extending its suffixes, and a history's backoff by its prefix). A probability of 0 is written
-as log10 −99, the ARPA convention for "never". At order 2 the uniform n-grams are the unigrams.
+as log10 −99, the ARPA convention for "never"; any other is written as it is, however small
+(add-k with k = 1e-120 gives −120). At order 2 the uniform n-grams are the unigrams. A table
+that would list more than 2^24 n-grams (a large neural one) is refused: JSON and CSV take it.
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ from bigram.counts import (
     order_of,
     row_sums,
 )
+from bigram.errors import BigramError
 from bigram.kneser_ney import kneser_ney_levels, kneser_ney_probs
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 NEVER = -99.0  # log10 of a probability 0 in ARPA files
+ARPA_MAX_NGRAMS = 1 << 24  # a table that would list more (a neural one, every n-gram) is refused
 
 
 def arpa_token(ch: str) -> str:
@@ -66,7 +70,9 @@ def arpa_sentence(name: str) -> str:
 
 
 def _log10(x: torch.Tensor) -> list[float]:
-    return [NEVER if v == -math.inf else max(v / math.log(10), NEVER) for v in x.tolist()]
+    """Natural logs as ARPA's log10, exactly (a tiny probability is no "never": 1e-120 is −120);
+    only a probability of 0 is written as −99."""
+    return [NEVER if v == -math.inf else v / math.log(10) for v in x.tolist()]
 
 
 def write_arpa(
@@ -105,6 +111,12 @@ def write_arpa(
         pairs = [(rows, cols)]
     else:  # every n-gram of every real history
         real = _real_rows(C, V, N)
+        if len(real) * V > ARPA_MAX_NGRAMS:
+            raise BigramError(
+                f"an ARPA file of this {N}-gram table lists every n-gram of every history: "
+                f"{len(real) * V:,} lines, more than {ARPA_MAX_NGRAMS:,}; export --format json or csv, "
+                "or the count model (its ARPA file lists only the n-grams seen)"
+            )
         pairs = (
             (chunk.repeat_interleave(V), torch.arange(V).repeat(len(chunk)))
             for chunk in real.split(max(1, (1 << 22) // V))
@@ -230,18 +242,40 @@ def write_json(
 ) -> None:
     """{"model", "order", "boundary_id", "tokens", "probs": C×V, "counts": C×V (count model)}:
     tokens[0] is the boundary's display; probs[i][j] = P(tokens[j] | context i), where context i
-    is the N−1 tokens whose ids are i's digits in base V, oldest first (the bigram: tokens[i])."""
-    doc = {
+    is the N−1 tokens whose ids are i's digits in base V, oldest first (the bigram: tokens[i]).
+    Written a block of rows at a time (what json.dump writes), so memory stays the table's."""
+    head = {
         "model": kind,
         "order": order_of(tuple(log_probs.shape)),
         "boundary_id": BOUNDARY_ID,
         "tokens": vocab.tokens(),
-        "probs": log_probs.to(torch.float64).exp().cpu().tolist(),
     }
+    f.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "probs": ')
+    _json_rows(f, (block.to(torch.float64).exp() for block in _row_blocks(log_probs.cpu())))
     if counts is not None:
-        doc["counts"] = dense(counts).cpu().tolist()
-    json.dump(doc, f, ensure_ascii=False)
-    f.write("\n")
+        f.write(', "counts": ')
+        _json_rows(f, (dense(block) for block in _row_blocks(counts.cpu())))
+    f.write("}\n")
+
+
+def _row_blocks(t: torch.Tensor, cells: int = 1 << 20):
+    """A C×V table (dense or sparse) as dense blocks of whole rows, about `cells` entries each."""
+    C, V = t.shape
+    step = max(1, cells // V)
+    for start in range(0, C, step):
+        rows = torch.arange(start, min(start + step, C))
+        yield t.index_select(0, rows) if t.is_sparse else t[start : start + step]
+
+
+def _json_rows(f: TextIO, blocks) -> None:
+    """A list of lists from blocks of rows, as json.dump would write it."""
+    f.write("[")
+    first = True
+    for block in blocks:
+        for row in block.tolist():
+            f.write(("" if first else ", ") + json.dumps(row))
+            first = False
+    f.write("]")
 
 
 def write_csv(f: TextIO, log_probs: torch.Tensor, vocab: Vocab, counts: torch.Tensor | None) -> None:
@@ -257,14 +291,16 @@ def write_csv(f: TextIO, log_probs: torch.Tensor, vocab: Vocab, counts: torch.Te
     w.writerow([*head, "next", *(["count"] if counts is not None else []), "prob", "log_prob"])
     prev = ["<s>", *vocab.chars]
     nxt = ["</s>", *vocab.chars]
-    counts = dense(counts).cpu() if counts is not None else None
-    for i in _real_rows(C, V, N).tolist():
-        context = [prev[d] for d in context_ids(i, C, V)]
-        row_lp = lp[i].tolist()
-        row_n = counts[i].tolist() if counts is not None else None
-        for j in range(V):
-            n = [row_n[j]] if row_n is not None else []
-            w.writerow([*context, nxt[j], *n, repr(math.exp(row_lp[j])), repr(row_lp[j])])
+    counts = counts.cpu() if counts is not None else None
+    for ids in _real_rows(C, V, N).split(max(1, (1 << 20) // V)):  # blocks of rows: bounded memory
+        block_lp = lp[ids].tolist()
+        block_n = dense(counts.index_select(0, ids)).tolist() if counts is not None else None
+        for r, i in enumerate(ids.tolist()):
+            context = [prev[d] for d in context_ids(i, C, V)]
+            row_lp = block_lp[r]
+            for j in range(V):
+                n = [block_n[r][j]] if block_n is not None else []
+                w.writerow([*context, nxt[j], *n, repr(math.exp(row_lp[j])), repr(row_lp[j])])
 
 
 def export(run, fmt: str, out: Path, model: str | None = None) -> str:

@@ -17,8 +17,13 @@ from tqdm import tqdm
 
 from bigram.config import TrainConfig
 from bigram.counts import dense
+from bigram.errors import BigramError
 from bigram.models import NeuralBigram
 from bigram.tensorboard_log import Curves
+
+MAX_BATCH_CELLS = 1 << 25  # a minibatch's logits, batch × V floats (autograd keeps a few copies)
+LBFGS_HISTORY_BYTES = 256 << 20  # L-BFGS's curvature history (in memory and in neural.pt)
+LBFGS_MAX_ENTRIES = 1 << 23  # beyond it, its state (~9 copies of W) and neural.pt pass 300 MB: refused
 
 
 class PlainSGD:
@@ -55,8 +60,10 @@ class RestartingLBFGS(torch.optim.LBFGS):
 
     stalled = False
 
-    def __init__(self, params, lr: float) -> None:
-        super().__init__(params, lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+    def __init__(self, params, lr: float, entries: int) -> None:
+        # the history holds two C×V vectors a step: kept within its budget (and the checkpoint with it)
+        history = max(3, min(20, LBFGS_HISTORY_BYTES // (8 * entries)))
+        super().__init__(params, lr=lr, max_iter=1, history_size=history, line_search_fn="strong_wolfe")
 
     def step(self, closure) -> float:
         loss = super().step(closure)
@@ -76,7 +83,7 @@ def make_optimizer(cfg: TrainConfig, model: NeuralBigram, train: torch.Tensor):
         return PlainSGD(params, lr)  # plain W ← W − lr·grad, as in the lecture
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr)
-    return RestartingLBFGS(params, lr)
+    return RestartingLBFGS(params, lr, model.W.numel())
 
 
 class StopOnCtrlC:
@@ -130,6 +137,18 @@ class Fit:
     def start(cls, cfg: TrainConfig, train: torch.Tensor, device: torch.device, resume: dict | None) -> Fit:
         """W = randn(C, V) from the seed, or the weights, optimizer state and generator of a
         checkpoint (runs.Run.neural_state) to go on from."""
+        C, V = train.shape
+        if cfg.batch_size * V > MAX_BATCH_CELLS:  # the logits (and autograd's copies) are batch × V
+            most = MAX_BATCH_CELLS // V
+            raise BigramError(
+                f"--batch-size {cfg.batch_size:,}: its logits would be {cfg.batch_size:,} × {V:,} floats; "
+                f"with this vocabulary give at most {most:,}"
+            )
+        if cfg.optimizer == "lbfgs" and C * V > LBFGS_MAX_ENTRIES:
+            raise BigramError(
+                f"--optimizer lbfgs keeps a history of copies of W, and this table has {C * V:,} entries "
+                f"(more than {LBFGS_MAX_ENTRIES:,}): use --optimizer newton (the default), sgd or adam"
+            )
         train = dense(train).to(device=device, dtype=torch.float32)
         model = NeuralBigram(train.shape[1], seed=cfg.seed, contexts=train.shape[0]).to(device)
         optimizer = make_optimizer(cfg, model, train)

@@ -120,10 +120,12 @@ class NeuralBigram(nn.Module):
     def loss(
         self, xs: torch.Tensor, ys: torch.Tensor, reg: float
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(loss, nll, reg term) over the examples xs → ys, through the literal one-hot forward.
+        """(loss, nll, reg term) over the examples xs → ys (a minibatch).
 
-        NLL of the targets under softmax(logits) is cross-entropy against one-hot targets."""
-        nll = F.cross_entropy(self(xs), ys)
+        The logits are rows xs of W: what the one-hot forward computes (tested equal), without
+        its batch × C one-hot matrix, so memory is batch × V at any order. NLL of the targets
+        under softmax(logits) is cross-entropy against one-hot targets."""
+        nll = F.cross_entropy(self.W[xs], ys)
         r = self.reg_term(reg)
         return nll + r, nll, r
 

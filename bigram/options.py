@@ -13,9 +13,10 @@ from __future__ import annotations
 from bigram.errors import BigramError
 
 MAX_STEPS = 10_000  # a walk that has not ended by then means a broken table
-MAX_UNIQUE = 10_000_000  # --unique remembers every name given
+MAX_UNIQUE = 1_000_000  # --unique remembers every name given (~150 MB for a million)
 EXPORT_FORMATS = {".arpa": "arpa", ".lm": "arpa", ".json": "json", ".csv": "csv"}  # by file extension
 PLOT_WHAT = ("counts", "probs")  # the training split's N, or a model's P
+PLOT_MAX_TOP = 100  # a figure of 100 × 100 labelled cells is ~4,600 px square; beyond, unreadable and huge
 
 
 def check_shape(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> None:
@@ -48,6 +49,15 @@ def check_count(n: int, unique: bool = False, most_likely: int | None = None) ->
         raise BigramError(f"--most-likely {most_likely}: must be ≥ 0")
 
 
+def check_affixes(start: str = "", end: str = "") -> None:
+    """--start/--end: names are stripped by the text rule, so none begins or ends with white space."""
+    why = "which no name does (names are stripped)"
+    if start[:1].isspace():
+        raise BigramError(f"--start {start!r} begins with white space, {why}")
+    if end[-1:].isspace():
+        raise BigramError(f"--end {end!r} ends with white space, {why}")
+
+
 def check_sampling(
     n: int = 1,
     *,
@@ -58,8 +68,11 @@ def check_sampling(
     max_len: int | None = None,
     unique: bool = False,
     most_likely: int | None = None,
+    start: str = "",
+    end: str = "",
 ) -> None:
     """Every option of `bigram sample` that can be checked without the run."""
     check_count(n, unique, most_likely)
     check_shape(temperature, top_k, top_p)
     check_lengths(min_len, max_len)
+    check_affixes(start, end)

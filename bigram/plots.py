@@ -70,7 +70,8 @@ def heatmap(values: torch.Tensor, rows: list[str], cols: list[str], what: str, t
     rgb = colormaps["Blues"](sub / top)[..., :3]
     dark = rgb @ np.array([0.2126, 0.7152, 0.0722]) < 0.5
     width = max(CELL_PX, 9 * max(len(r) + len(c) for r in rows for c in cols) + 10)
-    cells = (np.repeat(np.repeat(rgb, CELL_PX, 0), width, 1) * 255).round().astype(np.uint8)
+    # colours to bytes per cell first: the image-sized array is uint8, not float64
+    cells = np.repeat(np.repeat((rgb * 255).round().astype(np.uint8), CELL_PX, 0), width, 1)
     img = Image.new(
         "RGB", (len(cols) * width + 2 * MARGIN_PX, len(rows) * CELL_PX + TITLE_PX + MARGIN_PX), "white"
     )

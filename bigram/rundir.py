@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,10 +102,13 @@ def foreign_entry(path: Path) -> str | None:
     return None
 
 
-def check_out(out: str | Path, overwrite: bool, data: str | Path | None = None) -> Path:
+def check_out(
+    out: str | Path, overwrite: bool, data: str | Path | None = None, can_overwrite: bool = True
+) -> Path:
     """Refuse an --out that would replace something: without --overwrite anything non-empty; with
     it, anything but a directory bigram made that holds only bigram's files, the current directory
-    (or one above it) and a directory that holds the data file."""
+    (or one above it) and a directory that holds the data file. `can_overwrite`: whether the
+    command has --overwrite at all (sweep has not), for the message."""
     path = Path(out)
     try:
         str(path).encode("utf-8")
@@ -121,10 +125,9 @@ def check_out(out: str | Path, overwrite: bool, data: str | Path | None = None) 
     if not any(path.iterdir()):
         return path
     if not overwrite:
-        raise BigramError(
-            f"--out {shown(path)} already exists and is not empty: pass --overwrite to replace it, "
-            "or choose another --out"
-        )
+        fix = "choose another --out"
+        fix = f"pass --overwrite to replace it, or {fix}" if can_overwrite else fix
+        raise BigramError(f"--out {shown(path)} already exists and is not empty: {fix}")
     here, target = Path.cwd().resolve(), path.resolve()
     if target == here or target in here.parents:
         raise BigramError(
@@ -184,7 +187,18 @@ def _commit(work: Path, final: Path, staged: bool) -> None:
     old = final.with_name(f".{final.name}.old-{os.getpid()}")
     os.replace(final, old)
     os.replace(work, final)
-    shutil.rmtree(old, ignore_errors=True)
+    retry = {"onexc" if sys.version_info >= (3, 12) else "onerror": _writable_and_retry}
+    shutil.rmtree(old, **retry)
+    shutil.rmtree(old, ignore_errors=True)  # what is left, if the retry failed too
+
+
+def _writable_and_retry(func, path: str, _exc) -> None:
+    """rmtree of a read-only old run: make its directory writable, then delete again."""
+    try:
+        os.chmod(os.path.dirname(path), 0o700)
+        func(path)
+    except OSError:
+        pass
 
 
 def latest_run(root: Path = RUNS_DIR) -> tuple[Path, list[tuple[Path, str]]]:

@@ -37,6 +37,7 @@ from bigram.text import TextRule, shown
 from bigram.vocab import Vocab
 
 MODELS = ("count", "neural")
+RECORDED = ("data", "model")  # in every config.toml bigram ever wrote: missing, the file is damaged
 
 
 # --- writing a run -------------------------------------------------------------------------------
@@ -124,9 +125,13 @@ class Run:
             warnings.warn(f"skipped run {shown(run)}: {why}", stacklevel=2)
         where = p / "config.toml"
         try:
-            config = resolve_dict(tomllib.loads(where.read_text(encoding="utf-8")), where=shown(where))
+            raw = tomllib.loads(where.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-            raise BigramError(f"cannot read {shown(where)}: {e}") from None
+            raise BigramError(f"cannot read {shown(where)}: {e}; it is damaged, retrain") from None
+        missing = [k for k in RECORDED if k not in raw]
+        if missing:  # every run records its whole config: a key left out is not a default
+            raise BigramError(f"{shown(where)} lacks {', '.join(missing)}: it is damaged; retrain")
+        config = resolve_dict(raw, where=shown(where))
         try:
             vocab = Vocab.from_dict(json.loads((p / "vocab.json").read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as e:

@@ -22,7 +22,7 @@ import torch
 from bigram.conditioning import Constraints, Plan, SearchStopped, best_names, draw
 from bigram.counts import successor
 from bigram.errors import BigramError
-from bigram.options import check_count, check_shape
+from bigram.options import check_affixes, check_count, check_shape
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 __all__ = ["Constraints", "SearchStopped", "adjust", "most_likely", "sample", "sample_blocks", "sample_plain"]
@@ -117,30 +117,35 @@ def sample_blocks(
     the same seed gives the same names, and memory stays that of one block whatever n is.
 
     `exclude` (names to leave out, e.g. the training corpus) and `unique` are met by drawing more
-    rounds; after `max_rounds` without enough names it is a BigramError."""
+    rounds; after `max_rounds` without enough names it is a BigramError. So is the text rule,
+    when the vocabulary holds white space: a walk that begins or ends with it is no name the rule
+    can make (it strips every line), so it is drawn again; the names are then exactly the model's
+    distribution conditioned on being names, each with the likelihood `score` gives it."""
     check_count(n, unique)
+    check_affixes(constraints.start, constraints.end)
     plan = Plan(adjust(log_probs, temperature, top_k, top_p), vocab, constraints)
     g = make_generator(seed)
     seen: set[str] = set()
+    spaced = any(ch.isspace() for ch in vocab.chars)
 
-    def keep(name: str) -> bool:  # --novel and --unique
-        if (exclude and name in exclude) or (unique and name in seen):
+    def keep(name: str) -> bool:  # the text rule, --novel and --unique
+        if (spaced and name != name.strip()) or (exclude and name in exclude) or (unique and name in seen):
             return False
         seen.add(name)
         return True
 
+    filtered = spaced or bool(exclude) or unique
     given = 0
     while given < n:
         size = min(n - given, BLOCK)
-        block = (
-            draw(plan, size, g) if not exclude and not unique else _draw_kept(plan, size, g, keep, max_rounds)
-        )
+        block = _draw_kept(plan, size, g, keep, max_rounds) if filtered else draw(plan, size, g)
         if len(block) < size:
             what = " and ".join(w for w, on in (("novel", bool(exclude)), ("unique", unique)) if on)
+            why = " (a walk that begins or ends with white space is no name: drawn again)" if spaced else ""
             raise BigramError(
-                f"only {given + len(block):,} of {n:,} {what} names after {max_rounds} rounds of "
-                "sampling: the model (with these constraints) cannot produce enough; ask for fewer or "
-                "relax the constraints"
+                f"only {given + len(block):,} of {n:,} {what + ' ' if what else ''}names after {max_rounds} "
+                f"rounds of sampling{why}: the model (with these constraints) cannot produce enough; ask "
+                "for fewer or relax the constraints"
             )
         given += size
         yield block
@@ -178,5 +183,6 @@ def most_likely(
 ) -> list[tuple[str, float]]:
     """The k most probable names meeting the constraints, most probable first, with their log
     probability under the adjusted table (see conditioning.best_names)."""
+    check_affixes(constraints.start, constraints.end)
     plan = Plan(adjust(log_probs, temperature, top_k, top_p), vocab, constraints)
     return best_names(plan, k, exclude=exclude, max_queued=max_queued)

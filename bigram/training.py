@@ -122,7 +122,7 @@ def sweep(
     smoothing whose count model is nearest: how much smoothing the penalty amounts to."""
     device, progress = _setup(cfg, progress)
     if out is not None:
-        check_out(out, False)
+        check_out(out, False, can_overwrite=False)
     corpus = load_counts(cfg, progress=progress)
     rows = []
     splits = corpus.splits  # the count model's k is the same for every reg: chosen once
@@ -154,7 +154,7 @@ def sweep_orders(
     split better: add-k with its best k, or Kneser-Ney; each row reports both."""
     device, progress = _setup(cfg, progress)
     if out is not None:
-        check_out(out, False)
+        check_out(out, False, can_overwrite=False)
     subs = [dataclasses.replace(cfg, order=n, reg=reg) for n, reg in zip(orders, regs, strict=True)]
     for sub in subs:
         validate(sub)  # every order checked before the first is counted
@@ -342,7 +342,7 @@ def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
             lines.append(f"count model:  interpolated modified Kneser-Ney{how}; discounts D1, D2, D3+:")
             kn = extra["kneser_ney"]
             for n, (d, fallback) in enumerate(zip(kn["discounts"], kn["fallback"], strict=True), 1):
-                note = "  lmplz's fallback (its counts of counts give none)" if fallback else ""
+                note = "  lmplz's fallback (its counts of counts give no valid discounts)" if fallback else ""
                 lines.append(f"{'':14}{gram_name(n) + 's':<10}{d[0]:.4f}  {d[1]:.4f}  {d[2]:.4f}{note}")
         elif auto:
             chosen = (
