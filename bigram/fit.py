@@ -26,6 +26,23 @@ LBFGS_HISTORY_BYTES = 256 << 20  # L-BFGS's curvature history (in memory and in 
 LBFGS_MAX_ENTRIES = 1 << 23  # beyond it, its state (~9 copies of W) and neural.pt pass 300 MB: refused
 
 
+def check_fits(cfg: TrainConfig, C: int, V: int) -> None:
+    """Refuse, before anything that size is allocated, the flag values whose memory would follow
+    the flag rather than the C×V table: a minibatch's logits are batch × V, L-BFGS keeps copies of W."""
+    if not cfg.trains_neural:
+        return
+    if cfg.batch_size * V > MAX_BATCH_CELLS:  # the logits (and autograd's copies) are batch × V
+        raise BigramError(
+            f"--batch-size {cfg.batch_size:,}: its logits would be {cfg.batch_size:,} × {V:,} floats; "
+            f"with this vocabulary give at most {MAX_BATCH_CELLS // V:,}"
+        )
+    if cfg.optimizer == "lbfgs" and C * V > LBFGS_MAX_ENTRIES:
+        raise BigramError(
+            f"--optimizer lbfgs keeps a history of copies of W, and this table has {C * V:,} entries "
+            f"(more than {LBFGS_MAX_ENTRIES:,}): use --optimizer newton (the default), sgd or adam"
+        )
+
+
 class PlainSGD:
     """The lecture's update, W.data += -lr * W.grad, with the optimizer interface fit_neural uses.
     Same numbers as torch.optim.SGD(lr=lr); written out because constructing any torch.optim
@@ -137,18 +154,7 @@ class Fit:
     def start(cls, cfg: TrainConfig, train: torch.Tensor, device: torch.device, resume: dict | None) -> Fit:
         """W = randn(C, V) from the seed, or the weights, optimizer state and generator of a
         checkpoint (runs.Run.neural_state) to go on from."""
-        C, V = train.shape
-        if cfg.batch_size * V > MAX_BATCH_CELLS:  # the logits (and autograd's copies) are batch × V
-            most = MAX_BATCH_CELLS // V
-            raise BigramError(
-                f"--batch-size {cfg.batch_size:,}: its logits would be {cfg.batch_size:,} × {V:,} floats; "
-                f"with this vocabulary give at most {most:,}"
-            )
-        if cfg.optimizer == "lbfgs" and C * V > LBFGS_MAX_ENTRIES:
-            raise BigramError(
-                f"--optimizer lbfgs keeps a history of copies of W, and this table has {C * V:,} entries "
-                f"(more than {LBFGS_MAX_ENTRIES:,}): use --optimizer newton (the default), sgd or adam"
-            )
+        check_fits(cfg, *train.shape)
         train = dense(train).to(device=device, dtype=torch.float32)
         model = NeuralBigram(train.shape[1], seed=cfg.seed, contexts=train.shape[0]).to(device)
         optimizer = make_optimizer(cfg, model, train)

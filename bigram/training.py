@@ -20,7 +20,7 @@ from bigram.config import TrainConfig, validate
 from bigram.corpus import default_world, load_counts
 from bigram.counts import gram_name
 from bigram.errors import BigramError, TrainingStopped
-from bigram.fit import StopOnCtrlC, fit_neural
+from bigram.fit import StopOnCtrlC, check_fits, fit_neural
 from bigram.kneser_ney import kneser_ney_probs
 from bigram.metrics import evaluate
 from bigram.models import CountRows, count_log_probs_at
@@ -84,6 +84,7 @@ def train(
     if rank != 0:
         return None  # only rank 0 trains and writes the run directory
     vocab, splits = corpus.vocab, corpus.splits
+    check_fits(cfg, *splits["train"].shape)  # before the count model is fitted, not after
 
     with new_run_dir(out, overwrite, data=cfg.data) as run:
         final = run if out is None else Path(out)  # `run` is a staging name while --overwrite builds
