@@ -559,6 +559,31 @@ def plot(
     typer.echo(f"wrote {shown(out)}")
 
 
+@app.command()
+@friendly
+def explore(
+    run: RunArg = None,
+    out: Annotated[
+        Path | None, typer.Option(help="HTML file (default: explore.html in the run).", show_default=False)
+    ] = None,
+    open_page: Annotated[bool, typer.Option("--open", help="Open the page in a web browser.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+) -> None:
+    """Write one self-contained HTML page that shows the run's tables: the table, one row, a name's
+    likelihood step by step, sampling, training."""
+    if out is not None:
+        check_new_file(out, overwrite)
+    r = open_run(run)
+    from bigram.explore import write
+
+    path = write(r, out if out is not None else r.path / "explore.html")
+    typer.echo(f"wrote {shown(path)}")
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+
+
 def check_new_file(path: Path, overwrite: bool) -> None:
     """Never replace a file the user has unless asked."""
     if path.exists() and not overwrite:

@@ -23,7 +23,9 @@ from bigram.text import shown
 RUNS_DIR = Path("runs")
 STATUSES = ("training", "complete", "interrupted", "diverged")
 MARKER = ".bigram-run"  # written into every directory bigram makes; --overwrite replaces only those
-RUN_FILES = {"config.toml", "vocab.json", "counts.pt", "count.pt", "neural.pt", "metrics.json", MARKER}
+RUN_FILES = {
+    "config.toml", "vocab.json", "counts.pt", "count.pt", "neural.pt", "metrics.json", "explore.html", MARKER
+}  # fmt: skip
 # TensorBoard's event files (events.out.tfevents.<time>.<host>.<pid>.<n>); a crashed atomic write
 _OURS = re.compile(r"events\.out\.tfevents\.\d+\.[^/]+\.\d+\.\d+|\..+\.tmp-\d+")
 

@@ -315,4 +315,14 @@ class Run:
         return compact(torch.sparse_coo_tensor(pairs, c, (C, V), check_invariants=False))
 
     def metrics(self) -> dict:
-        return json.loads((self.path / "metrics.json").read_text(encoding="utf-8"))
+        """metrics.json: every model's metrics per split, and what training chose and did."""
+        try:
+            return json.loads((self.path / "metrics.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise BigramError(f"cannot read {shown(self.path / 'metrics.json')}: {e}; retrain") from None
+
+    def explore(self):
+        """The `bigram explore` page of this run; a notebook shows it inline (`_repr_html_`)."""
+        from bigram.explore import Page, render
+
+        return Page(render(self))

@@ -205,7 +205,10 @@ def test_train_has_a_flag_for_every_config_key_and_help_shows_choices_and_defaul
     assert "--lowercase" in r.output and "--quiet" in r.output
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "eval", "score", "export", "plot", "sweep"])
+COMMANDS = ["train", "sample", "eval", "score", "export", "plot", "sweep", "explore"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_switches_show_no_value_type_in_help(invoke, monkeypatch, command):
     monkeypatch.setenv("COLUMNS", "200")
     r = invoke(command, "--help")

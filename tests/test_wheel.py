@@ -77,7 +77,8 @@ def _readme_default_run() -> list[str]:
 def test_the_wheel_carries_the_corpus_and_configs(installed):
     with zipfile.ZipFile(installed["wheel"]) as z:
         names = set(z.namelist())
-        assert {"bigram/names.txt", "bigram/configs/default.toml", "bigram/configs/lecture.toml"} <= names
+        shipped = {"bigram/names.txt", "bigram/configs/default.toml", "bigram/configs/lecture.toml"}
+        assert shipped | {"bigram/explore_page.html"} <= names
         assert z.read("bigram/names.txt") == (ROOT / "bigram" / "names.txt").read_bytes()
 
 

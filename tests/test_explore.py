@@ -1,0 +1,233 @@
+"""`bigram explore`: the page, driven in a real headless Chromium (Debian's chromium and
+chromedriver; .ci/run installs them, nothing is downloaded at run time).
+
+Every expected number comes from bigram's own reading commands (`bigram score`, the run's table),
+which the rest of the suite checks against plain-Python references: the page must agree with them."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NAMES, train_run
+
+CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and DRIVER.exists() and shutil.which("chromium")),
+    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600"):
+        options.add_argument(arg)
+    options.binary_location = str(CHROMIUM)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def load(browser, page: Path) -> None:
+    """Open a page from file://: it must finish drawing with no console message and no request."""
+    browser.get_log("browser")  # drop what an earlier page left
+    browser.get(page.resolve().as_uri())
+    assert browser.execute_script("return document.body.getAttribute('data-ready')") == "1"
+    assert browser.get_log("browser") == []
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
+
+
+@pytest.fixture(scope="module")
+def lecture(tmp_path_factory):
+    """names.txt without held-out splits, add-one counts and 20 SGD steps: both models, curves."""
+    from typer.testing import CliRunner
+
+    from bigram.cli import app
+
+    root = tmp_path_factory.mktemp("explore")
+    run = root / "lecture"
+    args = ["train", "--config", "lecture", "--data", str(NAMES), "--steps", "20", "--out", str(run), "-q"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["explore", str(run)])
+    assert r.exit_code == 0 and f"wrote {run / 'explore.html'}" in r.output, r.output
+    return run
+
+
+def test_every_part_renders_offline_and_the_page_is_small(browser, lecture):
+    page = lecture / "explore.html"
+    assert page.stat().st_size < 400_000
+    load(browser, page)
+    js = browser.execute_script
+    assert js("return document.querySelectorAll('#heat rect').length") == 27 * 27
+    assert js("return document.querySelectorAll('#bars rect.bar').length") == 2 * 27
+    assert js("return document.querySelectorAll('table.steps tr').length") == 2 * (1 + 5)  # emma: 5 bigrams
+    assert js("return document.querySelectorAll('#drawn li').length") == 20
+    assert js("return document.querySelectorAll('#curves .curve').length") == 2  # neural curve, count line
+    assert js("return document.querySelectorAll('#eval tr').length") == 1 + 2
+    for part in ("part-table", "part-row", "part-name", "part-sample", "part-train"):
+        assert browser.find_element("id", part).is_displayed()
+
+
+def _score(run: Path, *names: str) -> list[dict]:
+    from typer.testing import CliRunner
+
+    from bigram.cli import app
+
+    out = {}
+    for model in ("count", "neural"):
+        r = CliRunner().invoke(app, ["score", str(run), *names, "--model", model])
+        out[model] = r
+    return out
+
+
+def test_a_typed_name_shows_the_numbers_bigram_score_prints(browser, lecture):
+    from selenium.webdriver.common.by import By
+
+    load(browser, lecture / "explore.html")
+    box = browser.find_element(By.ID, "name-input")
+    for name in ("emma", "  Zoë ", "andrejq"):
+        box.clear()
+        box.send_keys(name)
+        printed = _score(lecture, name)
+        for model, r in printed.items():
+            if r.exit_code != 0:  # an unknown character: the same sentence
+                shown = browser.find_element(By.ID, "name-error").text
+                assert r.stderr.strip() == f"error: {shown}", (r.stderr, shown)
+                continue
+            want = r.stdout.strip().splitlines()[-1].strip()  # likelihood = …   NLL = … over n bigrams
+            got = browser.find_element(By.CSS_SELECTOR, f".totals[data-model={model}] .nll").text
+            assert " ".join(got.split()) == " ".join(want.split()), (model, got, want)
+            rows = browser.find_elements(By.CSS_SELECTOR, f"table.steps[data-model={model}] tr")[1:]
+            for row, line in zip(rows, r.stdout.strip().splitlines()[1:-1], strict=True):
+                parts = line.split()  # ".e   P = 0.047785   log P =   -3.0410"
+                cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+                assert cells[:3] == [parts[0], parts[3], parts[-1]]
+
+
+def test_a_clicked_row_shows_that_row_of_the_table(browser, lecture):
+    from selenium.webdriver.common.by import By
+
+    from bigram.runs import Run
+
+    run = Run.open(lecture)
+    load(browser, lecture / "explore.html")
+    a = run.vocab.id("a")
+    browser.find_element(By.CSS_SELECTOR, f'#heat g[data-row="{a}"] rect').click()
+    assert 'context "a"' in browser.find_element(By.ID, "row-head").text
+    for model in ("count", "neural"):
+        want = run.log_probs(model)[a].exp().tolist()
+        bars = browser.find_elements(By.CSS_SELECTOR, f'#bars rect[data-model="{model}"]')
+        got = {int(b.get_attribute("data-token")): float(b.get_attribute("data-p")) for b in bars}
+        assert len(got) == 27 and all(abs(got[j] - want[j]) <= 1e-6 for j in range(27))
+    entropy = -sum(p * math.log(p) for p in run.log_probs("count")[a].exp().tolist())
+    assert f"{entropy:.4f} nats" in browser.find_element(By.ID, "row-stats").text
+
+
+def test_the_sampler_walks_the_table_honestly_and_repeats_with_its_seed(browser, lecture):
+    from selenium.webdriver.common.by import By
+
+    from bigram.runs import Run
+
+    run = Run.open(lecture)
+    load(browser, lecture / "explore.html")
+    drawn = browser.execute_script("return window.bigramExplore.sampleNames('count', 20000, 11)")
+    assert all(not d.get("missing") and set(d["name"]) <= set(run.vocab.chars) for d in drawn)
+    again = browser.execute_script("return window.bigramExplore.sampleNames('count', 20000, 11)")
+    assert again == drawn
+    first = Counter(d["name"][:1] for d in drawn)  # the first character: row 0 of P, given a name
+    p0 = run.log_probs("count")[0].exp().tolist()
+    for j, ch in enumerate(run.vocab.tokens()[1:], start=1):
+        p = p0[j] / (1 - p0[0])  # names are never empty, as in bigram sample
+        assert abs(first[ch] / 20000 - p) <= 4 * math.sqrt(p * (1 - p) / 20000) + 1e-3, ch
+    assert all(d["name"] and not d.get("cut") for d in drawn)  # each ended at the boundary
+    second = Counter(d["name"][1:2] for d in drawn if d["name"][:1] == "a")  # then the row of 'a'
+    pa = run.log_probs("count")[run.vocab.id("a")].exp().tolist()
+    n_a = sum(second.values())
+    for j, ch in enumerate(["", *run.vocab.chars]):
+        p = pa[j]
+        assert abs(second[ch] / n_a - p) <= 4 * math.sqrt(p * (1 - p) / n_a) + 2e-3, ch
+
+    def walk() -> list[str]:
+        browser.find_element(By.ID, "s-reset").click()
+        shown = []
+        for _ in range(60):
+            browser.find_element(By.ID, "s-step").click()
+            shown.append(browser.find_element(By.ID, "walk").text)
+            if "ended at the boundary" in shown[-1]:
+                return shown
+        raise AssertionError(shown)
+
+    assert walk() == walk()
+
+
+HOSTILE = [
+    'o"brien', "o'neil", "<b>bold</b>", "a&amp;b", "</script><script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>", "مريم", "דוד", "{{DATA}}", "ann", "bob",
+]  # fmt: skip
+
+
+def test_a_hostile_corpus_injects_nothing(browser, invoke, tmp_path):
+    corpus = tmp_path / "hostile.txt"
+    corpus.write_text("\n".join(HOSTILE * 3) + "\n", encoding="utf-8")
+    run = train_run(invoke, corpus, tmp_path / "h", "--steps", "3", "--val-frac", "0", "--test-frac", "0")
+    assert invoke("explore", run).exit_code == 0
+    load(browser, run / "explore.html")
+    js = browser.execute_script
+    assert js("return document.querySelectorAll('img, b, script:not([id=data])').length") == 1  # our script
+    names = js("return window.bigramExplore.sampleNames('count', 300, 5).map(d => d.name)")
+    assert "</script><script>alert(1)</script>" in names or any("<" in n for n in names)
+    assert browser.title.startswith("bigram explore:")
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--model", "count"),
+        ("--model", "neural", "--steps", "3"),
+        ("--val-frac", "0", "--test-frac", "0", "--steps", "3"),
+        ("--smoothing", "kn", "--order", "3", "--steps", "3"),
+        ("--order", "5", "--model", "count"),
+    ],
+)
+def test_every_kind_of_run_gives_a_working_page(browser, invoke, tmp_path, flags):
+    run = train_run(invoke, NAMES, tmp_path / "r", "--no-figures", *flags)
+    out = tmp_path / "page.html"
+    r = invoke("explore", run, "--out", out)
+    assert r.exit_code == 0, r.output
+    load(browser, out)
+    assert browser.execute_script("return document.querySelectorAll('#heat rect').length") > 0
+    emma = browser.execute_script("return window.bigramExplore.scoreName(arguments[0], 'emma')", "count"
+                                  if "neural" not in flags else "neural")  # fmt: skip
+    model = "neural" if "neural" in flags else "count"
+    want = json.loads(invoke("score", run, "emma", "--json", "--model", model).stdout)[0]["nll"]
+    assert emma.get("missing") is None and abs(emma["nll"] - want) < 1e-9
+    if "--order" in flags and "5" in flags:
+        assert out.stat().st_size < 5_000_000
+        assert "most frequent" in browser.find_element("id", "heat-note").text
+
+
+def test_a_sweep_sub_run_and_the_notebook_object(browser, invoke, tmp_path):
+    r = invoke("sweep", "--reg", "0.01,0.1", "--data", NAMES, "--out", tmp_path / "sw", "--steps", "3")
+    assert r.exit_code == 0, r.output
+    sub = tmp_path / "sw" / "reg=0.1"
+    assert invoke("explore", sub).exit_code == 0
+    load(browser, sub / "explore.html")
+    from bigram.runs import Run
+
+    shown = Run.open(sub).explore()._repr_html_()
+    assert shown.startswith("<iframe srcdoc=") and "<script" not in shown  # the page is escaped in it
+    # explore.html is one of bigram's files: the run can still be replaced
+    r = invoke("train", "--data", NAMES, "--out", sub, "--overwrite", "-q", "--model", "count")
+    assert r.exit_code == 0, r.output
