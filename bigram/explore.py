@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import struct
 from pathlib import Path
 
 import torch
@@ -39,14 +40,23 @@ def _numbers(t: torch.Tensor) -> list:
 
 
 def _curves(run_dir: Path) -> dict[str, list[list[float]]]:
-    """The run's logged scalars that the training part draws, from its TensorBoard events."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    """The run's logged NLL scalars ({split}/nll, {split}/nll_count_model), read from its
+    TensorBoard event files: TFRecords (length, crc, an Event message, crc) parsed with
+    TensorBoard's own Event message, without its event loader's imports (~0.25 s)."""
+    from tensorboard.compat.proto.event_pb2 import Event
 
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    tags = set(acc.Tags().get("scalars", []))
-    wanted = [t for t in sorted(tags) if t.endswith(("/nll", "/nll_count_model")) and "/" in t]
-    return {t: [[e.step, e.value] for e in acc.Scalars(t)] for t in wanted}
+    curves: dict[str, dict[int, float]] = {}
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        data, at = path.read_bytes(), 0
+        while at + 12 <= len(data):
+            (n,) = struct.unpack_from("<Q", data, at)
+            record = data[at + 12 : at + 12 + n]
+            at += 12 + n + 4
+            event = Event.FromString(record)
+            for v in event.summary.value:
+                if v.tag.endswith(("/nll", "/nll_count_model")) and v.HasField("simple_value"):
+                    curves.setdefault(v.tag, {})[event.step] = v.simple_value
+    return {tag: [[s, x] for s, x in sorted(points.items())] for tag, points in sorted(curves.items())}
 
 
 def page_data(run) -> dict:

@@ -281,6 +281,70 @@ def bench_refusals(tmp: Path, runs: int) -> list[dict]:
     return rows
 
 
+def _page_load_ms(page: Path, runs: int) -> list[float]:
+    """Milliseconds from navigation to every part drawn (the page's "bigram-ready" mark), in headless
+    Chromium (Debian's; [] without it), each load in a fresh tab state."""
+    if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
+        return []
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600"):
+        options.add_argument(arg)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        times = []
+        for _ in range(runs):
+            driver.get("about:blank")
+            driver.get(page.resolve().as_uri())
+            ready = "return performance.getEntriesByName('bigram-ready')[0].startTime"
+            times.append(driver.execute_script(ready))
+        return times
+    finally:
+        driver.quit()
+
+
+def bench_explore(tmp: Path, runs: int) -> list[dict]:
+    """`bigram explore`: the whole command against `import torch` in the same loop, the page's size
+    and its load in headless Chromium, on names.txt (bigram and order 5) and a multilingual corpus
+    (V ≈ 4,500). Targets (issue 28): ≤ 400 KB and ≤ 1 s for the names.txt bigram page; ≤ 5 MB and
+    ≤ 2 s for the others; the command ≤ 1 s beyond `import torch`."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_corpus import multilingual
+
+    multi = tmp / "explore-multi.txt"
+    multi.write_text("\n".join(multilingual(200_000, seed=0)) + "\n", encoding="utf-8")
+    names = str(ROOT / "data" / "names.txt")
+    cases = {
+        "names.txt, bigram, both models (lecture config)": ["--config", "lecture", "--data", names],
+        "names.txt, order 5, count model": ["--data", names, "--order", "5", "--model", "count"],
+        "200k multilingual names (V ≈ 4,500), both models": ["--data", str(multi)],
+    }
+    rows = []
+    for label, flags in cases.items():
+        run = tmp / f"explore-{len(rows)}"
+        _cli_child(["train", *flags, "--out", str(run), "-q", "--no-figures"])
+        page = run / "explore.html"
+        base, took = [], []
+        for _ in range(runs):
+            base.append(_child("import torch")[0])
+            took.append(_cli_child(["explore", str(run), "--out", str(page), "--overwrite"])[0])
+        extra = [t - b for t, b in zip(took, base, strict=True)]
+        loads = _page_load_ms(page, runs)
+        shown = f"load {_spread(loads, '.0f')} ms" if loads else "no chromium here"
+        rows.append(
+            dict(
+                task=f"`bigram explore`, {label}", ref_s=min(base), ours_s=min(took),
+                note=f"page {page.stat().st_size / 1e3:,.0f} KB, {shown} in headless Chromium; command "
+                f"{_spread(took, '.2f')} s, beyond `import torch` {_spread(extra, '.2f')} s ({runs} runs)",
+            )
+        )  # fmt: skip
+    return rows
+
+
 def _scale_row(task: str, seconds: float, note: str) -> dict:
     """A benchmark row without a lecture-code reference (the lecture code cannot run these)."""
     return dict(task=task, ref_s=math.nan, ours_s=seconds, note=note)
@@ -627,6 +691,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         rows += bench_refusals(Path(tmp), 3 if args.quick else 5)
+        rows += bench_explore(Path(tmp), 2 if args.quick else 3)
         rows += bench_orders(args.data, Path(tmp), 1 if args.quick else args.runs, args.quick)
         if not args.quick:
             rows += bench_scale(Path(tmp), args.runs)

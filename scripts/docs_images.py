@@ -6,6 +6,8 @@ docs/heatmap.png            `bigram plot` of the lecture run: the 27×27 counts,
 docs/tensorboard_nll.png    TensorBoard's Custom Scalars chart of the lecture run (headless
                             Chromium): the neural model's train NLL curve meeting the count
                             model's flat line
+docs/explore.png            the top of `bigram explore`'s page for the lecture run (headless
+                            Chromium): the table and one clicked row
 
 Look at both before committing them: the screenshot's crop box is TensorBoard's layout at the
 window size below, and a TensorBoard upgrade can move it.
@@ -28,8 +30,8 @@ WINDOW = (760, 520)  # CSS pixels; the screenshot is taken at twice that (device
 CHART = (280, 70, 664, 352)  # the first Custom Scalars chart and its heading, in CSS pixels
 
 
-def bigram(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "bigram", *args], check=True, cwd=ROOT)
+def bigram(*args: str, cwd: Path = ROOT) -> None:
+    subprocess.run([sys.executable, "-m", "bigram", *args], check=True, cwd=cwd)
 
 
 def free_port() -> int:
@@ -81,6 +83,23 @@ def screenshot_tensorboard(logdir: Path, out: Path) -> None:
         tb.wait()
 
 
+def screenshot_explore(page: Path, out: Path) -> None:
+    """The first two parts of the explore page, as a learner's window shows them."""
+    from PIL import Image
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("no chromium: `apt-get install chromium` (Debian's package) and run again")
+    full = out.with_suffix(".full.png")
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1150,1850", f"--screenshot={full}", page.resolve().as_uri()],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+    Image.open(full).convert("RGB").save(out, optimize=True)
+    full.unlink()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs", help="where the PNGs go (default docs/)")
@@ -92,7 +111,9 @@ def main() -> None:
         heatmap = args.out / "heatmap.png"
         bigram("plot", str(run), "--what", "counts", "--top", "27", "--out", str(heatmap), "--overwrite")
         screenshot_tensorboard(run.parent, args.out / "tensorboard_nll.png")
-    print(f"wrote {heatmap} and {args.out / 'tensorboard_nll.png'}: look at them before committing")
+        bigram("explore", "runs/lecture", cwd=Path(tmp))  # the page names the run as a user's would
+        screenshot_explore(run / "explore.html", args.out / "explore.png")
+    print(f"wrote {heatmap}, {args.out / 'tensorboard_nll.png'} and {args.out / 'explore.png'}: look at them")
 
 
 if __name__ == "__main__":
