@@ -11,6 +11,7 @@ The reference implementations live here, not in the package: they are the lectur
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -252,6 +253,19 @@ def _cli_child(args: list[str]) -> tuple[float, int]:
     return wall, rss
 
 
+def _beside_import_torch(command, runs: int, peaks: list | None = None) -> tuple[list[float], list[float]]:
+    """Wall seconds of a bare `import torch` and of `command()` (a _child or _cli_child call),
+    interleaved over `runs` runs so that both see the same machine; `peaks` collects MiB."""
+    base, took = [], []
+    for _ in range(runs):
+        base.append(_child("import torch")[0])
+        wall, peak = command()[:2]
+        took.append(wall)
+        if peaks is not None:
+            peaks.append(peak / 2**20)
+    return base, took
+
+
 def bench_refusals(tmp: Path, runs: int) -> list[dict]:
     """Whole commands that are refused (exit 1, one line): each against `import torch` timed in the
     same loop, the start-up every command paid before its checks ran first (issue 26)."""
@@ -265,12 +279,8 @@ def bench_refusals(tmp: Path, runs: int) -> list[dict]:
     rows = []
     for label, args in tasks.items():
         code = f"sys.argv = ['bigram', *{args!r}]\nfrom bigram.__main__ import main\nmain()"
-        base, took, rss = [], [], []
-        for _ in range(runs):
-            base.append(_child("import torch")[0])
-            wall, peak, _ = _child(code, cwd=tmp, check=False)
-            took.append(wall)
-            rss.append(peak / 2**20)
+        rss = []
+        base, took = _beside_import_torch(functools.partial(_child, code, cwd=tmp, check=False), runs, rss)
         rows.append(
             dict(
                 task=f"refusals: `bigram {label}`, whole command", ref_s=min(base), ours_s=min(took),
@@ -328,10 +338,8 @@ def bench_explore(tmp: Path, runs: int) -> list[dict]:
         run = tmp / f"explore-{len(rows)}"
         _cli_child(["train", *flags, "--out", str(run), "-q", "--no-figures"])
         page = run / "explore.html"
-        base, took = [], []
-        for _ in range(runs):
-            base.append(_child("import torch")[0])
-            took.append(_cli_child(["explore", str(run), "--out", str(page), "--overwrite"])[0])
+        command = functools.partial(_cli_child, ["explore", str(run), "--out", str(page), "--overwrite"])
+        base, took = _beside_import_torch(command, runs)
         extra = [t - b for t, b in zip(took, base, strict=True)]
         loads = _page_load_ms(page, runs)
         shown = f"load {_spread(loads, '.0f')} ms" if loads else "no chromium here"
