@@ -251,8 +251,20 @@ def sample(
     ] = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
+    lecture: Annotated[
+        bool, typer.Option("--lecture", help="The lecture's loop: one multinomial call per character.")
+    ] = False,
 ) -> None:
     """Generate names, one per line: sampled exactly under the constraints, or the most likely."""
+    if lecture:  # the lecture's loop has none of these: refused, not ignored
+        given = dict(
+            start=start != "", end=end != "", min_len=min_len != 1, max_len=max_len is not None,
+            temperature=temperature != 1.0, top_k=top_k is not None, top_p=top_p is not None,
+            novel=novel, unique=unique, most_likely=most_likely is not None, json=as_json,
+        )  # fmt: skip
+        flags = [f"--{k.replace('_', '-')}" for k, on in given.items() if on]
+        if flags:
+            raise BigramError(f"--lecture is the lecture's plain loop: it takes no {', '.join(flags)}")
     options.check_sampling(
         n, temperature=temperature, top_k=top_k, top_p=top_p, min_len=min_len, max_len=max_len,
         unique=unique, most_likely=most_likely, start=start, end=end,
@@ -260,6 +272,12 @@ def sample(
     r = open_run(run, model)
     from bigram import sampling
     from bigram.metrics import log_likelihoods
+
+    if lecture:
+        seed = sampling.LECTURE_SEED if seed is None else seed
+        for name in sampling.lecture_names(r.log_probs(model), r.vocab, n, seed):
+            typer.echo(shown_lines(name))
+        return
 
     shape = dict(
         temperature=temperature, top_k=top_k, top_p=top_p,

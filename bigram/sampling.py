@@ -51,6 +51,38 @@ def adjust(
     return p.div_(p.sum(1, keepdim=True))
 
 
+LECTURE_SEED = 2147483647  # the lecture's torch.Generator().manual_seed(2147483647)
+LECTURE_MAX = 100_000  # the lecture's loop is one torch call per character: a teaching path, not a fast one
+
+
+def lecture_names(log_probs: torch.Tensor, vocab: Vocab, n: int, seed: int = LECTURE_SEED) -> Iterator[str]:
+    """The lecture's sampling loop, call for call: one generator, names one after another, each
+    character one `torch.multinomial(p, num_samples=1, replacement=True, generator=g)` on the
+    float32 row of the current context, until the boundary is drawn. Each name is yielded as the
+    lecture prints it, the boundary included (the lecture's add-one count model of names.txt with
+    its seed starts cexze., momasurailezitynn., konimittain.). No constraint, no reshaping.
+
+    >>> lp = torch.tensor([[0.0, 1.0], [0.5, 0.5]]).log()  # boundary → 'a'; after 'a': end or 'a'
+    >>> vocab = Vocab(("a",))
+    >>> list(lecture_names(lp, vocab, 3, seed=0))  # each begins with 'a', then ends or not
+    ['a.', 'a.', 'aa.']
+    """
+    if not 0 <= n <= LECTURE_MAX:
+        raise BigramError(f"-n {n:,} --lecture: its loop draws one character a call; at most {LECTURE_MAX:,}")
+    P = log_probs.exp().float()  # the lecture's P: float32 rows
+    C, V = P.shape
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(n):
+        out, row = [], 0
+        while True:
+            ix = torch.multinomial(P[row], num_samples=1, replacement=True, generator=g).item()
+            out.append(vocab.token(ix))
+            if ix == BOUNDARY_ID:
+                break
+            row = 0 if C == 1 else row % (C // V) * V + ix  # successor(): the context after ix
+        yield "".join(out)
+
+
 def make_generator(seed: int | None) -> torch.Generator:
     g = torch.Generator()
     if seed is None:

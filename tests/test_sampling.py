@@ -400,3 +400,35 @@ def test_samples_meet_the_constraints(weights, start, end, lo, span, seed):
         assert w.startswith(start) and w.endswith(end)
         assert len(w) >= lo and (c.max_len is None or len(w) <= c.max_len)
         assert not math.isinf(sum(lp[a, b].item() for a, b in _bigrams(w)))
+
+
+def test_lecture_flag_prints_the_lecture_loops_names(invoke, lecture_runs, names):
+    """The lecture's cell, written out here: P = (N + 1) normalized in float32 from a plain count,
+    g seeded with 2147483647, one torch.multinomial per character, names one after another."""
+    from tests.conftest import plain_counts
+
+    alphabet = sorted({ch for w in names for ch in w})
+    itos = [".", *alphabet]
+    stoi = {ch: i for i, ch in enumerate(itos)}
+    N = torch.zeros((27, 27), dtype=torch.int32)
+    for (a, b), n in plain_counts(names).items():
+        N[0 if a is None else stoi[a], 0 if b is None else stoi[b]] = n
+    P = (N + 1).float()
+    P /= P.sum(1, keepdims=True)
+    g = torch.Generator().manual_seed(2147483647)
+    want = []
+    for _ in range(20):
+        out, ix = [], 0
+        while True:
+            p = P[ix]
+            ix = torch.multinomial(p, num_samples=1, replacement=True, generator=g).item()
+            out.append(itos[ix])
+            if ix == 0:
+                break
+        want.append("".join(out))
+    assert want[:3] == ["cexze.", "momasurailezitynn.", "konimittain."]  # the lecture's printed names
+    r = invoke("sample", lecture_runs[1], "--lecture", "-n", "20", "--model", "count")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == want
+    r = invoke("sample", lecture_runs[1], "--lecture", "--top-k", "3", "--json")
+    assert r.exit_code == 1 and "--lecture is the lecture's plain loop: it takes no --top-k, --json" in r.output
