@@ -254,6 +254,18 @@ def sample(
     lecture: Annotated[
         bool, typer.Option("--lecture", help="The lecture's loop: one multinomial call per character.")
     ] = False,
+    contains: Annotated[
+        list[str] | None, typer.Option(help="Names contain this string (repeat for several).")
+    ] = None,
+    not_contains: Annotated[
+        list[str] | None, typer.Option(help="Names do not contain this string (repeat for several).")
+    ] = None,
+    pattern: Annotated[
+        str | None, typer.Option(help="The whole name matches this regular expression.")
+    ] = None,
+    blocklist: Annotated[
+        Path | None, typer.Option(help="File of strings, one a line, that no name contains anywhere.")
+    ] = None,
 ) -> None:
     """Generate names, one per line: sampled exactly under the constraints, or the most likely."""
     if lecture:  # the lecture's loop has none of these: refused, not ignored
@@ -261,6 +273,8 @@ def sample(
             start=start != "", end=end != "", min_len=min_len != 1, max_len=max_len is not None,
             temperature=temperature != 1.0, top_k=top_k is not None, top_p=top_p is not None,
             novel=novel, unique=unique, most_likely=most_likely is not None, json=as_json,
+            contains=bool(contains), not_contains=bool(not_contains), pattern=pattern is not None,
+            blocklist=blocklist is not None,
         )  # fmt: skip
         flags = [f"--{k.replace('_', '-')}" for k, on in given.items() if on]
         if flags:
@@ -269,6 +283,7 @@ def sample(
         n, temperature=temperature, top_k=top_k, top_p=top_p, min_len=min_len, max_len=max_len,
         unique=unique, most_likely=most_likely, start=start, end=end,
     )  # fmt: skip
+    blocked = _blocklist(blocklist) if blocklist is not None else ()
     r = open_run(run, model)
     from bigram import sampling
     from bigram.metrics import log_likelihoods
@@ -284,6 +299,10 @@ def sample(
         constraints=sampling.Constraints(start, end, min_len, max_len),
         exclude=r.corpus_names() if novel else None,
     )  # fmt: skip
+    if contains or not_contains or pattern is not None or blocked:
+        from bigram.automaton import Patterns
+
+        shape["patterns"] = Patterns(pattern, tuple(contains or ()), tuple(not_contains or ()), blocked)
     table = r.log_probs(model)
     stopped = None
     if most_likely is not None:
@@ -495,6 +514,20 @@ def sweep(
             nll = "".join(cell(r["metrics"][s]["nll"], 12, 6) for s in splits)
             typer.echo(f"{r['reg']:>8g}{nll}{r['equivalent_k']:>11.4g}{r['kl']:>10.2e}")
     typer.echo(f"\nTensorBoard: tensorboard --logdir {shown(root)}  (HParams tab)")
+
+
+def _blocklist(path: Path) -> tuple[str, ...]:
+    """--blocklist FILE: one string a line (UTF-8; surrounding white space and blank lines dropped)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise BigramError(f"--blocklist {shown(path)} does not exist (one string a line)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BigramError(f"cannot read --blocklist {shown(path)}: {e}") from None
+    words = tuple(dict.fromkeys(w.strip() for w in text.splitlines() if w.strip()))
+    if not words:
+        raise BigramError(f"--blocklist {shown(path)} has no strings in it")
+    return words
 
 
 def _smoothing_flag(text: str | None) -> float | str | None:

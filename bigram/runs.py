@@ -215,11 +215,18 @@ class Run:
         return TextRule.of(self.config)
 
     def _by_rule(self, kw: dict) -> dict:
+        """--start, --end and the strings of --contains, --not-contains and --blocklist read by the
+        run's text rule (a --pattern is taken as written)."""
         c = kw.get("constraints")
         if c is not None:
             kw["constraints"] = dataclasses.replace(
                 c, start=self.rule.text(c.start), end=self.rule.text(c.end)
             )
+        p = kw.get("patterns")
+        if p is not None:
+            keys = ("contains", "not_contains", "blocklist")
+            read = {k: tuple(map(self.rule.text, getattr(p, k))) for k in keys}
+            kw["patterns"] = dataclasses.replace(p, **read)
         return kw
 
     def sample(self, n: int = 20, *, model: str | None = None, seed: int | None = None, **kw) -> list[str]:

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 
 import torch
 
+from bigram import automaton
+from bigram.automaton import Patterns
 from bigram.conditioning import Constraints, Plan, SearchStopped, best_names, draw
 from bigram.counts import successor
 from bigram.errors import BigramError
@@ -143,6 +145,7 @@ def sample_blocks(
     exclude: set[str] | None = None,
     unique: bool = False,
     max_rounds: int = 50,
+    patterns: Patterns = Patterns(),
 ) -> Iterator[list[str]]:
     """n names in blocks of at most BLOCK, drawn from the table (adjusted by temperature/top-k/
     top-p) and conditioned exactly on the constraints. One generator runs through all blocks, so
@@ -155,7 +158,11 @@ def sample_blocks(
     distribution conditioned on being names, each with the likelihood `score` gives it."""
     check_count(n, unique)
     check_affixes(constraints.start, constraints.end)
-    plan = Plan(adjust(log_probs, temperature, top_k, top_p), vocab, constraints)
+    probs = adjust(log_probs, temperature, top_k, top_p)
+    if patterns:  # regular constraints: conditioned on (context, automaton state), automaton.py
+        plan, draw_from = automaton.Plan(probs, vocab, constraints, patterns), automaton.draw
+    else:
+        plan, draw_from = Plan(probs, vocab, constraints), draw
     g = make_generator(seed)
     seen: set[str] = set()
     spaced = any(ch.isspace() for ch in vocab.chars)
@@ -170,7 +177,10 @@ def sample_blocks(
     given = 0
     while given < n:
         size = min(n - given, BLOCK)
-        block = _draw_kept(plan, size, g, keep, max_rounds) if filtered else draw(plan, size, g)
+        if filtered:
+            block = _draw_kept(plan, size, g, keep, max_rounds, draw_from)
+        else:
+            block = draw_from(plan, size, g)
         if len(block) < size:
             what = " and ".join(w for w, on in (("novel", bool(exclude)), ("unique", unique)) if on)
             why = " (a walk that begins or ends with white space is no name: drawn again)" if spaced else ""
@@ -183,12 +193,12 @@ def sample_blocks(
         yield block
 
 
-def _draw_kept(plan: Plan, size: int, g: torch.Generator, keep, max_rounds: int) -> list[str]:
+def _draw_kept(plan, size: int, g: torch.Generator, keep, max_rounds: int, draw_from=draw) -> list[str]:
     """Up to `size` names that `keep` accepts, drawn in at most `max_rounds` rounds (each asks for
     twice what is missing, at least 64)."""
     out: list[str] = []
     for _ in range(max_rounds):
-        for name in draw(plan, max(2 * (size - len(out)), 64), g):
+        for name in draw_from(plan, max(2 * (size - len(out)), 64), g):
             if keep(name):
                 out.append(name)
                 if len(out) == size:
@@ -212,9 +222,14 @@ def most_likely(
     constraints: Constraints = Constraints(),
     exclude: set[str] | None = None,
     max_queued: int = 2_000_000,
+    patterns: Patterns = Patterns(),
 ) -> list[tuple[str, float]]:
     """The k most probable names meeting the constraints, most probable first, with their log
-    probability under the adjusted table (see conditioning.best_names)."""
+    probability under the adjusted table (see conditioning.best_names, automaton.best_names)."""
     check_affixes(constraints.start, constraints.end)
-    plan = Plan(adjust(log_probs, temperature, top_k, top_p), vocab, constraints)
+    probs = adjust(log_probs, temperature, top_k, top_p)
+    if patterns:
+        plan = automaton.Plan(probs, vocab, constraints, patterns)
+        return automaton.best_names(plan, k, exclude=exclude, max_queued=max_queued)
+    plan = Plan(probs, vocab, constraints)
     return best_names(plan, k, exclude=exclude, max_queued=max_queued)

@@ -431,4 +431,5 @@ def test_lecture_flag_prints_the_lecture_loops_names(invoke, lecture_runs, names
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines() == want
     r = invoke("sample", lecture_runs[1], "--lecture", "--top-k", "3", "--json")
-    assert r.exit_code == 1 and "--lecture is the lecture's plain loop: it takes no --top-k, --json" in r.output
+    assert r.exit_code == 1
+    assert "--lecture is the lecture's plain loop: it takes no --top-k, --json" in r.stderr
