@@ -596,11 +596,7 @@ def best_names(
                 out.append((name, g))
             continue
         if counter > max_queued:
-            raise SearchStopped(
-                f"--most-likely {k}: stopped after queueing {max_queued:,} partial names, with "
-                f"{len(out):,} of {k:,} found (printed above): ask for fewer, or constrain them",
-                out,
-            )
+            raise SearchStopped.bound(k, max_queued, out)
         if end[x] > 0 and j >= plan.lo and (plan.hi is None or j <= plan.hi):
             counter += 1
             heapq.heappush(heap, (-(g + math.log(end[x])), counter, g + math.log(end[x]), j, x, path, True))

@@ -432,6 +432,15 @@ class SearchStopped(BigramError):
         super().__init__(message)
         self.found = found
 
+    @classmethod
+    def bound(cls, k: int, max_queued: int, found: list[tuple[str, float]]) -> SearchStopped:
+        """The search queued `max_queued` partial names before finding all k."""
+        return cls(
+            f"--most-likely {k}: stopped after queueing {max_queued:,} partial names, with "
+            f"{len(found):,} of {k:,} found (printed above): ask for fewer, or constrain them",
+            found,
+        )
+
 
 def best_names(
     plan: Plan, k: int, *, exclude: set[str] | None = None, max_queued: int = 2_000_000
@@ -487,11 +496,7 @@ def best_names(
                 out.append((name, -neg))
             continue
         if counter > max_queued:
-            raise SearchStopped(
-                f"--most-likely {k}: stopped after queueing {max_queued:,} partial names, with "
-                f"{len(out):,} of {k:,} found (printed above): ask for fewer, or constrain them",
-                out,
-            )
+            raise SearchStopped.bound(k, max_queued, out)
         g_here = -neg - h(j, cur)  # log prob of the path so far (f = g + h)
         if plan.may_exit(j) and lt[cur] > -math.inf:
             heapq.heappush(heap, (-(g_here + float(lt[cur])), counter, j, cur, path, True))
