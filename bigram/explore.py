@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from bigram.counts import context_ids, gram_name, row_sums
+from bigram.counts import gram_name, row_sums
 
 PAGE = Path(__file__).with_name("explore_page.html")
 ROW_BUDGET = 1 << 17  # table entries carried per model (two models: ~3 MB of numbers at most)
@@ -78,7 +78,8 @@ def page_data(run) -> dict:
     counts = counts.to_dense() if counts.is_sparse else counts
     tables = {m: run.log_probs(m).index_select(0, rows) for m in models}
     # the heatmap: the most frequent contexts seen and, as columns, the most frequent next tokens
-    heat_rows = [r for r in ranked[:HEAT_ROWS].tolist() if occurs[r] > 0 and r in set(rows.tolist())]
+    carried = set(rows.tolist())
+    heat_rows = [r for r in ranked[:HEAT_ROWS].tolist() if occurs[r] > 0 and r in carried]
     per_col = counts.sum(0).to(torch.float64)
     cols = torch.argsort(per_col, descending=True, stable=True)[: min(HEAT_COLS, V)].tolist()
     cols = sorted(set(cols) | {0}) if V > HEAT_COLS else list(range(V))
@@ -100,7 +101,6 @@ def page_data(run) -> dict:
         "model_notes": _model_notes(metrics, run.config),
         "rows": rows.tolist(),
         "all_rows": len(rows) == C,
-        "contexts": {int(r): "".join(tokens[d] for d in context_ids(int(r), C, V)) for r in heat_rows},
         "logp": {m: _numbers(t) for m, t in tables.items()},
         "counts": counts.tolist(),
         "heat": {"rows": heat_rows, "cols": cols},
