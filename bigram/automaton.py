@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bigram.chain import Chain
 from bigram.conditioning import Constraints, SearchStopped
 from bigram.errors import BigramError
 from bigram.options import MAX_STEPS
@@ -453,22 +454,26 @@ class Plan:
     contexts × states. `nxt[x, c]` is the state after character c (N, a state of mass 0, where
     the move is impossible)."""
 
-    def __init__(self, probs: torch.Tensor, vocab: Vocab, c: Constraints, patterns: Patterns):
-        self.P, self.vocab, self.constraints = probs, vocab, c
-        self.C, self.V = C, V = probs.shape
+    def __init__(self, chain: Chain, vocab: Vocab, c: Constraints, patterns: Patterns):
+        probs = self.P = chain.P
+        self.vocab, self.constraints = vocab, c
+        self.C, self.V = chain.K, chain.V  # the chain's states: contexts, or classes of them
+        V = chain.V
         dfa = constraint_dfa(patterns, c, vocab)
         Q = len(dfa.delta)
         delta = torch.tensor(dfa.delta, dtype=torch.long)
         accept = torch.tensor(dfa.accept, dtype=torch.float64)
-        succ = (
-            (torch.arange(C)[:, None] % max(1, C // V)) * V + torch.arange(V) if C > 1 else torch.zeros(1, V)
-        )
-        succ = succ.long()
-        keys = torch.tensor([dfa.start])  # state key: context · Q + automaton state
+        tokens = torch.arange(V)
+
+        def succ(s: torch.Tensor) -> torch.Tensor:  # the chain's state after each token: len × V
+            return chain.next(s[:, None], tokens)
+
+        start = chain.state_of(BOUNDARY_ID) * Q + dfa.start  # a key: chain state · Q + DFA state
+        keys = torch.tensor([start])
         frontier = keys
         while len(frontier):
             s, q = frontier // Q, frontier % Q
-            ns, nq = succ[s, 1:], delta[q, 1:]
+            ns, nq = succ(s)[:, 1:], delta[q, 1:]
             ok = (probs[s, 1:] > 0) & (nq != _DEAD)
             found = torch.unique(ns[ok] * Q + nq[ok])
             frontier = found[~torch.isin(found, keys)]
@@ -481,12 +486,12 @@ class Plan:
         keys = keys.sort().values
         self.N = N = len(keys)
         self.s, self.q = keys // Q, keys % Q
-        nk = succ[self.s] * Q + delta[self.q]  # N × V
+        nk = succ(self.s) * Q + delta[self.q]  # N × V
         pos = torch.searchsorted(keys, nk).clamp_(max=N - 1)
         hit = (keys[pos] == nk) & (delta[self.q] != _DEAD) & (probs[self.s] > 0)
         self.nxt = torch.where(hit, pos, torch.full_like(pos, N))
         self.nxt[:, BOUNDARY_ID] = N
-        self.first = int(torch.searchsorted(keys, torch.tensor(dfa.start)))
+        self.first = int(torch.searchsorted(keys, keys.new_tensor(start)))
         self.Pr = probs[self.s]  # N × V: each state's row of the table
         self.end = self.Pr[:, BOUNDARY_ID] * accept[self.q]  # h_0
         self.accept = accept[self.q]

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bigram.chain import Chain
 from bigram.counts import context_ids, gram_name, order_of, successor
 from bigram.errors import BigramError
 from bigram.options import MAX_STEPS, check_lengths
@@ -50,28 +51,32 @@ class Constraints:
 
 
 class Plan:
-    """Everything the constraints fix, computed once from the adjusted table P (float64)."""
+    """Everything the constraints fix, computed once from the chain of the adjusted table
+    (chain.py: its states are the table's contexts, or their classes where contexts merge)."""
 
-    def __init__(self, probs: torch.Tensor, vocab: Vocab, c: Constraints):
-        self.P, self.vocab, self.constraints = probs, vocab, c
-        # states: the C contexts (the bigram's state is the last character, C = V)
-        self.C, self.V = probs.shape
-        self.order = order_of(probs.shape)
+    def __init__(self, chain: Chain, vocab: Vocab, c: Constraints):
+        self.chain, self.P, self.vocab, self.constraints = chain, chain.P, vocab, c
+        self.C, self.V = chain.K, chain.V  # states (the bigram's: the last character, C = V)
+        self.bigram = not chain.merged and chain.C == chain.V  # the closed forms below are V×V
+        self.order = order_of((chain.C, chain.V))
         check_lengths(c.min_len, c.max_len)
         S = vocab.encode(c.start, where=" (--start)")
         E = vocab.encode(c.end, where=" (--end)")
-        self.log_p_start, self.first_state = self._path(BOUNDARY_ID, S, "--start", c.start)
+        self.log_p_start, context = self._path(BOUNDARY_ID, S, "--start", c.start)
+        self.first_state = chain.state_of(context)
         self.target = E[0] if E else BOUNDARY_ID
         # leave the middle: into E, or end the name. The first min(N − 1, |E| + 1) tokens of
         # E + end depend on where the middle left off (one, the first, for the bigram); after
         # them every state has reached the same context, and the rest is one fixed path
         tail = [*E, BOUNDARY_ID]
         first = max(1, min(self.order - 1, len(tail)))
-        states, self.leave = torch.arange(self.C), torch.ones(self.C, dtype=probs.dtype)
+        states, self.leave = torch.arange(self.C), torch.ones(self.C, dtype=torch.float64)
+        context = BOUNDARY_ID  # any context: after the first tokens of the tail, the one they make
         for tok in tail[:first]:
-            self.leave *= probs[states, tok]
-            states = successor(states, torch.full_like(states, tok), self.C, self.V)
-        self.log_p_end, _ = self._path(int(states[0]), tail[first:], "--end", c.end)
+            self.leave *= self.P[states, tok]
+            states = chain.next(states, torch.full_like(states, tok))
+            context = successor(context, tok, chain.C, self.V)
+        self.log_p_end, _ = self._path(context, tail[first:], "--end", c.end)
         self._Q: torch.Tensor | None = None  # made only if the messages need it (a V×V copy)
         self._Q_by_block: torch.Tensor | None = None  # Q laid out for _Qv at order ≥ 3
         k = len(S) + len(E)
@@ -91,27 +96,23 @@ class Plan:
         if mid == -math.inf and not self.overlaps:
             raise BigramError(self._why_impossible())
 
-    def _path(self, state: int, ids: list[int], flag: str, text: str) -> tuple[float, int]:
-        """(log P, the state after) of a fixed run of tokens from a state; for a flag's text,
-        probability 0 is an error naming the n-gram it needs."""
-        lp = 0.0
+    def _path(self, context: int, ids: list[int], flag: str, text: str) -> tuple[float, int]:
+        """(log P, the context after) of a fixed run of tokens from one of the table's contexts;
+        for a flag's text, probability 0 is an error naming the n-gram it needs."""
+        lp, C = 0.0, self.chain.C
         for b in ids:
-            p = float(self.P[state, b])
+            p = float(self.P[self.chain.state_of(context), b])
             if p == 0:
                 if flag:
-                    gram = "".join(map(self.vocab.token, [*context_ids(state, self.C, self.V), b]))
+                    gram = "".join(map(self.vocab.token, [*context_ids(context, C, self.V), b]))
                     raise BigramError(
                         f"{flag} {text!r} cannot be met: it needs the {gram_name(self.order)} {gram!r}, "
                         "which has probability 0 under this model (and its --temperature/--top-k/--top-p)"
                     )
-                return -math.inf, state
+                return -math.inf, context
             lp += math.log(p)
-            state = self._next_state(state, b)
-        return lp, state
-
-    def _next_state(self, state: int, tok: int) -> int:
-        """successor() for one state: the context after tok follows it."""
-        return 0 if self.C == 1 else state % (self.C // self.V) * self.V + tok
+            context = successor(context, b, C, self.V)
+        return lp, context
 
     def _why_impossible(self) -> str:
         c = self.constraints
@@ -137,10 +138,13 @@ class Plan:
     def _Qv(self, v: torch.Tensor) -> torch.Tensor:
         """(Q·v)(s) = Σ_c Q(s, c) · v(the state after c follows s): one more middle character.
 
-        At order ≥ 3, state s = a·C/V + r (a: its oldest token) meets v's block r, so Q·v is C/V
-        small products Q[a, r, :] · block r: one batched matrix product over a copy of Q laid
-        out r-major (5× faster than broadcasting a C×V temporary)."""
+        A merged chain gathers v at each state's successors. The table's own chain at order ≥ 3:
+        state s = a·C/V + r (a: its oldest token) meets v's block r, so Q·v is C/V small
+        products Q[a, r, :] · block r, one batched matrix product over a copy of Q laid out
+        r-major (5× faster than broadcasting a C×V temporary)."""
         C, V = self.C, self.V
+        if self.chain.merged:
+            return (self.Q * v[self.chain.succ]).sum(1)
         if C == V:
             return self.Q @ v
         if C == 1:
@@ -152,18 +156,8 @@ class Plan:
     def _at_next(
         self, M: torch.Tensor, v: torch.Tensor, op, states: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """op(M[s, c], v(the state after c follows s)) for every state s (or those given, M then
-        holding their rows) and token c, by broadcasting: the state after c is (s mod C/V)·V + c,
-        so v seen from state s is v's block s mod C/V (the bigram: v itself; order 1: v[0])."""
-        C, V = self.C, self.V
-        if C == V:
-            return op(M, v[None, :])
-        if C == 1:
-            return op(M, v[0])
-        blocks = v.view(C // V, V)
-        if states is None:
-            return op(M.view(V, C // V, V), blocks).view(C, V)
-        return op(M, blocks[states % (C // V)])
+        """op(M[s, c], v(the state after c follows s)): Chain.at_next."""
+        return self.chain.at_next(M, v, op, states)
 
     def _always_ends(self) -> bool:
         """From every state a walk through the middle ends with probability 1: every state can
@@ -263,7 +257,7 @@ class Plan:
             h = _gmres(self._Qv, t)
             if h is not None:
                 return h.clamp_(min=0)
-        if self.C == self.V:
+        if self.bigram:
             return _geometric_sum(self.Q, t)
         s, T = t.clone(), t
         for _ in range(MAX_STEPS):
@@ -319,9 +313,9 @@ def _gmres(Qv, t: torch.Tensor, tol: float = 1e-13, m: int = 80, restarts: int =
     h, scale = torch.zeros_like(t), float(t.norm())
     if scale == 0:
         return h
-    m = max(8, min(m, (1 << 28) // (8 * t.numel())))  # the basis in at most 256 MB
+    m = max(8, min(m, (1 << 26) // (8 * t.numel())))  # the basis in at most 64 MB
     basis = torch.empty(m + 1, t.numel(), dtype=t.dtype)
-    for _ in range(restarts):
+    for _ in range(max(restarts, 240 // m)):  # a smaller basis restarts more often
         r = t - h + Qv(h)
         beta = float(r.norm())
         if beta <= tol * scale:
@@ -331,9 +325,10 @@ def _gmres(Qv, t: torch.Tensor, tol: float = 1e-13, m: int = 80, restarts: int =
         e1[0] = beta
         for j in range(m):
             w = basis[j] - Qv(basis[j])
-            for i in range(j + 1):  # modified Gram–Schmidt against the basis so far
-                H[i, j] = w @ basis[i]
-                w -= H[i, j] * basis[i]
+            for _ in range(2):  # classical Gram–Schmidt twice: as exact as modified, in 4 products
+                coef = basis[: j + 1] @ w
+                w -= coef @ basis[: j + 1]
+                H[: j + 1, j] += coef
             H[j + 1, j] = w.norm()
             y = torch.linalg.lstsq(H[: j + 2, : j + 1], e1[: j + 2, None]).solution[:, 0]
             small = float((H[: j + 2, : j + 1] @ y - e1[: j + 2]).norm())
@@ -389,7 +384,7 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
         who.append(alive)
         what.append(nxt)
         going = nxt != BOUNDARY_ID
-        alive, cur = alive[going], successor(cur[going], nxt[going], plan.C, V)
+        alive, cur = alive[going], plan.chain.next(cur[going], nxt[going])
     else:
         raise BigramError(
             f"sampling did not end within {MAX_STEPS} characters: the model rarely ends names; pass --max-len"
@@ -506,7 +501,8 @@ def best_names(
             continue
         f = g_here + ahead(cur, nxt)
         for d in torch.nonzero(f > -math.inf).squeeze(1).tolist():
-            heapq.heappush(heap, (-float(f[d]), counter, j + 1, plan._next_state(cur, d), (*path, d), False))
+            after = plan.chain.next_one(cur, d)
+            heapq.heappush(heap, (-float(f[d]), counter, j + 1, after, (*path, d), False))
             counter += 1
     return out
 

@@ -159,7 +159,7 @@ def order_of(shape: tuple[int, ...]) -> int:
     return n
 
 
-def successor(rows: torch.Tensor, nxt: torch.Tensor, C: int, V: int) -> torch.Tensor:
+def successor(rows: torch.Tensor | int, nxt: torch.Tensor | int, C: int, V: int) -> torch.Tensor | int:
     """The context after `nxt` follows context `rows`: drop the oldest token, append nxt.
     Row Σ cᵢ·V^(N−1−i) becomes (row mod V^(N−2))·V + nxt (order 2: nxt itself; order 1: row 0).
 
@@ -167,7 +167,7 @@ def successor(rows: torch.Tensor, nxt: torch.Tensor, C: int, V: int) -> torch.Te
     [5, 352]
     """
     if C == 1:
-        return torch.zeros_like(nxt)
+        return nxt * 0  # a tensor of zeros, or 0 for one int
     return (rows % (C // V)) * V + nxt
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import torch
 
-from bigram import automaton
+from bigram import automaton, chain
 from bigram.automaton import Patterns
 from bigram.conditioning import Constraints, Plan, SearchStopped, best_names, draw
 from bigram.counts import successor
@@ -51,6 +51,15 @@ def adjust(
         keep_sorted = before < top_p * sp.sum(1, keepdim=True)  # keeps the first entry always
         p = torch.zeros_like(p).scatter(1, order, torch.where(keep_sorted, sp, 0.0))
     return p.div_(p.sum(1, keepdim=True))
+
+
+def chain_of(
+    log_probs: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> chain.Chain:
+    """The Markov chain walks follow: the table adjusted, its contexts merged where a walk cannot
+    tell them apart (chain.py; order ≥ 3), so what follows costs the classes, not V^(N−1)."""
+    check_shape(temperature, top_k, top_p)
+    return chain.of_table(log_probs, lambda rows: adjust(rows, temperature, top_k, top_p))
 
 
 LECTURE_SEED = 2147483647  # the lecture's torch.Generator().manual_seed(2147483647)
@@ -158,11 +167,11 @@ def sample_blocks(
     distribution conditioned on being names, each with the likelihood `score` gives it."""
     check_count(n, unique)
     check_affixes(constraints.start, constraints.end)
-    probs = adjust(log_probs, temperature, top_k, top_p)
+    states = chain_of(log_probs, temperature, top_k, top_p)
     if patterns:  # regular constraints: conditioned on (context, automaton state), automaton.py
-        plan, draw_from = automaton.Plan(probs, vocab, constraints, patterns), automaton.draw
+        plan, draw_from = automaton.Plan(states, vocab, constraints, patterns), automaton.draw
     else:
-        plan, draw_from = Plan(probs, vocab, constraints), draw
+        plan, draw_from = Plan(states, vocab, constraints), draw
     g = make_generator(seed)
     seen: set[str] = set()
     spaced = any(ch.isspace() for ch in vocab.chars)
@@ -227,9 +236,9 @@ def most_likely(
     """The k most probable names meeting the constraints, most probable first, with their log
     probability under the adjusted table (see conditioning.best_names, automaton.best_names)."""
     check_affixes(constraints.start, constraints.end)
-    probs = adjust(log_probs, temperature, top_k, top_p)
+    states = chain_of(log_probs, temperature, top_k, top_p)
     if patterns:
-        plan = automaton.Plan(probs, vocab, constraints, patterns)
+        plan = automaton.Plan(states, vocab, constraints, patterns)
         return automaton.best_names(plan, k, exclude=exclude, max_queued=max_queued)
-    plan = Plan(probs, vocab, constraints)
+    plan = Plan(states, vocab, constraints)
     return best_names(plan, k, exclude=exclude, max_queued=max_queued)

@@ -84,14 +84,19 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("order", [2, 3])
+@pytest.mark.parametrize("order", [2, 3, 4])
 @pytest.mark.parametrize(("patterns", "constraints"), CASES)
 def test_samples_and_best_names_are_exact(order, patterns, constraints):
+    from bigram.chain import of_table
     from bigram.sampling import most_likely, sample
     from bigram.vocab import Vocab
+    from tests.test_order import back_off
 
     vocab = Vocab(("a", "b", "c"))
     P = _table(order, seed=order)
+    if order == 4:  # rows repeated as a smoothed model's: the merged chain (chain.py)
+        P = torch.tensor(back_off(P.tolist(), seed=4), dtype=torch.float64)
+        assert of_table(P.log()).merged
     c = constraints
 
     def ok(w: str) -> bool:

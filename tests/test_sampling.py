@@ -288,17 +288,18 @@ def test_gmres_solves_the_end_constraint_like_a_dense_solve():
 def test_unconstrained_plans_skip_the_solve_only_when_every_state_can_end():
     """Σ_k Q^k t is all ones when every row can go to the boundary: the shortcut is the identity,
     not an approximation; a row that cannot end (P[c, 0] = 0) keeps the solve."""
+    from bigram.chain import of_table
     from bigram.conditioning import Plan, _geometric_sum
 
     P = torch.tensor([[0.0, 0.5, 0.5], [0.2, 0.3, 0.5], [0.1, 0.8, 0.1]], dtype=torch.float64)
     vocab = Vocab(("a", "b"))
-    plan = Plan(P, vocab, Constraints())
+    plan = Plan(of_table(P.log()), vocab, Constraints())
     Q = P.clone()
     Q[:, 0] = 0
     assert torch.allclose(_geometric_sum(Q, P[:, 0].clone()), torch.ones(3, dtype=torch.float64), atol=1e-12)
     assert torch.equal(plan.tail, torch.ones(3, dtype=torch.float64))
     P2 = torch.tensor([[0.0, 0.5, 0.5], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0]], dtype=torch.float64)
-    plan2 = Plan(P2, vocab, Constraints())  # "a" loops for ever: it can never end a name
+    plan2 = Plan(of_table(P2.log()), vocab, Constraints())  # "a" loops for ever: it can never end a name
     assert torch.allclose(plan2.tail, torch.tensor([0.25, 0.0, 0.5], dtype=torch.float64), atol=1e-9)
 
 
