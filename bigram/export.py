@@ -176,7 +176,7 @@ def write_kneser_ney_arpa(f: TextIO, counts: torch.Tensor, vocab: Vocab) -> None
         return
     levels, _ = kneser_ney_levels(counts)
     names = ["</s>", *(arpa_token(c) for c in vocab.chars)]
-    keys = [torch.arange(V), *(torch.nonzero(lv.adjusted).squeeze(1) for lv in levels[1:])]
+    keys = [torch.arange(V), *(lv.keys for lv in levels[1:])]
     f.write(f"\\data\\\nngram 1={V + 2}\n")
     f.write("".join(f"ngram {k}={len(keys[k - 1])}\n" for k in range(2, N + 1)))
 

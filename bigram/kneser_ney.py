@@ -69,21 +69,31 @@ def _history_lengths(C: int, V: int, N: int) -> torch.Tensor:
     return N - leading_boundaries(torch.arange(C), C, V).clamp(min=1)
 
 
-def adjusted_counts(counts: torch.Tensor) -> list[torch.Tensor]:
-    """lmplz's counts a(·) for every n-gram length k = 1 … N, each a dense V^k vector indexed by
-    the n-gram's digits (see the module docstring), from an order-N table of training counts."""
+def adjusted_counts(counts: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """lmplz's counts a(·) for every n-gram length k = 1 … N, from an order-N table of training
+    counts: for each length, (keys, counts) of the n-grams with a(·) > 0, the keys (the
+    n-gram's digits, see the module docstring) sorted. Sparse: a dense V^N vector would be as
+    big as the table."""
     C, V = counts.shape
     N = order_of((C, V))
     rows, cols, n = (x.long() for x in nonzero(counts))
     length = _history_lengths(C, V, N)[rows] + 1  # each counted n-gram's length, <s> included
-    adjusted = [torch.zeros(V**k, dtype=torch.int64) for k in range(N + 1)]
-    for k in range(1, N + 1):  # raw counts: the longest n-grams, and those that start with <s>
-        at = length == k
-        adjusted[k].index_put_(((rows[at] % V ** (k - 1)) * V + cols[at],), n[at], accumulate=True)
+    # raw counts: the longest n-grams, and those that start with <s>
+    raw = [(rows[length == k] % V ** (k - 1)) * V + cols[length == k] for k in range(N + 1)]
+    weights = [n[length == k] for k in range(N + 1)]
+    adjusted = [_sum_by_key(raw[N], weights[N])]
     for k in range(N - 1, 0, -1):  # the others: how many distinct tokens were seen before them
-        longer = torch.nonzero(adjusted[k + 1]).squeeze(1)
-        adjusted[k] += torch.bincount(longer % V**k, minlength=V**k)
-    return adjusted[1:]
+        longer = adjusted[0][0] % V**k  # each distinct longer n-gram, without its oldest token
+        adjusted.insert(
+            0, _sum_by_key(torch.cat([raw[k], longer]), torch.cat([weights[k], torch.ones_like(longer)]))
+        )
+    return adjusted
+
+
+def _sum_by_key(keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the distinct keys, sorted; the sum of the values of each)."""
+    distinct, inv = torch.unique(keys, return_inverse=True)
+    return distinct, torch.zeros(len(distinct), dtype=torch.int64).index_add_(0, inv, values)
 
 
 @dataclass
@@ -95,7 +105,7 @@ class Level:
     probs: torch.Tensor  # V^(k−1) × V
     unk: torch.Tensor  # V^(k−1)
     gamma: torch.Tensor  # V^(k−1)
-    adjusted: torch.Tensor  # V^k: the counts a(·) of this length
+    keys: torch.Tensor  # the n-grams of this length with a(·) > 0 (adjusted_counts), sorted
 
 
 def kneser_ney_levels(counts: torch.Tensor) -> tuple[list[Level], list[Discounts]]:
@@ -106,7 +116,7 @@ def kneser_ney_levels(counts: torch.Tensor) -> tuple[list[Level], list[Discounts
     C, V = counts.shape
     N = order_of((C, V))
     adjusted = adjusted_counts(counts)
-    found = [discounts(a) for a in adjusted]
+    found = [discounts(a) for _, a in adjusted]
     probs = torch.full((1, V), 1.0 / (V + 1), dtype=torch.float64)  # length 0: uniform over V + <unk>
     unk = torch.full((1,), 1.0 / (V + 1), dtype=torch.float64)
     levels = []
@@ -114,14 +124,16 @@ def kneser_ney_levels(counts: torch.Tensor) -> tuple[list[Level], list[Discounts
         parent = torch.arange(V ** (k - 1)) % V ** max(k - 2, 0)
         probs, unk = probs[parent], unk[parent]
         gamma = torch.ones(V ** (k - 1), dtype=torch.float64)
-        seen = torch.unique(torch.nonzero(adjusted[k - 1]).squeeze(1) // V)
-        a = adjusted[k - 1].view(-1, V)[seen]
+        keys, values = adjusted[k - 1]
+        seen, at = torch.unique(keys // V, return_inverse=True)
+        a = torch.zeros(len(seen), V, dtype=torch.int64)
+        a[at, keys % V] = values
         d = torch.tensor([0.0, *found[k - 1].d], dtype=torch.float64)[a.clamp(max=3)]  # D(a(hw))
         den = a.sum(1, keepdim=True).to(torch.float64)
         gamma[seen] = d.sum(1) / den.squeeze(1)  # the mass the discounts freed; <unk> is never counted
         probs[seen] = (a - d).clamp_(min=0).div_(den).add_(gamma[seen].unsqueeze(1) * probs[seen])
         unk[seen] *= gamma[seen]
-        levels.append(Level(probs, unk, gamma, adjusted[k - 1]))
+        levels.append(Level(probs, unk, gamma, keys))
     return levels, found
 
 
