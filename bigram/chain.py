@@ -35,7 +35,7 @@ import torch
 
 from bigram.counts import successor
 
-_BLOCK = 1 << 21  # entries hashed at a time (16 MB of int64 temporaries)
+_BLOCK = 1 << 19  # entries hashed or checked at a time (4 MB int64 temporaries)
 _MASK = (1 << 35) - 1  # a logical shift right by 29 of an int64, which torch shifts arithmetically
 _MIX = torch.randint(1, 1 << 62, (2, 1 << 16), generator=torch.Generator().manual_seed(29)) | 1
 

@@ -399,6 +399,57 @@ def bench_filters(tmp: Path, runs: int) -> list[dict]:
     ]  # fmt: skip
 
 
+def bench_conditioning(tmp: Path, runs: int) -> list[dict]:
+    """Exact constrained sampling and `--most-likely` at orders 3 and 5 (issue 29), whole commands
+    beside `import torch`: on the merged chain (chain.py) against the same command with merging
+    turned off (the table's C contexts, as before), and once more with a busy loop on another
+    core. Targets beyond import: order 5 ≤ 1.0 s (≤ 1.5 s busy), ≤ 2× the table's memory;
+    order 3 ≤ 0.5 s."""
+    import subprocess
+
+    for name, args in {
+        "kn5": ["--order", "5", "--smoothing", "kn"],
+        "addk5": ["--order", "5"],
+        "kn3": ["--order", "3", "--smoothing", "kn"],
+    }.items():
+        _cli_child(["train", *args, "--model", "count", "--out", str(tmp / name), "-q", "--no-figures"])
+    example = ["-n", "5", "--start", "ka", "--end", "a", "--min-len", "6", "--seed", "1"]
+    tasks = {
+        "kn5 (Kneser-Ney, order 5): `-n 5 --start ka --end a --min-len 6`": ("kn5", example),
+        "addk5 (add-k, order 5): the same": ("addk5", example),
+        "kn5: `--most-likely 10 --end a`": ("kn5", ["--most-likely", "10", "--end", "a"]),
+        "kn3 (order 3): `-n 5 --start ka --end a --min-len 6`": ("kn3", example),
+    }
+    unmerged = "from bigram import chain\nchain.merge = lambda *a, **k: None\n"
+    table_mib = 27**5 * 8 / 2**20
+    rows = []
+    for label, (run, extra) in tasks.items():
+        argv = ["bigram", "sample", str(tmp / run), *extra]
+        code = f"sys.argv = {argv!r}\nfrom bigram.cli import main\n"
+        peaks: list[float] = []
+        base, took = _beside_import_torch(functools.partial(_child, code + "main()"), runs, peaks)
+        _, before = _beside_import_torch(functools.partial(_child, code + unmerged + "main()"), 1)
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            bbase, btook = _beside_import_torch(functools.partial(_child, code + "main()"), runs)
+        finally:
+            busy.kill()
+        extra_s = [t - b for t, b in zip(took, base, strict=True)]
+        busy_s = [t - b for t, b in zip(btook, bbase, strict=True)]
+        torch_mib = _child("import torch")[1] / 2**20
+        rows.append(
+            dict(
+                task=f"sample {label}: merged chain vs the table's contexts", ref_s=before[0] - base[0],
+                ours_s=min(extra_s),
+                note=f"beyond `import torch`: {_spread(extra_s, '.2f')} s idle, {_spread(busy_s, '.2f')} s "
+                f"with another core busy ({runs} runs); peak RSS {_spread(peaks, '.0f')} MiB, "
+                f"{min(peaks) - torch_mib:.0f} MiB beyond import (an order-5 table: {table_mib:.0f} MiB); "
+                "reference: merging turned off, 1 run",
+            )
+        )  # fmt: skip
+    return rows
+
+
 def _scale_row(task: str, seconds: float, note: str) -> dict:
     """A benchmark row without a lecture-code reference (the lecture code cannot run these)."""
     return dict(task=task, ref_s=math.nan, ours_s=seconds, note=note)
@@ -747,6 +798,7 @@ def main() -> None:
         rows += bench_refusals(Path(tmp), 3 if args.quick else 5)
         rows += bench_explore(Path(tmp), 2 if args.quick else 3)
         rows += bench_filters(Path(tmp), 3)
+        rows += bench_conditioning(Path(tmp), 3)
         rows += bench_orders(args.data, Path(tmp), 1 if args.quick else args.runs, args.quick)
         if not args.quick:
             rows += bench_scale(Path(tmp), args.runs)
