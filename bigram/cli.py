@@ -304,6 +304,11 @@ def sample(
 
         shape["patterns"] = Patterns(pattern, tuple(contains or ()), tuple(not_contains or ()), blocked)
     table = r.log_probs(model)
+    # one thread from here: the messages and walks are many small tensor ops, and with another
+    # process on a core torch's threads wait on each other at every one (order 5: 3.5 s, not 0.7)
+    import torch
+
+    torch.set_num_threads(1)
     stopped = None
     if most_likely is not None:
         try:
