@@ -153,12 +153,6 @@ class Plan:
             self._Q_by_block = self.Q.view(V, C // V, V).transpose(0, 1).contiguous()  # [r, a, c]
         return torch.bmm(self._Q_by_block, v.view(C // V, V, 1)).view(C // V, V).T.reshape(C)
 
-    def _at_next(
-        self, M: torch.Tensor, v: torch.Tensor, op, states: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """op(M[s, c], v(the state after c follows s)): Chain.at_next."""
-        return self.chain.at_next(M, v, op, states)
-
     def _always_ends(self) -> bool:
         """From every state a walk through the middle ends with probability 1: every state can
         reach one that ends (a finite chain with no trap is absorbed), found by a reachability
@@ -168,7 +162,7 @@ class Plan:
         for _ in range(self.C):
             if bool(can.all()):
                 return True
-            new = can | self._at_next(moves, can, torch.logical_and).any(1)
+            new = can | self.chain.at_next(moves, can, torch.logical_and).any(1)
             if torch.equal(new, can):
                 return False
             can = new
@@ -243,7 +237,7 @@ class Plan:
 
     def _times_next(self, v: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
         """P(s, c) · v(the state after c follows s), for every state s (or those given) and c."""
-        return self._at_next(self.P if states is None else self.P[states], v, torch.mul, states)
+        return self.chain.at_next(self.P if states is None else self.P[states], v, torch.mul, states)
 
     def _geometric_sum(self, t: torch.Tensor) -> torch.Tensor:
         """Σ_{k ≥ 0} Q^k t: the probability of eventually leaving into t, from every state.
@@ -466,7 +460,7 @@ def best_names(
 
     def ahead(cur: int, v: torch.Tensor) -> torch.Tensor:
         """log Q(cur, d) + v(the state after d), for every next character d."""
-        return plan._at_next(lQ[cur : cur + 1], v, torch.add, torch.tensor([cur]))[0]
+        return plan.chain.at_next(lQ[cur : cur + 1], v, torch.add, torch.tensor([cur]))[0]
 
     def h(j: int, cur: int) -> float:
         """Best log-prob of completing from state cur having j middle chars."""
@@ -513,7 +507,7 @@ def _max_messages(plan: Plan):
     lQ, lt = plan.Q.log(), plan.leave.log()
 
     def prop(v: torch.Tensor) -> torch.Tensor:  # one more middle char, best choice
-        return plan._at_next(lQ, v, torch.add).max(1).values
+        return plan.chain.at_next(lQ, v, torch.add).max(1).values
 
     if plan.max_middle is not None and plan.max_middle < 0:
         return lambda j: None
