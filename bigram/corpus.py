@@ -23,7 +23,7 @@ import functools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,12 +131,8 @@ def random_labels(n: int, val_frac: float, test_frac: float, seed: int) -> np.nd
     """The split of each of n names by position (0 train, 1 val, 2 test), one byte each: the first
     round(val_frac·n) positions of a seeded torch.randperm(n) are val, the next round(test_frac·n)
     test. The permutation is the one data.split_names draws, so both give the same split."""
-    n_val, n_test = round(val_frac * n), round(test_frac * n)
-    if n_val + n_test >= n:
-        raise BigramError(
-            f"val_frac={val_frac} and test_frac={test_frac} leave no training names out of {n}: lower them"
-        )
-    labels = np.zeros(n, dtype=np.uint8)
+    n_val, n_test = split_sizes(n, val_frac, test_frac)
+    labels = _kernels().zeroed(n, np.uint8)
     if n_val + n_test == 0:
         return labels
     if n < _RANDPERM_SHUFFLE_LIMIT:  # only the first n_val + n_test places of the permutation
@@ -146,6 +142,48 @@ def random_labels(n: int, val_frac: float, test_frac: float, seed: int) -> np.nd
         labels[perm[:n_val]] = 1
         labels[perm[n_val : n_val + n_test]] = 2
     return labels
+
+
+def split_sizes(n: int, val_frac: float, test_frac: float) -> tuple[int, int]:
+    """(val, test) names of the random split of n names, once they leave some for training."""
+    n_val, n_test = round(val_frac * n), round(test_frac * n)
+    if n_val + n_test >= n:
+        raise BigramError(
+            f"val_frac={val_frac} and test_frac={test_frac} leave no training names out of {n}: lower them"
+        )
+    return n_val, n_test
+
+
+class _LabelsDrawn:
+    """The random split's labels, drawn on a thread of their own while the second pass starts
+    (the shuffle is one thread's work of 0.1–0.5 s that the counting need not wait for): `now()`
+    is None until they are ready, `wait()` waits for them."""
+
+    def __init__(self, n: int, val_frac: float, test_frac: float, seed: int) -> None:
+        split_sizes(n, val_frac, test_frac)  # a bad fraction fails here, before any counting
+        self.labels: np.ndarray | None = None
+        self.error: BaseException | None = None
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._draw, args=(n, val_frac, test_frac, seed), daemon=True)
+        self.thread.start()
+
+    def _draw(self, n: int, val_frac: float, test_frac: float, seed: int) -> None:
+        try:
+            self.labels = random_labels(n, val_frac, test_frac, seed)
+        except BaseException as e:  # handed to the caller by wait()
+            self.error = e
+        finally:
+            self.ready.set()
+
+    def now(self) -> np.ndarray | None:
+        return self.labels if self.ready.is_set() else None
+
+    def wait(self) -> np.ndarray:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.labels is not None
+        return self.labels
 
 
 @functools.cache
@@ -195,6 +233,8 @@ class PairCounter:
         self.accumulators: list = []
         self.local = threading.local()
         self.lock = threading.Lock()
+        self.moved: list[tuple] = []  # (split, context, next, count) parts added by `move_out_of_train`
+        self.moved_names = np.zeros(3, dtype=np.int64)
 
     def add(
         self,
@@ -225,12 +265,20 @@ class PairCounter:
 
     @property
     def names(self) -> np.ndarray:
-        return sum((acc.names for acc in self.accumulators), np.zeros(3, dtype=np.int64))
+        return sum((acc.names for acc in self.accumulators), self.moved_names.copy())
+
+    def move_out_of_train(self, other: PairCounter) -> None:
+        """Names counted here as train that `other` counted again as val and test: their n-grams
+        move from the train counts to those splits."""
+        s, context, nxt, c = other.ngrams()
+        self.moved += [(s, context, nxt, c), (np.zeros_like(s), context, nxt, -c)]
+        moved = other.names
+        self.moved_names += moved - np.array([moved.sum(), 0, 0])
 
     def ngrams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every counted n-gram as (split, context, next, count) arrays of code points (context:
         n × (order − 1)), the threads' parts laid end to end: an n-gram may appear once per thread."""
-        parts = [acc.ngrams() for acc in self.accumulators]
+        parts = [acc.ngrams() for acc in self.accumulators] + self.moved
         if not parts:
             empty = np.zeros(0, dtype=np.int64)
             return empty, np.zeros((0, self.order - 1), dtype=np.int64), empty, empty
@@ -250,8 +298,8 @@ def check_table_size(V: int, order: int, where: str = "") -> int:
 
 def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, torch.Tensor]:
     """Per-split C×V int64 count matrices from (split, row, column, count) in token ids (a pair
-    may repeat: repeats add up); sparse COO when that is smaller than dense (24 bytes per counted
-    pair against 8 per cell)."""
+    may repeat: repeats add up, and a pair whose counts add up to 0 is dropped); sparse COO when
+    that is smaller than dense (24 bytes per counted pair against 8 per cell)."""
     s, rows, cols, c = grams
     out = {}
     for i, name in enumerate(SPLITS):
@@ -261,19 +309,23 @@ def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, tor
         idx = torch.from_numpy(np.stack([rows[m], cols[m]]).astype(np.int64))
         vals = torch.from_numpy(c[m].astype(np.int64))
         t = torch.sparse_coo_tensor(idx, vals, shape, check_invariants=False).coalesce()
+        if (t.values() == 0).any():  # moved out of train by the random split's correction
+            keep = t.values() != 0
+            t = torch.sparse_coo_tensor(t.indices()[:, keep], t.values()[keep], shape, check_invariants=False)
+            t = t.coalesce()
         out[name] = t if 3 * t.values().numel() < shape[0] * shape[1] else t.to_dense()
     return out
 
 
 # --- the reader ---------------------------------------------------------------------------------
 def _run_chunks(
-    path: Path, start: int, end: int | None, work: Callable[[int, bytes], None], bar: tqdm | None
+    chunks: Iterable[tuple[int, bytes]], work: Callable[[int, bytes], None], bar: tqdm | None
 ) -> None:
-    """work(offset, chunk) for every chunk of [start, end), on two threads (numpy releases the
-    GIL), at most four chunks in memory."""
+    """work(offset, chunk) for every (offset, chunk), on two threads (numpy releases the GIL), at
+    most four chunks in memory."""
     with ThreadPoolExecutor(max_workers=2) as pool:
         pending: deque = deque()
-        for offset, buf in iter_chunks(path, start, end):
+        for offset, buf in chunks:
             pending.append((pool.submit(work, offset, buf), len(buf)))
             if len(pending) >= 4:
                 future, size = pending.popleft()
@@ -296,7 +348,7 @@ def count_names(path: Path, progress: bool = False) -> dict[int, int]:
 
     size = path.stat().st_size
     bar = tqdm(total=size, unit="B", unit_scale=True, desc="names", disable=not progress, leave=False)
-    _run_chunks(path, 0, None, work, bar)
+    _run_chunks(iter_chunks(path), work, bar)
     bar.close()
     return out
 
@@ -330,39 +382,93 @@ def read_counts(
     if split == "hash" and not is_regular(p) and world > 1:
         raise BigramError(f"{p} is not a regular file: torchrun's processes need byte ranges of one")
     start, end = byte_range(p, rank, world) if world > 1 else (0, None)
-    first_name: dict[int, int] = {}
-    per_chunk: dict[int, int] = {}
-    labels = None
+    names: dict[int, slice] = {}  # chunk offset → the positions of its names in the file
+    drawn = None
     if split == "random":
         per_chunk = count_names(p, progress)
         total = 0
         for offset in sorted(per_chunk):
-            first_name[offset], total = total, total + per_chunk[offset]
+            names[offset], total = slice(total, total + per_chunk[offset]), total + per_chunk[offset]
         if total == 0:
             raise BigramError(f"data file {p} has no names (it is empty or only blank lines)")
-        labels = random_labels(total, val_frac, test_frac, seed)
+        drawn = _LabelsDrawn(total, val_frac, test_frac, seed)
     counter = PairCounter(order)
+    early: list[int] = []  # chunks counted before the labels were drawn: every name as train
     size = (p.stat().st_size if is_regular(p) else None) if end is None else end - start
     bar = tqdm(total=size, unit="B", unit_scale=True, desc="reading", disable=not progress, leave=False)
 
-    def work(offset: int, buf: bytes) -> None:
-        lab = None
-        if labels is not None:
-            lab = labels[first_name[offset] : first_name[offset] + per_chunk[offset]]
-        k = counter.add(
-            np.frombuffer(_utf8(buf, offset, p, rule), np.uint8), lab, seed, val_frac, test_frac, p
-        )
-        if lab is not None and k != len(lab):  # never seen: rather stop than shift every label after it
-            raise BigramError(
-                f"the random split's two passes over {p} disagree on the names at byte {offset} "
-                f"({len(lab)}, then {k}): use --split hash, and please report this"
-            )
+    solo = threading.Lock()
 
-    _run_chunks(p, start, end, work, bar)
+    def work(offset: int, buf: bytes) -> None:
+        if drawn is None:
+            return _count_chunk(counter, p, offset, buf, None, rule, seed, val_frac, test_frac)
+        if drawn.now() is None:
+            with solo:  # one counting thread while the labels are drawn, which then have a core
+                if drawn.now() is None:
+                    early.append(offset)
+                    every_train = np.zeros(names[offset].stop - names[offset].start, dtype=np.uint8)
+                    return _count_chunk(counter, p, offset, buf, every_train, rule, seed, 0.0, 0.0)
+        _count_chunk(counter, p, offset, buf, drawn.now()[names[offset]], rule, seed, 0.0, 0.0)
+
+    _run_chunks(iter_chunks(p, start, end), work, bar)
     bar.close()
-    labels = None  # the split labels (1 byte a name) are done with: free them before the trim
+    if drawn is not None:
+        _recount_early(counter, p, sorted(early), names, drawn.wait(), rule, seed)
+    drawn = None  # the split labels (1 byte a name) are done with: free them before the trim
     _release_freed_memory()
     return _result(counter, p, group)
+
+
+def _count_chunk(
+    counter: PairCounter,
+    p: Path,
+    offset: int,
+    buf: bytes,
+    lab: np.ndarray | None,
+    rule: TextRule,
+    seed: int,
+    val_frac: float,
+    test_frac: float,
+) -> None:
+    """Count one chunk: by the labels of its names when given, else by hash."""
+    k = counter.add(np.frombuffer(_utf8(buf, offset, p, rule), np.uint8), lab, seed, val_frac, test_frac, p)
+    if lab is not None and k != len(lab):  # never seen: rather stop than shift every label after it
+        raise BigramError(
+            f"the random split's two passes over {p} disagree on the names at byte {offset} "
+            f"({len(lab)}, then {k}): use --split hash, and please report this"
+        )
+
+
+def _recount_early(
+    counter: PairCounter,
+    p: Path,
+    early: list[int],
+    names: dict[int, slice],
+    labels: np.ndarray,
+    rule: TextRule,
+    seed: int,
+) -> None:
+    """The chunks counted before the labels were drawn held every name as train: count their
+    val and test names again (train ones skipped) and move those n-grams out of train."""
+    if not early:
+        return
+    offsets = sorted(names)
+    ends = dict(zip(offsets, [*offsets[1:], p.stat().st_size], strict=True))
+    moved = PairCounter(counter.order)
+
+    def chunks() -> Iterator[tuple[int, bytes]]:
+        with p.open("rb") as f:
+            for offset in early:
+                f.seek(offset)
+                yield offset, f.read(ends[offset] - offset)
+
+    def work(offset: int, buf: bytes) -> None:
+        lab = labels[names[offset]]
+        lab = np.where(lab == 0, _kernels().SKIP, lab).astype(np.uint8)
+        _count_chunk(moved, p, offset, buf, lab, rule, seed, 0.0, 0.0)
+
+    _run_chunks(chunks(), work, None)
+    counter.move_out_of_train(moved)
 
 
 def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:

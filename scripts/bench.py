@@ -536,6 +536,33 @@ def _optimum_gap(run: Path) -> tuple[float, float]:
     return _objective(W.double(), Nd).item(), _objective(long.detach().double(), Nd).item()
 
 
+def bench_default_split(tmp: Path, label: str, names: list[str], mib: float, runs: int) -> list[dict]:
+    """The counting stage alone with the default (random) split against `--split hash` on the same
+    file, interleaved in one loop (issue 29: within 15 %, same counts)."""
+    path = tmp / f"{label}-{mib:g}-split.txt"
+    size = _repeat_to(path, names, mib)
+    took: dict[str, list[float]] = {"random": [], "hash": []}
+    for _ in range(runs):
+        for split in took:
+            code = (
+                "import time\nfrom bigram.corpus import _kernels, read_counts\n_kernels()\n"
+                f"t = time.perf_counter()\nread_counts({str(path)!r}, split={split!r})\n"
+                "print(time.perf_counter() - t)"
+            )
+            took[split].append(float(_child(code)[2].split()[-1]))
+    path.unlink()
+    mbs = {split: [size / 1e6 / t for t in ts] for split, ts in took.items()}
+    return [
+        dict(
+            task=f"counting stage, {label} {size / 2**20:,.0f} MiB: default split (random) vs `--split hash`",
+            ref_s=min(took["hash"]),
+            ours_s=min(took["random"]),
+            note=f"hash {_spread(mbs['hash'], ',.0f')} MB/s, random {_spread(mbs['random'], ',.0f')} MB/s "
+            f"({runs} runs; before issue 29: 58–61 vs 95–104 multilingual; target: within 15 %, ≥ 0.87×)",
+        )
+    ]
+
+
 def bench_commands(run: Path, names: list[str], runs: int) -> list[dict]:
     """Whole `sample`/`score` commands on a large-vocabulary run, each against a bare
     `python -c "import torch"` timed in the same loop (the floor every command pays)."""
@@ -599,6 +626,8 @@ def bench_scale(tmp: Path, runs: int) -> list[dict]:
     rows += bench_stream(tmp, "multilingual", ml, 512, "hash", runs)
     rows += bench_stream(tmp, "multilingual", ml, 128, "auto", runs)
     rows += bench_stream(tmp, "names-like", nl, 200, "auto", runs)
+    rows += bench_default_split(tmp, "multilingual", ml, 128, runs)
+    rows += bench_default_split(tmp, "names-like", nl, 200, runs)
     return rows
 
 

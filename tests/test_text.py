@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bigram
-from bigram.corpus import _raw_lines, _utf8, read_counts
+from bigram.corpus import SPLITS, _raw_lines, _utf8, read_counts
 from bigram.counts import dense
 from bigram.data import read_names
 from bigram.errors import BigramError
@@ -96,6 +96,64 @@ def test_random_split_streams_and_equals_the_in_memory_split(names, monkeypatch)
             for (a, b), c in expect.items():
                 assert got[0 if a is None else r.vocab.id(a), 0 if b is None else r.vocab.id(b)] == c
             assert int(got.sum()) == sum(expect.values())
+
+
+def _split_by_randperm(names: list[str], seed: int, val_frac: float, test_frac: float) -> dict:
+    """The random split by hand: torch.randperm's first places are val, then test."""
+    perm = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val, n_test = round(val_frac * len(names)), round(test_frac * len(names))
+    which = {i: 1 for i in perm[:n_val]} | {i: 2 for i in perm[n_val : n_val + n_test]}
+    return {s: [w for i, w in enumerate(names) if which.get(i, 0) == k] for k, s in enumerate(SPLITS)}
+
+
+@pytest.mark.parametrize("late", [0, 3, 10**9])
+def test_chunks_counted_before_the_labels_are_drawn_are_moved_exactly(tmp_path, monkeypatch, late):
+    """The second pass starts while the labels are drawn; chunks counted meanwhile take every name
+    as train and are corrected afterwards. Labels ready at once, after 3 chunks, or only at the
+    end give the same counts as a hand-made split, on lines that start with white space, with
+    CJK, with accents, blank and white-space-only lines, CRLF and a BOM."""
+    import random
+
+    import bigram.corpus as corpus
+
+    rng = random.Random(5)
+    pieces = ["anna", " bob", "\u3000yuki", "ゆき", "élodie", "  ", "", "\u00a0zoë ", "李", "o'neil"]
+    pieces.append("mary ann")
+    lines = [rng.choice(pieces) + rng.choice(["", "x", "ß"]) for _ in range(3000)]
+    p = tmp_path / "mixed.txt"
+    p.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode())
+    names = read_names(p)
+    drawn = corpus._LabelsDrawn.now
+    calls = {"n": 0}
+
+    def now(self):
+        calls["n"] += 1
+        return None if calls["n"] <= late else drawn(self)
+
+    monkeypatch.setattr(corpus._LabelsDrawn, "now", now)
+    monkeypatch.setattr(corpus, "CHUNK_BYTES", 701)
+    for order in (2, 3):
+        calls["n"] = 0
+        r = read_counts(p, split="random", seed=3, val_frac=0.2, test_frac=0.1, order=order)
+        for s, ws in _split_by_randperm(names, 3, 0.2, 0.1).items():
+            assert r.n_names[s] == len(ws)
+            got = dense(r.splits[s])
+            if order == 2:
+                expect = plain_counts(ws)
+                for (a, b), c in expect.items():
+                    assert got[0 if a is None else r.vocab.id(a), 0 if b is None else r.vocab.id(b)] == c
+                assert int(got.sum()) == sum(expect.values())
+            else:  # every trigram's count, the context's two ids in base V
+                V = r.vocab.size
+                want = torch.zeros_like(got)
+                for w in ws:
+                    ids = [0, 0, *(r.vocab.id(ch) for ch in w), 0]
+                    for a, b, c in zip(ids, ids[1:], ids[2:], strict=False):
+                        want[a * V + b, c] += 1
+                assert torch.equal(got, want)
+            assert (got >= 0).all()
+            if r.splits[s].is_sparse:  # no pair left behind at count 0 by the correction
+                assert (r.splits[s].coalesce().values() != 0).all()
 
 
 def test_a_large_vocabulary_counts_exactly_and_sparsely(tmp_path):
