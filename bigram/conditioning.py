@@ -158,6 +158,8 @@ class Plan:
         reach one that ends (a finite chain with no trap is absorbed), found by a reachability
         sweep over the positive entries of Q. Then Σ_k Q^k t is all ones, no solve needed."""
         can = self.leave > 0
+        if bool(can.all()):  # every state ends in one step (any smoothed table): no sweep, no Q
+            return True
         moves = self.Q > 0
         for _ in range(self.C):
             if bool(can.all()):

@@ -84,3 +84,29 @@ def test_plot_at_order_3_shows_the_most_frequent_contexts():
         assert int(n) == tri[gram], gram
     assert any(label.startswith(top3[0] + ".") for label in fig.labels)  # the boundary column
     assert "trigram counts" in fig.title and f"of {len(per_context)} contexts seen" in fig.title
+
+
+def test_the_colours_are_matplotlibs_blues_without_importing_it():
+    """plots.blues rebuilds matplotlib's "Blues" lookup table (plot no longer imports matplotlib,
+    0.3 s of its start-up); every value, the table's edges included, gets matplotlib's colour."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    from bigram.plots import blues
+
+    x = np.concatenate([np.linspace(0, 1, 100_001), np.arange(257) / 256, np.arange(256) / 255, [1 - 1e-16]])
+    assert np.array_equal(blues(x), colormaps["Blues"](x)[..., :3])
+
+
+def test_plot_does_not_import_matplotlib(lecture_runs, tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom bigram.cli import main\n"
+        f"sys.argv = ['bigram', 'plot', {str(lecture_runs[1])!r}, '--out', {str(tmp_path / 'p.png')!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\nprint('matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
