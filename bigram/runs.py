@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from bigram import atomic, checkpoints, sampling
+from bigram import atomic, checkpoints
 from bigram.config import MAX_SMOOTHING, TrainConfig, resolve_dict
 from bigram.corpus import iter_names
 from bigram.counts import compact, context_rows
@@ -231,14 +231,20 @@ class Run:
 
     def sample(self, n: int = 20, *, model: str | None = None, seed: int | None = None, **kw) -> list[str]:
         """n names (see bigram.sampling.sample for temperature, top_k, top_p, constraints, …)."""
+        from bigram import sampling  # here: its planner and automaton cost commands that never sample
+
         return sampling.sample(self.log_probs(model), self.vocab, n, seed=seed, **self._by_rule(kw))
 
     def sample_blocks(self, n: int, *, model: str | None = None, seed: int | None = None, **kw):
         """The same names as sample(), block by block (for very large n)."""
+        from bigram import sampling
+
         return sampling.sample_blocks(self.log_probs(model), self.vocab, n, seed=seed, **self._by_rule(kw))
 
     def most_likely(self, k: int = 10, *, model: str | None = None, **kw) -> list[tuple[str, float]]:
         """The k most probable names (with their log-probabilities) meeting the constraints."""
+        from bigram import sampling
+
         return sampling.most_likely(self.log_probs(model), self.vocab, k, **self._by_rule(kw))
 
     def score(self, names: str | list[str], *, model: str | None = None) -> list[dict]:
