@@ -87,6 +87,20 @@ def check_weights(W: Any, shape: tuple[int, int], where: str) -> torch.Tensor:
     return W
 
 
+def check_table(t: Any, shape: tuple[int, int], where: str) -> torch.Tensor:
+    """A stored table of log P: C×V float64 rows that each sum to one (−inf: probability 0)."""
+    C, V = shape
+    if not isinstance(t, torch.Tensor) or t.is_sparse or t.shape != shape or t.dtype != torch.float64:
+        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise BigramError(f"{where} holds a table of shape {got}, not {C}×{V} float64: it is damaged")
+    sums = torch.logsumexp(t, dim=1)
+    if bool(t.isnan().any()) or not bool(torch.allclose(sums, torch.zeros_like(sums), atol=1e-9)):
+        raise BigramError(
+            f"{where} holds a table whose rows are not probability distributions: it is damaged"
+        )
+    return t
+
+
 def check_number(x: Any, lo: float, hi: float, what: str, where: str) -> float:
     """A number read from a file, finite and within [lo, hi]."""
     if isinstance(x, bool) or not isinstance(x, int | float) or not lo <= x <= hi:

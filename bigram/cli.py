@@ -71,7 +71,7 @@ RunArg = Annotated[
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="count or neural (default: neural if trained, else count)."),
+    typer.Option("--model", help="count, neural or mix (default: neural if trained, else count, else mix)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -426,6 +426,58 @@ def export(
 
     kind = write(r, fmt, out, model)
     typer.echo(f"wrote {shown(out)} ({kind} model, {fmt})")
+
+
+@app.command()
+@friendly
+def mix(
+    runs: Annotated[
+        list[str],
+        typer.Argument(help="Two or more runs, each RUN or RUN:count / RUN:neural.", show_default=False),
+    ],
+    weights: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated weights summing to 1 (e.g. 0.7,0.3), or auto: EM on held-out names."
+        ),
+    ] = "auto",
+    val: Annotated[
+        Path | None,
+        typer.Option(help="Held-out names for --weights auto (default: the runs' shared val split)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory to write.", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing bigram run at --out.")] = False,
+    tol: Annotated[
+        float, typer.Option(help="EM stops when the held-out NLL improves by less (nats).")
+    ] = 1e-5,
+) -> None:
+    """A new run whose model is P = Σ λᵢ Pᵢ per context: the runs' tables interpolated."""
+    if out is None:
+        raise BigramError("--out RUN is required: where to write the mixed run")
+    given = None
+    if weights != "auto":
+        try:
+            given = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise BigramError(f"--weights {weights!r}: give comma-separated numbers, or auto") from None
+    from bigram import rundir
+
+    rundir.check_out(out, overwrite)
+    libraries()
+    from bigram.mix import mix_runs
+
+    result = mix_runs(runs, given, out, val=val, overwrite=overwrite, tol=tol)
+    if result.nll:  # every iteration's held-out NLL, six to a line
+        where = f"--val {shown(val)}" if val else "the runs' val split"
+        typer.echo(f"EM on {where}: held-out NLL per iteration")
+        for i in range(0, len(result.nll), 6):
+            typer.echo(f"  {i:>3}: " + " ".join(f"{x:.6f}" for x in result.nll[i : i + 6]))
+    typer.echo("weights:")
+    for p in result.parents:
+        typer.echo(f"  {p['weight']:.6f}  {shown(p['run'])} ({p['model']} model, order {p['order']})")
+    if result.test_nll:
+        typer.echo("test NLL: " + ", ".join(f"{shown(k)} {v:.6f}" for k, v in result.test_nll.items()))
+    typer.echo(f"wrote {shown(result.run_dir)}")
 
 
 @app.command()

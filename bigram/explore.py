@@ -98,7 +98,7 @@ def page_data(run) -> dict:
         "rule": {"normalize": run.config.normalize, "lowercase": run.config.lowercase},
         "spaces": [c for c in range(0x3000 + 1) if chr(c).isspace()],  # what str.strip strips
         "models": models,
-        "model_notes": _model_notes(metrics, run.config),
+        "model_notes": _model_notes(metrics, run.config, models),
         "rows": rows.tolist(),
         "all_rows": len(rows) == C,
         "logp": {m: _numbers(t) for m, t in tables.items()},
@@ -109,13 +109,20 @@ def page_data(run) -> dict:
     }
 
 
-def _model_notes(metrics: dict, cfg) -> dict[str, str]:
+def _model_notes(metrics: dict, cfg, models: list[str]) -> dict[str, str]:
     notes = {}
     smoothing = metrics.get("smoothing", {}).get("chosen", cfg.smoothing)
-    if "kneser_ney" in metrics or smoothing == "kn":
+    if "count" not in models:
+        pass
+    elif "kneser_ney" in metrics or smoothing == "kn":
         notes["count"] = "interpolated modified Kneser-Ney"
     else:
         notes["count"] = f"add-k smoothing, k = {float(smoothing):.4g}"
+    recipe = metrics.get("mix_recipe")
+    if recipe:
+        notes["mix"] = "interpolated: " + " + ".join(
+            f"{q['weight']:.3g}·{Path(q['run']).name}:{q['model']}" for q in recipe["parents"]
+        )
     t = metrics.get("neural_training")
     if t:
         notes["neural"] = f"{t['optimizer']} (lr {t['lr']:g}), {t['steps']} steps, reg {cfg.reg:g}"

@@ -26,9 +26,11 @@ is EM on a mixture, whose held-out likelihood never falls from one iteration to 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -36,7 +38,15 @@ from bigram.counts import order_of
 from bigram.errors import BigramError
 from bigram.vocab import Vocab
 
-__all__ = ["EMResult", "fit_weights", "heldout_events", "mix_tables", "union_vocab"]
+__all__ = [
+    "EMResult",
+    "event_probs",
+    "fit_weights",
+    "heldout_events",
+    "lift_counts",
+    "mix_tables",
+    "union_vocab",
+]
 
 
 def union_vocab(vocabs: Sequence[Vocab]) -> Vocab:
@@ -79,24 +89,87 @@ def mix_tables(
     out = torch.zeros(U ** (N - 1), U, dtype=torch.float64)
     mass = torch.zeros(U ** (N - 1), dtype=torch.float64)  # Σ λ of the models defining each row
     for table, vocab, order, w in zip(tables, vocabs, orders, weights, strict=True):
-        rows, to_union = _lifted_rows(vocab, union, order, N)
-        at = torch.nonzero(rows >= 0).squeeze(1)
-        out[at.unsqueeze(1), to_union.unsqueeze(0)] += w * table.double().exp()[rows[at]]
-        mass[at] += w
+        add_into(out, mass, table, vocab, union, order, w)
+    return finish(out, mass), union
+
+
+def add_into(
+    out: torch.Tensor,
+    mass: torch.Tensor,
+    table: torch.Tensor,
+    vocab: Vocab,
+    union: Vocab,
+    order: int,
+    w: float,
+) -> None:
+    """out += w · P of one model lifted onto the union table, a block of rows at a time (no
+    temporary the size of a table); mass += w on the rows it defines."""
+    N = order_of(tuple(out.shape))
+    rows, to_union = _lifted_rows(vocab, union, order, N)
+    at = torch.nonzero(rows >= 0).squeeze(1)
+    step = max(1, (1 << 20) // table.shape[1])
+    for i in range(0, len(at), step):
+        block = at[i : i + step]
+        out[block.unsqueeze(1), to_union.unsqueeze(0)] += table[rows[block]].double().exp_().mul_(w)
+    mass[at] += w
+
+
+def finish(out: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
+    """The accumulated Σ λᵢ Pᵢ divided by the weight of the models defining each row, as log P."""
+    U = out.shape[1]
     empty = mass == 0
-    out[~empty] /= mass[~empty].unsqueeze(1)
+    out.div_(torch.where(empty, 1.0, mass).unsqueeze(1))
     out[empty] = 1.0 / U
-    return out.log_(), union
+    return out.log_()
 
 
-def heldout_events(names: Sequence[str], union: Vocab, order: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every prediction of the held-out names as (context row, next id) over the union
+def heldout_events(names: Sequence[str], union: Vocab, order: int) -> Events:
+    """Every prediction of the held-out names as (context row, next id, count 1) over the union
     vocabulary at `order`: the events EM weighs. A character no model has is an error."""
     from bigram.counts import context_rows
 
     ids = union.encode_corpus(list(names))
-    C = union.size ** (order - 1)
-    return context_rows(ids, C, union.size)
+    rows, nxt = context_rows(ids, union.size ** (order - 1), union.size)
+    return rows, nxt, torch.ones(len(rows), dtype=torch.float64)
+
+
+def lift_counts(counts: torch.Tensor, vocab: Vocab, union: Vocab) -> torch.Tensor:
+    """A C×V count matrix in the union vocabulary (same order): its rows and columns renumbered."""
+    N, V, U = order_of(tuple(counts.shape)), vocab.size, union.size
+    to_union = torch.tensor([0, *(union.id(c) for c in vocab.chars)], dtype=torch.long)
+    c = counts.coalesce() if counts.is_sparse else counts.to_sparse().coalesce()
+    r, col = c.indices()
+    new_r = torch.zeros_like(r)
+    for i in range(N - 1):
+        new_r = new_r * U + to_union[(r // V ** (N - 2 - i)) % V]
+    shape = (U ** (N - 1), U)
+    pairs = torch.stack([new_r, to_union[col]])
+    return torch.sparse_coo_tensor(pairs, c.values(), shape, check_invariants=False).coalesce()
+
+
+Events = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (context row, next id, count) in the union
+
+
+def events_of_counts(counts: torch.Tensor) -> Events:
+    """The held-out events of a (union) count matrix: each counted n-gram with its count."""
+    c = counts.coalesce() if counts.is_sparse else counts.to_sparse().coalesce()
+    return c.indices()[0], c.indices()[1], c.values().double()
+
+
+def event_probs(
+    table: torch.Tensor, vocab: Vocab, union: Vocab, events: Events, order: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P of the model at each held-out event of the union table at `order`, whether the model
+    defines the event's context)."""
+    rows, nxt, _ = events
+    own_rows, to_union = _lifted_rows(vocab, union, order_of(tuple(table.shape)), order)
+    from_union = torch.full((union.size,), -1, dtype=torch.long)
+    from_union[to_union] = torch.arange(vocab.size)
+    r, c = own_rows[rows], from_union[nxt]
+    ok = (r >= 0) & (c >= 0)
+    p = torch.zeros(len(rows), dtype=torch.float64)
+    p[ok] = table[r[ok], c[ok]].double().exp()
+    return p, r >= 0
 
 
 @dataclass
@@ -106,36 +179,25 @@ class EMResult:
 
 
 def fit_weights(
-    tables: Sequence[torch.Tensor],
-    vocabs: Sequence[Vocab],
-    names: Sequence[str],
+    probs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    counts: torch.Tensor,
     *,
     tol: float = 1e-6,
     max_iter: int = 200,
 ) -> EMResult:
-    """λ that maximize the held-out likelihood of `names`, by EM from equal weights; stops when
-    the NLL improves by less than `tol` nats or after `max_iter` iterations."""
-    union = union_vocab(vocabs)
-    orders = [order_of(tuple(t.shape)) for t in tables]
-    N = max(orders)
-    rows, nxt = heldout_events(names, union, N)
-    p = torch.zeros(len(tables), len(rows), dtype=torch.float64)  # Pᵢ of each held-out event
-    defined = torch.zeros(len(tables), len(rows), dtype=torch.bool)
-    for i, (table, vocab, order) in enumerate(zip(tables, vocabs, orders, strict=True)):
-        own_rows, to_union = _lifted_rows(vocab, union, order, N)
-        from_union = torch.full((union.size,), -1, dtype=torch.long)
-        from_union[to_union] = torch.arange(vocab.size)
-        r, c = own_rows[rows], from_union[nxt]
-        ok = (r >= 0) & (c >= 0)
-        defined[i] = r >= 0
-        p[i, ok] = table[r[ok], c[ok]].double().exp()
-    lam = torch.full((len(tables),), 1.0 / len(tables), dtype=torch.float64)
+    """λ that maximize the held-out likelihood, by EM from equal weights, given each model's
+    (P, defined) at the held-out events (`event_probs`) and the events' counts; stops when the NLL
+    improves by less than `tol` nats or after `max_iter` iterations."""
+    p = torch.stack([q for q, _ in probs])
+    defined = torch.stack([d for _, d in probs])
+    total = float(counts.sum())
+    lam = torch.full((len(probs),), 1.0 / len(probs), dtype=torch.float64)
     history: list[float] = []
     for it in range(max_iter + 1):
         share = lam.unsqueeze(1) * p  # λᵢ Pᵢ per event
         norm = (lam.unsqueeze(1) * defined).sum(0)  # renormalized where a model lacks the context
         mixed = share.sum(0) / norm
-        nll = float(-(mixed.log().mean()))
+        nll = float(-(counts * mixed.log()).sum() / total)
         if not math.isfinite(nll):
             raise BigramError(
                 "a held-out name has a character pair no model gives any probability: "
@@ -144,5 +206,128 @@ def fit_weights(
         history.append(nll)
         if it == max_iter or (len(history) > 1 and history[-2] - nll < tol):
             break
-        lam = (share / share.sum(0)).mean(1)
+        lam = (counts * share / share.sum(0)).sum(1) / total
     return EMResult([float(x) for x in lam], history)
+
+
+# --- runs -----------------------------------------------------------------------------------------
+def parse_parent(spec: str) -> tuple[str, str | None]:
+    """ "RUN" or "RUN:count" / "RUN:neural" / "RUN:mix" → (run, model or None: as `sample` picks)."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and tail in ("count", "neural", "mix"):
+        return head, tail
+    return spec, None
+
+
+@dataclass
+class MixResult:
+    run_dir: Path
+    weights: list[float]
+    nll: list[float]  # EM's held-out NLL per iteration (empty for given weights)
+    parents: list[dict]
+    test_nll: dict[str, float]  # each parent alone and the mix ("mix") on the shared test split, if any
+
+
+def _shared_corpus(parents: list) -> bool:
+    """Whether the runs were trained on one corpus, split alike (their val and test names agree)."""
+    configs = [r.config for r, _ in parents]
+    keys = {(Path(c.data).resolve(), c.split, c.seed, c.val_frac, c.test_frac) for c in configs}
+    return len(keys) == 1
+
+
+def _heldout(parents: list, union: Vocab, N: int, val: str | Path | None) -> Events:
+    """The held-out events: the names of `val`, or the shared val split of the parents' corpus."""
+    from bigram.corpus import iter_names
+
+    if val is not None:
+        return heldout_events(list(iter_names(val, parents[0][0].rule)), union, N)
+    if not _shared_corpus(parents):
+        raise BigramError(
+            "--weights auto needs held-out names: the runs were not trained on one corpus and split, "
+            "so give --val FILE"
+        )
+    top = max(parents, key=lambda rm: rm[0].config.order)[0]
+    if "val" not in top.split_counts():
+        raise BigramError(f"run {top.path} has no val split: give --val FILE for --weights auto")
+    return events_of_counts(lift_counts(top.counts("val"), top.vocab, union))
+
+
+def mix_runs(
+    specs: Sequence[str],
+    weights: Sequence[float] | None,
+    out: str | Path,
+    *,
+    val: str | Path | None = None,
+    overwrite: bool = False,
+    tol: float = 1e-6,
+) -> MixResult:
+    """A new run whose model is the interpolation of the parents' models: `weights` given (one
+    per parent, summing to one) or, when None, fitted by EM on held-out names. Each parent's
+    table is read twice (for EM's events, then for the sum) so that only one is in memory at once."""
+    from bigram import rundir, runs
+    from bigram.metrics import evaluate
+
+    if len(specs) < 2:
+        raise BigramError("bigram mix needs two or more runs")
+    if weights is not None and len(weights) != len(specs):
+        raise BigramError(f"--weights gives {len(weights)} weights for {len(specs)} runs: give one per run")
+    parents = []
+    for spec in specs:
+        path, model = parse_parent(spec)
+        r = runs.Run.open(path)
+        parents.append((r, r.pick_model(model)))
+    rules = {(r.config.normalize, r.config.lowercase) for r, _ in parents}
+    if len(rules) != 1:
+        raise BigramError(
+            "the runs read text by different rules (--normalize, --lowercase): retrain them alike"
+        )
+    union = union_vocab([r.vocab for r, _ in parents])
+    N = max(r.config.order for r, _ in parents)
+    from bigram.corpus import check_table_size
+
+    check_table_size(union.size, N, " (the union of the runs' vocabularies)")
+    history: list[float] = []
+    if weights is None:
+        events = _heldout(parents, union, N, val)
+        probs = []
+        for r, m in parents:
+            probs.append(event_probs(r.log_probs(m), r.vocab, union, events, N))
+            r._cache.clear()  # one table in memory at a time
+        fit = fit_weights(probs, events[2], tol=tol)
+        weights, history = fit.weights, fit.nll
+    if any(w < 0 or not math.isfinite(w) for w in weights) or not math.isclose(sum(weights), 1.0):
+        raise BigramError(f"mix weights must be ≥ 0 and sum to 1, not {list(weights)}")
+    table = torch.zeros(union.size ** (N - 1), union.size, dtype=torch.float64)
+    mass = torch.zeros(union.size ** (N - 1), dtype=torch.float64)
+    alone: dict[str, float] = {}  # each parent's own test NLL, when the runs share a test split
+    shared = _shared_corpus(parents) and all("test" in r.split_counts() for r, _ in parents)
+    for (r, m), w in zip(parents, weights, strict=True):
+        lp = r.log_probs(m)
+        add_into(table, mass, lp, r.vocab, union, r.config.order, float(w))
+        if shared:
+            alone[f"{r.path}:{m}"] = evaluate(lp, r.counts("test"))["nll"]
+        del lp
+        r._cache.clear()
+    table = finish(table, mass)
+    top = max(parents, key=lambda rm: rm[0].config.order)[0]
+    recipe = {
+        "parents": [
+            {"run": str(r.path), "model": m, "order": r.config.order, "weight": float(w)}
+            for (r, m), w in zip(parents, weights, strict=True)
+        ],
+        "weights": "auto (EM on held-out names)" if history else "given",
+        "heldout_nll": history,
+        "order": N,
+        "counts": f"{top.path}'s splits, in the union vocabulary",
+    }
+    cfg = dataclasses.replace(top.config, order=N)
+    with rundir.new_run_dir(out, overwrite) as run:
+        splits = {s: lift_counts(c, top.vocab, union) for s, c in top.split_counts().items()}
+        runs.write_inputs(run, cfg, union, splits)
+        runs.save_mix_model(run, union, table, recipe)
+        metrics = {"mix": {s: evaluate(table, c) for s, c in splits.items()}, "mix_recipe": recipe}
+        runs.write_metrics(run, metrics)
+        rundir.set_status(run, "complete")
+    if shared:
+        alone["mix"] = metrics["mix"]["test"]["nll"]
+    return MixResult(Path(out), [float(w) for w in weights], history, recipe["parents"], alone)

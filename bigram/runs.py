@@ -36,7 +36,7 @@ from bigram.rundir import find_run
 from bigram.text import TextRule, shown
 from bigram.vocab import Vocab
 
-MODELS = ("count", "neural")
+MODELS = ("count", "neural", "mix")  # mix: a table interpolated from other runs (mix.py)
 RECORDED = ("data", "model")  # in every config.toml bigram ever wrote: missing, the file is damaged
 
 
@@ -83,15 +83,27 @@ def write_metrics(run: Path, metrics: dict) -> None:
     atomic.write_text(run / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
+def save_mix_model(run: Path, vocab: Vocab, log_probs: torch.Tensor, recipe: dict) -> None:
+    """A mixed model is its table itself (log P, float64), and how it was made: its parents (run,
+    model, weight) and, for fitted weights, the held-out NLL of each EM iteration (also in
+    mix.json, to read)."""
+    ckpt = {"kind": "mix", "chars": list(vocab.chars), "log_probs": log_probs.double(), "recipe": recipe}
+    checkpoints.save(ckpt, run / "mix.pt")
+    atomic.write_text(run / "mix.json", json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
+
+
 def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> torch.Tensor:
     """A checkpoint → its model's C×V table of log P(next | context), float64 (checked first);
     C = V contexts for the bigram.
 
     count:  log((N + k) / row sums), from the training counts N and the smoothing k (or
             Kneser-Ney's table of N, kneser_ney.py)
-    neural: log_softmax(W) row by row: the logits of one_hot(context) @ W are row context of W"""
+    neural: log_softmax(W) row by row: the logits of one_hot(context) @ W are row context of W
+    mix:    the interpolated table itself, as `bigram mix` wrote it (mix.py)"""
     if model == "count":
         return count_log_probs(*count_model_of(ckpt, shape, where))
+    if model == "mix":
+        return checkpoints.check_table(ckpt.get("log_probs"), shape, where)
     W = checkpoints.check_weights(ckpt.get("W"), shape, where)
     return torch.log_softmax(W.double(), dim=1)
 
@@ -157,9 +169,9 @@ class Run:
                 f"run {self.path} has no model checkpoint (count.pt or neural.pt): it did not finish; retrain"
             )
         if model is None:
-            return "neural" if "neural" in have else "count"
+            return next(m for m in ("neural", "count", "mix") if m in have)
         if model not in MODELS:
-            raise BigramError(f"unknown model {model!r}: choose count or neural")
+            raise BigramError(f"unknown model {model!r}: choose count, neural or mix")
         if model not in have:
             raise BigramError(f"run {self.path} has no {model} model; it has: {', '.join(have)}")
         return model

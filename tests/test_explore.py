@@ -231,3 +231,20 @@ def test_a_sweep_sub_run_and_the_notebook_object(browser, invoke, tmp_path):
     # explore.html is one of bigram's files: the run can still be replaced
     r = invoke("train", "--data", NAMES, "--out", sub, "--overwrite", "-q", "--model", "count")
     assert r.exit_code == 0, r.output
+
+
+def test_a_mixed_run_gives_a_working_page(browser, invoke, tmp_path):
+    """A run `bigram mix` wrote (a bigram and a trigram, given weights) draws its table, and the
+    page scores a name as `bigram score` does for the mix."""
+    two = train_run(invoke, NAMES, tmp_path / "two", "--no-figures", "--model", "count")
+    three = train_run(invoke, NAMES, tmp_path / "three", "--no-figures", "--model", "count", "--order", "3")
+    mixed = tmp_path / "mixed"
+    assert invoke("mix", two, three, "--weights", "0.3,0.7", "--out", mixed).exit_code == 0
+    out = tmp_path / "page.html"
+    r = invoke("explore", mixed, "--out", out)
+    assert r.exit_code == 0, r.output
+    load(browser, out)
+    assert browser.execute_script("return document.querySelectorAll('#heat rect').length") > 0
+    emma = browser.execute_script("return window.bigramExplore.scoreName(arguments[0], 'emma')", "mix")
+    want = json.loads(invoke("score", mixed, "emma", "--json").stdout)[0]["nll"]
+    assert emma.get("missing") is None and abs(emma["nll"] - want) < 1e-9

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+import re
 from collections import Counter
 
 import pytest
 import torch
 
 from bigram.errors import BigramError
-from bigram.mix import fit_weights, mix_tables
+from bigram.mix import event_probs, fit_weights, heldout_events, mix_tables
 from bigram.vocab import Vocab
 from tests.conftest import NAMES
 
@@ -85,8 +87,10 @@ def test_em_never_raises_the_heldout_nll_and_stops_at_the_optimum():
     train, val = names[: int(0.8 * n)], names[int(0.8 * n) : int(0.9 * n)]
     vocab = Vocab.from_names(names)
     tables = [add_one_table(train, vocab, order) for order in (1, 2, 3)]
-    fit = fit_weights(tables, [vocab] * 3, val, tol=1e-10, max_iter=500)
-    assert all(b <= a + 1e-12 for a, b in zip(fit.nll, fit.nll[1:], strict=False))
+    events = heldout_events(val, vocab, 3)
+    probs = [event_probs(t, vocab, vocab, events, 3) for t in tables]
+    fit = fit_weights(probs, events[2], tol=1e-10, max_iter=500)
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(fit.nll))
     assert len(fit.nll) > 3 and fit.nll[0] - fit.nll[-1] > 1e-3
     assert math.isclose(sum(fit.weights), 1.0)
     V = vocab.size
@@ -111,3 +115,104 @@ def test_em_never_raises_the_heldout_nll_and_stops_at_the_optimum():
         ids = [0, 0] + [vocab.id(ch) for ch in w] + [0]
         nll -= sum(float(mixed_table[ids[j - 2] * V + ids[j - 1], ids[j]]) for j in range(2, len(ids)))
     assert nll / events == pytest.approx(fit.nll[-1], abs=1e-9)
+
+
+def _table(run, model):
+    from bigram.runs import Run
+
+    return Run.open(run).log_probs(model)
+
+
+@pytest.fixture(scope="module")
+def order_runs(tmp_path_factory):
+    """names.txt (the default random split), count models of orders 1, 2 and 3."""
+    from typer.testing import CliRunner
+
+    from bigram.cli import app
+
+    root = tmp_path_factory.mktemp("mix-runs")
+    out = {}
+    for order in (1, 2, 3):
+        out[order] = root / f"o{order}"
+        args = ["train", "--data", str(NAMES), "--out", str(out[order]), "--order", str(order),
+                "--model", "count", "-q", "--no-figures"]  # fmt: skip
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, r.output
+    return out
+
+
+def test_mix_with_given_weights_writes_a_run_every_command_reads(invoke, order_runs, tmp_path):
+    out = tmp_path / "m"
+    parents = [f"{order_runs[2]}:count", str(order_runs[3])]
+    r = invoke("mix", *parents, "--weights", "0.25,0.75", "--out", out)
+    assert r.exit_code == 0, r.output
+    got = _table(out, "mix")
+    b, t = _table(order_runs[2], "count"), _table(order_runs[3], "count")
+    V = b.shape[0]
+    want = (0.25 * b.exp()[torch.arange(V * V) % V] + 0.75 * t.exp()).log()  # the bigram reads the last token
+    assert torch.allclose(got, want, atol=1e-12)
+    recipe = __import__("json").loads((out / "mix.json").read_text())
+    assert [p["weight"] for p in recipe["parents"]] == [0.25, 0.75]
+    assert [p["model"] for p in recipe["parents"]] == ["count", "count"]
+    commands = [
+        ["sample", out, "-n", "5", "--start", "ka", "--end", "a", "--seed", "1"],
+        ["score", out, "emma"],
+        ["eval", out, "--data", NAMES],
+        ["export", out, "--out", tmp_path / "m.arpa"],
+        ["plot", out, "--out", tmp_path / "m.png"],
+    ]
+    for cmd in commands:
+        res = invoke(*cmd)
+        assert res.exit_code == 0, (cmd, res.output)
+    names = invoke("sample", out, "-n", "5", "--start", "ka", "--end", "a", "--seed", "1").output.split()
+    assert len(names) == 5 and all(w.startswith("ka") and w.endswith("a") for w in names)
+
+
+def test_mix_auto_prints_a_falling_nll_and_beats_each_model_on_test(invoke, order_runs, tmp_path):
+    """The classic lesson: unigram + bigram + trigram fitted on the shared val split; the
+    printed NLL never rises, and the mix's test NLL is below each model's own."""
+    out = tmp_path / "auto"
+    r = invoke("mix", *(str(order_runs[o]) for o in (1, 2, 3)), "--out", out)
+    assert r.exit_code == 0, r.output
+    rows = [line.split(":", 1)[1] for line in r.output.splitlines() if re.match(r" +\d+: ", line)]
+    nll = [float(x) for row in rows for x in row.split()]
+    assert len(nll) > 2 and all(b <= a for a, b in itertools.pairwise(nll))
+    from bigram.runs import Run
+
+    test = {o: Run.open(order_runs[o]).evaluate("count")["count"]["test"]["nll"] for o in (1, 2, 3)}
+    mixed = Run.open(out).evaluate("mix")["mix"]["test"]["nll"]
+    assert mixed < min(test.values())
+    printed = r.output.split("test NLL: ")[1].splitlines()[0]
+    assert printed.endswith(f"mix {mixed:.6f}") and f"{order_runs[3]}:count {test[3]:.6f}" in printed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ONE"], "two or more runs"),
+        (["A", "B", "--weights", "0.5"], "1 weights for 2 runs"),
+        (["A", "B", "--weights", "0.5,x"], "comma-separated numbers"),
+        (["A", "B", "--weights", "0.6,0.6"], "sum to 1"),
+    ],
+)
+def test_mix_refusals_are_one_line(invoke, order_runs, tmp_path, args, message):
+    args = [str(order_runs[2]) if a in ("ONE", "A") else str(order_runs[3]) if a == "B" else a for a in args]
+    r = invoke("mix", *args, "--out", tmp_path / "x")
+    assert r.exit_code == 1 and message in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_mix_auto_needs_heldout_names_for_runs_of_different_corpora(invoke, order_runs, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(["anna", "bob", "cy", "dora", "eve"] * 40) + "\n")
+    run = tmp_path / "o"
+    assert (
+        invoke("train", "--data", other, "--out", run, "-q", "--no-figures", "--model", "count").exit_code
+        == 0
+    )
+    r = invoke("mix", order_runs[2], run, "--out", tmp_path / "x")
+    assert r.exit_code == 1 and "--val FILE" in r.output, r.output
+    val = tmp_path / "val.txt"
+    val.write_text("anna\nemma\nbob\n")
+    r = invoke("mix", order_runs[2], run, "--val", val, "--out", tmp_path / "x")
+    assert r.exit_code == 0, r.output
