@@ -448,8 +448,8 @@ def mix(
     out: Annotated[Path | None, typer.Option(help="Run directory to write.", show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bigram run at --out.")] = False,
     tol: Annotated[
-        float, typer.Option(help="EM stops when the held-out NLL improves by less (nats).")
-    ] = 1e-5,
+        float, typer.Option(help="EM stops when no weight moves by more than this in an iteration.")
+    ] = 1e-3,
 ) -> None:
     """A new run whose model is P = Σ λᵢ Pᵢ per context: the runs' tables interpolated."""
     if out is None:

@@ -182,17 +182,19 @@ def fit_weights(
     probs: Sequence[tuple[torch.Tensor, torch.Tensor]],
     counts: torch.Tensor,
     *,
-    tol: float = 1e-6,
-    max_iter: int = 200,
+    tol: float = 1e-3,
+    max_iter: int = 1000,
 ) -> EMResult:
     """λ that maximize the held-out likelihood, by EM from equal weights, given each model's
-    (P, defined) at the held-out events (`event_probs`) and the events' counts; stops when the NLL
-    improves by less than `tol` nats or after `max_iter` iterations."""
+    (P, defined) at the held-out events (`event_probs`) and the events' counts; stops when no
+    weight moves by more than `tol` in an iteration (as SRILM's compute-best-mix: the NLL can
+    be flat long before the weights settle) or after `max_iter` iterations."""
     p = torch.stack([q for q, _ in probs])
     defined = torch.stack([d for _, d in probs])
     total = float(counts.sum())
     lam = torch.full((len(probs),), 1.0 / len(probs), dtype=torch.float64)
     history: list[float] = []
+    moved = math.inf
     for it in range(max_iter + 1):
         share = lam.unsqueeze(1) * p  # λᵢ Pᵢ per event
         norm = (lam.unsqueeze(1) * defined).sum(0)  # renormalized where a model lacks the context
@@ -204,9 +206,10 @@ def fit_weights(
                 "mix in a smoothed model, or hold out other names"
             )
         history.append(nll)
-        if it == max_iter or (len(history) > 1 and history[-2] - nll < tol):
+        if it == max_iter or (it > 0 and moved < tol):
             break
-        lam = (counts * share / share.sum(0)).sum(1) / total
+        new = (counts * share / share.sum(0)).sum(1) / total
+        moved, lam = float((new - lam).abs().max()), new
     return EMResult([float(x) for x in lam], history)
 
 
@@ -259,7 +262,7 @@ def mix_runs(
     *,
     val: str | Path | None = None,
     overwrite: bool = False,
-    tol: float = 1e-6,
+    tol: float = 1e-3,
 ) -> MixResult:
     """A new run whose model is the interpolation of the parents' models: `weights` given (one
     per parent, summing to one) or, when None, fitted by EM on held-out names. Each parent's

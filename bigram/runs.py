@@ -105,7 +105,11 @@ def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> t
     if model == "mix":
         return checkpoints.check_table(ckpt.get("log_probs"), shape, where)
     W = checkpoints.check_weights(ckpt.get("W"), shape, where)
-    return torch.log_softmax(W.double(), dim=1)
+    out = torch.empty(W.shape, dtype=torch.float64)
+    step = max(1, (1 << 20) // W.shape[1])  # a block of rows at a time: no float64 copy of all of W
+    for i in range(0, W.shape[0], step):
+        torch.log_softmax(W[i : i + step].double(), dim=1, out=out[i : i + step])
+    return out
 
 
 def count_model_of(ckpt: dict, shape: tuple[int, int], where: str) -> tuple[torch.Tensor, float | str]:

@@ -536,6 +536,32 @@ def _optimum_gap(run: Path) -> tuple[float, float]:
     return _objective(W.double(), Nd).item(), _objective(long.detach().double(), Nd).item()
 
 
+def bench_mix(run: Path, tmp: Path, runs: int) -> list[dict]:
+    """`bigram mix` of a large-vocabulary run's count and neural models (weights by EM on its val
+    split) against `import torch` in the same loop; its peak RSS against that of `import torch`
+    and one float64 table (issue 31: ≤ 3 s beyond import, ≤ 3 tables of memory)."""
+    from bigram.runs import Run
+
+    V = Run.open(run).vocab.size
+    table_mib = V * V * 8 / 2**20
+    out = tmp / "mixed"
+    args = ["mix", f"{run}:count", f"{run}:neural", "--out", str(out), "--overwrite"]
+    peaks: list[float] = []
+    base, took = _beside_import_torch(lambda: _cli_child(args), runs, peaks)
+    torch_peak = _child("import torch")[1] / 2**20
+    extra = [t - b for t, b in zip(took, base, strict=True)]
+    tables = [(p - torch_peak) / table_mib for p in peaks]
+    return [
+        _scale_row(
+            f"`bigram mix RUN:count RUN:neural` (EM), 700k multilingual names, V = {V:,}",
+            min(took),
+            f"whole command {_spread(took, '.2f')} s, beyond `import torch` {_spread(extra, '.2f')} s; "
+            f"peak RSS {_spread(peaks, ',.0f')} MiB, {_spread(tables, '.1f')} tables of {table_mib:,.0f} MiB "
+            f"beyond `import torch`'s {torch_peak:,.0f} MiB ({runs} runs; targets: 3 s, 3 tables)",
+        )
+    ]
+
+
 def bench_default_split(tmp: Path, label: str, names: list[str], mib: float, runs: int) -> list[dict]:
     """The counting stage alone with the default (random) split against `--split hash` on the same
     file, interleaved in one loop (issue 29: within 15 %, same counts)."""
@@ -621,6 +647,7 @@ def bench_scale(tmp: Path, runs: int) -> list[dict]:
         )
     )
     rows += bench_commands(tmp / "run-multi0", ml, runs)
+    rows += bench_mix(tmp / "run-multi0", tmp, runs)
     nl = names_like(2_000_000, seed=0)
     rows += bench_stream(tmp, "names-like", nl, 512, "hash", runs)
     rows += bench_stream(tmp, "multilingual", ml, 512, "hash", runs)
