@@ -71,7 +71,7 @@ RunArg = Annotated[
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="count, neural or mix (default: neural if trained, else count, else mix)."),
+    typer.Option("--model", help="count, neural, mix or arpa (default: neural if trained, else count)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -480,6 +480,26 @@ def mix(
     typer.echo(f"wrote {shown(result.run_dir)}")
 
 
+@app.command("import")
+@friendly
+def import_(
+    model: Annotated[
+        Path, typer.Argument(help="ARPA file of a character model (KenLM, SRILM, bigram export).")
+    ],
+    out: Annotated[Path | None, typer.Option(help="Run directory to write.", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing bigram run at --out.")] = False,
+) -> None:
+    """A new run whose model is an ARPA file's table (backoffs applied), read by every command."""
+    if out is None:
+        raise BigramError("--out RUN is required: where to write the imported run")
+    libraries()
+    from bigram.arpa import import_arpa
+
+    vocab, order = import_arpa(model, out, overwrite)
+    typer.echo(f"read {shown(model)}: order {order}, {vocab.size:,} tokens ({vocab.describe()})")
+    typer.echo(f"wrote {shown(out)}")
+
+
 @app.command()
 @friendly
 def sweep(
@@ -663,7 +683,9 @@ def plot(
 
     kind = r.pick_model(model)
     lp = r.log_probs(kind) if what == "probs" else None
-    save_png(figure_for(r.vocab, r.counts("train"), lp, what, kind, top), out)
+    by_mass = kind == "arpa" and lp is not None  # an imported run has no counts: rank by probability
+    counts = (lp.exp() * 1e6).round().long() if by_mass else r.counts("train")
+    save_png(figure_for(r.vocab, counts, lp, what, kind, top), out)
     typer.echo(f"wrote {shown(out)}")
 
 

@@ -327,7 +327,7 @@ def mix_runs(
     with rundir.new_run_dir(out, overwrite) as run:
         splits = {s: lift_counts(c, top.vocab, union) for s, c in top.split_counts().items()}
         runs.write_inputs(run, cfg, union, splits)
-        runs.save_mix_model(run, union, table, recipe)
+        runs.save_table_model(run, "mix", union, table, recipe)
         metrics = {"mix": {s: evaluate(table, c) for s, c in splits.items()}, "mix_recipe": recipe}
         runs.write_metrics(run, metrics)
         rundir.set_status(run, "complete")

@@ -24,8 +24,8 @@ RUNS_DIR = Path("runs")
 STATUSES = ("training", "complete", "interrupted", "diverged")
 MARKER = ".bigram-run"  # written into every directory bigram makes; --overwrite replaces only those
 RUN_FILES = {
-    "config.toml", "vocab.json", "counts.pt", "count.pt", "neural.pt", "mix.pt", "mix.json", "metrics.json",
-    "explore.html", MARKER,
+    "config.toml", "vocab.json", "counts.pt", "count.pt", "neural.pt", "mix.pt", "mix.json", "arpa.pt",
+    "arpa.json", "metrics.json", "explore.html", MARKER,
 }  # fmt: skip
 # TensorBoard's event files (events.out.tfevents.<time>.<host>.<pid>.<n>); a crashed atomic write
 _OURS = re.compile(r"events\.out\.tfevents\.\d+\.[^/]+\.\d+\.\d+|\..+\.tmp-\d+")
@@ -81,8 +81,8 @@ def unusable(run: Path) -> str | None:
         return f"its training diverged ({note})" if note else "its training diverged"
     if status == "training":
         return "its training has not finished (it is still running, or its process was stopped)"
-    if not any((run / f"{m}.pt").is_file() for m in ("count", "neural", "mix")):
-        return "it has no model checkpoint (count.pt, neural.pt or mix.pt)"
+    if not any((run / f"{m}.pt").is_file() for m in ("count", "neural", "mix", "arpa")):
+        return "it has no model checkpoint (count.pt, neural.pt, mix.pt or arpa.pt)"
     return None
 
 

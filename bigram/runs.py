@@ -36,7 +36,7 @@ from bigram.rundir import find_run
 from bigram.text import TextRule, shown
 from bigram.vocab import Vocab
 
-MODELS = ("count", "neural", "mix")  # mix: a table interpolated from other runs (mix.py)
+MODELS = ("count", "neural", "mix", "arpa")  # mix: interpolated (mix.py); arpa: imported (arpa.py)
 RECORDED = ("data", "model")  # in every config.toml bigram ever wrote: missing, the file is damaged
 
 
@@ -83,13 +83,13 @@ def write_metrics(run: Path, metrics: dict) -> None:
     atomic.write_text(run / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
-def save_mix_model(run: Path, vocab: Vocab, log_probs: torch.Tensor, recipe: dict) -> None:
-    """A mixed model is its table itself (log P, float64), and how it was made: its parents (run,
-    model, weight) and, for fitted weights, the held-out NLL of each EM iteration (also in
-    mix.json, to read)."""
-    ckpt = {"kind": "mix", "chars": list(vocab.chars), "log_probs": log_probs.double(), "recipe": recipe}
-    checkpoints.save(ckpt, run / "mix.pt")
-    atomic.write_text(run / "mix.json", json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
+def save_table_model(run: Path, kind: str, vocab: Vocab, log_probs: torch.Tensor, recipe: dict) -> None:
+    """A mixed (kind "mix") or imported ("arpa") model is its table itself (log P, float64), and
+    how it was made (also in KIND.json, to read): a mix's parents (run, model, weight) and, for
+    fitted weights, the held-out NLL of each EM iteration; an import's source file."""
+    ckpt = {"kind": kind, "chars": list(vocab.chars), "log_probs": log_probs.double(), "recipe": recipe}
+    checkpoints.save(ckpt, run / f"{kind}.pt")
+    atomic.write_text(run / f"{kind}.json", json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
 
 
 def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> torch.Tensor:
@@ -99,10 +99,11 @@ def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> t
     count:  log((N + k) / row sums), from the training counts N and the smoothing k (or
             Kneser-Ney's table of N, kneser_ney.py)
     neural: log_softmax(W) row by row: the logits of one_hot(context) @ W are row context of W
-    mix:    the interpolated table itself, as `bigram mix` wrote it (mix.py)"""
+    mix:    the interpolated table itself, as `bigram mix` wrote it (mix.py)
+    arpa:   the table `bigram import` read from an ARPA file (arpa.py)"""
     if model == "count":
         return count_log_probs(*count_model_of(ckpt, shape, where))
-    if model == "mix":
+    if model in ("mix", "arpa"):
         return checkpoints.check_table(ckpt.get("log_probs"), shape, where)
     W = checkpoints.check_weights(ckpt.get("W"), shape, where)
     out = torch.empty(W.shape, dtype=torch.float64)
@@ -173,9 +174,9 @@ class Run:
                 f"run {self.path} has no model checkpoint (count.pt or neural.pt): it did not finish; retrain"
             )
         if model is None:
-            return next(m for m in ("neural", "count", "mix") if m in have)
+            return next(m for m in ("neural", "count", "mix", "arpa") if m in have)
         if model not in MODELS:
-            raise BigramError(f"unknown model {model!r}: choose count, neural or mix")
+            raise BigramError(f"unknown model {model!r}: choose count, neural, mix or arpa")
         if model not in have:
             raise BigramError(f"run {self.path} has no {model} model; it has: {', '.join(have)}")
         return model
@@ -290,6 +291,11 @@ class Run:
             d = checkpoints.load(self.path / "counts.pt", "counts")
             where = str(self.path / "counts.pt")
             splits = d.get("splits")
+            if isinstance(splits, dict) and not splits and "arpa" in self.models:
+                raise BigramError(
+                    f"run {self.path} was imported from an ARPA file and has no splits of its own: "
+                    "give --data FILE (eval) or use --what probs (plot)"
+                )
             if not isinstance(splits, dict) or not splits or not set(splits) <= {"train", "val", "test"}:
                 raise BigramError(f"{where} has no per-split counts: it is damaged; retrain")
             self._cache["counts"] = {
