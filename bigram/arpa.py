@@ -215,16 +215,25 @@ def _table(grams: dict, vocab: Vocab, order: int, where: str) -> torch.Tensor:
         hist = torch.zeros_like(key)
         for d in digits[:-1]:
             hist = hist * V + d
-        # row h of order k: backoff(h) + the order k−1 row of h's newest k − 2 tokens
-        table = back.unsqueeze(1) + table.repeat(V, 1)
+        # row h of order k: backoff(h) + the order k−1 row of h's newest k − 2 tokens, filled a
+        # block of rows (one oldest token) at a time: no temporary the size of the new table
+        shorter, table = table, torch.empty(V ** (k - 1), V, dtype=torch.float64)
+        B = len(shorter)
+        for a in range(V):
+            torch.add(shorter, back[a * B : (a + 1) * B].unsqueeze(1), out=table[a * B : (a + 1) * B])
+        del shorter
         if len(key):
-            table[hist, digits[-1]] = torch.tensor(probs, dtype=torch.float64)
+            table[hist, digits[-1]] = torch.frombuffer(probs, dtype=torch.float64)  # no copy
         if k < order:
             back = torch.zeros(V**k, dtype=torch.float64)
             if len(key):
-                back[hist * V + digits[-1]] = torch.tensor(backs, dtype=torch.float64)
+                back[hist * V + digits[-1]] = torch.frombuffer(backs, dtype=torch.float64)
     table.mul_(LN10)
-    return table.sub_(torch.logsumexp(table, dim=1, keepdim=True))
+    step = max(1, (1 << 20) // V)  # rows renormalized a block at a time (logsumexp makes a copy)
+    for i in range(0, len(table), step):
+        block = table[i : i + step]
+        block.sub_(torch.logsumexp(block, dim=1, keepdim=True))
+    return table
 
 
 def import_arpa(path: str | Path, out: str | Path, overwrite: bool = False) -> tuple[Vocab, int]:

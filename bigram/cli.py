@@ -496,7 +496,7 @@ def import_(
     from bigram.arpa import import_arpa
 
     vocab, order = import_arpa(model, out, overwrite)
-    typer.echo(f"read {shown(model)}: order {order}, {vocab.size:,} tokens ({vocab.describe()})")
+    typer.echo(f"read {shown(model)}: order {order}, {vocab.describe()}")
     typer.echo(f"wrote {shown(out)}")
 
 
