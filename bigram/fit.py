@@ -249,7 +249,8 @@ def fit_neural(
                 fit.step, fit.stopped, fit.bad_loss = max(step - 1, first), "diverged", loss
                 return fit
             last_finite, fit.step = before, step + 1
-            curves.train(step, loss, nll, reg)
+            # a resumed run's first train/nll is the stopped run's final point, already logged
+            curves.train(step, loss, nll, reg, with_nll=not (resume and step == first))
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             gain = math.inf if previous is None else previous - loss
             previous = None if getattr(fit.optimizer, "stalled", False) else loss  # a stall is no convergence

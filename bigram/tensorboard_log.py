@@ -86,10 +86,11 @@ class Curves:
         self.reference = {s: nll_of(count_lp, c) for s, c in splits.items()}
         writer.add_custom_scalars(curves_layout(list(splits)))
 
-    def train(self, step: int, loss: float, nll: float, reg: float) -> None:
+    def train(self, step: int, loss: float, nll: float, reg: float, with_nll: bool = True) -> None:
         if self.writer is not None:
             self.writer.add_scalar("train/loss", loss, step)
-            self.writer.add_scalar("train/nll", nll, step)
+            if with_nll:
+                self.writer.add_scalar("train/nll", nll, step)
             self.writer.add_scalar("train/reg", reg, step)
 
     @torch.no_grad()

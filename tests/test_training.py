@@ -168,6 +168,13 @@ def test_resume_gives_the_uninterrupted_weights(invoke, tmp_path, flags):
     ).read_text()
     steps = tb_steps(tmp_path / "part", "train/loss")
     assert steps == list(range(30))  # continued, not repeated
+    # train/nll: one point a step and the final one; the stopped run's final point (step 12) is
+    # where the resumed run starts, logged once (issue 32)
+    assert (
+        tb_steps(tmp_path / "part", "train/nll")
+        == tb_steps(tmp_path / "full", "train/nll")
+        == list(range(31))
+    )
     # val points: the uninterrupted run's, plus the 12-step run's final one, none twice
     part, whole = tb_steps(tmp_path / "part", "val/nll"), tb_steps(tmp_path / "full", "val/nll")
     assert sorted(set(part)) == part and set(whole) <= set(part) and set(part) - set(whole) == {12}
