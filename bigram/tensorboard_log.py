@@ -118,9 +118,17 @@ def log_smoothing_curve(writer, chosen: float, curve: list[tuple[float, float]],
 
 
 def log_summary(
-    writer, cfg: TrainConfig, vocab: Vocab, tables: dict, metrics: dict, counts_train, step: int
+    writer,
+    cfg: TrainConfig,
+    vocab: Vocab,
+    tables: dict,
+    metrics: dict,
+    counts_train,
+    step: int,
+    swept: tuple[str, ...] = (),
 ) -> None:
-    """End-of-run entries: probability images, sampled names, labelled figures, hparams."""
+    """End-of-run entries: probability images, sampled names, labelled figures, hparams (the keys
+    a sweep varies first, so that the HParams table shows them without scrolling)."""
     rows, cols = shown(counts_train, IMAGE_TOKENS)  # the most frequent characters (and contexts)
     for model, lp in tables.items():
         p = lp[rows][:, cols].exp().float()
@@ -144,6 +152,7 @@ def log_summary(
                 writer.add_scalar(f"{split}/nll_count_model", m["nll"], s)
     # a string as it is safe to show (a data path's non-UTF-8 bytes as \xff: protobuf takes UTF-8 only)
     hp = {k: (v if isinstance(v, int | float | bool) else text.shown(v)) for k, v in cfg.to_dict().items()}
+    hp = {k: hp[k] for k in swept} | {k: v for k, v in hp.items() if k not in swept}
     for summary in hparams_summaries(hp, metrics):
         writer._get_file_writer().add_summary(summary)
 

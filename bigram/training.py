@@ -133,8 +133,9 @@ def sweep(
             sub = dataclasses.replace(cfg, reg=reg, model="neural")
             run = _sub_run(root / f"reg={reg:g}", sub, corpus.vocab, splits)
             result = _fit_and_report(
-                run, sub, corpus.vocab, splits, device=device, progress=progress, smoothing_choice=choice
-            )
+                run, sub, corpus.vocab, splits, device=device, progress=progress, smoothing_choice=choice,
+                swept=("reg",),
+            )  # fmt: skip
             k, kl = equivalent_smoothing(result.tables["neural"], splits["train"])
             metrics = result.metrics["neural"]
             rows.append({"reg": reg, "run": str(run), "metrics": metrics, "equivalent_k": k, "kl": kl})
@@ -169,7 +170,7 @@ def sweep_orders(
             choice, candidates, kn = weighed or (None, None, None)
             result = _fit_and_report(
                 run, sub, corpus.vocab, splits, device=device, progress=progress, smoothing_choice=choice,
-                kneser_ney=kn,
+                kneser_ney=kn, swept=("order", "reg"),
             )  # fmt: skip
             k = result.extra.get("smoothing", {}).get("chosen", sub.smoothing)
             row = {"order": sub.order, "reg": sub.reg, "k": k, "run": str(run), "metrics": result.metrics}
@@ -220,12 +221,14 @@ def _fit_and_report(
     shown: Path | None = None,
     smoothing_choice: tuple | None = None,
     kneser_ney: tuple | None = None,
+    swept: tuple[str, ...] = (),
 ) -> TrainResult:
     """Fit the models the config asks for, then write their checkpoints, metrics.json and the
     TensorBoard summaries. An early stop still leaves all of them consistent, then raises
     TrainingStopped. `shown`: the run's name in messages, when `run` is where a replacing run is
     being built. `smoothing_choice`: choose_smoothing's result when the caller has it (the sweep);
-    `kneser_ney`: likewise the Kneser-Ney (log P table, discounts)."""
+    `kneser_ney`: likewise the Kneser-Ney (log P table, discounts); `swept`: the config keys a
+    sweep varies, listed first in the HParams tab."""
     shown = run if shown is None else shown
     writer = open_writer(run)
     tables: dict[str, torch.Tensor | CountRows] = {}  # model → its C×V table of log P
@@ -281,7 +284,7 @@ def _fit_and_report(
         try:
             if ctrl_c.requested and (fit is None or fit.stopped is None):
                 raise KeyboardInterrupt
-            log_summary(writer, cfg, vocab, tables, metrics, splits["train"], fit.step if fit else 0)
+            log_summary(writer, cfg, vocab, tables, metrics, splits["train"], fit.step if fit else 0, swept)
         except KeyboardInterrupt:
             rundir.set_status(run, "complete")
             raise TrainingStopped(

@@ -405,3 +405,21 @@ def test_custom_scalars_put_the_neural_curve_and_the_count_line_on_one_chart(inv
             assert tag in logged and len(ea.Scalars(tag)) > 1, tag
         line = {e.value for e in ea.Scalars(f"{split}/nll_count_model")}
         assert len(line) == 1  # a flat reference line
+
+
+@pytest.mark.parametrize(
+    ("flags", "first"), [(["--reg", "0,0.1"], ["reg"]), (["--order", "1,2"], ["order", "reg"])]
+)
+def test_a_sweeps_hparams_list_the_swept_keys_first(invoke, tmp_path, tiny_corpus, flags, first):
+    """The HParams table shows the keys a sweep varies first, not after 25 others (issue 32)."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    out = tmp_path / "sw"
+    r = invoke("sweep", *flags, "--data", tiny_corpus, "--steps", "3", "--out", out)
+    assert r.exit_code == 0, r.output
+    for sub in sorted(p for p in out.iterdir() if p.is_dir()):
+        ea = EventAccumulator(str(sub))
+        ea.Reload()
+        content = ea.PluginTagToContent("hparams")["_hparams_/experiment"]
+        names = [h.name for h in HParamsPluginData.FromString(content).experiment.hparam_infos]
+        assert names[: len(first)] == first and len(names) > 10
