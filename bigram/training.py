@@ -127,7 +127,8 @@ def sweep(
     corpus = load_counts(cfg, progress=progress)
     rows = []
     splits = corpus.splits  # the count model's k is the same for every reg: chosen once
-    choice = choose_smoothing(splits["train"], splits.get("val")) if cfg.smoothing == "auto" else None
+    auto = cfg.smoothing == "auto"
+    choice = SmoothingChoice(*choose_smoothing(splits["train"], splits.get("val"))) if auto else None
     with new_run_dir(out, kind="sweep") as root:
         for reg in regs:
             sub = dataclasses.replace(cfg, reg=reg, model="neural")
@@ -175,12 +176,23 @@ def sweep_orders(
             k = result.extra.get("smoothing", {}).get("chosen", sub.smoothing)
             row = {"order": sub.order, "reg": sub.reg, "k": k, "run": str(run), "metrics": result.metrics}
             if weighed:  # both candidates' metrics, and add-k's k
-                row.update(candidates=candidates, add_k=choice[0])  # k: "kn" when Kneser-Ney won
+                row.update(candidates=candidates, add_k=choice.k)  # k: "kn" when Kneser-Ney won
             rows.append(row)
     return root, rows
 
 
-def _weigh_smoothings(splits: dict[str, torch.Tensor]) -> tuple[tuple, dict, tuple] | None:
+@dataclasses.dataclass(frozen=True)
+class SmoothingChoice:
+    """--smoothing auto's choice of add-k, made once for a sweep's runs: k, the NLL of each k
+    tried, on what ("val" or "leave-one-out"), and Kneser-Ney's val NLL when that was weighed too."""
+
+    k: float
+    curve: list
+    on: str
+    kneser_ney_val_nll: float | None = None
+
+
+def _weigh_smoothings(splits: dict[str, torch.Tensor]) -> tuple[SmoothingChoice, dict, tuple] | None:
     """The sweep's --smoothing auto: the best add-k k on val and Kneser-Ney, each evaluated on
     every split; `_fit_and_report` keeps the one with the lower val NLL. Returns the choice, the
     candidates' metrics and Kneser-Ney's (log P, discounts); None without a val split (then auto
@@ -193,7 +205,7 @@ def _weigh_smoothings(splits: dict[str, torch.Tensor]) -> tuple[tuple, dict, tup
         name: {s: evaluate(lp, c) for s, c in splits.items()}
         for name, lp in (("add-k", count_log_probs_at(splits["train"], k)), ("kn", kn[0]))
     }
-    return (k, curve, on, candidates["kn"]["val"]["nll"]), candidates, kn
+    return SmoothingChoice(k, curve, on, candidates["kn"]["val"]["nll"]), candidates, kn
 
 
 def _kneser_ney_log_probs(train: torch.Tensor) -> tuple[torch.Tensor, list]:
@@ -219,7 +231,7 @@ def _fit_and_report(
     progress: bool,
     resume: dict | None = None,
     shown: Path | None = None,
-    smoothing_choice: tuple | None = None,
+    smoothing_choice: SmoothingChoice | None = None,
     kneser_ney: tuple | None = None,
     swept: tuple[str, ...] = (),
 ) -> TrainResult:
@@ -239,13 +251,16 @@ def _fit_and_report(
     ctrl_c = StopOnCtrlC().__enter__()  # from here on, Ctrl-C stops cleanly between steps
     try:
         if cfg.smoothing == "auto":  # the k that predicts held-out names best
-            choice = smoothing_choice or choose_smoothing(splits["train"], splits.get("val"))
-            k, curve, on = choice[:3]
+            choice = smoothing_choice or SmoothingChoice(
+                *choose_smoothing(splits["train"], splits.get("val"))
+            )
+            k, curve, on = choice.k, choice.curve, choice.on
             extra["smoothing"] = {"chosen": k, "chosen_by": on, "curve": [[x, y] for x, y in curve]}
             log_smoothing_curve(writer, k, curve, on)
-            if len(choice) > 3:  # the sweep also weighed Kneser-Ney on val, and it may have won
-                extra["smoothing"].update(best_k=k, kneser_ney_val_nll=choice[3])
-                k = extra["smoothing"]["chosen"] = "kn" if choice[3] < dict(curve)[k] else k
+            kn_val = choice.kneser_ney_val_nll
+            if kn_val is not None:  # the sweep also weighed Kneser-Ney on val, and it may have won
+                extra["smoothing"].update(best_k=k, kneser_ney_val_nll=kn_val)
+                k = extra["smoothing"]["chosen"] = "kn" if kn_val < dict(curve)[k] else k
             cfg = dataclasses.replace(cfg, smoothing=k)
         if cfg.trains_count and cfg.smoothing == "kn":
             runs.save_count_model(run, vocab, splits["train"], "kn")
