@@ -163,7 +163,13 @@ def resolve(
         where = f"config file {shown(config_path)}"
     for key, value in values.items():
         _check_type(key, value, where)
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    was = values.get("optimizer", TrainConfig.optimizer)
+    if given.get("optimizer", was) != was and "lr" not in given and values.get("lr") == DEFAULT_LR.get(was):
+        # the file's lr was its optimizer's default (the lecture's SGD 50): another optimizer takes
+        # its own default, not a step size meant for plain gradient descent
+        del values["lr"]
+    values.update(given)
     values.setdefault("data", bundled.default_corpus())
     cfg = TrainConfig(**values)
     validate(cfg)

@@ -49,3 +49,15 @@ def test_bad_config_is_refused(invoke, tmp_path, toml, needles):
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'data = "{NAMES}"\n' + toml)
     one_line_error(invoke("train", "--config", cfg), *needles)
+
+
+def test_changing_the_optimizer_drops_a_config_files_default_lr():
+    """lecture.toml's lr = 50 is SGD's step: with --optimizer newton or adam the run takes that
+    optimizer's own default (1, 0.1), unless --lr is given; SGD keeps 50 (issue 32)."""
+    from bigram.config import resolve
+
+    assert resolve("lecture", {"optimizer": "newton"}).learning_rate == 1.0
+    assert resolve("lecture", {"optimizer": "adam"}).learning_rate == 0.1
+    assert resolve("lecture", {"optimizer": "newton", "lr": 50.0}).learning_rate == 50.0
+    assert resolve("lecture", {}).learning_rate == 50.0
+    assert resolve("lecture", {"optimizer": "sgd"}).learning_rate == 50.0
