@@ -255,6 +255,53 @@ def _heldout(parents: list, union: Vocab, N: int, val: str | Path | None) -> Eve
     return events_of_counts(lift_counts(top.counts("val"), top.vocab, union))
 
 
+def _open_parents(specs: Sequence[str]) -> list:
+    """(Run, model) of each "RUN[:model]", once they read text by one rule."""
+    from bigram import runs
+
+    if len(specs) < 2:
+        raise BigramError("bigram mix needs two or more runs")
+    parents = []
+    for spec in specs:
+        path, model = parse_parent(spec)
+        r = runs.Run.open(path)
+        parents.append((r, r.pick_model(model)))
+    if len({(r.config.normalize, r.config.lowercase) for r, _ in parents}) != 1:
+        raise BigramError(
+            "the runs read text by different rules (--normalize, --lowercase): retrain them alike"
+        )
+    return parents
+
+
+def _fitted(parents: list, union: Vocab, N: int, val: str | Path | None, tol: float) -> EMResult:
+    """EM's weights on the held-out events, each parent's table loaded (and dropped) in turn."""
+    events = _heldout(parents, union, N, val)
+    probs = []
+    for r, m in parents:
+        probs.append(event_probs(r.log_probs(m), r.vocab, union, events, N))
+        r._cache.clear()  # one table in memory at a time
+    return fit_weights(probs, events[2], tol=tol)
+
+
+def _write_run(out, overwrite: bool, parents: list, union: Vocab, table: torch.Tensor, recipe: dict) -> dict:
+    """The mixed run on disk: the highest-order parent's config and splits (in the union
+    vocabulary), the table and its recipe, its metrics; returns the metrics."""
+    from bigram import rundir, runs
+    from bigram.metrics import evaluate
+
+    top = max(parents, key=lambda rm: rm[0].config.order)[0]
+    recipe["counts"] = f"{top.path}'s splits, in the union vocabulary"
+    cfg = dataclasses.replace(top.config, order=recipe["order"])
+    with rundir.new_run_dir(out, overwrite) as run:
+        splits = {s: lift_counts(c, top.vocab, union) for s, c in top.split_counts().items()}
+        runs.write_inputs(run, cfg, union, splits)
+        runs.save_table_model(run, "mix", union, table, recipe)
+        metrics = {"mix": {s: evaluate(table, c) for s, c in splits.items()}, "mix_recipe": recipe}
+        runs.write_metrics(run, metrics)
+        rundir.set_status(run, "complete")
+    return metrics
+
+
 def mix_runs(
     specs: Sequence[str],
     weights: Sequence[float] | None,
@@ -267,36 +314,18 @@ def mix_runs(
     """A new run whose model is the interpolation of the parents' models: `weights` given (one
     per parent, summing to one) or, when None, fitted by EM on held-out names. Each parent's
     table is read twice (for EM's events, then for the sum) so that only one is in memory at once."""
-    from bigram import rundir, runs
+    from bigram.corpus import check_table_size
     from bigram.metrics import evaluate
 
-    if len(specs) < 2:
-        raise BigramError("bigram mix needs two or more runs")
     if weights is not None and len(weights) != len(specs):
         raise BigramError(f"--weights gives {len(weights)} weights for {len(specs)} runs: give one per run")
-    parents = []
-    for spec in specs:
-        path, model = parse_parent(spec)
-        r = runs.Run.open(path)
-        parents.append((r, r.pick_model(model)))
-    rules = {(r.config.normalize, r.config.lowercase) for r, _ in parents}
-    if len(rules) != 1:
-        raise BigramError(
-            "the runs read text by different rules (--normalize, --lowercase): retrain them alike"
-        )
+    parents = _open_parents(specs)
     union = union_vocab([r.vocab for r, _ in parents])
     N = max(r.config.order for r, _ in parents)
-    from bigram.corpus import check_table_size
-
     check_table_size(union.size, N, " (the union of the runs' vocabularies)")
     history: list[float] = []
     if weights is None:
-        events = _heldout(parents, union, N, val)
-        probs = []
-        for r, m in parents:
-            probs.append(event_probs(r.log_probs(m), r.vocab, union, events, N))
-            r._cache.clear()  # one table in memory at a time
-        fit = fit_weights(probs, events[2], tol=tol)
+        fit = _fitted(parents, union, N, val, tol)
         weights, history = fit.weights, fit.nll
     if any(w < 0 or not math.isfinite(w) for w in weights) or not math.isclose(sum(weights), 1.0):
         raise BigramError(f"mix weights must be ≥ 0 and sum to 1, not {list(weights)}")
@@ -311,8 +340,6 @@ def mix_runs(
             alone[f"{r.path}:{m}"] = evaluate(lp, r.counts("test"))["nll"]
         del lp
         r._cache.clear()
-    table = finish(table, mass)
-    top = max(parents, key=lambda rm: rm[0].config.order)[0]
     recipe = {
         "parents": [
             {"run": str(r.path), "model": m, "order": r.config.order, "weight": float(w)}
@@ -321,16 +348,8 @@ def mix_runs(
         "weights": "auto (EM on held-out names)" if history else "given",
         "heldout_nll": history,
         "order": N,
-        "counts": f"{top.path}'s splits, in the union vocabulary",
     }
-    cfg = dataclasses.replace(top.config, order=N)
-    with rundir.new_run_dir(out, overwrite) as run:
-        splits = {s: lift_counts(c, top.vocab, union) for s, c in top.split_counts().items()}
-        runs.write_inputs(run, cfg, union, splits)
-        runs.save_table_model(run, "mix", union, table, recipe)
-        metrics = {"mix": {s: evaluate(table, c) for s, c in splits.items()}, "mix_recipe": recipe}
-        runs.write_metrics(run, metrics)
-        rundir.set_status(run, "complete")
+    metrics = _write_run(out, overwrite, parents, union, finish(table, mass), recipe)
     if shared:
         alone["mix"] = metrics["mix"]["test"]["nll"]
     return MixResult(Path(out), [float(w) for w in weights], history, recipe["parents"], alone)
