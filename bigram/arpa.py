@@ -88,23 +88,19 @@ def read_arpa(path: str | Path) -> tuple[torch.Tensor, Vocab, int]:
 
 def read_arpa_text(lines: Iterable[str], where: str = "the ARPA file") -> tuple[torch.Tensor, Vocab, int]:
     """The table of an ARPA model given as lines (see `read_arpa`). Memory: 20 bytes a listed
-    n-gram while reading, then the table twice."""
-    counts, grams = _parse(lines, where)
+    n-gram while reading, then the table (built a block of rows at a time)."""
+    counts, grams, ids, vocab = _parse(lines, where)
     order = max(counts)
-    unigrams = grams[1]
-    chars = sorted({_char(t, where) for t in unigrams[0] if t not in _SPECIAL})
-    vocab = Vocab(tuple(chars))
-    V = vocab.size
-    check_table_size(V, order, f" (the tokens of {where})")
-    return _table(grams, vocab, order, where), vocab, order
+    check_table_size(vocab.size, order, f" (the tokens of {where})")
+    return _table(grams, ids, vocab.size, order), vocab, order
 
 
-def _parse(lines: Iterable[str], where: str) -> tuple[dict[int, int], dict]:
-    """The header's counts and, per order, (tokens as strings for order 1 | flat ids, log10 P,
-    log10 backoff) — the unigrams first give every token its id."""
+def _parse(lines: Iterable[str], where: str) -> tuple[dict[int, int], dict, dict[str, int], Vocab]:
+    """The header's counts; per order, (tokens as strings for order 1 | flat ids, log10 P, log10
+    backoff); each token's id and the vocabulary, both from the unigrams."""
     counts: dict[int, int] = {}
     grams: dict = {}
-    section, seen, ids, V = "start", 0, {}, 0
+    section, seen, ids, vocab = "start", 0, {}, None
     n = 0
     for n, raw in enumerate(lines, 1):
         line = raw.strip()
@@ -125,7 +121,7 @@ def _parse(lines: Iterable[str], where: str) -> tuple[dict[int, int], dict]:
             if section not in counts:
                 raise BigramError(f"{where}: line {n}: {section}-grams the header does not announce")
             if section == 2:
-                ids, V = _ids(grams[1][0], where)
+                ids, vocab = _ids(grams[1][0], where)
             grams[section] = (
                 ([], array("d"), array("d")) if section == 1 else (array("q"), array("d"), array("d"))
             )
@@ -139,12 +135,14 @@ def _parse(lines: Iterable[str], where: str) -> tuple[dict[int, int], dict]:
         if section == "end":
             break
         seen += 1
-        _entry(line, section, grams[section], ids, V, where, n)
+        _entry(line, section, grams[section], ids, vocab.size if vocab else 0, where, n)
     if section != "end":
         raise BigramError(f"{where}: ends at line {n} without \\end\\: the file is cut short")
     if 1 not in grams:
         raise BigramError(f"{where}: no \\1-grams: section")
-    return counts, grams
+    if vocab is None:  # a unigram model
+        ids, vocab = _ids(grams[1][0], where)
+    return counts, grams, ids, vocab
 
 
 def _check_section(section, seen: int, counts: dict, where: str, n: int) -> None:
@@ -155,13 +153,12 @@ def _check_section(section, seen: int, counts: dict, where: str, n: int) -> None
         )
 
 
-def _ids(tokens: list[str], where: str) -> tuple[dict[str, int], int]:
-    """(token → id, V): <s> and </s> are 0 (the boundary), the characters 1… in code-point order."""
-    chars = sorted({_char(t, where) for t in tokens if t not in _SPECIAL})
-    at = {c: i + 1 for i, c in enumerate(chars)}
-    return {"<s>": 0, "</s>": 0} | {t: at[_char(t, where)] for t in tokens if t not in _SPECIAL}, len(
-        chars
-    ) + 1
+def _ids(tokens: list[str], where: str) -> tuple[dict[str, int], Vocab]:
+    """(token → id, the vocabulary): <s> and </s> are 0 (the boundary), the characters 1… in
+    code-point order."""
+    chars = {t: _char(t, where) for t in tokens if t not in _SPECIAL}
+    vocab = Vocab(tuple(sorted(set(chars.values()))))
+    return {"<s>": 0, "</s>": 0} | {t: vocab.id(c) for t, c in chars.items()}, vocab
 
 
 def _entry(line: str, k: int, store, ids: dict, V: int, where: str, n: int) -> None:
@@ -193,11 +190,9 @@ def _entry(line: str, k: int, store, ids: dict, V: int, where: str, n: int) -> N
     backoffs.append(bow)
 
 
-def _table(grams: dict, vocab: Vocab, order: int, where: str) -> torch.Tensor:
+def _table(grams: dict, ids: dict[str, int], V: int, order: int) -> torch.Tensor:
     """log P (natural log) of every (context, next) by ARPA's backoff, rows renormalized."""
-    V = vocab.size
     uni_tokens, uni_p, uni_b = grams[1]
-    ids = {"<s>": 0, "</s>": 0} | {t: vocab.id(_char(t, where)) for t in uni_tokens if t not in _SPECIAL}
     row = torch.full((V,), -99.0, dtype=torch.float64)  # log10 P of order 1; unlisted: the ARPA floor
     back = torch.zeros(V, dtype=torch.float64)  # log10 backoff of each one-token history
     for t, lp, b in zip(uni_tokens, uni_p, uni_b, strict=True):

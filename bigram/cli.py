@@ -492,6 +492,9 @@ def import_(
     """A new run whose model is an ARPA file's table (backoffs applied), read by every command."""
     if out is None:
         raise BigramError("--out RUN is required: where to write the imported run")
+    from bigram import rundir
+
+    rundir.check_out(out, overwrite)  # refused before torch loads
     libraries()
     from bigram.arpa import import_arpa
 

@@ -112,12 +112,11 @@ def page_data(run) -> dict:
 def _model_notes(metrics: dict, cfg, models: list[str]) -> dict[str, str]:
     notes = {}
     smoothing = metrics.get("smoothing", {}).get("chosen", cfg.smoothing)
-    if "count" not in models:
-        pass
-    elif "kneser_ney" in metrics or smoothing == "kn":
-        notes["count"] = "interpolated modified Kneser-Ney"
-    else:
-        notes["count"] = f"add-k smoothing, k = {float(smoothing):.4g}"
+    if "count" in models:
+        kn = "kneser_ney" in metrics or smoothing == "kn"
+        notes["count"] = (
+            "interpolated modified Kneser-Ney" if kn else f"add-k smoothing, k = {float(smoothing):.4g}"
+        )
     recipe = metrics.get("mix_recipe")
     if recipe:
         notes["mix"] = "interpolated: " + " + ".join(

@@ -54,13 +54,19 @@ def union_vocab(vocabs: Sequence[Vocab]) -> Vocab:
     return Vocab(tuple(sorted(set().union(*(v.chars for v in vocabs)))))
 
 
-def _lifted_rows(vocab: Vocab, union: Vocab, order: int, to_order: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(for each context row of the union table at `to_order`: the row of this model's table it
-    reads, or −1 where the model does not define that context; this model's token → union id)."""
-    V, U = vocab.size, union.size
+def _id_maps(vocab: Vocab, union: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """(this vocabulary's id → union id; union id → this vocabulary's id, or −1 where it lacks it)."""
     to_union = torch.tensor([0, *(union.id(c) for c in vocab.chars)], dtype=torch.long)
-    from_union = torch.full((U,), -1, dtype=torch.long)
-    from_union[to_union] = torch.arange(V)
+    from_union = torch.full((union.size,), -1, dtype=torch.long)
+    from_union[to_union] = torch.arange(vocab.size)
+    return to_union, from_union
+
+
+def _lifted_rows(vocab: Vocab, union: Vocab, order: int, to_order: int) -> torch.Tensor:
+    """For each context row of the union table at `to_order`: the row of this model's table it
+    reads, or −1 where the model does not define that context."""
+    V, U = vocab.size, union.size
+    _, from_union = _id_maps(vocab, union)
     k = to_order - 1  # tokens in a union context; the model reads its last order − 1
     rows = torch.arange(U**k, dtype=torch.long)
     own = torch.zeros_like(rows)
@@ -71,18 +77,17 @@ def _lifted_rows(vocab: Vocab, union: Vocab, order: int, to_order: int) -> tuple
             mine = from_union[digit]
             defined &= mine >= 0
             own = own * V + mine.clamp(min=0)
-    return torch.where(defined, own, -1), to_union
+    return torch.where(defined, own, -1)
 
 
 def mix_tables(
     tables: Sequence[torch.Tensor], vocabs: Sequence[Vocab], weights: Sequence[float]
 ) -> tuple[torch.Tensor, Vocab]:
     """The interpolated table (log P, float64) over the union vocabulary at the highest order,
-    and that vocabulary. Memory: the result, one model's table and one of its probabilities."""
+    and that vocabulary. Memory: the result beside the models' tables (see `add_into`)."""
     if not (len(tables) == len(vocabs) == len(weights)) or len(tables) < 2:
         raise BigramError("a mix needs two or more models, each with a weight")
-    if any(w < 0 or not math.isfinite(w) for w in weights) or not math.isclose(sum(weights), 1.0):
-        raise BigramError(f"mix weights must be ≥ 0 and sum to 1, not {list(weights)}")
+    _check_weights(weights)
     union = union_vocab(vocabs)
     orders = [order_of(tuple(t.shape)) for t in tables]
     N, U = max(orders), union.size
@@ -91,6 +96,11 @@ def mix_tables(
     for table, vocab, order, w in zip(tables, vocabs, orders, weights, strict=True):
         add_into(out, mass, table, vocab, union, order, w)
     return finish(out, mass), union
+
+
+def _check_weights(weights: Sequence[float]) -> None:
+    if any(w < 0 or not math.isfinite(w) for w in weights) or not math.isclose(sum(weights), 1.0):
+        raise BigramError(f"mix weights must be ≥ 0 and sum to 1, not {list(weights)}")
 
 
 def add_into(
@@ -104,8 +114,8 @@ def add_into(
 ) -> None:
     """out += w · P of one model lifted onto the union table, a block of rows at a time (no
     temporary the size of a table); mass += w on the rows it defines."""
-    N = order_of(tuple(out.shape))
-    rows, to_union = _lifted_rows(vocab, union, order, N)
+    rows = _lifted_rows(vocab, union, order, order_of(tuple(out.shape)))
+    to_union, _ = _id_maps(vocab, union)
     at = torch.nonzero(rows >= 0).squeeze(1)
     step = max(1, (1 << 20) // table.shape[1])
     for i in range(0, len(at), step):
@@ -136,7 +146,7 @@ def heldout_events(names: Sequence[str], union: Vocab, order: int) -> Events:
 def lift_counts(counts: torch.Tensor, vocab: Vocab, union: Vocab) -> torch.Tensor:
     """A C×V count matrix in the union vocabulary (same order): its rows and columns renumbered."""
     N, V, U = order_of(tuple(counts.shape)), vocab.size, union.size
-    to_union = torch.tensor([0, *(union.id(c) for c in vocab.chars)], dtype=torch.long)
+    to_union, _ = _id_maps(vocab, union)
     c = counts.coalesce() if counts.is_sparse else counts.to_sparse().coalesce()
     r, col = c.indices()
     new_r = torch.zeros_like(r)
@@ -162,9 +172,8 @@ def event_probs(
     """(P of the model at each held-out event of the union table at `order`, whether the model
     defines the event's context)."""
     rows, nxt, _ = events
-    own_rows, to_union = _lifted_rows(vocab, union, order_of(tuple(table.shape)), order)
-    from_union = torch.full((union.size,), -1, dtype=torch.long)
-    from_union[to_union] = torch.arange(vocab.size)
+    own_rows = _lifted_rows(vocab, union, order_of(tuple(table.shape)), order)
+    _, from_union = _id_maps(vocab, union)
     r, c = own_rows[rows], from_union[nxt]
     ok = (r >= 0) & (c >= 0)
     p = torch.zeros(len(rows), dtype=torch.float64)
@@ -215,9 +224,11 @@ def fit_weights(
 
 # --- runs -----------------------------------------------------------------------------------------
 def parse_parent(spec: str) -> tuple[str, str | None]:
-    """ "RUN" or "RUN:count" / "RUN:neural" / "RUN:mix" → (run, model or None: as `sample` picks)."""
+    """ "RUN" or "RUN:MODEL" (count, neural, mix or arpa) → (run, model or None: as `sample` picks)."""
+    from bigram.runs import MODELS
+
     head, sep, tail = spec.rpartition(":")
-    if sep and tail in ("count", "neural", "mix"):
+    if sep and tail in MODELS:
         return head, tail
     return spec, None
 
@@ -229,6 +240,11 @@ class MixResult:
     nll: list[float]  # EM's held-out NLL per iteration (empty for given weights)
     parents: list[dict]
     test_nll: dict[str, float]  # each parent alone and the mix ("mix") on the shared test split, if any
+
+
+def _highest(parents: list):
+    """The parent run of the highest order (the first such): the mix's config and splits are its."""
+    return max(parents, key=lambda rm: rm[0].config.order)[0]
 
 
 def _shared_corpus(parents: list) -> bool:
@@ -249,7 +265,7 @@ def _heldout(parents: list, union: Vocab, N: int, val: str | Path | None) -> Eve
             "--weights auto needs held-out names: the runs were not trained on one corpus and split, "
             "so give --val FILE"
         )
-    top = max(parents, key=lambda rm: rm[0].config.order)[0]
+    top = _highest(parents)
     if "val" not in top.split_counts():
         raise BigramError(f"run {top.path} has no val split: give --val FILE for --weights auto")
     return events_of_counts(lift_counts(top.counts("val"), top.vocab, union))
@@ -289,7 +305,7 @@ def _write_run(out, overwrite: bool, parents: list, union: Vocab, table: torch.T
     from bigram import rundir, runs
     from bigram.metrics import evaluate
 
-    top = max(parents, key=lambda rm: rm[0].config.order)[0]
+    top = _highest(parents)
     recipe["counts"] = f"{top.path}'s splits, in the union vocabulary"
     cfg = dataclasses.replace(top.config, order=recipe["order"])
     with rundir.new_run_dir(out, overwrite) as run:
@@ -327,8 +343,7 @@ def mix_runs(
     if weights is None:
         fit = _fitted(parents, union, N, val, tol)
         weights, history = fit.weights, fit.nll
-    if any(w < 0 or not math.isfinite(w) for w in weights) or not math.isclose(sum(weights), 1.0):
-        raise BigramError(f"mix weights must be ≥ 0 and sum to 1, not {list(weights)}")
+    _check_weights(weights)
     table = torch.zeros(union.size ** (N - 1), union.size, dtype=torch.float64)
     mass = torch.zeros(union.size ** (N - 1), dtype=torch.float64)
     alone: dict[str, float] = {}  # each parent's own test NLL, when the runs share a test split
