@@ -245,6 +245,8 @@ def test_a_mixed_run_gives_a_working_page(browser, invoke, tmp_path):
     assert r.exit_code == 0, r.output
     load(browser, out)
     assert browser.execute_script("return document.querySelectorAll('#heat rect').length") > 0
+    text = browser.execute_script("return document.body.innerText")
+    assert "mixed model" in text and "undefined" not in text  # the model is named, as count and neural are
     emma = browser.execute_script("return window.bigramExplore.scoreName(arguments[0], 'emma')", "mix")
     want = json.loads(invoke("score", mixed, "emma", "--json").stdout)[0]["nll"]
     assert emma.get("missing") is None and abs(emma["nll"] - want) < 1e-9
