@@ -35,7 +35,7 @@ from bigram.sampling import Constraints, sample  # noqa: E402
 from bigram.vocab import Vocab  # noqa: E402
 
 SEED = 2147483647
-# the table's heading, as the README shows it (tests/test_readme.py checks that it does)
+# the table's heading, as docs/benchmarks.md shows it (tests/test_docs.py checks that it does)
 TABLE_HEADER = "| task | reference | bigram | ratio | notes |\n| --- | ---: | ---: | ---: | --- |"
 
 

@@ -1,4 +1,4 @@
-"""Regenerate the README's pictures under docs/ from fresh runs of names.txt.
+"""Regenerate the pictures of README.md and docs/ under docs/ from fresh runs of names.txt.
 
     python scripts/docs_images.py            # needs Debian's `chromium` for the TensorBoard one
 

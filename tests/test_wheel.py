@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import ROOT, plain_names
 
-README = ROOT / "README.md"
+CLI_DOC = ROOT / "docs" / "cli.md"  # its `bigram train --config default` block
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +67,9 @@ def _run(installed, *args, cwd=None):
     )
 
 
-def _readme_default_run() -> list[str]:
-    """The table and summary lines the README shows for `bigram train --config default`."""
-    text = README.read_text(encoding="utf-8")
+def _documented_default_run() -> list[str]:
+    """The table and summary lines docs/cli.md shows for `bigram train --config default`."""
+    text = CLI_DOC.read_text(encoding="utf-8")
     block = text[text.index("$ bigram train --config default\n") :].split("```")[0]
     return [line for line in block.splitlines() if re.match(r"(count|neural) ", line)]
 
@@ -82,7 +82,7 @@ def test_the_wheel_carries_the_corpus_and_configs(installed):
         assert z.read("bigram/names.txt") == (ROOT / "bigram" / "names.txt").read_bytes()
 
 
-def test_train_with_no_flags_in_an_empty_directory_prints_the_readme_numbers(installed):
+def test_train_with_no_flags_in_an_empty_directory_prints_the_documented_numbers(installed):
     r = _run(installed, installed["bin"] / "bigram", "train", "--no-figures")
     assert r.returncode == 0, r.stderr
     where = _run(installed, installed["py"], "-c", "import bigram; print(bigram.__file__)").stdout
@@ -91,7 +91,7 @@ def test_train_with_no_flags_in_an_empty_directory_prints_the_readme_numbers(ins
     assert r.stderr.count("compiling bigram's kernels once") == 1, r.stderr
     assert r.stderr.count("the bundled names.txt") == 1, r.stderr
     got = [line for line in r.stdout.splitlines() if re.match(r"(count|neural) ", line)]
-    assert got == _readme_default_run()
+    assert got == _documented_default_run()
     (run,) = (installed["work"] / "runs").iterdir()
     config = (run / "config.toml").read_text()
     data = re.search(r'^data = "(.*)"', config, re.M).group(1)
