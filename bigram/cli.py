@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import json
 import os
 import sys
@@ -53,16 +54,35 @@ def _root(
     """Character-level bigram language models: counts, a one-hot neural net, TensorBoard, sampling."""
 
 
-def _opt(key: str, text: str, *flags: str) -> typer.models.OptionInfo:
-    """A train option for config key `key`: its help shows the choices and the built-in default,
-    both read from config.py, so the help can never disagree with what train does."""
-    from bigram.config import CHOICES, TrainConfig
+_CLI_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "float | None": float, "float | str": str}
 
-    default = getattr(TrainConfig(), key)
-    shown = ("yes" if default else "no") if isinstance(default, bool) else default
-    shown = "per optimizer" if default is None else shown
-    metavar = "[" + "|".join(CHOICES[key]) + "]" if key in CHOICES else None
-    return typer.Option(*flags, help=f"{text} (default: {shown})", metavar=metavar, show_default=False)
+
+def config_options(*names: str, defaults: dict | None = None):
+    """Give a command one option per config key in `names` (all of them when none are named),
+    after its own parameters, into its **keys: type, help, choices and default all read from
+    config.TrainConfig's declaration, so a flag can never disagree with the key it sets. Each is
+    None when not given (the config file's value or the built-in default stands); `defaults` are
+    the command's own (sweep draws no figures), for its --help."""
+    from bigram.config import TrainConfig, default_text
+
+    declared = [f for f in dataclasses.fields(TrainConfig) if not names or f.name in names]
+
+    def option(f: dataclasses.Field) -> inspect.Parameter:
+        meta = f.metadata
+        text = f"{meta['help'][0].upper()}{meta['help'][1:]} (default: {default_text(f.name, defaults)})"
+        metavar = "[" + "|".join(meta["choices"]) + "]" if meta["choices"] else None
+        flags = [meta["flag"]] if meta["flag"] else []
+        info = typer.Option(*flags, help=text, metavar=metavar, show_default=False)
+        kind = Annotated[_CLI_TYPES[f.type] | None, info]
+        return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+
+    def add(fn):
+        own = inspect.signature(fn, eval_str=True).parameters.values()
+        own = [p.replace(kind=p.KEYWORD_ONLY) for p in own if p.kind is not p.VAR_KEYWORD]
+        fn.__signature__ = inspect.Signature(own + [option(f) for f in declared])  # what Typer reads
+        return fn
+
+    return add
 
 
 RunArg = Annotated[
@@ -140,75 +160,39 @@ def dumps(obj) -> str:
 
 @app.command()
 @friendly
+@config_options()
 def train(
     config: Annotated[
         Path | None,
         typer.Option(help="TOML config file, or default / lecture (bundled); flags given here override it."),
     ] = None,
-    data: Annotated[str | None, _opt("data", "Corpus: UTF-8, one name per line, relative to here.")] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<date>_<time>).")] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing run directory given by --out.")
     ] = False,
-    model: Annotated[str | None, _opt("model", "Which models to train.")] = None,
-    order: Annotated[
-        int | None, _opt("order", "N-gram order: predict from the N−1 characters before (2 = bigram).")
-    ] = None,
-    smoothing: Annotated[
-        str | None,
-        _opt("smoothing", "Count model: add-k k ≥ 0, auto (best k on val) or kn (Kneser-Ney)."),
-    ] = None,
-    steps: Annotated[int | None, _opt("steps", "Most optimizer steps for the neural model.")] = None,
-    tol: Annotated[
-        float | None, _opt("tol", "Converged once a step changes the loss by less; 0 = all steps.")
-    ] = None,
-    lr: Annotated[float | None, _opt("lr", "Learning rate: newton 1, sgd 50, adam 0.1, lbfgs 1.")] = None,
-    reg: Annotated[float | None, _opt("reg", "L2 strength: loss = NLL + reg·mean(W²).")] = None,
-    optimizer: Annotated[str | None, _opt("optimizer", "How the neural model is trained.")] = None,
-    batch_size: Annotated[int | None, _opt("batch_size", "Minibatch size; 0 = full batch.")] = None,
-    val_frac: Annotated[float | None, _opt("val_frac", "Fraction of names held out for validation.")] = None,
-    test_frac: Annotated[float | None, _opt("test_frac", "Fraction of names held out for test.")] = None,
-    seed: Annotated[int | None, _opt("seed", "Seed of the split, W's init and minibatches.")] = None,
-    device: Annotated[str | None, _opt("device", "Where the neural model trains.")] = None,
-    eval_every: Annotated[int | None, _opt("eval_every", "Log val NLL every this many steps.")] = None,
-    split: Annotated[
-        str | None, _opt("split", "random (seeded permutation), hash (by name; streams), or auto.")
-    ] = None,
-    normalize: Annotated[str | None, _opt("normalize", "Unicode normalization of the text.")] = None,
-    lowercase: Annotated[bool | None, _opt("lowercase", "Fold case.", "--lowercase/--keep-case")] = None,
-    figures: Annotated[
-        bool | None, _opt("figures", "Labelled heatmaps in TensorBoard (~0.5 s).", "--figures/--no-figures")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or hints.")] = False,
     resume: Annotated[
         Path | None,
         typer.Option(help="Continue this run's neural model (to --steps TOTAL) where it stopped."),
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or hints.")] = False,
+    **keys,
 ) -> None:
     """Train the count model and/or the one-hot neural model; log to TensorBoard."""
     from bigram import rundir
-    from bigram.config import TrainConfig, resolve
+    from bigram.config import resolve
     from bigram.text import check_data_path
 
-    given = locals()  # every config key has a flag of the same name (a test checks it); None: not given
-    overrides = {f.name: given[f.name] for f in dataclasses.fields(TrainConfig)}
+    overrides = {**keys, "smoothing": _smoothing_flag(keys["smoothing"])}  # None: not given
     progress = not quiet and sys.stdout.isatty()
-    overrides["smoothing"] = _smoothing_flag(smoothing)
+    steps = keys["steps"]
     if resume is not None:
-        given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None and k != "steps"]
-        given += [flag for flag, v in (("--config", config), ("--out", out)) if v is not None]
-        if given:
-            only = f"only --steps may be given (not {', '.join(given)})"
-            raise BigramError(f"--resume continues {shown(resume)} with its own config: {only}")
-        if steps is not None and steps <= 0:
-            raise BigramError(f"--steps {steps}: must be a positive number of optimizer steps")
-        rundir.find_run(resume)  # a run that diverged or never finished is refused here
+        _check_resume(resume, overrides, config=config, out=out)
     else:  # every check that needs no torch, before torch is imported
         cfg = resolve(config, overrides)
         check_data_path(cfg.data)
         if out is not None:
             rundir.check_out(out, overwrite, cfg.data)
-        say_corpus(data, cfg.data)
+        say_corpus(keys["data"], cfg.data)
     libraries()
     from bigram.metrics import format_table
     from bigram.training import resume as resume_training
@@ -227,6 +211,21 @@ def train(
     if not quiet:
         typer.echo(f"\nTensorBoard: tensorboard --logdir {shown(result.run_dir.parent)}")
         typer.echo(f"Samples:     bigram sample {shown(result.run_dir)}")
+
+
+def _check_resume(resume: Path, overrides: dict, **given: object) -> None:
+    """--resume takes only --steps: the run's own config.toml holds the rest."""
+    from bigram import rundir
+
+    flags = [f"--{k.replace('_', '-')}" for k, v in {**overrides, **given}.items() if v is not None]
+    flags = [flag for flag in flags if flag != "--steps"]
+    if flags:
+        only = f"only --steps may be given (not {', '.join(flags)})"
+        raise BigramError(f"--resume continues {shown(resume)} with its own config: {only}")
+    steps = overrides["steps"]
+    if steps is not None and steps <= 0:
+        raise BigramError(f"--steps {steps}: must be a positive number of optimizer steps")
+    rundir.find_run(resume)  # a run that diverged or never finished is refused here
 
 
 @app.command()
@@ -503,8 +502,23 @@ def import_(
     typer.echo(f"wrote {shown(out)}")
 
 
+_SWEEP_KEYS = (
+    "data",
+    "model",
+    "smoothing",
+    "steps",
+    "optimizer",
+    "lr",
+    "val_frac",
+    "test_frac",
+    "seed",
+    "figures",
+)
+
+
 @app.command()
 @friendly
+@config_options(*_SWEEP_KEYS, defaults={"figures": False})
 def sweep(
     reg: Annotated[
         str | None, typer.Option(help="Comma-separated L2 strengths, e.g. 0,0.01,0.1 (or one per --order).")
@@ -516,27 +530,9 @@ def sweep(
         Path | None,
         typer.Option(help="TOML config file, or default / lecture (bundled); flags given here override it."),
     ] = None,
-    data: Annotated[str | None, typer.Option(help="Corpus: UTF-8, one name per line.")] = None,
     out: Annotated[Path | None, typer.Option(help="Sweep directory (default: runs/<date>_<time>).")] = None,
-    model: Annotated[
-        str | None, typer.Option(help="With --order: count, neural or both (default: both).")
-    ] = None,
-    smoothing: Annotated[
-        str | None,
-        typer.Option(help="With --order: add-k k ≥ 0, kn, or auto (per order: add-k or kn, best on val)."),
-    ] = None,
-    steps: Annotated[int | None, typer.Option(help="Most steps per model (fewer once converged).")] = None,
-    optimizer: Annotated[
-        str | None, typer.Option(help="newton (default), sgd, adam or lbfgs: converged models compare.")
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (default per optimizer).")] = None,
-    val_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for validation.")] = None,
-    test_frac: Annotated[float | None, typer.Option(help="Fraction of names held out for test.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the split and W's init.")] = None,
-    figures: Annotated[
-        bool | None, typer.Option("--figures/--no-figures", help="Labelled heatmaps per model (default: no).")
-    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    **keys,
 ) -> None:
     """Train the neural model for several reg values, or both models at several orders, into one
     TensorBoard HParams view."""
@@ -556,10 +552,7 @@ def sweep(
             f"--reg {reg!r} with --order {order!r}: give one reg for every order, or one per order "
             f"({len(orders)} values)"
         )
-    overrides = dict(
-        data=data, steps=steps, optimizer=optimizer, lr=lr, val_frac=val_frac, test_frac=test_frac, seed=seed,
-        figures=figures, model=model, smoothing=_smoothing_flag(smoothing),
-    )  # fmt: skip
+    overrides = {**keys, "smoothing": _smoothing_flag(keys["smoothing"])}  # None: not given
     overrides["order"] = orders[0] if orders is not None and len(orders) == 1 else None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise BigramError("sweep runs in one process: run it without torchrun (train works under torchrun)")
@@ -571,7 +564,7 @@ def sweep(
         raise BigramError(f"--order {order!r}: one order, nothing to compare; give several, or --reg")
     for n in orders if per_order else ():
         validate(dataclasses.replace(cfg, order=n))  # every order checked before torch is imported
-    say_corpus(data, cfg.data)
+    say_corpus(keys["data"], cfg.data)
     progress = not quiet and sys.stdout.isatty()
     libraries()
     from bigram.metrics import cell

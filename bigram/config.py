@@ -7,7 +7,7 @@ import json
 import math
 import os
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +27,78 @@ MAX_REG = 1e6  # reg·mean(W²) must stay finite
 MAX_BATCH = 1 << 24  # minibatch examples; the one-hot batch is batch × V floats
 
 
+def key(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] = (),
+    flag: str = "",
+    example: Any = None,
+    shown: str = "",
+) -> Any:
+    """Declare one config key: its default and one-line help, and its choices when its value is one
+    of a fixed set. Everything else is derived from this declaration: train's option (`flag` names a
+    switch's two spellings), its --help, the comment in default.toml (`example`: the value shown on
+    the commented-out line of a key left unset; `shown`: how its default reads, where not as is) and
+    the flag table of docs/cli.md (tests check that they agree)."""
+    meta = {"help": help, "choices": choices, "flag": flag, "example": example, "shown": shown}
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class TrainConfig:
-    data: str = bundled.DEFAULT_DATA  # resolve(): when no data is given, else the bundled names.txt
-    model: str = "both"
-    order: int = 2  # n-gram order: predict each character from the N − 1 before it (2 = bigram)
-    # add-k's k ≥ 0; "auto": the best k on val (leave-one-out without val names); "kn": Kneser-Ney
-    smoothing: float | str = "auto"
-    steps: int = 100  # at most; training stops sooner once converged (tol > 0)
-    lr: float | None = None  # None: DEFAULT_LR[optimizer]
-    reg: float = 0.01
-    optimizer: str = "newton"
-    tol: float = 1e-6  # converged when a step changes the loss by less than this; 0: run every step
-    batch_size: int = 0  # 0: full batch
-    val_frac: float = 0.1
-    test_frac: float = 0.1
-    seed: int = 2147483647
-    split: str = "auto"  # random: seeded permutation (in memory); hash: by name (streams)
-    normalize: str = "NFC"
-    lowercase: bool = False
-    device: str = "auto"
-    eval_every: int = 1
-    figures: bool = True  # the labelled heatmaps in TensorBoard at the end (~0.5 s)
+    # resolve() sets data when none is given (bundled.default_corpus)
+    data: str = key(
+        bundled.DEFAULT_DATA,
+        "corpus: UTF-8, one name per line, relative to where you run bigram",
+        example=bundled.DEFAULT_DATA,
+        shown="data/names.txt if it is here, else the bundled names.txt",
+    )
+    model: str = key("both", "which models to train: count, neural or both", choices=MODELS)
+    order: int = key(2, "n-gram order N: predict each character from the N-1 before it (2 = bigram)")
+    smoothing: float | str = key(
+        "auto",
+        "count model: add-k's k >= 0 (P = (N + k) / row sum; 1 = add-one), auto (the best k on val, "
+        "leave-one-out without val names) or kn (Kneser-Ney)",
+    )
+    steps: int = key(100, "most optimizer steps of the neural model (fewer once converged, see tol)")
+    lr: float | None = key(
+        None,
+        "learning rate",
+        example=1.0,
+        shown="per optimizer: newton 1, sgd 50 (the lecture's), adam 0.1, lbfgs 1",
+    )
+    reg: float = key(0.01, "L2 on W: loss = mean NLL + reg * mean(W**2)")
+    optimizer: str = key(
+        "newton",
+        "how the neural model trains: newton (full batch, ~10 steps at any V), sgd (the lecture's "
+        "W -= lr * grad), adam, lbfgs",
+        choices=OPTIMIZERS,
+    )
+    tol: float = key(1e-6, "converged once a step changes the loss by less than this (0 = run every step)")
+    batch_size: int = key(0, "0 = full batch from the counts (exact); N = minibatches of N random examples")
+    val_frac: float = key(0.1, "fraction of names held out for validation (0 allowed)")
+    test_frac: float = key(0.1, "fraction of names held out for test (0 allowed)")
+    seed: int = key(2147483647, "seeds the split, W's initialization and minibatches (the lecture's seed)")
+    split: str = key(
+        "auto",
+        "random (seeded permutation of the names), hash (by name; streams any size), auto (random up to "
+        "256 MB)",
+        choices=SPLIT_METHODS,
+    )
+    normalize: str = key(
+        "NFC",
+        "Unicode normalization of the text: NFC, NFD, NFKC, NFKD or none (keep it as is)",
+        choices=NORMALIZATIONS,
+    )
+    lowercase: bool = key(False, "fold case before counting", flag="--lowercase/--keep-case")
+    device: str = key(
+        "auto", "where the neural model trains: auto (cuda if available), cpu or cuda", choices=DEVICES
+    )
+    eval_every: int = key(1, "log val NLL to TensorBoard every this many steps")
+    figures: bool = key(
+        True, "draw the labelled heatmaps into TensorBoard at the end (~0.5 s)", flag="--figures/--no-figures"
+    )
 
     @property
     def trains_count(self) -> bool:
@@ -103,13 +153,36 @@ _SYNONYMS = {
     "data_path": "data", "val_split": "val_frac", "test_split": "test_frac", "opt": "optimizer",
 }  # fmt: skip
 # the keys whose value is one of a fixed set: what validation accepts and what --help lists
-CHOICES = {
-    "model": MODELS, "optimizer": OPTIMIZERS, "device": DEVICES, "split": SPLIT_METHODS,
-    "normalize": NORMALIZATIONS,
-}  # fmt: skip
-_STR_KEYS = ("data", "model", "optimizer", "device", "split", "normalize")
-_BOOL_KEYS = ("lowercase", "figures")
-_INT_KEYS = ("order", "steps", "batch_size", "seed", "eval_every")  # every other key is a number
+CHOICES = {f.name: f.metadata["choices"] for f in fields(TrainConfig) if f.metadata["choices"]}
+_TYPES = {f.name: f.type for f in fields(TrainConfig)}  # "int", "float | None", … (the annotations' text)
+
+
+def default_text(name: str, defaults: dict[str, Any] | None = None) -> str:
+    """How a key's default reads in --help and docs/cli.md: a switch by the spelling that is on."""
+    f = next(f for f in fields(TrainConfig) if f.name == name)
+    value = (defaults or {}).get(name, f.default)
+    if f.metadata["flag"]:
+        on, off = f.metadata["flag"].split("/")
+        return on if value else off
+    return f.metadata["shown"] or str(value)
+
+
+def default_toml() -> str:
+    """bigram/configs/default.toml, written from TrainConfig's declarations (a test keeps the file
+    equal): every key with its one-line help, a key left unset on a commented-out line."""
+    lines = [
+        "# bigram train --config default (this file, bundled with bigram; a copy: python -m bigram.bundled"
+        " --copy default.toml)",
+        "# Every key can be overridden by the flag of the same name (underscores become dashes).",
+        "# Written from the declarations in bigram/config.py, as are train's flags and their help.",
+    ]
+    for f in fields(TrainConfig):
+        example = f.metadata["example"]
+        line = f"{f.name} = {_toml_value(f.default if example is None else example)}"
+        unset = "" if example is None else f" (unset: {default_text(f.name)})"
+        line = line if example is None else f"# {line}"
+        lines.append(f"{line:<23}  # {f.metadata['help']}{unset}")
+    return "\n".join(lines) + "\n"
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -177,15 +250,16 @@ def resolve(
 
 
 def _check_type(key: str, value: Any, where: str) -> None:
+    kind = _TYPES[key]
     if key == "smoothing" and value in SMOOTHING_NAMES:
         return
-    if key in _BOOL_KEYS:
+    if kind == "bool":
         ok, kind = isinstance(value, bool), "true or false"
         if ok:
             return
-    elif key in _STR_KEYS:
+    elif kind == "str":
         ok, kind = isinstance(value, str), "a string"
-    elif key in _INT_KEYS:
+    elif kind == "int":
         ok, kind = isinstance(value, int), "an integer"
     elif key == "smoothing":
         ok, kind = isinstance(value, int | float), "a number k ≥ 0 (add-k), 'auto' or 'kn' (Kneser-Ney)"
