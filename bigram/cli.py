@@ -268,16 +268,13 @@ def sample(
 ) -> None:
     """Generate names, one per line: sampled exactly under the constraints, or the most likely."""
     if lecture:  # the lecture's loop has none of these: refused, not ignored
-        given = dict(
+        _refuse_with_lecture(
             start=start != "", end=end != "", min_len=min_len != 1, max_len=max_len is not None,
             temperature=temperature != 1.0, top_k=top_k is not None, top_p=top_p is not None,
             novel=novel, unique=unique, most_likely=most_likely is not None, json=as_json,
             contains=bool(contains), not_contains=bool(not_contains), pattern=pattern is not None,
             blocklist=blocklist is not None,
         )  # fmt: skip
-        flags = [f"--{k.replace('_', '-')}" for k, on in given.items() if on]
-        if flags:
-            raise BigramError(f"--lecture is the lecture's plain loop: it takes no {', '.join(flags)}")
     options.check_sampling(
         n, temperature=temperature, top_k=top_k, top_p=top_p, min_len=min_len, max_len=max_len,
         unique=unique, most_likely=most_likely, start=start, end=end,
@@ -285,14 +282,12 @@ def sample(
     blocked = _blocklist(blocklist) if blocklist is not None else ()
     r = open_run(run, model)
     from bigram import sampling
-    from bigram.metrics import log_likelihoods
 
     if lecture:
         seed = sampling.LECTURE_SEED if seed is None else seed
         for name in sampling.lecture_names(r.log_probs(model), r.vocab, n, seed):
             typer.echo(shown_lines(name))
         return
-
     shape = dict(
         temperature=temperature, top_k=top_k, top_p=top_p,
         constraints=sampling.Constraints(start, end, min_len, max_len),
@@ -302,7 +297,6 @@ def sample(
         from bigram.automaton import Patterns
 
         shape["patterns"] = Patterns(pattern, tuple(contains or ()), tuple(not_contains or ()), blocked)
-    table = r.log_probs(model)
     # one thread from here: the messages and walks are many small tensor ops, and with another
     # process on a core torch's threads wait on each other at every one (order 5: 3.5 s, not 0.7)
     import torch
@@ -310,32 +304,56 @@ def sample(
     torch.set_num_threads(1)
     stopped = None
     if most_likely is not None:
-        try:
-            found = r.most_likely(most_likely, model=model, **shape)
-        except sampling.SearchStopped as e:  # print what is exact, then say why it is not all
-            found, stopped = e.found, e
-        blocks = [[name for name, _ in found]]
-        if len(found) < most_likely and stopped is None:  # every name with P > 0 was found
-            typer.echo(f"only {len(found):,} names meet the constraints with a probability > 0", err=True)
+        blocks, stopped = _most_likely(r, most_likely, model, shape)
     else:  # block by block, drawn as they are printed: constant memory for any -n
         blocks = r.sample_blocks(n, model=model, seed=seed, unique=unique, **shape)
-    opened, written = False, 0
-    for names in blocks:
-        if not as_json:
-            if names:  # a name's control characters shown escaped: a corpus cannot drive the terminal
+    _print_names(blocks, r, model, as_json)
+    if stopped is not None:
+        raise stopped
+
+
+def _refuse_with_lecture(**given: bool) -> None:
+    """`sample --lecture` is the lecture's plain loop: any other sampling flag given is refused."""
+    flags = [f"--{k.replace('_', '-')}" for k, on in given.items() if on]
+    if flags:
+        raise BigramError(f"--lecture is the lecture's plain loop: it takes no {', '.join(flags)}")
+
+
+def _most_likely(r, k: int, model: str | None, shape: dict) -> tuple[list[list[str]], Exception | None]:
+    """`sample --most-likely K`: the names found, as one block, and the SearchStopped that cut the
+    search short, if one did (what was found is exact and printed before it is raised)."""
+    from bigram.sampling import SearchStopped
+
+    stopped = None
+    try:
+        found = r.most_likely(k, model=model, **shape)
+    except SearchStopped as e:
+        found, stopped = e.found, e
+    if len(found) < k and stopped is None:  # every name with P > 0 was found
+        typer.echo(f"only {len(found):,} names meet the constraints with a probability > 0", err=True)
+    return [[name for name, _ in found]], stopped
+
+
+def _print_names(blocks, r, model: str | None, as_json: bool) -> None:
+    """Print blocks of names as they come: one a line (control characters shown escaped, so a
+    corpus cannot drive the terminal), or one JSON list of each name's log-likelihood, written a
+    block at a time."""
+    if not as_json:
+        for names in blocks:
+            if names:
                 typer.echo(shown_lines("\n".join(names)))
-            continue
-        text = "" if opened else "["  # one JSON list, written a block at a time
-        opened = True
+        return
+    from bigram.metrics import log_likelihoods
+
+    table, opened, written = r.log_probs(model), False, 0
+    for names in blocks:  # "[" once the first block is drawn: a refusal before it prints nothing
+        text, opened = ("" if opened else "["), True
         if names:
             items = dumps(log_likelihoods(table, r.vocab, names))[1:-1].strip("\n")  # no brackets
             text += ("," if written else "") + "\n" + items
             written += len(names)
         typer.echo(text, nl=False)
-    if as_json:
-        typer.echo(("" if opened else "[") + "\n]")
-    if stopped is not None:
-        raise stopped
+    typer.echo(("" if opened else "[") + "\n]")
 
 
 @app.command("eval")

@@ -236,58 +236,28 @@ def _fit_and_report(
     swept: tuple[str, ...] = (),
 ) -> TrainResult:
     """Fit the models the config asks for, then write their checkpoints, metrics.json and the
-    TensorBoard summaries. An early stop still leaves all of them consistent, then raises
-    TrainingStopped. `shown`: the run's name in messages, when `run` is where a replacing run is
-    being built. `smoothing_choice`: choose_smoothing's result when the caller has it (the sweep);
-    `kneser_ney`: likewise the Kneser-Ney (log P table, discounts); `swept`: the config keys a
-    sweep varies, listed first in the HParams tab."""
+    TensorBoard summaries; an early stop leaves them consistent, then raises TrainingStopped.
+    `shown`: the run's name in messages (`run` may be where a replacing run is built). The sweep
+    passes what it has computed once: `smoothing_choice`, `kneser_ney` (log P, discounts), and
+    `swept`, the keys it varies (listed first in the HParams tab)."""
     shown = run if shown is None else shown
     writer = open_writer(run)
     tables: dict[str, torch.Tensor | CountRows] = {}  # model → its C×V table of log P
     exact: dict[str, object] = {}  # the metrics' source of log P where it is not the table itself
     extra: dict = {}  # metrics.json's account of what training chose and did
-    fit = None
-    quiet_writer = QuietWriterThread().__enter__()
+    fit, quiet_writer = None, QuietWriterThread().__enter__()
     ctrl_c = StopOnCtrlC().__enter__()  # from here on, Ctrl-C stops cleanly between steps
     try:
-        if cfg.smoothing == "auto":  # the k that predicts held-out names best
-            choice = smoothing_choice or SmoothingChoice(
-                *choose_smoothing(splits["train"], splits.get("val"))
-            )
-            k, curve, on = choice.k, choice.curve, choice.on
-            extra["smoothing"] = {"chosen": k, "chosen_by": on, "curve": [[x, y] for x, y in curve]}
-            log_smoothing_curve(writer, k, curve, on)
-            kn_val = choice.kneser_ney_val_nll
-            if kn_val is not None:  # the sweep also weighed Kneser-Ney on val, and it may have won
-                extra["smoothing"].update(best_k=k, kneser_ney_val_nll=kn_val)
-                k = extra["smoothing"]["chosen"] = "kn" if kn_val < dict(curve)[k] else k
-            cfg = dataclasses.replace(cfg, smoothing=k)
-        if cfg.trains_count and cfg.smoothing == "kn":
-            runs.save_count_model(run, vocab, splits["train"], "kn")
-            log_p, found = kneser_ney or _kneser_ney_log_probs(splits["train"])
-            extra["kneser_ney"] = {
-                "discounts": [list(d.d) for d in found],
-                "fallback": [d.fallback for d in found],
-            }
-            exact["count"] = tables["count"] = log_p
-        elif cfg.trains_count:
-            runs.save_count_model(run, vocab, splits["train"], cfg.smoothing)
-            # float64 log P at the counted bigrams for the metrics (the published figures); the
-            # table, read only by the TensorBoard summaries, made at the rows they read
-            exact["count"] = count_log_probs_at(splits["train"], cfg.smoothing)
-            tables["count"] = CountRows(splits["train"], cfg.smoothing)
+        if cfg.smoothing == "auto":
+            cfg = _settle_smoothing(cfg, splits, writer, smoothing_choice, extra)
+        if cfg.trains_count:
+            exact["count"], tables["count"] = _fit_count(run, cfg, vocab, splits["train"], kneser_ney, extra)
         if cfg.trains_neural:
             fit = fit_neural(
                 cfg, splits, device=device, writer=writer, progress=progress, resume=resume, ctrl_c=ctrl_c,
                 count_lp=exact.get("count"),
             )  # fmt: skip
-            extra["neural_training"] = {
-                "optimizer": cfg.optimizer, "lr": cfg.learning_rate, "steps": fit.step,
-                "step_cap": cfg.steps, "tol": cfg.tol, "converged": fit.converged,
-            }  # fmt: skip
-            runs.save_neural_model(run, vocab, fit.model.W, **fit.checkpoint_state())
-            W = fit.model.W.detach().cpu()  # the table as every command reads it back (float64)
-            tables["neural"] = runs.model_table("neural", {"W": W}, tuple(W.shape), str(run / "neural.pt"))
+            tables["neural"] = _save_neural(run, cfg, vocab, fit, extra)
         metrics = {
             model: {s: evaluate(exact.get(model, lp), c) for s, c in splits.items()}
             for model, lp in tables.items()
@@ -296,17 +266,11 @@ def _fit_and_report(
         # the run is complete and consistent from here: a Ctrl-C now (or one that came during
         # the saves) ends the TensorBoard summaries, not the run
         ctrl_c.__exit__()
-        try:
-            if ctrl_c.requested and (fit is None or fit.stopped is None):
-                raise KeyboardInterrupt
-            log_summary(writer, cfg, vocab, tables, metrics, splits["train"], fit.step if fit else 0, swept)
-        except KeyboardInterrupt:
-            rundir.set_status(run, "complete")
-            raise TrainingStopped(
-                f"interrupted while writing TensorBoard summaries: the models and metrics.json in {shown} "
-                "are complete",
-                exit_code=130,
-            ) from None
+        stopped_early = ctrl_c.requested and (fit is None or fit.stopped is None)
+        step = fit.step if fit else 0
+        _log_summaries(
+            writer, run, shown, stopped_early, cfg, vocab, tables, metrics, splits["train"], step, swept
+        )
     except OSError as e:  # TensorBoard's writer thread hit a full disk; it re-raises here
         raise BigramError(f"cannot write TensorBoard events in {shown}: {e.strerror or e}") from None
     finally:
@@ -315,6 +279,72 @@ def _fit_and_report(
         with contextlib.suppress(OSError):  # reported above, or the run is abandoned anyway
             writer.close()
         quiet_writer.__exit__()
+    _set_final_status(run, shown, cfg, fit)
+    return TrainResult(run, metrics, tables, summary_lines(cfg, extra), cfg.order, extra)
+
+
+def _settle_smoothing(
+    cfg: TrainConfig, splits: dict, writer, choice: SmoothingChoice | None, extra: dict
+) -> TrainConfig:
+    """smoothing = "auto": the config with the k that predicts held-out names best (or "kn" when
+    the sweep weighed Kneser-Ney too and it won); the curve goes to TensorBoard and metrics.json."""
+    choice = choice or SmoothingChoice(*choose_smoothing(splits["train"], splits.get("val")))
+    k, curve, on = choice.k, choice.curve, choice.on
+    extra["smoothing"] = {"chosen": k, "chosen_by": on, "curve": [[x, y] for x, y in curve]}
+    log_smoothing_curve(writer, k, curve, on)
+    kn_val = choice.kneser_ney_val_nll
+    if kn_val is not None:
+        extra["smoothing"].update(best_k=k, kneser_ney_val_nll=kn_val)
+        k = extra["smoothing"]["chosen"] = "kn" if kn_val < dict(curve)[k] else k
+    return dataclasses.replace(cfg, smoothing=k)
+
+
+def _fit_count(
+    run: Path, cfg: TrainConfig, vocab: Vocab, train: torch.Tensor, kneser_ney: tuple | None, extra: dict
+) -> tuple[object, torch.Tensor | CountRows]:
+    """Save the count model; return the metrics' source of its log P and its table."""
+    runs.save_count_model(run, vocab, train, cfg.smoothing)
+    if cfg.smoothing == "kn":
+        log_p, found = kneser_ney or _kneser_ney_log_probs(train)
+        extra["kneser_ney"] = {
+            "discounts": [list(d.d) for d in found],
+            "fallback": [d.fallback for d in found],
+        }
+        return log_p, log_p
+    # float64 log P at the counted bigrams for the metrics (the published figures); the table,
+    # read only by the TensorBoard summaries, made at the rows they read
+    return count_log_probs_at(train, cfg.smoothing), CountRows(train, cfg.smoothing)
+
+
+def _save_neural(run: Path, cfg: TrainConfig, vocab: Vocab, fit, extra: dict) -> torch.Tensor:
+    """Save the trained neural model; return its table as every command reads it back (float64)."""
+    extra["neural_training"] = {
+        "optimizer": cfg.optimizer, "lr": cfg.learning_rate, "steps": fit.step,
+        "step_cap": cfg.steps, "tol": cfg.tol, "converged": fit.converged,
+    }  # fmt: skip
+    runs.save_neural_model(run, vocab, fit.model.W, **fit.checkpoint_state())
+    W = fit.model.W.detach().cpu()
+    return runs.model_table("neural", {"W": W}, tuple(W.shape), str(run / "neural.pt"))
+
+
+def _log_summaries(writer, run: Path, shown: Path, stopped_early: bool, *summary) -> None:
+    """TensorBoard's summaries of a complete run (log_summary's arguments in `summary`); a Ctrl-C
+    before or while they are written leaves the run complete and says so."""
+    try:
+        if stopped_early:
+            raise KeyboardInterrupt
+        log_summary(writer, *summary)
+    except KeyboardInterrupt:
+        rundir.set_status(run, "complete")
+        raise TrainingStopped(
+            f"interrupted while writing TensorBoard summaries: the models and metrics.json in {shown} "
+            "are complete",
+            exit_code=130,
+        ) from None
+
+
+def _set_final_status(run: Path, shown: Path, cfg: TrainConfig, fit) -> None:
+    """Mark the run complete, or interrupted / diverged with how to go on (TrainingStopped)."""
     if fit is not None and fit.stopped == "interrupted":
         rundir.set_status(run, "interrupted", f"at step {fit.step} of {cfg.steps}")
         raise TrainingStopped(
@@ -331,7 +361,6 @@ def _fit_and_report(
             exit_code=1,
         )
     rundir.set_status(run, "complete")
-    return TrainResult(run, metrics, tables, summary_lines(cfg, extra), cfg.order, extra)
 
 
 def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
