@@ -228,47 +228,62 @@ def _check_resume(resume: Path, overrides: dict, **given: object) -> None:
     rundir.find_run(resume)  # a run that diverged or never finished is refused here
 
 
+# sample's options, one alias each (its signature then reads as the list of what it takes)
+_Num = Annotated[int, typer.Option("-n", "--num", help="How many names.")]
+_Seed = Annotated[int | None, typer.Option(help="Random seed (same seed, same names).")]
+_Temperature = Annotated[float, typer.Option(help="Reshape P: <1 sharper, >1 flatter.")]
+_TopK = Annotated[int | None, typer.Option(help="Keep the k most probable next characters.")]
+_TopP = Annotated[float | None, typer.Option(help="Keep the smallest set of next characters with mass ≥ p.")]
+_Start = Annotated[str, typer.Option(help="Names start with this prefix (exact conditioning).")]
+_End = Annotated[str, typer.Option(help="Names end with this suffix (exact conditioning).")]
+_MinLen = Annotated[int, typer.Option(help="Minimum length in characters.")]
+_MaxLen = Annotated[int | None, typer.Option(help="Maximum length in characters.")]
+_Novel = Annotated[bool, typer.Option(help="Leave out names that are in the training corpus.")]
+_Unique = Annotated[bool, typer.Option(help="No repeated names.")]
+_MostLikely = Annotated[
+    int | None, typer.Option(help="The K most probable names meeting the constraints, exactly.")
+]
+_Lecture = Annotated[
+    bool, typer.Option("--lecture", help="The lecture's loop: one multinomial call per character.")
+]
+_Contains = Annotated[list[str] | None, typer.Option(help="Names contain this string (repeat for several).")]
+_NotContains = Annotated[
+    list[str] | None, typer.Option(help="Names do not contain this string (repeat for several).")
+]
+_Pattern = Annotated[str | None, typer.Option(help="The whole name matches this regular expression.")]
+_Blocklist = Annotated[
+    Path | None, typer.Option(help="File of strings, one a line, that no name contains anywhere.")
+]
+
+
 @app.command()
 @friendly
 def sample(
     run: RunArg = None,
-    n: Annotated[int, typer.Option("-n", "--num", help="How many names.")] = 20,
-    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same names).")] = None,
-    temperature: Annotated[float, typer.Option(help="Reshape P: <1 sharper, >1 flatter.")] = 1.0,
-    top_k: Annotated[int | None, typer.Option(help="Keep the k most probable next characters.")] = None,
-    top_p: Annotated[
-        float | None, typer.Option(help="Keep the smallest set of next characters with mass ≥ p.")
-    ] = None,
-    start: Annotated[str, typer.Option(help="Names start with this prefix (exact conditioning).")] = "",
-    end: Annotated[str, typer.Option(help="Names end with this suffix (exact conditioning).")] = "",
-    min_len: Annotated[int, typer.Option(help="Minimum length in characters.")] = 1,
-    max_len: Annotated[int | None, typer.Option(help="Maximum length in characters.")] = None,
-    novel: Annotated[bool, typer.Option(help="Leave out names that are in the training corpus.")] = False,
-    unique: Annotated[bool, typer.Option(help="No repeated names.")] = False,
-    most_likely: Annotated[
-        int | None, typer.Option(help="The K most probable names meeting the constraints, exactly.")
-    ] = None,
+    n: _Num = 20,
+    seed: _Seed = None,
+    temperature: _Temperature = 1.0,
+    top_k: _TopK = None,
+    top_p: _TopP = None,
+    start: _Start = "",
+    end: _End = "",
+    min_len: _MinLen = 1,
+    max_len: _MaxLen = None,
+    novel: _Novel = False,
+    unique: _Unique = False,
+    most_likely: _MostLikely = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
-    lecture: Annotated[
-        bool, typer.Option("--lecture", help="The lecture's loop: one multinomial call per character.")
-    ] = False,
-    contains: Annotated[
-        list[str] | None, typer.Option(help="Names contain this string (repeat for several).")
-    ] = None,
-    not_contains: Annotated[
-        list[str] | None, typer.Option(help="Names do not contain this string (repeat for several).")
-    ] = None,
-    pattern: Annotated[
-        str | None, typer.Option(help="The whole name matches this regular expression.")
-    ] = None,
-    blocklist: Annotated[
-        Path | None, typer.Option(help="File of strings, one a line, that no name contains anywhere.")
-    ] = None,
+    lecture: _Lecture = False,
+    contains: _Contains = None,
+    not_contains: _NotContains = None,
+    pattern: _Pattern = None,
+    blocklist: _Blocklist = None,
 ) -> None:
     """Generate names, one per line: sampled exactly under the constraints, or the most likely."""
-    if lecture:  # the lecture's loop has none of these: refused, not ignored
-        _refuse_with_lecture(
+    if lecture:  # the lecture's loop has none of the other flags: refused, not ignored
+        return _sample_lecture(
+            run, model, n, seed,
             start=start != "", end=end != "", min_len=min_len != 1, max_len=max_len is not None,
             temperature=temperature != 1.0, top_k=top_k is not None, top_p=top_p is not None,
             novel=novel, unique=unique, most_likely=most_likely is not None, json=as_json,
@@ -283,20 +298,12 @@ def sample(
     r = open_run(run, model)
     from bigram import sampling
 
-    if lecture:
-        seed = sampling.LECTURE_SEED if seed is None else seed
-        for name in sampling.lecture_names(r.log_probs(model), r.vocab, n, seed):
-            typer.echo(shown_lines(name))
-        return
     shape = dict(
-        temperature=temperature, top_k=top_k, top_p=top_p,
+        temperature=temperature, top_k=top_k, top_p=top_p, exclude=r.corpus_names() if novel else None,
         constraints=sampling.Constraints(start, end, min_len, max_len),
-        exclude=r.corpus_names() if novel else None,
     )  # fmt: skip
-    if contains or not_contains or pattern is not None or blocked:
-        from bigram.automaton import Patterns
-
-        shape["patterns"] = Patterns(pattern, tuple(contains or ()), tuple(not_contains or ()), blocked)
+    if (patterns := _patterns(pattern, contains, not_contains, blocked)) is not None:
+        shape["patterns"] = patterns  # without them sampling needs no automaton (its import costs)
     # one thread from here: the messages and walks are many small tensor ops, and with another
     # process on a core torch's threads wait on each other at every one (order 5: 3.5 s, not 0.7)
     import torch
@@ -312,11 +319,30 @@ def sample(
         raise stopped
 
 
-def _refuse_with_lecture(**given: bool) -> None:
-    """`sample --lecture` is the lecture's plain loop: any other sampling flag given is refused."""
+def _patterns(
+    pattern: str | None, contains: list[str] | None, not_contains: list[str] | None, blocked: tuple
+):
+    """The automaton of --pattern, --contains, --not-contains and --blocklist; None without them."""
+    if not (contains or not_contains or pattern is not None or blocked):
+        return None
+    from bigram.automaton import Patterns
+
+    return Patterns(pattern, tuple(contains or ()), tuple(not_contains or ()), blocked)
+
+
+def _sample_lecture(run: Path | None, model: str | None, n: int, seed: int | None, **given: bool) -> None:
+    """`sample --lecture`: the lecture's plain loop, one multinomial call per character; any other
+    sampling flag given is refused."""
     flags = [f"--{k.replace('_', '-')}" for k, on in given.items() if on]
     if flags:
         raise BigramError(f"--lecture is the lecture's plain loop: it takes no {', '.join(flags)}")
+    options.check_count(n)
+    r = open_run(run, model)
+    from bigram import sampling
+
+    seed = sampling.LECTURE_SEED if seed is None else seed
+    for name in sampling.lecture_names(r.log_probs(model), r.vocab, n, seed):
+        typer.echo(shown_lines(name))
 
 
 def _most_likely(r, k: int, model: str | None, shape: dict) -> tuple[list[list[str]], Exception | None]:
@@ -555,21 +581,11 @@ def sweep(
     """Train the neural model for several reg values, or both models at several orders, into one
     TensorBoard HParams view."""
     from bigram import rundir
-    from bigram.config import MAX_REG, resolve, validate
+    from bigram.config import resolve, validate
     from bigram.text import check_data_path
 
-    orders = _number_list("--order", order, int, "1,2,3,4,5")
+    orders, regs = _sweep_grid(reg, order)
     per_order = orders is not None and len(orders) > 1  # then --reg gives each order its own
-    regs = _number_list("--reg", reg, float, "0,0.001,0.01,0.1", unique=not per_order)
-    if regs is None and orders is None:
-        raise BigramError("sweep: give --reg (e.g. 0,0.001,0.01,0.1) or --order (e.g. 1,2,3,4,5), or both")
-    if regs is not None and any(not 0 <= r <= MAX_REG for r in regs):  # NaN fails the comparison too
-        raise BigramError(f"--reg {reg!r}: give one or more numbers in [0, {MAX_REG:g}]")
-    if per_order and regs is not None and len(regs) not in (1, len(orders)):
-        raise BigramError(
-            f"--reg {reg!r} with --order {order!r}: give one reg for every order, or one per order "
-            f"({len(orders)} values)"
-        )
     overrides = {**keys, "smoothing": _smoothing_flag(keys["smoothing"])}  # None: not given
     overrides["order"] = orders[0] if orders is not None and len(orders) == 1 else None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -578,14 +594,11 @@ def sweep(
     check_data_path(cfg.data)
     if out is not None:
         rundir.check_out(out, False, can_overwrite=False)
-    if not per_order and regs is None:
-        raise BigramError(f"--order {order!r}: one order, nothing to compare; give several, or --reg")
     for n in orders if per_order else ():
         validate(dataclasses.replace(cfg, order=n))  # every order checked before torch is imported
     say_corpus(keys["data"], cfg.data)
     progress = not quiet and sys.stdout.isatty()
     libraries()
-    from bigram.metrics import cell
     from bigram.training import sweep as run_sweep
     from bigram.training import sweep_orders
 
@@ -597,14 +610,31 @@ def sweep(
         typer.echo(format_order_sweep(rows))
     else:
         root, rows = run_sweep(cfg, regs, out=out, progress=progress)
-        splits = list(rows[0]["metrics"])
         typer.echo(f"sweep: {shown(root)}")
-        head = "".join(f"{s + ' NLL':>12}" for s in splits)
-        typer.echo(f"{'reg':>8}{head}{'≈ add-k':>11}{'KL':>10}")
-        for r in rows:
-            nll = "".join(cell(r["metrics"][s]["nll"], 12, 6) for s in splits)
-            typer.echo(f"{r['reg']:>8g}{nll}{r['equivalent_k']:>11.4g}{r['kl']:>10.2e}")
+        typer.echo(format_reg_sweep(rows))
     typer.echo(f"\nTensorBoard: tensorboard --logdir {shown(root)}  (HParams tab)")
+
+
+def _sweep_grid(reg: str | None, order: str | None) -> tuple[list[int] | None, list[float] | None]:
+    """sweep's --order and --reg lists, checked: several orders (each with one reg, or the same),
+    or one order and several regs."""
+    from bigram.config import MAX_REG
+
+    orders = _number_list("--order", order, int, "1,2,3,4,5")
+    per_order = orders is not None and len(orders) > 1
+    regs = _number_list("--reg", reg, float, "0,0.001,0.01,0.1", unique=not per_order)
+    if regs is None and orders is None:
+        raise BigramError("sweep: give --reg (e.g. 0,0.001,0.01,0.1) or --order (e.g. 1,2,3,4,5), or both")
+    if regs is not None and any(not 0 <= r <= MAX_REG for r in regs):  # NaN fails the comparison too
+        raise BigramError(f"--reg {reg!r}: give one or more numbers in [0, {MAX_REG:g}]")
+    if per_order and regs is not None and len(regs) not in (1, len(orders)):
+        raise BigramError(
+            f"--reg {reg!r} with --order {order!r}: give one reg for every order, or one per order "
+            f"({len(orders)} values)"
+        )
+    if not per_order and regs is None:
+        raise BigramError(f"--order {order!r}: one order, nothing to compare; give several, or --reg")
+    return orders, regs
 
 
 def _blocklist(path: Path) -> tuple[str, ...]:
@@ -646,6 +676,20 @@ def _number_list(flag: str, text: str | None, kind: type, example: str, unique: 
     if unique and len({f"{v:g}" for v in values}) < len(values):
         raise BigramError(f"{flag} {text!r}: a value is repeated; give each once")
     return values
+
+
+def format_reg_sweep(rows: list[dict]) -> str:
+    """One line per reg: the neural model's NLL on each split, the add-k k it is closest to, and
+    its KL from that count model."""
+    from bigram.metrics import cell
+
+    splits = list(rows[0]["metrics"])
+    head = "".join(f"{s + ' NLL':>12}" for s in splits)
+    lines = [f"{'reg':>8}{head}{'≈ add-k':>11}{'KL':>10}"]
+    for r in rows:
+        nll = "".join(cell(r["metrics"][s]["nll"], 12, 6) for s in splits)
+        lines.append(f"{r['reg']:>8g}{nll}{r['equivalent_k']:>11.4g}{r['kl']:>10.2e}")
+    return "\n".join(lines)
 
 
 def format_order_sweep(rows: list[dict]) -> str:
