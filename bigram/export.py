@@ -89,38 +89,13 @@ def write_arpa(
     C, V = lp.shape
     N = order_of((C, V))
     names = ["</s>", *(arpa_token(c) for c in vocab.chars)]  # token ids as ARPA tokens (0: </s>)
-    uniform = -math.log10(V)
-    if N == 1:  # one row. KenLM reads no unigram-only model: an order-2 file, every history alike
-        logp = _log10(lp[0])
-        f.write(f"\\data\\\nngram 1={V + 2}\nngram 2={V}\n\n\\1-grams:\n")
-        f.write(f"{NEVER:.6f}\t<unk>\n{NEVER:.6f}\t<s>\t0\n")
-        f.write("".join(f"{v:.9g}\t{tok}\t0\n" for tok, v in zip(names, logp, strict=True)))
-        f.write("\n\\2-grams:\n")
-        f.write("".join(f"{v:.9g}\t<s> {tok}\n" for tok, v in zip(names, logp, strict=True)))
-        f.write("\n\\end\\\n")
+    if N == 1:
+        _write_unigram_arpa(f, lp[0], names)
         return
-    backoff: dict[int, float] = {}  # real history row → log10(b · V)
     if counts is not None:
-        rows, cols, _ = nonzero(counts.cpu())
-        totals = row_sums(counts.cpu()).to(torch.float64)
-        seen = totals.nonzero().squeeze(1)
-        # every unlisted entry of a counted row is k / (r + kV): times the uniform 1/V, b · V
-        b = math.log(smoothing) - (totals[seen] + smoothing * V).log() if smoothing > 0 else None
-        bo = _log10(b + math.log(V)) if b is not None else [NEVER] * len(seen)
-        backoff = dict(zip(seen.tolist(), bo, strict=True))
-        pairs = [(rows, cols)]
-    else:  # every n-gram of every real history
-        real = _real_rows(C, V, N)
-        if len(real) * V > ARPA_MAX_NGRAMS:
-            raise BigramError(
-                f"an ARPA file of this {N}-gram table lists every n-gram of every history: "
-                f"{len(real) * V:,} lines, more than {ARPA_MAX_NGRAMS:,}; export --format json or csv, "
-                "or the count model (its ARPA file lists only the n-grams seen)"
-            )
-        pairs = (
-            (chunk.repeat_interleave(V), torch.arange(V).repeat(len(chunk)))
-            for chunk in real.split(max(1, (1 << 22) // V))
-        )
+        backoff, pairs = _counted_ngrams(counts, smoothing, V)
+    else:
+        backoff, pairs = {}, _every_ngram(C, V, N)
     real_keys, uni_keys = [], []
     for r, c in pairs:  # bounded chunks: memory is the model's, not n-grams × N
         real_keys.append(r * V + c)
@@ -128,39 +103,83 @@ def write_arpa(
     real = torch.cat(real_keys).unique() if real_keys else torch.zeros(0, dtype=torch.long)  # sorted
     short = torch.cat(uni_keys).unique() if uni_keys else torch.zeros(0, dtype=torch.long)
     short_k = short // C  # a run of k characters: key k·C + its value in base V
-
     # the real n-grams, by history row: <s> + the row's characters (short rows), or the N−1 characters
     urows, per = torch.unique_consecutive(real // V, return_counts=True)
-    ends = per.cumsum(0)
     lead = leading_boundaries(urows, C, V)
     tokens_of = N - lead + (lead > 0)  # k: <s>, the N − 1 − lead characters, the next token
-
+    uniform = -math.log10(V)
     f.write(f"\\data\\\nngram 1={V + 2}\n")
     for k in range(2, N + 1):
-        n_k = int(per[tokens_of == k].sum()) + int((short_k == k).sum())
-        f.write(f"ngram {k}={n_k}\n")
+        f.write(f"ngram {k}={int(per[tokens_of == k].sum()) + int((short_k == k).sum())}\n")
     f.write(f"\n\\1-grams:\n{NEVER:.6f}\t<unk>\n{NEVER:.6f}\t<s>\t{backoff.get(0, 0.0):.9g}\n")
     f.write(f"{uniform:.9g}\t</s>\n")
     for i in range(1, V):  # at order 2 a character is a real history
         f.write(f"{uniform:.9g}\t{names[i]}\t{backoff.get(i, 0.0) if N == 2 else 0.0:.9g}\n")
-    flat = lp.view(-1)
     for k in range(2, N + 1):
         f.write(f"\n\\{k}-grams:\n")
         for value in (short[short_k == k] % C).tolist():  # uniform: characters only
             bo = backoff.get(value, 0.0) if k == N - 1 else 0.0  # N − 1 characters: a real history
             f.write(f"{uniform:.9g}\t{' '.join(names[d] for d in digits(value, V, k))}\t{bo:.9g}\n")
-        for r in (tokens_of == k).nonzero().squeeze(1).tolist():  # real: log P of the table
-            row, b, e = int(urows[r]), int(ends[r]), int(ends[r] - per[r])
-            lead_r = int(lead[r])
-            chars = context_ids(row, C, V)[lead_r:]
-            prefix = ("<s> " if lead_r else "") + "".join(names[d] + " " for d in chars)
-            keys = real[e:b]
-            ws, vals = (keys % V).tolist(), _log10(flat[keys])
-            # below order N each is also a history (<s> and fewer than N − 1 characters): its backoff
-            tails = [f"\t{backoff.get(x, 0.0):.9g}\n" for x in keys.tolist()] if k < N else ["\n"] * len(ws)
-            lines = (f"{v:.9g}\t{prefix}{names[w]}{t}" for v, w, t in zip(vals, ws, tails, strict=True))
-            f.write("".join(lines))
+        listed = (tokens_of == k).nonzero().squeeze(1).tolist()
+        _write_table_ngrams(f, lp, real, urows, per, lead, listed, names, backoff, with_backoff=k < N)
     f.write("\n\\end\\\n")
+
+
+def _write_unigram_arpa(f: TextIO, row: torch.Tensor, names: list[str]) -> None:
+    """A unigram table: KenLM reads no unigram-only model, so an order-2 file, every history alike."""
+    logp, V = _log10(row), len(names)
+    f.write(f"\\data\\\nngram 1={V + 2}\nngram 2={V}\n\n\\1-grams:\n")
+    f.write(f"{NEVER:.6f}\t<unk>\n{NEVER:.6f}\t<s>\t0\n")
+    f.write("".join(f"{v:.9g}\t{tok}\t0\n" for tok, v in zip(names, logp, strict=True)))
+    f.write("\n\\2-grams:\n")
+    f.write("".join(f"{v:.9g}\t<s> {tok}\n" for tok, v in zip(names, logp, strict=True)))
+    f.write("\n\\end\\\n")
+
+
+def _counted_ngrams(counts: torch.Tensor, smoothing: float, V: int) -> tuple[dict[int, float], list]:
+    """A count model's listed n-grams (its counted ones, as (rows, cols)) and each counted row's
+    backoff weight log10(b · V): every unlisted entry of the row is k / (r + kV), b times 1/V."""
+    rows, cols, _ = nonzero(counts.cpu())
+    totals = row_sums(counts.cpu()).to(torch.float64)
+    seen = totals.nonzero().squeeze(1)
+    b = math.log(smoothing) - (totals[seen] + smoothing * V).log() if smoothing > 0 else None
+    bo = _log10(b + math.log(V)) if b is not None else [NEVER] * len(seen)
+    return dict(zip(seen.tolist(), bo, strict=True)), [(rows, cols)]
+
+
+def _every_ngram(C: int, V: int, N: int):
+    """Every n-gram of every real history, as bounded chunks of (rows, cols); refused beyond
+    ARPA_MAX_NGRAMS lines."""
+    real = _real_rows(C, V, N)
+    if len(real) * V > ARPA_MAX_NGRAMS:
+        raise BigramError(
+            f"an ARPA file of this {N}-gram table lists every n-gram of every history: "
+            f"{len(real) * V:,} lines, more than {ARPA_MAX_NGRAMS:,}; export --format json or csv, "
+            "or the count model (its ARPA file lists only the n-grams seen)"
+        )
+    return (
+        (chunk.repeat_interleave(V), torch.arange(V).repeat(len(chunk)))
+        for chunk in real.split(max(1, (1 << 22) // V))
+    )
+
+
+def _write_table_ngrams(f: TextIO, lp, real, urows, per, lead, listed, names, backoff, with_backoff) -> None:
+    """The listed n-grams of the history rows `listed` (indices into urows), each with log10 P from
+    the table; below order N each is also a history (<s> and fewer than N − 1 characters), so
+    `with_backoff` adds its backoff weight."""
+    C, V = lp.shape
+    flat, ends = lp.view(-1), per.cumsum(0)
+    for r in listed:
+        row, b, e = int(urows[r]), int(ends[r]), int(ends[r] - per[r])
+        lead_r = int(lead[r])
+        chars = context_ids(row, C, V)[lead_r:]
+        prefix = ("<s> " if lead_r else "") + "".join(names[d] + " " for d in chars)
+        keys = real[e:b]
+        ws, vals = (keys % V).tolist(), _log10(flat[keys])
+        tails = (
+            [f"\t{backoff.get(x, 0.0):.9g}\n" for x in keys.tolist()] if with_backoff else ["\n"] * len(ws)
+        )
+        f.write("".join(f"{v:.9g}\t{prefix}{names[w]}{t}" for v, w, t in zip(vals, ws, tails, strict=True)))
 
 
 def write_kneser_ney_arpa(f: TextIO, counts: torch.Tensor, vocab: Vocab) -> None:
