@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SOURCES = (HERE / "kernels.py", HERE / "newton.py")  # the modules whose functions numba compiles
+SOURCES = (HERE / "kernels.py", HERE / "newton_kernel.py")  # the modules whose functions numba compiles
 NOTICE = "compiling bigram's kernels once for this environment (~10 s; cached in {})"
 _compiling = False  # compile_all_once is under way (the loaders it calls call it again)
 

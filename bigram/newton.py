@@ -15,15 +15,14 @@ and a step for all rows costs O(V²), like one gradient step. Each row backtrack
 converges in ~10–15 steps at any vocabulary size, where L-BFGS, with one curvature estimate for
 all rows, barely moves on a vocabulary of thousands.
 
-On the CPU the step is one compiled loop per row (numba, `newton_rows`): the row stays in cache
-while it is read ~7 times, and threads take disjoint rows. `step_torch` is the same step in
+On the CPU the step is one compiled loop per row (numba, `newton_kernel.newton_rows`): the row
+stays in cache while it is read ~7 times, and threads take disjoint rows. `step_torch` is the same step in
 tensor operations (for CUDA, and as the tests' reference).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,94 +36,20 @@ HALVINGS = 30  # a row whose step still fails after this many halvings keeps its
 MAX_MOVE = 4.0
 
 
-def newton_rows(W, N, lo, hi, total, beta, reg_cell, lr, out):  # pragma: no cover (compiled)
-    """Rows lo..hi−1 of W (float32, updated in place) take one Newton step each; out[a] gets row
-    a's (NLL share, L2 share) before the step. N: the training counts as float32, V×V."""
-    V = W.shape[1]
-    p = np.empty(V)  # softmax of the row
-    d = np.empty(V)  # the Newton direction
-    for a in range(lo, hi):
-        w, n = W[a], N[a]
-        top = -np.inf
-        for j in range(V):
-            top = max(top, w[j])
-        z, nw, ww, r = 0.0, 0.0, 0.0, 0.0
-        for j in range(V):
-            x, nj = np.float64(w[j]), np.float64(n[j])  # float32 products would lose digits
-            e = math.exp(x - top)
-            p[j] = e
-            z += e
-            nw += nj * x
-            ww += x * x
-            r += nj
-        nll = -(nw - r * (top + math.log(z))) / total  # −Σ_j N_aj log p_j / ΣN
-        out[a, 0], out[a, 1] = nll, reg_cell * ww
-        before = nll + reg_cell * ww
-        alpha = r / total
-        # pᵀA⁻¹g, and 1 − α·pᵀA⁻¹p = Σ_j p_j·β/A_j (as Σ p_j = 1), a sum without cancellation:
-        # where β ≪ α·p_j it is tiny, and 1 − (something close to 1) would keep no digits of it
-        pAg, den = 0.0, 0.0
-        for j in range(V):
-            p[j] /= z
-            A = alpha * p[j] + beta
-            if A > 0:
-                d[j] = ((p[j] * r - n[j]) / total + beta * w[j]) / A  # A⁻¹g for now
-                pAg += p[j] * d[j]
-                den += p[j] * beta / A
-            else:  # reg = 0 and p_j underflowed: no curvature, no step
-                d[j] = 0.0
-        c = alpha * pAg / den if den > 0 else 0.0
-        slope = 0.0  # gᵀd: how fast the loss falls along d, < 0 for a descent direction
-        for j in range(V):
-            A = alpha * p[j] + beta
-            g = (p[j] * r - n[j]) / total + beta * w[j]
-            d[j] = -(d[j] + c * p[j] / A) if A > 0 else 0.0
-            slope += g * d[j]
-        if not slope < 0:  # at the optimum already (or no usable direction): keep the row
-            continue
-        big = 0.0
-        for j in range(V):
-            big = max(big, abs(d[j]))
-        t = lr * min(1.0, MAX_MOVE / big)  # big > 0, as the slope is < 0
-        for _ in range(HALVINGS + 1):
-            top, moves = -np.inf, False
-            for j in range(V):
-                x = w[j] + t * d[j]
-                top = max(top, x)
-                moves = moves or np.float32(x) != w[j]
-            if not moves:  # too small a step to change W as stored: the row has converged
-                break
-            z, nw, ww = 0.0, 0.0, 0.0
-            for j in range(V):
-                x = w[j] + t * d[j]
-                z += math.exp(x - top)
-                nw += n[j] * x
-                ww += x * x
-            after = -(nw - r * (top + math.log(z))) / total + reg_cell * ww
-            if after <= before + ARMIJO * t * slope:
-                for j in range(V):
-                    w[j] = w[j] + t * d[j]
-                break
-            t /= 2
-
-
 @functools.cache
 def _compiled():
-    """newton_rows compiled (or loaded from the cache, bigram.compiled) on first use; Ctrl-C held
-    meanwhile."""
-    from numba import njit
-
+    """newton_kernel.newton_rows, compiled (or loaded from the cache, bigram.compiled) on first
+    use; Ctrl-C held meanwhile."""
     from bigram import compiled
     from bigram.interrupt import held_ctrl_c
 
     with held_ctrl_c():
         compiled.compile_all_once()
-        # reassociation lets LLVM vectorize the sums; no flag that assumes finite values (top starts at −∞)
-        with compiled.numba_cache():
-            fn = njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"})(newton_rows)
+        with compiled.numba_cache():  # numba picks a function's cache where it is defined
+            from bigram.newton_kernel import newton_rows
         one = np.zeros((1, 1), np.float32)
-        fn(one, one, 0, 1, 1.0, 0.0, 0.0, 1.0, np.zeros((1, 2)))
-    return fn
+        newton_rows(one, one, 0, 1, 1.0, 0.0, 0.0, 1.0, np.zeros((1, 2)))
+    return newton_rows
 
 
 class RowNewton:
@@ -165,9 +90,9 @@ class RowNewton:
 def step_torch(
     W: torch.Tensor, N: torch.Tensor, total: float, reg: float, lr: float
 ) -> tuple[float, float, float]:
-    """The same step as newton_rows in tensor operations, in float64 like the kernel's sums: all
-    rows at once, then the rows whose first trial failed halve theirs. Returns (loss, nll, reg)
-    before the step; W (float32) is updated in place."""
+    """The same step as newton_kernel.newton_rows in tensor operations, in float64 like the
+    kernel's sums: all rows at once, then the rows whose first trial failed halve theirs.
+    Returns (loss, nll, reg) before the step; W (float32) is updated in place."""
     beta, reg_cell = 2 * reg / W.numel(), reg / W.numel()
     W64, N64 = W.double(), N.double()
     alpha = N64.sum(1, keepdim=True) / total
