@@ -35,6 +35,7 @@ EMPTY = -1  # a free slot of the hash table
 SKIP = 255  # a label that leaves its name out of the counts
 TRI_BITS = 6  # order 3's dense block: 2^6 code points, 3 · 2^18 counts (6 MiB)
 TRI_IDS = 1 << TRI_BITS
+BLOCK = 1 << 16  # code points decoded before they are counted: the block stays in cache
 MAX_PACKED = 7  # orders whose n-grams of code points < 256 pack into one key: split, then 8 bits each
 # code point → does str.strip() remove it (white space lies below U+3001); "\n" never inside a line
 SPACE = np.zeros(0x3001, dtype=np.bool_)
@@ -62,7 +63,8 @@ class Accumulator:
         self.grams_used = 0
         self.names = np.zeros(3, dtype=np.int64)
         self.seen = np.zeros(0x110000, dtype=np.bool_) if seen is None else seen
-        self.scratch = np.zeros(0, dtype=np.int32)  # one line's code points
+        self.scratch = np.zeros(0, dtype=np.int32)  # a block of names' code points, "\n" after each
+        self.splits = np.zeros(0, dtype=np.uint8)  # the split of each name of the block
         self.context = np.zeros(max(order - 1, 1), dtype=np.int64)
         # order 3: trigrams of the first TRI_IDS code points met (a names list in one script has
         # fewer) in a dense block [split, id, id, id], as order 2's pairs are: a counter, not a probe
@@ -120,12 +122,13 @@ def count_chunk(
     by_hash = labels is None
     if by_hash:
         labels = np.zeros(0, dtype=np.uint8)
-    if len(acc.scratch) <= len(buf):
-        acc.scratch = np.zeros(len(buf) + 1, dtype=np.int32)
+    if len(acc.scratch) <= len(buf) + BLOCK:  # a block, and the longest line that may start it
+        acc.scratch = np.zeros(len(buf) + BLOCK + 1, dtype=np.int32)
+        acc.splits = np.zeros(BLOCK + 1, dtype=np.uint8)  # a name has a code point and its "\n"
     t_test, t_val = thresholds(val_frac, test_frac)
     acc.keys, acc.vals, acc.used, acc.grams, acc.gram_vals, acc.grams_used, k = _count(
         buf, labels, by_hash, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val, SPACE,
-        acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch,
+        acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch, acc.splits,
         acc.order, acc.grams, acc.gram_vals, acc.grams_used, acc.context,
         acc.tri, acc.tri_ids, acc.tri_cps, acc.tri_used,
     )  # fmt: skip
@@ -201,20 +204,39 @@ def _is_space(c, space):
 
 @njit(cache=True, nogil=True)
 def _count(
-    buf, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name,
+    buf, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name, splits,
     order, grams, gram_vals, grams_used, context, tri, tri_ids, tri_cps, tri_used,
 ):  # fmt: skip
+    """count_chunk's loop, a block of names at a time: decode, strip and split them, then count."""
     n = buf.shape[0]
-    k = 0  # names so far in this chunk
-    i = 0
+    i, k = 0, 0  # where in buf; names so far in this chunk
     while i < n:
+        i, k, m = _read_names(buf, i, k, labels, by_hash, seed, t_test, t_val, space, names, name, splits)
+        if order == 2:
+            keys, vals, used = _count_pairs(name, m, splits, hot, keys, vals, used, seen)
+        else:
+            keys, used, grams, gram_vals, grams_used = _count_ngrams(
+                name, m, splits, order, keys, used, grams, gram_vals, grams_used, context, seen,
+                tri, tri_ids, tri_cps, tri_used,
+            )  # fmt: skip
+    return keys, vals, used, grams, gram_vals, grams_used, k
+
+
+@njit(cache=True, nogil=True)
+def _read_names(buf, i, k, labels, by_hash, seed, t_test, t_val, space, names, name, splits):
+    """From buf[i:], names into `name` until it holds BLOCK code points: each one's code points
+    stripped of white space (str.strip), then "\n"; its split into `splits` (a blank line is no
+    name; a name of split SKIP is not kept). Returns (i after, names read so far, m code points)."""
+    n = buf.shape[0]
+    m, q = 0, 0  # code points in `name`; names in the block
+    while i < n and m < BLOCK:
         if not by_hash and k < labels.shape[0] and labels[k] == SKIP and 0x20 < buf[i] < 0x80:
             k += 1  # a name (it starts with a visible ASCII character) left out: to its line's end
             while i < n and buf[i] != NL:
                 i += 1
             i += 1
             continue
-        m = 0  # one line's code points into `name`, up to "\n" or the end of the chunk
+        at = m  # one line's code points, up to "\n" or the end of the chunk
         while i < n:
             c = np.int64(buf[i])
             if c < 0x80:
@@ -223,15 +245,15 @@ def _count(
                     break
             else:
                 c, i = _decode_one(buf, i, n)
-            name[m] = c
-            m += 1
-        lo, hi = 0, m  # strip white space at both ends (str.strip)
+            name[at] = c
+            at += 1
+        lo, hi = m, at
         while lo < hi and _is_space(name[lo], space):
             lo += 1
         while hi > lo and _is_space(name[hi - 1], space):
             hi -= 1
         if lo == hi:
-            continue  # a blank line is no name
+            continue
         if by_hash:
             s = _split_by_hash(name[lo:hi], hi - lo, seed, t_test, t_val)
         else:  # past the labels only if the first pass counted differently: the caller checks k
@@ -240,64 +262,88 @@ def _count(
         if s == SKIP:
             continue
         names[s] += 1
-        name[hi] = NL
-        if order != 2:  # the context slides along the name, starting as order − 1 boundaries
-            tri_ctx = np.int64(0)  # order 3: the context's two ids (the boundary's is 0)
-            no_id = 0  # how many more steps the context holds a code point without an id
-            tri_base = np.int64(s) << (3 * TRI_BITS)
-            for j in range(lo, hi + 1):
-                nxt = np.int64(name[j])
-                if order == 3:
-                    nid = np.int64(tri_ids[nxt])
-                    if nid == EMPTY and tri_used[0] < TRI_IDS:  # first met: the next id
-                        nid = tri_used[0]
-                        tri_ids[nxt] = nid
-                        tri_cps[nid] = nxt
-                        tri_used[0] += 1
-                        if nxt >= 256:  # the vocabulary's size check reads `seen`
-                            seen[nxt] = True
-                    fresh = no_id == 0
-                    tri_ctx_was = tri_ctx
-                    tri_ctx = ((tri_ctx << TRI_BITS) | (nid & (TRI_IDS - 1))) & ((1 << 2 * TRI_BITS) - 1)
-                    no_id = 2 if nid == EMPTY else max(no_id - 1, 0)
-                    if nid != EMPTY and fresh:  # all three have ids: the dense block
-                        tri[np.uint64(tri_base | (tri_ctx_was << TRI_BITS) | nid)] += 1
-                        continue
-                # the context, read off the name (boundaries before its start), as one key while
-                # every code point is below 256, else as a row
-                packed = np.int64(0)
-                narrow = nxt < 256 and order <= MAX_PACKED
-                for t in range(order - 1):
-                    at = j - (order - 1) + t
-                    c = np.int64(name[at]) if at >= lo else np.int64(NL)
-                    context[t] = c
-                    packed = (packed << 8) | (c & 255)
-                    narrow = narrow and c < 256
-                if narrow:
-                    if 4 * (used + 1) > keys.shape[0]:
-                        keys = _grow_pairs(keys)
-                    used += _add_pair(keys, (np.int64(s) << (8 * order)) | (packed << 8) | nxt)
-                else:
-                    if nxt >= 256:
-                        seen[nxt] = True
-                    if 2 * (grams_used + 1) > grams.shape[0]:
-                        grams, gram_vals = _grow_rows(grams, gram_vals)
-                    grams_used += _add_row(grams, gram_vals, s, context, order - 1, nxt)
-            continue
-        base = s * 65536
-        prev = np.int64(NL)
-        for j in range(lo, hi + 1):
-            nxt = np.int64(name[j])
-            if (prev | nxt) < 256:  # both below 256
-                hot[np.uint64(base + (prev << 8) + nxt)] += 1  # unsigned: no negative-index check
+        for j in range(lo, hi):  # to the block's end (a copy only after leading white space)
+            name[m] = name[j]
+            m += 1
+        name[m] = NL
+        m += 1
+        splits[q] = s
+        q += 1
+    return i, k, m
+
+
+@njit(cache=True, nogil=True)
+def _count_pairs(name, m, splits, hot, keys, vals, used, seen):
+    """Order 2: each (prev, next) of the block's names, the boundary before each and its "\n"
+    after, into the dense block when both are below 256, else into the hash table (may grow)."""
+    prev, q = np.int64(NL), 0
+    base = np.int64(splits[0]) * 65536
+    for j in range(m):
+        nxt = np.int64(name[j])
+        if (prev | nxt) < 256:  # both below 256
+            hot[np.uint64(base + (prev << 8) + nxt)] += 1  # unsigned: no negative-index check
+        else:
+            if nxt >= 256:
+                seen[nxt] = True
+            if 2 * (used + 1) > keys.shape[0]:
+                keys, vals = _grow(keys, vals)
+            used += _add(keys, vals, (np.int64(splits[q]) << 42) | (prev << 21) | nxt)
+        prev = nxt
+        if nxt == NL:  # the next name
+            q += 1
+            base = np.int64(splits[q]) * 65536
+    return keys, vals, used
+
+
+@njit(cache=True, nogil=True)
+def _count_ngrams(
+    name, m, splits, order, keys, used, grams, gram_vals, grams_used, context, seen,
+    tri, tri_ids, tri_cps, tri_used,
+):  # fmt: skip
+    """Another order: in each name the context slides along, starting as order − 1 boundaries.
+    Order 3 counts into its dense block while the three code points have small ids; else the
+    context is read off the name as one packed key (every code point below 256), or as a row."""
+    lo, q = 0, 0  # the name's start in the block; its index
+    tri_ctx, no_id = np.int64(0), 0  # order 3: the context's two ids; steps it holds one without
+    for j in range(m):
+        nxt, s = np.int64(name[j]), np.int64(splits[q])
+        dense = False
+        if order == 3:
+            nid = np.int64(tri_ids[nxt])
+            if nid == EMPTY and tri_used[0] < TRI_IDS:  # first met: the next id
+                nid = tri_used[0]
+                tri_ids[nxt] = nid
+                tri_cps[nid] = nxt
+                tri_used[0] += 1
+                if nxt >= 256:  # the vocabulary's size check reads `seen`
+                    seen[nxt] = True
+            dense, tri_ctx_was = nid != EMPTY and no_id == 0, tri_ctx  # all three have ids
+            tri_ctx = ((tri_ctx << TRI_BITS) | (nid & (TRI_IDS - 1))) & ((1 << 2 * TRI_BITS) - 1)
+            no_id = 2 if nid == EMPTY else max(no_id - 1, 0)
+        if dense:
+            tri[np.uint64((s << (3 * TRI_BITS)) | (tri_ctx_was << TRI_BITS) | nid)] += 1
+        else:  # the context, as one key while every code point is below 256, else as a row
+            packed = np.int64(0)
+            narrow = nxt < 256 and order <= MAX_PACKED
+            for t in range(order - 1):
+                at = j - (order - 1) + t
+                c = np.int64(name[at]) if at >= lo else np.int64(NL)
+                context[t] = c
+                packed = (packed << 8) | (c & 255)
+                narrow = narrow and c < 256
+            if narrow:
+                if 4 * (used + 1) > keys.shape[0]:
+                    keys = _grow_pairs(keys)
+                used += _add_pair(keys, (s << (8 * order)) | (packed << 8) | nxt)
             else:
                 if nxt >= 256:
                     seen[nxt] = True
-                if 2 * (used + 1) > keys.shape[0]:
-                    keys, vals = _grow(keys, vals)
-                used += _add(keys, vals, (np.int64(s) << 42) | (prev << 21) | nxt)
-            prev = nxt
-    return keys, vals, used, grams, gram_vals, grams_used, k
+                if 2 * (grams_used + 1) > grams.shape[0]:
+                    grams, gram_vals = _grow_rows(grams, gram_vals)
+                grams_used += _add_row(grams, gram_vals, s, context, order - 1, nxt)
+        if nxt == NL:  # the next name: its context starts as boundaries again
+            lo, q, tri_ctx, no_id = j + 1, q + 1, np.int64(0), 0
+    return keys, used, grams, gram_vals, grams_used
 
 
 @njit(cache=True, nogil=True)
