@@ -374,24 +374,13 @@ def read_counts(
     p = check_data_path(path)
     rule = rule or TextRule()
     _kernels()  # compiled (or loaded from numba's cache) here, in the main thread
-    if split == "random" and (world > 1 or not is_regular(p)):
-        raise BigramError(
-            "split = 'random' reads the file twice in one process: use split = 'hash' "
-            + ("under torchrun" if world > 1 else f"for {p}, which is not a regular file")
-        )
-    if split == "hash" and not is_regular(p) and world > 1:
-        raise BigramError(f"{p} is not a regular file: torchrun's processes need byte ranges of one")
+    _check_split(p, split, world)
     start, end = byte_range(p, rank, world) if world > 1 else (0, None)
     names: dict[int, slice] = {}  # chunk offset → the positions of its names in the file
     drawn = None
     if split == "random":
-        per_chunk = count_names(p, progress)
-        total = 0
-        for offset in sorted(per_chunk):
-            names[offset], total = slice(total, total + per_chunk[offset]), total + per_chunk[offset]
-        if total == 0:
-            raise BigramError(f"data file {p} has no names (it is empty or only blank lines)")
-        drawn = _LabelsDrawn(total, val_frac, test_frac, seed)
+        names = _name_positions(p, progress)
+        drawn = _LabelsDrawn(max(n.stop for n in names.values()), val_frac, test_frac, seed)
     counter = PairCounter(order)
     early: list[int] = []  # chunks counted before the labels were drawn: every name as train
     size = (p.stat().st_size if is_regular(p) else None) if end is None else end - start
@@ -417,6 +406,27 @@ def read_counts(
     drawn = None  # the split labels (1 byte a name) are done with: free them before the trim
     _release_freed_memory()
     return _result(counter, p, group)
+
+
+def _check_split(p: Path, split: str, world: int) -> None:
+    """The random split reads a regular file twice in one process; torchrun needs byte ranges."""
+    if split == "random" and (world > 1 or not is_regular(p)):
+        raise BigramError(
+            "split = 'random' reads the file twice in one process: use split = 'hash' "
+            + ("under torchrun" if world > 1 else f"for {p}, which is not a regular file")
+        )
+    if split == "hash" and not is_regular(p) and world > 1:
+        raise BigramError(f"{p} is not a regular file: torchrun's processes need byte ranges of one")
+
+
+def _name_positions(p: Path, progress: bool) -> dict[int, slice]:
+    """The random split's first pass: chunk offset → the positions of its names in the file."""
+    names, total = {}, 0
+    for offset, k in sorted(count_names(p, progress).items()):
+        names[offset], total = slice(total, total + k), total + k
+    if total == 0:
+        raise BigramError(f"data file {p} has no names (it is empty or only blank lines)")
+    return names
 
 
 def _count_chunk(
