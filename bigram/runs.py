@@ -1,17 +1,21 @@
 """Run directories: everything a training run writes, and reading it back, in one place.
 
-runs/2026-11-21_10-30-05/
+runs/2026-11-21_10-30-05/                                            written by / read by
     .bigram-run      marker: bigram made this directory (--overwrite replaces only such)
-    config.toml      the resolved configuration                      write_inputs / Run.open
-    vocab.json       id 0 = boundary, then the characters            write_inputs / Run.open
-    counts.pt        {"splits": {split: sparse C×V counts}}          write_inputs / Run.split_counts
-    count.pt         {"counts": sparse train counts, "smoothing": k|"kn"} save_count_model / Run.count_model
-    neural.pt        {"W", "step", optimizer and generator state}     save_neural_model / Run.neural_state
-    metrics.json     NLL, perplexity, bits per char per model and split     write_metrics / Run.metrics
+    config.toml      the resolved configuration                      write_inputs / read_config
+    vocab.json       id 0 = boundary, then the characters            write_inputs / read_vocab
+    counts.pt        {"splits": {split: sparse C×V counts}}          write_inputs / read_split_counts
+    count.pt         {"counts": sparse train counts, "smoothing": k|"kn"}  save_count_model / read_checkpoint
+    neural.pt        {"W", "step", optimizer and generator state}     save_neural_model / read_checkpoint
+    mix.pt, arpa.pt  {"log_probs": the table, "recipe"}               save_table_model / read_checkpoint
+    metrics.json     NLL, perplexity, bits per char per model and split     write_metrics / read_metrics
     events.out.tfevents.*   TensorBoard
 
+Which run a command uses when none is named (the newest complete one): rundir.find_run. A model's
+table, log P(next | context), is made from its checkpoint by `model_table` alone; `Run` reads a
+run's files once and holds its tables.
+
 Every checkpoint also records its "kind" and the vocabulary's "chars", checked when it is read.
-A model's table, log P(next | prev), is made from its checkpoint by `model_table` alone.
 """
 
 from __future__ import annotations
@@ -121,7 +125,99 @@ def count_model_of(ckpt: dict, shape: tuple[int, int], where: str) -> tuple[torc
     return counts, checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
 
 
-# --- reading a run -------------------------------------------------------------------------------
+# --- reading a run's files (each checked: a damaged file is one error naming it) -------------------
+
+
+def read_config(run: Path) -> TrainConfig:
+    """config.toml: the run's whole resolved configuration (a key left out is damage, not a default)."""
+    where = run / "config.toml"
+    try:
+        raw = tomllib.loads(where.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise BigramError(f"cannot read {shown(where)}: {e}; it is damaged, retrain") from None
+    missing = [k for k in RECORDED if k not in raw]
+    if missing:
+        raise BigramError(f"{shown(where)} lacks {', '.join(missing)}: it is damaged; retrain")
+    return resolve_dict(raw, where=shown(where))
+
+
+def read_vocab(run: Path) -> Vocab:
+    """vocab.json: id 0 the boundary, then the characters."""
+    try:
+        return Vocab.from_dict(json.loads((run / "vocab.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise BigramError(f"cannot read vocabulary {run / 'vocab.json'}: {e}") from None
+
+
+def read_checkpoint(run: Path, model: str, vocab: Vocab) -> dict:
+    """MODEL.pt, checked to be that model's and to hold the run's vocabulary."""
+    ckpt = checkpoints.load(run / f"{model}.pt", model)
+    if tuple(ckpt.get("chars", ())) != vocab.chars:
+        raise BigramError(f"{run / (model + '.pt')} does not match {run / 'vocab.json'}")
+    return ckpt
+
+
+def read_split_counts(run: Path, shape: tuple[int, int], imported: bool = False) -> dict[str, torch.Tensor]:
+    """counts.pt: the C×V count matrix of every non-empty split (an imported run has none)."""
+    where = str(run / "counts.pt")
+    splits = checkpoints.load(run / "counts.pt", "counts").get("splits")
+    if isinstance(splits, dict) and not splits and imported:
+        raise BigramError(
+            f"run {run} was imported from an ARPA file and has no splits of its own: "
+            "give --data FILE (eval) or use --what probs (plot)"
+        )
+    if not isinstance(splits, dict) or not splits or not set(splits) <= {"train", "val", "test"}:
+        raise BigramError(f"{where} has no per-split counts: it is damaged; retrain")
+    return {k: compact(checkpoints.check_counts(v, shape, where)) for k, v in splits.items()}
+
+
+def read_metrics(run: Path) -> dict:
+    """metrics.json: every model's metrics per split, and what training chose and did."""
+    try:
+        return json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise BigramError(f"cannot read {shown(run / 'metrics.json')}: {e}; retrain") from None
+
+
+def count_names_file(
+    path: str | Path, vocab: Vocab, rule: TextRule, shape: tuple[int, int], batch: int = 1 << 16
+) -> torch.Tensor:
+    """The (context, next) counts of a names file, read by `rule` and counted in `vocab` (streamed,
+    a batch of names at a time); a character the vocabulary lacks is an error naming it and the
+    name's position."""
+    C, V = shape
+    keys, weights, names, done = [], [], [], 0
+
+    def flush() -> None:
+        nonlocal done
+        try:
+            ids = vocab.encode_corpus(names)
+        except BigramError:
+            for i, name in enumerate(names):  # find the name with the unknown character
+                vocab.encode(name, where=f" (name {done + i + 1} of {path})")
+            raise
+        rows, nxt = context_rows(ids, C, V)
+        k, c = torch.unique(rows * V + nxt, return_counts=True)
+        keys.append(k)
+        weights.append(c)
+        done += len(names)
+        names.clear()
+
+    for name in iter_names(path, rule):
+        names.append(name)
+        if len(names) == batch:
+            flush()
+    if names:
+        flush()
+    if not done:
+        raise BigramError(f"data file {path} has no names (it is empty or only blank lines)")
+    k, inverse = torch.unique(torch.cat(keys), return_inverse=True)
+    c = torch.zeros(len(k), dtype=torch.long).index_add_(0, inverse, torch.cat(weights))
+    pairs = torch.stack([k // V, k % V])
+    return compact(torch.sparse_coo_tensor(pairs, c, (C, V), check_invariants=False))
+
+
+# --- a run: its files read once, its tables built from them ------------------------------------------
 
 
 @dataclass
@@ -137,23 +233,10 @@ class Run:
     def open(cls, path: str | Path | None = None) -> Run:
         """A run directory (default: the newest readable one under runs/; a warning names the
         newer ones it skipped, whose training diverged or did not finish)."""
-        p, skipped = find_run(path)
+        p, skipped = find_run(path)  # choosing the run: rundir.find_run
         for run, why in skipped:
             warnings.warn(f"skipped run {shown(run)}: {why}", stacklevel=2)
-        where = p / "config.toml"
-        try:
-            raw = tomllib.loads(where.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-            raise BigramError(f"cannot read {shown(where)}: {e}; it is damaged, retrain") from None
-        missing = [k for k in RECORDED if k not in raw]
-        if missing:  # every run records its whole config: a key left out is not a default
-            raise BigramError(f"{shown(where)} lacks {', '.join(missing)}: it is damaged; retrain")
-        config = resolve_dict(raw, where=shown(where))
-        try:
-            vocab = Vocab.from_dict(json.loads((p / "vocab.json").read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise BigramError(f"cannot read vocabulary {p / 'vocab.json'}: {e}") from None
-        return cls(p, vocab, config)
+        return cls(p, read_vocab(p), read_config(p))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -182,10 +265,7 @@ class Run:
         return model
 
     def checkpoint(self, model: str) -> dict:
-        ckpt = checkpoints.load(self.path / f"{model}.pt", model)
-        if tuple(ckpt.get("chars", ())) != self.vocab.chars:
-            raise BigramError(f"{self.path / (model + '.pt')} does not match {self.path / 'vocab.json'}")
-        return ckpt
+        return read_checkpoint(self.path, model, self.vocab)
 
     def log_probs(self, model: str | None = None) -> torch.Tensor:
         """The C×V table log P(next | context) of a model (float64); what every consumer reads."""
@@ -224,6 +304,8 @@ class Run:
         if split not in have:
             raise BigramError(f"run {self.path} has no {split!r} split; it has: {', '.join(have)}")
         return have[split]
+
+    # --- what the commands do with the tables -------------------------------------------------------
 
     @property
     def rule(self) -> TextRule:
@@ -288,19 +370,7 @@ class Run:
     def split_counts(self) -> dict[str, torch.Tensor]:
         """The count matrix of every non-empty split of this run's data."""
         if "counts" not in self._cache:
-            d = checkpoints.load(self.path / "counts.pt", "counts")
-            where = str(self.path / "counts.pt")
-            splits = d.get("splits")
-            if isinstance(splits, dict) and not splits and "arpa" in self.models:
-                raise BigramError(
-                    f"run {self.path} was imported from an ARPA file and has no splits of its own: "
-                    "give --data FILE (eval) or use --what probs (plot)"
-                )
-            if not isinstance(splits, dict) or not splits or not set(splits) <= {"train", "val", "test"}:
-                raise BigramError(f"{where} has no per-split counts: it is damaged; retrain")
-            self._cache["counts"] = {
-                k: compact(checkpoints.check_counts(v, self.shape, where)) for k, v in splits.items()
-            }
+            self._cache["counts"] = read_split_counts(self.path, self.shape, imported="arpa" in self.models)
         return self._cache["counts"]
 
     def corpus_names(self) -> set[str]:
@@ -318,43 +388,11 @@ class Run:
         """The (context, next) counts of another names file, read by this run's text rule and
         counted in its vocabulary (streamed, a batch of names at a time); a character the run never
         saw is an error naming it and the name's position."""
-        C, V = self.shape
-        keys, weights, names, done = [], [], [], 0
-
-        def flush() -> None:
-            nonlocal done
-            try:
-                ids = self.vocab.encode_corpus(names)
-            except BigramError:
-                for i, name in enumerate(names):  # find the name with the unknown character
-                    self.vocab.encode(name, where=f" (name {done + i + 1} of {path})")
-                raise
-            rows, nxt = context_rows(ids, C, V)
-            k, c = torch.unique(rows * V + nxt, return_counts=True)
-            keys.append(k)
-            weights.append(c)
-            done += len(names)
-            names.clear()
-
-        for name in iter_names(path, self.rule):
-            names.append(name)
-            if len(names) == batch:
-                flush()
-        if names:
-            flush()
-        if not done:
-            raise BigramError(f"data file {path} has no names (it is empty or only blank lines)")
-        k, inverse = torch.unique(torch.cat(keys), return_inverse=True)
-        c = torch.zeros(len(k), dtype=torch.long).index_add_(0, inverse, torch.cat(weights))
-        pairs = torch.stack([k // V, k % V])
-        return compact(torch.sparse_coo_tensor(pairs, c, (C, V), check_invariants=False))
+        return count_names_file(path, self.vocab, self.rule, self.shape, batch)
 
     def metrics(self) -> dict:
         """metrics.json: every model's metrics per split, and what training chose and did."""
-        try:
-            return json.loads((self.path / "metrics.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise BigramError(f"cannot read {shown(self.path / 'metrics.json')}: {e}; retrain") from None
+        return read_metrics(self.path)
 
     def explore(self):
         """The `bigram explore` page of this run; a notebook shows it inline (`_repr_html_`)."""
