@@ -22,6 +22,10 @@ Every step draws the next character of *all* names with one searchsorted into th
 cumulative rows laid end to end: one loop iteration per character position, none per name.
 `best_names` runs A* over the same structure with max-product messages, which are an exact
 heuristic, so the K best names come out in order after a handful of expansions.
+
+In code, in this order: `fix_ends` computes what S, E and the lengths fix (`Ends`); `Middle`
+holds Q and the sums of its powers; `Plan` builds the messages R_j from both and gives each
+step's weights; `draw` walks all names at once (`_walk`); `best_names` searches (`_Search`).
 """
 
 from __future__ import annotations
@@ -50,92 +54,101 @@ class Constraints:
     max_len: int | None = None  # None: unbounded
 
 
-class Plan:
-    """Everything the constraints fix, computed once from the chain of the adjusted table
-    (chain.py: its states are the table's contexts, or their classes where contexts merge)."""
+# --- the fixed parts: S before the middle, E and the end after it ---------------------------------
+@dataclass
+class Ends:
+    """What --start, --end and the lengths fix, whatever the middle: log P(S) and the state the
+    middle starts in; `leave`, each state's probability of leaving the middle into E + end (its
+    first tokens depend on where the middle left off), then the rest of E's fixed log P; the
+    middle's allowed lengths; and the whole names shorter than |S| + |E|, where S and E overlap."""
 
-    def __init__(self, chain: Chain, vocab: Vocab, c: Constraints):
-        self.chain, self.P, self.vocab, self.constraints = chain, chain.P, vocab, c
-        self.C, self.V = chain.K, chain.V  # states (the bigram's: the last character, C = V)
-        self.bigram = not chain.merged and chain.C == chain.V  # the closed forms below are V×V
-        self.order = order_of((chain.C, chain.V))
-        check_lengths(c.min_len, c.max_len)
-        S = vocab.encode(c.start, where=" (--start)")
-        E = vocab.encode(c.end, where=" (--end)")
-        self.log_p_start, context = self._path(BOUNDARY_ID, S, "--start", c.start)
-        self.first_state = chain.state_of(context)
-        self.target = E[0] if E else BOUNDARY_ID
-        # leave the middle: into E, or end the name. The first min(N − 1, |E| + 1) tokens of
-        # E + end depend on where the middle left off (one, the first, for the bigram); after
-        # them every state has reached the same context, and the rest is one fixed path
-        tail = [*E, BOUNDARY_ID]
-        first = max(1, min(self.order - 1, len(tail)))
-        states, self.leave = torch.arange(self.C), torch.ones(self.C, dtype=torch.float64)
-        context = BOUNDARY_ID  # any context: after the first tokens of the tail, the one they make
-        for tok in tail[:first]:
-            self.leave *= self.P[states, tok]
-            states = chain.next(states, torch.full_like(states, tok))
-            context = successor(context, tok, chain.C, self.V)
-        self.log_p_end, _ = self._path(context, tail[first:], "--end", c.end)
+    log_p_start: float
+    first_state: int
+    target: int  # the first token after the middle: E's first, or the boundary
+    leave: torch.Tensor  # C: P(E + end | the middle left off in this state), its state-dependent part
+    log_p_end: float  # the rest of E + end, the same from every state
+    min_middle: int
+    max_middle: int | None  # None: unbounded; < 0: no room for S + E
+    overlaps: list[tuple[str, float]]  # (name, log P)
+
+
+def fix_ends(chain: Chain, vocab: Vocab, c: Constraints) -> Ends:
+    """The Ends of constraints `c` under the chain of a table."""
+    check_lengths(c.min_len, c.max_len)
+    S = vocab.encode(c.start, where=" (--start)")
+    E = vocab.encode(c.end, where=" (--end)")
+    log_p_start, context = fixed_path(chain, vocab, BOUNDARY_ID, S, "--start", c.start)
+    # the first min(N − 1, |E| + 1) tokens of E + end depend on where the middle left off (one,
+    # the first, for the bigram); after them every state has reached the same context, and the
+    # rest is one fixed path
+    tail, order = [*E, BOUNDARY_ID], order_of((chain.C, chain.V))
+    first = max(1, min(order - 1, len(tail)))
+    states, leave = torch.arange(chain.K), torch.ones(chain.K, dtype=torch.float64)
+    after = BOUNDARY_ID  # any context: after the first tokens of the tail, the one they make
+    for tok in tail[:first]:
+        leave *= chain.P[states, tok]
+        states = chain.next(states, torch.full_like(states, tok))
+        after = successor(after, tok, chain.C, chain.V)
+    log_p_end, _ = fixed_path(chain, vocab, after, tail[first:], "--end", c.end)
+    k = len(S) + len(E)
+    max_middle = None if c.max_len is None else c.max_len - k
+    first_state = chain.state_of(context)
+    return Ends(log_p_start, first_state, tail[0], leave, log_p_end, max(c.min_len - k, 0), max_middle,
+                _overlaps(chain, vocab, c))  # fmt: skip
+
+
+def _overlaps(chain: Chain, vocab: Vocab, c: Constraints) -> list[tuple[str, float]]:
+    """Whole names shorter than |S| + |E| (S and E overlap and must agree), with their log P."""
+    out, k = [], len(c.start) + len(c.end)
+    hi = k - 1 if c.max_len is None else min(k - 1, c.max_len)
+    for L in range(max(c.min_len, len(c.start), len(c.end), 1), hi + 1):
+        name = c.start + c.end[k - L :]
+        if name.startswith(c.start) and name.endswith(c.end):
+            lp, _ = fixed_path(chain, vocab, BOUNDARY_ID, [*vocab.encode(name), BOUNDARY_ID], "", "")
+            if lp > -math.inf:
+                out.append((name, lp))
+    return out
+
+
+def fixed_path(chain: Chain, vocab: Vocab, context: int, ids: list[int], flag: str, text: str):
+    """(log P, the context after) of a fixed run of tokens from one of the table's contexts; for
+    a flag's text, probability 0 is an error naming the n-gram it needs."""
+    lp, C, V = 0.0, chain.C, chain.V
+    for b in ids:
+        p = float(chain.P[chain.state_of(context), b])
+        if p == 0:
+            if flag:
+                gram = "".join(map(vocab.token, [*context_ids(context, C, V), b]))
+                raise BigramError(
+                    f"{flag} {text!r} cannot be met: it needs the {gram_name(order_of((C, V)))} {gram!r}, "
+                    "which has probability 0 under this model (and its --temperature/--top-k/--top-p)"
+                )
+            return -math.inf, context
+        lp += math.log(p)
+        context = successor(context, b, C, V)
+    return lp, context
+
+
+# --- the middle: a walk over the chain's states that never ends -----------------------------------
+class Middle:
+    """Q, P without the boundary column (the middle holds data characters only), and the sums of
+    its powers that the messages need, over the chain's states (chain.py: the table's contexts,
+    or their classes where contexts merge)."""
+
+    def __init__(self, chain: Chain):
+        self.chain, self.P, self.C, self.V = chain, chain.P, chain.K, chain.V
+        self.bigram = not chain.merged and chain.C == chain.V  # the closed forms are V×V
         self._Q: torch.Tensor | None = None  # made only if the messages need it (a V×V copy)
-        self._Q_by_block: torch.Tensor | None = None  # Q laid out for _Qv at order ≥ 3
-        k = len(S) + len(E)
-        self.min_middle = max(c.min_len - k, 0)
-        self.max_middle = None if c.max_len is None else c.max_len - k  # < 0: no room for S + E
-        # whole names shorter than |S| + |E|: S and E overlap and must agree
-        self.overlaps: list[tuple[str, float]] = []
-        hi = k - 1 if c.max_len is None else min(k - 1, c.max_len)
-        for L in range(max(c.min_len, len(S), len(E), 1), hi + 1):
-            name = c.start + c.end[len(c.start) + len(c.end) - L :]
-            if name.startswith(c.start) and name.endswith(c.end):
-                lp, _ = self._path(BOUNDARY_ID, [*vocab.encode(name), BOUNDARY_ID], "", "")
-                if lp > -math.inf:
-                    self.overlaps.append((name, lp))
-        self._messages()
-        mid = self.log_mass_middle()
-        if mid == -math.inf and not self.overlaps:
-            raise BigramError(self._why_impossible())
-
-    def _path(self, context: int, ids: list[int], flag: str, text: str) -> tuple[float, int]:
-        """(log P, the context after) of a fixed run of tokens from one of the table's contexts;
-        for a flag's text, probability 0 is an error naming the n-gram it needs."""
-        lp, C = 0.0, self.chain.C
-        for b in ids:
-            p = float(self.P[self.chain.state_of(context), b])
-            if p == 0:
-                if flag:
-                    gram = "".join(map(self.vocab.token, [*context_ids(context, C, self.V), b]))
-                    raise BigramError(
-                        f"{flag} {text!r} cannot be met: it needs the {gram_name(self.order)} {gram!r}, "
-                        "which has probability 0 under this model (and its --temperature/--top-k/--top-p)"
-                    )
-                return -math.inf, context
-            lp += math.log(p)
-            context = successor(context, b, C, self.V)
-        return lp, context
-
-    def _why_impossible(self) -> str:
-        c = self.constraints
-        k = len(c.start) + len(c.end)
-        if c.max_len is not None and c.max_len < k:
-            return (
-                f"--max-len {c.max_len} is shorter than --start {c.start!r} + --end {c.end!r} "
-                f"({k} characters), and they do not overlap into a shorter name"
-            )
-        return (
-            "no name meets these constraints with non-zero probability under this model "
-            f"(start {c.start!r}, end {c.end!r}, length {c.min_len}..{c.max_len or '∞'}): relax them"
-        )
+        self._Q_by_block: torch.Tensor | None = None  # Q laid out for Qv at order ≥ 3
 
     @property
     def Q(self) -> torch.Tensor:
-        """P without the boundary column: the middle holds data characters only."""
         if self._Q is None:
             self._Q = self.P.clone()
             self._Q[:, BOUNDARY_ID] = 0
         return self._Q
 
-    def _Qv(self, v: torch.Tensor) -> torch.Tensor:
+    def Qv(self, v: torch.Tensor) -> torch.Tensor:
         """(Q·v)(s) = Σ_c Q(s, c) · v(the state after c follows s): one more middle character.
 
         A merged chain gathers v at each state's successors. The table's own chain at order ≥ 3:
@@ -153,11 +166,15 @@ class Plan:
             self._Q_by_block = self.Q.view(V, C // V, V).transpose(0, 1).contiguous()  # [r, a, c]
         return torch.bmm(self._Q_by_block, v.view(C // V, V, 1)).view(C // V, V).T.reshape(C)
 
-    def _always_ends(self) -> bool:
+    def times_next(self, v: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
+        """P(s, c) · v(the state after c follows s), for every state s (or those given) and c."""
+        return self.chain.at_next(self.P if states is None else self.P[states], v, torch.mul, states)
+
+    def always_ends(self, leave: torch.Tensor) -> bool:
         """From every state a walk through the middle ends with probability 1: every state can
         reach one that ends (a finite chain with no trap is absorbed), found by a reachability
         sweep over the positive entries of Q. Then Σ_k Q^k t is all ones, no solve needed."""
-        can = self.leave > 0
+        can = leave > 0
         if bool(can.all()):  # every state ends in one step (any smoothed table): no sweep, no Q
             return True
         moves = self.Q > 0
@@ -170,7 +187,85 @@ class Plan:
             can = new
         return bool(can.all())
 
-    # --- messages ----------------------------------------------------------------------------
+    def geometric_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """Σ_{k ≥ 0} Q^k t: the probability of eventually leaving into t, from every state.
+
+        For many states, the linear system (I − Q) h = t by GMRES (~40 products Q·v at
+        V = 4,500, 0.5 s, where a factorization costs V³/3 flops, 1.7 s); for the bigram then
+        one dense solve. Otherwise, or when that system is singular (states that can never
+        leave), by doubling for the bigram (s ← s + Q^(2^i) s, exact to rounding after
+        log2(expected length) squarings) and term by term for a C×V table (no C×C matrix)."""
+        if self.C > _SOLVE_ABOVE:
+            h = _gmres(self.Qv, t)
+            if h is not None:
+                return h.clamp_(min=0)
+        if self.bigram:
+            return _geometric_sum(self.Q, t)
+        s, T = t.clone(), t
+        for _ in range(MAX_STEPS):
+            T = self.Qv(T)
+            s += T
+            if float(T.max()) <= 1e-17 * float(s.max()):
+                return s
+        raise BigramError(
+            f"under this model names meeting these constraints often run past {MAX_STEPS:,} "
+            "characters; pass --max-len"
+        )
+
+    def partial_sums(self, t: torch.Tensor, n: int, max_len: int | None) -> list[torch.Tensor]:
+        """S_i = Σ_{k ≤ i} Q^k t for i = 0..n, stopped early once a term is below rounding."""
+        sums, T = [t.clone()], t.clone()
+        for _ in range(n):
+            T = self.Qv(T)
+            sums.append(sums[-1] + T)
+            # ‖Q^k t‖ never grows (Q is substochastic): once a term is below rounding, every
+            # later S_i equals this one, so a --max-len of 10⁹ costs what the names need
+            if float(T.max()) <= 1e-18 * float(sums[-1].max()):
+                break
+            if len(sums) > MAX_STEPS:
+                raise BigramError(
+                    f"--max-len {max_len}: under this model names often run past {MAX_STEPS:,} "
+                    "characters; pass a smaller --max-len"
+                )
+        return sums
+
+
+# --- the plan: the fixed parts, the middle, and the backward messages between them -----------------
+class Plan:
+    """Everything the constraints fix, computed once from the chain of the adjusted table: the
+    fixed parts (Ends: fix_ends), the middle's operator (Middle), and from them the backward
+    messages R_j (`completion`) and each step's weights (`step_weights`, `row_weights`)."""
+
+    def __init__(self, chain: Chain, vocab: Vocab, c: Constraints):
+        self.chain, self.P, self.vocab, self.constraints = chain, chain.P, vocab, c
+        self.C, self.V = chain.K, chain.V  # states (the bigram's: the last character, C = V)
+        self.middle = Middle(chain)
+        ends = fix_ends(chain, vocab, c)
+        self.log_p_start, self.first_state, self.target = ends.log_p_start, ends.first_state, ends.target
+        self.leave, self.log_p_end, self.overlaps = ends.leave, ends.log_p_end, ends.overlaps
+        self.min_middle, self.max_middle = ends.min_middle, ends.max_middle
+        self._messages()
+        if self.log_mass_middle() == -math.inf and not self.overlaps:
+            raise BigramError(self._why_impossible())
+
+    @property
+    def Q(self) -> torch.Tensor:
+        """P without the boundary column: the middle holds data characters only."""
+        return self.middle.Q
+
+    def _why_impossible(self) -> str:
+        c = self.constraints
+        k = len(c.start) + len(c.end)
+        if c.max_len is not None and c.max_len < k:
+            return (
+                f"--max-len {c.max_len} is shorter than --start {c.start!r} + --end {c.end!r} "
+                f"({k} characters), and they do not overlap into a shorter name"
+            )
+        return (
+            "no name meets these constraints with non-zero probability under this model "
+            f"(start {c.start!r}, end {c.end!r}, length {c.min_len}..{c.max_len or '∞'}): relax them"
+        )
+
     def _messages(self) -> None:
         """R after j + 1 middle chars, for every j the walk can reach (sum-product, linear)."""
         t = self.leave
@@ -181,30 +276,17 @@ class Plan:
         if self.max_middle is None:
             # when every state can end the name at every step, a walk ends with probability 1:
             # Σ_k Q^k t is all ones, no V×V solve needed (unconstrained sampling at any V)
-            ones = self.target == BOUNDARY_ID and self._always_ends()
-            base = torch.ones_like(t) if ones else self._geometric_sum(t)  # Σ_{k ≥ 0} Q^k t
+            ones = self.target == BOUNDARY_ID and self.middle.always_ends(t)
+            base = torch.ones_like(t) if ones else self.middle.geometric_sum(t)  # Σ_{k ≥ 0} Q^k t
             self.partial_sums = None
         else:
             n = self.max_middle - self.min_middle
-            sums, T = [t.clone()], t.clone()
-            for _ in range(n):  # S_i = Σ_{k ≤ i} Q^k t
-                T = self._Qv(T)
-                sums.append(sums[-1] + T)
-                # ‖Q^k t‖ never grows (Q is substochastic): once a term is below rounding, every
-                # later S_i equals this one, so a --max-len of 10⁹ costs what the names need
-                if float(T.max()) <= 1e-18 * float(sums[-1].max()):
-                    break
-                if len(sums) > MAX_STEPS:
-                    raise BigramError(
-                        f"--max-len {self.constraints.max_len}: under this model names often run past "
-                        f"{MAX_STEPS:,} characters; pass a smaller --max-len"
-                    )
-            self.partial_sums = sums
-            base = sums[-1]
+            self.partial_sums = self.middle.partial_sums(t, n, self.constraints.max_len)
+            base = self.partial_sums[-1]
         at_least = [base]  # [i] = Q^i · base: "at least i more middle chars, then as base allows"
         for i in range(self.min_middle):
             # Q·1 = 1 − P(end | d), as the rows of P sum to 1: --min-len 1 (every name) needs no Q
-            at_least.append(1 - self.P[:, BOUNDARY_ID] if ones and i == 0 else self._Qv(at_least[-1]))
+            at_least.append(1 - self.P[:, BOUNDARY_ID] if ones and i == 0 else self.middle.Qv(at_least[-1]))
         self.at_least = at_least
         self.tail, self.certain = base, ones  # certain: tail is all ones
 
@@ -225,7 +307,7 @@ class Plan:
 
     def row_weights(self, j: int, states: torch.Tensor) -> torch.Tensor:
         """step_weights(j)[states] without building the V×V matrix (few names, large V)."""
-        w = self._times_next(self.completion(j), states)
+        w = self.middle.times_next(self.completion(j), states)
         w[:, BOUNDARY_ID] = self.leave[states] if self.may_exit(j) else 0.0
         return w
 
@@ -233,38 +315,9 @@ class Plan:
         """Unnormalized V×V weights of step j: column 0 = leave the middle, d ≥ 1 = go to d."""
         c = self.completion(j)
         # every walk completes from every state (unconstrained, past --min-len): the weights are P
-        w = self.P.clone() if self.certain and c is self.tail else self._times_next(c)
+        w = self.P.clone() if self.certain and c is self.tail else self.middle.times_next(c)
         w[:, BOUNDARY_ID] = self.leave if self.may_exit(j) else 0.0
         return w
-
-    def _times_next(self, v: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
-        """P(s, c) · v(the state after c follows s), for every state s (or those given) and c."""
-        return self.chain.at_next(self.P if states is None else self.P[states], v, torch.mul, states)
-
-    def _geometric_sum(self, t: torch.Tensor) -> torch.Tensor:
-        """Σ_{k ≥ 0} Q^k t: the probability of eventually leaving into t, from every state.
-
-        For many states, the linear system (I − Q) h = t by GMRES (~40 products Q·v at
-        V = 4,500, 0.5 s, where a factorization costs V³/3 flops, 1.7 s); for the bigram then
-        one dense solve. Otherwise, or when that system is singular (states that can never
-        leave), by doubling for the bigram (s ← s + Q^(2^i) s, exact to rounding after
-        log2(expected length) squarings) and term by term for a C×V table (no C×C matrix)."""
-        if self.C > _SOLVE_ABOVE:
-            h = _gmres(self._Qv, t)
-            if h is not None:
-                return h.clamp_(min=0)
-        if self.bigram:
-            return _geometric_sum(self.Q, t)
-        s, T = t.clone(), t
-        for _ in range(MAX_STEPS):
-            T = self._Qv(T)
-            s += T
-            if float(T.max()) <= 1e-17 * float(s.max()):
-                return s
-        raise BigramError(
-            f"under this model names meeting these constraints often run past {MAX_STEPS:,} "
-            "characters; pass --max-len"
-        )
 
     def log_mass_middle(self) -> float:
         """log P(S) + log(mass of all allowed middles from first_state) + log P(E, end)."""
@@ -437,70 +490,76 @@ def best_names(
     plan: Plan, k: int, *, exclude: set[str] | None = None, max_queued: int = 2_000_000
 ) -> list[tuple[str, float]]:
     """The k most probable names meeting the plan's constraints, most probable first, with their
-    log probability. A* over middles with exact max-product heuristics.
+    log probability. A* over middles with exact max-product heuristics (_Search).
 
     Memory and time are bounded: after `max_queued` partial names the search stops and raises
     SearchStopped, which carries the names found so far (all exact, in order)."""
-    vocab = plan.vocab
-    with torch.no_grad():
-        best = _max_messages(plan)
-    lQ = plan.Q.log()  # moves within the middle: never into the boundary
-    lt = plan.leave.log()
-    base = plan.log_p_start + plan.log_p_end
-    # a heap entry: (−f, tie-breaker, j, cur, path, done) where
-    #   f     = log P of the path so far + the best log P of any completion (exact, so the first
-    #           finished entry popped is the most probable name, the next the second, …)
-    #   j     = how many middle characters the path has (−1: a name where --start and --end overlap)
-    #   cur   = the state (context) the next step leaves from
-    #   path  = the middle's ids so far
-    #   done  = the path is a whole name (its end already added to f), nothing left to extend
-    heap: list[tuple[float, int, int, int, tuple[int, ...], bool]] = []
-    counter = 0  # tie-breaker so the heap never compares paths
-    for name, lp in plan.overlaps:
-        heap.append((-lp, counter, -1, 0, tuple(vocab.encode(name)), True))
-        counter += 1
-
-    def ahead(cur: int, v: torch.Tensor) -> torch.Tensor:
-        """log Q(cur, d) + v(the state after d), for every next character d."""
-        return plan.chain.at_next(lQ[cur : cur + 1], v, torch.add, torch.tensor([cur]))[0]
-
-    def h(j: int, cur: int) -> float:
-        """Best log-prob of completing from state cur having j middle chars."""
-        exit_ = float(lt[cur]) if plan.may_exit(j) else -math.inf
-        nxt = best(j)
-        go = float(ahead(cur, nxt).max()) if nxt is not None else -math.inf
-        return max(exit_, go)
-
-    start_h = h(0, plan.first_state)
-    if start_h > -math.inf:
-        heap.append((-(base + start_h), counter, 0, plan.first_state, (), False))
-        counter += 1
-    heapq.heapify(heap)
+    search = _Search(plan)
     out: list[tuple[str, float]] = []
-    while heap and len(out) < k:
-        neg, _, j, cur, path, done = heapq.heappop(heap)
+    c = plan.constraints
+    while search.heap and len(out) < k:
+        neg, _, j, cur, path, done = heapq.heappop(search.heap)
         if done:
-            c = plan.constraints
-            name = c.start + vocab.decode(path) + c.end if j >= 0 else vocab.decode(path)  # j < 0: overlap
+            name = c.start + plan.vocab.decode(path) + c.end if j >= 0 else plan.vocab.decode(path)
             # a name with white space at either end is none the text rule can make (it strips)
             if not (exclude and name in exclude) and name == name.strip():
                 out.append((name, -neg))
             continue
-        if counter > max_queued:
+        if search.counter > max_queued:
             raise SearchStopped.bound(k, max_queued, out)
-        g_here = -neg - h(j, cur)  # log prob of the path so far (f = g + h)
-        if plan.may_exit(j) and lt[cur] > -math.inf:
-            heapq.heappush(heap, (-(g_here + float(lt[cur])), counter, j, cur, path, True))
-            counter += 1
-        nxt = best(j)
-        if nxt is None:
-            continue
-        f = g_here + ahead(cur, nxt)
-        for d in torch.nonzero(f > -math.inf).squeeze(1).tolist():
-            after = plan.chain.next_one(cur, d)
-            heapq.heappush(heap, (-float(f[d]), counter, j + 1, after, (*path, d), False))
-            counter += 1
+        search.expand(-neg, j, cur, path)
     return out
+
+
+class _Search:
+    """best_names' A* queue. An entry is (−f, tie-breaker, j, cur, path, done):
+    f     = log P of the path so far + the best log P of any completion (exact, so the first
+            finished entry popped is the most probable name, the next the second, …)
+    j     = how many middle characters the path has (−1: a name where --start and --end overlap)
+    cur   = the state (context) the next step leaves from
+    path  = the middle's ids so far
+    done  = the path is a whole name (its end already added to f), nothing left to extend"""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        with torch.no_grad():
+            self.best = _max_messages(plan)
+        self.lQ, self.lt = plan.Q.log(), plan.leave.log()  # moves within the middle; leaving it
+        self.heap: list[tuple[float, int, int, int, tuple[int, ...], bool]] = []
+        self.counter = 0  # tie-breaker so the heap never compares paths
+        for name, lp in plan.overlaps:
+            self._push(-lp, -1, 0, tuple(plan.vocab.encode(name)), True)
+        start_h = self.h(0, plan.first_state)
+        if start_h > -math.inf:
+            self._push(-(plan.log_p_start + plan.log_p_end + start_h), 0, plan.first_state, (), False)
+        heapq.heapify(self.heap)
+
+    def _push(self, neg_f: float, j: int, cur: int, path: tuple[int, ...], done: bool) -> None:
+        heapq.heappush(self.heap, (neg_f, self.counter, j, cur, path, done))
+        self.counter += 1
+
+    def ahead(self, cur: int, v: torch.Tensor) -> torch.Tensor:
+        """log Q(cur, d) + v(the state after d), for every next character d."""
+        return self.plan.chain.at_next(self.lQ[cur : cur + 1], v, torch.add, torch.tensor([cur]))[0]
+
+    def h(self, j: int, cur: int) -> float:
+        """Best log-prob of completing from state cur having j middle chars."""
+        exit_ = float(self.lt[cur]) if self.plan.may_exit(j) else -math.inf
+        nxt = self.best(j)
+        go = float(self.ahead(cur, nxt).max()) if nxt is not None else -math.inf
+        return max(exit_, go)
+
+    def expand(self, f: float, j: int, cur: int, path: tuple[int, ...]) -> None:
+        """Queue a popped partial name's successors: the name ended here, and each next character."""
+        g_here = f - self.h(j, cur)  # log prob of the path so far (f = g + h)
+        if self.plan.may_exit(j) and self.lt[cur] > -math.inf:
+            self._push(-(g_here + float(self.lt[cur])), j, cur, path, True)
+        nxt = self.best(j)
+        if nxt is None:
+            return
+        ahead = g_here + self.ahead(cur, nxt)
+        for d in torch.nonzero(ahead > -math.inf).squeeze(1).tolist():
+            self._push(-float(ahead[d]), j + 1, self.plan.chain.next_one(cur, d), (*path, d), False)
 
 
 def _max_messages(plan: Plan):
