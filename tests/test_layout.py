@@ -18,4 +18,3 @@ def test_no_function_in_the_package_is_longer_than_60_lines():
                 if lines > MAX_LINES:
                     long.append(f"{path.name}:{node.lineno} {node.name} ({lines} lines)")
     assert long == []
-
