@@ -54,6 +54,7 @@ def _root(
     """Character-level bigram language models: counts, a one-hot neural net, TensorBoard, sampling."""
 
 
+# a key's declared type → its option's type (smoothing's text is parsed by _smoothing_flag)
 _CLI_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "float | None": float, "float | str": str}
 
 
