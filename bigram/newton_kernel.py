@@ -21,7 +21,11 @@ from numba import njit
 from bigram.newton import ARMIJO, HALVINGS, MAX_MOVE
 
 # reassociation lets LLVM vectorize the sums; no flag that assumes finite values (top starts at −∞)
-_jit = njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+_FLAGS = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+_jit = njit(**_FLAGS)
+# the steps are inlined into newton_rows (numba's IR): compiled as separate functions, a fresh
+# compile and one loaded from the cache rounded differently in the last bits of W
+_step = njit(inline="always", **_FLAGS)
 
 
 @_jit
@@ -41,7 +45,7 @@ def newton_rows(W, N, lo, hi, total, beta, reg_cell, lr, out):
             line_search(w, n, d, r, total, reg_cell, lr, nll + reg_cell * ww, slope)
 
 
-@_jit
+@_step
 def row_softmax(w, n, p):
     """p[j] = exp(w[j] − top), and (top, Σ p, Σ n·w, Σ w², Σ n) in float64."""
     top = -np.inf
@@ -59,7 +63,7 @@ def row_softmax(w, n, p):
     return top, z, nw, ww, r
 
 
-@_jit
+@_step
 def direction(w, n, p, d, z, r, alpha, beta, total):
     """Normalize p (by z) and set d = −H⁻¹g, H = α·diag(p) − α·p pᵀ + β·I; returns gᵀd, how fast
     the loss falls along d (< 0 for a descent direction)."""
@@ -86,7 +90,7 @@ def direction(w, n, p, d, z, r, alpha, beta, total):
     return slope
 
 
-@_jit
+@_step
 def line_search(w, n, d, r, total, reg_cell, lr, before, slope):
     """w += t·d for the first t = lr·min(1, MAX_MOVE / max|d|), halved up to HALVINGS times, whose
     loss is within ARMIJO of the decrease the slope predicts; w is kept when none is, or when a

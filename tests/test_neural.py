@@ -267,3 +267,28 @@ def test_count_log_probs_at_equals_the_table_everywhere():
         for counts in (N, N.to_sparse()):
             got = count_log_probs_at(counts, k)(i.flatten(), j.flatten()).view(3, 3)
             assert torch.allclose(got, count_log_probs(N, k), rtol=0, atol=1e-15)
+
+
+def test_newton_step_is_the_same_compiled_afresh_or_loaded_from_the_cache(tmp_path):
+    """The first run in an environment compiles the Newton kernel, later ones load it from numba's
+    cache: both must round alike, or a run's W would depend on whether it was the first."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\nfrom bigram.newton import RowNewton\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "N = torch.poisson(torch.rand(300, 300, generator=g) ** 8 * 20, generator=g)\n"
+        "W = torch.randn(300, 300, generator=torch.Generator().manual_seed(1))\n"
+        "opt = RowNewton(W, N, 0.01, 1.0)\n"
+        "for _ in range(6):\n    opt.step()\n"
+        "print(W.double().sum().item().hex(), W.abs().double().sum().item().hex())\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    runs = [
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True) for _ in "ab"
+    ]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    assert "compiling" in runs[0].stderr and "compiling" not in runs[1].stderr  # afresh, then cached
+    assert runs[0].stdout == runs[1].stdout
