@@ -205,11 +205,9 @@ def _table(grams: dict, ids: dict[str, int], V: int, order: int) -> torch.Tensor
     table = row.unsqueeze(0)  # 1 × V: the unigram row
     for k in range(2, order + 1):
         keys, probs, backs = grams.get(k, (array("q"), array("d"), array("d")))
+        # a k-gram's key is its tokens in base V: history · V + next, its flat index in the order-k
+        # table (V^(k−1) rows of V) and in the order-k histories' backoffs: no digits taken apart
         key = torch.frombuffer(keys, dtype=torch.int64) if len(keys) else torch.zeros(0, dtype=torch.int64)
-        digits = [(key // V ** (k - 1 - i)) % V for i in range(k)]
-        hist = torch.zeros_like(key)
-        for d in digits[:-1]:
-            hist = hist * V + d
         # row h of order k: backoff(h) + the order k−1 row of h's newest k − 2 tokens, filled a
         # block of rows (one oldest token) at a time: no temporary the size of the new table
         shorter, table = table, torch.empty(V ** (k - 1), V, dtype=torch.float64)
@@ -218,11 +216,11 @@ def _table(grams: dict, ids: dict[str, int], V: int, order: int) -> torch.Tensor
             torch.add(shorter, back[a * B : (a + 1) * B].unsqueeze(1), out=table[a * B : (a + 1) * B])
         del shorter
         if len(key):
-            table[hist, digits[-1]] = torch.frombuffer(probs, dtype=torch.float64)  # no copy
+            table.view(-1)[key] = torch.frombuffer(probs, dtype=torch.float64)  # no copy
         if k < order:
             back = torch.zeros(V**k, dtype=torch.float64)
             if len(key):
-                back[hist * V + digits[-1]] = torch.frombuffer(backs, dtype=torch.float64)
+                back[key] = torch.frombuffer(backs, dtype=torch.float64)
     table.mul_(LN10)
     step = max(1, (1 << 20) // V)  # rows renormalized a block at a time (logsumexp makes a copy)
     for i in range(0, len(table), step):
