@@ -183,7 +183,7 @@ def train(
     from bigram.config import resolve
     from bigram.text import check_data_path
 
-    overrides = {**keys, "smoothing": _smoothing_flag(keys["smoothing"])}  # None: not given
+    overrides = _overrides(keys)
     progress = not quiet and sys.stdout.isatty()
     steps = keys["steps"]
     if resume is not None:
@@ -587,7 +587,7 @@ def sweep(
 
     orders, regs = _sweep_grid(reg, order)
     per_order = orders is not None and len(orders) > 1  # then --reg gives each order its own
-    overrides = {**keys, "smoothing": _smoothing_flag(keys["smoothing"])}  # None: not given
+    overrides = _overrides(keys)
     overrides["order"] = orders[0] if orders is not None and len(orders) == 1 else None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise BigramError("sweep runs in one process: run it without torchrun (train works under torchrun)")
@@ -650,6 +650,14 @@ def _blocklist(path: Path) -> tuple[str, ...]:
     if not words:
         raise BigramError(f"--blocklist {shown(path)} has no strings in it")
     return words
+
+
+def _overrides(keys: dict) -> dict:
+    """A command's config flags (config_options' **keys) as resolve() takes them: None where a flag
+    was not given, and --smoothing's text read as a number, auto or kn."""
+    if "smoothing" in keys:
+        return {**keys, "smoothing": _smoothing_flag(keys["smoothing"])}
+    return dict(keys)
 
 
 def _smoothing_flag(text: str | None) -> float | str | None:

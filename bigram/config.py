@@ -144,7 +144,8 @@ def _path_of(value: Any) -> Any:
     return value
 
 
-_KEYS = [f.name for f in fields(TrainConfig)]
+_FIELDS = {f.name: f for f in fields(TrainConfig)}  # each key's declaration
+_KEYS = list(_FIELDS)
 # names other tools use for our keys (nanoGPT's among them), for "did you mean"
 _SYNONYMS = {
     "learning_rate": "lr", "max_iters": "steps", "num_steps": "steps", "iters": "steps", "epochs": "steps",
@@ -153,13 +154,12 @@ _SYNONYMS = {
     "data_path": "data", "val_split": "val_frac", "test_split": "test_frac", "opt": "optimizer",
 }  # fmt: skip
 # the keys whose value is one of a fixed set: what validation accepts and what --help lists
-CHOICES = {f.name: f.metadata["choices"] for f in fields(TrainConfig) if f.metadata["choices"]}
-_TYPES = {f.name: f.type for f in fields(TrainConfig)}  # "int", "float | None", … (the annotations' text)
+CHOICES = {name: f.metadata["choices"] for name, f in _FIELDS.items() if f.metadata["choices"]}
 
 
 def default_text(name: str, defaults: dict[str, Any] | None = None) -> str:
     """How a key's default reads in --help and docs/cli.md: a switch by the spelling that is on."""
-    f = next(f for f in fields(TrainConfig) if f.name == name)
+    f = _FIELDS[name]
     value = (defaults or {}).get(name, f.default)
     if f.metadata["flag"]:
         on, off = f.metadata["flag"].split("/")
@@ -250,16 +250,16 @@ def resolve(
 
 
 def _check_type(key: str, value: Any, where: str) -> None:
-    kind = _TYPES[key]
+    declared = _FIELDS[key].type  # the annotation's text: "int", "float | None", …
     if key == "smoothing" and value in SMOOTHING_NAMES:
         return
-    if kind == "bool":
+    if declared == "bool":
         ok, kind = isinstance(value, bool), "true or false"
         if ok:
             return
-    elif kind == "str":
+    elif declared == "str":
         ok, kind = isinstance(value, str), "a string"
-    elif kind == "int":
+    elif declared == "int":
         ok, kind = isinstance(value, int), "an integer"
     elif key == "smoothing":
         ok, kind = isinstance(value, int | float), "a number k ≥ 0 (add-k), 'auto' or 'kn' (Kneser-Ney)"

@@ -379,8 +379,8 @@ def read_counts(
     names: dict[int, slice] = {}  # chunk offset → the positions of its names in the file
     drawn = None
     if split == "random":
-        names = _name_positions(p, progress)
-        drawn = _LabelsDrawn(max(n.stop for n in names.values()), val_frac, test_frac, seed)
+        names, total = _name_positions(p, progress)
+        drawn = _LabelsDrawn(total, val_frac, test_frac, seed)
     counter = PairCounter(order)
     early: list[int] = []  # chunks counted before the labels were drawn: every name as train
     size = (p.stat().st_size if is_regular(p) else None) if end is None else end - start
@@ -419,14 +419,15 @@ def _check_split(p: Path, split: str, world: int) -> None:
         raise BigramError(f"{p} is not a regular file: torchrun's processes need byte ranges of one")
 
 
-def _name_positions(p: Path, progress: bool) -> dict[int, slice]:
-    """The random split's first pass: chunk offset → the positions of its names in the file."""
+def _name_positions(p: Path, progress: bool) -> tuple[dict[int, slice], int]:
+    """The random split's first pass: chunk offset → the positions of its names in the file, and
+    how many names the file holds."""
     names, total = {}, 0
     for offset, k in sorted(count_names(p, progress).items()):
         names[offset], total = slice(total, total + k), total + k
     if total == 0:
         raise BigramError(f"data file {p} has no names (it is empty or only blank lines)")
-    return names
+    return names, total
 
 
 def _count_chunk(
