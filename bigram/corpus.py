@@ -5,8 +5,9 @@ made canonical by the run's text rule (bigram.text: BOM, line ends, UTF-8, norma
 then counted by one compiled pass over its bytes (bigram.kernels), which strips each name, gives
 it its split (0 train, 1 val, 2 test) and counts its bigrams. Two split methods:
     random: a seeded permutation of the names' *positions* (torch.randperm's, as in
-            data.split_names), so the split needs one first pass that only counts names; then
-            one byte per name holds its split;
+            data.split_names), so the split needs one first pass that only counts names; the
+            chunks whose labels are known once the permutation's targets are drawn are counted
+            first (kernels.FirstPlaces), the rest after its shuffle;
     hash:   a seeded hash of the name's text (`kernels.split_of`): one pass, any size, every copy
             of a name in one split.
 Counts are keyed by code point (a dense block for pairs below 256, a hash table for the rest), so
@@ -51,7 +52,7 @@ SPLITS = ("train", "val", "test")
 CHUNK_BYTES = 1 << 20  # small enough to stay in the CPU caches while the kernel reads it
 MAX_LINE_BYTES = 16 << 20  # a "name" longer than this means the file is not one name per line
 # torch.randperm(n) on the CPU is a plain forward Fisher–Yates shuffle below this n (another
-# algorithm above): kernels.label_first_of_randperm draws the same permutation's first places
+# algorithm above): kernels.FirstPlaces draws the same permutation's first places
 _RANDPERM_SHUFFLE_LIMIT = (2**32 - 1) // 20
 MAX_V = 16_384  # tokens; V×V tables beyond that no longer fit a sane memory budget
 MAX_TABLE = 1 << 26  # entries of a C×V table at order ≠ 2 (512 MiB as float64)
@@ -93,26 +94,24 @@ def iter_chunks(
     path: Path, start: int = 0, end: int | None = None, chunk_bytes: int | None = None
 ) -> Iterator[tuple[int, bytes]]:
     """(offset in the file, chunk) pairs; every chunk ends at a line end ("\\n" or "\\r") or at
-    the range's end. A CRLF cut between two chunks leaves an empty line, which is no name."""
-    chunk_bytes = chunk_bytes or CHUNK_BYTES
+    the range's end. A CRLF cut between two chunks leaves an empty line, which is no name. A
+    regular file is cut where `chunk_spans` says (the random split's two passes cut it alike)."""
     with path.open("rb") as f:
-        if start:  # a pipe cannot seek, and is always read whole
-            f.seek(start)
-        pos, carry, offset = start, b"", start
-        while end is None or pos < end:
-            block = f.read(chunk_bytes if end is None else min(chunk_bytes, end - pos))
-            if not block:
-                break
-            pos += len(block)
+        if is_regular(path):
+            if start:
+                f.seek(start)
+            for a, b in chunk_spans(f.fileno(), start, os.fstat(f.fileno()).st_size if end is None else end,
+                                    chunk_bytes, path):  # fmt: skip
+                yield a, f.read(b - a)
+            return
+        # a pipe cannot seek and is read whole, in blocks, each cut after its last line end
+        chunk_bytes = chunk_bytes or CHUNK_BYTES
+        carry, offset = b"", 0
+        while block := f.read(chunk_bytes):
             buf = carry + block
             cut = max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1
             if cut == 0:  # no line end yet: one line longer than a chunk
-                if len(buf) > MAX_LINE_BYTES:
-                    raise BigramError(
-                        f"data file {path}: line {line_of(path, offset)} is longer than "
-                        f"{MAX_LINE_BYTES >> 20} MiB; a names corpus has one name per line "
-                        "(lines end with \\n, \\r\\n or \\r)"
-                    )
+                _check_line_length(len(buf), path, offset)
                 carry = buf
                 continue
             yield offset, buf[:cut]
@@ -120,6 +119,57 @@ def iter_chunks(
             carry = buf[cut:]
         if carry:
             yield offset, carry
+
+
+def chunk_spans(
+    fd: int, start: int, end: int, chunk_bytes: int | None = None, path: Path | None = None
+) -> Iterator[tuple[int, int]]:
+    """[a, b) byte spans of a regular file's range [start, end): windows of `chunk_bytes`, each
+    cut after the last line end it holds (a line longer than a window joins the next). Only the
+    bytes before each cut are read (os.pread), so the spans cost next to nothing.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryFile() as f:
+    ...     _ = f.write(b"ann\\nbob\\r\\ncy\\ndee")
+    ...     f.flush()
+    ...     list(chunk_spans(f.fileno(), 0, 16, chunk_bytes=6))  # windows end at 6, 12, 16
+    [(0, 4), (4, 12), (12, 16)]
+    """
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
+    offset = pos = lo = start  # spans so far end at offset; [offset, lo) holds no line end
+    while pos < end:
+        pos = min(pos + chunk_bytes, end)  # windows end at start + m·chunk_bytes, wherever the cuts fall
+        cut = _last_line_end(fd, lo, pos)
+        if cut is None:  # no line end yet: one line longer than a window
+            _check_line_length(pos - offset, path, offset)
+            lo = pos
+            continue
+        yield offset, cut
+        offset = lo = cut
+    if offset < end:
+        yield offset, end
+
+
+def _last_line_end(fd: int, lo: int, hi: int) -> int | None:
+    """The index after the last "\\n" or "\\r" in bytes [lo, hi) of the file, read backwards in
+    small blocks; None if there is none."""
+    while hi > lo:
+        at = max(lo, hi - (1 << 12))
+        block = os.pread(fd, hi - at, at)
+        cut = max(block.rfind(b"\n"), block.rfind(b"\r"))
+        if cut >= 0:
+            return at + cut + 1
+        hi = at
+    return None
+
+
+def _check_line_length(length: int, path: Path | None, offset: int) -> None:
+    if length > MAX_LINE_BYTES:
+        raise BigramError(
+            f"data file {path}: line {line_of(path, offset)} is longer than "
+            f"{MAX_LINE_BYTES >> 20} MiB; a names corpus has one name per line "
+            "(lines end with \\n, \\r\\n or \\r)"
+        )
 
 
 def _raw_lines(buf: bytes, offset: int) -> bytes:
@@ -131,17 +181,9 @@ def random_labels(n: int, val_frac: float, test_frac: float, seed: int) -> np.nd
     """The split of each of n names by position (0 train, 1 val, 2 test), one byte each: the first
     round(val_frac·n) positions of a seeded torch.randperm(n) are val, the next round(test_frac·n)
     test. The permutation is the one data.split_names draws, so both give the same split."""
-    n_val, n_test = split_sizes(n, val_frac, test_frac)
-    labels = _kernels().zeroed(n, np.uint8)
-    if n_val + n_test == 0:
-        return labels
-    if n < _RANDPERM_SHUFFLE_LIMIT:  # only the first n_val + n_test places of the permutation
-        _kernels().label_first_of_randperm(labels, n_val, n_test, seed)
-    else:
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed), dtype=torch.int32).numpy()
-        labels[perm[:n_val]] = 1
-        labels[perm[n_val : n_val + n_test]] = 2
-    return labels
+    places = _first_places(n, *split_sizes(n, val_frac, test_frac), seed)
+    places.shuffle()
+    return places.labels(0, n)
 
 
 def split_sizes(n: int, val_frac: float, test_frac: float) -> tuple[int, int]:
@@ -154,36 +196,29 @@ def split_sizes(n: int, val_frac: float, test_frac: float) -> tuple[int, int]:
     return n_val, n_test
 
 
-class _LabelsDrawn:
-    """The random split's labels, drawn on a thread of their own while the second pass starts
-    (the shuffle is one thread's work of 0.1–0.5 s that the counting need not wait for): `now()`
-    is None until they are ready, `wait()` waits for them."""
+def _first_places(n: int, n_val: int, n_test: int, seed: int):
+    """The labels of torch.randperm(n)'s first n_val + n_test places (`kernels.FirstPlaces`; past
+    the n where torch's CPU randperm stops being a plain shuffle, drawn by torch whole)."""
+    if n < _RANDPERM_SHUFFLE_LIMIT:
+        return _kernels().FirstPlaces(n, n_val, n_test, seed)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed), dtype=torch.int32).numpy()
+    labels = np.zeros(n, dtype=np.uint8)
+    labels[perm[:n_val]] = 1
+    labels[perm[n_val : n_val + n_test]] = 2
+    return _Drawn(labels)
 
-    def __init__(self, n: int, val_frac: float, test_frac: float, seed: int) -> None:
-        split_sizes(n, val_frac, test_frac)  # a bad fraction fails here, before any counting
-        self.labels: np.ndarray | None = None
-        self.error: BaseException | None = None
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._draw, args=(n, val_frac, test_frac, seed), daemon=True)
-        self.thread.start()
 
-    def _draw(self, n: int, val_frac: float, test_frac: float, seed: int) -> None:
-        try:
-            self.labels = random_labels(n, val_frac, test_frac, seed)
-        except BaseException as e:  # handed to the caller by wait()
-            self.error = e
-        finally:
-            self.ready.set()
+@dataclass
+class _Drawn:
+    """Labels drawn whole, read like kernels.FirstPlaces."""
 
-    def now(self) -> np.ndarray | None:
-        return self.labels if self.ready.is_set() else None
+    all: np.ndarray
 
-    def wait(self) -> np.ndarray:
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        assert self.labels is not None
-        return self.labels
+    def shuffle(self) -> None:
+        pass
+
+    def labels(self, lo: int, hi: int) -> np.ndarray:
+        return self.all[lo:hi]
 
 
 @functools.cache
@@ -199,7 +234,10 @@ def _kernels():
         kernels.count_chunk(one, kernels.Accumulator())  # by hash
         kernels.count_chunk(one, kernels.Accumulator(), np.zeros(1, np.uint8))  # by label
         kernels.count_lines(one)
-        kernels.label_first_of_randperm(np.zeros(2, np.uint8), 1, 0, 0)
+        kernels.quick_count_lines(np.frombuffer(b"ab\ncd\n", dtype=np.uint8))
+        places = kernels.FirstPlaces(2, 1, 0, 0)
+        places.shuffle()
+        places.labels(0, 2)
     return kernels
 
 
@@ -233,8 +271,6 @@ class PairCounter:
         self.accumulators: list = []
         self.local = threading.local()
         self.lock = threading.Lock()
-        self.moved: list[tuple] = []  # (split, context, next, count) parts added by `move_out_of_train`
-        self.moved_names = np.zeros(3, dtype=np.int64)
 
     def add(
         self,
@@ -265,20 +301,12 @@ class PairCounter:
 
     @property
     def names(self) -> np.ndarray:
-        return sum((acc.names for acc in self.accumulators), self.moved_names.copy())
-
-    def move_out_of_train(self, other: PairCounter) -> None:
-        """Names counted here as train that `other` counted again as val and test: their n-grams
-        move from the train counts to those splits."""
-        s, context, nxt, c = other.ngrams()
-        self.moved += [(s, context, nxt, c), (np.zeros_like(s), context, nxt, -c)]
-        moved = other.names
-        self.moved_names += moved - np.array([moved.sum(), 0, 0])
+        return sum((acc.names for acc in self.accumulators), np.zeros(3, dtype=np.int64))
 
     def ngrams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every counted n-gram as (split, context, next, count) arrays of code points (context:
         n × (order − 1)), the threads' parts laid end to end: an n-gram may appear once per thread."""
-        parts = [acc.ngrams() for acc in self.accumulators] + self.moved
+        parts = [acc.ngrams() for acc in self.accumulators]
         if not parts:
             empty = np.zeros(0, dtype=np.int64)
             return empty, np.zeros((0, self.order - 1), dtype=np.int64), empty, empty
@@ -298,7 +326,7 @@ def check_table_size(V: int, order: int, where: str = "") -> int:
 
 def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, torch.Tensor]:
     """Per-split C×V int64 count matrices from (split, row, column, count) in token ids (a pair
-    may repeat: repeats add up, and a pair whose counts add up to 0 is dropped); sparse COO when
+    may repeat, once per thread: repeats add up); sparse COO when
     that is smaller than dense (24 bytes per counted pair against 8 per cell)."""
     s, rows, cols, c = grams
     out = {}
@@ -309,10 +337,6 @@ def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, tor
         idx = torch.from_numpy(np.stack([rows[m], cols[m]]).astype(np.int64))
         vals = torch.from_numpy(c[m].astype(np.int64))
         t = torch.sparse_coo_tensor(idx, vals, shape, check_invariants=False).coalesce()
-        if (t.values() == 0).any():  # moved out of train by the random split's correction
-            keep = t.values() != 0
-            t = torch.sparse_coo_tensor(t.indices()[:, keep], t.values()[keep], shape, check_invariants=False)
-            t = t.coalesce()
         out[name] = t if 3 * t.values().numel() < shape[0] * shape[1] else t.to_dense()
     return out
 
@@ -338,17 +362,36 @@ def _run_chunks(
                 bar.update(size)
 
 
-def count_names(path: Path, progress: bool = False) -> dict[int, int]:
-    """The number of names in each chunk, by the chunk's offset: the random split's first pass."""
-    out: dict[int, int] = {}
+def count_names(path: Path, progress: bool = False) -> list[tuple[int, int, int]]:
+    """(start, end, names) of each chunk (iter_chunks' chunks) in file order: the random split's
+    first pass. Each thread reads its chunks into one buffer of its own (os.preadv), and
+    most chunks are counted by `kernels.quick_count_lines`; a chunk it cannot vouch for (a "\\r",
+    a blank line, a line that starts with white space, the file's BOM) is counted exactly."""
     kernels = _kernels()
+    buffers = threading.local()
+    bar = tqdm(
+        total=path.stat().st_size, unit="B", unit_scale=True, desc="names", disable=not progress, leave=False
+    )
 
-    def work(offset: int, buf: bytes) -> None:
-        out[offset] = kernels.count_lines(np.frombuffer(_raw_lines(buf, offset), dtype=np.uint8))
+    def work(span: tuple[int, int]) -> tuple[int, int, int]:
+        a, b = span
+        buf = getattr(buffers, "buf", None)
+        if buf is None or len(buf) < b - a:
+            buf = buffers.buf = bytearray(max(b - a, CHUNK_BYTES))
+        view = memoryview(buf)[: b - a]
+        got = os.preadv(fd, [view], a)
+        if got != b - a:
+            raise BigramError(f"data file {path} changed while it was read: read it again")
+        k = kernels.quick_count_lines(np.frombuffer(view, np.uint8)) if a or view[:3] != BOM else -1
+        if k < 0:
+            k = kernels.count_lines(np.frombuffer(_raw_lines(bytes(view), a), dtype=np.uint8))
+        view.release()
+        bar.update(b - a)
+        return a, b, k
 
-    size = path.stat().st_size
-    bar = tqdm(total=size, unit="B", unit_scale=True, desc="names", disable=not progress, leave=False)
-    _run_chunks(iter_chunks(path), work, bar)
+    with path.open("rb") as f, ThreadPoolExecutor(max_workers=2) as pool:
+        fd = f.fileno()
+        out = list(pool.map(work, chunk_spans(fd, 0, os.fstat(fd).st_size, None, path)))
     bar.close()
     return out
 
@@ -376,36 +419,59 @@ def read_counts(
     _kernels()  # compiled (or loaded from numba's cache) here, in the main thread
     _check_split(p, split, world)
     start, end = byte_range(p, rank, world) if world > 1 else (0, None)
-    names: dict[int, slice] = {}  # chunk offset → the positions of its names in the file
-    drawn = None
-    if split == "random":
-        names, total = _name_positions(p, progress)
-        drawn = _LabelsDrawn(total, val_frac, test_frac, seed)
     counter = PairCounter(order)
-    early: list[int] = []  # chunks counted before the labels were drawn: every name as train
-    size = (p.stat().st_size if is_regular(p) else None) if end is None else end - start
-    bar = tqdm(total=size, unit="B", unit_scale=True, desc="reading", disable=not progress, leave=False)
+    if split == "random":
+        _count_by_position(counter, p, seed, val_frac, test_frac, rule, progress)
+    else:
+        size = (p.stat().st_size if is_regular(p) else None) if end is None else end - start
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc="reading", disable=not progress, leave=False)
 
-    solo = threading.Lock()
+        def work(offset: int, buf: bytes) -> None:
+            _count_chunk(counter, p, offset, buf, None, rule, seed, val_frac, test_frac)
 
-    def work(offset: int, buf: bytes) -> None:
-        if drawn is None:
-            return _count_chunk(counter, p, offset, buf, None, rule, seed, val_frac, test_frac)
-        if drawn.now() is None:
-            with solo:  # one counting thread while the labels are drawn, which then have a core
-                if drawn.now() is None:
-                    early.append(offset)
-                    every_train = np.zeros(names[offset].stop - names[offset].start, dtype=np.uint8)
-                    return _count_chunk(counter, p, offset, buf, every_train, rule, seed, 0.0, 0.0)
-        _count_chunk(counter, p, offset, buf, drawn.now()[names[offset]], rule, seed, 0.0, 0.0)
-
-    _run_chunks(iter_chunks(p, start, end), work, bar)
-    bar.close()
-    if drawn is not None:
-        _recount_early(counter, p, sorted(early), names, drawn.wait(), rule, seed)
-    drawn = None  # the split labels (1 byte a name) are done with: free them before the trim
+        _run_chunks(iter_chunks(p, start, end), work, bar)
+        bar.close()
     _release_freed_memory()
     return _result(counter, p, group)
+
+
+def _count_by_position(
+    counter: PairCounter,
+    p: Path,
+    seed: int,
+    val_frac: float,
+    test_frac: float,
+    rule: TextRule,
+    progress: bool,
+) -> None:
+    """The random split: count the names (first pass), draw the permutation's target places, and
+    count the chunks whose names all lie at positions ≥ k first (their labels are known then)
+    while a thread shuffles for the positions below k, whose chunks come last."""
+    spans, total = _name_positions(p, progress)
+    n_val, n_test = split_sizes(total, val_frac, test_frac)
+    places = _first_places(total, n_val, n_test, seed)
+    shuffling = threading.Thread(target=places.shuffle, daemon=True)
+    shuffling.start()
+    first = [span for span in spans if span[2].start >= n_val + n_test]  # file order within each part
+    last = [span for span in spans if span[2].start < n_val + n_test]
+    bar = tqdm(
+        total=p.stat().st_size, unit="B", unit_scale=True, desc="reading", disable=not progress, leave=False
+    )
+
+    def work(offset: int, buf: bytes) -> None:
+        at = positions[offset]
+        _count_chunk(counter, p, offset, buf, places.labels(at.start, at.stop), rule, seed, 0.0, 0.0)
+
+    positions = {a: at for a, _, at in spans}
+    with p.open("rb") as f:
+        try:
+            _run_chunks(((a, os.pread(f.fileno(), b - a, a)) for a, b, _ in first + last), work, bar)
+        except BigramError as late:  # the file's first error, as one pass in file order would say
+            for a, b, _ in last:
+                _utf8(os.pread(f.fileno(), b - a, a), a, p, rule)
+            raise late from None
+    bar.close()
+    shuffling.join()
 
 
 def _check_split(p: Path, split: str, world: int) -> None:
@@ -419,15 +485,16 @@ def _check_split(p: Path, split: str, world: int) -> None:
         raise BigramError(f"{p} is not a regular file: torchrun's processes need byte ranges of one")
 
 
-def _name_positions(p: Path, progress: bool) -> tuple[dict[int, slice], int]:
-    """The random split's first pass: chunk offset → the positions of its names in the file, and
-    how many names the file holds."""
-    names, total = {}, 0
-    for offset, k in sorted(count_names(p, progress).items()):
-        names[offset], total = slice(total, total + k), total + k
+def _name_positions(p: Path, progress: bool) -> tuple[list[tuple[int, int, slice]], int]:
+    """The random split's first pass: each chunk's (start, end, the positions of its names in the
+    file), and how many names the file holds."""
+    spans, total = [], 0
+    for a, b, k in count_names(p, progress):
+        spans.append((a, b, slice(total, total + k)))
+        total += k
     if total == 0:
         raise BigramError(f"data file {p} has no names (it is empty or only blank lines)")
-    return names, total
+    return spans, total
 
 
 def _count_chunk(
@@ -450,45 +517,16 @@ def _count_chunk(
         )
 
 
-def _recount_early(
-    counter: PairCounter,
-    p: Path,
-    early: list[int],
-    names: dict[int, slice],
-    labels: np.ndarray,
-    rule: TextRule,
-    seed: int,
-) -> None:
-    """The chunks counted before the labels were drawn held every name as train: count their
-    val and test names again (train ones skipped) and move those n-grams out of train."""
-    if not early:
-        return
-    offsets = sorted(names)
-    ends = dict(zip(offsets, [*offsets[1:], p.stat().st_size], strict=True))
-    moved = PairCounter(counter.order)
-
-    def chunks() -> Iterator[tuple[int, bytes]]:
-        with p.open("rb") as f:
-            for offset in early:
-                f.seek(offset)
-                yield offset, f.read(ends[offset] - offset)
-
-    def work(offset: int, buf: bytes) -> None:
-        lab = labels[names[offset]]
-        lab = np.where(lab == 0, _kernels().SKIP, lab).astype(np.uint8)
-        _count_chunk(moved, p, offset, buf, lab, rule, seed, 0.0, 0.0)
-
-    _run_chunks(chunks(), work, None)
-    counter.move_out_of_train(moved)
-
-
 def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
     """The counts in the sorted vocabulary, summed over processes when given a process group
     (the vocabularies are merged first, then one all-reduce of dense matrices)."""
     names = counter.names.copy()
     order = counter.order
     s, context, nxt, c = counter.ngrams()
-    chars = np.union1d(np.unique(context), nxt)  # every code point met; "\n" (the boundary) first
+    met = np.zeros(_CP, dtype=bool)  # every code point met, "\n" (the boundary) among them
+    met[context.ravel()] = True
+    met[nxt] = True
+    chars = np.flatnonzero(met)  # a mask, not np.unique: no sort of the n-grams (0.03 s at 0.5M)
     if group is not None:
         import torch.distributed as dist
 
@@ -500,8 +538,11 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
     V = vocab.size
     C = check_table_size(V, order, f" (the tokens of {p})")
 
-    def ids(cp: np.ndarray) -> np.ndarray:  # code point → token id ("\n" → 0, the boundary)
-        return np.where(cp == _NL, 0, np.searchsorted(chars, cp) + 1)
+    token = np.zeros(_CP, dtype=np.int32)  # code point → token id ("\n" → 0, the boundary)
+    token[chars] = np.arange(1, V, dtype=np.int32)
+
+    def ids(cp: np.ndarray) -> np.ndarray:  # a lookup, not a binary search per n-gram
+        return token[cp].astype(np.int64)
 
     rows = np.zeros(len(nxt), dtype=np.int64)  # context (c₁ … c_{N−1}) → Σ cᵢ·V^(N−1−i)
     for i in range(order - 1):

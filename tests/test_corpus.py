@@ -205,6 +205,66 @@ def test_random_labels_are_torch_randperms_first_places(n):
         assert np.array_equal(labels, want)
 
 
+@pytest.mark.parametrize(
+    ("n", "n_val", "n_test"), [(2, 1, 0), (50, 20, 25), (1000, 0, 100), (250_001, 25_000, 25_000)]
+)
+def test_first_places_beyond_k_are_known_before_the_shuffle(n, n_val, n_test):
+    """An index at or beyond k = n_val + n_test is taken by the first step that targets its place,
+    so its label is read before the shuffle: it must be torch.randperm's; the shuffle then gives
+    the indices below k theirs."""
+    k = n_val + n_test
+    for seed in (0, 3, 2**40 + 7):
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+        want = np.zeros(n, dtype=np.uint8)
+        want[perm[:n_val]] = 1
+        want[perm[n_val:k]] = 2
+        places = corpus._kernels().FirstPlaces(n, n_val, n_test, seed)
+        assert np.array_equal(places.labels(k, n), want[k:])  # before the shuffle
+        places.shuffle()
+        assert np.array_equal(places.labels(0, n), want)
+        assert np.array_equal(places.labels(k // 2, min(k + 7, n)), want[k // 2 : k + 7])  # across k
+
+
+def _cut_as_one_stream(data: bytes, chunk: int) -> list[tuple[int, bytes]]:
+    """Chunks as a reader of one stream cuts them: blocks of `chunk` bytes, each cut after its
+    last line end, the rest carried into the next."""
+    out, carry, offset = [], b"", 0
+    for i in range(0, len(data), chunk):
+        buf = carry + data[i : i + chunk]
+        cut = max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1
+        if cut == 0:
+            carry = buf
+            continue
+        out.append((offset, buf[:cut]))
+        offset, carry = offset + cut, buf[cut:]
+    return out + ([(offset, carry)] if carry else [])
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 64, 1 << 13])
+def test_a_file_is_cut_into_the_chunks_one_stream_would_give(tmp_path, chunk):
+    """iter_chunks cuts a regular file where `chunk_spans` says, reading only near each cut: the
+    chunks must be those of one stream read block by block (CR, CRLF across a cut, lines longer
+    than a block and a 4 KiB read, no final line end, an empty file)."""
+    import random
+
+    rng = random.Random(chunk)
+    p = tmp_path / "n.txt"
+    bodies = [b"", b"a", b"\n", b"anna\r\nbob\rcy\n\n\r\n dee", b"x" * 9000 + b"\nyy\r" + b"z" * 5000]
+    bodies.append(
+        b"".join(rng.choice([b"ann", b"\r", b"\n", b"\r\n", b"z\xc3\xa9", b" "]) for _ in range(3000))
+    )
+    for data in bodies:
+        p.write_bytes(data)
+        got = list(corpus.iter_chunks(p, chunk_bytes=chunk))
+        assert got == _cut_as_one_stream(data, chunk)
+        with p.open("rb") as f:  # a byte range: the windows count from its start
+            s, e = byte_range(p, 1, 3)
+            spans = list(corpus.chunk_spans(f.fileno(), s, e, chunk))
+        assert [(a, data[a:b]) for a, b in spans] == [
+            (s + a, c) for a, c in _cut_as_one_stream(data[s:e], chunk)
+        ]
+
+
 # names: any characters but the line separators; surrounding whitespace is the loader's to strip
 name_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\x00")
 
