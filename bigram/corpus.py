@@ -386,12 +386,14 @@ def count_names(path: Path, progress: bool = False) -> list[tuple[int, int, int]
         if k < 0:
             k = kernels.count_lines(np.frombuffer(_raw_lines(bytes(view), a), dtype=np.uint8))
         view.release()
-        bar.update(b - a)
         return a, b, k
 
+    out = []
     with path.open("rb") as f, ThreadPoolExecutor(max_workers=2) as pool:
         fd = f.fileno()
-        out = list(pool.map(work, chunk_spans(fd, 0, os.fstat(fd).st_size, None, path)))
+        for a, b, k in pool.map(work, chunk_spans(fd, 0, os.fstat(fd).st_size, None, path)):
+            bar.update(b - a)  # in this thread: the workers only count
+            out.append((a, b, k))
     bar.close()
     return out
 

@@ -644,7 +644,7 @@ class FirstPlaces:
     def shuffle(self) -> None:
         """Stage 2: the labels of the indices below k (a thread of its own may run it)."""
         try:
-            keys = zeroed(1 << max(4, (2 * self.twice).bit_length()), np.int32)
+            keys = zeroed(1 << max(4, (2 * self.twice).bit_length()), np.int32)  # at most half full
             keys[:] = EMPTY
             again = np.ascontiguousarray(self.bits[:, 1])  # read at random: a third of the bytes to cache
             _shuffle(self.targets, self.k, again, zeroed(self.k, np.int32), keys, zeroed(len(keys), np.int32))
@@ -717,6 +717,7 @@ def _shuffle(js, k, again, front, keys, vals):
     that lands in place i. A place's content: front[p] = 1 + index (0 while it holds its own) below
     k; beyond k the hash table `keys`/`vals` for the places two steps target, and none for the rest
     (they hold their own index when a step takes it)."""
+    shift = np.uint64(64 - np.log2(keys.shape[0]))  # a slot: the product's top log2(slots) bits
     mask = keys.shape[0] - 1
     for i in range(k):
         j = np.int64(js[i])
@@ -727,7 +728,7 @@ def _shuffle(js, k, again, front, keys, vals):
             js[i] = at_j - 1 if at_j != 0 else j
             front[j] = held + 1
         elif again[(j - k) >> 3] & np.uint8(1 << ((j - k) & 7)):  # two steps target place j
-            s = np.int64((np.uint64(j) * _M1) >> np.uint64(40)) & mask
+            s = np.int64((np.uint64(j) * _M1) >> shift)
             while keys[s] != EMPTY and keys[s] != j:
                 s = (s + 1) & mask
             js[i] = vals[s] if keys[s] == j else j

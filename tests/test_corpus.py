@@ -225,6 +225,21 @@ def test_first_places_beyond_k_are_known_before_the_shuffle(n, n_val, n_test):
         assert np.array_equal(places.labels(k // 2, min(k + 7, n)), want[k // 2 : k + 7])  # across k
 
 
+def test_past_the_plain_shuffles_limit_torch_draws_the_whole_permutation(monkeypatch):
+    """Beyond ~214 million names torch's CPU randperm is another algorithm: the split then takes
+    torch.randperm itself, read the same way (labels by position ranges)."""
+    n, n_val, n_test = 5000, 400, 300
+    fast = corpus._first_places(n, n_val, n_test, 9)
+    fast.shuffle()
+    monkeypatch.setattr(corpus, "_RANDPERM_SHUFFLE_LIMIT", 0)
+    whole = corpus._first_places(n, n_val, n_test, 9)
+    assert isinstance(whole, corpus._Drawn)
+    whole.shuffle()
+    assert np.array_equal(whole.labels(0, n), fast.labels(0, n))
+    assert np.array_equal(whole.labels(100, 900), fast.labels(100, 900))
+    assert np.bincount(whole.labels(0, n), minlength=3).tolist() == [n - n_val - n_test, n_val, n_test]
+
+
 def _cut_as_one_stream(data: bytes, chunk: int) -> list[tuple[int, bytes]]:
     """Chunks as a reader of one stream cuts them: blocks of `chunk` bytes, each cut after its
     last line end, the rest carried into the next."""
