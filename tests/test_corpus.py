@@ -220,6 +220,9 @@ def test_first_places_beyond_k_are_known_before_the_shuffle(n, n_val, n_test):
         want[perm[n_val:k]] = 2
         places = corpus._kernels().FirstPlaces(n, n_val, n_test, seed)
         assert np.array_equal(places.labels(k, n), want[k:])  # before the shuffle
+        for lo, hi in ((k + 3, n - 5), (k + 1, k + 4), (k + 9, n)):  # bytes of the bitmaps cut anywhere
+            if lo <= hi <= n:
+                assert np.array_equal(places.labels(lo, hi), want[lo:hi])
         places.shuffle()
         assert np.array_equal(places.labels(0, n), want)
         assert np.array_equal(places.labels(k // 2, min(k + 7, n)), want[k // 2 : k + 7])  # across k

@@ -89,7 +89,7 @@ def test_the_quick_line_count_looks_closer_at_every_line_start_that_may_be_blank
             if 0x21 <= b0 < 0x80 or 0xC3 <= b0 <= 0xDF or 0xE4 <= b0 <= 0xEF:
                 assert not blank, (hex(b0), hex(b1))
     assert may_start_blank(np.uint8(NL), np.uint8(ord("a")))
-    for text in ["anna\nbob\n", "ゆき\n李\nзоя\n", "ab\ncd", "ann\nbob\ncy\ndee\n" * 50]:
+    for text in ["anna\nbob\n", "ゆき\n李\nзоя\n", "ab\ncd", "ann\r\nbob\r\n", "ann\nbob\ncy\ndee\n" * 50]:
         buf = np.frombuffer(text.encode(), np.uint8)
         assert quick_count_lines(buf) == count_lines(buf) == len(text.split())
     for text in [
