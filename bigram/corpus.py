@@ -44,7 +44,6 @@ from bigram.text import (
     decode,
     is_regular,
     line_of,
-    unify_line_ends,
 )
 from bigram.vocab import Vocab
 
@@ -174,7 +173,8 @@ def _check_line_length(length: int, path: Path | None, offset: int) -> None:
 
 def _raw_lines(buf: bytes, offset: int) -> bytes:
     """A chunk's bytes with the file's BOM dropped (at offset 0) and every line end made "\\n"."""
-    return unify_line_ends(buf[3:] if offset == 0 and buf.startswith(BOM) else buf)
+    buf = buf[3:] if offset == 0 and buf.startswith(BOM) else buf
+    return _kernels().unify_line_ends(buf) if b"\r" in buf else buf
 
 
 def random_labels(n: int, val_frac: float, test_frac: float, seed: int) -> np.ndarray:
@@ -234,7 +234,10 @@ def _kernels():
         kernels.count_chunk(one, kernels.Accumulator())  # by hash
         kernels.count_chunk(one, kernels.Accumulator(), np.zeros(1, np.uint8))  # by label
         kernels.count_lines(one)
+        kernels.count_lines(np.frombuffer(b" a\n", dtype=np.uint8))  # a line read closely
+        kernels._count_lines(one, kernels.SPACE)  # a chunk read closely
         kernels.quick_count_lines(np.frombuffer(b"ab\ncd\n", dtype=np.uint8))
+        kernels.unify_line_ends(b"a\r\n")
         places = kernels.FirstPlaces(2, 1, 0, 0)
         places.shuffle()
         places.labels(0, 2)

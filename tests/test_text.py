@@ -74,6 +74,29 @@ def test_counting_names_from_bytes_agrees_with_the_rule(lines, ends):
         assert quick in (want, -1)
 
 
+@given(
+    parts=st.lists(st.sampled_from([b"a", b"\xc3\xa9", b"\r", b"\n", b"\r\n", b" ", b"\r\r"]), max_size=40)
+)
+def test_the_readers_line_ends_are_the_text_rules(parts):
+    """The reader's compiled unify_line_ends equals text.unify_line_ends (CRLF and CR become LF)."""
+    from bigram import kernels
+    from bigram.text import unify_line_ends
+
+    buf = b"".join(parts)
+    assert kernels.unify_line_ends(buf) == unify_line_ends(buf)
+
+
+def test_lines_that_start_with_white_space_are_read_closely_however_many():
+    """count_lines reads each line that starts with white space character by character (up to
+    kernels.UNSURE of them, else the whole chunk): the count must not depend on how many there are."""
+    from bigram.kernels import UNSURE
+
+    for unsure in (1, UNSURE - 1, UNSURE, UNSURE + 1, 3 * UNSURE):
+        lines = [" ann" if i % 3 else "\u3000 " for i in range(unsure)] + ["bob", "", "cy"] * 50
+        buf = np.frombuffer("\n".join(lines[::-1] if unsure % 2 else lines).encode(), np.uint8)
+        assert count_lines(buf) == len([w for w in lines if w.strip()]), unsure
+
+
 def test_the_quick_line_count_looks_closer_at_every_line_start_that_may_be_blank():
     """may_start_blank must hold for every (first byte, second byte) that LINE_START does not
     call a name for sure, or a blank line would be counted as a name; and not hold for the first
