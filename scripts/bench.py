@@ -455,9 +455,9 @@ def _scale_row(task: str, seconds: float, note: str) -> dict:
     return dict(task=task, ref_s=math.nan, ours_s=seconds, note=note)
 
 
-def _repeat_to(path: Path, names: list[str], mib: float) -> int:
+def _repeat_to(path: Path, names: list[str], mib: float, end: str = "\n") -> int:
     """Write the names over and over until the file reaches `mib` MiB; returns its size."""
-    block = ("\n".join(names) + "\n").encode()
+    block = (end.join(names) + end).encode()
     with path.open("wb") as f:
         for _ in range(int(mib * 2**20) // len(block) + 1):
             f.write(block)
@@ -601,11 +601,13 @@ def _import_row(tmp: Path, label: str, names: list[str], model: list[str], runs:
     )
 
 
-def bench_default_split(tmp: Path, label: str, names: list[str], mib: float, runs: int) -> list[dict]:
+def bench_default_split(
+    tmp: Path, label: str, names: list[str], mib: float, runs: int, end: str = "\n"
+) -> list[dict]:
     """The counting stage alone with the default (random) split against `--split hash` on the same
     file, interleaved in one loop (issue 29: within 15 %, same counts)."""
-    path = tmp / f"{label}-{mib:g}-split.txt"
-    size = _repeat_to(path, names, mib)
+    path = tmp / f"split-{mib:g}-{len(end)}.txt"
+    size = _repeat_to(path, names, mib, end)
     took: dict[str, list[float]] = {"random": [], "hash": []}
     for _ in range(runs):
         for split in took:
@@ -704,6 +706,10 @@ def bench_scale(tmp: Path, runs: int) -> list[dict]:
     rows += bench_import(tmp, nl, runs)
     rows += bench_default_split(tmp, "multilingual", ml, 128, runs)
     rows += bench_default_split(tmp, "names-like", nl, 200, runs)
+    messy = []  # a list as people keep them: CRLF, a blank line now and then, some padded names
+    for i, w in enumerate(nl):
+        messy += [w, *([""] if i % 3001 == 0 else []), *([f"  {w} "] if i % 7919 == 0 else [])]
+    rows += bench_default_split(tmp, "names-like, CRLF, blank and padded lines", messy, 200, runs, "\r\n")
     return rows
 
 
