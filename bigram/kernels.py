@@ -519,8 +519,8 @@ def _names_at(buf, starts, space):
 
 
 def unify_line_ends(buf: bytes) -> bytes:
-    """text.unify_line_ends (CRLF and lone CR become LF) in one compiled pass: bytes.replace
-    takes ~3 ms a MiB of CRLF lines, this ~0.3.
+    """CRLF and lone CR become LF, in one compiled pass (bytes.replace takes ~3 ms a MiB of CRLF
+    lines, this ~0.3).
 
     >>> unify_line_ends(b"ann\\r\\nbob\\rcy\\n")
     b'ann\\nbob\\ncy\\n'
@@ -713,7 +713,6 @@ class FirstPlaces:
         # for each place ≥ k, a bit in each of three columns: a step targets it, two steps do, a
         # val step does (side by side: one cache line for the three)
         self.bits = zeroed(3 * ((n - self.k + 7) // 8), np.uint8).reshape(-1, 3)
-        self.twice = 0  # places ≥ k that two steps or more target
         draws = _mt19937(seed)
         blocks = [*_blocks(0, n_val), *_blocks(n_val, self.k)]  # a block is val's or test's
         with ThreadPoolExecutor(max_workers=1) as marker:  # marks block b while block b + 1 is drawn
@@ -721,7 +720,7 @@ class FirstPlaces:
             for lo, hi in blocks:
                 _place_targets(self.targets, draws.random_raw(hi - lo), lo, n)
                 marked.append(marker.submit(_mark, self.targets, lo, hi, self.k, hi <= n_val, self.bits))
-            self.twice = sum(m.result() for m in marked)
+            self.twice = sum(m.result() for m in marked)  # places ≥ k that two steps or more target
 
     def shuffle(self) -> None:
         """Stage 2: the labels of the indices below k (a thread of its own may run it)."""
@@ -839,8 +838,7 @@ def _label_back(out, first, bits, eight):
     m = out.shape[0]
     x = min(m, (-first) & 7)  # the places before the first whole byte, then the bytes, then the rest
     for y in range(x):
-        b = first + y
-        out[y] = 2 * eight[bits[b >> 3, 0], b & 7] - eight[bits[b >> 3, 2], b & 7]
+        out[y] = _label_of(first + y, bits, eight)
     while x + 8 <= m:
         row = (first + x) >> 3
         hit, val = eight[bits[row, 0]], eight[bits[row, 2]]
@@ -848,5 +846,9 @@ def _label_back(out, first, bits, eight):
             out[x + t] = 2 * hit[t] - val[t]
         x += 8
     for y in range(x, m):
-        b = first + y
-        out[y] = 2 * eight[bits[b >> 3, 0], b & 7] - eight[bits[b >> 3, 2], b & 7]
+        out[y] = _label_of(first + y, bits, eight)
+
+
+@njit(cache=True, inline="always")
+def _label_of(b, bits, eight):
+    return 2 * eight[bits[b >> 3, 0], b & 7] - eight[bits[b >> 3, 2], b & 7]

@@ -94,17 +94,6 @@ def is_regular(path: Path) -> bool:
     return stat.S_ISREG(path.stat().st_mode)
 
 
-def unify_line_ends(buf: bytes) -> bytes:
-    """CRLF and lone CR become LF (one C call each, only when there is a CR at all).
-
-    >>> unify_line_ends(b"ann\\r\\nbob\\rcy\\n")
-    b'ann\\nbob\\ncy\\n'
-    """
-    if b"\r" in buf:
-        buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    return buf
-
-
 def check_bytes(buf: bytes, path: Path) -> None:
     """Refuse binary data: a NUL byte never occurs in a names file."""
     if b"\x00" in buf:
