@@ -7,7 +7,7 @@ import sys
 
 def main() -> None:
     try:
-        from bigram.interrupt import held_ctrl_c
+        from bigram.safety.interrupt import held_ctrl_c
 
         with held_ctrl_c():
             from bigram.cli import main as cli_main

@@ -16,7 +16,7 @@ import typer.core
 
 from bigram import options
 from bigram.errors import BigramError
-from bigram.interrupt import held_ctrl_c
+from bigram.safety.interrupt import held_ctrl_c
 from bigram.text import json_safe, shown, shown_lines
 
 
@@ -127,7 +127,7 @@ def say_corpus(flag: str | None, data: str) -> None:
 
 def libraries() -> None:
     """Import torch, where Ctrl-C is safe: after a command has checked everything it can check
-    without it, so that a refusal answers at once (bigram.options, bigram.rundir)."""
+    without it, so that a refusal answers at once (bigram.options, bigram.safety.rundir)."""
     with held_ctrl_c():
         import torch  # noqa: F401
 
@@ -135,7 +135,7 @@ def libraries() -> None:
 def open_run(run: Path | None, model: str | None = None, every_model: bool = False):
     """The run to use (checked before torch is imported); when none was named, say on stderr
     which run and model(s) were picked, and which newer runs were skipped and why."""
-    from bigram import rundir
+    from bigram.safety import rundir
 
     path, skipped = rundir.find_run(run)
     libraries()
@@ -179,8 +179,8 @@ def train(
     **keys,
 ) -> None:
     """Train the count model and/or the one-hot neural model; log to TensorBoard."""
-    from bigram import rundir
     from bigram.config import resolve
+    from bigram.safety import rundir
     from bigram.text import check_data_path
 
     overrides = _overrides(keys)
@@ -216,7 +216,7 @@ def train(
 
 def _check_resume(resume: Path, overrides: dict, **given: object) -> None:
     """--resume takes only --steps: the run's own config.toml holds the rest."""
-    from bigram import rundir
+    from bigram.safety import rundir
 
     flags = [f"--{k.replace('_', '-')}" for k, v in {**overrides, **given}.items() if v is not None]
     flags = [flag for flag in flags if flag != "--steps"]
@@ -326,7 +326,7 @@ def _patterns(
     """The automaton of --pattern, --contains, --not-contains and --blocklist; None without them."""
     if not (contains or not_contains or pattern is not None or blocked):
         return None
-    from bigram.automaton import Patterns
+    from bigram.exact.automaton import Patterns
 
     return Patterns(pattern, tuple(contains or ()), tuple(not_contains or ()), blocked)
 
@@ -466,7 +466,7 @@ def export(
     fmt = fmt or by_name
     check_new_file(out, overwrite)
     r = open_run(run, model)
-    from bigram.export import export as write
+    from bigram.formats.export import export as write
 
     kind = write(r, fmt, out, model)
     typer.echo(f"wrote {shown(out)} ({kind} model, {fmt})")
@@ -504,11 +504,11 @@ def mix(
             given = [float(w) for w in weights.split(",")]
         except ValueError:
             raise BigramError(f"--weights {weights!r}: give comma-separated numbers, or auto") from None
-    from bigram import rundir
+    from bigram.safety import rundir
 
     rundir.check_out(out, overwrite)
     libraries()
-    from bigram.mix import mix_runs
+    from bigram.formats.mix import mix_runs
 
     result = mix_runs(runs, given, out, val=val, overwrite=overwrite, tol=tol)
     if result.nll:  # every iteration's held-out NLL, six to a line
@@ -536,11 +536,11 @@ def import_(
     """A new run whose model is an ARPA file's table (backoffs applied), read by every command."""
     if out is None:
         raise BigramError("--out RUN is required: where to write the imported run")
-    from bigram import rundir
+    from bigram.safety import rundir
 
     rundir.check_out(out, overwrite)  # refused before torch loads
     libraries()
-    from bigram.arpa import import_arpa
+    from bigram.formats.arpa import import_arpa
 
     vocab, order = import_arpa(model, out, overwrite)
     typer.echo(f"read {shown(model)}: order {order}, {vocab.describe()}")
@@ -581,8 +581,8 @@ def sweep(
 ) -> None:
     """Train the neural model for several reg values, or both models at several orders, into one
     TensorBoard HParams view."""
-    from bigram import rundir
     from bigram.config import resolve, validate
+    from bigram.safety import rundir
     from bigram.text import check_data_path
 
     orders, regs = _sweep_grid(reg, order)
@@ -746,7 +746,7 @@ def plot(
         raise BigramError("--out FILE.png is required: where to write the figure")
     check_new_file(out, overwrite)
     r = open_run(run, model)
-    from bigram.plots import figure_for, save_png
+    from bigram.formats.plots import figure_for, save_png
 
     kind = r.pick_model(model)
     lp = r.log_probs(kind) if what == "probs" else None
@@ -771,7 +771,7 @@ def explore(
     if out is not None:
         check_new_file(out, overwrite)
     r = open_run(run)
-    from bigram.explore import write
+    from bigram.formats.explore import write
 
     path = write(r, out if out is not None else r.path / "explore.html")
     typer.echo(f"wrote {shown(path)}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bigram.corpus import SPLITS, iter_names, random_labels
 from bigram.errors import BigramError
+from bigram.reader.corpus import SPLITS, iter_names, random_labels
 from bigram.text import TextRule
 
 

@@ -18,8 +18,8 @@ from tqdm import tqdm
 from bigram.config import TrainConfig
 from bigram.counts import dense
 from bigram.errors import BigramError
+from bigram.formats.tensorboard import Curves
 from bigram.models import NeuralBigram
-from bigram.tensorboard_log import Curves
 
 MAX_BATCH_CELLS = 1 << 25  # a minibatch's logits, batch × V floats (autograd keeps a few copies)
 LBFGS_HISTORY_BYTES = 256 << 20  # L-BFGS's curvature history (in memory and in neural.pt)
@@ -93,7 +93,10 @@ class RestartingLBFGS(torch.optim.LBFGS):
 def make_optimizer(cfg: TrainConfig, model: NeuralBigram, train: torch.Tensor):
     lr, params = cfg.learning_rate, model.parameters()
     if cfg.optimizer == "newton":
-        from bigram.newton import RowNewton  # numba: only the runs that use it pay the import
+        from bigram.safety.interrupt import held_ctrl_c
+
+        with held_ctrl_c():  # numba: only the runs that use it pay the import (never interrupted halfway)
+            from bigram.optim.newton import RowNewton
 
         return RowNewton(model.W, train, cfg.reg, lr)
     if cfg.optimizer == "sgd":

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bigram.counts import row_sums, rows_of, values_at
-from bigram.kneser_ney import kneser_ney_probs
+from bigram.estimators.kneser_ney import kneser_ney_probs
 
 
 def count_log_probs(

@@ -29,14 +29,14 @@ from pathlib import Path
 
 import torch
 
-from bigram import atomic, checkpoints
 from bigram.config import MAX_SMOOTHING, TrainConfig, resolve_dict
-from bigram.corpus import iter_names
 from bigram.counts import compact, context_rows
 from bigram.errors import BigramError
 from bigram.metrics import evaluate, kl_between, score_name
 from bigram.models import count_log_probs
-from bigram.rundir import find_run
+from bigram.reader.corpus import iter_names
+from bigram.safety import atomic, checkpoints
+from bigram.safety.rundir import find_run
 from bigram.text import TextRule, shown
 from bigram.vocab import Vocab
 
@@ -396,6 +396,6 @@ class Run:
 
     def explore(self):
         """The `bigram explore` page of this run; a notebook shows it inline (`_repr_html_`)."""
-        from bigram.explore import Page, render
+        from bigram.formats.explore import Page, render
 
         return Page(render(self))

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 
 import torch
 
-from bigram import automaton, chain
-from bigram.automaton import Patterns
-from bigram.conditioning import Constraints, Plan, SearchStopped, best_names, draw
 from bigram.counts import successor
 from bigram.errors import BigramError
+from bigram.exact import automaton, chain
+from bigram.exact.automaton import Patterns
+from bigram.exact.conditioning import Constraints, Plan, SearchStopped, best_names, draw
 from bigram.options import check_affixes, check_count, check_shape
 from bigram.vocab import BOUNDARY_ID, Vocab
 

@@ -15,18 +15,19 @@ from pathlib import Path
 
 import torch
 
-from bigram import rundir, runs
+from bigram import runs
 from bigram.config import TrainConfig, validate
-from bigram.corpus import default_world, load_counts
 from bigram.counts import gram_name
 from bigram.errors import BigramError, TrainingStopped
+from bigram.estimators.kneser_ney import kneser_ney_probs
 from bigram.fit import StopOnCtrlC, check_fits, fit_neural
-from bigram.kneser_ney import kneser_ney_probs
+from bigram.formats.tensorboard import QuietWriterThread, log_smoothing_curve, log_summary, open_writer
 from bigram.metrics import evaluate
 from bigram.models import CountRows, count_log_probs_at
-from bigram.rundir import check_out, new_run_dir
+from bigram.reader.corpus import default_world, load_counts
+from bigram.safety import rundir
+from bigram.safety.rundir import check_out, new_run_dir
 from bigram.smoothing import choose_smoothing, equivalent_smoothing
-from bigram.tensorboard_log import QuietWriterThread, log_smoothing_curve, log_summary, open_writer
 from bigram.vocab import Vocab
 
 

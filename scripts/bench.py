@@ -169,7 +169,7 @@ def bench(data: Path, quick: bool) -> list[dict]:
     optimum = _optimum(N)
     target = optimum + 1e-4
     steps_sgd = _sgd_steps_to(N, target, limit=20_000 if not quick else 3_000)
-    from bigram.newton import _compiled
+    from bigram.optim.newton import _compiled
 
     _compiled()  # numba's compiled step loads once per process (~0.8 s): not part of training
     t0 = time.perf_counter()
@@ -503,7 +503,8 @@ def bench_stream(tmp: Path, label: str, names: list[str], mib: float, split: str
         whole.append(mb / wall)
         peaks.append(rss / 2**20)
         code = (
-            "import time\nfrom bigram.config import TrainConfig\nfrom bigram.corpus import load_counts\n"
+            "import time\nfrom bigram.config import TrainConfig\n"
+            "from bigram.reader.corpus import load_counts\n"
             f"cfg = TrainConfig(data={str(path)!r}, split={split!r})\n"
             "t = time.perf_counter()\nload_counts(cfg)\nprint(time.perf_counter() - t)"
         )
@@ -612,7 +613,7 @@ def bench_default_split(
     for _ in range(runs):
         for split in took:
             code = (
-                "import time\nfrom bigram.corpus import _kernels, read_counts\n_kernels()\n"
+                "import time\nfrom bigram.reader.corpus import _kernels, read_counts\n_kernels()\n"
                 f"t = time.perf_counter()\nread_counts({str(path)!r}, split={split!r})\n"
                 "print(time.perf_counter() - t)"
             )
@@ -758,7 +759,7 @@ def bench_orders(data: Path, tmp: Path, runs: int, quick: bool) -> list[dict]:
     mb = _repeat_to(path, names_like(700_000, seed=0), 16 if quick else 64) / 1e6
     code = f"""
 import time
-from bigram.corpus import read_counts
+from bigram.reader.corpus import read_counts
 read_counts({str(path)!r}, split="hash", order=2)  # compiles the kernels, warms the page cache
 for order in (2, 3, 4, 5):
     best = float("inf")
@@ -803,8 +804,8 @@ for order in (2, 3, 4, 5):
     code = """
 import time
 from bigram.config import TrainConfig
-from bigram.corpus import load_counts
-from bigram.kneser_ney import kneser_ney_probs
+from bigram.reader.corpus import load_counts
+from bigram.estimators.kneser_ney import kneser_ney_probs
 from bigram.models import count_log_probs
 train = load_counts(TrainConfig(order=5), progress=False).splits["train"]
 for fn in (lambda: count_log_probs(train, 0.1), lambda: kneser_ney_probs(train)):

@@ -1,4 +1,4 @@
-"""bigram import: ARPA files of characters read into a run's table (bigram.arpa)."""
+"""bigram import: ARPA files of characters read into a run's table (bigram.formats.arpa)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from bigram.arpa import read_arpa
+from bigram.formats.arpa import read_arpa
 from bigram.runs import Run
 from tests.conftest import NAMES, train_run
 

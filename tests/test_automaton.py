@@ -12,9 +12,9 @@ from collections import Counter
 import pytest
 import torch
 
-from bigram.automaton import Patterns, accepts, compile_pattern, prefix, product, substrings, suffix
-from bigram.conditioning import Constraints
 from bigram.errors import BigramError
+from bigram.exact.automaton import Patterns, accepts, compile_pattern, prefix, product, substrings, suffix
+from bigram.exact.conditioning import Constraints
 from tests.conftest import NAMES, one_line_error, train_run
 
 ALPHABET = ["a", "b", "c", " "]
@@ -87,7 +87,7 @@ CASES = [
 @pytest.mark.parametrize("order", [2, 3, 4])
 @pytest.mark.parametrize(("patterns", "constraints"), CASES)
 def test_samples_and_best_names_are_exact(order, patterns, constraints):
-    from bigram.chain import of_table
+    from bigram.exact.chain import of_table
     from bigram.sampling import most_likely, sample
     from bigram.vocab import Vocab
     from tests.test_order import back_off
@@ -153,7 +153,7 @@ def test_cli_combinations_and_refusals(invoke, lecture_runs):
 
 
 def test_an_automaton_too_large_for_the_contexts_is_refused(invoke, lecture_runs, monkeypatch):
-    import bigram.automaton
+    import bigram.exact.automaton
 
-    monkeypatch.setattr(bigram.automaton, "MAX_PRODUCT", 50)
+    monkeypatch.setattr(bigram.exact.automaton, "MAX_PRODUCT", 50)
     one_line_error(invoke("sample", lecture_runs[1], "--contains", "anna"), "more than 50")

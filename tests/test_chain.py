@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bigram import chain
+from bigram.exact import chain
 from bigram.models import count_log_probs
 from bigram.sampling import Constraints, most_likely, sample
 from tests.conftest import NAMES
@@ -49,7 +49,7 @@ def test_merge_is_the_coarsest_partition_a_walk_cannot_split(order):
 
 
 def test_kneser_ney_at_order_4_merges_as_plain_refinement_does():
-    from bigram.corpus import read_counts
+    from bigram.reader.corpus import read_counts
 
     counts = read_counts(NAMES, split="random", val_frac=0, test_frac=0, order=4)
     lp = count_log_probs(counts.splits["train"], "kn")

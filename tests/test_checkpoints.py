@@ -88,7 +88,7 @@ def test_a_crafted_pickle_is_refused_and_never_runs(invoke, tmp_path, tiny_corpu
 
 
 def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
-    from bigram import checkpoints
+    from bigram.safety import checkpoints
 
     path = tmp_path / "neural.pt"
     checkpoints.save({"kind": "neural", "W": torch.ones(2, 2)}, path)

@@ -13,14 +13,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import bigram.corpus as corpus
+import bigram.reader.corpus as corpus
 from bigram.config import TrainConfig
-from bigram.corpus import byte_range, load_counts, read_counts
 from bigram.counts import count_bigrams
 from bigram.counts import dense as densify
 from bigram.data import read_names
 from bigram.errors import BigramError
-from bigram.kernels import split_of
+from bigram.reader.corpus import byte_range, load_counts, read_counts
+from bigram.reader.kernels import split_of
 from bigram.vocab import Vocab
 from tests.conftest import NAMES, one_line_error, plain_counts, train_run
 

@@ -54,8 +54,8 @@ def test_torchrun_two_processes_equal_one(tmp_path, order):
 
 def test_random_split_is_refused_under_torchrun(monkeypatch):
     from bigram.config import TrainConfig
-    from bigram.corpus import load_counts
     from bigram.errors import BigramError
+    from bigram.reader.corpus import load_counts
 
     with pytest.raises(BigramError, match="hash"):
         load_counts(TrainConfig(data=str(NAMES), split="random"), rank=0, world=2)

@@ -95,7 +95,7 @@ KN_RUNS = ["kn1", "kn2", "kn3", "kn5", "oddkn4"]
 @pytest.mark.parametrize("run_name", ["k1", "k0", "odd", "o3k1", "o3k0", "o4", "o1", "odd3", *KN_RUNS])
 @pytest.mark.parametrize("model", ["count", "neural"])
 def test_arpa_scores_equal_bigram_scores(invoke, runs, tmp_path, run_name, model):
-    from bigram.export import arpa_sentence
+    from bigram.formats.export import arpa_sentence
 
     run = runs[run_name]
     if model == "neural" and run_name in ("o4", "odd3", *KN_RUNS):
@@ -145,7 +145,7 @@ def test_arpa_scores_equal_bigram_scores(invoke, runs, tmp_path, run_name, model
 
 
 def test_arpa_escapes_white_space_and_invisible_characters():
-    from bigram.export import arpa_sentence, arpa_token
+    from bigram.formats.export import arpa_sentence, arpa_token
 
     assert arpa_token(" ") == "<U+0020>" and arpa_token("\u200d") == "<U+200D>" and arpa_token("é") == "é"
     assert arpa_sentence("mary ann") == "m a r y <U+0020> a n n"

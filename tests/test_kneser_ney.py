@@ -11,9 +11,9 @@ from collections import Counter, defaultdict
 import pytest
 import torch
 
-from bigram.corpus import read_counts
-from bigram.kneser_ney import FALLBACK, discounts, kneser_ney_probs
+from bigram.estimators.kneser_ney import FALLBACK, discounts, kneser_ney_probs
 from bigram.metrics import evaluate
+from bigram.reader.corpus import read_counts
 from bigram.vocab import Vocab
 from tests.conftest import NAMES
 

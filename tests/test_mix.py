@@ -1,4 +1,4 @@
-"""Linear interpolation of tables (bigram.mix): union vocabularies, lifted orders, EM weights."""
+"""Linear interpolation of tables (bigram.formats.mix): union vocabularies, lifted orders, EM weights."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bigram.errors import BigramError
-from bigram.mix import event_probs, fit_weights, heldout_events, mix_tables
+from bigram.formats.mix import event_probs, fit_weights, heldout_events, mix_tables
 from bigram.vocab import Vocab
 from tests.conftest import NAMES
 

@@ -178,7 +178,7 @@ def test_newton_step_is_the_dense_hessian_solve(monkeypatch):
     W − H⁻¹g with each row's Hessian built densely and solved by numpy (no Sherman–Morrison)."""
     import numpy as np
 
-    from bigram import newton
+    from bigram.optim import newton
 
     monkeypatch.setattr(newton, "MAX_MOVE", math.inf)
     g = torch.Generator().manual_seed(5)
@@ -202,7 +202,7 @@ def test_newton_step_is_the_dense_hessian_solve(monkeypatch):
 def test_newton_compiled_step_equals_the_tensor_step():
     """The CPU kernel and the tensor version (CUDA's) take the same steps, float32 rounding
     aside, on a sparse vocabulary with empty rows, from W's random start."""
-    from bigram import newton
+    from bigram.optim import newton
 
     g = torch.Generator().manual_seed(2)
     V = 300
@@ -277,7 +277,7 @@ def test_newton_step_is_the_same_compiled_afresh_or_loaded_from_the_cache(tmp_pa
     import sys
 
     code = (
-        "import torch\nfrom bigram.newton import RowNewton\n"
+        "import torch\nfrom bigram.optim.newton import RowNewton\n"
         "g = torch.Generator().manual_seed(0)\n"
         "N = torch.poisson(torch.rand(300, 300, generator=g) ** 8 * 20, generator=g)\n"
         "W = torch.randn(300, 300, generator=torch.Generator().manual_seed(1))\n"

@@ -23,7 +23,7 @@ def test_plot_writes_the_labelled_heatmap(invoke, lecture_runs, tmp_path):
 
 
 def test_plot_cells_are_the_counts():
-    from bigram.plots import figure_for
+    from bigram.formats.plots import figure_for
     from bigram.vocab import Vocab
 
     vocab = Vocab(("a", "b"))
@@ -37,7 +37,7 @@ def test_plot_labels_are_large_and_readable_on_every_cell():
     """Labels ≥ 9 px at the saved size; white on the darkest cells, near-black on light ones, and
     really drawn: the darkest cell's pixels include its white label."""
 
-    from bigram.plots import CELL_PX, FONT_PX, MARGIN_PX, TITLE_PX, figure_for
+    from bigram.formats.plots import CELL_PX, FONT_PX, MARGIN_PX, TITLE_PX, figure_for
     from bigram.vocab import Vocab
 
     vocab = Vocab(("a", "b"))
@@ -57,7 +57,7 @@ def test_plot_at_order_3_shows_the_most_frequent_contexts():
     count, the rows the `top` contexts seen most often, the boundary column always shown."""
     from collections import Counter
 
-    from bigram.plots import figure_for
+    from bigram.formats.plots import figure_for
     from bigram.vocab import Vocab
 
     names = ["abba", "abc", "cab", "bb", "a", "acca", "bab"]
@@ -92,7 +92,7 @@ def test_the_colours_are_matplotlibs_blues_without_importing_it():
     import numpy as np
     from matplotlib import colormaps
 
-    from bigram.plots import blues
+    from bigram.formats.plots import blues
 
     x = np.concatenate([np.linspace(0, 1, 100_001), np.arange(257) / 256, np.arange(256) / 255, [1 - 1e-16]])
     assert np.array_equal(blues(x), colormaps["Blues"](x)[..., :3])

@@ -95,7 +95,7 @@ def test_the_python_api_skips_a_diverged_run_with_a_warning_and_refuses_it_by_na
 
 def test_a_run_whose_process_was_killed_is_skipped_and_refused(invoke, tmp_path):
     """A run still marked "training" (its process was killed mid-way: nothing ended it)."""
-    from bigram import rundir
+    from bigram.safety import rundir
 
     train_run(invoke, NAMES, "runs/good", "--model", "count")
     os.utime(tmp_path / "runs/good/config.toml", (0, 1_000_000))

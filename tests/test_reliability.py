@@ -76,9 +76,9 @@ def test_lbfgs_history_is_bounded_by_the_table():
 
 
 def test_arpa_of_a_dense_table_beyond_the_cap_is_refused(invoke, small, tmp_path, monkeypatch):
-    import bigram.export
+    import bigram.formats.export
 
-    monkeypatch.setattr(bigram.export, "ARPA_MAX_NGRAMS", 8)  # the neural table lists 3 × 3 = 9
+    monkeypatch.setattr(bigram.formats.export, "ARPA_MAX_NGRAMS", 8)  # the neural table lists 3 × 3 = 9
     one_line_error(invoke("export", small, "--model", "neural", "--out", tmp_path / "m.arpa"), "more than 8")
     assert not (tmp_path / "m.arpa").exists()
     r = invoke("export", small, "--model", "count", "--out", tmp_path / "c.arpa")  # lists only seen n-grams
@@ -86,11 +86,13 @@ def test_arpa_of_a_dense_table_beyond_the_cap_is_refused(invoke, small, tmp_path
 
 
 def test_json_export_written_by_blocks_is_what_json_dump_writes(invoke, small, tmp_path, monkeypatch):
-    import bigram.export
+    import bigram.formats.export
     from bigram.runs import Run
 
-    original = bigram.export._row_blocks
-    monkeypatch.setattr(bigram.export, "_row_blocks", lambda t, cells=1: original(t, 1))  # a row per block
+    original = bigram.formats.export._row_blocks
+    monkeypatch.setattr(
+        bigram.formats.export, "_row_blocks", lambda t, cells=1: original(t, 1)
+    )  # a row per block
     assert invoke("export", small, "--model", "count", "--out", tmp_path / "m.json").exit_code == 0
     run = Run.open(small)
     doc = {

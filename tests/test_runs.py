@@ -158,8 +158,8 @@ def test_export_on_a_full_disk_keeps_the_old_file(invoke, tmp_path, tiny_corpus)
 
 @pytest.mark.parametrize("name", ["config.toml", "metrics.json", "vocab.json"])
 def test_run_files_are_written_atomically(tmp_path, monkeypatch, name):
-    from bigram import atomic
     from bigram.errors import BigramError
+    from bigram.safety import atomic
 
     path = tmp_path / name
     atomic.write_text(path, "old\n")

@@ -243,7 +243,7 @@ def test_cli_sample_constraints_and_json(invoke, tmp_path, tiny_corpus):
 
 
 def test_geometric_sum_by_solve_and_by_doubling_agree(monkeypatch):
-    import bigram.conditioning as conditioning
+    import bigram.exact.conditioning as conditioning
 
     g = torch.Generator().manual_seed(0)
     V = 300
@@ -269,7 +269,7 @@ def test_gmres_solves_the_end_constraint_like_a_dense_solve():
     and for peaked rows (names: a few likely next characters, many unlikely ones)."""
     import numpy as np
 
-    from bigram.conditioning import _gmres
+    from bigram.exact.conditioning import _gmres
 
     g = torch.Generator().manual_seed(1)
     V = 400
@@ -288,8 +288,8 @@ def test_gmres_solves_the_end_constraint_like_a_dense_solve():
 def test_unconstrained_plans_skip_the_solve_only_when_every_state_can_end():
     """Σ_k Q^k t is all ones when every row can go to the boundary: the shortcut is the identity,
     not an approximation; a row that cannot end (P[c, 0] = 0) keeps the solve."""
-    from bigram.chain import of_table
-    from bigram.conditioning import Plan, _geometric_sum
+    from bigram.exact.chain import of_table
+    from bigram.exact.conditioning import Plan, _geometric_sum
 
     P = torch.tensor([[0.0, 0.5, 0.5], [0.2, 0.3, 0.5], [0.1, 0.8, 0.1]], dtype=torch.float64)
     vocab = Vocab(("a", "b"))

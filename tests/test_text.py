@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bigram
-from bigram.corpus import SPLITS, _raw_lines, _utf8, read_counts
 from bigram.counts import dense
 from bigram.data import read_names
 from bigram.errors import BigramError
-from bigram.kernels import count_lines, quick_count_lines
+from bigram.reader.corpus import SPLITS, _raw_lines, _utf8, read_counts
+from bigram.reader.kernels import count_lines, quick_count_lines
 from bigram.text import TextRule
 from tests.conftest import NAMES, plain_counts, train_run
 
@@ -80,7 +80,7 @@ def test_counting_names_from_bytes_agrees_with_the_rule(lines, ends):
 )
 def test_the_readers_line_ends_are_the_text_rules(parts):
     """The reader's compiled unify_line_ends makes CRLF and lone CR an LF, as str's line rule does."""
-    from bigram import kernels
+    from bigram.reader import kernels
 
     buf = b"".join(parts)
     assert kernels.unify_line_ends(buf) == buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -89,7 +89,7 @@ def test_the_readers_line_ends_are_the_text_rules(parts):
 def test_lines_that_start_with_white_space_are_read_closely_however_many():
     """count_lines reads each line that starts with white space character by character (up to
     kernels.UNSURE of them, else the whole chunk): the count must not depend on how many there are."""
-    from bigram.kernels import UNSURE
+    from bigram.reader.kernels import UNSURE
 
     for unsure in (1, UNSURE - 1, UNSURE, UNSURE + 1, 3 * UNSURE):
         lines = [" ann" if i % 3 else "\u3000 " for i in range(unsure)] + ["bob", "", "cy"] * 50
@@ -102,7 +102,7 @@ def test_the_quick_line_count_looks_closer_at_every_line_start_that_may_be_blank
     call a name for sure, or a blank line would be counted as a name; and not hold for the first
     bytes of letters (ASCII, Latin to Cyrillic, Arabic, Indic, CJK), or the quick path would
     read many lines closely. Blank and white-space-only lines are taken off the count."""
-    from bigram.kernels import LINE_START, NL, may_start_blank
+    from bigram.reader.kernels import LINE_START, NL, may_start_blank
 
     for b0 in range(256):
         for b1 in range(256):
@@ -142,7 +142,7 @@ def test_random_split_streams_and_equals_the_in_memory_split(names, monkeypatch)
     data.split_names, whatever the chunking."""
     import torch
 
-    import bigram.corpus as corpus
+    import bigram.reader.corpus as corpus
 
     n = len(names)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(7)).tolist()
@@ -184,8 +184,8 @@ def test_random_split_counts_a_hand_made_split_whatever_the_order_of_the_chunks(
     import random
     import time
 
-    import bigram.corpus as corpus
-    from bigram import kernels
+    import bigram.reader.corpus as corpus
+    from bigram.reader import kernels
 
     rng = random.Random(5)
     pieces = ["anna", " bob", "\u3000yuki", "ゆき", "élodie", "  ", "", "\u00a0zoë ", "李", "o'neil"]
@@ -225,7 +225,7 @@ def test_random_split_counts_a_hand_made_split_whatever_the_order_of_the_chunks(
 def test_random_split_reports_the_files_first_error(tmp_path, monkeypatch):
     """The chunks below k are counted last, yet a bad byte there is the one reported when the
     file has another one further on, as one pass in file order would say."""
-    import bigram.corpus as corpus
+    import bigram.reader.corpus as corpus
 
     p = tmp_path / "bad.txt"
     p.write_bytes(b"anna\n" * 20 + b"b\xffd\n" + b"anna\n" * 300 + b"c\xfee\n" + b"carl\n" * 20)
@@ -259,7 +259,7 @@ def test_a_large_vocabulary_counts_exactly_and_sparsely(tmp_path):
 
 
 def test_a_line_longer_than_the_cap_is_a_clear_error(tmp_path, monkeypatch):
-    import bigram.corpus as corpus
+    import bigram.reader.corpus as corpus
 
     monkeypatch.setattr(corpus, "MAX_LINE_BYTES", 1 << 12)
     monkeypatch.setattr(corpus, "CHUNK_BYTES", 1 << 10)
@@ -366,8 +366,8 @@ def test_the_counting_kernel_equals_a_plain_python_count(tmp_path_factory, lines
     """Messy lines of any script (white space of every kind, combining marks, astral characters),
     any chunk size, both split methods: the compiled counter gives the per-split counts that a
     plain Python loop over rule.name(line) gives."""
-    import bigram.corpus as corpus
-    from bigram.kernels import split_of
+    import bigram.reader.corpus as corpus
+    from bigram.reader.kernels import split_of
 
     rule = TextRule("NFC", lowercase)
     names = [n for line in ends.join(lines).replace("\r\n", "\n").replace("\r", "\n").split("\n")

@@ -105,7 +105,7 @@ def test_a_second_process_does_not_compile_again(installed):
     """After the first train, loading the kernels is a cache hit for every compiled function."""
     _run(installed, installed["bin"] / "bigram", "train", "--model", "count", "-q", "--no-figures")
     probe = (
-        "import json, bigram.corpus as c, bigram.newton as n\n"
+        "import json, bigram.reader.corpus as c, bigram.optim.newton as n\n"
         "k = c._kernels(); f = n._compiled()\n"
         "ds = [d for d in vars(k).values() if hasattr(d, 'stats')] + [f]\n"
         "hits, misses = (sum(len(getattr(d.stats, s)) for d in ds) for s in ('cache_hits', 'cache_misses'))\n"

@@ -12,9 +12,9 @@ import torch
 from bigram import text
 from bigram.config import TrainConfig
 from bigram.counts import shown
-from bigram.interrupt import held_ctrl_c
 from bigram.metrics import nll as nll_of
 from bigram.models import NeuralBigram, count_log_probs_at
+from bigram.safety.interrupt import held_ctrl_c
 from bigram.sampling import sample_plain
 from bigram.smoothing import choose_smoothing
 from bigram.vocab import Vocab
@@ -137,7 +137,7 @@ def log_summary(
         # four-space indent: a Markdown code block, so names show verbatim
         writer.add_text(f"samples/{model}", "\n".join("    " + n for n in names), step)
     if cfg.figures:  # the lecture's labelled heatmaps (bigram plot draws the same)
-        from bigram.plots import figure_for
+        from bigram.formats.plots import figure_for
 
         model = "neural" if "neural" in tables else "count"
         fig = figure_for(vocab, counts_train, None, "counts", model, FIGURE_TOKENS)

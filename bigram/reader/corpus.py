@@ -2,7 +2,7 @@
 
 The file is read in ~1 MiB chunks cut at line ends, on two threads. Each chunk is checked and
 made canonical by the run's text rule (bigram.text: BOM, line ends, UTF-8, normalization, case),
-then counted by one compiled pass over its bytes (bigram.kernels), which strips each name, gives
+then counted by one compiled pass over its bytes (bigram.reader.kernels), which strips each name, gives
 it its split (0 train, 1 val, 2 test) and counts its bigrams. Two split methods:
     random: a seeded permutation of the names' *positions* (torch.randperm's, as in
             data.split_names), so the split needs one first pass that only counts names; the
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bigram import compiled
 from bigram.errors import BigramError
-from bigram.interrupt import held_ctrl_c
+from bigram.reader import numba_cache
+from bigram.safety.interrupt import held_ctrl_c
 from bigram.text import (
     BOM,
     TextRule,
@@ -223,13 +223,13 @@ class _Drawn:
 
 @functools.cache
 def _kernels():
-    """bigram.kernels, imported and compiled (or loaded from the cache, bigram.compiled) on first
+    """bigram.reader.kernels, imported and compiled (or loaded from numba_cache's cache) on first
     use, in the calling thread: numba costs ~1 s, which only the commands that read a corpus
     should pay. Ctrl-C is held meanwhile (numba and LLVM are not safe to interrupt halfway)."""
     with held_ctrl_c():
-        compiled.compile_all_once()
-        with compiled.numba_cache():
-            from bigram import kernels
+        numba_cache.compile_all_once()
+        from bigram.reader import kernels
+
         one = np.frombuffer(b"a\n", dtype=np.uint8)
         kernels.count_chunk(one, kernels.Accumulator())  # by hash
         kernels.count_chunk(one, kernels.Accumulator(), np.zeros(1, np.uint8))  # by label

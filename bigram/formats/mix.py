@@ -256,7 +256,7 @@ def _shared_corpus(parents: list) -> bool:
 
 def _heldout(parents: list, union: Vocab, N: int, val: str | Path | None) -> Events:
     """The held-out events: the names of `val`, or the shared val split of the parents' corpus."""
-    from bigram.corpus import iter_names
+    from bigram.reader.corpus import iter_names
 
     if val is not None:
         return heldout_events(list(iter_names(val, parents[0][0].rule)), union, N)
@@ -302,8 +302,9 @@ def _fitted(parents: list, union: Vocab, N: int, val: str | Path | None, tol: fl
 def _write_run(out, overwrite: bool, parents: list, union: Vocab, table: torch.Tensor, recipe: dict) -> dict:
     """The mixed run on disk: the highest-order parent's config and splits (in the union
     vocabulary), the table and its recipe, its metrics; returns the metrics."""
-    from bigram import rundir, runs
+    from bigram import runs
     from bigram.metrics import evaluate
+    from bigram.safety import rundir
 
     top = _highest(parents)
     recipe["counts"] = f"{top.path}'s splits, in the union vocabulary"
@@ -330,8 +331,8 @@ def mix_runs(
     """A new run whose model is the interpolation of the parents' models: `weights` given (one
     per parent, summing to one) or, when None, fitted by EM on held-out names. Each parent's
     table is read twice (for EM's events, then for the sum) so that only one is in memory at once."""
-    from bigram.corpus import check_table_size
     from bigram.metrics import evaluate
+    from bigram.reader.corpus import check_table_size
 
     if weights is not None and len(weights) != len(specs):
         raise BigramError(f"--weights gives {len(weights)} weights for {len(specs)} runs: give one per run")

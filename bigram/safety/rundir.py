@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bigram import atomic
 from bigram.errors import BigramError, TrainingStopped
+from bigram.safety import atomic
 from bigram.text import shown
 
 RUNS_DIR = Path("runs")

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from bigram import atomic
 from bigram.errors import BigramError
+from bigram.safety import atomic
 
 
 def save(obj: dict[str, Any], path: Path) -> None:

@@ -29,24 +29,19 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-ARMIJO = 1e-4  # the fraction of the predicted decrease a step must achieve
-HALVINGS = 30  # a row whose step still fails after this many halvings keeps its weights
-# the first trial moves no logit by more than this: far from the optimum (W's random start) a
-# full Newton step overshoots by orders of magnitude and would take ~10 halvings to shrink
-MAX_MOVE = 4.0
+# the line search's constants live with the compiled step (importing it defines, not compiles, it)
+from bigram.optim.newton_kernel import ARMIJO, HALVINGS, MAX_MOVE, newton_rows
 
 
 @functools.cache
 def _compiled():
-    """newton_kernel.newton_rows, compiled (or loaded from the cache, bigram.compiled) on first
+    """newton_kernel.newton_rows, compiled (or loaded from the cache, bigram.reader.numba_cache) on first
     use; Ctrl-C held meanwhile."""
-    from bigram import compiled
-    from bigram.interrupt import held_ctrl_c
+    from bigram.reader import numba_cache
+    from bigram.safety.interrupt import held_ctrl_c
 
     with held_ctrl_c():
-        compiled.compile_all_once()
-        with compiled.numba_cache():  # numba picks a function's cache where it is defined
-            from bigram.newton_kernel import newton_rows
+        numba_cache.compile_all_once()
         one = np.zeros((1, 1), np.float32)
         newton_rows(one, one, 0, 1, 1.0, 0.0, 0.0, 1.0, np.zeros((1, 2)))
     return newton_rows

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bigram import atomic
 from bigram.counts import context_ids, dense, gram_name, order_of, row_sums, shown
+from bigram.safety import atomic
 from bigram.vocab import Vocab
 
 CELL_PX = 46  # each cell's side: two lines of 13 px labels fit with room to spare

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 
 import torch
 
-from bigram.chain import Chain
 from bigram.counts import context_ids, gram_name, order_of, successor
 from bigram.errors import BigramError
+from bigram.exact.chain import Chain
 from bigram.options import MAX_STEPS, check_lengths
 from bigram.vocab import BOUNDARY_ID, Vocab
 

@@ -1,23 +1,31 @@
-"""bigram's compiled loops (numba): the corpus reader's kernels.py and Newton's row loop.
+"""bigram's compiled loops (numba): the corpus reader's kernels and Newton's row step.
 
 numba compiles them on first use and keeps the machine code in a cache. bigram puts that cache in
 the user's cache directory, not beside the source, so that it works where site-packages is
 read-only, and so each environment compiles once per user (numba keeps one folder per source
 directory inside it). The first compile in an environment takes a few seconds: it is said on
 stderr in one line, and everything is compiled then, so it is said once.
+
+The compiled modules define their functions with this module's `njit`, which puts their cache
+here, and are named below by path (KERNELS, WARM_UPS) rather than imported: this module sits
+below them, and imports none of them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-SOURCES = (HERE / "kernels.py", HERE / "newton_kernel.py")  # the modules whose functions numba compiles
+PACKAGE = Path(__file__).resolve().parents[1]  # bigram/
+# the modules whose functions numba compiles: a change to any of them compiles everything again
+KERNELS = (PACKAGE / "reader" / "kernels.py", PACKAGE / "optim" / "newton_kernel.py")
+# "module:function" that imports a compiled module and runs each of its functions once
+WARM_UPS = ("bigram.reader.corpus:_kernels", "bigram.optim.newton:_compiled")
 NOTICE = "compiling bigram's kernels once for this environment (~10 s; cached in {})"
 _compiling = False  # compile_all_once is under way (the loaders it calls call it again)
 
@@ -35,8 +43,8 @@ def _stamp() -> Path | None:
     versions. None when the cache directory cannot be made (numba then caches where it can)."""
     import numba
 
-    key = "\0".join([*map(str, SOURCES), numba.__version__, sys.version]).encode()
-    key += b"".join(p.read_bytes() for p in SOURCES)
+    key = "\0".join([*map(str, KERNELS), numba.__version__, sys.version]).encode()
+    key += b"".join(p.read_bytes() for p in KERNELS)
     try:
         cache_dir().mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -51,6 +59,8 @@ def numba_cache() -> Iterator[None]:
     import numba
 
     before = numba.config.CACHE_DIR
+    with contextlib.suppress(OSError):
+        cache_dir().mkdir(parents=True, exist_ok=True)
     if os.access(cache_dir(), os.W_OK):
         numba.config.CACHE_DIR = str(cache_dir())
     try:
@@ -59,9 +69,20 @@ def numba_cache() -> Iterator[None]:
         numba.config.CACHE_DIR = before
 
 
+def njit(**flags) -> Callable[[Callable], Callable]:
+    """numba.njit(**flags) for bigram's kernels: the function's machine code cached in cache_dir()."""
+    import numba
+
+    def compile_(fn: Callable) -> Callable:
+        with numba_cache():
+            return numba.njit(**flags)(fn)
+
+    return compile_
+
+
 def compile_all_once() -> None:
     """Called by each loader before it compiles: the first time in this environment for this user,
-    say so in one line on stderr, compile every kernel, then write the stamp."""
+    say so in one line on stderr, compile every kernel (WARM_UPS), then write the stamp."""
     global _compiling
     if _compiling:
         return
@@ -71,10 +92,9 @@ def compile_all_once() -> None:
     _compiling = True
     try:
         print(NOTICE.format(cache_dir()), file=sys.stderr, flush=True)
-        from bigram import corpus, newton
-
-        corpus._kernels()
-        newton._compiled()
+        for warm_up in WARM_UPS:
+            module, _, function = warm_up.partition(":")
+            getattr(importlib.import_module(module), function)()
         with contextlib.suppress(OSError):
             stamp.touch()
     finally:

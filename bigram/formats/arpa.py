@@ -50,8 +50,8 @@ from pathlib import Path
 
 import torch
 
-from bigram.corpus import check_table_size
 from bigram.errors import BigramError
+from bigram.reader.corpus import check_table_size
 from bigram.vocab import Vocab
 
 __all__ = ["import_arpa", "read_arpa", "read_arpa_text"]
@@ -232,8 +232,9 @@ def _table(grams: dict, ids: dict[str, int], V: int, order: int) -> torch.Tensor
 def import_arpa(path: str | Path, out: str | Path, overwrite: bool = False) -> tuple[Vocab, int]:
     """A new run (at `out`) whose model (arpa.pt) is the table of an ARPA file: (vocabulary, order).
     It has no splits of its own; its config records the file as its data."""
-    from bigram import rundir, runs
+    from bigram import runs
     from bigram.config import TrainConfig
+    from bigram.safety import rundir
 
     rundir.check_out(out, overwrite)
     table, vocab, order = read_arpa(path)

@@ -30,7 +30,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit
+
+from bigram.reader.numba_cache import njit
 
 NL = 10  # "\n": the boundary while counting, token 0 once the vocabulary is made
 CR = 13  # "\r": a line end the reader makes "\n" first

@@ -36,7 +36,6 @@ from typing import TextIO
 
 import torch
 
-from bigram import atomic
 from bigram.counts import (
     context_ids,
     context_tokens,
@@ -48,7 +47,8 @@ from bigram.counts import (
     row_sums,
 )
 from bigram.errors import BigramError
-from bigram.kneser_ney import kneser_ney_levels, kneser_ney_probs
+from bigram.estimators.kneser_ney import kneser_ney_levels, kneser_ney_probs
+from bigram.safety import atomic
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 NEVER = -99.0  # log10 of a probability 0 in ARPA files

@@ -1,4 +1,4 @@
-"""Newton's row step (bigram.newton) as compiled loops (numba): read them as plain Python.
+"""Newton's row step (bigram.optim.newton) as compiled loops (numba): read them as plain Python.
 
 For row a of W, with n = N[a] its counts, r = Σ n its total and p = softmax(W[a]):
 
@@ -6,9 +6,10 @@ For row a of W, with n = N[a] its counts, r = Σ n its total and p = softmax(W[a
     direction     d = −H⁻¹g by Sherman–Morrison, and the slope gᵀd;
     line_search   W[a] += t·d for the first t = lr, lr/2, … that lowers the loss enough (Armijo).
 
-`newton_rows` runs them for rows lo..hi−1; threads take disjoint row ranges (nogil).
-Imported only inside bigram.compiled.numba_cache() (numba picks a function's cache where it is
-defined): bigram.newton._compiled does that.
+`newton_rows` runs them for rows lo..hi−1; threads take disjoint row ranges (nogil). The line
+search's constants are here too, where the loop reads them; bigram.optim.newton imports them.
+Functions are defined by bigram.reader.numba_cache.njit (their cache is bigram's) and compiled on
+first call: bigram.optim.newton._compiled does that.
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
-from bigram.newton import ARMIJO, HALVINGS, MAX_MOVE
+from bigram.reader.numba_cache import njit
+
+ARMIJO = 1e-4  # the fraction of the predicted decrease a step must achieve
+HALVINGS = 30  # a row whose step still fails after this many halvings keeps its weights
+# the first trial moves no logit by more than this: far from the optimum (W's random start) a
+# full Newton step overshoots by orders of magnitude and would take ~10 halvings to shrink
+MAX_MOVE = 4.0
 
 # reassociation lets LLVM vectorize the sums; no flag that assumes finite values (top starts at −∞)
 _FLAGS = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"})

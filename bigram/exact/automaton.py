@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
-from bigram.chain import Chain
-from bigram.conditioning import Constraints, SearchStopped
 from bigram.errors import BigramError
+from bigram.exact.chain import Chain
+from bigram.exact.conditioning import Constraints, SearchStopped
 from bigram.options import MAX_STEPS
 from bigram.vocab import BOUNDARY_ID, Vocab
 

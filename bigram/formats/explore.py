@@ -146,7 +146,7 @@ def render(run) -> str:
 
 def write(run, out: Path) -> Path:
     """Write the page to `out` (atomically) and return it."""
-    from bigram import atomic
+    from bigram.safety import atomic
 
     atomic.write_text(out, render(run))
     return out
