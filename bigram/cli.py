@@ -16,8 +16,9 @@ import typer.core
 
 from bigram import options
 from bigram.errors import BigramError
+from bigram.safety import layout
 from bigram.safety.interrupt import held_ctrl_c
-from bigram.text import json_safe, shown, shown_lines
+from bigram.text import escaped, escaped_lines, json_safe
 
 
 def _no_type_for_switches() -> None:
@@ -107,7 +108,7 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except BigramError as e:
             code = getattr(e, "exit_code", 1)  # 130 for a run stopped by Ctrl-C, as shells expect
-            typer.echo(shown(e) if code == 130 else f"error: {shown(e)}", err=True)
+            typer.echo(escaped(e) if code == 130 else f"error: {escaped(e)}", err=True)
             raise typer.Exit(code) from None
         except KeyboardInterrupt:  # outside the training loop (reading, counting): nothing half-written
             typer.echo("interrupted", err=True)
@@ -122,7 +123,9 @@ def say_corpus(flag: str | None, data: str) -> None:
     from bigram import bundled
 
     if flag is None and data == str(bundled.NAMES):
-        typer.echo(f"data: no {bundled.DEFAULT_DATA} here, so the bundled names.txt: {shown(data)}", err=True)
+        typer.echo(
+            f"data: no {bundled.DEFAULT_DATA} here, so the bundled names.txt: {escaped(data)}", err=True
+        )
 
 
 def libraries() -> None:
@@ -143,14 +146,14 @@ def open_run(run: Path | None, model: str | None = None, every_model: bool = Fal
 
     r = Run.open(path)
     for p, why in skipped:
-        typer.echo(f"skipped run {shown(p)}: {why}", err=True)
+        typer.echo(f"skipped run {escaped(p)}: {why}", err=True)
     if run is None:
         kinds = r.models if every_model and model is None else [r.pick_model(model)]
         which = " and ".join(kinds) + (" models" if len(kinds) > 1 else " model")
         status, note = rundir.status_of(r.path)
-        how = f"; interrupted {note}, resume with: bigram train --resume {shown(r.path)}"
+        how = f"; interrupted {note}, resume with: bigram train --resume {escaped(r.path)}"
         how = how if status == "interrupted" else ""
-        typer.echo(f"using run {shown(r.path)} (the newest under runs/{how}), {which}", err=True)
+        typer.echo(f"using run {escaped(r.path)} (the newest under runs/{how}), {which}", err=True)
     return r
 
 
@@ -205,13 +208,13 @@ def train(
         result = run_training(cfg, out=out, overwrite=overwrite, progress=progress)
     if result is None:  # a torchrun process other than rank 0: rank 0 reports
         return
-    typer.echo(f"run: {shown(result.run_dir)}")
+    typer.echo(f"run: {escaped(result.run_dir)}")
     typer.echo(format_table(result.metrics, result.order))
     for line in result.summary:
         typer.echo(line)
     if not quiet:
-        typer.echo(f"\nTensorBoard: tensorboard --logdir {shown(result.run_dir.parent)}")
-        typer.echo(f"Samples:     bigram sample {shown(result.run_dir)}")
+        typer.echo(f"\nTensorBoard: tensorboard --logdir {escaped(result.run_dir.parent)}")
+        typer.echo(f"Samples:     bigram sample {escaped(result.run_dir)}")
 
 
 def _check_resume(resume: Path, overrides: dict, **given: object) -> None:
@@ -222,7 +225,7 @@ def _check_resume(resume: Path, overrides: dict, **given: object) -> None:
     flags = [flag for flag in flags if flag != "--steps"]
     if flags:
         only = f"only --steps may be given (not {', '.join(flags)})"
-        raise BigramError(f"--resume continues {shown(resume)} with its own config: {only}")
+        raise BigramError(f"--resume continues {escaped(resume)} with its own config: {only}")
     steps = overrides["steps"]
     if steps is not None and steps <= 0:
         raise BigramError(f"--steps {steps}: must be a positive number of optimizer steps")
@@ -343,7 +346,7 @@ def _sample_lecture(run: Path | None, model: str | None, n: int, seed: int | Non
 
     seed = sampling.LECTURE_SEED if seed is None else seed
     for name in sampling.lecture_names(r.log_probs(model), r.vocab, n, seed):
-        typer.echo(shown_lines(name))
+        typer.echo(escaped_lines(name))
 
 
 def _most_likely(r, k: int, model: str | None, shape: dict) -> tuple[list[list[str]], Exception | None]:
@@ -368,7 +371,7 @@ def _print_names(blocks, r, model: str | None, as_json: bool) -> None:
     if not as_json:
         for names in blocks:
             if names:
-                typer.echo(shown_lines("\n".join(names)))
+                typer.echo(escaped_lines("\n".join(names)))
         return
     from bigram.metrics import log_likelihoods
 
@@ -430,15 +433,15 @@ def score(
 ) -> None:
     """Every bigram of each name with P and log P, its log-likelihood and NLL per bigram."""
     # RUN is optional before the names: the first argument is a run when it is a run directory
-    run = args[0] if len(args) > 1 and (Path(args[0]) / "vocab.json").is_file() else None
+    run = args[0] if len(args) > 1 and (Path(args[0]) / layout.VOCAB).is_file() else None
     names = args[1:] if run is not None else args
-    if len(args) == 1 and (Path(args[0]) / "vocab.json").is_file():
+    if len(args) == 1 and (Path(args[0]) / layout.VOCAB).is_file():
         raise BigramError(f"{args[0]} is a run directory: give names to score after it")
     r = open_run(run, model)
     from bigram.metrics import format_score
 
     scores = r.score(names, model=model)
-    typer.echo(dumps(scores) if as_json else shown_lines("\n\n".join(format_score(s) for s in scores)))
+    typer.echo(dumps(scores) if as_json else escaped_lines("\n\n".join(format_score(s) for s in scores)))
 
 
 @app.command()
@@ -469,7 +472,7 @@ def export(
     from bigram.formats.export import export as write
 
     kind = write(r, fmt, out, model)
-    typer.echo(f"wrote {shown(out)} ({kind} model, {fmt})")
+    typer.echo(f"wrote {escaped(out)} ({kind} model, {fmt})")
 
 
 @app.command()
@@ -512,16 +515,16 @@ def mix(
 
     result = mix_runs(runs, given, out, val=val, overwrite=overwrite, tol=tol)
     if result.nll:  # every iteration's held-out NLL, six to a line
-        where = f"--val {shown(val)}" if val else "the runs' val split"
+        where = f"--val {escaped(val)}" if val else "the runs' val split"
         typer.echo(f"EM on {where}: held-out NLL per iteration")
         for i in range(0, len(result.nll), 6):
             typer.echo(f"  {i:>3}: " + " ".join(f"{x:.6f}" for x in result.nll[i : i + 6]))
     typer.echo("weights:")
     for p in result.parents:
-        typer.echo(f"  {p['weight']:.6f}  {shown(p['run'])} ({p['model']} model, order {p['order']})")
+        typer.echo(f"  {p['weight']:.6f}  {escaped(p['run'])} ({p['model']} model, order {p['order']})")
     if result.test_nll:
-        typer.echo("test NLL: " + ", ".join(f"{shown(k)} {v:.6f}" for k, v in result.test_nll.items()))
-    typer.echo(f"wrote {shown(result.run_dir)}")
+        typer.echo("test NLL: " + ", ".join(f"{escaped(k)} {v:.6f}" for k, v in result.test_nll.items()))
+    typer.echo(f"wrote {escaped(result.run_dir)}")
 
 
 @app.command("import")
@@ -543,8 +546,8 @@ def import_(
     from bigram.formats.arpa import import_arpa
 
     vocab, order = import_arpa(model, out, overwrite)
-    typer.echo(f"read {shown(model)}: order {order}, {vocab.describe()}")
-    typer.echo(f"wrote {shown(out)}")
+    typer.echo(f"read {escaped(model)}: order {order}, {vocab.describe()}")
+    typer.echo(f"wrote {escaped(out)}")
 
 
 _SWEEP_KEYS = (
@@ -607,13 +610,13 @@ def sweep(
         regs = regs or [cfg.reg]
         regs = regs * len(orders) if len(regs) == 1 else regs
         root, rows = sweep_orders(cfg, orders, regs, out=out, progress=progress)
-        typer.echo(f"sweep: {shown(root)}")
+        typer.echo(f"sweep: {escaped(root)}")
         typer.echo(format_order_sweep(rows))
     else:
         root, rows = run_sweep(cfg, regs, out=out, progress=progress)
-        typer.echo(f"sweep: {shown(root)}")
+        typer.echo(f"sweep: {escaped(root)}")
         typer.echo(format_reg_sweep(rows))
-    typer.echo(f"\nTensorBoard: tensorboard --logdir {shown(root)}  (HParams tab)")
+    typer.echo(f"\nTensorBoard: tensorboard --logdir {escaped(root)}  (HParams tab)")
 
 
 def _sweep_grid(reg: str | None, order: str | None) -> tuple[list[int] | None, list[float] | None]:
@@ -643,12 +646,12 @@ def _blocklist(path: Path) -> tuple[str, ...]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise BigramError(f"--blocklist {shown(path)} does not exist (one string a line)") from None
+        raise BigramError(f"--blocklist {escaped(path)} does not exist (one string a line)") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise BigramError(f"cannot read --blocklist {shown(path)}: {e}") from None
+        raise BigramError(f"cannot read --blocklist {escaped(path)}: {e}") from None
     words = tuple(dict.fromkeys(w.strip() for w in text.splitlines() if w.strip()))
     if not words:
-        raise BigramError(f"--blocklist {shown(path)} has no strings in it")
+        raise BigramError(f"--blocklist {escaped(path)} has no strings in it")
     return words
 
 
@@ -710,15 +713,15 @@ def format_order_sweep(rows: list[dict]) -> str:
     lines = [f"{'order':>5}  {'model':<8}{head}   smoothing/reg"]
     for r in rows:
         for model, per in r["metrics"].items():
-            shown = [(per, "Kneser-Ney" if r["k"] == "kn" else f"k = {r['k']:.4g}")]
+            columns = [(per, "Kneser-Ney" if r["k"] == "kn" else f"k = {r['k']:.4g}")]
             if model == "neural":
-                shown = [(per, f"reg = {r['reg']:g}")]
+                columns = [(per, f"reg = {r['reg']:g}")]
             elif "candidates" in r:  # auto weighed both on val: the saved one is marked
                 mark = {True: "  ← best on val, saved", False: ""}
                 knobs = {"add-k": f"add-k k = {r['add_k']:.4g}", "kn": "Kneser-Ney"}
-                shown = [(m, knobs[name] + mark[(name == "kn") == (r["k"] == "kn")]) for name, m in
+                columns = [(m, knobs[name] + mark[(name == "kn") == (r["k"] == "kn")]) for name, m in
                          r["candidates"].items()]  # fmt: skip
-            for m, knob in shown:
+            for m, knob in columns:
                 nll = "".join(cell(m[s]["nll"], 12, 6) if s in m else f"{'':>12}" for s in splits)
                 lines.append(f"{r['order']:>5}  {model:<8}{nll}   {knob}")
     return "\n".join(lines)
@@ -753,7 +756,7 @@ def plot(
     by_mass = kind == "arpa" and lp is not None  # an imported run has no counts: rank by probability
     counts = (lp.exp() * 1e6).round().long() if by_mass else r.counts("train")
     save_png(figure_for(r.vocab, counts, lp, what, kind, top), out)
-    typer.echo(f"wrote {shown(out)}")
+    typer.echo(f"wrote {escaped(out)}")
 
 
 @app.command()
@@ -773,8 +776,8 @@ def explore(
     r = open_run(run)
     from bigram.formats.explore import write
 
-    path = write(r, out if out is not None else r.path / "explore.html")
-    typer.echo(f"wrote {shown(path)}")
+    path = write(r, out if out is not None else r.path / layout.EXPLORE)
+    typer.echo(f"wrote {escaped(path)}")
     if open_page:
         import webbrowser
 
@@ -785,10 +788,10 @@ def check_new_file(path: Path, overwrite: bool) -> None:
     """Never replace a file the user has unless asked."""
     if path.exists() and not overwrite:
         raise BigramError(
-            f"{shown(path)} already exists: pass --overwrite to replace it, or choose another --out"
+            f"{escaped(path)} already exists: pass --overwrite to replace it, or choose another --out"
         )
     if path.is_dir():
-        raise BigramError(f"{shown(path)} is a directory: --out takes a file path")
+        raise BigramError(f"{escaped(path)} is a directory: --out takes a file path")
 
 
 def main() -> None:

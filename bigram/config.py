@@ -13,9 +13,9 @@ from typing import Any
 
 from bigram import bundled
 from bigram.errors import BigramError
-from bigram.text import NORMALIZATIONS, shown
+from bigram.text import NORMALIZATIONS, escaped
 
-MODELS = ("count", "neural", "both")
+MODEL_CHOICES = ("count", "neural", "both")
 OPTIMIZERS = ("newton", "sgd", "adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.1, "lbfgs": 1.0, "newton": 1.0}  # sgd 50 is the lecture's
@@ -34,14 +34,20 @@ def key(
     choices: tuple[str, ...] = (),
     flag: str = "",
     example: Any = None,
-    shown: str = "",
+    reads_as: str = "",
 ) -> Any:
     """Declare one config key: its default and one-line help, and its choices when its value is one
     of a fixed set. Everything else is derived from this declaration: train's option (`flag` names a
     switch's two spellings), its --help, the comment in default.toml (`example`: the value shown on
-    the commented-out line of a key left unset; `shown`: how its default reads, where not as is) and
+    the commented-out line of a key left unset; `reads_as`: how its default reads, where not as is) and
     the flag table of docs/cli.md (tests check that they agree)."""
-    meta = {"help": help, "choices": choices, "flag": flag, "example": example, "shown": shown}
+    meta = {
+        "help": help,
+        "choices": choices,
+        "flag": flag,
+        "example": example,
+        "reads_as": reads_as,
+    }
     return field(default=default, metadata=meta)
 
 
@@ -52,9 +58,9 @@ class TrainConfig:
         bundled.DEFAULT_DATA,
         "corpus: UTF-8, one name per line, relative to where you run bigram",
         example=bundled.DEFAULT_DATA,
-        shown="data/names.txt if it is here, else the bundled names.txt",
+        reads_as="data/names.txt if it is here, else the bundled names.txt",
     )
-    model: str = key("both", "which models to train: count, neural or both", choices=MODELS)
+    model: str = key("both", "which models to train: count, neural or both", choices=MODEL_CHOICES)
     order: int = key(2, "n-gram order N: predict each character from the N-1 before it (2 = bigram)")
     smoothing: float | str = key(
         "auto",
@@ -66,7 +72,7 @@ class TrainConfig:
         None,
         "learning rate",
         example=1.0,
-        shown="per optimizer: newton 1, sgd 50 (the lecture's), adam 0.1, lbfgs 1",
+        reads_as="per optimizer: newton 1, sgd 50 (the lecture's), adam 0.1, lbfgs 1",
     )
     reg: float = key(0.01, "L2 on W: loss = mean NLL + reg * mean(W**2)")
     optimizer: str = key(
@@ -131,7 +137,7 @@ def _toml_value(v: Any) -> str:
         try:
             v.encode("utf-8")
         except UnicodeEncodeError:  # a path's non-UTF-8 bytes (kept by Python as surrogates)
-            return f"{list(os.fsencode(v))}  # the path's bytes: {shown(v)} is not UTF-8"
+            return f"{list(os.fsencode(v))}  # the path's bytes: {escaped(v)} is not UTF-8"
         return json.dumps(v, ensure_ascii=False)  # a JSON string is a valid TOML basic string
     return repr(v)
 
@@ -164,7 +170,7 @@ def default_text(name: str, defaults: dict[str, Any] | None = None) -> str:
     if f.metadata["flag"]:
         on, off = f.metadata["flag"].split("/")
         return on if value else off
-    return f.metadata["shown"] or str(value)
+    return f.metadata["reads_as"] or str(value)
 
 
 def default_toml() -> str:
@@ -187,7 +193,7 @@ def default_toml() -> str:
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a config file's keys, refusing unknown ones with the closest valid key."""
-    p, where = Path(path), shown(path)
+    p, where = Path(path), escaped(path)
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -233,7 +239,7 @@ def resolve(
     where = "built-in defaults"
     if config_path is not None:
         values.update(load_toml(bundled.config_path(config_path)))
-        where = f"config file {shown(config_path)}"
+        where = f"config file {escaped(config_path)}"
     for key, value in values.items():
         _check_type(key, value, where)
     given = {k: v for k, v in overrides.items() if v is not None}

@@ -118,7 +118,7 @@ def _top(freq: torch.Tensor, k: int, boundary: bool = False) -> torch.Tensor:
     return freq.topk(min(k, len(freq))).indices.sort().values
 
 
-def shown(counts: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
+def figure_ids(counts: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(rows, columns) a figure of a C×V table shows: for the bigram the `top` most frequent
     tokens both ways (the lecture's square); above, the `top` most frequent contexts (in table
     order) against the `top` most frequent next tokens (the boundary among them)."""

@@ -36,11 +36,11 @@ from bigram.metrics import evaluate, kl_between, score_name
 from bigram.models import count_log_probs
 from bigram.reader.corpus import iter_names
 from bigram.safety import atomic, checkpoints
+from bigram.safety.layout import CONFIG, COUNTS, METRICS, MODEL_KINDS, VOCAB, checkpoint
 from bigram.safety.rundir import find_run
-from bigram.text import TextRule, shown
+from bigram.text import TextRule, escaped
 from bigram.vocab import Vocab
 
-MODELS = ("count", "neural", "mix", "arpa")  # mix: interpolated (mix.py); arpa: imported (arpa.py)
 RECORDED = ("data", "model")  # in every config.toml bigram ever wrote: missing, the file is damaged
 
 
@@ -48,23 +48,23 @@ RECORDED = ("data", "model")  # in every config.toml bigram ever wrote: missing,
 
 
 def write_config(run: Path, cfg: TrainConfig) -> None:
-    atomic.write_text(run / "config.toml", cfg.to_toml())
+    atomic.write_text(run / CONFIG, cfg.to_toml())
 
 
 def write_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, torch.Tensor]) -> None:
     """What a run is trained from: its resolved config, vocabulary and per-split counts."""
     write_config(run, cfg)
     vocab_json = json.dumps(vocab.to_dict(), ensure_ascii=False, indent=1) + "\n"
-    atomic.write_text(run / "vocab.json", vocab_json)
+    atomic.write_text(run / VOCAB, vocab_json)
     sparse = {s: checkpoints.to_sparse(c) for s, c in splits.items()}
-    checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / "counts.pt")
+    checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / COUNTS)
 
 
 def save_count_model(run: Path, vocab: Vocab, train: torch.Tensor, smoothing: float | str) -> None:
     """The count model is its training counts and its smoothing (k, or "kn"): the table follows."""
     ckpt = {"kind": "count", "chars": list(vocab.chars), "counts": checkpoints.to_sparse(train)}
     smoothing = smoothing if smoothing == "kn" else float(smoothing)
-    checkpoints.save({**ckpt, "smoothing": smoothing}, run / "count.pt")
+    checkpoints.save({**ckpt, "smoothing": smoothing}, run / checkpoint("count"))
 
 
 def save_neural_model(
@@ -80,11 +80,11 @@ def save_neural_model(
     """W, and everything --resume needs to continue exactly where training stopped."""
     ckpt = {"kind": "neural", "chars": list(vocab.chars), "W": W.detach().cpu(), "step": step}
     state = {"optimizer_state": optimizer_state, "generator_state": generator_state}
-    checkpoints.save({**ckpt, "optimizer": optimizer, **state}, run / "neural.pt")
+    checkpoints.save({**ckpt, "optimizer": optimizer, **state}, run / checkpoint("neural"))
 
 
 def write_metrics(run: Path, metrics: dict) -> None:
-    atomic.write_text(run / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    atomic.write_text(run / METRICS, json.dumps(metrics, indent=2) + "\n")
 
 
 def save_table_model(run: Path, kind: str, vocab: Vocab, log_probs: torch.Tensor, recipe: dict) -> None:
@@ -92,8 +92,8 @@ def save_table_model(run: Path, kind: str, vocab: Vocab, log_probs: torch.Tensor
     how it was made (also in KIND.json, to read): a mix's parents (run, model, weight) and, for
     fitted weights, the held-out NLL of each EM iteration; an import's source file."""
     ckpt = {"kind": kind, "chars": list(vocab.chars), "log_probs": log_probs.double(), "recipe": recipe}
-    checkpoints.save(ckpt, run / f"{kind}.pt")
-    atomic.write_text(run / f"{kind}.json", json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
+    checkpoints.save(ckpt, run / checkpoint(kind))
+    atomic.write_text(run / recipe(kind), json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
 
 
 def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> torch.Tensor:
@@ -130,28 +130,28 @@ def count_model_of(ckpt: dict, shape: tuple[int, int], where: str) -> tuple[torc
 
 def read_config(run: Path) -> TrainConfig:
     """config.toml: the run's whole resolved configuration (a key left out is damage, not a default)."""
-    where = run / "config.toml"
+    where = run / CONFIG
     try:
         raw = tomllib.loads(where.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise BigramError(f"cannot read {shown(where)}: {e}; it is damaged, retrain") from None
+        raise BigramError(f"cannot read {escaped(where)}: {e}; it is damaged, retrain") from None
     missing = [k for k in RECORDED if k not in raw]
     if missing:
-        raise BigramError(f"{shown(where)} lacks {', '.join(missing)}: it is damaged; retrain")
-    return resolve_dict(raw, where=shown(where))
+        raise BigramError(f"{escaped(where)} lacks {', '.join(missing)}: it is damaged; retrain")
+    return resolve_dict(raw, where=escaped(where))
 
 
 def read_vocab(run: Path) -> Vocab:
     """vocab.json: id 0 the boundary, then the characters."""
     try:
-        return Vocab.from_dict(json.loads((run / "vocab.json").read_text(encoding="utf-8")))
+        return Vocab.from_dict(json.loads((run / VOCAB).read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise BigramError(f"cannot read vocabulary {run / 'vocab.json'}: {e}") from None
 
 
 def read_checkpoint(run: Path, model: str, vocab: Vocab) -> dict:
     """MODEL.pt, checked to be that model's and to hold the run's vocabulary."""
-    ckpt = checkpoints.load(run / f"{model}.pt", model)
+    ckpt = checkpoints.load(run / checkpoint(model), model)
     if tuple(ckpt.get("chars", ())) != vocab.chars:
         raise BigramError(f"{run / (model + '.pt')} does not match {run / 'vocab.json'}")
     return ckpt
@@ -159,8 +159,8 @@ def read_checkpoint(run: Path, model: str, vocab: Vocab) -> dict:
 
 def read_split_counts(run: Path, shape: tuple[int, int], imported: bool = False) -> dict[str, torch.Tensor]:
     """counts.pt: the C×V count matrix of every non-empty split (an imported run has none)."""
-    where = str(run / "counts.pt")
-    splits = checkpoints.load(run / "counts.pt", "counts").get("splits")
+    where = str(run / COUNTS)
+    splits = checkpoints.load(run / COUNTS, "counts").get("splits")
     if isinstance(splits, dict) and not splits and imported:
         raise BigramError(
             f"run {run} was imported from an ARPA file and has no splits of its own: "
@@ -174,12 +174,12 @@ def read_split_counts(run: Path, shape: tuple[int, int], imported: bool = False)
 def read_metrics(run: Path) -> dict:
     """metrics.json: every model's metrics per split, and what training chose and did."""
     try:
-        return json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+        return json.loads((run / METRICS).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise BigramError(f"cannot read {shown(run / 'metrics.json')}: {e}; retrain") from None
+        raise BigramError(f"cannot read {escaped(run / 'metrics.json')}: {e}; retrain") from None
 
 
-def count_names_file(
+def count_ngrams_in_file(
     path: str | Path, vocab: Vocab, rule: TextRule, shape: tuple[int, int], batch: int = 1 << 16
 ) -> torch.Tensor:
     """The (context, next) counts of a names file, read by `rule` and counted in `vocab` (streamed,
@@ -235,7 +235,7 @@ class Run:
         newer ones it skipped, whose training diverged or did not finish)."""
         p, skipped = find_run(path)  # choosing the run: rundir.find_run
         for run, why in skipped:
-            warnings.warn(f"skipped run {shown(run)}: {why}", stacklevel=2)
+            warnings.warn(f"skipped run {escaped(run)}: {why}", stacklevel=2)
         return cls(p, read_vocab(p), read_config(p))
 
     @property
@@ -247,7 +247,7 @@ class Run:
     @property
     def models(self) -> list[str]:
         """The models this run has a checkpoint for."""
-        return [m for m in MODELS if (self.path / f"{m}.pt").is_file()]
+        return [m for m in MODEL_KINDS if (self.path / checkpoint(m)).is_file()]
 
     def pick_model(self, model: str | None) -> str:
         """The requested model, or by default neural if trained, else count."""
@@ -258,7 +258,7 @@ class Run:
             )
         if model is None:
             return next(m for m in ("neural", "count", "mix", "arpa") if m in have)
-        if model not in MODELS:
+        if model not in MODEL_KINDS:
             raise BigramError(f"unknown model {model!r}: choose count, neural, mix or arpa")
         if model not in have:
             raise BigramError(f"run {self.path} has no {model} model; it has: {', '.join(have)}")
@@ -272,7 +272,7 @@ class Run:
         model = self.pick_model(model)
         if model not in self._cache:
             ckpt = self.count_checkpoint() if model == "count" else self.checkpoint(model)
-            self._cache[model] = model_table(model, ckpt, self.shape, str(self.path / f"{model}.pt"))
+            self._cache[model] = model_table(model, ckpt, self.shape, str(self.path / checkpoint(model)))
         return self._cache[model]
 
     def count_checkpoint(self) -> dict:
@@ -283,11 +283,11 @@ class Run:
 
     def count_model(self) -> tuple[torch.Tensor, float | str]:
         """The count model's training counts (C×V, sparse) and its smoothing (k, or "kn"), checked."""
-        return count_model_of(self.count_checkpoint(), self.shape, str(self.path / "count.pt"))
+        return count_model_of(self.count_checkpoint(), self.shape, str(self.path / checkpoint("count")))
 
     def neural_state(self) -> dict:
         """neural.pt with W and step checked, and its optimizer the config's: what --resume needs."""
-        ckpt, where = self.checkpoint("neural"), str(self.path / "neural.pt")
+        ckpt, where = self.checkpoint("neural"), str(self.path / checkpoint("neural"))
         ckpt["W"] = checkpoints.check_weights(ckpt.get("W"), self.shape, where)
         ckpt["step"] = int(checkpoints.check_number(ckpt.get("step"), 0, 2**62, "step", where))
         if ckpt.get("optimizer") != self.config.optimizer:
@@ -388,7 +388,7 @@ class Run:
         """The (context, next) counts of another names file, read by this run's text rule and
         counted in its vocabulary (streamed, a batch of names at a time); a character the run never
         saw is an error naming it and the name's position."""
-        return count_names_file(path, self.vocab, self.rule, self.shape, batch)
+        return count_ngrams_in_file(path, self.vocab, self.rule, self.shape, batch)
 
     def metrics(self) -> dict:
         """metrics.json: every model's metrics per split, and what training chose and did."""

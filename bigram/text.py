@@ -45,18 +45,18 @@ def _escape(m: re.Match) -> str:
     return f"\\x{c - 0xDC00 if c >= 0xDC00 else c:02x}"
 
 
-def shown(text: object) -> str:
+def escaped(text: object) -> str:
     """Text (a name, a path, a message) as it is safe to print on one line.
 
-    >>> print(shown("a\\x1b[31mred"), shown("\\x9b"), shown(Path(os.fsdecode(b"bad\\xff.txt"))))
+    >>> print(escaped("a\\x1b[31mred"), escaped("\\x9b"), escaped(Path(os.fsdecode(b"bad\\xff.txt"))))
     a\\x1b[31mred \\x9b bad\\xff.txt
     """
     text = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
     return _UNSAFE.sub(_escape, text) if _UNSAFE.search(text) else text
 
 
-def shown_lines(text: str) -> str:
-    """`shown` for many lines at once (sampled names, a score): the line breaks stay."""
+def escaped_lines(text: str) -> str:
+    """`escaped` for many lines at once (sampled names, a score): the line breaks stay."""
     return _UNSAFE_IN_LINES.sub(_escape, text) if _UNSAFE_IN_LINES.search(text) else text
 
 
@@ -73,7 +73,7 @@ def json_safe(text: str) -> str:
 def check_data_path(path: str | Path) -> Path:
     """The path of an existing, readable file, or a BigramError saying what is wrong."""
     p = Path(path)
-    shown_p = shown(p)
+    shown_p = escaped(p)
     try:
         st = p.stat()
     except FileNotFoundError:

@@ -127,10 +127,10 @@ class Vocab:
 
     def describe(self) -> str:
         """A short human description, e.g. "27 tokens: boundary + a-z"."""
-        shown = "".join(self.chars)
-        if len(shown) > 40:
-            shown = shown[:20] + "…" + shown[-10:]
-        return f"{self.size} tokens: boundary + {shown!r}"
+        chars = "".join(self.chars)
+        if len(chars) > 40:
+            chars = chars[:20] + "…" + chars[-10:]
+        return f"{self.size} tokens: boundary + {chars!r}"
 
     # --- persistence -------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -225,10 +225,10 @@ def fit_weights(
 # --- runs -----------------------------------------------------------------------------------------
 def parse_parent(spec: str) -> tuple[str, str | None]:
     """ "RUN" or "RUN:MODEL" (count, neural, mix or arpa) → (run, model or None: as `sample` picks)."""
-    from bigram.runs import MODELS
+    from bigram.safety.layout import MODEL_KINDS
 
     head, sep, tail = spec.rpartition(":")
-    if sep and tail in MODELS:
+    if sep and tail in MODEL_KINDS:
         return head, tail
     return spec, None
 

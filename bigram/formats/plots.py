@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bigram.counts import context_ids, dense, gram_name, order_of, row_sums, shown
+from bigram.counts import context_ids, dense, figure_ids, gram_name, order_of, row_sums
 from bigram.safety import atomic
 from bigram.vocab import Vocab
 
@@ -123,12 +123,12 @@ def heatmap(values: torch.Tensor, rows: list[str], cols: list[str], what: str, t
     for r, row in enumerate(rows):
         for c, col in enumerate(cols):
             v = sub[r, c]
-            shown = f"{int(v)}" if what == "counts" else f"{v:.3f}".lstrip("0")
+            label = f"{int(v)}" if what == "counts" else f"{v:.3f}".lstrip("0")
             ink = "white" if dark[r, c] else "#1a1a1a"
             x, y = MARGIN_PX + c * width + width / 2, TITLE_PX + r * CELL_PX + CELL_PX / 2
             draw.text((x, y - FONT_PX * 0.6), row + col, fill=ink, font=font, anchor="mm")
-            draw.text((x, y + FONT_PX * 0.6), shown, fill=ink, font=font, anchor="mm")
-            labels.append(f"{row}{col}\n{shown}")
+            draw.text((x, y + FONT_PX * 0.6), label, fill=ink, font=font, anchor="mm")
+            labels.append(f"{row}{col}\n{label}")
             inks.append(ink)
     draw.text((img.width / 2, TITLE_PX / 2), title, fill="black", font=_font(15), anchor="mm")
     return Heatmap(img, labels, inks, title)
@@ -139,7 +139,7 @@ def figure_for(
 ) -> Heatmap:
     """The figure of a run's training counts, or of a model's probabilities."""
     C, V = counts.shape
-    rows, cols = shown(counts, top)
+    rows, cols = figure_ids(counts, top)
     if what == "counts":  # only the shown block is made dense
         values = dense(counts.index_select(0, rows).index_select(1, cols))
         title = f"{gram_name(order_of((C, V)))} counts N (training split)"

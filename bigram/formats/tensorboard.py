@@ -11,7 +11,7 @@ import torch
 
 from bigram import text
 from bigram.config import TrainConfig
-from bigram.counts import shown
+from bigram.counts import figure_ids
 from bigram.metrics import nll as nll_of
 from bigram.models import NeuralBigram, count_log_probs_at
 from bigram.safety.interrupt import held_ctrl_c
@@ -129,7 +129,7 @@ def log_summary(
 ) -> None:
     """End-of-run entries: probability images, sampled names, labelled figures, hparams (the keys
     a sweep varies first, so that the HParams table shows them without scrolling)."""
-    rows, cols = shown(counts_train, IMAGE_TOKENS)  # the most frequent characters (and contexts)
+    rows, cols = figure_ids(counts_train, IMAGE_TOKENS)  # the most frequent characters (and contexts)
     for model, lp in tables.items():
         p = lp[rows][:, cols].exp().float()
         writer.add_image(f"probs/{model}", (p / p.max()).unsqueeze(0), step, dataformats="CHW")
@@ -151,7 +151,7 @@ def log_summary(
             for s in (0, max(cfg.steps, 1)):
                 writer.add_scalar(f"{split}/nll_count_model", m["nll"], s)
     # a string as it is safe to show (a data path's non-UTF-8 bytes as \xff: protobuf takes UTF-8 only)
-    hp = {k: (v if isinstance(v, int | float | bool) else text.shown(v)) for k, v in cfg.to_dict().items()}
+    hp = {k: (v if isinstance(v, int | float | bool) else text.escaped(v)) for k, v in cfg.to_dict().items()}
     hp = {k: hp[k] for k in swept} | {k: v for k, v in hp.items() if k not in swept}
     for summary in hparams_summaries(hp, metrics):
         writer._get_file_writer().add_summary(summary)

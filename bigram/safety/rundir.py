@@ -17,16 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bigram.errors import BigramError, TrainingStopped
-from bigram.safety import atomic
-from bigram.text import shown
+from bigram.safety import atomic, layout
+from bigram.text import escaped
 
 RUNS_DIR = Path("runs")
 STATUSES = ("training", "complete", "interrupted", "diverged")
-MARKER = ".bigram-run"  # written into every directory bigram makes; --overwrite replaces only those
-RUN_FILES = {
-    "config.toml", "vocab.json", "counts.pt", "count.pt", "neural.pt", "mix.pt", "mix.json", "arpa.pt",
-    "arpa.json", "metrics.json", "explore.html", MARKER,
-}  # fmt: skip
 # TensorBoard's event files (events.out.tfevents.<time>.<host>.<pid>.<n>); a crashed atomic write
 _OURS = re.compile(r"events\.out\.tfevents\.\d+\.[^/]+\.\d+\.\d+|\..+\.tmp-\d+")
 
@@ -53,7 +48,7 @@ def mark(path: Path, kind: str = "run", status: str = "training", note: str = ""
     info = {"made_by": "bigram", "kind": kind}
     if kind == "run":  # a sweep's directory holds runs; each has its own status
         info.update(status=status, **({"note": note} if note else {}))
-    atomic.write_text(path / MARKER, json.dumps(info, ensure_ascii=False) + "\n")
+    atomic.write_text(path / layout.MARKER, json.dumps(info, ensure_ascii=False) + "\n")
 
 
 def set_status(run: Path, status: str, note: str = "") -> None:
@@ -66,7 +61,7 @@ def status_of(run: Path) -> tuple[str, str]:
     """(status, note) from a run's marker. A run made before statuses were recorded, or whose
     marker is unreadable, counts as complete: its checkpoints are checked when they are read."""
     try:
-        info = json.loads((run / MARKER).read_text(encoding="utf-8"))
+        info = json.loads((run / layout.MARKER).read_text(encoding="utf-8"))
         status, note = info.get("status", "complete"), info.get("note", "")
     except (OSError, ValueError, AttributeError):
         return "complete", ""
@@ -81,7 +76,7 @@ def unusable(run: Path) -> str | None:
         return f"its training diverged ({note})" if note else "its training diverged"
     if status == "training":
         return "its training has not finished (it is still running, or its process was stopped)"
-    if not any((run / f"{m}.pt").is_file() for m in ("count", "neural", "mix", "arpa")):
+    if not any((run / layout.checkpoint(m)).is_file() for m in layout.MODEL_KINDS):
         return "it has no model checkpoint (count.pt, neural.pt, mix.pt or arpa.pt)"
     return None
 
@@ -90,18 +85,18 @@ def foreign_entry(path: Path) -> str | None:
     """None when `path` is a directory bigram made holding only what bigram writes (sub-runs of a
     sweep included); otherwise what makes it foreign, for the error message."""
     if path.is_symlink() or not path.is_dir():
-        return f"{shown(path)} is not a directory bigram made"
-    if not (path / MARKER).is_file():
-        return f"{shown(path)} has no {MARKER} marker, so bigram did not make it"
+        return f"{escaped(path)} is not a directory bigram made"
+    if not (path / layout.MARKER).is_file():
+        return f"{escaped(path)} has no {layout.MARKER} marker, so bigram did not make it"
     for entry in path.iterdir():
         if entry.is_symlink():
-            return f"{shown(entry)} is a symbolic link"
+            return f"{escaped(entry)} is a symbolic link"
         if entry.is_dir():
             inner = foreign_entry(entry)
             if inner is not None:
                 return inner
-        elif entry.name not in RUN_FILES and not _OURS.fullmatch(entry.name):
-            return f"{shown(entry)} is not a file bigram writes"
+        elif entry.name not in layout.FILES and not _OURS.fullmatch(entry.name):
+            return f"{escaped(entry)} is not a file bigram writes"
     return None
 
 
@@ -117,31 +112,33 @@ def check_out(
         str(path).encode("utf-8")
     except UnicodeEncodeError:  # bytes Python kept as surrogates; TensorBoard cannot write there
         raise BigramError(
-            f"--out {shown(path)} is not a valid UTF-8 path: choose a UTF-8 name for the run"
+            f"--out {escaped(path)} is not a valid UTF-8 path: choose a UTF-8 name for the run"
         ) from None
     if not path.exists() and not path.is_symlink():
         return path
     if path.is_symlink():
-        raise BigramError(f"--out {shown(path)} is a symbolic link: choose a plain directory for the run")
+        raise BigramError(f"--out {escaped(path)} is a symbolic link: choose a plain directory for the run")
     if not path.is_dir():
-        raise BigramError(f"--out {shown(path)} is a file, not a directory: choose another --out")
+        raise BigramError(f"--out {escaped(path)} is a file, not a directory: choose another --out")
     if not any(path.iterdir()):
         return path
     if not overwrite:
         fix = "choose another --out"
         fix = f"pass --overwrite to replace it, or {fix}" if can_overwrite else fix
-        raise BigramError(f"--out {shown(path)} already exists and is not empty: {fix}")
+        raise BigramError(f"--out {escaped(path)} already exists and is not empty: {fix}")
     here, target = Path.cwd().resolve(), path.resolve()
     if target == here or target in here.parents:
         raise BigramError(
-            f"--out {shown(path)} is the current directory or contains it: refusing to replace it"
+            f"--out {escaped(path)} is the current directory or contains it: refusing to replace it"
         )
     if data is not None and target in Path(data).resolve().parents:
-        raise BigramError(f"--out {shown(path)} contains the data file {shown(data)}: refusing to replace it")
+        raise BigramError(
+            f"--out {escaped(path)} contains the data file {escaped(data)}: refusing to replace it"
+        )
     why = foreign_entry(path)
     if why is not None:
         raise BigramError(
-            f"--out {shown(path)} is not a bigram run directory ({why}): refusing to replace it"
+            f"--out {escaped(path)} is not a bigram run directory ({why}): refusing to replace it"
         )
     return path
 
@@ -214,12 +211,12 @@ def latest_run(root: Path = RUNS_DIR) -> tuple[Path, list[tuple[Path, str]]]:
             f"no runs found under {root}/: train one with `bigram train`, or name a run directory"
         )
     skipped = []
-    for run in sorted(runs, key=lambda p: (p / "config.toml").stat().st_mtime, reverse=True):
+    for run in sorted(runs, key=lambda p: (p / layout.CONFIG).stat().st_mtime, reverse=True):
         why = unusable(run)
         if why is None:
             return run, skipped
         skipped.append((run, why))
-    listed = "; ".join(f"{shown(p)}: {why}" for p, why in skipped[:3])
+    listed = "; ".join(f"{escaped(p)}: {why}" for p, why in skipped[:3])
     raise BigramError(
         f"no finished run under {root}/ ({listed}{'; …' if len(skipped) > 3 else ''}): "
         "train one with `bigram train`"
@@ -233,12 +230,14 @@ def find_run(path: str | Path | None) -> tuple[Path, list[tuple[Path, str]]]:
         return latest_run()
     p = Path(path)
     if not p.is_dir():
-        raise BigramError(f"run directory {shown(p)} does not exist: name a directory made by `bigram train`")
-    if not (p / "vocab.json").is_file():
-        raise BigramError(f"{shown(p)} is not a bigram run directory (no vocab.json)")
+        raise BigramError(
+            f"run directory {escaped(p)} does not exist: name a directory made by `bigram train`"
+        )
+    if not (p / layout.VOCAB).is_file():
+        raise BigramError(f"{escaped(p)} is not a bigram run directory (no vocab.json)")
     why = unusable(p)
     if why is not None:
         status = status_of(p)[0]
         fix = {"diverged": "train it again (with a lower --lr)", "training": "wait for it, or train it again"}
-        raise BigramError(f"run {shown(p)} cannot be used: {why}; {fix.get(status, 'train it again')}")
+        raise BigramError(f"run {escaped(p)} cannot be used: {why}; {fix.get(status, 'train it again')}")
     return p, []

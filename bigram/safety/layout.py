@@ -1,0 +1,55 @@
+"""A run directory's layout, declared once: the names of its files and the kinds of model it holds.
+
+    runs/2026-11-21_10-30-05/
+        .bigram-run       MARKER        bigram made this directory (--overwrite replaces only such)
+        config.toml       CONFIG        the resolved configuration
+        vocab.json        VOCAB         id 0 = boundary, then the characters
+        counts.pt         COUNTS        the per-split (context, next) counts
+        count.pt …        checkpoint()  one per model the run holds (MODEL_KINDS)
+        mix.json …        recipe()      how a mixed or imported table was made (TABLE_KINDS)
+        metrics.json      METRICS       NLL, perplexity, bits per model and split; what training chose
+        explore.html      EXPLORE       `bigram explore`'s page, by default
+        events.out.tfevents.*           TensorBoard's
+
+Who writes and reads each file: bigram.runs; the directory itself: bigram.safety.rundir.
+
+    >>> checkpoint("neural"), recipe("mix"), "arpa.pt" in FILES
+    ('neural.pt', 'mix.json', True)
+"""
+
+from __future__ import annotations
+
+MARKER = ".bigram-run"
+CONFIG = "config.toml"
+VOCAB = "vocab.json"
+COUNTS = "counts.pt"
+METRICS = "metrics.json"
+EXPLORE = "explore.html"
+# a run's models: trained (count, neural), interpolated by `bigram mix`, imported by `bigram import`
+MODEL_KINDS = ("count", "neural", "mix", "arpa")
+TABLE_KINDS = ("mix", "arpa")  # the models stored as their table, with a recipe
+
+
+def checkpoint(kind: str) -> str:
+    """The file holding a model of this kind."""
+    return f"{kind}.pt"
+
+
+def recipe(kind: str) -> str:
+    """The file saying how a table model of this kind was made."""
+    return f"{kind}.json"
+
+
+# every file name bigram writes into a run (TensorBoard's event files aside)
+FILES = frozenset(
+    {
+        MARKER,
+        CONFIG,
+        VOCAB,
+        COUNTS,
+        METRICS,
+        EXPLORE,
+        *map(checkpoint, MODEL_KINDS),
+        *map(recipe, TABLE_KINDS),
+    }
+)
