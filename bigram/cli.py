@@ -511,7 +511,7 @@ def mix(
 
     rundir.check_out(out, overwrite)
     libraries()
-    from bigram.formats.mix import mix_runs
+    from bigram.combine import mix_runs
 
     result = mix_runs(runs, given, out, val=val, overwrite=overwrite, tol=tol)
     if result.nll:  # every iteration's held-out NLL, six to a line
@@ -543,7 +543,7 @@ def import_(
 
     rundir.check_out(out, overwrite)  # refused before torch loads
     libraries()
-    from bigram.formats.arpa import import_arpa
+    from bigram.combine import import_arpa
 
     vocab, order = import_arpa(model, out, overwrite)
     typer.echo(f"read {escaped(model)}: order {order}, {vocab.describe()}")

@@ -1,85 +1,16 @@
-"""The two bigram models. Both end as a V×V table of log P(next | prev), row-stochastic.
+"""The neural model: logits = one_hot(x) @ W, P = softmax(logits); the only parameter is W (C×V).
 
-count  : P = (N + k) / row sums — add-k smoothing of the count matrix N;
-         or interpolated modified Kneser-Ney of N (smoothing "kn", kneser_ney.py).
-neural : logits = one_hot(x) @ W, P = softmax(logits); the only parameter is W (V×V).
-         Since one_hot(x) @ W is just row x of W, softmax(W) by rows *is* the model's table.
+Since one_hot(x) @ W is just row x of W, softmax(W) by rows *is* the model's table (bigram.table,
+where the count model's table, P = (N + k) / row sums, is made too). Its loss is the mean NLL of
+the training bigrams plus L2 on W, and because every example with x = i, y = j adds the same term,
+the full-batch loss and its gradient come from the count matrix N alone (`loss_from_counts`).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from bigram.counts import row_sums, rows_of, values_at
-from bigram.estimators.kneser_ney import kneser_ney_probs
-
-
-def count_log_probs(
-    counts: torch.Tensor, smoothing: float | str, dtype: torch.dtype = torch.float64
-) -> torch.Tensor:
-    """log P of the count model, in float64 (or `dtype`): log((N + k) / Σ_j (N + k)), or
-    Kneser-Ney's when smoothing is "kn".
-
-    A row with no counts at all and k = 0 (a character seen only outside the training split)
-    has no estimate; it gets the uniform distribution rather than 0/0."""
-    if smoothing == "kn":
-        return kneser_ney_probs(counts)[0].log_().to(dtype)
-    if counts.is_sparse:  # one V×V allocation: the table itself
-        c = counts.coalesce()
-        n = torch.full(c.shape, float(smoothing), dtype=dtype, device=c.device)
-        n.index_put_(tuple(c.indices()), c.values().to(dtype), accumulate=True)
-    else:
-        n = counts.to(dtype, copy=True).add_(smoothing)
-    totals = n.sum(1, keepdim=True)
-    empty = totals.squeeze(1) == 0
-    n[empty] = 1.0
-    totals[empty] = n.shape[1]
-    return n.log_().sub_(totals.log_())
-
-
-def count_log_probs_at(counts: torch.Tensor, smoothing: float | str):
-    """(i, j) ↦ the count model's log P_ij in float64, for index tensors i, j, without the V×V
-    table: log(N_ij + k) − log(N_i + k·V), in O(len(i) + V). What the metrics need (they read only
-    counted bigrams), so a large vocabulary's count model is evaluated without allocating V².
-    (Kneser-Ney, smoothing "kn", mixes every row with shorter histories' rows: it builds the table.)
-
-    >>> at = count_log_probs_at(torch.tensor([[1, 3], [0, 0]]), 0.0)
-    >>> at(torch.tensor([0, 1]), torch.tensor([1, 0])).exp()  # 3/4, and an empty row: uniform
-    tensor([0.7500, 0.5000], dtype=torch.float64)
-    """
-    if smoothing == "kn":
-        table = count_log_probs(counts, "kn")
-        return lambda i, j: table[i, j]
-    V = counts.shape[1]
-    rows = row_sums(counts).to(torch.float64) + smoothing * V
-
-    def at(i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        num = values_at(counts, i, j).to(torch.float64) + smoothing
-        den = rows[i]
-        return torch.where(den > 0, num.log() - den.log(), torch.full_like(den, -math.log(V)))
-
-    return at
-
-
-class CountRows:
-    """The add-k count model's C×V table of log P, made only at the rows asked for: `table[i]`
-    for an index tensor i equals count_log_probs(counts, k)[i] (float64). What the end-of-run
-    summaries read of it (an image's corner, ten sampled names), without allocating C×V: at
-    V = 4,500 the whole table would be 160 MB.
-
-    >>> CountRows(torch.tensor([[1, 3], [0, 0]]).to_sparse(), 0.0)[torch.tensor([0])].exp()
-    tensor([[0.2500, 0.7500]], dtype=torch.float64)
-    """
-
-    def __init__(self, counts: torch.Tensor, smoothing: float) -> None:
-        self.counts, self.smoothing, self.shape = counts, smoothing, tuple(counts.shape)
-
-    def __getitem__(self, rows: torch.Tensor) -> torch.Tensor:
-        return count_log_probs(rows_of(self.counts, rows), self.smoothing)
 
 
 class NeuralBigram(nn.Module):

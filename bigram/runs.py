@@ -29,15 +29,14 @@ from pathlib import Path
 
 import torch
 
-from bigram.config import MAX_SMOOTHING, TrainConfig, resolve_dict
+from bigram.config import TrainConfig, resolve_dict
 from bigram.counts import compact, context_rows
 from bigram.errors import BigramError
 from bigram.metrics import evaluate, kl_between, score_name
-from bigram.models import count_log_probs
 from bigram.reader.corpus import iter_names
-from bigram.safety import atomic, checkpoints
-from bigram.safety.layout import CONFIG, COUNTS, METRICS, MODEL_KINDS, VOCAB, checkpoint
+from bigram.safety import atomic, checkpoints, layout
 from bigram.safety.rundir import find_run
+from bigram.table import count_model_of, model_table
 from bigram.text import TextRule, escaped
 from bigram.vocab import Vocab
 
@@ -48,23 +47,23 @@ RECORDED = ("data", "model")  # in every config.toml bigram ever wrote: missing,
 
 
 def write_config(run: Path, cfg: TrainConfig) -> None:
-    atomic.write_text(run / CONFIG, cfg.to_toml())
+    atomic.write_text(run / layout.CONFIG, cfg.to_toml())
 
 
 def write_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, torch.Tensor]) -> None:
     """What a run is trained from: its resolved config, vocabulary and per-split counts."""
     write_config(run, cfg)
     vocab_json = json.dumps(vocab.to_dict(), ensure_ascii=False, indent=1) + "\n"
-    atomic.write_text(run / VOCAB, vocab_json)
+    atomic.write_text(run / layout.VOCAB, vocab_json)
     sparse = {s: checkpoints.to_sparse(c) for s, c in splits.items()}
-    checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / COUNTS)
+    checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / layout.COUNTS)
 
 
 def save_count_model(run: Path, vocab: Vocab, train: torch.Tensor, smoothing: float | str) -> None:
     """The count model is its training counts and its smoothing (k, or "kn"): the table follows."""
     ckpt = {"kind": "count", "chars": list(vocab.chars), "counts": checkpoints.to_sparse(train)}
     smoothing = smoothing if smoothing == "kn" else float(smoothing)
-    checkpoints.save({**ckpt, "smoothing": smoothing}, run / checkpoint("count"))
+    checkpoints.save({**ckpt, "smoothing": smoothing}, run / layout.checkpoint("count"))
 
 
 def save_neural_model(
@@ -80,11 +79,11 @@ def save_neural_model(
     """W, and everything --resume needs to continue exactly where training stopped."""
     ckpt = {"kind": "neural", "chars": list(vocab.chars), "W": W.detach().cpu(), "step": step}
     state = {"optimizer_state": optimizer_state, "generator_state": generator_state}
-    checkpoints.save({**ckpt, "optimizer": optimizer, **state}, run / checkpoint("neural"))
+    checkpoints.save({**ckpt, "optimizer": optimizer, **state}, run / layout.checkpoint("neural"))
 
 
 def write_metrics(run: Path, metrics: dict) -> None:
-    atomic.write_text(run / METRICS, json.dumps(metrics, indent=2) + "\n")
+    atomic.write_text(run / layout.METRICS, json.dumps(metrics, indent=2) + "\n")
 
 
 def save_table_model(run: Path, kind: str, vocab: Vocab, log_probs: torch.Tensor, recipe: dict) -> None:
@@ -92,37 +91,8 @@ def save_table_model(run: Path, kind: str, vocab: Vocab, log_probs: torch.Tensor
     how it was made (also in KIND.json, to read): a mix's parents (run, model, weight) and, for
     fitted weights, the held-out NLL of each EM iteration; an import's source file."""
     ckpt = {"kind": kind, "chars": list(vocab.chars), "log_probs": log_probs.double(), "recipe": recipe}
-    checkpoints.save(ckpt, run / checkpoint(kind))
-    atomic.write_text(run / recipe(kind), json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
-
-
-def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> torch.Tensor:
-    """A checkpoint → its model's C×V table of log P(next | context), float64 (checked first);
-    C = V contexts for the bigram.
-
-    count:  log((N + k) / row sums), from the training counts N and the smoothing k (or
-            Kneser-Ney's table of N, kneser_ney.py)
-    neural: log_softmax(W) row by row: the logits of one_hot(context) @ W are row context of W
-    mix:    the interpolated table itself, as `bigram mix` wrote it (mix.py)
-    arpa:   the table `bigram import` read from an ARPA file (arpa.py)"""
-    if model == "count":
-        return count_log_probs(*count_model_of(ckpt, shape, where))
-    if model in ("mix", "arpa"):
-        return checkpoints.check_table(ckpt.get("log_probs"), shape, where)
-    W = checkpoints.check_weights(ckpt.get("W"), shape, where)
-    out = torch.empty(W.shape, dtype=torch.float64)
-    step = max(1, (1 << 20) // W.shape[1])  # a block of rows at a time: no float64 copy of all of W
-    for i in range(0, W.shape[0], step):
-        torch.log_softmax(W[i : i + step].double(), dim=1, out=out[i : i + step])
-    return out
-
-
-def count_model_of(ckpt: dict, shape: tuple[int, int], where: str) -> tuple[torch.Tensor, float | str]:
-    """A count checkpoint's training counts (C×V, sparse) and its smoothing (k, or "kn"), checked."""
-    counts = checkpoints.check_counts(ckpt.get("counts"), shape, where)
-    if ckpt.get("smoothing") == "kn":
-        return counts, "kn"
-    return counts, checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
+    checkpoints.save(ckpt, run / layout.checkpoint(kind))
+    atomic.write_text(run / layout.recipe(kind), json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
 
 
 # --- reading a run's files (each checked: a damaged file is one error naming it) -------------------
@@ -130,7 +100,7 @@ def count_model_of(ckpt: dict, shape: tuple[int, int], where: str) -> tuple[torc
 
 def read_config(run: Path) -> TrainConfig:
     """config.toml: the run's whole resolved configuration (a key left out is damage, not a default)."""
-    where = run / CONFIG
+    where = run / layout.CONFIG
     try:
         raw = tomllib.loads(where.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
@@ -144,14 +114,14 @@ def read_config(run: Path) -> TrainConfig:
 def read_vocab(run: Path) -> Vocab:
     """vocab.json: id 0 the boundary, then the characters."""
     try:
-        return Vocab.from_dict(json.loads((run / VOCAB).read_text(encoding="utf-8")))
+        return Vocab.from_dict(json.loads((run / layout.VOCAB).read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise BigramError(f"cannot read vocabulary {run / 'vocab.json'}: {e}") from None
 
 
 def read_checkpoint(run: Path, model: str, vocab: Vocab) -> dict:
     """MODEL.pt, checked to be that model's and to hold the run's vocabulary."""
-    ckpt = checkpoints.load(run / checkpoint(model), model)
+    ckpt = checkpoints.load(run / layout.checkpoint(model), model)
     if tuple(ckpt.get("chars", ())) != vocab.chars:
         raise BigramError(f"{run / (model + '.pt')} does not match {run / 'vocab.json'}")
     return ckpt
@@ -159,8 +129,8 @@ def read_checkpoint(run: Path, model: str, vocab: Vocab) -> dict:
 
 def read_split_counts(run: Path, shape: tuple[int, int], imported: bool = False) -> dict[str, torch.Tensor]:
     """counts.pt: the C×V count matrix of every non-empty split (an imported run has none)."""
-    where = str(run / COUNTS)
-    splits = checkpoints.load(run / COUNTS, "counts").get("splits")
+    where = str(run / layout.COUNTS)
+    splits = checkpoints.load(run / layout.COUNTS, "counts").get("splits")
     if isinstance(splits, dict) and not splits and imported:
         raise BigramError(
             f"run {run} was imported from an ARPA file and has no splits of its own: "
@@ -174,7 +144,7 @@ def read_split_counts(run: Path, shape: tuple[int, int], imported: bool = False)
 def read_metrics(run: Path) -> dict:
     """metrics.json: every model's metrics per split, and what training chose and did."""
     try:
-        return json.loads((run / METRICS).read_text(encoding="utf-8"))
+        return json.loads((run / layout.METRICS).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise BigramError(f"cannot read {escaped(run / 'metrics.json')}: {e}; retrain") from None
 
@@ -247,7 +217,7 @@ class Run:
     @property
     def models(self) -> list[str]:
         """The models this run has a checkpoint for."""
-        return [m for m in MODEL_KINDS if (self.path / checkpoint(m)).is_file()]
+        return [m for m in layout.MODEL_KINDS if (self.path / layout.checkpoint(m)).is_file()]
 
     def pick_model(self, model: str | None) -> str:
         """The requested model, or by default neural if trained, else count."""
@@ -258,7 +228,7 @@ class Run:
             )
         if model is None:
             return next(m for m in ("neural", "count", "mix", "arpa") if m in have)
-        if model not in MODEL_KINDS:
+        if model not in layout.MODEL_KINDS:
             raise BigramError(f"unknown model {model!r}: choose count, neural, mix or arpa")
         if model not in have:
             raise BigramError(f"run {self.path} has no {model} model; it has: {', '.join(have)}")
@@ -272,7 +242,9 @@ class Run:
         model = self.pick_model(model)
         if model not in self._cache:
             ckpt = self.count_checkpoint() if model == "count" else self.checkpoint(model)
-            self._cache[model] = model_table(model, ckpt, self.shape, str(self.path / checkpoint(model)))
+            self._cache[model] = model_table(
+                model, ckpt, self.shape, str(self.path / layout.checkpoint(model))
+            )
         return self._cache[model]
 
     def count_checkpoint(self) -> dict:
@@ -283,11 +255,13 @@ class Run:
 
     def count_model(self) -> tuple[torch.Tensor, float | str]:
         """The count model's training counts (C×V, sparse) and its smoothing (k, or "kn"), checked."""
-        return count_model_of(self.count_checkpoint(), self.shape, str(self.path / checkpoint("count")))
+        return count_model_of(
+            self.count_checkpoint(), self.shape, str(self.path / layout.checkpoint("count"))
+        )
 
     def neural_state(self) -> dict:
         """neural.pt with W and step checked, and its optimizer the config's: what --resume needs."""
-        ckpt, where = self.checkpoint("neural"), str(self.path / checkpoint("neural"))
+        ckpt, where = self.checkpoint("neural"), str(self.path / layout.checkpoint("neural"))
         ckpt["W"] = checkpoints.check_weights(ckpt.get("W"), self.shape, where)
         ckpt["step"] = int(checkpoints.check_number(ckpt.get("step"), 0, 2**62, "step", where))
         if ckpt.get("optimizer") != self.config.optimizer:

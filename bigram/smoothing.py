@@ -11,7 +11,7 @@ import torch
 
 from bigram.counts import nonzero, row_sums
 from bigram.metrics import kl_between, nll
-from bigram.models import count_log_probs, count_log_probs_at
+from bigram.table import count_log_probs, count_log_probs_at
 
 K_RANGE = (1e-4, 1e3)  # searched on a log scale
 

@@ -23,11 +23,11 @@ from bigram.estimators.kneser_ney import kneser_ney_probs
 from bigram.fit import StopOnCtrlC, check_fits, fit_neural
 from bigram.formats.tensorboard import QuietWriterThread, log_smoothing_curve, log_summary, open_writer
 from bigram.metrics import evaluate
-from bigram.models import CountRows, count_log_probs_at
 from bigram.reader.corpus import default_world, load_counts
 from bigram.safety import layout, rundir
 from bigram.safety.rundir import check_out, new_run_dir
 from bigram.smoothing import choose_smoothing, equivalent_smoothing
+from bigram.table import CountRows, count_log_probs_at, model_table
 from bigram.vocab import Vocab
 
 
@@ -325,7 +325,7 @@ def _save_neural(run: Path, cfg: TrainConfig, vocab: Vocab, fit, extra: dict) ->
     }  # fmt: skip
     runs.save_neural_model(run, vocab, fit.model.W, **fit.checkpoint_state())
     W = fit.model.W.detach().cpu()
-    return runs.model_table("neural", {"W": W}, tuple(W.shape), str(run / layout.checkpoint("neural")))
+    return model_table("neural", {"W": W}, tuple(W.shape), str(run / layout.checkpoint("neural")))
 
 
 def _log_summaries(writer, run: Path, shown: Path, stopped_early: bool, *summary) -> None:

@@ -30,8 +30,9 @@ from bigram.config import TrainConfig  # noqa: E402
 from bigram.counts import count_bigrams  # noqa: E402
 from bigram.data import read_names  # noqa: E402
 from bigram.fit import fit_neural  # noqa: E402
-from bigram.models import NeuralBigram, count_log_probs  # noqa: E402
+from bigram.models import NeuralBigram  # noqa: E402
 from bigram.sampling import Constraints, sample  # noqa: E402
+from bigram.table import count_log_probs  # noqa: E402
 from bigram.vocab import Vocab  # noqa: E402
 
 SEED = 2147483647
@@ -806,7 +807,7 @@ import time
 from bigram.config import TrainConfig
 from bigram.reader.corpus import load_counts
 from bigram.estimators.kneser_ney import kneser_ney_probs
-from bigram.models import count_log_probs
+from bigram.table import count_log_probs
 train = load_counts(TrainConfig(order=5), progress=False).splits["train"]
 for fn in (lambda: count_log_probs(train, 0.1), lambda: kneser_ney_probs(train)):
     best = float("inf")

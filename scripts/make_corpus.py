@@ -96,7 +96,7 @@ def multilingual(n: int, seed: int) -> list[str]:
 def names_like(n: int, seed: int) -> list[str]:
     from bigram.counts import count_bigrams
     from bigram.data import read_names
-    from bigram.models import count_log_probs
+    from bigram.table import count_log_probs
 
     names = read_names(ROOT / "data" / "names.txt")
     vocab = Vocab.from_names(names)

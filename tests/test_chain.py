@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from bigram.exact import chain
-from bigram.models import count_log_probs
 from bigram.sampling import Constraints, most_likely, sample
+from bigram.table import count_log_probs
 from tests.conftest import NAMES
 from tests.test_order import ABC, backed_off_table
 

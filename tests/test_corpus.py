@@ -161,7 +161,7 @@ def test_default_split_keeps_the_published_numbers(names):
     Recomputed here in plain Python from the seeded permutation of name positions."""
 
     from bigram.metrics import evaluate
-    from bigram.models import count_log_probs
+    from bigram.table import count_log_probs
 
     n = len(names)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(2147483647)).tolist()

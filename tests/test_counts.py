@@ -8,7 +8,7 @@ from hypothesis import given
 
 from bigram.counts import count_bigrams
 from bigram.metrics import evaluate
-from bigram.models import count_log_probs
+from bigram.table import count_log_probs
 from bigram.vocab import Vocab
 from tests.conftest import clean_names, plain_counts, plain_nll
 
@@ -69,8 +69,8 @@ def test_held_out_nll_equals_evaluating_the_full_table_sparse_or_dense():
     """choose_smoothing's O(nnz) val NLL is the NLL of the full add-k table, for a large sparse
     vocabulary (with val pairs never seen in train, and val rows empty in train) and a dense one."""
     from bigram.metrics import evaluate
-    from bigram.models import count_log_probs
     from bigram.smoothing import held_out_nll
+    from bigram.table import count_log_probs
 
     g = torch.Generator().manual_seed(0)
     V = 300
@@ -93,7 +93,7 @@ def test_count_rows_made_on_demand_are_the_tables_rows():
     by hand: log((N_ij + k) / (N_i + kV)), uniform for an empty row at k = 0."""
     import math
 
-    from bigram.models import CountRows
+    from bigram.table import CountRows
 
     g = torch.Generator().manual_seed(1)
     C, V = 40, 13

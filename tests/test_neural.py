@@ -259,7 +259,7 @@ def test_plain_sgd_is_torch_sgd_bit_for_bit(names):
 
 
 def test_count_log_probs_at_equals_the_table_everywhere():
-    from bigram.models import count_log_probs, count_log_probs_at
+    from bigram.table import count_log_probs, count_log_probs_at
 
     N = torch.tensor([[0, 5, 1], [0, 0, 0], [2, 0, 7]])  # row 1 empty
     i, j = torch.meshgrid(torch.arange(3), torch.arange(3), indexing="ij")

@@ -16,10 +16,11 @@ import torch
 from bigram.counts import context_rows, dense, successor
 from bigram.exact.chain import of_table
 from bigram.metrics import evaluate
-from bigram.models import NeuralBigram, count_log_probs
+from bigram.models import NeuralBigram
 from bigram.reader.corpus import read_counts
 from bigram.reader.kernels import split_of
 from bigram.sampling import Constraints, most_likely, sample
+from bigram.table import count_log_probs
 from bigram.vocab import Vocab
 from tests.conftest import NAMES, ROOT, one_line_error, train_run
 from tests.test_sampling import check_frequencies, enumerate_names

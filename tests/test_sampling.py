@@ -204,7 +204,7 @@ def test_impossible_constraints_are_clear_errors(c, message):
 
 
 def test_rare_constraint_on_names_txt(names):
-    from bigram.models import count_log_probs
+    from bigram.table import count_log_probs
 
     vocab = Vocab.from_names(names)
     lp = count_log_probs(count_bigrams(names, vocab), 1.0)
@@ -214,7 +214,7 @@ def test_rare_constraint_on_names_txt(names):
 
 def test_batched_sampling_reproduces_the_lecture_loop_distribution(names):
     """Frequencies of first letters and lengths agree with the model's exact marginals."""
-    from bigram.models import count_log_probs
+    from bigram.table import count_log_probs
 
     vocab = Vocab.from_names(names)
     lp = count_log_probs(count_bigrams(names, vocab), 1.0)

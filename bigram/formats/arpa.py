@@ -54,7 +54,7 @@ from bigram.errors import BigramError
 from bigram.reader.corpus import check_table_size
 from bigram.vocab import Vocab
 
-__all__ = ["import_arpa", "read_arpa", "read_arpa_text"]
+__all__ = ["read_arpa", "read_arpa_text"]
 
 _ESCAPE = re.compile(r"<U\+([0-9A-Fa-f]{4,6})>")
 _SPECIAL = ("<s>", "</s>", "<unk>")
@@ -227,21 +227,3 @@ def _table(grams: dict, ids: dict[str, int], V: int, order: int) -> torch.Tensor
         block = table[i : i + step]
         block.sub_(torch.logsumexp(block, dim=1, keepdim=True))
     return table
-
-
-def import_arpa(path: str | Path, out: str | Path, overwrite: bool = False) -> tuple[Vocab, int]:
-    """A new run (at `out`) whose model (arpa.pt) is the table of an ARPA file: (vocabulary, order).
-    It has no splits of its own; its config records the file as its data."""
-    from bigram import runs
-    from bigram.config import TrainConfig
-    from bigram.safety import rundir
-
-    rundir.check_out(out, overwrite)
-    table, vocab, order = read_arpa(path)
-    cfg = TrainConfig(data=str(path), order=order, model="count")
-    with rundir.new_run_dir(out, overwrite) as run:
-        runs.write_inputs(run, cfg, vocab, {})
-        recipe = {"source": str(Path(path).resolve()), "order": order, "renormalized_over": "real tokens"}
-        runs.save_table_model(run, "arpa", vocab, table, recipe)
-        rundir.set_status(run, "complete")
-    return vocab, order

@@ -1,7 +1,8 @@
 """Mixing models: linear interpolation of tables, P(next | context) = Σᵢ λᵢ Pᵢ(next | context).
 
-Every model is a table (runs.py), so a mix of models is one more table. The tables are first
-lifted onto one vocabulary, the union of theirs, and one order, the highest of theirs:
+Every model is a table (bigram.table), so a mix of models is one more table (bigram.combine makes
+a run of it). The tables are first lifted onto one vocabulary, the union of theirs, and one order,
+the highest of theirs:
 
 - a character one model lacks gets probability 0 in its rows, so each row still sums to one;
 - a lower-order model is a higher-order one whose rows ignore the older tokens (a unigram is the
@@ -26,11 +27,9 @@ is EM on a mixture, whose held-out likelihood never falls from one iteration to 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -40,6 +39,7 @@ from bigram.vocab import Vocab
 
 __all__ = [
     "EMResult",
+    "check_weights",
     "event_probs",
     "fit_weights",
     "heldout_events",
@@ -87,7 +87,7 @@ def mix_tables(
     and that vocabulary. Memory: the result beside the models' tables (see `add_into`)."""
     if not (len(tables) == len(vocabs) == len(weights)) or len(tables) < 2:
         raise BigramError("a mix needs two or more models, each with a weight")
-    _check_weights(weights)
+    check_weights(weights)
     union = union_vocab(vocabs)
     orders = [order_of(tuple(t.shape)) for t in tables]
     N, U = max(orders), union.size
@@ -98,7 +98,7 @@ def mix_tables(
     return finish(out, mass), union
 
 
-def _check_weights(weights: Sequence[float]) -> None:
+def check_weights(weights: Sequence[float]) -> None:
     if any(w < 0 or not math.isfinite(w) for w in weights) or not math.isclose(sum(weights), 1.0):
         raise BigramError(f"mix weights must be ≥ 0 and sum to 1, not {list(weights)}")
 
@@ -220,152 +220,3 @@ def fit_weights(
         new = (counts * share / share.sum(0)).sum(1) / total
         moved, lam = float((new - lam).abs().max()), new
     return EMResult([float(x) for x in lam], history)
-
-
-# --- runs -----------------------------------------------------------------------------------------
-def parse_parent(spec: str) -> tuple[str, str | None]:
-    """ "RUN" or "RUN:MODEL" (count, neural, mix or arpa) → (run, model or None: as `sample` picks)."""
-    from bigram.safety.layout import MODEL_KINDS
-
-    head, sep, tail = spec.rpartition(":")
-    if sep and tail in MODEL_KINDS:
-        return head, tail
-    return spec, None
-
-
-@dataclass
-class MixResult:
-    run_dir: Path
-    weights: list[float]
-    nll: list[float]  # EM's held-out NLL per iteration (empty for given weights)
-    parents: list[dict]
-    test_nll: dict[str, float]  # each parent alone and the mix ("mix") on the shared test split, if any
-
-
-def _highest(parents: list):
-    """The parent run of the highest order (the first such): the mix's config and splits are its."""
-    return max(parents, key=lambda rm: rm[0].config.order)[0]
-
-
-def _shared_corpus(parents: list) -> bool:
-    """Whether the runs were trained on one corpus, split alike (their val and test names agree)."""
-    configs = [r.config for r, _ in parents]
-    keys = {(Path(c.data).resolve(), c.split, c.seed, c.val_frac, c.test_frac) for c in configs}
-    return len(keys) == 1
-
-
-def _heldout(parents: list, union: Vocab, N: int, val: str | Path | None) -> Events:
-    """The held-out events: the names of `val`, or the shared val split of the parents' corpus."""
-    from bigram.reader.corpus import iter_names
-
-    if val is not None:
-        return heldout_events(list(iter_names(val, parents[0][0].rule)), union, N)
-    if not _shared_corpus(parents):
-        raise BigramError(
-            "--weights auto needs held-out names: the runs were not trained on one corpus and split, "
-            "so give --val FILE"
-        )
-    top = _highest(parents)
-    if "val" not in top.split_counts():
-        raise BigramError(f"run {top.path} has no val split: give --val FILE for --weights auto")
-    return events_of_counts(lift_counts(top.counts("val"), top.vocab, union))
-
-
-def _open_parents(specs: Sequence[str]) -> list:
-    """(Run, model) of each "RUN[:model]", once they read text by one rule."""
-    from bigram import runs
-
-    if len(specs) < 2:
-        raise BigramError("bigram mix needs two or more runs")
-    parents = []
-    for spec in specs:
-        path, model = parse_parent(spec)
-        r = runs.Run.open(path)
-        parents.append((r, r.pick_model(model)))
-    if len({(r.config.normalize, r.config.lowercase) for r, _ in parents}) != 1:
-        raise BigramError(
-            "the runs read text by different rules (--normalize, --lowercase): retrain them alike"
-        )
-    return parents
-
-
-def _fitted(parents: list, union: Vocab, N: int, val: str | Path | None, tol: float) -> EMResult:
-    """EM's weights on the held-out events, each parent's table loaded (and dropped) in turn."""
-    events = _heldout(parents, union, N, val)
-    probs = []
-    for r, m in parents:
-        probs.append(event_probs(r.log_probs(m), r.vocab, union, events, N))
-        r._cache.clear()  # one table in memory at a time
-    return fit_weights(probs, events[2], tol=tol)
-
-
-def _write_run(out, overwrite: bool, parents: list, union: Vocab, table: torch.Tensor, recipe: dict) -> dict:
-    """The mixed run on disk: the highest-order parent's config and splits (in the union
-    vocabulary), the table and its recipe, its metrics; returns the metrics."""
-    from bigram import runs
-    from bigram.metrics import evaluate
-    from bigram.safety import rundir
-
-    top = _highest(parents)
-    recipe["counts"] = f"{top.path}'s splits, in the union vocabulary"
-    cfg = dataclasses.replace(top.config, order=recipe["order"])
-    with rundir.new_run_dir(out, overwrite) as run:
-        splits = {s: lift_counts(c, top.vocab, union) for s, c in top.split_counts().items()}
-        runs.write_inputs(run, cfg, union, splits)
-        runs.save_table_model(run, "mix", union, table, recipe)
-        metrics = {"mix": {s: evaluate(table, c) for s, c in splits.items()}, "mix_recipe": recipe}
-        runs.write_metrics(run, metrics)
-        rundir.set_status(run, "complete")
-    return metrics
-
-
-def mix_runs(
-    specs: Sequence[str],
-    weights: Sequence[float] | None,
-    out: str | Path,
-    *,
-    val: str | Path | None = None,
-    overwrite: bool = False,
-    tol: float = 1e-3,
-) -> MixResult:
-    """A new run whose model is the interpolation of the parents' models: `weights` given (one
-    per parent, summing to one) or, when None, fitted by EM on held-out names. Each parent's
-    table is read twice (for EM's events, then for the sum) so that only one is in memory at once."""
-    from bigram.metrics import evaluate
-    from bigram.reader.corpus import check_table_size
-
-    if weights is not None and len(weights) != len(specs):
-        raise BigramError(f"--weights gives {len(weights)} weights for {len(specs)} runs: give one per run")
-    parents = _open_parents(specs)
-    union = union_vocab([r.vocab for r, _ in parents])
-    N = max(r.config.order for r, _ in parents)
-    check_table_size(union.size, N, " (the union of the runs' vocabularies)")
-    history: list[float] = []
-    if weights is None:
-        fit = _fitted(parents, union, N, val, tol)
-        weights, history = fit.weights, fit.nll
-    _check_weights(weights)
-    table = torch.zeros(union.size ** (N - 1), union.size, dtype=torch.float64)
-    mass = torch.zeros(union.size ** (N - 1), dtype=torch.float64)
-    alone: dict[str, float] = {}  # each parent's own test NLL, when the runs share a test split
-    shared = _shared_corpus(parents) and all("test" in r.split_counts() for r, _ in parents)
-    for (r, m), w in zip(parents, weights, strict=True):
-        lp = r.log_probs(m)
-        add_into(table, mass, lp, r.vocab, union, r.config.order, float(w))
-        if shared:
-            alone[f"{r.path}:{m}"] = evaluate(lp, r.counts("test"))["nll"]
-        del lp
-        r._cache.clear()
-    recipe = {
-        "parents": [
-            {"run": str(r.path), "model": m, "order": r.config.order, "weight": float(w)}
-            for (r, m), w in zip(parents, weights, strict=True)
-        ],
-        "weights": "auto (EM on held-out names)" if history else "given",
-        "heldout_nll": history,
-        "order": N,
-    }
-    metrics = _write_run(out, overwrite, parents, union, finish(table, mass), recipe)
-    if shared:
-        alone["mix"] = metrics["mix"]["test"]["nll"]
-    return MixResult(Path(out), [float(w) for w in weights], history, recipe["parents"], alone)

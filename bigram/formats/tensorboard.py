@@ -13,10 +13,11 @@ from bigram import text
 from bigram.config import TrainConfig
 from bigram.counts import figure_ids
 from bigram.metrics import nll as nll_of
-from bigram.models import NeuralBigram, count_log_probs_at
+from bigram.models import NeuralBigram
 from bigram.safety.interrupt import held_ctrl_c
 from bigram.sampling import sample_plain
 from bigram.smoothing import choose_smoothing
+from bigram.table import count_log_probs_at
 from bigram.vocab import Vocab
 
 N_SAMPLES = 10  # names written to TensorBoard per model

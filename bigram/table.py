@@ -1,0 +1,124 @@
+"""The table: every model ends as a C×V table of log P(next | context), row-stochastic.
+
+Rows are contexts (the previous order − 1 tokens; bigram.counts addresses them), columns the
+next token, id 0 the name boundary. Sampling, scoring, evaluation, export, plots and the explore
+page read this table and nothing else. How each model becomes one:
+
+count   log((N + k) / row sums) from the training counts N (add-k smoothing: `count_log_probs`),
+        or interpolated modified Kneser-Ney of N (smoothing "kn", bigram.estimators.kneser_ney)
+neural  log_softmax(W) row by row: one_hot(context) @ W is row `context` of W (bigram.models)
+mix     the interpolated table itself, as `bigram mix` wrote it (bigram.formats.mix)
+arpa    the table `bigram import` read from an ARPA file (bigram.formats.arpa)
+
+`model_table` makes any of them from its checkpoint; `count_log_probs_at` and `CountRows` give
+the count model's entries without building all of it (the metrics and summaries read few).
+
+    >>> count_log_probs(torch.tensor([[1, 3], [0, 0]]), 1.0).exp()  # (N + 1) / row sums; an empty row
+    tensor([[0.3333, 0.6667],
+            [0.5000, 0.5000]], dtype=torch.float64)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from bigram.config import MAX_SMOOTHING
+from bigram.counts import row_sums, rows_of, values_at
+from bigram.safety import checkpoints
+
+
+def count_log_probs(
+    counts: torch.Tensor, smoothing: float | str, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """log P of the count model, in float64 (or `dtype`): log((N + k) / Σ_j (N + k)), or
+    Kneser-Ney's when smoothing is "kn".
+
+    A row with no counts at all and k = 0 (a character seen only outside the training split)
+    has no estimate; it gets the uniform distribution rather than 0/0."""
+    if smoothing == "kn":
+        from bigram.estimators.kneser_ney import kneser_ney_probs  # only the runs that use it pay the import
+
+        return kneser_ney_probs(counts)[0].log_().to(dtype)
+    if counts.is_sparse:  # one V×V allocation: the table itself
+        c = counts.coalesce()
+        n = torch.full(c.shape, float(smoothing), dtype=dtype, device=c.device)
+        n.index_put_(tuple(c.indices()), c.values().to(dtype), accumulate=True)
+    else:
+        n = counts.to(dtype, copy=True).add_(smoothing)
+    totals = n.sum(1, keepdim=True)
+    empty = totals.squeeze(1) == 0
+    n[empty] = 1.0
+    totals[empty] = n.shape[1]
+    return n.log_().sub_(totals.log_())
+
+
+def count_log_probs_at(counts: torch.Tensor, smoothing: float | str):
+    """(i, j) ↦ the count model's log P_ij in float64, for index tensors i, j, without the V×V
+    table: log(N_ij + k) − log(N_i + k·V), in O(len(i) + V). What the metrics need (they read only
+    counted bigrams), so a large vocabulary's count model is evaluated without allocating V².
+    (Kneser-Ney, smoothing "kn", mixes every row with shorter histories' rows: it builds the table.)
+
+    >>> at = count_log_probs_at(torch.tensor([[1, 3], [0, 0]]), 0.0)
+    >>> at(torch.tensor([0, 1]), torch.tensor([1, 0])).exp()  # 3/4, and an empty row: uniform
+    tensor([0.7500, 0.5000], dtype=torch.float64)
+    """
+    if smoothing == "kn":
+        table = count_log_probs(counts, "kn")
+        return lambda i, j: table[i, j]
+    V = counts.shape[1]
+    rows = row_sums(counts).to(torch.float64) + smoothing * V
+
+    def at(i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        num = values_at(counts, i, j).to(torch.float64) + smoothing
+        den = rows[i]
+        return torch.where(den > 0, num.log() - den.log(), torch.full_like(den, -math.log(V)))
+
+    return at
+
+
+class CountRows:
+    """The add-k count model's C×V table of log P, made only at the rows asked for: `table[i]`
+    for an index tensor i equals count_log_probs(counts, k)[i] (float64). What the end-of-run
+    summaries read of it (an image's corner, ten sampled names), without allocating C×V: at
+    V = 4,500 the whole table would be 160 MB.
+
+    >>> CountRows(torch.tensor([[1, 3], [0, 0]]).to_sparse(), 0.0)[torch.tensor([0])].exp()
+    tensor([[0.2500, 0.7500]], dtype=torch.float64)
+    """
+
+    def __init__(self, counts: torch.Tensor, smoothing: float) -> None:
+        self.counts, self.smoothing, self.shape = counts, smoothing, tuple(counts.shape)
+
+    def __getitem__(self, rows: torch.Tensor) -> torch.Tensor:
+        return count_log_probs(rows_of(self.counts, rows), self.smoothing)
+
+
+def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> torch.Tensor:
+    """A checkpoint → its model's C×V table of log P(next | context), float64 (checked first);
+    C = V contexts for the bigram.
+
+    count:  log((N + k) / row sums), from the training counts N and the smoothing k (or
+            Kneser-Ney's table of N, kneser_ney.py)
+    neural: log_softmax(W) row by row: the logits of one_hot(context) @ W are row context of W
+    mix:    the interpolated table itself, as `bigram mix` wrote it (mix.py)
+    arpa:   the table `bigram import` read from an ARPA file (arpa.py)"""
+    if model == "count":
+        return count_log_probs(*count_model_of(ckpt, shape, where))
+    if model in ("mix", "arpa"):
+        return checkpoints.check_table(ckpt.get("log_probs"), shape, where)
+    W = checkpoints.check_weights(ckpt.get("W"), shape, where)
+    out = torch.empty(W.shape, dtype=torch.float64)
+    step = max(1, (1 << 20) // W.shape[1])  # a block of rows at a time: no float64 copy of all of W
+    for i in range(0, W.shape[0], step):
+        torch.log_softmax(W[i : i + step].double(), dim=1, out=out[i : i + step])
+    return out
+
+
+def count_model_of(ckpt: dict, shape: tuple[int, int], where: str) -> tuple[torch.Tensor, float | str]:
+    """A count checkpoint's training counts (C×V, sparse) and its smoothing (k, or "kn"), checked."""
+    counts = checkpoints.check_counts(ckpt.get("counts"), shape, where)
+    if ckpt.get("smoothing") == "kn":
+        return counts, "kn"
+    return counts, checkpoints.check_number(ckpt.get("smoothing"), 0, MAX_SMOOTHING, "smoothing", where)
