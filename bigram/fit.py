@@ -18,7 +18,6 @@ from tqdm import tqdm
 from bigram.config import TrainConfig
 from bigram.counts import dense
 from bigram.errors import BigramError
-from bigram.formats.tensorboard import Curves
 from bigram.models import NeuralBigram
 
 MAX_BATCH_CELLS = 1 << 25  # a minibatch's logits, batch × V floats (autograd keeps a few copies)
@@ -104,6 +103,18 @@ def make_optimizer(cfg: TrainConfig, model: NeuralBigram, train: torch.Tensor):
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr)
     return RestartingLBFGS(params, lr, model.W.numel())
+
+
+class Curves:
+    """What fit_neural reports as it goes: each update's (loss, NLL, L2 term), and every eval_every
+    steps the model itself. This one records nothing; bigram.formats.tensorboard.Curves writes them
+    for TensorBoard."""
+
+    def train(self, step: int, loss: float, nll: float, reg: float, with_nll: bool = True) -> None:
+        """The update at `step`: its loss before it, split into NLL and L2 term."""
+
+    def evaluate(self, model: NeuralBigram, step: int, final: bool = False) -> None:
+        """The model at `step` (the last one, `final`)."""
 
 
 class StopOnCtrlC:
@@ -210,11 +221,10 @@ def fit_neural(
     splits: dict[str, torch.Tensor],
     *,
     device: torch.device,
-    writer=None,
+    curves: Curves | None = None,
     progress: bool = False,
     resume: dict | None = None,
     ctrl_c: StopOnCtrlC | None = None,
-    count_lp=None,
 ) -> Fit:
     """Train W to minimize mean NLL over the training bigrams + reg · mean(W²), from a fresh
     init or from a checkpoint (`resume`), up to cfg.steps updates in all.
@@ -225,11 +235,10 @@ def fit_neural(
     Step k logs the loss of the forward pass *before* the k-th update, so a resumed run's steps
     continue the interrupted run's without repeating one.
     Stops early on Ctrl-C (after a whole update) or at the first non-finite loss (keeping the
-    last weights whose loss was finite). `count_lp`: the count model's log P (a table, or
-    (i, j) ↦ log P) when the caller has it, for the curves' reference line."""
+    last weights whose loss was finite). `curves` records each step (TensorBoard's, in `train`)."""
     fit = Fit.start(cfg, splits["train"], device, resume)
     first = fit.step
-    curves = Curves(writer, splits, cfg.smoothing, count_lp)
+    curves = curves or Curves()
     last_finite = None  # the weights of the last step whose loss was finite
     previous = None  # the loss before the previous update, to measure what that update gained
     bar = tqdm(

@@ -20,8 +20,14 @@ from bigram.config import TrainConfig, validate
 from bigram.counts import gram_name
 from bigram.errors import BigramError, TrainingStopped
 from bigram.estimators.kneser_ney import kneser_ney_probs
-from bigram.fit import StopOnCtrlC, check_fits, fit_neural
-from bigram.formats.tensorboard import QuietWriterThread, log_smoothing_curve, log_summary, open_writer
+from bigram.fit import Fit, StopOnCtrlC, check_fits, fit_neural
+from bigram.formats.tensorboard import (
+    Curves,
+    QuietWriterThread,
+    log_smoothing_curve,
+    log_summary,
+    open_writer,
+)
 from bigram.metrics import evaluate
 from bigram.reader.corpus import default_world, load_counts
 from bigram.safety import layout, rundir
@@ -39,7 +45,7 @@ class TrainResult:
     tables: dict[str, torch.Tensor | CountRows] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)  # what happened, in words (printed by the CLI)
     order: int = 2  # the n-gram order the tables have
-    extra: dict = field(default_factory=dict)  # what training chose and did (metrics.json's other keys)
+    account: Account | None = None  # what training chose and did (metrics.json's other keys)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -90,7 +96,7 @@ def train(
     with new_run_dir(out, overwrite, data=cfg.data) as run:
         final = run if out is None else Path(out)  # `run` is a staging name while --overwrite builds
         runs.write_inputs(run, cfg, vocab, splits)
-        result = _fit_and_report(run, cfg, vocab, splits, device=device, progress=progress, shown=final)
+        result = _fit_and_report(run, cfg, vocab, splits, device=device, progress=progress, final_dir=final)
     return dataclasses.replace(result, run_dir=final)
 
 
@@ -174,7 +180,7 @@ def sweep_orders(
                 run, sub, corpus.vocab, splits, device=device, progress=progress, smoothing_choice=choice,
                 kneser_ney=kn, swept=("order", "reg"),
             )  # fmt: skip
-            k = result.extra.get("smoothing", {}).get("chosen", sub.smoothing)
+            k = (result.account.smoothing or {}).get("chosen", sub.smoothing)
             row = {"order": sub.order, "reg": sub.reg, "k": k, "run": str(run), "metrics": result.metrics}
             if weighed:  # both candidates' metrics, and add-k's k
                 row.update(candidates=candidates, add_k=choice.k)  # k: "kn" when Kneser-Ney won
@@ -222,6 +228,32 @@ def _sub_run(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, torch.
     return run
 
 
+@dataclass
+class Account:
+    """What training chose and did, recorded in metrics.json beside the metrics (a part is None
+    where it did not happen): `smoothing`, --smoothing auto's choice of k and its curve;
+    `kneser_ney`, the discounts; `neural_training`, the optimizer's steps and whether it converged."""
+
+    smoothing: dict | None = None
+    kneser_ney: dict | None = None
+    neural_training: dict | None = None
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass
+class Fitted:
+    """The models _fit_and_report fits, as it goes: each one's C×V table of log P (add-k counts: a
+    CountRows, whose rows are made when indexed), the metrics' source of log P where it is not the
+    table itself, the neural model's training, and the account of it all."""
+
+    tables: dict[str, torch.Tensor | CountRows] = field(default_factory=dict)
+    exact: dict[str, object] = field(default_factory=dict)
+    fit: Fit | None = None
+    account: Account = field(default_factory=Account)
+
+
 def _fit_and_report(
     run: Path,
     cfg: TrainConfig,
@@ -231,104 +263,114 @@ def _fit_and_report(
     device,
     progress: bool,
     resume: dict | None = None,
-    shown: Path | None = None,
+    final_dir: Path | None = None,
     smoothing_choice: SmoothingChoice | None = None,
     kneser_ney: tuple | None = None,
     swept: tuple[str, ...] = (),
 ) -> TrainResult:
     """Fit the models the config asks for, then write their checkpoints, metrics.json and the
     TensorBoard summaries; an early stop leaves them consistent, then raises TrainingStopped.
-    `shown`: the run's name in messages (`run` may be where a replacing run is built). The sweep
+    `final_dir`: the run's name in messages (`run` may be where a replacing run is built). The sweep
     passes what it has computed once: `smoothing_choice`, `kneser_ney` (log P, discounts), and
     `swept`, the keys it varies (listed first in the HParams tab)."""
-    shown = run if shown is None else shown
-    writer = open_writer(run)
-    tables: dict[str, torch.Tensor | CountRows] = {}  # model → its C×V table of log P
-    exact: dict[str, object] = {}  # the metrics' source of log P where it is not the table itself
-    extra: dict = {}  # metrics.json's account of what training chose and did
-    fit, quiet_writer = None, QuietWriterThread().__enter__()
-    ctrl_c = StopOnCtrlC().__enter__()  # from here on, Ctrl-C stops cleanly between steps
-    try:
-        if cfg.smoothing == "auto":
-            cfg = _settle_smoothing(cfg, splits, writer, smoothing_choice, extra)
-        if cfg.trains_count:
-            exact["count"], tables["count"] = _fit_count(run, cfg, vocab, splits["train"], kneser_ney, extra)
-        if cfg.trains_neural:
-            fit = fit_neural(
-                cfg, splits, device=device, writer=writer, progress=progress, resume=resume, ctrl_c=ctrl_c,
-                count_lp=exact.get("count"),
-            )  # fmt: skip
-            tables["neural"] = _save_neural(run, cfg, vocab, fit, extra)
-        metrics = {
-            model: {s: evaluate(exact.get(model, lp), c) for s, c in splits.items()}
-            for model, lp in tables.items()
-        }
-        runs.write_metrics(run, {**metrics, **extra})
-        # the run is complete and consistent from here: a Ctrl-C now (or one that came during
-        # the saves) ends the TensorBoard summaries, not the run
-        ctrl_c.__exit__()
-        stopped_early = ctrl_c.requested and (fit is None or fit.stopped is None)
-        step = fit.step if fit else 0
-        _log_summaries(
-            writer, run, shown, stopped_early, cfg, vocab, tables, metrics, splits["train"], step, swept
-        )
-    except OSError as e:  # TensorBoard's writer thread hit a full disk; it re-raises here
-        raise BigramError(f"cannot write TensorBoard events in {shown}: {e.strerror or e}") from None
-    finally:
-        if ctrl_c.active:
-            ctrl_c.__exit__()
-        with contextlib.suppress(OSError):  # reported above, or the run is abandoned anyway
-            writer.close()
-        quiet_writer.__exit__()
-    _set_final_status(run, shown, cfg, fit)
-    return TrainResult(run, metrics, tables, summary_lines(cfg, extra), cfg.order, extra)
+    final_dir = run if final_dir is None else final_dir
+    models = Fitted()
+    with contextlib.ExitStack() as stack:
+        writer = open_writer(run)
+        stack.enter_context(QuietWriterThread())
+        stack.callback(_close_quietly, writer)  # an error is reported below, or the run is abandoned anyway
+        try:
+            with StopOnCtrlC() as ctrl_c:  # Ctrl-C stops cleanly between steps until the run is complete
+                if cfg.smoothing == "auto":
+                    cfg = _settle_smoothing(cfg, splits, writer, smoothing_choice, models.account)
+                if cfg.trains_count:
+                    _fit_count(run, cfg, vocab, splits["train"], kneser_ney, models)
+                if cfg.trains_neural:
+                    curves = Curves(writer, splits, cfg.smoothing, models.exact.get("count"))
+                    models.fit = fit_neural(
+                        cfg,
+                        splits,
+                        device=device,
+                        curves=curves,
+                        progress=progress,
+                        resume=resume,
+                        ctrl_c=ctrl_c,
+                    )
+                    _save_neural(run, cfg, vocab, models)
+                metrics = {
+                    model: {s: evaluate(models.exact.get(model, lp), c) for s, c in splits.items()}
+                    for model, lp in models.tables.items()
+                }
+                runs.write_metrics(run, {**metrics, **models.account.to_json()})
+            # the run is complete and consistent from here: a Ctrl-C now (or one that came during
+            # the saves) ends the TensorBoard summaries, not the run
+            fit = models.fit
+            stopped_early = ctrl_c.requested and (fit is None or fit.stopped is None)
+            summary = (cfg, vocab, models.tables, metrics, splits["train"], fit.step if fit else 0, swept)
+            _log_summaries(writer, run, final_dir, stopped_early, *summary)
+        except OSError as e:  # TensorBoard's writer thread hit a full disk; it re-raises here
+            raise BigramError(f"cannot write TensorBoard events in {final_dir}: {e.strerror or e}") from None
+    _set_final_status(run, final_dir, cfg, models.fit)
+    return TrainResult(
+        run, metrics, models.tables, summary_lines(cfg, models.account), cfg.order, models.account
+    )
+
+
+def _close_quietly(writer) -> None:
+    with contextlib.suppress(OSError):
+        writer.close()
 
 
 def _settle_smoothing(
-    cfg: TrainConfig, splits: dict, writer, choice: SmoothingChoice | None, extra: dict
+    cfg: TrainConfig, splits: dict, writer, choice: SmoothingChoice | None, account: Account
 ) -> TrainConfig:
     """smoothing = "auto": the config with the k that predicts held-out names best (or "kn" when
     the sweep weighed Kneser-Ney too and it won); the curve goes to TensorBoard and metrics.json."""
     choice = choice or SmoothingChoice(*choose_smoothing(splits["train"], splits.get("val")))
     k, curve, on = choice.k, choice.curve, choice.on
-    extra["smoothing"] = {"chosen": k, "chosen_by": on, "curve": [[x, y] for x, y in curve]}
+    account.smoothing = {"chosen": k, "chosen_by": on, "curve": [[x, y] for x, y in curve]}
     log_smoothing_curve(writer, k, curve, on)
     kn_val = choice.kneser_ney_val_nll
     if kn_val is not None:
-        extra["smoothing"].update(best_k=k, kneser_ney_val_nll=kn_val)
-        k = extra["smoothing"]["chosen"] = "kn" if kn_val < dict(curve)[k] else k
+        account.smoothing.update(best_k=k, kneser_ney_val_nll=kn_val)
+        k = account.smoothing["chosen"] = "kn" if kn_val < dict(curve)[k] else k
     return dataclasses.replace(cfg, smoothing=k)
 
 
 def _fit_count(
-    run: Path, cfg: TrainConfig, vocab: Vocab, train: torch.Tensor, kneser_ney: tuple | None, extra: dict
-) -> tuple[object, torch.Tensor | CountRows]:
-    """Save the count model; return the metrics' source of its log P and its table."""
+    run: Path, cfg: TrainConfig, vocab: Vocab, train: torch.Tensor, kneser_ney: tuple | None, models: Fitted
+) -> None:
+    """Save the count model; keep its table and the metrics' source of its log P."""
     runs.save_count_model(run, vocab, train, cfg.smoothing)
     if cfg.smoothing == "kn":
         log_p, found = kneser_ney or _kneser_ney_log_probs(train)
-        extra["kneser_ney"] = {
+        models.account.kneser_ney = {
             "discounts": [list(d.d) for d in found],
             "fallback": [d.fallback for d in found],
         }
-        return log_p, log_p
+        models.exact["count"] = models.tables["count"] = log_p
+        return
     # float64 log P at the counted bigrams for the metrics (the published figures); the table,
     # read only by the TensorBoard summaries, made at the rows they read
-    return count_log_probs_at(train, cfg.smoothing), CountRows(train, cfg.smoothing)
+    models.exact["count"] = count_log_probs_at(train, cfg.smoothing)
+    models.tables["count"] = CountRows(train, cfg.smoothing)
 
 
-def _save_neural(run: Path, cfg: TrainConfig, vocab: Vocab, fit, extra: dict) -> torch.Tensor:
-    """Save the trained neural model; return its table as every command reads it back (float64)."""
-    extra["neural_training"] = {
+def _save_neural(run: Path, cfg: TrainConfig, vocab: Vocab, models: Fitted) -> None:
+    """Save the trained neural model; keep its table as every command reads it back (float64)."""
+    fit = models.fit
+    models.account.neural_training = {
         "optimizer": cfg.optimizer, "lr": cfg.learning_rate, "steps": fit.step,
         "step_cap": cfg.steps, "tol": cfg.tol, "converged": fit.converged,
     }  # fmt: skip
     runs.save_neural_model(run, vocab, fit.model.W, **fit.checkpoint_state())
     W = fit.model.W.detach().cpu()
-    return model_table("neural", {"W": W}, tuple(W.shape), str(run / layout.checkpoint("neural")))
+    models.tables["neural"] = model_table(
+        "neural", {"W": W}, tuple(W.shape), str(run / layout.checkpoint("neural"))
+    )
 
 
-def _log_summaries(writer, run: Path, shown: Path, stopped_early: bool, *summary) -> None:
+def _log_summaries(writer, run: Path, final_dir: Path, stopped_early: bool, *summary) -> None:
     """TensorBoard's summaries of a complete run (log_summary's arguments in `summary`); a Ctrl-C
     before or while they are written leaves the run complete and says so."""
     try:
@@ -338,19 +380,19 @@ def _log_summaries(writer, run: Path, shown: Path, stopped_early: bool, *summary
     except KeyboardInterrupt:
         rundir.set_status(run, "complete")
         raise TrainingStopped(
-            f"interrupted while writing TensorBoard summaries: the models and metrics.json in {shown} "
+            f"interrupted while writing TensorBoard summaries: the models and metrics.json in {final_dir} "
             "are complete",
             exit_code=130,
         ) from None
 
 
-def _set_final_status(run: Path, shown: Path, cfg: TrainConfig, fit) -> None:
+def _set_final_status(run: Path, final_dir: Path, cfg: TrainConfig, fit) -> None:
     """Mark the run complete, or interrupted / diverged with how to go on (TrainingStopped)."""
     if fit is not None and fit.stopped == "interrupted":
         rundir.set_status(run, "interrupted", f"at step {fit.step} of {cfg.steps}")
         raise TrainingStopped(
-            f"interrupted at step {fit.step} of {cfg.steps}: saved {shown / 'neural.pt'} and metrics.json; "
-            f"resume with: bigram train --resume {shown}",
+            f"interrupted at step {fit.step} of {cfg.steps}: saved {final_dir / 'neural.pt'} and "
+            f"metrics.json; resume with: bigram train --resume {final_dir}",
             exit_code=130,
         )
     if fit is not None and fit.stopped == "diverged":
@@ -358,26 +400,26 @@ def _set_final_status(run: Path, shown: Path, cfg: TrainConfig, fit) -> None:
         rundir.set_status(run, "diverged", f"the loss was {fit.bad_loss} at step {fit.step + 1}, {lr}")
         raise TrainingStopped(
             f"training diverged: the loss was {fit.bad_loss} at step {fit.step + 1}; kept the last finite "
-            f"model (step {fit.step}) in {shown / 'neural.pt'}; lower --lr (now {cfg.learning_rate:g})",
+            f"model (step {fit.step}) in {final_dir / 'neural.pt'}; lower --lr (now {cfg.learning_rate:g})",
             exit_code=1,
         )
     rundir.set_status(run, "complete")
 
 
-def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
+def summary_lines(cfg: TrainConfig, account: Account) -> list[str]:
     """What training did, in words: the count model's k (and how it was chosen), the neural
     model's optimizer, steps and whether it converged.
 
     >>> cfg = TrainConfig(model="both", smoothing=0.5, optimizer="lbfgs", tol=1e-7)
-    >>> extra = {"smoothing": {"chosen": 0.5, "curve": [[0.5, 2.4612]]},
-    ...          "neural_training": {"steps": 41, "step_cap": 500, "converged": True}}
-    >>> print("\\n".join(summary_lines(cfg, extra)))
+    >>> account = Account(smoothing={"chosen": 0.5, "curve": [[0.5, 2.4612]]},
+    ...                   neural_training={"steps": 41, "step_cap": 500, "converged": True})
+    >>> print("\\n".join(summary_lines(cfg, account)))
     count model:  add-k smoothing, k = 0.5, chosen on the val split (val NLL 2.461200)
     neural model: L-BFGS (lr 1), 41 steps, converged: the last step changed the loss by < 1e-07
     """
     lines = []
     if cfg.trains_count:
-        auto = extra.get("smoothing")
+        auto = account.smoothing
         kn_val = auto.get("kneser_ney_val_nll") if auto else None
         if auto:
             k, by = auto.get("best_k", auto["chosen"]), auto.get("chosen_by", "val")
@@ -389,7 +431,7 @@ def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
                 else ""
             )
             lines.append(f"count model:  interpolated modified Kneser-Ney{how}; discounts D1, D2, D3+:")
-            kn = extra["kneser_ney"]
+            kn = account.kneser_ney
             for n, (d, fallback) in enumerate(zip(kn["discounts"], kn["fallback"], strict=True), 1):
                 note = "  lmplz's fallback (its counts of counts give no valid discounts)" if fallback else ""
                 lines.append(f"{'':14}{gram_name(n) + 's':<10}{d[0]:.4f}  {d[1]:.4f}  {d[2]:.4f}{note}")
@@ -403,7 +445,7 @@ def summary_lines(cfg: TrainConfig, extra: dict) -> list[str]:
             lines.append(f"count model:  add-k smoothing, k = {k:.4g}, {chosen}")
         else:
             lines.append(f"count model:  add-k smoothing, k = {float(cfg.smoothing):g}")
-    t = extra.get("neural_training")
+    t = account.neural_training
     if t is not None:
         name = {"sgd": "SGD", "adam": "Adam", "lbfgs": "L-BFGS", "newton": "Newton"}[cfg.optimizer]
         head = f"neural model: {name} (lr {cfg.learning_rate:g}), {t['steps']} steps"

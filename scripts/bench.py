@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bigram.config import TrainConfig  # noqa: E402
 from bigram.counts import count_bigrams  # noqa: E402
 from bigram.data import read_names  # noqa: E402
-from bigram.fit import fit_neural  # noqa: E402
+from bigram.fit import Curves, fit_neural  # noqa: E402
 from bigram.models import NeuralBigram  # noqa: E402
 from bigram.sampling import Constraints, sample  # noqa: E402
 from bigram.table import count_log_probs  # noqa: E402
@@ -882,15 +882,11 @@ def _sgd_steps_to(N: torch.Tensor, target: float, limit: int) -> int | None:
 def _steps_to(cfg: TrainConfig, N: torch.Tensor, target: float) -> int:
     losses: list[float] = []
 
-    class Recorder:  # a SummaryWriter that keeps the loss curve and drops everything else
-        def add_scalar(self, tag, value, step):
-            if tag == "train/loss":
-                losses.append(value)
+    class Recorder(Curves):  # keeps the loss curve and drops everything else
+        def train(self, step, loss, nll, reg, with_nll=True):
+            losses.append(loss)
 
-        def __getattr__(self, name):
-            return lambda *args, **kwargs: None
-
-    model = fit_neural(cfg, {"train": N}, device=torch.device("cpu"), writer=Recorder()).model
+    model = fit_neural(cfg, {"train": N}, device=torch.device("cpu"), curves=Recorder()).model
     final = _objective(model.W.detach(), N.float()).item()
     assert final <= target, (final, target)
     return next((i for i, v in enumerate(losses) if v <= target), len(losses))

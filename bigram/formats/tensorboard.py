@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from bigram import text
+from bigram import fit, text
 from bigram.config import TrainConfig
 from bigram.counts import figure_ids
 from bigram.metrics import nll as nll_of
@@ -69,7 +69,7 @@ def curves_layout(splits: list[str]) -> dict:
     return {LAYOUT_CATEGORY: charts}
 
 
-class Curves:
+class Curves(fit.Curves):
     """The neural model's curves: loss, NLL and L2 term of every step (train/…), and every
     eval_every steps its NLL on the held-out splits beside the count model's NLL on every split
     (…/nll_count_model): the line gradient descent heads for. Without a writer, nothing."""
