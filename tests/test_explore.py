@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -17,14 +18,12 @@ import pytest
 from tests.conftest import NAMES, train_run
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and DRIVER.exists() and shutil.which("chromium")),
-    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
-)
 
 
 @pytest.fixture(scope="module")
 def browser():
+    if not (CHROMIUM.exists() and DRIVER.exists() and shutil.which("chromium")):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -63,6 +62,28 @@ def lecture(tmp_path_factory):
     r = CliRunner().invoke(app, ["explore", str(run)])
     assert r.exit_code == 0 and f"wrote {run / 'explore.html'}" in r.output, r.output
     return run
+
+
+def test_the_page_is_its_markup_with_its_style_script_and_data_inlined(lecture):
+    """The page's source is three files beside explore.py; the page is one: each file's text verbatim,
+    once, in its element, the markup's text all there in order around them, no placeholder left."""
+    from bigram.formats import explore
+    from bigram.runs import Run
+
+    run = Run.open(lecture)
+    page = explore.render(run)
+    style, script = (f.read_text(encoding="utf-8") for f in (explore.STYLE, explore.SCRIPT))
+    assert "</style" not in style.lower() and "</script" not in script.lower()  # nothing closes them early
+    assert page.count(style) == page.count(script) == 1
+    assert f"<style>\n{style}</style>" in page and f"<script>\n{script}</script>" in page
+    at = 0
+    for piece in re.split(r"\{\{[A-Z]+\}\}", explore.PAGE.read_text(encoding="utf-8")):
+        at = page.index(piece, at) + len(piece)
+    assert at == len(page) and re.search(r"\{\{[A-Z]+\}\}", page) is None
+    head = '<script type="application/json" id="data">'
+    data = page[page.index(head) + len(head) : page.index("</script>", page.index(head))]
+    assert json.loads(data) == explore.page_data(run)
+    assert "<script src" not in page and "<link" not in page  # one file: nothing to fetch
 
 
 def test_every_part_renders_offline_and_the_page_is_small(browser, lecture):
