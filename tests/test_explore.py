@@ -84,6 +84,7 @@ def test_the_page_is_its_markup_with_its_style_script_and_data_inlined(lecture):
     data = page[page.index(head) + len(head) : page.index("</script>", page.index(head))]
     assert json.loads(data) == explore.page_data(run)
     assert "<script src" not in page and "<link" not in page  # one file: nothing to fetch
+    assert not re.search(r"['\"](#[0-9a-f]{3,6}|white|rgb\(\d)", script, re.I)  # colours: CSS variables
 
 
 def test_every_part_renders_offline_and_the_page_is_small(browser, lecture):
@@ -124,8 +125,8 @@ def test_a_typed_name_shows_the_numbers_bigram_score_prints(browser, lecture):
         printed = _score(lecture, name)
         for model, r in printed.items():
             if r.exit_code != 0:  # an unknown character: the same sentence
-                shown = browser.find_element(By.ID, "name-error").text
-                assert r.stderr.strip() == f"error: {shown}", (r.stderr, shown)
+                said = browser.find_element(By.ID, "name-error").text
+                assert r.stderr.strip() == f"error: {said}", (r.stderr, said)
                 continue
             want = r.stdout.strip().splitlines()[-1].strip()  # likelihood = …   NLL = … over n bigrams
             got = browser.find_element(By.CSS_SELECTOR, f".totals[data-model={model}] .nll").text
@@ -182,13 +183,13 @@ def test_the_sampler_walks_the_table_honestly_and_repeats_with_its_seed(browser,
 
     def walk() -> list[str]:
         browser.find_element(By.ID, "s-reset").click()
-        shown = []
+        lines = []
         for _ in range(60):
             browser.find_element(By.ID, "s-step").click()
-            shown.append(browser.find_element(By.ID, "walk").text)
-            if "ended at the boundary" in shown[-1]:
-                return shown
-        raise AssertionError(shown)
+            lines.append(browser.find_element(By.ID, "walk").text)
+            if "ended at the boundary" in lines[-1]:
+                return lines
+        raise AssertionError(lines)
 
     assert walk() == walk()
 
@@ -247,8 +248,8 @@ def test_a_sweep_sub_run_and_the_notebook_object(browser, invoke, tmp_path):
     load(browser, sub / "explore.html")
     from bigram.runs import Run
 
-    shown = Run.open(sub).explore()._repr_html_()
-    assert shown.startswith("<iframe srcdoc=") and "<script" not in shown  # the page is escaped in it
+    iframe = Run.open(sub).explore()._repr_html_()
+    assert iframe.startswith("<iframe srcdoc=") and "<script" not in iframe  # the page is escaped in it
     # explore.html is one of bigram's files: the run can still be replaced
     r = invoke("train", "--data", NAMES, "--out", sub, "--overwrite", "-q", "--model", "count")
     assert r.exit_code == 0, r.output

@@ -1,3 +1,5 @@
+// The explore page's script: explore.py inlines it, and explore_page.css, into the one-file page.
+// It draws the five parts from the JSON in <script id="data">; text only ever goes in as text.
 "use strict";
 const D = JSON.parse(document.getElementById("data").textContent);
 const V = D.V, C = D.C, ORDER = D.order, MODELS = D.models;
@@ -6,6 +8,16 @@ const rowIndex = new Map(D.rows.map((r, i) => [r, i]));
 const charId = new Map(D.tokens.map((t, i) => [t, i]).slice(1));
 const SPACES = new Set(D.spaces);
 const NAMES = { count: "count model", neural: "neural model", mix: "mixed model", arpa: "imported model" };
+const COLOUR = (() => {  // the colours drawn with, from the variables explore_page.css declares
+  const css = getComputedStyle(document.documentElement);
+  const get = name => css.getPropertyValue("--" + name).trim();
+  const rgb = hex => [1, 3, 5].map(i => parseInt(hex.slice(i, i + 2), 16));
+  return {
+    count: get("count"), neural: get("neural"), ink: get("ink"), inkOnDark: get("ink-on-dark"), axis: get("axis"),
+    segment: get("segment"), segmentAlt: get("segment-alt"), drawn: get("drawn"),
+    heatLow: rgb(get("heat-low")), heatHigh: rgb(get("heat-high")),
+  };
+})();
 
 // --- small helpers: text only ever goes in as text ------------------------------------------
 function el(tag, attrs, text, parent) {
@@ -27,7 +39,12 @@ function ctxOf(row) {  // the N−1 tokens of a context, oldest first (ids are b
   for (let k = 0; k < ORDER - 1; k++) { ids.unshift(row % V); row = Math.floor(row / V); }
   return ids;
 }
-function ctxText(row) { return ctxOf(row).map(d => D.tokens[d]).join(""); }
+function rowOf(ctx) { return ctx.reduce((a, d) => a * V + d, 0); }  // ctxOf's inverse
+function startCtx() { return Array(Math.max(0, ORDER - 1)).fill(0); }  // where every name starts: N−1 boundaries
+function tokensText(ids) { return ids.map(d => D.tokens[d]).join(""); }
+function ctxText(row) { return tokensText(ctxOf(row)); }
+function sum(xs) { return xs.reduce((a, b) => a + b, 0); }
+function modelColour(m) { return m === "count" ? COLOUR.count : COLOUR.neural; }  // mix and arpa as neural
 function fixed(x, d) { return x === -Infinity ? "-inf" : x === Infinity ? "inf" : Number.isNaN(x) ? "nan" : x.toFixed(d); }
 function pad(s, w) { return s.length >= w ? s : " ".repeat(w - s.length) + s; }
 function g4(x) {  // Python's {:.4g}
@@ -42,11 +59,11 @@ function g4(x) {  // Python's {:.4g}
   }
   return String(Number(x.toPrecision(4)));
 }
-function shade(t) {  // white → dark blue, like matplotlib's Blues
-  const a = [247, 251, 255], b = [8, 48, 107];
+function shade(t) {  // --heat-low → --heat-high, and the ink that reads on it
+  const a = COLOUR.heatLow, b = COLOUR.heatHigh;
   const c = a.map((v, i) => Math.round(v + (b[i] - v) * Math.max(0, Math.min(1, t))));
   const lum = (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) / 255;
-  return { fill: `rgb(${c})`, ink: lum < 0.5 ? "white" : "#1a1a1a" };
+  return { fill: `rgb(${c})`, ink: lum < 0.5 ? COLOUR.inkOnDark : COLOUR.ink };
 }
 
 // --- header ---------------------------------------------------------------------------------
@@ -93,8 +110,8 @@ function drawHeat() {
       const rect = el("rect", { x, y, width: cw - 1, height: ch - 1, fill, "data-col": c }, null, g);
       const label = ctxText(r) + D.tokens[c];
       el("text", { x: x + cw / 2, y: y + 13, "text-anchor": "middle", "font-size": 11, fill: ink }, label, g);
-      const shown = heatMode === "N" ? String(v) : v.toFixed(3).replace(/^0/, "");
-      el("text", { x: x + cw / 2, y: y + 27, "text-anchor": "middle", "font-size": 10, fill: ink }, shown, g);
+      const valueText = heatMode === "N" ? String(v) : v.toFixed(3).replace(/^0/, "");
+      el("text", { x: x + cw / 2, y: y + 27, "text-anchor": "middle", "font-size": 10, fill: ink }, valueText, g);
       rect.addEventListener("mouseover", () => hover(r, c));
     });
     el("text", { x: labelW - 6, y: top + i * ch + 21, "text-anchor": "end", "font-size": 12 }, ctxText(r) || "∅", g);
@@ -127,28 +144,28 @@ function hover(r, c) {
 function rowProbs(model, row) { const l = logp(model, row); return l && l.map(Math.exp); }
 function showRow(row) {
   const svg = clear(document.getElementById("bars"));
-  const n = countsRow(row), total = n.reduce((a, b) => a + b, 0);
+  const total = sum(countsRow(row));
   const ps = Object.fromEntries(MODELS.map(m => [m, rowProbs(m, row)]));
   const first = ps[MODELS[0]];
   let ids = [...Array(V).keys()].sort((a, b) => first[b] - first[a] || a - b);
-  const shownIds = ids.slice(0, 40);
+  const barIds = ids.slice(0, 40);
   document.getElementById("row-head").textContent =
     `context "${ctxText(row) || "∅"}" (row ${row}): ${total.toLocaleString("en")} occurrences in the training names` +
-    (shownIds.length < V ? `; the ${shownIds.length} most probable of ${V} next tokens` : "");
+    (barIds.length < V ? `; the ${barIds.length} most probable of ${V} next tokens` : "");
   const bw = 22, H = 220, top = 10, base = H - 40;
-  const W = 50 + shownIds.length * (bw + 6);
+  const W = 50 + barIds.length * (bw + 6);
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("width", Math.min(W, 1050));
-  const max = Math.max(...MODELS.map(m => Math.max(...shownIds.map(i => ps[m][i])))) || 1;
-  el("line", { x1: 40, x2: W, y1: base, y2: base, stroke: "#888" }, null, svg);
+  const max = Math.max(...MODELS.map(m => Math.max(...barIds.map(i => ps[m][i])))) || 1;
+  el("line", { x1: 40, x2: W, y1: base, y2: base, stroke: COLOUR.axis }, null, svg);
   el("text", { x: 36, y: top + 8, "text-anchor": "end", "font-size": 11 }, max.toFixed(2), svg);
-  shownIds.forEach((id, k) => {
+  barIds.forEach((id, k) => {
     const x = 46 + k * (bw + 6);
     MODELS.forEach((m, j) => {
       const p = ps[m][id], h = (base - top) * p / max;
       const w = bw / MODELS.length;
       const r = el("rect", { x: x + j * w, y: base - h, width: w - 1, height: h,
-        fill: m === "count" ? "#1f5fa8" : "#b4420c", class: "bar", "data-model": m, "data-token": id,
+        fill: modelColour(m), class: "bar", "data-model": m, "data-token": id,
         "data-p": String(p) }, null, svg);
       el("title", {}, `${D.tokens[id]}: ${NAMES[m]} P = ${p.toFixed(6)}`, r);
     });
@@ -187,17 +204,17 @@ function scoreName(model, raw) {
     }
     ids.push(id);
   }
-  const padded = [...Array(Math.max(0, ORDER - 1)).fill(0), ...ids, 0];
+  const padded = [...startCtx(), ...ids, 0];
   const steps = [];
   let ll = 0, p64 = 1, p32 = 1;
   for (let i = 0; i + ORDER - 1 < padded.length; i++) {
     const ctx = padded.slice(i, i + ORDER - 1), next = padded[i + ORDER - 1];
-    const row = ctx.reduce((a, d) => a * V + d, 0);
+    const row = rowOf(ctx);
     const l = logp(model, row);
-    if (!l) return { name, steps, missing: ctxOf(row).map(d => D.tokens[d]).join("") };
+    if (!l) return { name, steps, missing: ctxText(row) };
     const x = l[next], p = Math.exp(x);
     ll += x; p64 *= p; p32 = Math.fround(p32 * Math.fround(p));
-    steps.push({ gram: ctx.map(d => D.tokens[d]).join("") + D.tokens[next], p, logp: x, ll, p64, p32 });
+    steps.push({ gram: tokensText(ctx) + D.tokens[next], p, logp: x, ll, p64, p32 });
   }
   const nll = -ll / steps.length;
   return { name, steps, ll, nll, perplexity: Math.exp(nll), bits: nll / Math.LN2 };
@@ -267,7 +284,7 @@ function shaped(model, row, temperature, topk, first = false) {  // P^(1/T) reno
     const kth = [...p].sort((a, b) => b - a)[topk - 1];
     p = p.map(x => (x >= kth ? x : 0));
   }
-  const z = p.reduce((a, b) => a + b, 0);
+  const z = sum(p);
   return p.map(x => x / z);
 }
 function pick(p, u) { let c = 0; for (let i = 0; i < p.length; i++) { c += p[i]; if (u < c && p[i] > 0) return i; } return p.findLastIndex(x => x > 0); }
@@ -277,9 +294,9 @@ function sampleNames(model, n, seed, temperature = 1, topk = 0, maxLen = 200) {
   // with white space (no name the text rule can make) is drawn again
   const rng = mulberry32(seed), out = [];
   while (out.length < n) {
-    let ctx = Array(Math.max(0, ORDER - 1)).fill(0), name = "", drawn = null;
+    let ctx = startCtx(), name = "", drawn = null;
     for (let j = 0; j <= maxLen && drawn === null; j++) {
-      const row = ctx.reduce((a, d) => a * V + d, 0);
+      const row = rowOf(ctx);
       const p = shaped(model, row, temperature, topk, j === 0);
       if (!p) { drawn = { name, missing: true }; break; }
       const id = pick(p, rng());
@@ -298,19 +315,21 @@ function sParams() {
            T: Math.max(0.05, Number(document.getElementById("s-temp").value) || 1),
            k: Math.max(0, Math.floor(Number(document.getElementById("s-topk").value) || 0)) };
 }
+function stopPlay() { if (walk.timer) { clearInterval(walk.timer); walk.timer = null; } }
+function newName() { walk.ctx = startCtx(); walk.name = ""; walk.done = false; }
 function resetWalk() {
-  if (walk.timer) { clearInterval(walk.timer); walk.timer = null; }
+  stopPlay();
   walk.rng = mulberry32(sParams().seed);
-  walk.ctx = Array(Math.max(0, ORDER - 1)).fill(0); walk.name = ""; walk.done = false;
+  newName();
   clear(document.getElementById("drawn"));
   document.getElementById("walk").textContent = `${D.tokens[0]} (the boundary: every name starts here; press step)`;
   const { model, T, k } = sParams();
-  drawCdf(shaped(model, walk.ctx.reduce((a, d) => a * V + d, 0), T, k, true), null, null);
+  drawCdf(shaped(model, rowOf(walk.ctx), T, k, true), null, null);
 }
 function stepWalk() {
   const { model, T, k } = sParams();
-  if (walk.done) { walk.ctx = Array(Math.max(0, ORDER - 1)).fill(0); walk.name = ""; walk.done = false; }
-  const row = walk.ctx.reduce((a, d) => a * V + d, 0);
+  if (walk.done) newName();
+  const row = rowOf(walk.ctx);
   const p = shaped(model, row, T, k, walk.name === "");
   if (!p) {
     document.getElementById("draw-note").textContent = `The walk reached the context "${ctxText(row)}", which this page does not carry: bigram sample goes on from there.`;
@@ -323,7 +342,7 @@ function stepWalk() {
     el("li", {}, walk.name, document.getElementById("drawn"));
     const note = stripped(walk.name) ? "" : "; it ends in white space, which no name does, so bigram sample would draw again";
     document.getElementById("walk").textContent = `${D.tokens[0]}${walk.name}${D.tokens[0]}  (ended at the boundary: "${walk.name}"${note})`;
-    if (walk.timer) { clearInterval(walk.timer); walk.timer = null; }
+    stopPlay();
     return;
   }
   walk.name += D.tokens[id];
@@ -340,13 +359,13 @@ function drawCdf(p, u, chosen) {
   p.forEach((q, i) => {
     if (q <= 0) return;
     const w = q * W, hit = i === chosen;
-    el("rect", { x, y: 10, width: Math.max(w - 0.5, 0.5), height: 36, fill: hit ? "#b4420c" : (i % 2 ? "#9ec3e6" : "#c9dcef"),
+    el("rect", { x, y: 10, width: Math.max(w - 0.5, 0.5), height: 36, fill: hit ? COLOUR.drawn : (i % 2 ? COLOUR.segmentAlt : COLOUR.segment),
       class: "segment", "data-token": i, "data-p": String(q) }, null, svg);
-    if (w > 14) el("text", { x: x + w / 2, y: 33, "text-anchor": "middle", "font-size": 13, fill: hit ? "white" : "#1a1a1a" }, D.tokens[i], svg);
+    if (w > 14) el("text", { x: x + w / 2, y: 33, "text-anchor": "middle", "font-size": 13, fill: hit ? COLOUR.inkOnDark : COLOUR.ink }, D.tokens[i], svg);
     x += w;
   });
   if (u === null) return;
-  el("line", { x1: u * W, x2: u * W, y1: 4, y2: 54, stroke: "#1a1a1a", "stroke-width": 2 }, null, svg);
+  el("line", { x1: u * W, x2: u * W, y1: 4, y2: 54, stroke: COLOUR.ink, "stroke-width": 2 }, null, svg);
   el("text", { x: Math.min(Math.max(u * W, 30), W - 30), y: 66, "text-anchor": "middle", "font-size": 12 }, `u = ${u.toFixed(3)}`, svg);
 }
 function drawMany() {
@@ -369,8 +388,8 @@ function drawCurves() {
   const maxStep = Math.max(...all.map(p => p[0]), 1);
   const lo = Math.min(...all.map(p => p[1])), hi = Math.max(...all.map(p => p[1]));
   const sx = s => L + (W - L - R) * s / maxStep, sy = v => T + (H - T - B) * (hi - v) / ((hi - lo) || 1);
-  el("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: "#888" }, null, svg);
-  el("line", { x1: L, x2: L, y1: T, y2: H - B, stroke: "#888" }, null, svg);
+  el("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: COLOUR.axis }, null, svg);
+  el("line", { x1: L, x2: L, y1: T, y2: H - B, stroke: COLOUR.axis }, null, svg);
   for (let i = 0; i <= 4; i++) {
     const v = lo + (hi - lo) * i / 4;
     el("text", { x: L - 6, y: sy(v) + 4, "text-anchor": "end", "font-size": 11 }, v.toFixed(3), svg);
@@ -383,7 +402,7 @@ function drawCurves() {
   for (const tag of Object.keys(curves).sort()) {
     const split = tag.split("/")[0], isCount = tag.endsWith("_count_model");
     const pts = curves[tag];
-    const colour = isCount ? "#1f5fa8" : "#b4420c";
+    const colour = isCount ? COLOUR.count : COLOUR.neural;
     const attrs = { fill: "none", stroke: colour, "stroke-width": 2, "stroke-dasharray": dash[split] || "" , class: "curve", "data-tag": tag };
     if (isCount) el("line", { ...attrs, x1: sx(0), x2: sx(maxStep), y1: sy(pts[pts.length - 1][1]), y2: sy(pts[pts.length - 1][1]) }, null, svg);
     else el("polyline", { ...attrs, points: pts.map(p => `${sx(p[0])},${sy(p[1])}`).join(" ") }, null, svg);
