@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -17,14 +18,12 @@ import pytest
 from tests.conftest import NAMES, train_run
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and DRIVER.exists() and shutil.which("chromium")),
-    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
-)
 
 
 @pytest.fixture(scope="module")
 def browser():
+    if not (CHROMIUM.exists() and DRIVER.exists() and shutil.which("chromium")):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -65,6 +64,29 @@ def lecture(tmp_path_factory):
     return run
 
 
+def test_the_page_is_its_markup_with_its_style_script_and_data_inlined(lecture):
+    """The page's source is three files beside explore.py; the page is one: each file's text verbatim,
+    once, in its element, the markup's text all there in order around them, no placeholder left."""
+    from bigram.formats import explore
+    from bigram.runs import Run
+
+    run = Run.open(lecture)
+    page = explore.render(run)
+    style, script = (f.read_text(encoding="utf-8") for f in (explore.STYLE, explore.SCRIPT))
+    assert "</style" not in style.lower() and "</script" not in script.lower()  # nothing closes them early
+    assert page.count(style) == page.count(script) == 1
+    assert f"<style>\n{style}</style>" in page and f"<script>\n{script}</script>" in page
+    at = 0
+    for piece in re.split(r"\{\{[A-Z]+\}\}", explore.PAGE.read_text(encoding="utf-8")):
+        at = page.index(piece, at) + len(piece)
+    assert at == len(page) and re.search(r"\{\{[A-Z]+\}\}", page) is None
+    head = '<script type="application/json" id="data">'
+    data = page[page.index(head) + len(head) : page.index("</script>", page.index(head))]
+    assert json.loads(data) == explore.page_data(run)
+    assert "<script src" not in page and "<link" not in page  # one file: nothing to fetch
+    assert not re.search(r"['\"](#[0-9a-f]{3,6}|white|rgb\(\d)", script, re.I)  # colours: CSS variables
+
+
 def test_every_part_renders_offline_and_the_page_is_small(browser, lecture):
     page = lecture / "explore.html"
     assert page.stat().st_size < 400_000
@@ -103,8 +125,8 @@ def test_a_typed_name_shows_the_numbers_bigram_score_prints(browser, lecture):
         printed = _score(lecture, name)
         for model, r in printed.items():
             if r.exit_code != 0:  # an unknown character: the same sentence
-                shown = browser.find_element(By.ID, "name-error").text
-                assert r.stderr.strip() == f"error: {shown}", (r.stderr, shown)
+                said = browser.find_element(By.ID, "name-error").text
+                assert r.stderr.strip() == f"error: {said}", (r.stderr, said)
                 continue
             want = r.stdout.strip().splitlines()[-1].strip()  # likelihood = …   NLL = … over n bigrams
             got = browser.find_element(By.CSS_SELECTOR, f".totals[data-model={model}] .nll").text
@@ -161,13 +183,13 @@ def test_the_sampler_walks_the_table_honestly_and_repeats_with_its_seed(browser,
 
     def walk() -> list[str]:
         browser.find_element(By.ID, "s-reset").click()
-        shown = []
+        lines = []
         for _ in range(60):
             browser.find_element(By.ID, "s-step").click()
-            shown.append(browser.find_element(By.ID, "walk").text)
-            if "ended at the boundary" in shown[-1]:
-                return shown
-        raise AssertionError(shown)
+            lines.append(browser.find_element(By.ID, "walk").text)
+            if "ended at the boundary" in lines[-1]:
+                return lines
+        raise AssertionError(lines)
 
     assert walk() == walk()
 
@@ -226,8 +248,8 @@ def test_a_sweep_sub_run_and_the_notebook_object(browser, invoke, tmp_path):
     load(browser, sub / "explore.html")
     from bigram.runs import Run
 
-    shown = Run.open(sub).explore()._repr_html_()
-    assert shown.startswith("<iframe srcdoc=") and "<script" not in shown  # the page is escaped in it
+    iframe = Run.open(sub).explore()._repr_html_()
+    assert iframe.startswith("<iframe srcdoc=") and "<script" not in iframe  # the page is escaped in it
     # explore.html is one of bigram's files: the run can still be replaced
     r = invoke("train", "--data", NAMES, "--out", sub, "--overwrite", "-q", "--model", "count")
     assert r.exit_code == 0, r.output

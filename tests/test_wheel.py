@@ -78,7 +78,7 @@ def test_the_wheel_carries_the_corpus_and_configs(installed):
     with zipfile.ZipFile(installed["wheel"]) as z:
         names = set(z.namelist())
         shipped = {"bigram/names.txt", "bigram/configs/default.toml", "bigram/configs/lecture.toml"}
-        assert shipped | {"bigram/explore_page.html"} <= names
+        assert shipped | {f"bigram/formats/explore_page.{ext}" for ext in ("html", "css", "js")} <= names
         assert z.read("bigram/names.txt") == (ROOT / "bigram" / "names.txt").read_bytes()
 
 

@@ -1,7 +1,10 @@
 """`bigram explore`: the likelihood story of one run as a single self-contained HTML page.
 
 The page reads the run's own tables and nothing else: the data below goes into the page as one
-JSON document, the page (explore_page.html, plain JavaScript and SVG) draws five parts from it.
+JSON document, the page draws five parts from it. Its source sits beside this module as three files,
+explore_page.html (the markup), explore_page.css and explore_page.js (plain JavaScript and SVG), which
+`render` inlines into one self-contained file: the page loads nothing (its Content-Security-Policy
+forbids it), so it works offline and in a notebook's iframe.
 
     table      counts N and P of the most frequent contexts × characters (the lecture's figure)
     row        one context's P(next | context), count vs neural, its entropy and KL
@@ -20,6 +23,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 import struct
 from pathlib import Path
 
@@ -27,7 +31,9 @@ import torch
 
 from bigram.counts import gram_name, row_sums
 
-PAGE = Path(__file__).with_name("explore_page.html")
+PAGE = Path(__file__).with_name("explore_page.html")  # the markup: {{TITLE}}, {{STYLE}}, {{SCRIPT}}, {{DATA}}
+STYLE = PAGE.with_suffix(".css")
+SCRIPT = PAGE.with_suffix(".js")
 ROW_BUDGET = 1 << 17  # table entries carried per model (two models: ~3 MB of numbers at most)
 HEAT_ROWS = 30  # contexts × characters the heatmap shows at most
 HEAT_COLS = 30
@@ -137,11 +143,23 @@ def _script_json(data: dict) -> str:
     return text
 
 
+def _source(path: Path) -> str:
+    """A style or script file's text, less its last line end (the markup puts it on a line of its own)."""
+    return path.read_text(encoding="utf-8").removesuffix("\n")
+
+
 def render(run) -> str:
-    """The page for a run, as HTML text."""
-    title = html.escape(f"bigram explore: {run.path}")
-    head, tail = PAGE.read_text(encoding="utf-8").split("{{DATA}}")
-    return head.replace("{{TITLE}}", title) + _script_json(page_data(run)) + tail
+    """The page for a run, as HTML text: the markup with its title, style, script and data filled in,
+    in one pass, so that nothing filled in (a name in the data, a run's path) is read for a placeholder."""
+    fill = {
+        "TITLE": html.escape(f"bigram explore: {run.path}"),
+        "STYLE": _source(STYLE),
+        "SCRIPT": _source(SCRIPT),
+        "DATA": _script_json(page_data(run)),
+    }
+    parts = re.split(r"\{\{([A-Z]+)\}\}", PAGE.read_text(encoding="utf-8"))
+    parts[1::2] = [fill[name] for name in parts[1::2]]
+    return "".join(parts)
 
 
 def write(run, out: Path) -> Path:

@@ -1,0 +1,459 @@
+// The explore page's script: explore.py inlines it, and explore_page.css, into the one-file page.
+// It draws the five parts from the JSON in <script id="data">; text only ever goes in as text.
+"use strict";
+const D = JSON.parse(document.getElementById("data").textContent);
+const V = D.V, C = D.C, ORDER = D.order, MODELS = D.models;
+const SVG = "http://www.w3.org/2000/svg";
+const rowIndex = new Map(D.rows.map((r, i) => [r, i]));
+const charId = new Map(D.tokens.map((t, i) => [t, i]).slice(1));
+const SPACES = new Set(D.spaces);
+const NAMES = { count: "count model", neural: "neural model", mix: "mixed model", arpa: "imported model" };
+const COLOUR = (() => {  // the colours drawn with, from the variables explore_page.css declares
+  const css = getComputedStyle(document.documentElement);
+  const get = name => css.getPropertyValue("--" + name).trim();
+  const rgb = hex => [1, 3, 5].map(i => parseInt(hex.slice(i, i + 2), 16));
+  return {
+    count: get("count"), neural: get("neural"), ink: get("ink"), inkOnDark: get("ink-on-dark"), axis: get("axis"),
+    segment: get("segment"), segmentAlt: get("segment-alt"), drawn: get("drawn"),
+    heatLow: rgb(get("heat-low")), heatHigh: rgb(get("heat-high")),
+  };
+})();
+
+// --- small helpers: text only ever goes in as text ------------------------------------------
+function el(tag, attrs, text, parent) {
+  const svg = ["svg", "rect", "text", "line", "polyline", "g", "title", "path"].includes(tag);
+  const e = svg ? document.createElementNS(SVG, tag) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined && text !== null) e.textContent = text;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+function clear(e) { while (e.firstChild) e.removeChild(e.firstChild); return e; }
+function logp(model, row) {  // the carried row of log P, or null
+  const i = rowIndex.get(row);
+  return i === undefined ? null : D.logp[model][i].map(x => (x === null ? -Infinity : x));
+}
+function countsRow(row) { const i = rowIndex.get(row); return i === undefined ? null : D.counts[i]; }
+function ctxOf(row) {  // the N−1 tokens of a context, oldest first (ids are base-V digits)
+  const ids = [];
+  for (let k = 0; k < ORDER - 1; k++) { ids.unshift(row % V); row = Math.floor(row / V); }
+  return ids;
+}
+function rowOf(ctx) { return ctx.reduce((a, d) => a * V + d, 0); }  // ctxOf's inverse
+function startCtx() { return Array(Math.max(0, ORDER - 1)).fill(0); }  // where every name starts: N−1 boundaries
+function tokensText(ids) { return ids.map(d => D.tokens[d]).join(""); }
+function ctxText(row) { return tokensText(ctxOf(row)); }
+function sum(xs) { return xs.reduce((a, b) => a + b, 0); }
+function modelColour(m) { return m === "count" ? COLOUR.count : COLOUR.neural; }  // mix and arpa as neural
+function fixed(x, d) { return x === -Infinity ? "-inf" : x === Infinity ? "inf" : Number.isNaN(x) ? "nan" : x.toFixed(d); }
+function pad(s, w) { return s.length >= w ? s : " ".repeat(w - s.length) + s; }
+function g4(x) {  // Python's {:.4g}
+  if (x === 0) return "0";
+  if (!Number.isFinite(x)) return fixed(x, 0);
+  const e = Math.floor(Math.log10(Math.abs(x)));
+  if (e < -4 || e >= 4) {
+    let [m, ex] = x.toExponential(3).split("e");
+    m = m.replace(/\.?0+$/, "");
+    const n = Number(ex);
+    return m + "e" + (n < 0 ? "-" : "+") + String(Math.abs(n)).padStart(2, "0");
+  }
+  return String(Number(x.toPrecision(4)));
+}
+function shade(t) {  // --heat-low → --heat-high, and the ink that reads on it
+  const a = COLOUR.heatLow, b = COLOUR.heatHigh;
+  const c = a.map((v, i) => Math.round(v + (b[i] - v) * Math.max(0, Math.min(1, t))));
+  const lum = (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) / 255;
+  return { fill: `rgb(${c})`, ink: lum < 0.5 ? COLOUR.inkOnDark : COLOUR.ink };
+}
+
+// --- header ---------------------------------------------------------------------------------
+document.getElementById("run").textContent =
+  `Run ${D.run}: ${D.gram}s over ${V.toLocaleString("en")} tokens (${D.describe}), ` +
+  MODELS.map(m => `${NAMES[m]}: ${D.model_notes[m] || ""}`).join("; ") + ".";
+document.getElementById("ctx-len").textContent =
+  ORDER === 1 ? "nothing" : ORDER === 2 ? "previous character" : `${ORDER - 1} characters`;
+
+// --- 1. the table ---------------------------------------------------------------------------
+let heatMode = "N";
+function heatModes() {
+  const box = document.getElementById("heat-modes");
+  const modes = [["N", "counts N"], ...MODELS.map(m => ["P:" + m, "P, " + NAMES[m]])];
+  for (const [key, label] of modes) {
+    const l = el("label", {}, null, box);
+    const r = el("input", { type: "radio", name: "heat-mode", value: key }, null, l);
+    if (key === heatMode) r.checked = true;
+    r.addEventListener("change", () => { heatMode = key; drawHeat(); });
+    l.appendChild(document.createTextNode(" " + label));
+  }
+}
+function drawHeat() {
+  const svg = clear(document.getElementById("heat"));
+  const rows = D.heat.rows, cols = D.heat.cols;
+  const labelW = Math.max(1, ORDER - 1) * 9 + 8;
+  const cw = Math.max(38, 8 * (ORDER + 1) + 10), ch = 34, top = 4;
+  const W = labelW + cols.length * cw, H = top + rows.length * ch;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("width", Math.min(W, 1050));
+  let max = 0;
+  const cell = (r, c) => {
+    if (heatMode === "N") return countsRow(r)[c];
+    return Math.exp(logp(heatMode.slice(2), r)[c]);
+  };
+  for (const r of rows) for (const c of cols) max = Math.max(max, cell(r, c));
+  rows.forEach((r, i) => {
+    const g = el("g", { class: "heat-row", "data-row": r, style: "cursor:pointer" }, null, svg);
+    g.addEventListener("click", () => showRow(r));
+    cols.forEach((c, j) => {
+      const v = cell(r, c);
+      const { fill, ink } = shade(max ? v / max : 0);
+      const x = labelW + j * cw, y = top + i * ch;
+      const rect = el("rect", { x, y, width: cw - 1, height: ch - 1, fill, "data-col": c }, null, g);
+      const label = ctxText(r) + D.tokens[c];
+      el("text", { x: x + cw / 2, y: y + 13, "text-anchor": "middle", "font-size": 11, fill: ink }, label, g);
+      const valueText = heatMode === "N" ? String(v) : v.toFixed(3).replace(/^0/, "");
+      el("text", { x: x + cw / 2, y: y + 27, "text-anchor": "middle", "font-size": 10, fill: ink }, valueText, g);
+      rect.addEventListener("mouseover", () => hover(r, c));
+    });
+    el("text", { x: labelW - 6, y: top + i * ch + 21, "text-anchor": "end", "font-size": 12 }, ctxText(r) || "∅", g);
+  });
+  const note = document.getElementById("heat-note");
+  note.textContent = (rows.length < D.seen_contexts || cols.length < V)
+    ? `Showing the ${rows.length} most frequent of ${D.seen_contexts.toLocaleString("en")} contexts seen ` +
+      `(${C.toLocaleString("en")} possible) × the ${cols.length} most frequent of ${V.toLocaleString("en")} tokens.`
+    : `All ${C} contexts × ${V} tokens. The boundary is shown as “${D.tokens[0]}”.`;
+}
+function hover(r, c) {
+  const parts = [`${ctxText(r)}${D.tokens[c]}: N = ${countsRow(r)[c]}`];
+  for (const m of MODELS) {
+    const x = logp(m, r)[c];
+    parts.push(`${NAMES[m]}: P = ${Math.exp(x).toFixed(6)}, log P = ${fixed(x, 4)}`);
+  }
+  document.getElementById("info").textContent = parts.join("   ");
+}
+
+// --- 2. one row -----------------------------------------------------------------------------
+(function rowLead() {
+  const lead = clear(document.getElementById("row-lead"));
+  lead.appendChild(document.createTextNode("One row of the table: P(next | context) as bars, "));
+  MODELS.forEach((m, i) => {
+    if (i) lead.appendChild(document.createTextNode(" beside "));
+    el("span", { class: m }, NAMES[m], lead);
+  });
+  lead.appendChild(document.createTextNode(". Click a row of the table above to see another."));
+})();
+function rowProbs(model, row) { const l = logp(model, row); return l && l.map(Math.exp); }
+function showRow(row) {
+  const svg = clear(document.getElementById("bars"));
+  const total = sum(countsRow(row));
+  const ps = Object.fromEntries(MODELS.map(m => [m, rowProbs(m, row)]));
+  const first = ps[MODELS[0]];
+  let ids = [...Array(V).keys()].sort((a, b) => first[b] - first[a] || a - b);
+  const barIds = ids.slice(0, 40);
+  document.getElementById("row-head").textContent =
+    `context "${ctxText(row) || "∅"}" (row ${row}): ${total.toLocaleString("en")} occurrences in the training names` +
+    (barIds.length < V ? `; the ${barIds.length} most probable of ${V} next tokens` : "");
+  const bw = 22, H = 220, top = 10, base = H - 40;
+  const W = 50 + barIds.length * (bw + 6);
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("width", Math.min(W, 1050));
+  const max = Math.max(...MODELS.map(m => Math.max(...barIds.map(i => ps[m][i])))) || 1;
+  el("line", { x1: 40, x2: W, y1: base, y2: base, stroke: COLOUR.axis }, null, svg);
+  el("text", { x: 36, y: top + 8, "text-anchor": "end", "font-size": 11 }, max.toFixed(2), svg);
+  barIds.forEach((id, k) => {
+    const x = 46 + k * (bw + 6);
+    MODELS.forEach((m, j) => {
+      const p = ps[m][id], h = (base - top) * p / max;
+      const w = bw / MODELS.length;
+      const r = el("rect", { x: x + j * w, y: base - h, width: w - 1, height: h,
+        fill: modelColour(m), class: "bar", "data-model": m, "data-token": id,
+        "data-p": String(p) }, null, svg);
+      el("title", {}, `${D.tokens[id]}: ${NAMES[m]} P = ${p.toFixed(6)}`, r);
+    });
+    el("text", { x: x + bw / 2, y: base + 16, "text-anchor": "middle", "font-size": 13 }, D.tokens[id], svg);
+  });
+  const stats = document.getElementById("row-stats");
+  clear(stats);
+  const H_ = p => -p.reduce((a, x) => a + (x > 0 ? x * Math.log(x) : 0), 0);
+  const parts = MODELS.map(m => `entropy of the ${NAMES[m]}'s row: ${H_(ps[m]).toFixed(4)} nats`);
+  if (ps.count && ps.neural) {
+    const kl = ps.count.reduce((a, p, i) => a + (p > 0 ? p * (Math.log(p) - Math.log(ps.neural[i])) : 0), 0);
+    parts.push(`KL(count ‖ neural) of this row: ${kl.toFixed(6)} nats`);
+  }
+  stats.textContent = parts.join(" · ") + ".";
+}
+
+// --- 3. one name ----------------------------------------------------------------------------
+function rule(text) {
+  if (D.rule.normalize && D.rule.normalize !== "none") text = text.normalize(D.rule.normalize);
+  if (D.rule.lowercase) text = text.toLowerCase();
+  const cps = [...text];
+  let a = 0, b = cps.length;
+  while (a < b && SPACES.has(cps[a].codePointAt(0))) a++;
+  while (b > a && SPACES.has(cps[b - 1].codePointAt(0))) b--;
+  return cps.slice(a, b).join("");
+}
+function pyRepr(s) { return s.includes("'") && !s.includes('"') ? `"${s}"` : `'${s.replace(/'/g, "\\'")}'`; }
+function scoreName(model, raw) {
+  const name = rule(raw);
+  const ids = [];
+  for (const ch of name) {
+    const id = charId.get(ch);
+    if (id === undefined) {
+      const u = ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+      return { name, error: `character ${pyRepr(ch)} (U+${u}) in ${pyRepr(name)} is not in the model's vocabulary (${D.describe})` };
+    }
+    ids.push(id);
+  }
+  const padded = [...startCtx(), ...ids, 0];
+  const steps = [];
+  let ll = 0, p64 = 1, p32 = 1;
+  for (let i = 0; i + ORDER - 1 < padded.length; i++) {
+    const ctx = padded.slice(i, i + ORDER - 1), next = padded[i + ORDER - 1];
+    const row = rowOf(ctx);
+    const l = logp(model, row);
+    if (!l) return { name, steps, missing: ctxText(row) };
+    const x = l[next], p = Math.exp(x);
+    ll += x; p64 *= p; p32 = Math.fround(p32 * Math.fround(p));
+    steps.push({ gram: tokensText(ctx) + D.tokens[next], p, logp: x, ll, p64, p32 });
+  }
+  const nll = -ll / steps.length;
+  return { name, steps, ll, nll, perplexity: Math.exp(nll), bits: nll / Math.LN2 };
+}
+function showName() {
+  const raw = document.getElementById("name-input").value;
+  const box = clear(document.getElementById("name-tables"));
+  const err = document.getElementById("name-error");
+  err.textContent = "";
+  const ruleNote = [];
+  if (D.rule.normalize !== "none") ruleNote.push(`Unicode ${D.rule.normalize}`);
+  if (D.rule.lowercase) ruleNote.push("lowercased");
+  ruleNote.push("stripped");
+  document.getElementById("name-rule").textContent =
+    `Read by the run's text rule (${ruleNote.join(", ")}), as \`bigram score\` reads it: "${rule(raw)}".`;
+  for (const m of MODELS) {
+    const s = scoreName(m, raw);
+    if (s.error) { err.textContent = s.error; return; }
+    const wrap = el("div", {}, null, box);
+    el("h3", { class: m }, NAMES[m], wrap);
+    const t = el("table", { class: "steps", "data-model": m }, null, wrap);
+    const head = el("tr", {}, null, t);
+    for (const h of [D.gram, "P", "log P", "running product (float64)", "(float32)", "running log-likelihood"]) el("th", { class: "num" }, h, head);
+    let under64 = false, under32 = false;
+    for (const st of s.steps) {
+      const tr = el("tr", {}, null, t);
+      el("td", { class: "mono" }, st.gram, tr);
+      el("td", { class: "num" }, st.p.toFixed(6), tr);
+      el("td", { class: "num" }, fixed(st.logp, 4), tr);
+      const c64 = el("td", { class: "num" }, g4(st.p64), tr);
+      const c32 = el("td", { class: "num" }, g4(st.p32), tr);
+      if (st.p64 === 0 && st.logp > -Infinity && !under64) { c64.className = "num under"; c64.textContent += " ← underflow"; under64 = true; }
+      if (st.p32 === 0 && st.logp > -Infinity && !under32) { c32.className = "num under"; c32.textContent += " ← underflow"; under32 = true; }
+      el("td", { class: "num" }, fixed(st.ll, 4), tr);
+    }
+    const tot = el("div", { class: "totals mono", "data-model": m }, null, wrap);
+    if (s.missing !== undefined) {
+      el("div", { class: "error" }, `The context "${s.missing}" is not carried in this page (it carries the ` +
+        `${D.rows.length.toLocaleString("en")} most frequent of ${C.toLocaleString("en")} rows): bigram score has it.`, tot);
+      continue;
+    }
+    const n = s.steps.length;
+    el("div", { class: "nll" },
+      `likelihood = ${g4(Math.exp(s.ll))}   log-likelihood = ${fixed(s.ll, 4)}   NLL = ${fixed(s.nll, 4)} nats/${D.gram} over ${n} ${D.gram}s`, tot);
+    el("div", {}, `perplexity = exp(NLL) = ${fixed(s.perplexity, 4)}   bits per character = NLL / ln 2 = ${fixed(s.bits, 4)}`, tot);
+  }
+}
+
+// --- 4. sampling ----------------------------------------------------------------------------
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return function () {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function shaped(model, row, temperature, topk, first = false) {  // P^(1/T) renormalized, cut to its top k
+  const l = logp(model, row);
+  if (!l) return null;
+  const s = l.map(x => x / temperature), m = Math.max(...s);
+  let p = s.map(x => Math.exp(x - m));
+  if (first) p[0] = 0;  // a name has a character: the first draw is conditioned on not ending (exact)
+  if (topk > 0 && topk < V) {
+    const kth = [...p].sort((a, b) => b - a)[topk - 1];
+    p = p.map(x => (x >= kth ? x : 0));
+  }
+  const z = sum(p);
+  return p.map(x => x / z);
+}
+function pick(p, u) { let c = 0; for (let i = 0; i < p.length; i++) { c += p[i]; if (u < c && p[i] > 0) return i; } return p.findLastIndex(x => x > 0); }
+function stripped(name) { const cps = [...name]; return !cps.length || !(SPACES.has(cps[0].codePointAt(0)) || SPACES.has(cps[cps.length - 1].codePointAt(0))); }
+function sampleNames(model, n, seed, temperature = 1, topk = 0, maxLen = 200) {
+  // as bigram sample draws: names of at least one character, and a walk that begins or ends
+  // with white space (no name the text rule can make) is drawn again
+  const rng = mulberry32(seed), out = [];
+  while (out.length < n) {
+    let ctx = startCtx(), name = "", drawn = null;
+    for (let j = 0; j <= maxLen && drawn === null; j++) {
+      const row = rowOf(ctx);
+      const p = shaped(model, row, temperature, topk, j === 0);
+      if (!p) { drawn = { name, missing: true }; break; }
+      const id = pick(p, rng());
+      if (id === 0) { drawn = { name }; break; }
+      name += D.tokens[id];
+      ctx = ORDER > 1 ? [...ctx.slice(1), id] : ctx;
+    }
+    if (drawn === null) drawn = { name, cut: true };
+    if (drawn.missing || stripped(drawn.name)) out.push(drawn);
+  }
+  return out;
+}
+const walk = { rng: null, ctx: [], name: "", done: false, timer: null };
+function sParams() {
+  return { model: document.getElementById("s-model").value, seed: Number(document.getElementById("s-seed").value) >>> 0,
+           T: Math.max(0.05, Number(document.getElementById("s-temp").value) || 1),
+           k: Math.max(0, Math.floor(Number(document.getElementById("s-topk").value) || 0)) };
+}
+function stopPlay() { if (walk.timer) { clearInterval(walk.timer); walk.timer = null; } }
+function newName() { walk.ctx = startCtx(); walk.name = ""; walk.done = false; }
+function resetWalk() {
+  stopPlay();
+  walk.rng = mulberry32(sParams().seed);
+  newName();
+  clear(document.getElementById("drawn"));
+  document.getElementById("walk").textContent = `${D.tokens[0]} (the boundary: every name starts here; press step)`;
+  const { model, T, k } = sParams();
+  drawCdf(shaped(model, rowOf(walk.ctx), T, k, true), null, null);
+}
+function stepWalk() {
+  const { model, T, k } = sParams();
+  if (walk.done) newName();
+  const row = rowOf(walk.ctx);
+  const p = shaped(model, row, T, k, walk.name === "");
+  if (!p) {
+    document.getElementById("draw-note").textContent = `The walk reached the context "${ctxText(row)}", which this page does not carry: bigram sample goes on from there.`;
+    walk.done = true; return;
+  }
+  const u = walk.rng(), id = pick(p, u);
+  drawCdf(p, u, id);
+  if (id === 0) {
+    walk.done = true;
+    el("li", {}, walk.name, document.getElementById("drawn"));
+    const note = stripped(walk.name) ? "" : "; it ends in white space, which no name does, so bigram sample would draw again";
+    document.getElementById("walk").textContent = `${D.tokens[0]}${walk.name}${D.tokens[0]}  (ended at the boundary: "${walk.name}"${note})`;
+    stopPlay();
+    return;
+  }
+  walk.name += D.tokens[id];
+  walk.ctx = ORDER > 1 ? [...walk.ctx.slice(1), id] : walk.ctx;
+  document.getElementById("walk").textContent = `${D.tokens[0]}${walk.name}   (drew "${D.tokens[id]}": u = ${u.toFixed(4)})`;
+}
+function drawCdf(p, u, chosen) {
+  const svg = clear(document.getElementById("cdf"));
+  const W = 1000, H = 70;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("width", W);
+  if (!p) return;
+  let x = 0;
+  p.forEach((q, i) => {
+    if (q <= 0) return;
+    const w = q * W, hit = i === chosen;
+    el("rect", { x, y: 10, width: Math.max(w - 0.5, 0.5), height: 36, fill: hit ? COLOUR.drawn : (i % 2 ? COLOUR.segmentAlt : COLOUR.segment),
+      class: "segment", "data-token": i, "data-p": String(q) }, null, svg);
+    if (w > 14) el("text", { x: x + w / 2, y: 33, "text-anchor": "middle", "font-size": 13, fill: hit ? COLOUR.inkOnDark : COLOUR.ink }, D.tokens[i], svg);
+    x += w;
+  });
+  if (u === null) return;
+  el("line", { x1: u * W, x2: u * W, y1: 4, y2: 54, stroke: COLOUR.ink, "stroke-width": 2 }, null, svg);
+  el("text", { x: Math.min(Math.max(u * W, 30), W - 30), y: 66, "text-anchor": "middle", "font-size": 12 }, `u = ${u.toFixed(3)}`, svg);
+}
+function drawMany() {
+  const { model, seed, T, k } = sParams();
+  const names = sampleNames(model, 20, seed, T, k);
+  const ol = clear(document.getElementById("drawn"));
+  for (const s of names) el("li", {}, s.missing ? s.name + " … (a context this page does not carry)" : s.name, ol);
+}
+
+// --- 5. training ----------------------------------------------------------------------------
+function drawCurves() {
+  const svg = clear(document.getElementById("curves"));
+  const note = document.getElementById("curves-note");
+  const curves = D.curves;
+  const neural = Object.keys(curves).filter(t => t.endsWith("/nll") && curves[t].length > 1);
+  if (!neural.length) { svg.setAttribute("height", 0); note.textContent = "This run trained no neural model, so there is no curve: the count model is fitted in closed form."; return; }
+  const W = 900, H = 320, L = 60, R = 150, T = 15, B = 40;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("width", W);
+  const all = Object.values(curves).flat();
+  const maxStep = Math.max(...all.map(p => p[0]), 1);
+  const lo = Math.min(...all.map(p => p[1])), hi = Math.max(...all.map(p => p[1]));
+  const sx = s => L + (W - L - R) * s / maxStep, sy = v => T + (H - T - B) * (hi - v) / ((hi - lo) || 1);
+  el("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: COLOUR.axis }, null, svg);
+  el("line", { x1: L, x2: L, y1: T, y2: H - B, stroke: COLOUR.axis }, null, svg);
+  for (let i = 0; i <= 4; i++) {
+    const v = lo + (hi - lo) * i / 4;
+    el("text", { x: L - 6, y: sy(v) + 4, "text-anchor": "end", "font-size": 11 }, v.toFixed(3), svg);
+  }
+  el("text", { x: (L + W - R) / 2, y: H - 8, "text-anchor": "middle", "font-size": 12 }, "step", svg);
+  el("text", { x: L, y: H - B + 14, "text-anchor": "middle", "font-size": 11 }, "0", svg);
+  el("text", { x: W - R, y: H - B + 14, "text-anchor": "middle", "font-size": 11 }, String(maxStep), svg);
+  const dash = { train: "", val: "6 3", test: "2 3" };
+  let ly = T + 10;
+  for (const tag of Object.keys(curves).sort()) {
+    const split = tag.split("/")[0], isCount = tag.endsWith("_count_model");
+    const pts = curves[tag];
+    const colour = isCount ? COLOUR.count : COLOUR.neural;
+    const attrs = { fill: "none", stroke: colour, "stroke-width": 2, "stroke-dasharray": dash[split] || "" , class: "curve", "data-tag": tag };
+    if (isCount) el("line", { ...attrs, x1: sx(0), x2: sx(maxStep), y1: sy(pts[pts.length - 1][1]), y2: sy(pts[pts.length - 1][1]) }, null, svg);
+    else el("polyline", { ...attrs, points: pts.map(p => `${sx(p[0])},${sy(p[1])}`).join(" ") }, null, svg);
+    el("line", { x1: W - R + 10, x2: W - R + 34, y1: ly, y2: ly, stroke: colour, "stroke-width": 2, "stroke-dasharray": dash[split] || "" }, null, svg);
+    el("text", { x: W - R + 40, y: ly + 4, "font-size": 12 }, `${split} ${isCount ? "count" : "neural"}`, svg);
+    ly += 18;
+  }
+  note.textContent = "Solid: training names, dashed: validation names. Blue lines: the count model's NLL, the minimum gradient descent approaches (up to its L2 term).";
+}
+function drawEval() {
+  const t = clear(document.getElementById("eval"));
+  const head = el("tr", {}, null, t);
+  for (const h of ["model", "split", D.gram + "s", "NLL", "perplexity", "bits/char", "entropy", "KL(data‖model)"]) el("th", { class: "num" }, h, head);
+  for (const m of Object.keys(D.metrics)) for (const [split, x] of Object.entries(D.metrics[m])) {
+    const tr = el("tr", { "data-model": m, "data-split": split }, null, t);
+    el("td", { class: m }, m, tr); el("td", {}, split, tr);
+    el("td", { class: "num" }, x.bigrams.toLocaleString("en"), tr);
+    for (const [k, d] of [["nll", 6], ["perplexity", 4], ["bits_per_char", 4], ["entropy", 6], ["kl", 6]]) el("td", { class: "num" }, fixed(x[k], d), tr);
+  }
+  const ul = clear(document.getElementById("chain"));
+  const u = Math.log(V);
+  for (const line of [
+    `NLL is the negative log-likelihood per ${D.gram}: the mean of −log P(next | context) over every ${D.gram} of the split. It is the cross-entropy between the data's next characters (one-hot targets) and the model.`,
+    "Perplexity = exp(NLL): the model is as unsure as a uniform choice among that many characters. Bits per character = NLL / ln 2.",
+    `Entropy is the data's cross-entropy with itself: the NLL of its own frequencies, the least any ${D.gram} model can reach on that split.`,
+    "KL(data ‖ model) = cross-entropy − entropy ≥ 0: what the model loses against the data's own frequencies (smoothing pays a little on training names to stay finite on new ones).",
+    `A uniform model over the ${V.toLocaleString("en")} tokens scores −log(1/V) = log V = ${u.toFixed(4)} nats (perplexity ${V.toLocaleString("en")}): every number above is measured against that.`,
+  ]) el("li", {}, line, ul);
+}
+
+// --- start ----------------------------------------------------------------------------------
+heatModes();
+drawHeat();
+showRow(D.heat.rows[0] ?? D.rows[0]);
+document.getElementById("name-input").addEventListener("input", showName);
+showName();
+const sm = document.getElementById("s-model");
+for (const m of MODELS) el("option", { value: m }, NAMES[m], sm);
+sm.value = MODELS.includes("count") ? "count" : MODELS[0];
+for (const id of ["s-model", "s-seed", "s-temp", "s-topk"]) document.getElementById(id).addEventListener("change", resetWalk);
+document.getElementById("s-step").addEventListener("click", stepWalk);
+document.getElementById("s-reset").addEventListener("click", resetWalk);
+document.getElementById("s-many").addEventListener("click", drawMany);
+document.getElementById("s-play").addEventListener("click", () => {
+  if (walk.timer) return;
+  walk.timer = setInterval(stepWalk, 350);
+});
+resetWalk();
+drawMany();
+drawCurves();
+drawEval();
+window.bigramExplore = { scoreName, sampleNames, rowProbs, rule, ready: true };
+document.body.setAttribute("data-ready", "1");
+performance.mark("bigram-ready");  // every part drawn: what scripts/bench.py times
