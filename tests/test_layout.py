@@ -19,4 +19,3 @@ def test_no_function_or_class_in_the_package_is_too_long():
                 where = path.relative_to(ROOT)
                 long.append(f"{where}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert long == []
-
