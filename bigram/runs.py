@@ -1,5 +1,7 @@
 """Run directories: everything a training run writes, and reading it back, in one place.
 
+The files' names and the model kinds are declared in bigram.safety.layout; what each holds:
+
 runs/2026-11-21_10-30-05/                                            written by / read by
     .bigram-run      marker: bigram made this directory (--overwrite replaces only such)
     config.toml      the resolved configuration                      write_inputs / read_config
@@ -12,8 +14,8 @@ runs/2026-11-21_10-30-05/                                            written by 
     events.out.tfevents.*   TensorBoard
 
 Which run a command uses when none is named (the newest complete one): rundir.find_run. A model's
-table, log P(next | context), is made from its checkpoint by `model_table` alone; `Run` reads a
-run's files once and holds its tables.
+table, log P(next | context), is made from its checkpoint by `table.model_table` alone; `Run`
+reads a run's files once and holds its tables.
 
 Every checkpoint also records its "kind" and the vocabulary's "chars", checked when it is read.
 """
@@ -33,7 +35,6 @@ from bigram.config import TrainConfig, resolve_dict
 from bigram.counts import compact, context_rows
 from bigram.errors import BigramError
 from bigram.metrics import evaluate, kl_between, score_name
-from bigram.reader.corpus import iter_names
 from bigram.safety import atomic, checkpoints, layout
 from bigram.safety.rundir import find_run
 from bigram.table import count_model_of, model_table
@@ -155,6 +156,8 @@ def count_ngrams_in_file(
     """The (context, next) counts of a names file, read by `rule` and counted in `vocab` (streamed,
     a batch of names at a time); a character the vocabulary lacks is an error naming it and the
     name's position."""
+    from bigram.reader.corpus import iter_names  # the streaming reader: loaded where names are read
+
     C, V = shape
     keys, weights, names, done = [], [], [], 0
 
@@ -356,6 +359,8 @@ class Run:
                 f"--novel needs the run's corpus {data} (from {self.path / 'config.toml'}), which is not "
                 "there: run from the directory you trained in"
             )
+        from bigram.reader.corpus import iter_names
+
         return set(iter_names(data, self.rule))
 
     def counts_of(self, path: str | Path, batch: int = 1 << 16) -> torch.Tensor:
