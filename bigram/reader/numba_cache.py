@@ -23,7 +23,12 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]  # bigram/
 # the modules whose functions numba compiles: a change to any of them compiles everything again
-KERNELS = (PACKAGE / "reader" / "kernels.py", PACKAGE / "optim" / "newton_kernel.py")
+KERNELS = (
+    PACKAGE / "reader" / "lines.py",
+    PACKAGE / "reader" / "counting.py",
+    PACKAGE / "reader" / "shuffle.py",
+    PACKAGE / "optim" / "newton_kernel.py",
+)
 # "module:function" that imports a compiled module and runs each of its functions once
 WARM_UPS = ("bigram.reader.corpus:_kernels", "bigram.optim.newton:_compiled")
 NOTICE = "compiling bigram's kernels once for this environment (~10 s; cached in {})"
