@@ -20,7 +20,7 @@ from bigram.counts import dense as densify
 from bigram.data import read_names
 from bigram.errors import BigramError
 from bigram.reader.corpus import byte_range, load_counts, read_counts
-from bigram.reader.kernels import split_of
+from bigram.reader.counting import split_of
 from bigram.vocab import Vocab
 from tests.conftest import NAMES, one_line_error, plain_counts, train_run
 

@@ -18,7 +18,7 @@ from bigram.exact.chain import of_table
 from bigram.metrics import evaluate
 from bigram.models import NeuralBigram
 from bigram.reader.corpus import read_counts
-from bigram.reader.kernels import split_of
+from bigram.reader.counting import split_of
 from bigram.sampling import Constraints, most_likely, sample
 from bigram.table import count_log_probs
 from bigram.vocab import Vocab

@@ -20,7 +20,7 @@ from bigram.counts import dense
 from bigram.data import read_names
 from bigram.errors import BigramError
 from bigram.reader.corpus import SPLITS, _raw_lines, _utf8, read_counts
-from bigram.reader.kernels import count_lines, quick_count_lines
+from bigram.reader.lines import count_lines, quick_count_lines
 from bigram.text import TextRule
 from tests.conftest import NAMES, plain_counts, train_run
 
@@ -80,16 +80,16 @@ def test_counting_names_from_bytes_agrees_with_the_rule(lines, ends):
 )
 def test_the_readers_line_ends_are_the_text_rules(parts):
     """The reader's compiled unify_line_ends makes CRLF and lone CR an LF, as str's line rule does."""
-    from bigram.reader import kernels
+    from bigram.reader.lines import unify_line_ends
 
     buf = b"".join(parts)
-    assert kernels.unify_line_ends(buf) == buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    assert unify_line_ends(buf) == buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
 def test_lines_that_start_with_white_space_are_read_closely_however_many():
     """count_lines reads each line that starts with white space character by character (up to
-    kernels.UNSURE of them, else the whole chunk): the count must not depend on how many there are."""
-    from bigram.reader.kernels import UNSURE
+    lines.UNSURE of them, else the whole chunk): the count must not depend on how many there are."""
+    from bigram.reader.lines import UNSURE
 
     for unsure in (1, UNSURE - 1, UNSURE, UNSURE + 1, 3 * UNSURE):
         lines = [" ann" if i % 3 else "\u3000 " for i in range(unsure)] + ["bob", "", "cy"] * 50
@@ -102,7 +102,7 @@ def test_the_quick_line_count_looks_closer_at_every_line_start_that_may_be_blank
     call a name for sure, or a blank line would be counted as a name; and not hold for the first
     bytes of letters (ASCII, Latin to Cyrillic, Arabic, Indic, CJK), or the quick path would
     read many lines closely. Blank and white-space-only lines are taken off the count."""
-    from bigram.reader.kernels import LINE_START, NL, may_start_blank
+    from bigram.reader.lines import LINE_START, NL, may_start_blank
 
     for b0 in range(256):
         for b1 in range(256):
@@ -185,7 +185,7 @@ def test_random_split_counts_a_hand_made_split_whatever_the_order_of_the_chunks(
     import time
 
     import bigram.reader.corpus as corpus
-    from bigram.reader import kernels
+    from bigram.reader.shuffle import FirstPlaces
 
     rng = random.Random(5)
     pieces = ["anna", " bob", "\u3000yuki", "ゆき", "élodie", "  ", "", "\u00a0zoë ", "李", "o'neil"]
@@ -195,8 +195,8 @@ def test_random_split_counts_a_hand_made_split_whatever_the_order_of_the_chunks(
     p.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode())
     names = read_names(p)
     if slow_shuffle:  # the chunks beyond k are all counted before it ends
-        shuffle = kernels.FirstPlaces.shuffle
-        monkeypatch.setattr(kernels.FirstPlaces, "shuffle", lambda self: (time.sleep(0.5), shuffle(self)))
+        shuffle = FirstPlaces.shuffle
+        monkeypatch.setattr(FirstPlaces, "shuffle", lambda self: (time.sleep(0.5), shuffle(self)))
     monkeypatch.setattr(corpus, "CHUNK_BYTES", 701)
     val_frac, test_frac = fracs
     for order in (2, 3):
@@ -367,7 +367,7 @@ def test_the_counting_kernel_equals_a_plain_python_count(tmp_path_factory, lines
     any chunk size, both split methods: the compiled counter gives the per-split counts that a
     plain Python loop over rule.name(line) gives."""
     import bigram.reader.corpus as corpus
-    from bigram.reader.kernels import split_of
+    from bigram.reader.counting import split_of
 
     rule = TextRule("NFC", lowercase)
     names = [n for line in ends.join(lines).replace("\r\n", "\n").replace("\r", "\n").split("\n")

@@ -2,13 +2,13 @@
 
 The file is read in ~1 MiB chunks cut at line ends, on two threads. Each chunk is checked and
 made canonical by the run's text rule (bigram.text: BOM, line ends, UTF-8, normalization, case),
-then counted by one compiled pass over its bytes (bigram.reader.kernels), which strips each name, gives
+then counted by one compiled pass over its bytes (bigram.reader.counting), which strips each name, gives
 it its split (0 train, 1 val, 2 test) and counts its bigrams. Two split methods:
     random: a seeded permutation of the names' *positions* (torch.randperm's, as in
             data.split_names), so the split needs one first pass that only counts names; the
             chunks whose labels are known once the permutation's targets are drawn are counted
-            first (kernels.FirstPlaces), the rest after its shuffle;
-    hash:   a seeded hash of the name's text (`kernels.split_of`): one pass, any size, every copy
+            first (shuffle.FirstPlaces), the rest after its shuffle;
+    hash:   a seeded hash of the name's text (`counting.split_of`): one pass, any size, every copy
             of a name in one split.
 Counts are keyed by code point (a dense block for pairs below 256, a hash table for the rest), so
 memory follows the pairs that occur, not V²; the vocabulary is the code points met, sorted.
@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ SPLITS = ("train", "val", "test")
 CHUNK_BYTES = 1 << 20  # small enough to stay in the CPU caches while the kernel reads it
 MAX_LINE_BYTES = 16 << 20  # a "name" longer than this means the file is not one name per line
 # torch.randperm(n) on the CPU is a plain forward Fisher–Yates shuffle below this n (another
-# algorithm above): kernels.FirstPlaces draws the same permutation's first places
+# algorithm above): shuffle.FirstPlaces draws the same permutation's first places
 _RANDPERM_SHUFFLE_LIMIT = (2**32 - 1) // 20
 MAX_V = 16_384  # tokens; V×V tables beyond that no longer fit a sane memory budget
 MAX_TABLE = 1 << 26  # entries of a C×V table at order ≠ 2 (512 MiB as float64)
@@ -197,7 +198,7 @@ def split_sizes(n: int, val_frac: float, test_frac: float) -> tuple[int, int]:
 
 
 def _first_places(n: int, n_val: int, n_test: int, seed: int):
-    """The labels of torch.randperm(n)'s first n_val + n_test places (`kernels.FirstPlaces`; past
+    """The labels of torch.randperm(n)'s first n_val + n_test places (`shuffle.FirstPlaces`; past
     the n where torch's CPU randperm stops being a plain shuffle, drawn by torch whole)."""
     if n < _RANDPERM_SHUFFLE_LIMIT:
         return _kernels().FirstPlaces(n, n_val, n_test, seed)
@@ -210,7 +211,7 @@ def _first_places(n: int, n_val: int, n_test: int, seed: int):
 
 @dataclass
 class _Drawn:
-    """Labels drawn whole, read like kernels.FirstPlaces."""
+    """Labels drawn whole, read like shuffle.FirstPlaces."""
 
     all: np.ndarray
 
@@ -222,26 +223,29 @@ class _Drawn:
 
 
 @functools.cache
-def _kernels():
-    """bigram.reader.kernels, imported and compiled (or loaded from numba_cache's cache) on first
-    use, in the calling thread: numba costs ~1 s, which only the commands that read a corpus
-    should pay. Ctrl-C is held meanwhile (numba and LLVM are not safe to interrupt halfway)."""
+def _kernels() -> SimpleNamespace:
+    """The reader's compiled modules (bigram.reader.lines, counting and shuffle), imported and
+    compiled (or loaded from numba_cache's cache) on first use, in the calling thread: numba costs
+    ~1 s, which only the commands that read a corpus should pay. Ctrl-C is held meanwhile (numba
+    and LLVM are not safe to interrupt halfway). Returns their names in one namespace."""
     with held_ctrl_c():
         numba_cache.compile_all_once()
-        from bigram.reader import kernels
+        from bigram.reader import counting, lines, shuffle
 
         one = np.frombuffer(b"a\n", dtype=np.uint8)
-        kernels.count_chunk(one, kernels.Accumulator())  # by hash
-        kernels.count_chunk(one, kernels.Accumulator(), np.zeros(1, np.uint8))  # by label
-        kernels.count_lines(one)
-        kernels.count_lines(np.frombuffer(b" a\n", dtype=np.uint8))  # a line read closely
-        kernels._count_lines(one, kernels.SPACE)  # a chunk read closely
-        kernels.quick_count_lines(np.frombuffer(b"ab\ncd\n", dtype=np.uint8))
-        kernels.unify_line_ends(b"a\r\n")
-        places = kernels.FirstPlaces(2, 1, 0, 0)
+        counting.count_chunk(one, counting.Accumulator())  # by hash
+        counting.count_chunk(one, counting.Accumulator(), np.zeros(1, np.uint8))  # by label
+        lines.count_lines(one)
+        lines.count_lines(np.frombuffer(b" a\n", dtype=np.uint8))  # a line read closely
+        lines._count_lines(one, lines.SPACE)  # a chunk read closely
+        lines.quick_count_lines(np.frombuffer(b"ab\ncd\n", dtype=np.uint8))
+        lines.unify_line_ends(b"a\r\n")
+        places = shuffle.FirstPlaces(2, 1, 0, 0)
         places.shuffle()
         places.labels(0, 2)
-    return kernels
+    # every name of the three (the compiled functions among them), as callers reach for one or another
+    names = {k: v for m in (lines, counting, shuffle) for k, v in vars(m).items() if not k.startswith("__")}
+    return SimpleNamespace(**names)
 
 
 # --- counting -----------------------------------------------------------------------------------
@@ -266,7 +270,7 @@ def _utf8(buf: bytes, offset: int, path: Path, rule: TextRule) -> bytes:
 class PairCounter:
     """Per-split counts of (context, next) character n-grams, keyed by code point ("\\n", code
     point 10, stands for the boundary until the vocabulary is made at the end). Each thread counts
-    into its own `kernels.Accumulator`; they are summed once, at the end."""
+    into its own `counting.Accumulator`; they are summed once, at the end."""
 
     def __init__(self, order: int = 2) -> None:
         self.order = order
@@ -284,7 +288,7 @@ class PairCounter:
         test_frac: float,
         path: Path | str = "the corpus",
     ) -> int:
-        """Count the names of one chunk (see `kernels.count_chunk`); returns how many it held."""
+        """Count the names of one chunk (see `counting.count_chunk`); returns how many it held."""
         kernels = _kernels()
         acc = getattr(self.local, "acc", None)
         if acc is None:
@@ -368,7 +372,7 @@ def _run_chunks(
 def count_names(path: Path, progress: bool = False) -> list[tuple[int, int, int]]:
     """(start, end, names) of each chunk (iter_chunks' chunks) in file order: the random split's
     first pass. Each thread reads its chunks into one buffer of its own (os.preadv), and
-    most chunks are counted by `kernels.quick_count_lines`; a chunk it cannot vouch for (a "\\r",
+    most chunks are counted by `lines.quick_count_lines`; a chunk it cannot vouch for (a "\\r",
     a blank line, a line that starts with white space, the file's BOM) is counted exactly."""
     kernels = _kernels()
     buffers = threading.local()

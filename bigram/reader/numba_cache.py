@@ -6,6 +6,11 @@ read-only, and so each environment compiles once per user (numba keeps one folde
 directory inside it). The first compile in an environment takes a few seconds: it is said on
 stderr in one line, and everything is compiled then, so it is said once.
 
+numba notices a change to a function's own file only: a loop that calls another file's function
+or reads its constants (counting.py calls lines.py's decode_one and is_space; shuffle.py reads
+counting.py's EMPTY and M1) keeps the old ones compiled in until its own file changes. After
+editing lines.py or counting.py, delete cache_dir() (or point NUMBA_CACHE_DIR elsewhere).
+
 The compiled modules define their functions with this module's `njit`, which puts their cache
 here, and are named below by path (KERNELS, WARM_UPS) rather than imported: this module sits
 below them, and imports none of them.
@@ -23,7 +28,12 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]  # bigram/
 # the modules whose functions numba compiles: a change to any of them compiles everything again
-KERNELS = (PACKAGE / "reader" / "kernels.py", PACKAGE / "optim" / "newton_kernel.py")
+KERNELS = (
+    PACKAGE / "reader" / "lines.py",
+    PACKAGE / "reader" / "counting.py",
+    PACKAGE / "reader" / "shuffle.py",
+    PACKAGE / "optim" / "newton_kernel.py",
+)
 # "module:function" that imports a compiled module and runs each of its functions once
 WARM_UPS = ("bigram.reader.corpus:_kernels", "bigram.optim.newton:_compiled")
 NOTICE = "compiling bigram's kernels once for this environment (~10 s; cached in {})"

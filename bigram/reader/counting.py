@@ -1,0 +1,436 @@
+"""N-gram counting, compiled (numba): one pass over a chunk's UTF-8 bytes counts its names' n-grams
+per split.
+
+Read this as plain Python; numba turns it into machine code that runs without the GIL, so the
+reader's two threads count two chunks at once. Per name (one line):
+
+    decode its code points, strip white space (a blank line is no name),
+    pick its split (the name's position in a seeded permutation, or a hash of its text),
+    count each (previous, next) pair, the boundary "\\n" before the first character and after the last.
+
+    >>> acc, chunk = Accumulator(), np.frombuffer("ab\\n\\n b \\nbé".encode(), np.uint8)
+    >>> count_chunk(chunk, acc, labels=np.array([0, 1, 2], np.uint8))  # names: ab, b, bé
+    3
+    >>> s, ctx, nxt, n = acc.ngrams()
+    >>> sorted((int(s), chr(a), chr(b), int(n)) for s, a, b, n in zip(s, ctx[:, 0], nxt, n))[:4]
+    [(0, '\\n', 'a', 1), (0, 'a', 'b', 1), (0, 'b', '\\n', 1), (1, '\\n', 'b', 1)]
+
+Pairs of two code points below 256 (all of an ASCII corpus, most of a Latin one) are counted in a
+dense 3×65536 block; any other pair in an open-addressing hash table keyed by (split, prev, next),
+so memory follows the pairs that occur, not V². At another order N (`--order`), each name is
+padded with N−1 boundaries and every (split, context of N−1 code points, next) is counted in a
+hash table: packed into one integer key (the split, then 8 bits a code point) when all its code
+points are below 256 and N ≤ 7, else as a row of N+1 integers in a second table. Order 3 first
+tries a dense block like order 2's, over small ids given to the first 64 code points a thread meets.
+
+The decoding and the white space come from lines.py; the random split's labels are handed in by
+the caller (bigram.reader.corpus, from shuffle.py, which this module does not import).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bigram.reader.lines import NL, SPACE, decode_one, is_space
+from bigram.reader.numba_cache import njit
+
+EMPTY = -1  # a free slot of a hash table (shuffle.py's too)
+SKIP = 255  # a label that leaves its name out of the counts
+TRI_BITS = 6  # order 3's dense block: 2^6 code points, 3 · 2^18 counts (6 MiB)
+TRI_IDS = 1 << TRI_BITS
+BLOCK = 1 << 16  # code points decoded before they are counted: the block stays in cache
+MAX_PACKED = 7  # orders whose n-grams of code points < 256 pack into one key: split, then 8 bits each
+# the hash split's and the hash tables' multipliers (shuffle.py's table uses M1 too), and murmur3's
+# finalizer constants
+M1, M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD6E8FEB86659FD93)
+_F1, _F2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+
+
+class Accumulator:
+    """One thread's counts: the dense block, the hash table of the other pairs, names per split,
+    and which code points ≥ 256 were met (shared between threads: setting True twice is harmless)."""
+
+    def __init__(self, seen: np.ndarray | None = None, order: int = 2) -> None:
+        self.order = order
+        self.hot = np.zeros(3 * 256 * 256, dtype=np.int64)  # [65536·split + 256·prev + next]
+        self.keys = np.full(1 << 12, EMPTY, dtype=np.int64)  # split << 42 | prev << 21 | next
+        self.vals = np.zeros(1 << 12, dtype=np.int64)
+        if order != 2:  # (key, count) pairs of packed n-grams: split, then 8 bits a code point
+            self.keys[1::2] = 0
+        self.used = 0
+        # order ≠ 2: rows (split, context…, next), EMPTY in column 0 where free
+        self.grams = np.full((1 << 12 if order != 2 else 1, order + 1), EMPTY, dtype=np.int64)
+        self.gram_vals = np.zeros(len(self.grams), dtype=np.int64)
+        self.grams_used = 0
+        self.names = np.zeros(3, dtype=np.int64)
+        self.seen = np.zeros(0x110000, dtype=np.bool_) if seen is None else seen
+        self.scratch = np.zeros(0, dtype=np.int32)  # a block of names' code points, "\n" after each
+        self.splits = np.zeros(0, dtype=np.uint8)  # the split of each name of the block
+        self.context = np.zeros(max(order - 1, 1), dtype=np.int64)
+        # order 3: trigrams of the first TRI_IDS code points met (a names list in one script has
+        # fewer) in a dense block [split, id, id, id], as order 2's pairs are: a counter, not a probe
+        self.tri = np.zeros(3 << (3 * TRI_BITS) if order == 3 else 1, dtype=np.int64)
+        # code point → its id, EMPTY: none yet
+        self.tri_ids = np.full(0x110000 if order == 3 else 256, EMPTY, dtype=np.int16)
+        self.tri_ids[NL] = 0
+        self.tri_cps = np.zeros(TRI_IDS, dtype=np.int64)  # id → code point
+        self.tri_cps[0] = NL
+        self.tri_used = np.ones(1, dtype=np.int64)  # ids given so far
+
+    def ngrams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every counted n-gram as (split, context, next, count) arrays of code points; the
+        context is an (n, order − 1) array, oldest code point first."""
+        if self.order != 2:  # the rows, the packed keys unpacked, then the dense trigrams
+            rows = self.grams[:, 0] != EMPTY
+            g = self.grams[rows]
+            pairs = self.keys.reshape(-1, 2)  # (key, count) side by side at this order
+            full = pairs[:, 0] != EMPTY
+            k, n = pairs[full, 0], pairs[full, 1]
+            shifts = 8 * np.arange(self.order - 1, 0, -1)  # the oldest code point highest
+            ctx = (k[:, None] >> shifts) & 255
+            at = np.flatnonzero(self.tri)  # order 3 only: [split, id, id, id], TRI_BITS each
+            ids = (at[:, None] >> (TRI_BITS * np.arange(2, 0, -1))) & (TRI_IDS - 1)
+            tri_ctx = self.tri_cps[ids] if self.order == 3 else np.zeros((0, self.order - 1), np.int64)
+            return (
+                np.concatenate([g[:, 0], k >> (8 * self.order), at >> 3 * TRI_BITS]),
+                np.concatenate([g[:, 1:-1], ctx.reshape(len(k), self.order - 1), tri_ctx]),
+                np.concatenate([g[:, -1], k & 255, self.tri_cps[at & (TRI_IDS - 1)]]),
+                np.concatenate([self.gram_vals[rows], n, self.tri[at]]),
+            )
+        at = np.flatnonzero(self.hot)
+        full = self.keys != EMPTY
+        k = self.keys[full]
+        return (
+            np.concatenate([at >> 16, k >> 42]),
+            np.concatenate([(at >> 8) & 255, (k >> 21) & 0x1FFFFF])[:, None],
+            np.concatenate([at & 255, k & 0x1FFFFF]),
+            np.concatenate([self.hot[at], self.vals[full]]),
+        )
+
+
+def count_chunk(
+    buf: np.ndarray,
+    acc: Accumulator,
+    labels: np.ndarray | None = None,
+    seed: int = 0,
+    val_frac: float = 0.0,
+    test_frac: float = 0.0,
+) -> int:
+    """Add the names of `buf` (UTF-8 bytes, lines ending in "\\n", already checked, normalized and
+    case-folded) to `acc`; returns how many names it held. A name's split is `labels[k]` for the
+    chunk's k-th name when labels are given (SKIP: not counted), else the seeded hash of its text
+    (`split_of`)."""
+    by_hash = labels is None
+    if by_hash:
+        labels = np.zeros(0, dtype=np.uint8)
+    if len(acc.scratch) <= len(buf) + BLOCK:  # a block, and the longest line that may start it
+        acc.scratch = np.zeros(len(buf) + BLOCK + 1, dtype=np.int32)
+        acc.splits = np.zeros(BLOCK + 1, dtype=np.uint8)  # a name has a code point and its "\n"
+    t_test, t_val = thresholds(val_frac, test_frac)
+    acc.keys, acc.vals, acc.used, acc.grams, acc.gram_vals, acc.grams_used, k = _count(
+        buf, labels, by_hash, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val, SPACE,
+        acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch, acc.splits,
+        acc.order, acc.grams, acc.gram_vals, acc.grams_used, acc.context,
+        acc.tri, acc.tri_ids, acc.tri_cps, acc.tri_used,
+    )  # fmt: skip
+    return k
+
+
+def thresholds(val_frac: float, test_frac: float) -> tuple[np.uint64, np.uint64]:
+    """A name is test if its 64-bit hash h < t_test, val if t_test ≤ h < t_val: h / 2^64 is
+    uniform in [0, 1), so these are the fractions scaled to 64 bits."""
+    t_test, t_val = (min(int(f * 2.0**64), 2**64 - 1) for f in (test_frac, test_frac + val_frac))
+    return np.uint64(t_test), np.uint64(t_val)
+
+
+def split_of(name: str, seed: int, val_frac: float, test_frac: float) -> int:
+    """The hash split of one name (0 train, 1 val, 2 test), as the reader computes it.
+
+    >>> [split_of("emma", seed, 0.4, 0.4) for seed in range(6)]
+    [0, 0, 0, 2, 1, 1]
+    """
+    cps = np.frombuffer(name.encode("utf-32-le"), dtype=np.int32)
+    t_test, t_val = thresholds(val_frac, test_frac)
+    return int(_split_by_hash(cps, len(cps), np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val))
+
+
+@njit(cache=True, nogil=True)
+def _split_by_hash(cps, n, seed, t_test, t_val):
+    """The hash mixes the name's length, first and last code points and the sum of its code points
+    plus its "\\n" (wrapping at 32 bits), then murmur3's 64-bit finalizer: names equal in all four
+    share a split, so a name repeated anywhere in the corpus stays on one side."""
+    total = np.uint64(NL)
+    for j in range(n):
+        total += np.uint64(cps[j])
+    h = (total & np.uint64(0xFFFFFFFF)) * M1
+    h ^= np.uint64(cps[0]) << np.uint64(21)
+    h ^= np.uint64(cps[n - 1]) << np.uint64(42)
+    h += np.uint64(n) * M2
+    h ^= seed
+    h ^= h >> np.uint64(33)
+    h *= _F1
+    h ^= h >> np.uint64(33)
+    h *= _F2
+    h ^= h >> np.uint64(33)
+    if h < t_test:
+        return 2
+    return 1 if h < t_val else 0
+
+
+@njit(cache=True, nogil=True)
+def _count(
+    buf, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name, splits,
+    order, grams, gram_vals, grams_used, context, tri, tri_ids, tri_cps, tri_used,
+):  # fmt: skip
+    """count_chunk's loop, a block of names at a time: decode, strip and split them, then count."""
+    n = buf.shape[0]
+    i, k = 0, 0  # where in buf; names so far in this chunk
+    while i < n:
+        i, k, m = _read_names(buf, i, k, labels, by_hash, seed, t_test, t_val, space, names, name, splits)
+        if order == 2:
+            keys, vals, used = _count_pairs(name, m, splits, hot, keys, vals, used, seen)
+        else:
+            keys, used, grams, gram_vals, grams_used = _count_ngrams(
+                name, m, splits, order, keys, used, grams, gram_vals, grams_used, context, seen,
+                tri, tri_ids, tri_cps, tri_used,
+            )  # fmt: skip
+    return keys, vals, used, grams, gram_vals, grams_used, k
+
+
+@njit(cache=True, nogil=True)
+def _read_names(buf, i, k, labels, by_hash, seed, t_test, t_val, space, names, name, splits):
+    """From buf[i:], names into `name` until it holds BLOCK code points: each one's code points
+    stripped of white space (str.strip), then "\n"; its split into `splits` (a blank line is no
+    name; a name of split SKIP is not kept). Returns (i after, names read so far, m code points)."""
+    n = buf.shape[0]
+    m, q = 0, 0  # code points in `name`; names in the block
+    while i < n and m < BLOCK:
+        if not by_hash and k < labels.shape[0] and labels[k] == SKIP and 0x20 < buf[i] < 0x80:
+            k += 1  # a name (it starts with a visible ASCII character) left out: to its line's end
+            while i < n and buf[i] != NL:
+                i += 1
+            i += 1
+            continue
+        at = m  # one line's code points, up to "\n" or the end of the chunk
+        while i < n:
+            c = np.int64(buf[i])
+            if c < 0x80:
+                i += 1
+                if c == NL:
+                    break
+            else:
+                c, i = decode_one(buf, i, n)
+            name[at] = c
+            at += 1
+        lo, hi = m, at
+        while lo < hi and is_space(name[lo], space):
+            lo += 1
+        while hi > lo and is_space(name[hi - 1], space):
+            hi -= 1
+        if lo == hi:
+            continue
+        if by_hash:
+            s = _split_by_hash(name[lo:hi], hi - lo, seed, t_test, t_val)
+        else:  # past the labels only if the first pass counted differently: the caller checks k
+            s = labels[k] if k < labels.shape[0] else 0
+        k += 1
+        if s == SKIP:
+            continue
+        names[s] += 1
+        for j in range(lo, hi):  # to the block's end (a copy only after leading white space)
+            name[m] = name[j]
+            m += 1
+        name[m] = NL
+        m += 1
+        splits[q] = s
+        q += 1
+    return i, k, m
+
+
+@njit(cache=True, nogil=True)
+def _count_pairs(name, m, splits, hot, keys, vals, used, seen):
+    """Order 2: each (prev, next) of the block's names, the boundary before each and its "\n"
+    after, into the dense block when both are below 256, else into the hash table (may grow)."""
+    prev, q = np.int64(NL), 0
+    base = np.int64(splits[0]) * 65536
+    for j in range(m):
+        nxt = np.int64(name[j])
+        if (prev | nxt) < 256:  # both below 256
+            hot[np.uint64(base + (prev << 8) + nxt)] += 1  # unsigned: no negative-index check
+        else:
+            if nxt >= 256:
+                seen[nxt] = True
+            if 2 * (used + 1) > keys.shape[0]:
+                keys, vals = _grow(keys, vals)
+            used += _add(keys, vals, (np.int64(splits[q]) << 42) | (prev << 21) | nxt)
+        prev = nxt
+        if nxt == NL:  # the next name
+            q += 1
+            base = np.int64(splits[q]) * 65536
+    return keys, vals, used
+
+
+@njit(cache=True, nogil=True)
+def _count_ngrams(
+    name, m, splits, order, keys, used, grams, gram_vals, grams_used, context, seen,
+    tri, tri_ids, tri_cps, tri_used,
+):  # fmt: skip
+    """Another order: in each name the context slides along, starting as order − 1 boundaries.
+    Order 3 counts into its dense block while the three code points have small ids; else the
+    context is read off the name as one packed key (every code point below 256), or as a row."""
+    lo, q = 0, 0  # the name's start in the block; its index
+    tri_ctx, no_id = np.int64(0), 0  # order 3: the context's two ids; steps it holds one without
+    for j in range(m):
+        nxt, s = np.int64(name[j]), np.int64(splits[q])
+        dense = False
+        if order == 3:
+            nid = np.int64(tri_ids[nxt])
+            if nid == EMPTY and tri_used[0] < TRI_IDS:  # first met: the next id
+                nid = tri_used[0]
+                tri_ids[nxt] = nid
+                tri_cps[nid] = nxt
+                tri_used[0] += 1
+                if nxt >= 256:  # the vocabulary's size check reads `seen`
+                    seen[nxt] = True
+            dense, tri_ctx_was = nid != EMPTY and no_id == 0, tri_ctx  # all three have ids
+            tri_ctx = ((tri_ctx << TRI_BITS) | (nid & (TRI_IDS - 1))) & ((1 << 2 * TRI_BITS) - 1)
+            no_id = 2 if nid == EMPTY else max(no_id - 1, 0)
+        if dense:
+            tri[np.uint64((s << (3 * TRI_BITS)) | (tri_ctx_was << TRI_BITS) | nid)] += 1
+        else:  # the context, as one key while every code point is below 256, else as a row
+            packed = np.int64(0)
+            narrow = nxt < 256 and order <= MAX_PACKED
+            for t in range(order - 1):
+                at = j - (order - 1) + t
+                c = np.int64(name[at]) if at >= lo else np.int64(NL)
+                context[t] = c
+                packed = (packed << 8) | (c & 255)
+                narrow = narrow and c < 256
+            if narrow:
+                if 4 * (used + 1) > keys.shape[0]:
+                    keys = _grow_pairs(keys)
+                used += _add_pair(keys, (s << (8 * order)) | (packed << 8) | nxt)
+            else:
+                if nxt >= 256:
+                    seen[nxt] = True
+                if 2 * (grams_used + 1) > grams.shape[0]:
+                    grams, gram_vals = _grow_rows(grams, gram_vals)
+                grams_used += _add_row(grams, gram_vals, s, context, order - 1, nxt)
+        if nxt == NL:  # the next name: its context starts as boundaries again
+            lo, q, tri_ctx, no_id = j + 1, q + 1, np.int64(0), 0
+    return keys, used, grams, gram_vals, grams_used
+
+
+@njit(cache=True, nogil=True)
+def _slot(keys, key):
+    """Where `key` is in the table, or the free slot where it goes (linear probing)."""
+    mask = keys.shape[0] - 1
+    h = np.int64((np.uint64(key) * M1) >> np.uint64(40)) & mask
+    while keys[h] != key and keys[h] != EMPTY:
+        h = (h + 1) & mask
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _add(keys, vals, key):
+    """Count one more of `key`; 1 if it is new to the table."""
+    h = _slot(keys, key)
+    vals[h] += 1
+    if keys[h] == EMPTY:
+        keys[h] = key
+        return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _grow(keys, vals):
+    """The table at twice the size (kept at most half full, so probes stay short)."""
+    new_keys = np.full(2 * keys.shape[0], EMPTY, dtype=np.int64)
+    new_vals = np.zeros(2 * keys.shape[0], dtype=np.int64)
+    for j in range(keys.shape[0]):
+        if keys[j] != EMPTY:
+            h = _slot(new_keys, keys[j])
+            new_keys[h] = keys[j]
+            new_vals[h] = vals[j]
+    return new_keys, new_vals
+
+
+@njit(cache=True, nogil=True)
+def _pair_slot(table, key):
+    """Where `key` is in a table of (key, count) pairs side by side, or the free slot for it."""
+    mask = (table.shape[0] >> 1) - 1
+    h = np.int64((np.uint64(key) * M1) >> np.uint64(32)) & mask
+    while table[2 * h] != key and table[2 * h] != EMPTY:
+        h = (h + 1) & mask
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _add_pair(table, key):
+    """`_add` for the pair table: one cache line per probe, which pays at orders above 2, where
+    every character probes a table too big for the fastest cache."""
+    h = _pair_slot(table, key)
+    table[2 * h + 1] += 1
+    if table[2 * h] == EMPTY:
+        table[2 * h] = key
+        return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _grow_pairs(table):
+    """The pair table at twice the size."""
+    new = np.full(2 * table.shape[0], EMPTY, dtype=np.int64)
+    new[1::2] = 0
+    for j in range(0, table.shape[0], 2):
+        if table[j] != EMPTY:
+            h = _pair_slot(new, table[j])
+            new[2 * h] = table[j]
+            new[2 * h + 1] = table[j + 1]
+    return new
+
+
+@njit(cache=True, nogil=True)
+def _row_slot(grams, s, context, m, nxt):
+    """Where the row (s, context[:m], nxt) is in the table, or the free slot where it goes."""
+    mask = grams.shape[0] - 1
+    h = np.uint64(s) * M1 + np.uint64(nxt)
+    for t in range(m):
+        h = (h ^ np.uint64(context[t])) * M2
+    h = np.int64((h * M1) >> np.uint64(40)) & mask
+    while grams[h, 0] != EMPTY:
+        same = grams[h, 0] == s and grams[h, m + 1] == nxt
+        for t in range(m):
+            same = same and grams[h, t + 1] == context[t]
+        if same:
+            break
+        h = (h + 1) & mask
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _add_row(grams, gram_vals, s, context, m, nxt):
+    """Count one more (s, context[:m], nxt); 1 if it is new to the table."""
+    h = _row_slot(grams, s, context, m, nxt)
+    gram_vals[h] += 1
+    if grams[h, 0] == EMPTY:
+        grams[h, 0] = s
+        for t in range(m):
+            grams[h, t + 1] = context[t]
+        grams[h, m + 1] = nxt
+        return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _grow_rows(grams, gram_vals):
+    """The n-gram table at twice the size."""
+    m = grams.shape[1] - 2
+    new = np.full((2 * grams.shape[0], grams.shape[1]), EMPTY, dtype=np.int64)
+    new_vals = np.zeros(2 * grams.shape[0], dtype=np.int64)
+    for j in range(grams.shape[0]):
+        if grams[j, 0] != EMPTY:
+            h = _row_slot(new, grams[j, 0], grams[j, 1 : m + 1], m, grams[j, m + 1])
+            new[h] = grams[j]
+            new_vals[h] = gram_vals[j]
+    return new, new_vals
