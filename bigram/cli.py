@@ -329,7 +329,7 @@ def _patterns(
     """The automaton of --pattern, --contains, --not-contains and --blocklist; None without them."""
     if not (contains or not_contains or pattern is not None or blocked):
         return None
-    from bigram.exact.automaton import Patterns
+    from bigram.exact.constraints import Patterns
 
     return Patterns(pattern, tuple(contains or ()), tuple(not_contains or ()), blocked)
 

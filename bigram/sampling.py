@@ -7,10 +7,11 @@ adds on top, each in one place:
 - `adjust`: temperature, top-k and top-p, applied to every row of P before anything else;
 - `sample_blocks` / `sample`: any number of names in blocks of constant memory, the same seed
   giving the same names, `--novel`/`--unique` by redrawing, and constraints (a prefix, a suffix,
-  a length range) met *exactly*, by conditioning rather than rejection. The drawing is
-  conditioning.py's walk: without constraints it is the loop above, one searchsorted per
-  character position for all names at once;
-- `most_likely`: the K most probable names meeting the constraints (conditioning.py's A*).
+  a length range, patterns) met *exactly*, by conditioning rather than rejection. The drawing is
+  the exact plan's walk (exact/plans.py chooses conditioning.py's, or automaton.py's for
+  patterns): without constraints it is the loop above, one searchsorted per character position
+  for all names at once;
+- `most_likely`: the K most probable names meeting the constraints (the same plan's A*).
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ import torch
 
 from bigram.counts import successor
 from bigram.errors import BigramError
-from bigram.exact import automaton, chain
-from bigram.exact.automaton import Patterns
-from bigram.exact.conditioning import Constraints, Plan, SearchStopped, best_names, draw
+from bigram.exact import chain, plans
+from bigram.exact.constraints import Constraints, Patterns, SearchStopped
 from bigram.options import check_affixes, check_count, check_shape
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -167,11 +167,7 @@ def sample_blocks(
     distribution conditioned on being names, each with the likelihood `score` gives it."""
     check_count(n, unique)
     check_affixes(constraints.start, constraints.end)
-    states = chain_of(log_probs, temperature, top_k, top_p)
-    if patterns:  # regular constraints: conditioned on (context, automaton state), automaton.py
-        plan, draw_from = automaton.Plan(states, vocab, constraints, patterns), automaton.draw
-    else:
-        plan, draw_from = Plan(states, vocab, constraints), draw
+    plan = plans.plan(chain_of(log_probs, temperature, top_k, top_p), vocab, constraints, patterns)
     g = make_generator(seed)
     seen: set[str] = set()
     spaced = any(ch.isspace() for ch in vocab.chars)
@@ -186,10 +182,7 @@ def sample_blocks(
     given = 0
     while given < n:
         size = min(n - given, BLOCK)
-        if filtered:
-            block = _draw_kept(plan, size, g, keep, max_rounds, draw_from)
-        else:
-            block = draw_from(plan, size, g)
+        block = _draw_kept(plan, size, g, keep, max_rounds) if filtered else plan.draw(size, g)
         if len(block) < size:
             what = " and ".join(w for w, on in (("novel", bool(exclude)), ("unique", unique)) if on)
             why = " (a walk that begins or ends with white space is no name: drawn again)" if spaced else ""
@@ -202,12 +195,12 @@ def sample_blocks(
         yield block
 
 
-def _draw_kept(plan, size: int, g: torch.Generator, keep, max_rounds: int, draw_from=draw) -> list[str]:
+def _draw_kept(plan: plans.Plan, size: int, g: torch.Generator, keep, max_rounds: int) -> list[str]:
     """Up to `size` names that `keep` accepts, drawn in at most `max_rounds` rounds (each asks for
     twice what is missing, at least 64)."""
     out: list[str] = []
     for _ in range(max_rounds):
-        for name in draw_from(plan, max(2 * (size - len(out)), 64), g):
+        for name in plan.draw(max(2 * (size - len(out)), 64), g):
             if keep(name):
                 out.append(name)
                 if len(out) == size:
@@ -234,11 +227,7 @@ def most_likely(
     patterns: Patterns = Patterns(),
 ) -> list[tuple[str, float]]:
     """The k most probable names meeting the constraints, most probable first, with their log
-    probability under the adjusted table (see conditioning.best_names, automaton.best_names)."""
+    probability under the adjusted table (see plans.Plan.best)."""
     check_affixes(constraints.start, constraints.end)
-    states = chain_of(log_probs, temperature, top_k, top_p)
-    if patterns:
-        plan = automaton.Plan(states, vocab, constraints, patterns)
-        return automaton.best_names(plan, k, exclude=exclude, max_queued=max_queued)
-    plan = Plan(states, vocab, constraints)
-    return best_names(plan, k, exclude=exclude, max_queued=max_queued)
+    plan = plans.plan(chain_of(log_probs, temperature, top_k, top_p), vocab, constraints, patterns)
+    return plan.best(k, exclude=exclude, max_queued=max_queued)

@@ -7,15 +7,17 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 import torch
 
 from bigram.errors import BigramError
-from bigram.exact.automaton import Patterns, accepts, compile_pattern, prefix, product, substrings, suffix
-from bigram.exact.conditioning import Constraints
-from tests.conftest import NAMES, one_line_error, train_run
+from bigram.exact.automaton import accepts, compile_pattern, prefix, product, substrings, suffix
+from bigram.exact.constraints import Constraints, Patterns
+from tests.conftest import NAMES, ROOT, one_line_error, train_run
 
 ALPHABET = ["a", "b", "c", " "]
 WORDS = ["", *("".join(p) for n in range(1, 6) for p in itertools.product(ALPHABET, repeat=n))]
@@ -120,6 +122,42 @@ def test_samples_and_best_names_are_exact(order, patterns, constraints):
     top = sorted(want.items(), key=lambda kv: -kv[1])[:5]
     assert [name for name, _ in best] == [w for w, _ in top]
     assert [lp for _, lp in best] == pytest.approx([math.log(p) for _, p in top], abs=1e-9)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_both_plans_answer_draw_and_best_alike(order):
+    """A pattern every name matches leaves the automaton's plan the model itself: it and
+    conditioning's plan, chosen by plans.plan, answer the same calls with the same best names."""
+    from bigram.exact import automaton, conditioning, plans
+    from bigram.exact.chain import of_table
+    from bigram.vocab import Vocab
+
+    chain, vocab, c = of_table(_table(order, seed=order).log()), Vocab(("a", "b", "c")), Constraints("a")
+    plain, regular = plans.plan(chain, vocab, c), plans.plan(chain, vocab, c, Patterns(pattern="[abc]*"))
+    assert type(plain) is conditioning.Plan and type(regular) is automaton.Plan
+    g = torch.Generator().manual_seed(0)
+    assert all(len(p.draw(50, g)) == 50 and p.draw(0, g) == [] for p in (plain, regular))
+    want, got = plain.best(6, exclude={"a"}), regular.best(6, exclude={"a"})
+    assert [name for name, _ in got] == [name for name, _ in want] and "a" not in dict(got)
+    assert [lp for _, lp in got] == pytest.approx([lp for _, lp in want], abs=1e-12)
+
+
+def test_sampling_imports_the_automaton_only_for_patterns():
+    """bigram.sampling (which `train` loads for its TensorBoard samples) compiles no regex: plans.plan
+    imports automaton.py when a request first has patterns."""
+    code = (
+        "import sys, torch, bigram.sampling as s\n"
+        "from bigram.exact.constraints import Patterns\n"
+        "from bigram.vocab import Vocab\n"
+        "lp, vocab = torch.tensor([[0.1, 0.9], [0.5, 0.5]]).log(), Vocab(('a',))\n"
+        "print('bigram.exact.automaton' in sys.modules)\n"
+        "s.sample(lp, vocab, 3, seed=0)\n"
+        "print('bigram.exact.automaton' in sys.modules)\n"
+        "s.sample(lp, vocab, 3, seed=0, patterns=Patterns(contains=('aa',)))\n"
+        "print('bigram.exact.automaton' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.split() == ["False", "False", "True"]
 
 
 def test_a_blocklisted_string_never_appears_and_the_cli_reads_the_run_s_rule(invoke, tmp_path, lecture_runs):

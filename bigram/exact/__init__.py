@@ -1,10 +1,13 @@
 """exact/: sampling under constraints, exactly: conditioning instead of rejection.
 
+    constraints.py   what a request asks (Constraints, Patterns) and SearchStopped: plain dataclasses
+    plans.py         the one interface: `plan(...)` chooses the engine; every plan answers
+                     `.draw(n, generator)` and `.best(k, ...)`
     chain.py         the Markov chain a table defines, contexts no walk can tell apart merged
     conditioning.py  --start/--end/--min-len/--max-len: backward messages, and the K most likely names
     automaton.py     --pattern/--contains/--not-contains/--blocklist: regex → DFA, on (context, state)
 
-Both plans (conditioning.Plan, automaton.Plan) answer `.draw(n, generator)` and `.best(k, ...)`.
+plans.py imports an engine only when a request needs it (automaton.py only for patterns).
 Layer 4 (sampling): imports bigram.counts, bigram.vocab, bigram.options and the layers below;
 bigram.sampling imports it, never the other way.
 """

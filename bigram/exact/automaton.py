@@ -10,7 +10,7 @@ walk of the model is then in a state (context s, automaton state q), and the bac
 give R_j = Σ_{k : min ≤ j + k ≤ max} h_k, the probability that a walk with j characters so far
 completes into an accepted name. Drawing each character ∝ P(c | s) · R_{j+1}(next state) samples
 exactly from the model conditioned on the constraints (the sums run until the terms fall below
-float64 rounding); `best_names` runs A* with max-product messages as its heuristic.
+float64 rounding); `Plan.best` runs A* with max-product messages as its heuristic.
 
     >>> dfa = compile_pattern("a(b|c)*", ["a", "b", "c"])
     >>> [accepts(dfa, w, ["a", "b", "c"]) for w in ("a", "abcb", "ba", "")]
@@ -27,7 +27,7 @@ import torch
 
 from bigram.errors import BigramError
 from bigram.exact.chain import Chain
-from bigram.exact.conditioning import Constraints, SearchStopped
+from bigram.exact.constraints import Constraints, Patterns, SearchStopped
 from bigram.options import MAX_STEPS
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -415,20 +415,7 @@ def accepts(dfa: DFA, word: str, alphabet: list[str]) -> bool:
     return dfa.accept[q]
 
 
-# --- the constraints of a request -----------------------------------------------------------------
-@dataclass(frozen=True)
-class Patterns:
-    """The regular constraints: each may be empty."""
-
-    pattern: str | None = None
-    contains: tuple[str, ...] = ()
-    not_contains: tuple[str, ...] = ()
-    blocklist: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.pattern is not None or self.contains or self.not_contains or self.blocklist)
-
-
+# --- the constraints of a request: one automaton, and the plan over it -------------------------------
 def constraint_dfa(patterns: Patterns, c: Constraints, vocab: Vocab) -> DFA:
     """One DFA for every constraint of a request (lengths are left to the messages)."""
     alphabet = list(vocab.chars)
@@ -447,7 +434,8 @@ def constraint_dfa(patterns: Patterns, c: Constraints, vocab: Vocab) -> DFA:
 
 
 class Plan:
-    """The messages of a (table, automaton, lengths) request: what `draw` and `best_names` read.
+    """The messages of a (table, automaton, lengths) request, and what they answer (plans.Plan):
+    names drawn exactly (`draw`) and the most probable ones (`best`).
 
     Its states are the (context, automaton state) pairs a walk can reach from the start with
     non-zero probability, found breadth first: usually about as many as the automaton has, not
@@ -544,73 +532,75 @@ class Plan:
             r = torch.zeros(self.N, dtype=torch.float64) if r is None else r
         return torch.cat([r, torch.zeros(1, dtype=torch.float64)])
 
+    def draw(self, n: int, g: torch.Generator) -> list[str]:
+        """n names drawn exactly under the plan, every name a step at a time."""
+        if n == 0:
+            return []
+        x = torch.full((n,), self.first, dtype=torch.long)
+        alive = torch.arange(n)
+        who: list[torch.Tensor] = []  # per step: which names drew, and what (0: the name ended)
+        what: list[torch.Tensor] = []
+        for j in range(MAX_STEPS):
+            if len(alive) == 0:
+                break
+            R = self.R(j + 1)
+            w = self.Pr[x] * R[self.nxt[x]]
+            allowed = j >= self.lo and (self.hi is None or j <= self.hi)
+            w[:, BOUNDARY_ID] = self.end[x] if allowed else 0.0
+            u = torch.rand(len(alive), generator=g, dtype=torch.float64)
+            cdf = w.cumsum(1)
+            pick = (
+                torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)
+                .squeeze(1)
+                .clamp_(max=self.V - 1)
+            )
+            who.append(alive)
+            what.append(pick)
+            going = pick != BOUNDARY_ID
+            alive, x = alive[going], self.nxt[x[going], pick[going]]
+        order = torch.sort(torch.cat(who), stable=True).indices  # each name's characters in order, its 0 last
+        return self.vocab.decode_flat(torch.cat(what)[order])
 
-def draw(plan: Plan, n: int, g: torch.Generator) -> list[str]:
-    """n names drawn exactly under the plan, every name a step at a time."""
-    if n == 0:
-        return []
-    x = torch.full((n,), plan.first, dtype=torch.long)
-    alive = torch.arange(n)
-    who: list[torch.Tensor] = []  # per step: which names drew, and what (0: the name ended)
-    what: list[torch.Tensor] = []
-    for j in range(MAX_STEPS):
-        if len(alive) == 0:
-            break
-        R = plan.R(j + 1)
-        w = plan.Pr[x] * R[plan.nxt[x]]
-        allowed = j >= plan.lo and (plan.hi is None or j <= plan.hi)
-        w[:, BOUNDARY_ID] = plan.end[x] if allowed else 0.0
-        u = torch.rand(len(alive), generator=g, dtype=torch.float64)
-        cdf = w.cumsum(1)
-        pick = (
-            torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1).clamp_(max=plan.V - 1)
-        )
-        who.append(alive)
-        what.append(pick)
-        going = pick != BOUNDARY_ID
-        alive, x = alive[going], plan.nxt[x[going], pick[going]]
-    order = torch.sort(torch.cat(who), stable=True).indices  # each name's characters in order, its 0 last
-    return plan.vocab.decode_flat(torch.cat(what)[order])
-
-
-def best_names(
-    plan: Plan, k: int, *, exclude: set[str] | None = None, max_queued: int = 2_000_000
-) -> list[tuple[str, float]]:
-    """The k most probable accepted names, most probable first, by A* with max-product messages
-    (the best completion's log-probability from each state, lengths aside: an upper bound)."""
-    ninf = torch.tensor(-math.inf, dtype=torch.float64)
-    logP = torch.where(plan.Pr > 0, plan.Pr.log(), ninf)
-    best = torch.where(plan.end > 0, plan.end.log(), ninf)
-    for _ in range(MAX_STEPS):  # max-plus iteration until no state improves
-        padded = torch.cat([best, ninf[None]])
-        new = torch.maximum(best, (logP[:, 1:] + padded[plan.nxt[:, 1:]]).max(1).values)
-        if torch.equal(new, best):
-            break
-        best = new
-    H = [*best.tolist(), -math.inf]
-    lp, nxt, end = logP.tolist(), plan.nxt.tolist(), plan.end.tolist()
-    # (−(g + h), tie-break, g = log P so far, characters so far, state, path, ended)
-    heap: list = [(-H[plan.first], 0, 0.0, 0, plan.first, (), False)]
-    out: list[tuple[str, float]] = []
-    counter = 0
-    while heap and len(out) < k:
-        _, _, g, j, x, path, done = heapq.heappop(heap)
-        if done:
-            name = plan.vocab.decode(path)
-            if not (exclude and name in exclude) and name == name.strip():
-                out.append((name, g))
-            continue
-        if counter > max_queued:
-            raise SearchStopped.bound(k, max_queued, out)
-        if end[x] > 0 and j >= plan.lo and (plan.hi is None or j <= plan.hi):
-            counter += 1
-            heapq.heappush(heap, (-(g + math.log(end[x])), counter, g + math.log(end[x]), j, x, path, True))
-        if plan.hi is not None and j >= plan.hi:
-            continue
-        for c in range(1, plan.V):
-            y = nxt[x][c]
-            if H[y] == -math.inf:
+    def best(
+        self, k: int, *, exclude: set[str] | None = None, max_queued: int = 2_000_000
+    ) -> list[tuple[str, float]]:
+        """The k most probable accepted names, most probable first, by A* with max-product messages
+        (the best completion's log-probability from each state, lengths aside: an upper bound)."""
+        ninf = torch.tensor(-math.inf, dtype=torch.float64)
+        logP = torch.where(self.Pr > 0, self.Pr.log(), ninf)
+        bound = torch.where(self.end > 0, self.end.log(), ninf)
+        for _ in range(MAX_STEPS):  # max-plus iteration until no state improves
+            padded = torch.cat([bound, ninf[None]])
+            new = torch.maximum(bound, (logP[:, 1:] + padded[self.nxt[:, 1:]]).max(1).values)
+            if torch.equal(new, bound):
+                break
+            bound = new
+        H = [*bound.tolist(), -math.inf]
+        lp, nxt, end = logP.tolist(), self.nxt.tolist(), self.end.tolist()
+        # (−(g + h), tie-break, g = log P so far, characters so far, state, path, ended)
+        heap: list = [(-H[self.first], 0, 0.0, 0, self.first, (), False)]
+        out: list[tuple[str, float]] = []
+        counter = 0
+        while heap and len(out) < k:
+            _, _, g, j, x, path, done = heapq.heappop(heap)
+            if done:
+                name = self.vocab.decode(path)
+                if not (exclude and name in exclude) and name == name.strip():
+                    out.append((name, g))
                 continue
-            counter += 1
-            heapq.heappush(heap, (-(g + lp[x][c] + H[y]), counter, g + lp[x][c], j + 1, y, (*path, c), False))
-    return out
+            if counter > max_queued:
+                raise SearchStopped.bound(k, max_queued, out)
+            if end[x] > 0 and j >= self.lo and (self.hi is None or j <= self.hi):
+                counter += 1
+                whole = g + math.log(end[x])
+                heapq.heappush(heap, (-whole, counter, whole, j, x, path, True))
+            if self.hi is not None and j >= self.hi:
+                continue
+            for c in range(1, self.V):
+                y = nxt[x][c]
+                if H[y] == -math.inf:
+                    continue
+                counter += 1
+                longer = g + lp[x][c]
+                heapq.heappush(heap, (-(longer + H[y]), counter, longer, j + 1, y, (*path, c), False))
+        return out

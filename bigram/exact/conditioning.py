@@ -1,5 +1,6 @@
 """Sampling *exactly* conditioned on constraints, and the K most likely names: the machinery
-behind `sample --start/--end/--min-len/--max-len` and `--most-likely` (sampling.py calls it).
+behind `sample --start/--end/--min-len/--max-len` and `--most-likely` (plans.plan chooses it
+when there are no patterns).
 
 A name that starts with S, ends with E and has L ≥ |S| + |E| characters is S + M + E, where the
 middle M is m = L − |S| − |E| free characters. Its probability is
@@ -20,12 +21,12 @@ mixed in with their exact probabilities.
 
 Every step draws the next character of *all* names with one searchsorted into the step's
 cumulative rows laid end to end: one loop iteration per character position, none per name.
-`best_names` runs A* over the same structure with max-product messages, which are an exact
+`Plan.best` runs A* over the same structure with max-product messages, which are an exact
 heuristic, so the K best names come out in order after a handful of expansions.
 
 In code, in this order: `fix_ends` computes what S, E and the lengths fix (`Ends`); `Middle`
 holds Q and the sums of its powers; `Plan` builds the messages R_j from both and gives each
-step's weights; `draw` walks all names at once (`_walk`); `best_names` searches (`_Search`).
+step's weights; `Plan.draw` walks all names at once (`_walk`); `Plan.best` searches (`_Search`).
 """
 
 from __future__ import annotations
@@ -39,19 +40,12 @@ import torch
 from bigram.counts import context_ids, gram_name, order_of, successor
 from bigram.errors import BigramError
 from bigram.exact.chain import Chain
+from bigram.exact.constraints import Constraints, SearchStopped
 from bigram.options import MAX_STEPS, check_lengths
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 _DOUBLINGS = 64  # Σ_k Q^k t by doubling: 2^64 terms at most
 _SOLVE_ABOVE = 256  # vocabularies larger than this solve (I − Q) h = t instead of doubling
-
-
-@dataclass(frozen=True)
-class Constraints:
-    start: str = ""
-    end: str = ""
-    min_len: int = 1  # names are never empty unless asked (min_len = 0)
-    max_len: int | None = None  # None: unbounded
 
 
 # --- the fixed parts: S before the middle, E and the end after it ---------------------------------
@@ -234,7 +228,9 @@ class Middle:
 class Plan:
     """Everything the constraints fix, computed once from the chain of the adjusted table: the
     fixed parts (Ends: fix_ends), the middle's operator (Middle), and from them the backward
-    messages R_j (`completion`) and each step's weights (`step_weights`, `row_weights`)."""
+    messages R_j (`completion`) and each step's weights (`step_weights`, `row_weights`); then
+    names drawn from them (`draw`) and the most probable ones (`best`), what every plan answers
+    (plans.Plan)."""
 
     def __init__(self, chain: Chain, vocab: Vocab, c: Constraints):
         self.chain, self.P, self.vocab, self.constraints = chain, chain.P, vocab, c
@@ -325,6 +321,53 @@ class Plan:
             return -math.inf
         z = float(self.row_weights(0, torch.tensor([self.first_state])).sum())
         return self.log_p_start + math.log(z) + self.log_p_end if z > 0 else -math.inf
+
+    def draw(self, n: int, g: torch.Generator) -> list[str]:
+        """n names from the model conditioned on the constraints, exactly: each is the middle's
+        walk (_walk) between S and E, or one of the overlaps, in proportion to their mass."""
+        if n == 0:
+            return []
+        options = [self.log_mass_middle()] + [lp for _, lp in self.overlaps]
+        names = [""] * n
+        which = torch.zeros(n, dtype=torch.long)
+        if len(options) > 1:
+            m = max(options)
+            weights = torch.tensor([math.exp(o - m) for o in options], dtype=torch.float64)
+            which = torch.multinomial(weights, n, replacement=True, generator=g)
+        mid_rows = (which == 0).nonzero().squeeze(1).tolist()
+        if mid_rows:
+            middles = _walk(self, len(mid_rows), g)
+            s, e = self.constraints.start, self.constraints.end
+            for i, mid in zip(mid_rows, middles, strict=True):
+                names[i] = s + mid + e
+        for k, (name, _) in enumerate(self.overlaps, start=1):
+            for i in (which == k).nonzero().squeeze(1).tolist():
+                names[i] = name
+        return names
+
+    def best(
+        self, k: int, *, exclude: set[str] | None = None, max_queued: int = 2_000_000
+    ) -> list[tuple[str, float]]:
+        """The k most probable names meeting the constraints, most probable first, with their
+        log probability. A* over middles with exact max-product heuristics (_Search).
+
+        Memory and time are bounded: after `max_queued` partial names the search stops and raises
+        SearchStopped, which carries the names found so far (all exact, in order)."""
+        search = _Search(self)
+        out: list[tuple[str, float]] = []
+        c = self.constraints
+        while search.heap and len(out) < k:
+            neg, _, j, cur, path, done = heapq.heappop(search.heap)
+            if done:
+                name = c.start + self.vocab.decode(path) + c.end if j >= 0 else self.vocab.decode(path)
+                # a name with white space at either end is none the text rule can make (it strips)
+                if not (exclude and name in exclude) and name == name.strip():
+                    out.append((name, -neg))
+                continue
+            if search.counter > max_queued:
+                raise SearchStopped.bound(k, max_queued, out)
+            search.expand(-neg, j, cur, path)
+        return out
 
 
 def _geometric_sum(Q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -445,74 +488,9 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
     return plan.vocab.decode_flat(torch.cat(what)[order])
 
 
-def draw(plan: Plan, n: int, g: torch.Generator) -> list[str]:
-    """n names from the model conditioned on the plan's constraints, exactly."""
-    if n == 0:
-        return []
-    options = [plan.log_mass_middle()] + [lp for _, lp in plan.overlaps]
-    names = [""] * n
-    which = torch.zeros(n, dtype=torch.long)
-    if len(options) > 1:
-        m = max(options)
-        weights = torch.tensor([math.exp(o - m) for o in options], dtype=torch.float64)
-        which = torch.multinomial(weights, n, replacement=True, generator=g)
-    mid_rows = (which == 0).nonzero().squeeze(1).tolist()
-    if mid_rows:
-        middles = _walk(plan, len(mid_rows), g)
-        s, e = plan.constraints.start, plan.constraints.end
-        for i, mid in zip(mid_rows, middles, strict=True):
-            names[i] = s + mid + e
-    for k, (name, _) in enumerate(plan.overlaps, start=1):
-        for i in (which == k).nonzero().squeeze(1).tolist():
-            names[i] = name
-    return names
-
-
-# --- the K most probable names -------------------------------------------------------------------
-class SearchStopped(BigramError):
-    """best_names stopped at its bound; `found` holds the names it had found, most probable first."""
-
-    def __init__(self, message: str, found: list[tuple[str, float]]):
-        super().__init__(message)
-        self.found = found
-
-    @classmethod
-    def bound(cls, k: int, max_queued: int, found: list[tuple[str, float]]) -> SearchStopped:
-        """The search queued `max_queued` partial names before finding all k."""
-        return cls(
-            f"--most-likely {k}: stopped after queueing {max_queued:,} partial names, with "
-            f"{len(found):,} of {k:,} found (printed above): ask for fewer, or constrain them",
-            found,
-        )
-
-
-def best_names(
-    plan: Plan, k: int, *, exclude: set[str] | None = None, max_queued: int = 2_000_000
-) -> list[tuple[str, float]]:
-    """The k most probable names meeting the plan's constraints, most probable first, with their
-    log probability. A* over middles with exact max-product heuristics (_Search).
-
-    Memory and time are bounded: after `max_queued` partial names the search stops and raises
-    SearchStopped, which carries the names found so far (all exact, in order)."""
-    search = _Search(plan)
-    out: list[tuple[str, float]] = []
-    c = plan.constraints
-    while search.heap and len(out) < k:
-        neg, _, j, cur, path, done = heapq.heappop(search.heap)
-        if done:
-            name = c.start + plan.vocab.decode(path) + c.end if j >= 0 else plan.vocab.decode(path)
-            # a name with white space at either end is none the text rule can make (it strips)
-            if not (exclude and name in exclude) and name == name.strip():
-                out.append((name, -neg))
-            continue
-        if search.counter > max_queued:
-            raise SearchStopped.bound(k, max_queued, out)
-        search.expand(-neg, j, cur, path)
-    return out
-
-
+# --- the K most probable names: Plan.best's search -------------------------------------------------
 class _Search:
-    """best_names' A* queue. An entry is (−f, tie-breaker, j, cur, path, done):
+    """Plan.best's A* queue. An entry is (−f, tie-breaker, j, cur, path, done):
     f     = log P of the path so far + the best log P of any completion (exact, so the first
             finished entry popped is the most probable name, the next the second, …)
     j     = how many middle characters the path has (−1: a name where --start and --end overlap)
