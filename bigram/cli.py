@@ -12,11 +12,11 @@ from typing import Annotated
 import typer
 import typer.core
 
-from bigram import options
+from bigram import bundled, options
 from bigram.errors import BigramError
-from bigram.safety import layout
+from bigram.safety import layout, rundir
 from bigram.safety.interrupt import held_ctrl_c
-from bigram.text import escaped, escaped_lines, json_safe
+from bigram.text import check_data_path, escaped, escaped_lines, json_safe
 
 
 def _no_type_for_switches() -> None:
@@ -83,6 +83,10 @@ ModelOpt = Annotated[
     typer.Option("--model", help="count, neural, mix or arpa (default: neural if trained, else count)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(help="TOML config file, or default / lecture (bundled); flags given here override it."),
+]
 
 
 def friendly(fn):
@@ -107,8 +111,6 @@ def friendly(fn):
 def say_corpus(flag: str | None, data: str) -> None:
     """With no --data and no data/names.txt in this directory, the default corpus is the bundled
     copy (bigram.bundled.default_corpus): said once on stderr, since it is read from elsewhere."""
-    from bigram import bundled
-
     if flag is None and data == str(bundled.NAMES):
         typer.echo(
             f"data: no {bundled.DEFAULT_DATA} here, so the bundled names.txt: {escaped(data)}", err=True
@@ -125,8 +127,6 @@ def libraries() -> None:
 def open_run(run: Path | None, model: str | None = None, every_model: bool = False):
     """The run to use (checked before torch is imported); when none was named, say on stderr
     which run and model(s) were picked, and which newer runs were skipped and why."""
-    from bigram.safety import rundir
-
     path, skipped = rundir.find_run(run)
     libraries()
     from bigram.runs import Run
@@ -153,10 +153,7 @@ def dumps(obj) -> str:
 @friendly
 @config_options()
 def train(
-    config: Annotated[
-        Path | None,
-        typer.Option(help="TOML config file, or default / lecture (bundled); flags given here override it."),
-    ] = None,
+    config: ConfigOpt = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<date>_<time>).")] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing run directory given by --out.")
@@ -358,8 +355,6 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """NLL, perplexity, bits per char, data entropy and KL of each model on each split (or --data FILE)."""
-    from bigram.text import check_data_path
-
     if data is not None:
         check_data_path(data)
     r = open_run(run, model, every_model=True)
@@ -446,8 +441,6 @@ def mix(
     if out is None:
         raise BigramError("--out RUN is required: where to write the mixed run")
     given = options.parse_weights(weights)
-    from bigram.safety import rundir
-
     rundir.check_out(out, overwrite)
     libraries()
     from bigram.formats.mix import mix_runs
@@ -471,8 +464,6 @@ def import_(
     """A new run whose model is an ARPA file's table (backoffs applied), read by every command."""
     if out is None:
         raise BigramError("--out RUN is required: where to write the imported run")
-    from bigram.safety import rundir
-
     rundir.check_out(out, overwrite)  # refused before torch loads
     libraries()
     from bigram.formats.arpa import import_arpa
@@ -492,10 +483,7 @@ def sweep(
     order: Annotated[
         str | None, typer.Option(help="Comma-separated n-gram orders, e.g. 1,2,3,4,5: one run per order.")
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="TOML config file, or default / lecture (bundled); flags given here override it."),
-    ] = None,
+    config: ConfigOpt = None,
     out: Annotated[Path | None, typer.Option(help="Sweep directory (default: runs/<date>_<time>).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     **keys,
