@@ -93,6 +93,9 @@ def check_sampling(
     check_affixes(start, end)
 
 
+# the other commands' flags: sample --lecture and --blocklist, score, export, plot, mix
+
+
 def check_lecture(**given: bool) -> None:
     """`sample --lecture`: the lecture's plain loop takes no other sampling flag (`given`: which were)."""
     flags = [f"--{k.replace('_', '-')}" for k, on in given.items() if on]
@@ -171,6 +174,9 @@ def parse_weights(text: str) -> list[float] | None:
         raise BigramError(f"--weights {text!r}: give comma-separated numbers, or auto") from None
 
 
+# the training commands (train, sweep): the config keys as flags, and the checks before a run starts
+
+
 @dataclasses.dataclass(frozen=True)
 class ConfigFlag:
     """One config key as a command's option: what Typer needs to declare it."""
@@ -183,8 +189,7 @@ class ConfigFlag:
 
 
 def config_flags(names: tuple[str, ...] = (), defaults: dict | None = None) -> list[ConfigFlag]:
-    """The config keys in `names` (all of them when none are named) as options, read from
-    TrainConfig's declarations; `defaults`: the command's own, shown in the help."""
+    """The config keys in `names` (all when none) as options, from TrainConfig's declarations."""
     flags = []
     for f in dataclasses.fields(TrainConfig):
         if names and f.name not in names:
@@ -208,8 +213,7 @@ def parse_smoothing(text: str | None) -> float | str | None:
 
 
 def parse_config_flags(keys: dict) -> dict:
-    """A command's config flags (its **keys) as config.resolve takes them: None where a flag was
-    not given, and --smoothing's text read as a number, auto or kn."""
+    """A command's config flags (its **keys) as config.resolve takes them: --smoothing's text read."""
     if "smoothing" in keys:
         return {**keys, "smoothing": parse_smoothing(keys["smoothing"])}
     return dict(keys)
@@ -255,8 +259,7 @@ def check_resume(resume: Path, overrides: dict, **given: object) -> None:
 
 
 def parse_sweep_grid(reg: str | None, order: str | None) -> tuple[list[int] | None, list[float] | None]:
-    """sweep's --order and --reg lists, checked: several orders (each with one reg, or the same),
-    or one order and several regs."""
+    """sweep's --order and --reg lists: several orders (one reg, or one each), or several regs."""
     orders = parse_number_list("--order", order, int, "1,2,3,4,5")
     per_order = orders is not None and len(orders) > 1
     regs = parse_number_list("--reg", reg, float, "0,0.001,0.01,0.1", unique=not per_order)
@@ -277,8 +280,7 @@ def parse_sweep_grid(reg: str | None, order: str | None) -> tuple[list[int] | No
 def check_sweep(
     reg: str | None, order: str | None, config: Path | None, keys: dict, out: Path | None
 ) -> tuple[TrainConfig, list[int] | None, list[float]]:
-    """sweep's grid and config, checked: (config, the orders and one reg per order) when it sweeps
-    several orders, else (config, None, the regs). Every order is validated here, before torch."""
+    """sweep's config and grid: (cfg, orders, one reg per order), or (cfg, None, regs) for one order."""
     orders, regs = parse_sweep_grid(reg, order)
     per_order = orders is not None and len(orders) > 1  # then --reg gives each order its own
     overrides = parse_config_flags(keys)
@@ -291,7 +293,7 @@ def check_sweep(
         rundir.check_out(out, False, can_overwrite=False)
     if not per_order:
         return cfg, None, regs
-    for n in orders:
+    for n in orders:  # every order checked before torch is imported
         validate(dataclasses.replace(cfg, order=n))
     regs = regs or [cfg.reg]
     return cfg, orders, regs * len(orders) if len(regs) == 1 else regs
