@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,11 +12,11 @@ from typing import Annotated
 import typer
 import typer.core
 
-from bigram import options
+from bigram import bundled, options
 from bigram.errors import BigramError
-from bigram.safety import layout
+from bigram.safety import layout, rundir
 from bigram.safety.interrupt import held_ctrl_c
-from bigram.text import escaped, escaped_lines, json_safe
+from bigram.text import check_data_path, escaped, escaped_lines, json_safe
 
 
 def _no_type_for_switches() -> None:
@@ -55,33 +53,22 @@ def _root(
     """Character-level bigram language models: counts, a one-hot neural net, TensorBoard, sampling."""
 
 
-# a key's declared type → its option's type (smoothing's text is parsed by _smoothing_flag)
-_CLI_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "float | None": float, "float | str": str}
-
-
 def config_options(*names: str, defaults: dict | None = None):
     """Give a command one option per config key in `names` (all of them when none are named),
     after its own parameters, into its **keys: type, help, choices and default all read from
-    config.TrainConfig's declaration, so a flag can never disagree with the key it sets. Each is
-    None when not given (the config file's value or the built-in default stands); `defaults` are
-    the command's own (sweep draws no figures), for its --help."""
-    from bigram.config import TrainConfig, default_text
+    config.TrainConfig's declaration (options.config_flags), so a flag can never disagree with the
+    key it sets. Each is None when not given (the config file's value or the built-in default
+    stands); `defaults` are the command's own (sweep draws no figures), for its --help."""
 
-    declared = [f for f in dataclasses.fields(TrainConfig) if not names or f.name in names]
-
-    def option(f: dataclasses.Field) -> inspect.Parameter:
-        meta = f.metadata
-        text = f"{meta['help'][0].upper()}{meta['help'][1:]} (default: {default_text(f.name, defaults)})"
-        metavar = "[" + "|".join(meta["choices"]) + "]" if meta["choices"] else None
-        flags = [meta["flag"]] if meta["flag"] else []
-        info = typer.Option(*flags, help=text, metavar=metavar, show_default=False)
-        kind = Annotated[_CLI_TYPES[f.type] | None, info]
-        return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+    def option(c: options.ConfigFlag) -> inspect.Parameter:
+        info = typer.Option(*c.spellings, help=c.help, metavar=c.metavar, show_default=False)
+        kind = Annotated[c.type | None, info]
+        return inspect.Parameter(c.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
 
     def add(fn):
         own = inspect.signature(fn, eval_str=True).parameters.values()
         own = [p.replace(kind=p.KEYWORD_ONLY) for p in own if p.kind is not p.VAR_KEYWORD]
-        fn.__signature__ = inspect.Signature(own + [option(f) for f in declared])  # what Typer reads
+        fn.__signature__ = inspect.Signature(own + [option(c) for c in options.config_flags(names, defaults)])
         return fn
 
     return add
@@ -96,6 +83,10 @@ ModelOpt = Annotated[
     typer.Option("--model", help="count, neural, mix or arpa (default: neural if trained, else count)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(help="TOML config file, or default / lecture (bundled); flags given here override it."),
+]
 
 
 def friendly(fn):
@@ -120,8 +111,6 @@ def friendly(fn):
 def say_corpus(flag: str | None, data: str) -> None:
     """With no --data and no data/names.txt in this directory, the default corpus is the bundled
     copy (bigram.bundled.default_corpus): said once on stderr, since it is read from elsewhere."""
-    from bigram import bundled
-
     if flag is None and data == str(bundled.NAMES):
         typer.echo(
             f"data: no {bundled.DEFAULT_DATA} here, so the bundled names.txt: {escaped(data)}", err=True
@@ -138,8 +127,6 @@ def libraries() -> None:
 def open_run(run: Path | None, model: str | None = None, every_model: bool = False):
     """The run to use (checked before torch is imported); when none was named, say on stderr
     which run and model(s) were picked, and which newer runs were skipped and why."""
-    from bigram.safety import rundir
-
     path, skipped = rundir.find_run(run)
     libraries()
     from bigram.runs import Run
@@ -166,10 +153,7 @@ def dumps(obj) -> str:
 @friendly
 @config_options()
 def train(
-    config: Annotated[
-        Path | None,
-        typer.Option(help="TOML config file, or default / lecture (bundled); flags given here override it."),
-    ] = None,
+    config: ConfigOpt = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<date>_<time>).")] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing run directory given by --out.")
@@ -182,20 +166,13 @@ def train(
     **keys,
 ) -> None:
     """Train the count model and/or the one-hot neural model; log to TensorBoard."""
-    from bigram.config import resolve
-    from bigram.safety import rundir
-    from bigram.text import check_data_path
-
-    overrides = _overrides(keys)
+    overrides = options.parse_config_flags(keys)
     progress = not quiet and sys.stdout.isatty()
     steps = keys["steps"]
     if resume is not None:
-        _check_resume(resume, overrides, config=config, out=out)
+        options.check_resume(resume, overrides, config=config, out=out)
     else:  # every check that needs no torch, before torch is imported
-        cfg = resolve(config, overrides)
-        check_data_path(cfg.data)
-        if out is not None:
-            rundir.check_out(out, overwrite, cfg.data)
+        cfg = options.check_train(config, overrides, out, overwrite)
         say_corpus(keys["data"], cfg.data)
     libraries()
     from bigram.metrics import format_table
@@ -215,21 +192,6 @@ def train(
     if not quiet:
         typer.echo(f"\nTensorBoard: tensorboard --logdir {escaped(result.run_dir.parent)}")
         typer.echo(f"Samples:     bigram sample {escaped(result.run_dir)}")
-
-
-def _check_resume(resume: Path, overrides: dict, **given: object) -> None:
-    """--resume takes only --steps: the run's own config.toml holds the rest."""
-    from bigram.safety import rundir
-
-    flags = [f"--{k.replace('_', '-')}" for k, v in {**overrides, **given}.items() if v is not None]
-    flags = [flag for flag in flags if flag != "--steps"]
-    if flags:
-        only = f"only --steps may be given (not {', '.join(flags)})"
-        raise BigramError(f"--resume continues {escaped(resume)} with its own config: {only}")
-    steps = overrides["steps"]
-    if steps is not None and steps <= 0:
-        raise BigramError(f"--steps {steps}: must be a positive number of optimizer steps")
-    rundir.find_run(resume)  # a run that diverged or never finished is refused here
 
 
 # sample's options, one alias each (its signature then reads as the list of what it takes)
@@ -286,19 +248,19 @@ def sample(
 ) -> None:
     """Generate names, one per line: sampled exactly under the constraints, or the most likely."""
     if lecture:  # the lecture's loop has none of the other flags: refused, not ignored
-        return _sample_lecture(
-            run, model, n, seed,
+        options.check_lecture(
             start=start != "", end=end != "", min_len=min_len != 1, max_len=max_len is not None,
             temperature=temperature != 1.0, top_k=top_k is not None, top_p=top_p is not None,
             novel=novel, unique=unique, most_likely=most_likely is not None, json=as_json,
             contains=bool(contains), not_contains=bool(not_contains), pattern=pattern is not None,
             blocklist=blocklist is not None,
         )  # fmt: skip
+        return _sample_lecture(run, model, n, seed)
     options.check_sampling(
         n, temperature=temperature, top_k=top_k, top_p=top_p, min_len=min_len, max_len=max_len,
         unique=unique, most_likely=most_likely, start=start, end=end,
     )  # fmt: skip
-    blocked = _blocklist(blocklist) if blocklist is not None else ()
+    blocked = options.read_blocklist(blocklist)
     r = open_run(run, model)
     from bigram import sampling
 
@@ -334,12 +296,8 @@ def _patterns(
     return Patterns(pattern, tuple(contains or ()), tuple(not_contains or ()), blocked)
 
 
-def _sample_lecture(run: Path | None, model: str | None, n: int, seed: int | None, **given: bool) -> None:
-    """`sample --lecture`: the lecture's plain loop, one multinomial call per character; any other
-    sampling flag given is refused."""
-    flags = [f"--{k.replace('_', '-')}" for k, on in given.items() if on]
-    if flags:
-        raise BigramError(f"--lecture is the lecture's plain loop: it takes no {', '.join(flags)}")
+def _sample_lecture(run: Path | None, model: str | None, n: int, seed: int | None) -> None:
+    """`sample --lecture`: the lecture's plain loop, one multinomial call per character."""
     options.check_count(n)
     r = open_run(run, model)
     from bigram import sampling
@@ -397,13 +355,10 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """NLL, perplexity, bits per char, data entropy and KL of each model on each split (or --data FILE)."""
-    from bigram.text import check_data_path
-
     if data is not None:
         check_data_path(data)
     r = open_run(run, model, every_model=True)
-    from bigram.counts import gram_name
-    from bigram.metrics import format_table
+    from bigram.metrics import format_kl, format_table
 
     counts = None if data is None else {str(data): r.counts_of(data)}
     results = r.evaluate(model, counts)
@@ -414,9 +369,7 @@ def evaluate(
     order = r.config.order
     typer.echo(format_table(results, order))
     if kl:
-        each = "previous character" if order == 2 else "context"
-        typer.echo(f"\nKL(count ‖ neural), rows weighted by how often each {each} occurs:")
-        typer.echo("\n".join(f"  {s:<10} {v:.6f} nats/{gram_name(order)}" for s, v in kl.items()))
+        typer.echo("\n" + format_kl(kl, order))
 
 
 @app.command()
@@ -432,11 +385,7 @@ def score(
     as_json: JsonOpt = False,
 ) -> None:
     """Every bigram of each name with P and log P, its log-likelihood and NLL per bigram."""
-    # RUN is optional before the names: the first argument is a run when it is a run directory
-    run = args[0] if len(args) > 1 and (Path(args[0]) / layout.VOCAB).is_file() else None
-    names = args[1:] if run is not None else args
-    if len(args) == 1 and (Path(args[0]) / layout.VOCAB).is_file():
-        raise BigramError(f"{args[0]} is a run directory: give names to score after it")
+    run, names = options.split_run_and_names(args)
     r = open_run(run, model)
     from bigram.metrics import format_score
 
@@ -456,18 +405,8 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ) -> None:
     """Write a model's bigram table as an ARPA language model, JSON or CSV."""
-    formats = list(dict.fromkeys(options.EXPORT_FORMATS.values()))  # arpa, json, csv
-    if fmt is not None and fmt not in formats:
-        raise BigramError(f"--format {fmt!r}: choose one of {', '.join(formats)}")
-    if out is None:
-        raise BigramError("--out FILE is required: where to write the export")
-    by_name = options.EXPORT_FORMATS.get(out.suffix.lower())
-    if fmt is None and by_name is None:
-        raise BigramError(f"--out {out}: name it .arpa, .json or .csv, or give --format")
-    if fmt is not None and by_name not in (None, fmt):
-        raise BigramError(f"--format {fmt} does not match --out {out} (a {by_name} name): change one")
-    fmt = fmt or by_name
-    check_new_file(out, overwrite)
+    fmt = options.parse_export_format(fmt, out)
+    options.check_new_file(out, overwrite)
     r = open_run(run, model)
     from bigram.formats.export import export as write
 
@@ -501,29 +440,15 @@ def mix(
     """A new run whose model is P = Σ λᵢ Pᵢ per context: the runs' tables interpolated."""
     if out is None:
         raise BigramError("--out RUN is required: where to write the mixed run")
-    given = None
-    if weights != "auto":
-        try:
-            given = [float(w) for w in weights.split(",")]
-        except ValueError:
-            raise BigramError(f"--weights {weights!r}: give comma-separated numbers, or auto") from None
-    from bigram.safety import rundir
-
+    given = options.parse_weights(weights)
     rundir.check_out(out, overwrite)
     libraries()
     from bigram.combine import mix_runs
+    from bigram.metrics import format_mix
 
     result = mix_runs(runs, given, out, val=val, overwrite=overwrite, tol=tol)
-    if result.nll:  # every iteration's held-out NLL, six to a line
-        where = f"--val {escaped(val)}" if val else "the runs' val split"
-        typer.echo(f"EM on {where}: held-out NLL per iteration")
-        for i in range(0, len(result.nll), 6):
-            typer.echo(f"  {i:>3}: " + " ".join(f"{x:.6f}" for x in result.nll[i : i + 6]))
-    typer.echo("weights:")
-    for p in result.parents:
-        typer.echo(f"  {p['weight']:.6f}  {escaped(p['run'])} ({p['model']} model, order {p['order']})")
-    if result.test_nll:
-        typer.echo("test NLL: " + ", ".join(f"{escaped(k)} {v:.6f}" for k, v in result.test_nll.items()))
+    where = f"--val {escaped(val)}" if val else "the runs' val split"
+    typer.echo(format_mix(result.nll, result.parents, result.test_nll, where))
     typer.echo(f"wrote {escaped(result.run_dir)}")
 
 
@@ -539,8 +464,6 @@ def import_(
     """A new run whose model is an ARPA file's table (backoffs applied), read by every command."""
     if out is None:
         raise BigramError("--out RUN is required: where to write the imported run")
-    from bigram.safety import rundir
-
     rundir.check_out(out, overwrite)  # refused before torch loads
     libraries()
     from bigram.combine import import_arpa
@@ -550,23 +473,9 @@ def import_(
     typer.echo(f"wrote {escaped(out)}")
 
 
-_SWEEP_KEYS = (
-    "data",
-    "model",
-    "smoothing",
-    "steps",
-    "optimizer",
-    "lr",
-    "val_frac",
-    "test_frac",
-    "seed",
-    "figures",
-)
-
-
 @app.command()
 @friendly
-@config_options(*_SWEEP_KEYS, defaults={"figures": False})
+@config_options(*options.SWEEP_KEYS, defaults=options.SWEEP_DEFAULTS)
 def sweep(
     reg: Annotated[
         str | None, typer.Option(help="Comma-separated L2 strengths, e.g. 0,0.01,0.1 (or one per --order).")
@@ -574,157 +483,30 @@ def sweep(
     order: Annotated[
         str | None, typer.Option(help="Comma-separated n-gram orders, e.g. 1,2,3,4,5: one run per order.")
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="TOML config file, or default / lecture (bundled); flags given here override it."),
-    ] = None,
+    config: ConfigOpt = None,
     out: Annotated[Path | None, typer.Option(help="Sweep directory (default: runs/<date>_<time>).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     **keys,
 ) -> None:
     """Train the neural model for several reg values, or both models at several orders, into one
     TensorBoard HParams view."""
-    from bigram.config import resolve, validate
-    from bigram.safety import rundir
-    from bigram.text import check_data_path
-
-    orders, regs = _sweep_grid(reg, order)
-    per_order = orders is not None and len(orders) > 1  # then --reg gives each order its own
-    overrides = _overrides(keys)
-    overrides["order"] = orders[0] if orders is not None and len(orders) == 1 else None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise BigramError("sweep runs in one process: run it without torchrun (train works under torchrun)")
-    cfg = resolve(config, overrides, defaults={"figures": False})  # a figure per run: only when asked
-    check_data_path(cfg.data)
-    if out is not None:
-        rundir.check_out(out, False, can_overwrite=False)
-    for n in orders if per_order else ():
-        validate(dataclasses.replace(cfg, order=n))  # every order checked before torch is imported
+    cfg, orders, regs = options.check_sweep(reg, order, config, keys, out)
     say_corpus(keys["data"], cfg.data)
     progress = not quiet and sys.stdout.isatty()
     libraries()
+    from bigram.metrics import format_order_sweep, format_reg_sweep
     from bigram.training import sweep as run_sweep
     from bigram.training import sweep_orders
 
-    if per_order:
-        regs = regs or [cfg.reg]
-        regs = regs * len(orders) if len(regs) == 1 else regs
+    if orders is not None:  # one run per order
         root, rows = sweep_orders(cfg, orders, regs, out=out, progress=progress)
-        typer.echo(f"sweep: {escaped(root)}")
-        typer.echo(format_order_sweep(rows))
+        table = format_order_sweep(rows)
     else:
         root, rows = run_sweep(cfg, regs, out=out, progress=progress)
-        typer.echo(f"sweep: {escaped(root)}")
-        typer.echo(format_reg_sweep(rows))
+        table = format_reg_sweep(rows)
+    typer.echo(f"sweep: {escaped(root)}")
+    typer.echo(table)
     typer.echo(f"\nTensorBoard: tensorboard --logdir {escaped(root)}  (HParams tab)")
-
-
-def _sweep_grid(reg: str | None, order: str | None) -> tuple[list[int] | None, list[float] | None]:
-    """sweep's --order and --reg lists, checked: several orders (each with one reg, or the same),
-    or one order and several regs."""
-    from bigram.config import MAX_REG
-
-    orders = _number_list("--order", order, int, "1,2,3,4,5")
-    per_order = orders is not None and len(orders) > 1
-    regs = _number_list("--reg", reg, float, "0,0.001,0.01,0.1", unique=not per_order)
-    if regs is None and orders is None:
-        raise BigramError("sweep: give --reg (e.g. 0,0.001,0.01,0.1) or --order (e.g. 1,2,3,4,5), or both")
-    if regs is not None and any(not 0 <= r <= MAX_REG for r in regs):  # NaN fails the comparison too
-        raise BigramError(f"--reg {reg!r}: give one or more numbers in [0, {MAX_REG:g}]")
-    if per_order and regs is not None and len(regs) not in (1, len(orders)):
-        raise BigramError(
-            f"--reg {reg!r} with --order {order!r}: give one reg for every order, or one per order "
-            f"({len(orders)} values)"
-        )
-    if not per_order and regs is None:
-        raise BigramError(f"--order {order!r}: one order, nothing to compare; give several, or --reg")
-    return orders, regs
-
-
-def _blocklist(path: Path) -> tuple[str, ...]:
-    """--blocklist FILE: one string a line (UTF-8; surrounding white space and blank lines dropped)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise BigramError(f"--blocklist {escaped(path)} does not exist (one string a line)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BigramError(f"cannot read --blocklist {escaped(path)}: {e}") from None
-    words = tuple(dict.fromkeys(w.strip() for w in text.splitlines() if w.strip()))
-    if not words:
-        raise BigramError(f"--blocklist {escaped(path)} has no strings in it")
-    return words
-
-
-def _overrides(keys: dict) -> dict:
-    """A command's config flags (config_options' **keys) as resolve() takes them: None where a flag
-    was not given, and --smoothing's text read as a number, auto or kn."""
-    if "smoothing" in keys:
-        return {**keys, "smoothing": _smoothing_flag(keys["smoothing"])}
-    return dict(keys)
-
-
-def _smoothing_flag(text: str | None) -> float | str | None:
-    """--smoothing as the config takes it: a number, "auto", "kn", or None when not given."""
-    from bigram.config import SMOOTHING_NAMES
-
-    if text is None or text in SMOOTHING_NAMES:
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise BigramError(f"--smoothing {text!r}: give a number k ≥ 0 (add-k), auto or kn") from None
-
-
-def _number_list(flag: str, text: str | None, kind: type, example: str, unique: bool = True) -> list | None:
-    """A flag's comma-separated numbers, each given once if `unique` (None: the flag was not given)."""
-    if text is None:
-        return None
-    try:
-        values = [kind(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise BigramError(f"{flag} {text!r}: give comma-separated numbers, e.g. {example}") from None
-    if not values:
-        raise BigramError(f"{flag} {text!r}: give one or more numbers, e.g. {example}")
-    if unique and len({f"{v:g}" for v in values}) < len(values):
-        raise BigramError(f"{flag} {text!r}: a value is repeated; give each once")
-    return values
-
-
-def format_reg_sweep(rows: list[dict]) -> str:
-    """One line per reg: the neural model's NLL on each split, the add-k k it is closest to, and
-    its KL from that count model."""
-    from bigram.metrics import cell
-
-    splits = list(rows[0]["metrics"])
-    head = "".join(f"{s + ' NLL':>12}" for s in splits)
-    lines = [f"{'reg':>8}{head}{'≈ add-k':>11}{'KL':>10}"]
-    for r in rows:
-        nll = "".join(cell(r["metrics"][s]["nll"], 12, 6) for s in splits)
-        lines.append(f"{r['reg']:>8g}{nll}{r['equivalent_k']:>11.4g}{r['kl']:>10.2e}")
-    return "\n".join(lines)
-
-
-def format_order_sweep(rows: list[dict]) -> str:
-    """One line per order and model: its NLL on each split, and its k or reg."""
-    from bigram.metrics import cell
-
-    splits = list(next(iter(rows[0]["metrics"].values())))
-    head = "".join(f"{s + ' NLL':>12}" for s in splits)
-    lines = [f"{'order':>5}  {'model':<8}{head}   smoothing/reg"]
-    for r in rows:
-        for model, per in r["metrics"].items():
-            columns = [(per, "Kneser-Ney" if r["k"] == "kn" else f"k = {r['k']:.4g}")]
-            if model == "neural":
-                columns = [(per, f"reg = {r['reg']:g}")]
-            elif "candidates" in r:  # auto weighed both on val: the saved one is marked
-                mark = {True: "  ← best on val, saved", False: ""}
-                knobs = {"add-k": f"add-k k = {r['add_k']:.4g}", "kn": "Kneser-Ney"}
-                columns = [(m, knobs[name] + mark[(name == "kn") == (r["k"] == "kn")]) for name, m in
-                         r["candidates"].items()]  # fmt: skip
-            for m, knob in columns:
-                nll = "".join(cell(m[s]["nll"], 12, 6) if s in m else f"{'':>12}" for s in splits)
-                lines.append(f"{r['order']:>5}  {model:<8}{nll}   {knob}")
-    return "\n".join(lines)
 
 
 @app.command()
@@ -741,13 +523,7 @@ def plot(
 ) -> None:
     """Draw the lecture's figure: the V×V matrix, each cell labelled with its bigram and value
     (above order 2: the most frequent contexts as rows)."""
-    if what not in options.PLOT_WHAT:
-        raise BigramError(f"--what {what!r}: choose counts or probs")
-    if not 2 <= top <= options.PLOT_MAX_TOP:
-        raise BigramError(f"--top {top}: show between 2 and {options.PLOT_MAX_TOP} tokens")
-    if out is None:
-        raise BigramError("--out FILE.png is required: where to write the figure")
-    check_new_file(out, overwrite)
+    options.check_plot(what, top, out, overwrite)
     r = open_run(run, model)
     from bigram.formats.plots import figure_for, save_png
 
@@ -772,7 +548,7 @@ def explore(
     """Write one self-contained HTML page that shows the run's tables: the table, one row, a name's
     likelihood step by step, sampling, training."""
     if out is not None:
-        check_new_file(out, overwrite)
+        options.check_new_file(out, overwrite)
     r = open_run(run)
     from bigram.formats.explore import write
 
@@ -782,16 +558,6 @@ def explore(
         import webbrowser
 
         webbrowser.open(path.resolve().as_uri())
-
-
-def check_new_file(path: Path, overwrite: bool) -> None:
-    """Never replace a file the user has unless asked."""
-    if path.exists() and not overwrite:
-        raise BigramError(
-            f"{escaped(path)} already exists: pass --overwrite to replace it, or choose another --out"
-        )
-    if path.is_dir():
-        raise BigramError(f"{escaped(path)} is a directory: --out takes a file path")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import math
 import torch
 
 from bigram.counts import context_ids, context_rows, gram_name, nonzero, row_sums, total
+from bigram.text import escaped
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 
@@ -155,6 +156,60 @@ def format_score(s: dict) -> str:
         f"  likelihood = {math.exp(s['log_likelihood']):.4g}   log-likelihood = {s['log_likelihood']:.4f}"
         f"   NLL = {s['nll']:.4f} nats/{unit} over {n} {unit}s"
     )
+    return "\n".join(lines)
+
+
+def format_kl(kl: dict[str, float], order: int) -> str:
+    """eval's KL(count ‖ neural) per split, under a line that says how the rows are weighted."""
+    each = "previous character" if order == 2 else "context"
+    lines = [f"KL(count ‖ neural), rows weighted by how often each {each} occurs:"]
+    return "\n".join(lines + [f"  {s:<10} {v:.6f} nats/{gram_name(order)}" for s, v in kl.items()])
+
+
+def format_reg_sweep(rows: list[dict]) -> str:
+    """One line per reg: the neural model's NLL on each split, the add-k k it is closest to, and
+    its KL from that count model."""
+    splits = list(rows[0]["metrics"])
+    head = "".join(f"{s + ' NLL':>12}" for s in splits)
+    lines = [f"{'reg':>8}{head}{'≈ add-k':>11}{'KL':>10}"]
+    for r in rows:
+        nll = "".join(cell(r["metrics"][s]["nll"], 12, 6) for s in splits)
+        lines.append(f"{r['reg']:>8g}{nll}{r['equivalent_k']:>11.4g}{r['kl']:>10.2e}")
+    return "\n".join(lines)
+
+
+def format_order_sweep(rows: list[dict]) -> str:
+    """One line per order and model: its NLL on each split, and its k or reg."""
+    splits = list(next(iter(rows[0]["metrics"].values())))
+    head = "".join(f"{s + ' NLL':>12}" for s in splits)
+    lines = [f"{'order':>5}  {'model':<8}{head}   smoothing/reg"]
+    for r in rows:
+        for model, per in r["metrics"].items():
+            columns = [(per, "Kneser-Ney" if r["k"] == "kn" else f"k = {r['k']:.4g}")]
+            if model == "neural":
+                columns = [(per, f"reg = {r['reg']:g}")]
+            elif "candidates" in r:  # auto weighed both on val: the saved one is marked
+                mark = {True: "  ← best on val, saved", False: ""}
+                knobs = {"add-k": f"add-k k = {r['add_k']:.4g}", "kn": "Kneser-Ney"}
+                columns = [(m, knobs[name] + mark[(name == "kn") == (r["k"] == "kn")]) for name, m in
+                         r["candidates"].items()]  # fmt: skip
+            for m, knob in columns:
+                nll = "".join(cell(m[s]["nll"], 12, 6) if s in m else f"{'':>12}" for s in splits)
+                lines.append(f"{r['order']:>5}  {model:<8}{nll}   {knob}")
+    return "\n".join(lines)
+
+
+def format_mix(nll: list[float], parents: list[dict], test_nll: dict[str, float], where: str) -> str:
+    """mix's report: EM's held-out NLL on `where` per iteration, six to a line (none for given
+    weights), each parent's weight, and the test NLL of each parent and the mix (if a test split)."""
+    lines = [f"EM on {where}: held-out NLL per iteration"] if nll else []
+    lines += [f"  {i:>3}: " + " ".join(f"{x:.6f}" for x in nll[i : i + 6]) for i in range(0, len(nll), 6)]
+    lines.append("weights:")
+    lines += [
+        f"  {p['weight']:.6f}  {escaped(p['run'])} ({p['model']} model, order {p['order']})" for p in parents
+    ]
+    if test_nll:
+        lines.append("test NLL: " + ", ".join(f"{escaped(k)} {v:.6f}" for k, v in test_nll.items()))
     return "\n".join(lines)
 
 

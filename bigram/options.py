@@ -1,4 +1,4 @@
-"""The reading commands' option values, checked with the standard library alone: the CLI checks
+"""The commands' option values, parsed and checked with the standard library alone: the CLI checks
 them before it imports torch (a refusal answers at once), and the library checks the same way.
 
     >>> check_sampling(temperature=0.8, top_k=5, top_p=0.9, min_len=3, max_len=8)
@@ -6,17 +6,32 @@ them before it imports torch (a refusal answers at once), and the library checks
     Traceback (most recent call last):
     ...
     bigram.errors.BigramError: --top-p must be in (0, 1], got 2
+    >>> parse_number_list("--order", "1,2,3", int, "1,2,3,4,5")
+    [1, 2, 3]
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from pathlib import Path
+
+from bigram.config import MAX_REG, SMOOTHING_NAMES, TrainConfig, default_text, resolve, validate
 from bigram.errors import BigramError
+from bigram.safety import layout, rundir
+from bigram.text import check_data_path, escaped
 
 MAX_STEPS = 10_000  # a walk that has not ended by then means a broken table
 MAX_UNIQUE = 1_000_000  # --unique remembers every name given (~150 MB for a million)
 EXPORT_FORMATS = {".arpa": "arpa", ".lm": "arpa", ".json": "json", ".csv": "csv"}  # by file extension
 PLOT_WHAT = ("counts", "probs")  # the training split's N, or a model's P
 PLOT_MAX_TOP = 100  # a figure of 100 × 100 labelled cells is ~4,600 px square; beyond, unreadable and huge
+# the config keys sweep takes as flags, and its own defaults (a figure per run: only when asked)
+SWEEP_KEYS = ("data", "model", "smoothing", "steps", "optimizer", "lr", "val_frac", "test_frac", "seed",
+              "figures")  # fmt: skip
+SWEEP_DEFAULTS = {"figures": False}
+# a key's declared type → its flag's type (smoothing's text is parsed by parse_smoothing)
+FLAG_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "float | None": float, "float | str": str}
 
 
 def check_shape(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> None:
@@ -76,3 +91,209 @@ def check_sampling(
     check_shape(temperature, top_k, top_p)
     check_lengths(min_len, max_len)
     check_affixes(start, end)
+
+
+# the other commands' flags: sample --lecture and --blocklist, score, export, plot, mix
+
+
+def check_lecture(**given: bool) -> None:
+    """`sample --lecture`: the lecture's plain loop takes no other sampling flag (`given`: which were)."""
+    flags = [f"--{k.replace('_', '-')}" for k, on in given.items() if on]
+    if flags:
+        raise BigramError(f"--lecture is the lecture's plain loop: it takes no {', '.join(flags)}")
+
+
+def read_blocklist(path: Path | None) -> tuple[str, ...]:
+    """--blocklist FILE: one string a line (UTF-8; surrounding white space and blank lines dropped)."""
+    if path is None:
+        return ()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise BigramError(f"--blocklist {escaped(path)} does not exist (one string a line)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BigramError(f"cannot read --blocklist {escaped(path)}: {e}") from None
+    words = tuple(dict.fromkeys(w.strip() for w in text.splitlines() if w.strip()))
+    if not words:
+        raise BigramError(f"--blocklist {escaped(path)} has no strings in it")
+    return words
+
+
+def split_run_and_names(args: list[str]) -> tuple[str | None, list[str]]:
+    """score's [RUN] NAME...: the first argument is the run when it is a run directory."""
+    is_run = bool(args) and (Path(args[0]) / layout.VOCAB).is_file()
+    if len(args) == 1 and is_run:
+        raise BigramError(f"{args[0]} is a run directory: give names to score after it")
+    run = args[0] if len(args) > 1 and is_run else None
+    return run, args[1:] if run is not None else args
+
+
+def check_new_file(path: Path, overwrite: bool) -> None:
+    """Never replace a file the user has unless asked."""
+    if path.exists() and not overwrite:
+        raise BigramError(
+            f"{escaped(path)} already exists: pass --overwrite to replace it, or choose another --out"
+        )
+    if path.is_dir():
+        raise BigramError(f"{escaped(path)} is a directory: --out takes a file path")
+
+
+def parse_export_format(fmt: str | None, out: Path | None) -> str:
+    """export's --format, or the one --out's extension names; they must agree when both are given."""
+    formats = list(dict.fromkeys(EXPORT_FORMATS.values()))  # arpa, json, csv
+    if fmt is not None and fmt not in formats:
+        raise BigramError(f"--format {fmt!r}: choose one of {', '.join(formats)}")
+    if out is None:
+        raise BigramError("--out FILE is required: where to write the export")
+    by_name = EXPORT_FORMATS.get(out.suffix.lower())
+    if fmt is None and by_name is None:
+        raise BigramError(f"--out {out}: name it .arpa, .json or .csv, or give --format")
+    if fmt is not None and by_name not in (None, fmt):
+        raise BigramError(f"--format {fmt} does not match --out {out} (a {by_name} name): change one")
+    return fmt or by_name
+
+
+def check_plot(what: str, top: int, out: Path | None, overwrite: bool) -> None:
+    """plot's --what, --top and --out (a PNG file it may write)."""
+    if what not in PLOT_WHAT:
+        raise BigramError(f"--what {what!r}: choose counts or probs")
+    if not 2 <= top <= PLOT_MAX_TOP:
+        raise BigramError(f"--top {top}: show between 2 and {PLOT_MAX_TOP} tokens")
+    if out is None:
+        raise BigramError("--out FILE.png is required: where to write the figure")
+    check_new_file(out, overwrite)
+
+
+def parse_weights(text: str) -> list[float] | None:
+    """mix's --weights: comma-separated numbers, or None for auto (EM on held-out names)."""
+    if text == "auto":
+        return None
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise BigramError(f"--weights {text!r}: give comma-separated numbers, or auto") from None
+
+
+# the training commands (train, sweep): the config keys as flags, and the checks before a run starts
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigFlag:
+    """One config key as a command's option: what Typer needs to declare it."""
+
+    name: str  # the key, and the command's parameter
+    spellings: tuple[str, ...]  # a switch's two (--lowercase/--keep-case); none: the key with dashes
+    help: str  # the key's help, then its default
+    metavar: str | None  # the choices, [a|b|c], where the key has them
+    type: type
+
+
+def config_flags(names: tuple[str, ...] = (), defaults: dict | None = None) -> list[ConfigFlag]:
+    """The config keys in `names` (all when none) as options, from TrainConfig's declarations."""
+    flags = []
+    for f in dataclasses.fields(TrainConfig):
+        if names and f.name not in names:
+            continue
+        meta = f.metadata
+        text = f"{meta['help'][0].upper()}{meta['help'][1:]} (default: {default_text(f.name, defaults)})"
+        metavar = "[" + "|".join(meta["choices"]) + "]" if meta["choices"] else None
+        spellings = (meta["flag"],) if meta["flag"] else ()
+        flags.append(ConfigFlag(f.name, spellings, text, metavar, FLAG_TYPES[f.type]))
+    return flags
+
+
+def parse_smoothing(text: str | None) -> float | str | None:
+    """--smoothing as the config takes it: a number, "auto", "kn", or None when not given."""
+    if text is None or text in SMOOTHING_NAMES:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise BigramError(f"--smoothing {text!r}: give a number k ≥ 0 (add-k), auto or kn") from None
+
+
+def parse_config_flags(keys: dict) -> dict:
+    """A command's config flags (its **keys) as config.resolve takes them: --smoothing's text read."""
+    if "smoothing" in keys:
+        return {**keys, "smoothing": parse_smoothing(keys["smoothing"])}
+    return dict(keys)
+
+
+def parse_number_list(
+    flag: str, text: str | None, kind: type, example: str, unique: bool = True
+) -> list | None:
+    """A flag's comma-separated numbers, each given once if `unique` (None: the flag was not given)."""
+    if text is None:
+        return None
+    try:
+        values = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise BigramError(f"{flag} {text!r}: give comma-separated numbers, e.g. {example}") from None
+    if not values:
+        raise BigramError(f"{flag} {text!r}: give one or more numbers, e.g. {example}")
+    if unique and len({f"{v:g}" for v in values}) < len(values):
+        raise BigramError(f"{flag} {text!r}: a value is repeated; give each once")
+    return values
+
+
+def check_train(config: Path | None, overrides: dict, out: Path | None, overwrite: bool) -> TrainConfig:
+    """train's config (the built-in defaults, then --config, then the flags) and its --out, checked."""
+    cfg = resolve(config, overrides)
+    check_data_path(cfg.data)
+    if out is not None:
+        rundir.check_out(out, overwrite, cfg.data)
+    return cfg
+
+
+def check_resume(resume: Path, overrides: dict, **given: object) -> None:
+    """train --resume takes only --steps: the run's own config.toml holds the rest."""
+    flags = [f"--{k.replace('_', '-')}" for k, v in {**overrides, **given}.items() if v is not None]
+    flags = [flag for flag in flags if flag != "--steps"]
+    if flags:
+        only = f"only --steps may be given (not {', '.join(flags)})"
+        raise BigramError(f"--resume continues {escaped(resume)} with its own config: {only}")
+    steps = overrides["steps"]
+    if steps is not None and steps <= 0:
+        raise BigramError(f"--steps {steps}: must be a positive number of optimizer steps")
+    rundir.find_run(resume)  # a run that diverged or never finished is refused here
+
+
+def parse_sweep_grid(reg: str | None, order: str | None) -> tuple[list[int] | None, list[float] | None]:
+    """sweep's --order and --reg lists: several orders (one reg, or one each), or several regs."""
+    orders = parse_number_list("--order", order, int, "1,2,3,4,5")
+    per_order = orders is not None and len(orders) > 1
+    regs = parse_number_list("--reg", reg, float, "0,0.001,0.01,0.1", unique=not per_order)
+    if regs is None and orders is None:
+        raise BigramError("sweep: give --reg (e.g. 0,0.001,0.01,0.1) or --order (e.g. 1,2,3,4,5), or both")
+    if regs is not None and any(not 0 <= r <= MAX_REG for r in regs):  # NaN fails the comparison too
+        raise BigramError(f"--reg {reg!r}: give one or more numbers in [0, {MAX_REG:g}]")
+    if per_order and regs is not None and len(regs) not in (1, len(orders)):
+        raise BigramError(
+            f"--reg {reg!r} with --order {order!r}: give one reg for every order, or one per order "
+            f"({len(orders)} values)"
+        )
+    if not per_order and regs is None:
+        raise BigramError(f"--order {order!r}: one order, nothing to compare; give several, or --reg")
+    return orders, regs
+
+
+def check_sweep(
+    reg: str | None, order: str | None, config: Path | None, keys: dict, out: Path | None
+) -> tuple[TrainConfig, list[int] | None, list[float]]:
+    """sweep's config and grid: (cfg, orders, one reg per order), or (cfg, None, regs) for one order."""
+    orders, regs = parse_sweep_grid(reg, order)
+    per_order = orders is not None and len(orders) > 1  # then --reg gives each order its own
+    overrides = parse_config_flags(keys)
+    overrides["order"] = orders[0] if orders is not None and len(orders) == 1 else None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise BigramError("sweep runs in one process: run it without torchrun (train works under torchrun)")
+    cfg = resolve(config, overrides, defaults=SWEEP_DEFAULTS)
+    check_data_path(cfg.data)
+    if out is not None:
+        rundir.check_out(out, False, can_overwrite=False)
+    if not per_order:
+        return cfg, None, regs
+    for n in orders:  # every order checked before torch is imported
+        validate(dataclasses.replace(cfg, order=n))
+    regs = regs or [cfg.reg]
+    return cfg, orders, regs * len(orders) if len(regs) == 1 else regs
