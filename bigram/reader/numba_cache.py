@@ -8,8 +8,8 @@ stderr in one line, and everything is compiled then, so it is said once.
 
 numba notices a change to a function's own file only: a loop that calls another file's function
 or reads its constants (counting.py calls lines.py's decode_one and is_space; shuffle.py reads
-counting.py's EMPTY and M1) keeps the old ones compiled in until its own file changes. After
-editing lines.py or counting.py, delete cache_dir() (or point NUMBA_CACHE_DIR elsewhere).
+counting.py's EMPTY and M1) would keep the old ones compiled in until its own file changed. So a
+change to any kernel file (a new stamp) first forgets every kernel file's cached machine code.
 
 The compiled modules define their functions with this module's `njit`, which puts their cache
 here, and are named below by path (KERNELS, WARM_UPS) rather than imported: this module sits
@@ -90,6 +90,17 @@ def njit(**flags) -> Callable[[Callable], Callable]:
     return compile_
 
 
+def _forget_compiled() -> None:
+    """Delete numba's cache files of every kernel module of this environment: the folder numba
+    keeps for a source directory is named by the directory and a hash of its path (numba's
+    _UserProvidedCacheLocator), each file by the module's name."""
+    for source in KERNELS:
+        folder = cache_dir() / f"{source.parent.name}_{hashlib.sha1(str(source.parent).encode()).hexdigest()}"
+        for stale in [*folder.glob(f"{source.stem}.*.nbi"), *folder.glob(f"{source.stem}.*.nbc")]:
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
 def compile_all_once() -> None:
     """Called by each loader before it compiles: the first time in this environment for this user,
     say so in one line on stderr, compile every kernel (WARM_UPS), then write the stamp."""
@@ -102,6 +113,7 @@ def compile_all_once() -> None:
     _compiling = True
     try:
         print(NOTICE.format(cache_dir()), file=sys.stderr, flush=True)
+        _forget_compiled()
         for warm_up in WARM_UPS:
             module, _, function = warm_up.partition(":")
             getattr(importlib.import_module(module), function)()
