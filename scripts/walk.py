@@ -5,7 +5,7 @@ modules, and how often a call crosses from one module into another.
     python scripts/walk.py sample runs/lecture  # any command line
 
 Counts (each distinct, over the whole command; threads included; numba's compiled loops are not
-Python frames, so they do not count):
+Python frames, so they do not count, nor do a module's import, comprehensions and lambdas):
     functions   bigram functions called (module-level functions, methods, nested functions)
     modules     the modules they are in
     switches    caller → callee pairs of functions in different modules
@@ -42,14 +42,16 @@ def walk(argv: list[str]) -> tuple[set, set, Counter]:
         if event != "call":
             return
         here = _module(frame.f_code.co_filename)
-        if here is None:
+        if here is None or frame.f_code.co_qualname.startswith("<"):  # <module>, <genexpr>, <lambda>
             return
         fn = (here, frame.f_code.co_qualname)
         if fn not in functions:
             functions.add(fn)
             per_module[here] += 1
         caller = frame.f_back
-        while caller is not None and _module(caller.f_code.co_filename) is None:
+        while caller is not None and (
+            _module(caller.f_code.co_filename) is None or caller.f_code.co_qualname.startswith("<")
+        ):
             caller = caller.f_back
         if caller is not None:
             there = _module(caller.f_code.co_filename)
