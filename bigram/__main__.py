@@ -12,7 +12,7 @@ def main() -> None:
         with held_ctrl_c():
             from bigram.cli import main as cli_main
         cli_main()
-    except KeyboardInterrupt:  # before or after the commands' own handler (bigram.cli.friendly)
+    except KeyboardInterrupt:  # before or after the commands' own handler (bigram.cli_shared.friendly)
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     finally:  # the command is over: a Ctrl-C now would only break torch's exit-time clean-up

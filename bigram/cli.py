@@ -1,10 +1,8 @@
-"""The `bigram` command line: parse, call the library, print. Heavy imports happen inside commands."""
+"""The `bigram` command line: parse, call the library, print. Heavy imports happen inside commands
+(what the commands share, their common options and one-line errors: bigram.cli_shared)."""
 
 from __future__ import annotations
 
-import functools
-import inspect
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,21 +10,22 @@ from typing import Annotated
 import typer
 import typer.core
 
-from bigram import bundled, options
+from bigram import options
+from bigram.cli_shared import (
+    ConfigOpt,
+    JsonOpt,
+    ModelOpt,
+    RunArg,
+    config_options,
+    dumps,
+    friendly,
+    libraries,
+    open_run,
+    say_corpus,
+)
 from bigram.errors import BigramError
 from bigram.safety import layout, rundir
-from bigram.safety.interrupt import held_ctrl_c
-from bigram.text import check_data_path, escaped, escaped_lines, json_safe
-
-
-def _no_type_for_switches() -> None:
-    """Typer ≥ 0.29 shows a value type for switches (`--json <bool>`), which take no value."""
-    show = getattr(typer.core.TyperOption, "display_type_rich", None)
-    if show is not None:
-        typer.core.TyperOption.display_type_rich = lambda o, ctx: "" if o.is_flag else show(o, ctx)
-
-
-_no_type_for_switches()
+from bigram.text import check_data_path, escaped, escaped_lines
 
 app = typer.Typer(
     help="Character-level bigram language models: counts, a one-hot neural net, TensorBoard, sampling.",
@@ -51,102 +50,6 @@ def _root(
     ] = False,
 ) -> None:
     """Character-level bigram language models: counts, a one-hot neural net, TensorBoard, sampling."""
-
-
-def config_options(*names: str, defaults: dict | None = None):
-    """Give a command one option per config key in `names` (all of them when none are named),
-    after its own parameters, into its **keys: type, help, choices and default all read from
-    config.TrainConfig's declaration (options.config_flags), so a flag can never disagree with the
-    key it sets. Each is None when not given (the config file's value or the built-in default
-    stands); `defaults` are the command's own (sweep draws no figures), for its --help."""
-
-    def option(c: options.ConfigFlag) -> inspect.Parameter:
-        info = typer.Option(*c.spellings, help=c.help, metavar=c.metavar, show_default=False)
-        kind = Annotated[c.type | None, info]
-        return inspect.Parameter(c.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
-
-    def add(fn):
-        own = inspect.signature(fn, eval_str=True).parameters.values()
-        own = [p.replace(kind=p.KEYWORD_ONLY) for p in own if p.kind is not p.VAR_KEYWORD]
-        fn.__signature__ = inspect.Signature(own + [option(c) for c in options.config_flags(names, defaults)])
-        return fn
-
-    return add
-
-
-RunArg = Annotated[
-    Path | None,
-    typer.Argument(help="Run directory (default: the newest under runs/).", show_default=False),
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option("--model", help="count, neural, mix or arpa (default: neural if trained, else count)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(help="TOML config file, or default / lecture (bundled); flags given here override it."),
-]
-
-
-def friendly(fn):
-    """Turn a BigramError into one `error: …` line on stderr and exit status 1 (control
-    characters and a path's non-UTF-8 bytes shown escaped, so a message is always one line)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except BigramError as e:
-            code = getattr(e, "exit_code", 1)  # 130 for a run stopped by Ctrl-C, as shells expect
-            typer.echo(escaped(e) if code == 130 else f"error: {escaped(e)}", err=True)
-            raise typer.Exit(code) from None
-        except KeyboardInterrupt:  # outside the training loop (reading, counting): nothing half-written
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-def say_corpus(flag: str | None, data: str) -> None:
-    """With no --data and no data/names.txt in this directory, the default corpus is the bundled
-    copy (bigram.bundled.default_corpus): said once on stderr, since it is read from elsewhere."""
-    if flag is None and data == str(bundled.NAMES):
-        typer.echo(
-            f"data: no {bundled.DEFAULT_DATA} here, so the bundled names.txt: {escaped(data)}", err=True
-        )
-
-
-def libraries() -> None:
-    """Import torch, where Ctrl-C is safe: after a command has checked everything it can check
-    without it, so that a refusal answers at once (bigram.options, bigram.safety.rundir)."""
-    with held_ctrl_c():
-        import torch  # noqa: F401
-
-
-def open_run(run: Path | None, model: str | None = None, every_model: bool = False):
-    """The run to use (checked before torch is imported); when none was named, say on stderr
-    which run and model(s) were picked, and which newer runs were skipped and why."""
-    path, skipped = rundir.find_run(run)
-    libraries()
-    from bigram.runs import Run
-
-    r = Run.open(path)
-    for p, why in skipped:
-        typer.echo(f"skipped run {escaped(p)}: {why}", err=True)
-    if run is None:
-        kinds = r.models if every_model and model is None else [r.pick_model(model)]
-        which = " and ".join(kinds) + (" models" if len(kinds) > 1 else " model")
-        status, note = rundir.status_of(r.path)
-        how = f"; interrupted {note}, resume with: bigram train --resume {escaped(r.path)}"
-        how = how if status == "interrupted" else ""
-        typer.echo(f"using run {escaped(r.path)} (the newest under runs/{how}), {which}", err=True)
-    return r
-
-
-def dumps(obj) -> str:
-    """JSON as the commands print it: characters as they are, but no raw control character."""
-    return json_safe(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 @app.command()
@@ -262,38 +165,24 @@ def sample(
     )  # fmt: skip
     blocked = options.read_blocklist(blocklist)
     r = open_run(run, model)
-    from bigram import sampling
-
-    shape = dict(
-        temperature=temperature, top_k=top_k, top_p=top_p, exclude=r.corpus_names() if novel else None,
-        constraints=sampling.Constraints(start, end, min_len, max_len),
-    )  # fmt: skip
-    if (patterns := _patterns(pattern, contains, not_contains, blocked)) is not None:
-        shape["patterns"] = patterns  # without them sampling needs no automaton (its import costs)
     # one thread from here: the messages and walks are many small tensor ops, and with another
     # process on a core torch's threads wait on each other at every one (order 5: 3.5 s, not 0.7)
     import torch
 
+    from bigram.exact.constraints import Constraints, Patterns
+
     torch.set_num_threads(1)
-    stopped = None
-    if most_likely is not None:
-        blocks, stopped = _most_likely(r, most_likely, model, shape)
-    else:  # block by block, drawn as they are printed: constant memory for any -n
-        blocks = r.sample_blocks(n, model=model, seed=seed, unique=unique, **shape)
+    blocks, stopped = r.names(
+        n, model=model, seed=seed, unique=unique, most_likely=most_likely, novel=novel,
+        temperature=temperature, top_k=top_k, top_p=top_p,
+        constraints=Constraints(start, end, min_len, max_len),
+        patterns=Patterns(pattern, tuple(contains or ()), tuple(not_contains or ()), blocked),
+    )  # fmt: skip
+    if most_likely is not None and stopped is None and len(blocks[0]) < most_likely:  # every name with P > 0
+        typer.echo(f"only {len(blocks[0]):,} names meet the constraints with a probability > 0", err=True)
     _print_names(blocks, r, model, as_json)
     if stopped is not None:
         raise stopped
-
-
-def _patterns(
-    pattern: str | None, contains: list[str] | None, not_contains: list[str] | None, blocked: tuple
-):
-    """The automaton of --pattern, --contains, --not-contains and --blocklist; None without them."""
-    if not (contains or not_contains or pattern is not None or blocked):
-        return None
-    from bigram.exact.constraints import Patterns
-
-    return Patterns(pattern, tuple(contains or ()), tuple(not_contains or ()), blocked)
 
 
 def _sample_lecture(run: Path | None, model: str | None, n: int, seed: int | None) -> None:
@@ -307,21 +196,6 @@ def _sample_lecture(run: Path | None, model: str | None, n: int, seed: int | Non
         typer.echo(escaped_lines(name))
 
 
-def _most_likely(r, k: int, model: str | None, shape: dict) -> tuple[list[list[str]], Exception | None]:
-    """`sample --most-likely K`: the names found, as one block, and the SearchStopped that cut the
-    search short, if one did (what was found is exact and printed before it is raised)."""
-    from bigram.sampling import SearchStopped
-
-    stopped = None
-    try:
-        found = r.most_likely(k, model=model, **shape)
-    except SearchStopped as e:
-        found, stopped = e.found, e
-    if len(found) < k and stopped is None:  # every name with P > 0 was found
-        typer.echo(f"only {len(found):,} names meet the constraints with a probability > 0", err=True)
-    return [[name for name, _ in found]], stopped
-
-
 def _print_names(blocks, r, model: str | None, as_json: bool) -> None:
     """Print blocks of names as they come: one a line (control characters shown escaped, so a
     corpus cannot drive the terminal), or one JSON list of each name's log-likelihood, written a
@@ -331,17 +205,10 @@ def _print_names(blocks, r, model: str | None, as_json: bool) -> None:
             if names:
                 typer.echo(escaped_lines("\n".join(names)))
         return
-    from bigram.metrics import log_likelihoods
+    from bigram.metrics import names_json
 
-    table, opened, written = r.log_probs(model), False, 0
-    for names in blocks:  # "[" once the first block is drawn: a refusal before it prints nothing
-        text, opened = ("" if opened else "["), True
-        if names:
-            items = dumps(log_likelihoods(table, r.vocab, names))[1:-1].strip("\n")  # no brackets
-            text += ("," if written else "") + "\n" + items
-            written += len(names)
+    for text in names_json(blocks, r.log_probs(model), r.vocab):
         typer.echo(text, nl=False)
-    typer.echo(("" if opened else "[") + "\n]")
 
 
 @app.command("eval")
@@ -525,13 +392,9 @@ def plot(
     (above order 2: the most frequent contexts as rows)."""
     options.check_plot(what, top, out, overwrite)
     r = open_run(run, model)
-    from bigram.formats.plots import figure_for, save_png
+    from bigram.formats.plots import figure_of_run, save_png
 
-    kind = r.pick_model(model)
-    lp = r.log_probs(kind) if what == "probs" else None
-    by_mass = kind == "arpa" and lp is not None  # an imported run has no counts: rank by probability
-    counts = (lp.exp() * 1e6).round().long() if by_mass else r.counts("train")
-    save_png(figure_for(r.vocab, counts, lp, what, kind, top), out)
+    save_png(figure_of_run(r, what, model, top), out)
     typer.echo(f"wrote {escaped(out)}")
 
 

@@ -10,12 +10,14 @@ KL(data‖model)  = cross-entropy − entropy ≥ 0
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable, Iterator
 
 import torch
 
 from bigram.counts import context_ids, context_rows, gram_name, nonzero, row_sums, total
-from bigram.text import escaped
+from bigram.text import escaped, json_safe
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 
@@ -211,6 +213,21 @@ def format_mix(nll: list[float], parents: list[dict], test_nll: dict[str, float]
     if test_nll:
         lines.append("test NLL: " + ", ".join(f"{escaped(k)} {v:.6f}" for k, v in test_nll.items()))
     return "\n".join(lines)
+
+
+def names_json(blocks: Iterable[list[str]], log_probs: torch.Tensor, vocab: Vocab) -> Iterator[str]:
+    """One JSON list of each name's log_likelihoods, as text a block of names at a time (a list
+    of millions is never held): "[" once the first block is drawn, so a refusal before it prints
+    nothing, and no raw control character (text.json_safe)."""
+    opened, written = False, 0
+    for names in blocks:
+        text, opened = ("" if opened else "["), True
+        if names:
+            items = json.dumps(log_likelihoods(log_probs, vocab, names), indent=2, ensure_ascii=False)
+            text += ("," if written else "") + "\n" + json_safe(items)[1:-1].strip("\n")  # no brackets
+            written += len(names)
+        yield text
+    yield ("" if opened else "[") + "\n]\n"
 
 
 def log_likelihoods(log_probs: torch.Tensor, vocab: Vocab, names: list[str]) -> list[dict]:

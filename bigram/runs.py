@@ -26,6 +26,7 @@ import dataclasses
 import json
 import tomllib
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -322,6 +323,25 @@ class Run:
         from bigram import sampling
 
         return sampling.most_likely(self.log_probs(model), self.vocab, k, **self._by_rule(kw))
+
+    def names(
+        self, n: int, *, model: str | None = None, seed: int | None = None, unique: bool = False,
+        most_likely: int | None = None, novel: bool = False, **kw,
+    ) -> tuple[Iterable[list[str]], BigramError | None]:  # fmt: skip
+        """What `bigram sample` prints: n names drawn block by block (constant memory for any n), or
+        the `most_likely` K names as one block; and the SearchStopped that cut that search short, if
+        one did (what it found is exact, and given first). `novel`: none of the corpus's own names."""
+        if novel:
+            kw["exclude"] = self.corpus_names()
+        if most_likely is None:
+            return self.sample_blocks(n, model=model, seed=seed, unique=unique, **kw), None
+        from bigram.exact.constraints import SearchStopped
+
+        try:
+            found, stopped = self.most_likely(most_likely, model=model, **kw), None
+        except SearchStopped as e:
+            found, stopped = e.found, e
+        return [[name for name, _ in found]], stopped
 
     def score(self, names: str | list[str], *, model: str | None = None) -> list[dict]:
         """Per-name bigram probabilities, log-likelihood and NLL (what `bigram score` prints), each

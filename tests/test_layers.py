@@ -18,7 +18,7 @@ LAYERS = [
     ("sampling", ["sampling", "exact"]),
     ("formats", ["formats"]),
     ("runs", ["runs", "training", "combine"]),
-    ("entry", ["cli", "__main__", "__init__"]),
+    ("entry", ["cli", "cli_shared", "__main__", "__init__"]),
 ]
 
 

@@ -156,6 +156,15 @@ def figure_for(
     return heatmap(values, row_names, [names[c] for c in cols.tolist()], what, title)
 
 
+def figure_of_run(run, what: str, model: str | None, top: int) -> Heatmap:
+    """`bigram plot`'s figure of a run (a bigram.runs.Run): its training counts, or a model's P."""
+    kind = run.pick_model(model)
+    lp = run.log_probs(kind) if what == "probs" else None
+    by_mass = kind == "arpa" and lp is not None  # an imported run has no counts: rank by probability
+    counts = (lp.exp() * 1e6).round().long() if by_mass else run.counts("train")
+    return figure_for(run.vocab, counts, lp, what, kind, top)
+
+
 def save_png(fig: Heatmap, path: Path) -> None:
     # zlib level 3: 6 % larger than the default 6, in 60 % of the time (a plot command's biggest step)
     atomic.write_with(path, lambda tmp: fig.image.save(tmp, format="PNG", compress_level=3))
