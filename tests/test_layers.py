@@ -96,3 +96,15 @@ def test_each_sub_package_says_what_it_holds_and_may_import():
         for module in init.parent.glob("*.py"):
             if module.name != "__init__.py":
                 assert module.name in doc, f"{init} does not list {module.name}"
+
+
+def test_the_design_page_draws_every_layer_and_names_every_module():
+    page = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    drawing = page[page.index("## The layers") : page.index("## Which module owns what")]
+    for i, (name, members) in enumerate(LAYERS):
+        row = next(line for line in drawing.splitlines() if line.startswith(f"{i} {name} "))
+        for member in members:
+            is_package = (PACKAGE / member).is_dir()
+            assert (f"{member}/" if is_package else f"{member}.py") in row, (name, member)
+    for path in PACKAGE.rglob("*.py"):
+        assert path.name == "__init__.py" or f" {path.name} " in page, f"docs/design.md does not name {path}"
