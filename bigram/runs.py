@@ -118,14 +118,14 @@ def read_vocab(run: Path) -> Vocab:
     try:
         return Vocab.from_dict(json.loads((run / layout.VOCAB).read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise BigramError(f"cannot read vocabulary {run / 'vocab.json'}: {e}") from None
+        raise BigramError(f"cannot read vocabulary {run / layout.VOCAB}: {e}") from None
 
 
 def read_checkpoint(run: Path, model: str, vocab: Vocab) -> dict:
     """MODEL.pt, checked to be that model's and to hold the run's vocabulary."""
     ckpt = checkpoints.load(run / layout.checkpoint(model), model)
     if tuple(ckpt.get("chars", ())) != vocab.chars:
-        raise BigramError(f"{run / (model + '.pt')} does not match {run / 'vocab.json'}")
+        raise BigramError(f"{run / layout.checkpoint(model)} does not match {run / layout.VOCAB}")
     return ckpt
 
 

@@ -388,10 +388,11 @@ def _log_summaries(writer, run: Path, final_dir: Path, stopped_early: bool, *sum
 
 def _set_final_status(run: Path, final_dir: Path, cfg: TrainConfig, fit) -> None:
     """Mark the run complete, or interrupted / diverged with how to go on (TrainingStopped)."""
+    neural = final_dir / layout.checkpoint("neural")
     if fit is not None and fit.stopped == "interrupted":
         rundir.set_status(run, "interrupted", f"at step {fit.step} of {cfg.steps}")
         raise TrainingStopped(
-            f"interrupted at step {fit.step} of {cfg.steps}: saved {final_dir / 'neural.pt'} and "
+            f"interrupted at step {fit.step} of {cfg.steps}: saved {neural} and "
             f"metrics.json; resume with: bigram train --resume {final_dir}",
             exit_code=130,
         )
@@ -400,7 +401,7 @@ def _set_final_status(run: Path, final_dir: Path, cfg: TrainConfig, fit) -> None
         rundir.set_status(run, "diverged", f"the loss was {fit.bad_loss} at step {fit.step + 1}, {lr}")
         raise TrainingStopped(
             f"training diverged: the loss was {fit.bad_loss} at step {fit.step + 1}; kept the last finite "
-            f"model (step {fit.step}) in {final_dir / 'neural.pt'}; lower --lr (now {cfg.learning_rate:g})",
+            f"model (step {fit.step}) in {neural}; lower --lr (now {cfg.learning_rate:g})",
             exit_code=1,
         )
     rundir.set_status(run, "complete")

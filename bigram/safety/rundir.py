@@ -77,7 +77,8 @@ def unusable(run: Path) -> str | None:
     if status == "training":
         return "its training has not finished (it is still running, or its process was stopped)"
     if not any((run / layout.checkpoint(m)).is_file() for m in layout.MODEL_KINDS):
-        return "it has no model checkpoint (count.pt, neural.pt, mix.pt or arpa.pt)"
+        *others, last = map(layout.checkpoint, layout.MODEL_KINDS)
+        return f"it has no model checkpoint ({', '.join(others)} or {last})"
     return None
 
 
@@ -204,7 +205,7 @@ def _writable_and_retry(func, path: str, _exc) -> None:
 def latest_run(root: Path = RUNS_DIR) -> tuple[Path, list[tuple[Path, str]]]:
     """The newest run under runs/ (by when its config was written) that can be read, and the newer
     ones skipped on the way, each with why (see unusable)."""
-    found = root.glob("*/config.toml") if root.is_dir() else []
+    found = root.glob(f"*/{layout.CONFIG}") if root.is_dir() else []
     runs = [p.parent for p in found if not p.parent.name.startswith(".")]  # not a run being replaced
     if not runs:
         raise BigramError(
@@ -234,7 +235,7 @@ def find_run(path: str | Path | None) -> tuple[Path, list[tuple[Path, str]]]:
             f"run directory {escaped(p)} does not exist: name a directory made by `bigram train`"
         )
     if not (p / layout.VOCAB).is_file():
-        raise BigramError(f"{escaped(p)} is not a bigram run directory (no vocab.json)")
+        raise BigramError(f"{escaped(p)} is not a bigram run directory (no {layout.VOCAB})")
     why = unusable(p)
     if why is not None:
         status = status_of(p)[0]
