@@ -22,7 +22,8 @@ from bigram.errors import BigramError
 from bigram.reader.corpus import byte_range, load_counts, read_counts
 from bigram.reader.counting import split_of
 from bigram.vocab import Vocab
-from tests.conftest import NAMES, one_line_error, plain_counts, train_run
+from tests.conftest import NAMES, one_line_error, train_run
+from tests.reference import plain_counts
 
 
 def dense(names: list[str], vocab: Vocab) -> torch.Tensor:

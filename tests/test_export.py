@@ -9,38 +9,8 @@ import math
 import pytest
 import torch
 
-from tests.conftest import NAMES, plain_names
-
-LN10 = math.log(10)
-
-
-def read_arpa(path) -> dict[tuple[str, ...], tuple[float, float]]:
-    """A minimal ARPA reader written from the format's definition: every n-gram's (log10 p,
-    log10 backoff), backoff 0 where the line has none."""
-    grams, section = {}, None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("\\"):
-            section = line
-            continue
-        if not line.strip() or section in (None, "\\data\\"):
-            continue
-        parts = line.split("\t")
-        grams[tuple(parts[1].split(" "))] = (float(parts[0]), float(parts[2]) if len(parts) > 2 else 0.0)
-    return grams
-
-
-def arpa_log10(grams, tokens: list[str]) -> float:
-    """log10 P(<s> tokens </s>) by the backoff rule: p(w | h) is the listed n-gram's, else
-    backoff(h) · p(w | h without its oldest token)."""
-    order = max(len(g) for g in grams)
-    seq = ["<s>", *tokens, "</s>"]
-
-    def p(h: tuple[str, ...], w: str) -> float:
-        if (*h, w) in grams:
-            return grams[(*h, w)][0]
-        return grams.get(h, (0.0, 0.0))[1] + p(h[1:], w)
-
-    return sum(p(tuple(seq[max(0, i - order + 1) : i]), seq[i]) for i in range(1, len(seq)))
+from tests.conftest import NAMES
+from tests.reference import LN10, arpa_log10, plain_names, read_arpa
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +56,7 @@ def export(invoke, run, fmt, model, out):
 def names_to_check(run_name: str) -> list[str]:
     if run_name.startswith("odd"):
         return ["mary ann", "j.r.", "ann\u200dmarie", "bob", "anna"]
-    return [*plain_names()[::160], "andrejq", "qzx", "a"]  # the last ones: unseen bigrams
+    return [*plain_names(NAMES)[::160], "andrejq", "qzx", "a"]  # the last ones: unseen bigrams
 
 
 KN_RUNS = ["kn1", "kn2", "kn3", "kn5", "oddkn4"]
@@ -129,7 +99,7 @@ def test_arpa_scores_equal_bigram_scores(invoke, runs, tmp_path, run_name, model
         assert len(bigrams) == (len(unigrams) - 2) ** 2  # every bigram (<s>/chars × </s>/chars)
     if run_name == "o3k1" and model == "count":  # the seen trigrams are listed, as ARPA n-grams
         seen = set()
-        for w in plain_names():
+        for w in plain_names(NAMES):
             chs = ["<s>", *w, "</s>"]
             seen |= {(*chs[max(0, i - 2) : i], chs[i]) for i in range(1, len(chs))}  # "<s> a" is ". . a"
         real = {g for g in grams if len(g) == 3 or (g[0] == "<s>" and len(g) == 2)}
@@ -137,7 +107,7 @@ def test_arpa_scores_equal_bigram_scores(invoke, runs, tmp_path, run_name, model
     if run_name in ("kn3", "kn5") and model == "count":  # compact: exactly the n-grams seen in the text
         order = int(run_name[2])
         seen = set()
-        for w in plain_names():
+        for w in plain_names(NAMES):
             chs = ["<s>", *w, "</s>"]
             seen |= {tuple(chs[i : i + k]) for k in range(2, order + 1) for i in range(len(chs) - k + 1)}
         assert {g for g in grams if len(g) > 1} == seen
@@ -176,7 +146,7 @@ def test_json_and_csv_at_order_3(invoke, runs, tmp_path):
     from collections import Counter
 
     trigrams, contexts = Counter(), Counter()
-    for w in plain_names():
+    for w in plain_names(NAMES):
         chs = ["<s>", "<s>", *w, "</s>"]
         for i in range(2, len(chs)):
             trigrams[chs[i - 2], chs[i - 1], chs[i]] += 1

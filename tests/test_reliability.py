@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tests.conftest import NAMES, one_line_error, train_run
-from tests.test_export import LN10, arpa_log10, read_arpa
+from tests.reference import LN10, arpa_log10, read_arpa
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 import bigram
-from tests.conftest import NAMES, ROOT, one_line_error, plain_counts
+from tests.conftest import NAMES, ROOT, one_line_error
+from tests.reference import plain_counts
 
 
 def tree(root: Path) -> dict[str, bytes]:

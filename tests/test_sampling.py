@@ -22,6 +22,7 @@ from bigram.errors import BigramError
 from bigram.sampling import Constraints, adjust, most_likely, sample
 from bigram.vocab import Vocab
 from tests.conftest import ROOT, one_line_error
+from tests.reference import check_frequencies, enumerate_names
 
 VOCAB = Vocab(("a", "b", "c"))
 # a hand-written row-stochastic table over (boundary, a, b, c); every entry positive except c→c
@@ -41,12 +42,6 @@ def name_prob(name: str, table=P_TABLE) -> float:
     for x, y in itertools.pairwise(ids):
         p *= table[x][y]
     return p
-
-
-def enumerate_names(max_len: int):
-    for L in range(0, max_len + 1):
-        for chars in itertools.product("abc", repeat=L):
-            yield "".join(chars)
 
 
 def total_mass(c: Constraints, table=P_TABLE, horizon: int = 400) -> float:
@@ -84,21 +79,6 @@ def exact(c: Constraints, shown: int = 8, table=P_TABLE) -> dict[str, float]:
         if len(w) >= c.min_len and w.startswith(c.start) and w.endswith(c.end)
     }
     return {w: p for w, p in ok.items() if p > 0}
-
-
-def check_frequencies(names: list[str], probs: dict[str, float]) -> None:
-    """Every enumerated outcome's frequency within 5 standard errors (+1e-4) of its exact
-    probability, and the names beyond the enumeration no more frequent than their mass allows."""
-    n = len(names)
-    freq = Counter(names)
-    for w, p in probs.items():
-        bound = 5 * math.sqrt(p * (1 - p) / n) + 1e-4
-        assert abs(freq[w] / n - p) <= bound, (w, freq[w] / n, p)
-    rest = 1 - sum(probs.values())
-    other = sum(f for w, f in freq.items() if w not in probs) / n
-    assert abs(other - rest) <= 5 * math.sqrt(max(rest, 1e-12) * (1 - rest) / n) + 1e-4
-    longest = max(len(w) for w in probs)
-    assert all(len(w) > longest for w in freq if w not in probs)  # nothing unexpected
 
 
 N = 100_000
@@ -406,7 +386,7 @@ def test_samples_meet_the_constraints(weights, start, end, lo, span, seed):
 def test_lecture_flag_prints_the_lecture_loops_names(invoke, lecture_runs, names):
     """The lecture's cell, written out here: P = (N + 1) normalized in float32 from a plain count,
     g seeded with 2147483647, one torch.multinomial per character, names one after another."""
-    from tests.conftest import plain_counts
+    from tests.reference import plain_counts
 
     alphabet = sorted({ch for w in names for ch in w})
     itos = [".", *alphabet]

@@ -22,7 +22,8 @@ from bigram.errors import BigramError
 from bigram.reader.corpus import SPLITS, _raw_lines, _utf8, read_counts
 from bigram.reader.lines import count_lines, quick_count_lines
 from bigram.text import TextRule
-from tests.conftest import NAMES, plain_counts, train_run
+from tests.conftest import NAMES, train_run
+from tests.reference import line_text, plain_counts
 
 PKG = Path(bigram.__file__).parent
 
@@ -42,16 +43,6 @@ def test_the_rule_on_single_names():
     assert TextRule("NFD").name("é") == "e\u0301"
     assert TextRule(None).name("e\u0301") == "e\u0301"
     assert TextRule("NFC").text(" Ka ") == " Ka "  # --start/--end keep their spaces
-
-
-# lines: any characters but NUL; white space of several kinds, CR and blank lines included
-line_text = st.text(
-    st.one_of(
-        st.sampled_from(list(" \t\u00a0\u3000\u2028\x1cabé\u0301Σ漢")),
-        st.characters(blacklist_categories=("Cs",)),
-    ),
-    max_size=8,
-).filter(lambda s: "\x00" not in s)
 
 
 @given(lines=st.lists(line_text, max_size=12), ends=st.sampled_from(["\n", "\r\n", "\r"]))

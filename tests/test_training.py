@@ -17,7 +17,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import NAMES, ROOT, one_line_error, plain_nll, train_run
+from tests.conftest import NAMES, ROOT, one_line_error, train_run
+from tests.reference import plain_nll
 
 
 def tb_steps(run: Path, tag: str) -> list[int]:
