@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import time
 import unicodedata
 
@@ -365,3 +366,43 @@ def test_unusual_corpora_work(invoke, tmp_path):
         for split in ("auto",) if name == "one_name" else ("random", "hash"):  # one name may hash to val
             out = train_run(invoke, p, tmp_path / f"run-{name}-{split}", "--split", split, "--steps", 5)
             assert invoke("sample", out, "-n", 5, "--seed", 0, "--max-len", 30).exit_code == 0
+
+
+def test_a_line_longer_than_the_cap_is_a_clear_error(tmp_path, monkeypatch):
+    import bigram.reader.corpus as corpus
+
+    monkeypatch.setattr(corpus, "MAX_LINE_BYTES", 1 << 12)
+    monkeypatch.setattr(corpus, "CHUNK_BYTES", 1 << 10)
+    p = tmp_path / "one.txt"
+    p.write_bytes(b"anna\n" + b"x" * 10_000)
+    with pytest.raises(BigramError, match="line 2 is longer than"):
+        read_counts(p)
+
+
+def test_a_pipe_streams_with_the_hash_split_and_is_refused_by_random(tmp_path):
+    fifo = tmp_path / "names.fifo"
+    os.mkfifo(fifo)
+    pid = os.fork()
+    if pid == 0:  # the writer
+        with open(fifo, "wb") as f:
+            f.write(b"anna\nbob\nanna\n")
+        os._exit(0)
+    try:
+        r = read_counts(fifo, split="hash", val_frac=0, test_frac=0)
+        assert r.n_names["train"] == 3
+    finally:
+        os.waitpid(pid, 0)
+    with pytest.raises(BigramError, match="not a regular file"):
+        read_counts(fifo, split="random")
+
+
+@pytest.mark.parametrize("split", ["random", "hash"])
+def test_an_invalid_byte_is_named_by_its_line_and_byte_in_the_file(tmp_path, split):
+    """The reader drops the BOM and unifies line ends before decoding: the error must still point
+    into the file as it is (here a BOM, CRLF line ends and a line starting with a space)."""
+    p = tmp_path / "bad.txt"
+    data = b"\xef\xbb\xbfanna\r\n bob\r\ncy\xe9\r\n"
+    p.write_bytes(data)
+    bad = data.index(b"\xe9")  # 16: counted in the file's own bytes
+    with pytest.raises(BigramError, match=rf"line 3 \(byte {bad}\)"):
+        read_counts(p, split=split)
