@@ -71,6 +71,13 @@ def run(invoke, tmp_path, tiny_corpus) -> Path:
     return out
 
 
+@pytest.fixture
+def small(invoke, tmp_path, tiny_corpus) -> Path:
+    """Like `run`, in tmp_path / "r" and with 3 steps: the tiny corpus, both models, no held-out splits."""
+    flags = ("--steps", "3", "--val-frac", "0", "--test-frac", "0")
+    return train_run(invoke, tiny_corpus, tmp_path / "r", *flags)
+
+
 @pytest.fixture(scope="session")
 def lecture_runs(tmp_path_factory) -> dict[int, Path]:
     """names.txt without held-out splits, smoothing 0 and 1, neural model by L-BFGS: trained once."""

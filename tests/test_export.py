@@ -1,4 +1,5 @@
-"""Export: ARPA files read back by KenLM and by a plain-Python ARPA reader; JSON and CSV."""
+"""Export (formats/export.py): ARPA files read back by KenLM and by a plain-Python ARPA reader, exact
+below log10 P = −99, a dense table past the cap refused; JSON (written by blocks) and CSV."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import math
 import pytest
 import torch
 
-from tests.conftest import NAMES
+from tests.conftest import NAMES, one_line_error, train_run
 from tests.reference import LN10, arpa_log10, plain_names, read_arpa
 
 
@@ -184,3 +185,52 @@ def test_export_format_comes_from_the_extension_and_a_mismatch_is_refused(invoke
     assert r.exit_code == 1 and ".arpa, .json or .csv" in r.output
     r = invoke("export", runs["k1"], "--out", tmp_path / "t.txt", "--format", "csv")
     assert r.exit_code == 0 and (tmp_path / "t.txt").read_text().startswith("prev,next")
+
+
+def test_arpa_of_a_dense_table_beyond_the_cap_is_refused(invoke, small, tmp_path, monkeypatch):
+    import bigram.formats.export
+
+    monkeypatch.setattr(bigram.formats.export, "ARPA_MAX_NGRAMS", 8)  # the neural table lists 3 × 3 = 9
+    one_line_error(invoke("export", small, "--model", "neural", "--out", tmp_path / "m.arpa"), "more than 8")
+    assert not (tmp_path / "m.arpa").exists()
+    r = invoke("export", small, "--model", "count", "--out", tmp_path / "c.arpa")  # lists only seen n-grams
+    assert r.exit_code == 0, r.output
+
+
+def test_json_export_written_by_blocks_is_what_json_dump_writes(invoke, small, tmp_path, monkeypatch):
+    import bigram.formats.export
+    from bigram.runs import Run
+
+    original = bigram.formats.export._row_blocks
+    monkeypatch.setattr(
+        bigram.formats.export, "_row_blocks", lambda t, cells=1: original(t, 1)
+    )  # a row per block
+    assert invoke("export", small, "--model", "count", "--out", tmp_path / "m.json").exit_code == 0
+    run = Run.open(small)
+    doc = {
+        "model": "count", "order": 2, "boundary_id": 0, "tokens": run.vocab.tokens(),
+        "probs": run.log_probs("count").exp().tolist(), "counts": run.counts("train").to_dense().tolist(),
+    }  # fmt: skip
+    assert (tmp_path / "m.json").read_text(encoding="utf-8") == json.dumps(doc, ensure_ascii=False) + "\n"
+
+
+def test_arpa_keeps_log_probabilities_below_minus_99(invoke, tmp_path):
+    """add-k with k = 1e-120 at order 4: unseen n-grams have log10 P ≈ −120, not "never" (−99)."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("anna\nanne\nbob\nbobby\nann\n")
+    no_split = ("--val-frac", "0", "--test-frac", "0")
+    run = train_run(
+        invoke, corpus, tmp_path / "r", "--order", "4", "--smoothing", "1e-120", "--model", "count", *no_split
+    )
+    assert invoke("export", run, "--out", tmp_path / "m.arpa").exit_code == 0
+    grams = read_arpa(tmp_path / "m.arpa")
+    names = ["anna", "bob", "nab", "yyy", "abba"]
+    scores = json.loads(invoke("score", run, *names, "--json").output)
+    import kenlm
+
+    lm = kenlm.Model(str(tmp_path / "m.arpa"))
+    for s in scores:
+        tokens = " ".join(s["name"])
+        assert arpa_log10(grams, tokens.split(" ")) * LN10 == pytest.approx(s["log_likelihood"], rel=1e-8)
+        assert lm.score(tokens, bos=True, eos=True) * LN10 == pytest.approx(s["log_likelihood"], rel=1e-6)
+    assert min(s["log_likelihood"] for s in scores) < -99 * LN10  # below what the clamp to −99 let through

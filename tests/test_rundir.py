@@ -1,5 +1,6 @@
-"""Run directories (safety/rundir.py, safety/atomic.py): --overwrite replaces only what bigram made,
-a missing run or model is named, and every write is atomic."""
+"""Run directories (safety/rundir.py, safety/atomic.py): --overwrite replaces only what bigram made
+(a user's file in a run stops it, even one named like TensorBoard's), a missing run or model is
+named, and every write is atomic."""
 
 from __future__ import annotations
 
@@ -220,3 +221,31 @@ def test_out_exists(invoke, tmp_path, tiny_corpus):
         invoke("train", "--data", tiny_corpus, "--out", tmp_path / "mine", "--overwrite"), "not a bigram run"
     )
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_a_file_named_like_an_event_file_is_the_users(invoke, tmp_path, small, tiny_corpus):
+    notes = small / "events.out.tfevents.my-notes.txt"
+    notes.write_text("mine")
+    r = invoke("train", "--data", tiny_corpus, "--out", small, "--overwrite", "-q", "--no-figures")
+    one_line_error(r, "is not a file bigram writes", "events.out.tfevents.my-notes.txt")
+    assert notes.read_text() == "mine"
+    r = invoke("sweep", "--reg", "0,0.1", "--data", tiny_corpus, "--out", tmp_path / "sw", "--steps", "2")
+    assert r.exit_code == 0, r.output
+    inner = tmp_path / "sw" / "reg=0" / "events.out.tfevents.1.host.2.3.notes"
+    inner.write_text("mine too")
+    r = invoke("train", "--data", tiny_corpus, "--out", tmp_path / "sw", "--overwrite", "-q", "--no-figures")
+    one_line_error(r, "is not a file bigram writes")
+    assert inner.read_text() == "mine too"
+    # what TensorBoard itself wrote is bigram's: the run is replaced
+    assert any(p.name.startswith("events.out.tfevents.") for p in small.iterdir())
+    notes.unlink()
+    r = invoke("train", "--data", tiny_corpus, "--out", small, "--overwrite", "-q", "--no-figures")
+    assert r.exit_code == 0, r.output
+
+
+def test_sweep_into_an_existing_directory_and_under_torchrun(invoke, small, tiny_corpus, monkeypatch):
+    r = invoke("sweep", "--reg", "0,0.1", "--data", tiny_corpus, "--out", small)
+    one_line_error(r, "already exists and is not empty: choose another --out")
+    assert "--overwrite" not in r.output  # sweep has no such option
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    one_line_error(invoke("sweep", "--reg", "0,0.1", "--data", tiny_corpus), "without torchrun")

@@ -1,15 +1,18 @@
-"""Reading a run back (runs.py): the Python API, bigram.load_run and Run, against plain-Python values."""
+"""Reading a run back (runs.py): the Python API, bigram.load_run and Run, against plain-Python
+values; a damaged config.toml refused."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections import Counter
 
 import pytest
 import torch
 
 import bigram
+from tests.conftest import one_line_error
 from tests.reference import plain_counts
 
 
@@ -53,3 +56,12 @@ def test_python_api(lecture_runs, names):
     got = run.most_likely(3, model="count")
     assert [w for w, _ in got] == best
     assert [lp for _, lp in got] == pytest.approx([math.log(prob(w)) for w in best])
+
+
+def test_a_config_toml_of_random_bytes_or_empty_is_refused(invoke, small):
+    (small / "config.toml").write_bytes(bytes(random.Random(0).randrange(256) for _ in range(300)))
+    for args in (["sample", small], ["eval", small], ["train", "--resume", small]):
+        one_line_error(invoke(*args), "config.toml", "damaged")
+    (small / "config.toml").write_text("")
+    for args in (["sample", small], ["eval", small]):
+        one_line_error(invoke(*args), "config.toml lacks data, model", "damaged")
