@@ -168,7 +168,7 @@ def test_one_hot_forward_equals_the_loss_and_gradient_from_counts_at_order_3(nam
     assert torch.allclose(grad, auto, atol=1e-15, rtol=1e-10)
 
 
-def test_lecture_config_at_order_3_gives_the_issue_s_losses(invoke, tmp_path):
+def test_lecture_config_at_order_3_gives_the_reference_losses(invoke, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     lecture = str(ROOT / "configs" / "lecture.toml")

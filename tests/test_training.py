@@ -1,4 +1,4 @@
-"""Training runs end to end (training.py, fit.py, tensorboard_log.py): the lecture's numbers,
+"""Training runs end to end (training.py, fit.py, formats/tensorboard.py): the lecture's numbers,
 TensorBoard, sweep, resume, divergence, Ctrl-C."""
 
 from __future__ import annotations
