@@ -4,8 +4,10 @@ The rule: everything here is written from a definition in plain Python (math, co
 itertools) and never imports bigram, so that a reference cannot share a bug with the code it
 checks. Beside the references: hypothesis strategies that make inputs, and torch's seeded
 generator where a test's random table must be the same every time (random_table, back_off).
-A test file imports its references from here and its fixtures, paths and CLI helpers from
-tests.conftest, never from another test file.
+
+A test file imports its shared references from here and its fixtures, paths and CLI helpers from
+tests.conftest, never from another test file; a reference written for one file's cases alone (the
+n-gram counts of test_order.py, Kneser-Ney's estimate in test_kneser_ney.py) stays beside them.
 """
 
 from __future__ import annotations
