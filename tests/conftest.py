@@ -1,50 +1,22 @@
-"""Shared fixtures. Reference values are computed here in plain Python, independently of bigram."""
+"""Shared fixtures, paths and CLI helpers. The plain-Python references live in tests/reference.py."""
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
 from typer.testing import CliRunner
+
+from tests.reference import plain_names
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ROOT / "data" / "names.txt"
 
 
-def plain_names(path: Path = NAMES) -> list[str]:
-    return [w for w in (line.strip() for line in path.read_text(encoding="utf-8").splitlines()) if w]
-
-
-def plain_counts(names: list[str]) -> Counter:
-    """The lecture's loop: every bigram of .name. counted in a dict (None is the boundary)."""
-    c: Counter = Counter()
-    for w in names:
-        chs = [None, *w, None]
-        for a, b in pairwise(chs):
-            c[a, b] += 1
-    return c
-
-
-def plain_nll(names: list[str], k: float) -> float:
-    """Mean −log P over all bigrams of the add-k count model, in plain Python floats."""
-    c = plain_counts(names)
-    alphabet = sorted({ch for w in names for ch in w})
-    V = len(alphabet) + 1
-    rows: Counter = Counter()
-    for (a, _), n in c.items():
-        rows[a] += n
-    total = sum(c.values())
-    return -math.fsum(n * math.log((n + k) / (rows[a] + k * V)) for (a, _), n in c.items()) / total
-
-
 @pytest.fixture(scope="session")
 def names() -> list[str]:
-    return plain_names()
+    return plain_names(NAMES)
 
 
 @pytest.fixture
@@ -99,6 +71,13 @@ def run(invoke, tmp_path, tiny_corpus) -> Path:
     return out
 
 
+@pytest.fixture
+def small(invoke, tmp_path, tiny_corpus) -> Path:
+    """Like `run`, in tmp_path / "r" and with 3 steps: the tiny corpus, both models, no held-out splits."""
+    flags = ("--steps", "3", "--val-frac", "0", "--test-frac", "0")
+    return train_run(invoke, tiny_corpus, tmp_path / "r", *flags)
+
+
 @pytest.fixture(scope="session")
 def lecture_runs(tmp_path_factory) -> dict[int, Path]:
     """names.txt without held-out splits, smoothing 0 and 1, neural model by L-BFGS: trained once."""
@@ -121,14 +100,3 @@ settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 settings.load_profile("ci")
-
-# names of 1–10 printable characters up to U+024F, no white space: what survives the loader as is
-clean_names = st.lists(
-    st.text(
-        st.characters(min_codepoint=33, max_codepoint=0x24F, blacklist_categories=("Cs", "Zs", "Cc")),
-        min_size=1,
-        max_size=10,
-    ),
-    min_size=1,
-    max_size=30,
-)

@@ -18,6 +18,7 @@ from bigram.errors import BigramError
 from bigram.exact.automaton import accepts, compile_pattern, prefix, product, substrings, suffix
 from bigram.exact.constraints import Constraints, Patterns
 from tests.conftest import NAMES, ROOT, one_line_error, train_run
+from tests.reference import back_off
 
 ALPHABET = ["a", "b", "c", " "]
 WORDS = ["", *("".join(p) for n in range(1, 6) for p in itertools.product(ALPHABET, repeat=n))]
@@ -92,7 +93,6 @@ def test_samples_and_best_names_are_exact(order, patterns, constraints):
     from bigram.exact.chain import of_table
     from bigram.sampling import most_likely, sample
     from bigram.vocab import Vocab
-    from tests.test_order import back_off
 
     vocab = Vocab(("a", "b", "c"))
     P = _table(order, seed=order)

@@ -9,8 +9,11 @@ import torch
 from bigram.exact import chain
 from bigram.sampling import Constraints, most_likely, sample
 from bigram.table import count_log_probs
+from bigram.vocab import Vocab
 from tests.conftest import NAMES
-from tests.test_order import ABC, backed_off_table
+from tests.reference import backed_off_table
+
+ABC = Vocab(("a", "b", "c"))
 
 
 def plain_classes(table: list[list[float]]) -> set[frozenset[int]]:

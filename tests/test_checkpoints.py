@@ -1,4 +1,5 @@
-"""Checkpoint files (checkpoints.py, runs.py): atomic writes, safe loads, damaged or foreign files refused."""
+"""Checkpoint files (checkpoints.py, runs.py): atomic writes, safe loads, damaged, crafted or
+foreign files refused."""
 
 from __future__ import annotations
 
@@ -105,3 +106,18 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
         checkpoints.save({"kind": "neural", "W": torch.zeros(2, 2)}, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["neural.pt"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("smoothing", ["1", "kn"])
+def test_a_sparse_checkpoint_with_an_index_past_its_table_refused(invoke, tmp_path, tiny_corpus, smoothing):
+    run = train_run(invoke, tiny_corpus, tmp_path / "r", "--model", "count", "--smoothing", smoothing)
+    bad = torch.sparse_coo_tensor(
+        torch.tensor([[0, 1], [1, 7]]), torch.tensor([3, 1]), (3, 3), check_invariants=False
+    )  # column 7 of a 3-column table
+    ckpt = torch.load(run / "count.pt", weights_only=True)
+    torch.save({**ckpt, "counts": bad}, run / "count.pt")
+    for args in (["sample", run], ["eval", run], ["export", run, "--out", tmp_path / "m.arpa"]):
+        one_line_error(invoke(*args), "count indices outside its 3×3 table")
+    splits = torch.load(run / "counts.pt", weights_only=True)
+    torch.save({**splits, "splits": {"train": bad}}, run / "counts.pt")
+    one_line_error(invoke("eval", run), "count indices outside")

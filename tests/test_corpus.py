@@ -1,28 +1,27 @@
-"""Streaming counts: equal to the in-memory path and to a plain count, chunking-independent."""
+"""The streaming reader (bigram/reader/corpus.py): counts equal to the in-memory path and to a plain
+count, whatever the chunks and byte ranges; bad data, overlong lines and pipes answered clearly."""
 
 from __future__ import annotations
 
 import itertools
-import math
+import os
 import time
 import unicodedata
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 import bigram.reader.corpus as corpus
-from bigram.config import TrainConfig
 from bigram.counts import count_bigrams
 from bigram.counts import dense as densify
 from bigram.data import read_names
 from bigram.errors import BigramError
-from bigram.reader.corpus import byte_range, load_counts, read_counts
-from bigram.reader.counting import split_of
+from bigram.reader.corpus import byte_range, read_counts
 from bigram.vocab import Vocab
-from tests.conftest import NAMES, one_line_error, plain_counts, train_run
+from tests.conftest import NAMES, one_line_error, train_run
+from tests.reference import plain_counts
 
 
 def dense(names: list[str], vocab: Vocab) -> torch.Tensor:
@@ -70,54 +69,6 @@ def test_byte_ranges_start_at_lines(tmp_path):
     assert b"".join(data[s:e] for s, e in ranges) == data
 
 
-def test_hash_split_is_by_name_seeded_and_close_to_the_fractions(names):
-    r = read_counts(NAMES, seed=3, val_frac=0.2, test_frac=0.1)
-    n = len(names)
-    distinct = len(set(names))
-    # each distinct name lands in one split; fractions within 5 standard errors over distinct names
-    for split, frac in (("val", 0.2), ("test", 0.1)):
-        assert abs(r.n_names[split] / n - frac) < 5 * (frac * (1 - frac) / distinct) ** 0.5 + 0.01
-    other = read_counts(NAMES, seed=4, val_frac=0.2, test_frac=0.1)
-    assert other.n_names != r.n_names
-
-
-def _hash_split_reference(name: str, seed: int, val_frac: float, test_frac: float) -> int:
-    """The hash split written out in plain Python integers (64-bit wrapping by masks)."""
-    m = (1 << 64) - 1
-    cps = [ord(c) for c in name]
-    h = ((sum(cps) + 10) % 2**32) * 0x9E3779B97F4A7C15 & m
-    h ^= cps[0] << 21
-    h ^= (cps[-1] << 42) & m
-    h = (h + len(cps) * 0xD6E8FEB86659FD93) & m
-    h ^= seed
-    for mult in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53):
-        h ^= h >> 33
-        h = h * mult & m
-    h ^= h >> 33
-    t_test = min(int(test_frac * 2.0**64), m)
-    t_val = min(int((test_frac + val_frac) * 2.0**64), m)
-    return 2 if h < t_test else 1 if h < t_val else 0
-
-
-def test_hash_split_equals_a_plain_python_reference():
-    names = ["emma", "olivia", "a", "zoë", "Søren Kierkegaard", "王小明", "Ωμέγα", "x" * 300, "😀ok"]
-    for seed in (0, 11, 2**64 - 1):
-        for name in names:
-            assert split_of(name, seed, 0.3, 0.2) == _hash_split_reference(name, seed, 0.3, 0.2)
-
-
-def test_same_name_same_split_wherever_it_is(tmp_path):
-    """With hash splitting every copy of a name lands in one split, wherever it is in the file."""
-    p = tmp_path / "dups.txt"
-    names = ["emma", "olivia", "ava", "zoë", "王小明"] * 200
-    p.write_text("\n".join(names) + "\n", encoding="utf-8")
-    r = read_counts(p, seed=11, val_frac=0.3, test_frac=0.3)
-    want = {s: 0 for s in ("train", "val", "test")}
-    for name in names:
-        want[("train", "val", "test")[_hash_split_reference(name, 11, 0.3, 0.3)]] += 1
-    assert r.n_names == {s: n for s, n in want.items() if n} | {s: 0 for s, n in want.items() if not n}
-
-
 def test_streaming_cleans_like_read_names(tmp_path):
     p = tmp_path / "messy.txt"
     lines = ["\ufeffemma  ", "", "  olivia\t", "a b", "\u00a0zoë\u3000", "   ", "e\u0301mile", "x"]
@@ -141,106 +92,6 @@ def test_streaming_errors(tmp_path, monkeypatch):
     p.write_bytes(b"\n \n\r\n")
     with pytest.raises(BigramError, match="no names"):
         read_counts(p, seed=0, val_frac=0, test_frac=0)
-
-
-def test_load_counts_methods(names):
-    random = load_counts(TrainConfig(data=str(NAMES), split="random"))
-    auto = load_counts(TrainConfig(data=str(NAMES)))  # a small file: random
-    hashed = load_counts(TrainConfig(data=str(NAMES), split="hash"))
-    assert random.n_names == auto.n_names == {"train": 25627, "val": 3203, "test": 3203}
-    assert hashed.n_names != random.n_names and sum(hashed.n_names.values()) == len(names)
-    assert torch.equal(
-        sum(random.splits.values()), sum(hashed.splits.values())
-    )  # the same bigrams, split differently
-    vocab = Vocab.from_names(names)
-    assert torch.equal(sum(hashed.splits.values()), count_bigrams(names, vocab))
-
-
-def test_default_split_keeps_the_published_numbers(names):
-    """The default split with add-one counts (README: val NLL 2.462444, test 2.462226).
-    Recomputed here in plain Python from the seeded permutation of name positions."""
-
-    from bigram.metrics import evaluate
-    from bigram.table import count_log_probs
-
-    n = len(names)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(2147483647)).tolist()
-    label = dict.fromkeys(perm[:3203], "val") | dict.fromkeys(perm[3203:6406], "test")
-    parts = {
-        s: [w for i, w in enumerate(names) if label.get(i, "train") == s] for s in ("train", "val", "test")
-    }
-    train = plain_counts(parts["train"])
-    V = len({c for w in names for c in w}) + 1
-    rows: dict = {}
-    for (a, _), c in train.items():
-        rows[a] = rows.get(a, 0) + c
-
-    def plain(split: str) -> float:
-        held = plain_counts(parts[split])
-        ll = math.fsum(
-            c * math.log((train.get(ab, 0) + 1) / (rows.get(ab[0], 0) + V)) for ab, c in held.items()
-        )
-        return -ll / sum(held.values())
-
-    r = load_counts(TrainConfig(data=str(NAMES)))
-    lp = count_log_probs(r.splits["train"], 1.0)
-    for split, published in (("val", 2.462444), ("test", 2.462226)):
-        assert round(plain(split), 6) == published
-        assert evaluate(lp, r.splits[split])["nll"] == pytest.approx(plain(split), abs=1e-12)
-
-
-@pytest.mark.parametrize("n", [2, 3, 10, 997, 32_033, 250_001])
-def test_random_labels_are_torch_randperms_first_places(n):
-    """The random split draws only the first places of torch.randperm's shuffle; they must be the
-    places torch.randperm itself gives, for any n and seed (seeds beyond 32 bits included)."""
-    for seed in (0, 1, 2147483647, 2**40 + 7, 2**64 - 1):
-        n_val, n_test = max(1, n // 10), n // 7
-        if n_val + n_test >= n:
-            n_val, n_test = 1, 0
-        labels = corpus.random_labels(n, n_val / n, n_test / n, seed)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
-        want = np.zeros(n, dtype=np.uint8)
-        want[perm[:n_val]] = 1
-        want[perm[n_val : n_val + n_test]] = 2
-        assert np.array_equal(labels, want)
-
-
-@pytest.mark.parametrize(
-    ("n", "n_val", "n_test"), [(2, 1, 0), (50, 20, 25), (1000, 0, 100), (250_001, 25_000, 25_000)]
-)
-def test_first_places_beyond_k_are_known_before_the_shuffle(n, n_val, n_test):
-    """An index at or beyond k = n_val + n_test is taken by the first step that targets its place,
-    so its label is read before the shuffle: it must be torch.randperm's; the shuffle then gives
-    the indices below k theirs."""
-    k = n_val + n_test
-    for seed in (0, 3, 2**40 + 7):
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
-        want = np.zeros(n, dtype=np.uint8)
-        want[perm[:n_val]] = 1
-        want[perm[n_val:k]] = 2
-        places = corpus._kernels().FirstPlaces(n, n_val, n_test, seed)
-        assert np.array_equal(places.labels(k, n), want[k:])  # before the shuffle
-        for lo, hi in ((k + 3, n - 5), (k + 1, k + 4), (k + 9, n)):  # bytes of the bitmaps cut anywhere
-            if lo <= hi <= n:
-                assert np.array_equal(places.labels(lo, hi), want[lo:hi])
-        places.shuffle()
-        assert np.array_equal(places.labels(0, n), want)
-        assert np.array_equal(places.labels(k // 2, min(k + 7, n)), want[k // 2 : k + 7])  # across k
-
-
-def test_past_the_plain_shuffles_limit_torch_draws_the_whole_permutation(monkeypatch):
-    """Beyond ~214 million names torch's CPU randperm is another algorithm: the split then takes
-    torch.randperm itself, read the same way (labels by position ranges)."""
-    n, n_val, n_test = 5000, 400, 300
-    fast = corpus._first_places(n, n_val, n_test, 9)
-    fast.shuffle()
-    monkeypatch.setattr(corpus, "_RANDPERM_SHUFFLE_LIMIT", 0)
-    whole = corpus._first_places(n, n_val, n_test, 9)
-    assert isinstance(whole, corpus._Drawn)
-    whole.shuffle()
-    assert np.array_equal(whole.labels(0, n), fast.labels(0, n))
-    assert np.array_equal(whole.labels(100, 900), fast.labels(100, 900))
-    assert np.bincount(whole.labels(0, n), minlength=3).tolist() == [n - n_val - n_test, n_val, n_test]
 
 
 def _cut_as_one_stream(data: bytes, chunk: int) -> list[tuple[int, bytes]]:
@@ -364,3 +215,43 @@ def test_unusual_corpora_work(invoke, tmp_path):
         for split in ("auto",) if name == "one_name" else ("random", "hash"):  # one name may hash to val
             out = train_run(invoke, p, tmp_path / f"run-{name}-{split}", "--split", split, "--steps", 5)
             assert invoke("sample", out, "-n", 5, "--seed", 0, "--max-len", 30).exit_code == 0
+
+
+def test_a_line_longer_than_the_cap_is_a_clear_error(tmp_path, monkeypatch):
+    import bigram.reader.corpus as corpus
+
+    monkeypatch.setattr(corpus, "MAX_LINE_BYTES", 1 << 12)
+    monkeypatch.setattr(corpus, "CHUNK_BYTES", 1 << 10)
+    p = tmp_path / "one.txt"
+    p.write_bytes(b"anna\n" + b"x" * 10_000)
+    with pytest.raises(BigramError, match="line 2 is longer than"):
+        read_counts(p)
+
+
+def test_a_pipe_streams_with_the_hash_split_and_is_refused_by_random(tmp_path):
+    fifo = tmp_path / "names.fifo"
+    os.mkfifo(fifo)
+    pid = os.fork()
+    if pid == 0:  # the writer
+        with open(fifo, "wb") as f:
+            f.write(b"anna\nbob\nanna\n")
+        os._exit(0)
+    try:
+        r = read_counts(fifo, split="hash", val_frac=0, test_frac=0)
+        assert r.n_names["train"] == 3
+    finally:
+        os.waitpid(pid, 0)
+    with pytest.raises(BigramError, match="not a regular file"):
+        read_counts(fifo, split="random")
+
+
+@pytest.mark.parametrize("split", ["random", "hash"])
+def test_an_invalid_byte_is_named_by_its_line_and_byte_in_the_file(tmp_path, split):
+    """The reader drops the BOM and unifies line ends before decoding: the error must still point
+    into the file as it is (here a BOM, CRLF line ends and a line starting with a space)."""
+    p = tmp_path / "bad.txt"
+    data = b"\xef\xbb\xbfanna\r\n bob\r\ncy\xe9\r\n"
+    p.write_bytes(data)
+    bad = data.index(b"\xe9")  # 16: counted in the file's own bytes
+    with pytest.raises(BigramError, match=rf"line 3 \(byte {bad}\)"):
+        read_counts(p, split=split)

@@ -10,7 +10,7 @@ from bigram.counts import count_bigrams
 from bigram.metrics import evaluate
 from bigram.table import count_log_probs
 from bigram.vocab import Vocab
-from tests.conftest import clean_names, plain_counts, plain_nll
+from tests.reference import clean_names, plain_counts, plain_nll
 
 
 def test_counts_match_plain_python(names):

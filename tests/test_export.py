@@ -1,4 +1,5 @@
-"""Export: ARPA files read back by KenLM and by a plain-Python ARPA reader; JSON and CSV."""
+"""Export (formats/export.py): ARPA files read back by KenLM and by a plain-Python ARPA reader, exact
+below log10 P = −99, a dense table past the cap refused; JSON (written by blocks) and CSV."""
 
 from __future__ import annotations
 
@@ -9,38 +10,8 @@ import math
 import pytest
 import torch
 
-from tests.conftest import NAMES, plain_names
-
-LN10 = math.log(10)
-
-
-def read_arpa(path) -> dict[tuple[str, ...], tuple[float, float]]:
-    """A minimal ARPA reader written from the format's definition: every n-gram's (log10 p,
-    log10 backoff), backoff 0 where the line has none."""
-    grams, section = {}, None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("\\"):
-            section = line
-            continue
-        if not line.strip() or section in (None, "\\data\\"):
-            continue
-        parts = line.split("\t")
-        grams[tuple(parts[1].split(" "))] = (float(parts[0]), float(parts[2]) if len(parts) > 2 else 0.0)
-    return grams
-
-
-def arpa_log10(grams, tokens: list[str]) -> float:
-    """log10 P(<s> tokens </s>) by the backoff rule: p(w | h) is the listed n-gram's, else
-    backoff(h) · p(w | h without its oldest token)."""
-    order = max(len(g) for g in grams)
-    seq = ["<s>", *tokens, "</s>"]
-
-    def p(h: tuple[str, ...], w: str) -> float:
-        if (*h, w) in grams:
-            return grams[(*h, w)][0]
-        return grams.get(h, (0.0, 0.0))[1] + p(h[1:], w)
-
-    return sum(p(tuple(seq[max(0, i - order + 1) : i]), seq[i]) for i in range(1, len(seq)))
+from tests.conftest import NAMES, one_line_error, train_run
+from tests.reference import LN10, arpa_log10, plain_names, read_arpa
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +57,7 @@ def export(invoke, run, fmt, model, out):
 def names_to_check(run_name: str) -> list[str]:
     if run_name.startswith("odd"):
         return ["mary ann", "j.r.", "ann\u200dmarie", "bob", "anna"]
-    return [*plain_names()[::160], "andrejq", "qzx", "a"]  # the last ones: unseen bigrams
+    return [*plain_names(NAMES)[::160], "andrejq", "qzx", "a"]  # the last ones: unseen bigrams
 
 
 KN_RUNS = ["kn1", "kn2", "kn3", "kn5", "oddkn4"]
@@ -129,7 +100,7 @@ def test_arpa_scores_equal_bigram_scores(invoke, runs, tmp_path, run_name, model
         assert len(bigrams) == (len(unigrams) - 2) ** 2  # every bigram (<s>/chars × </s>/chars)
     if run_name == "o3k1" and model == "count":  # the seen trigrams are listed, as ARPA n-grams
         seen = set()
-        for w in plain_names():
+        for w in plain_names(NAMES):
             chs = ["<s>", *w, "</s>"]
             seen |= {(*chs[max(0, i - 2) : i], chs[i]) for i in range(1, len(chs))}  # "<s> a" is ". . a"
         real = {g for g in grams if len(g) == 3 or (g[0] == "<s>" and len(g) == 2)}
@@ -137,7 +108,7 @@ def test_arpa_scores_equal_bigram_scores(invoke, runs, tmp_path, run_name, model
     if run_name in ("kn3", "kn5") and model == "count":  # compact: exactly the n-grams seen in the text
         order = int(run_name[2])
         seen = set()
-        for w in plain_names():
+        for w in plain_names(NAMES):
             chs = ["<s>", *w, "</s>"]
             seen |= {tuple(chs[i : i + k]) for k in range(2, order + 1) for i in range(len(chs) - k + 1)}
         assert {g for g in grams if len(g) > 1} == seen
@@ -176,7 +147,7 @@ def test_json_and_csv_at_order_3(invoke, runs, tmp_path):
     from collections import Counter
 
     trigrams, contexts = Counter(), Counter()
-    for w in plain_names():
+    for w in plain_names(NAMES):
         chs = ["<s>", "<s>", *w, "</s>"]
         for i in range(2, len(chs)):
             trigrams[chs[i - 2], chs[i - 1], chs[i]] += 1
@@ -214,3 +185,52 @@ def test_export_format_comes_from_the_extension_and_a_mismatch_is_refused(invoke
     assert r.exit_code == 1 and ".arpa, .json or .csv" in r.output
     r = invoke("export", runs["k1"], "--out", tmp_path / "t.txt", "--format", "csv")
     assert r.exit_code == 0 and (tmp_path / "t.txt").read_text().startswith("prev,next")
+
+
+def test_arpa_of_a_dense_table_beyond_the_cap_is_refused(invoke, small, tmp_path, monkeypatch):
+    import bigram.formats.export
+
+    monkeypatch.setattr(bigram.formats.export, "ARPA_MAX_NGRAMS", 8)  # the neural table lists 3 × 3 = 9
+    one_line_error(invoke("export", small, "--model", "neural", "--out", tmp_path / "m.arpa"), "more than 8")
+    assert not (tmp_path / "m.arpa").exists()
+    r = invoke("export", small, "--model", "count", "--out", tmp_path / "c.arpa")  # lists only seen n-grams
+    assert r.exit_code == 0, r.output
+
+
+def test_json_export_written_by_blocks_is_what_json_dump_writes(invoke, small, tmp_path, monkeypatch):
+    import bigram.formats.export
+    from bigram.runs import Run
+
+    original = bigram.formats.export._row_blocks
+    monkeypatch.setattr(
+        bigram.formats.export, "_row_blocks", lambda t, cells=1: original(t, 1)
+    )  # a row per block
+    assert invoke("export", small, "--model", "count", "--out", tmp_path / "m.json").exit_code == 0
+    run = Run.open(small)
+    doc = {
+        "model": "count", "order": 2, "boundary_id": 0, "tokens": run.vocab.tokens(),
+        "probs": run.log_probs("count").exp().tolist(), "counts": run.counts("train").to_dense().tolist(),
+    }  # fmt: skip
+    assert (tmp_path / "m.json").read_text(encoding="utf-8") == json.dumps(doc, ensure_ascii=False) + "\n"
+
+
+def test_arpa_keeps_log_probabilities_below_minus_99(invoke, tmp_path):
+    """add-k with k = 1e-120 at order 4: unseen n-grams have log10 P ≈ −120, not "never" (−99)."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("anna\nanne\nbob\nbobby\nann\n")
+    no_split = ("--val-frac", "0", "--test-frac", "0")
+    run = train_run(
+        invoke, corpus, tmp_path / "r", "--order", "4", "--smoothing", "1e-120", "--model", "count", *no_split
+    )
+    assert invoke("export", run, "--out", tmp_path / "m.arpa").exit_code == 0
+    grams = read_arpa(tmp_path / "m.arpa")
+    names = ["anna", "bob", "nab", "yyy", "abba"]
+    scores = json.loads(invoke("score", run, *names, "--json").output)
+    import kenlm
+
+    lm = kenlm.Model(str(tmp_path / "m.arpa"))
+    for s in scores:
+        tokens = " ".join(s["name"])
+        assert arpa_log10(grams, tokens.split(" ")) * LN10 == pytest.approx(s["log_likelihood"], rel=1e-8)
+        assert lm.score(tokens, bos=True, eos=True) * LN10 == pytest.approx(s["log_likelihood"], rel=1e-6)
+    assert min(s["log_likelihood"] for s in scores) < -99 * LN10  # below what the clamp to −99 let through

@@ -1,6 +1,6 @@
 """Kneser-Ney (kneser_ney.py) against a plain-Python estimate written from Chen & Goodman and
-lmplz's conventions, and against the issue's reference NLLs (lmplz --discount_fallback,
-renormalized without <unk>)."""
+lmplz's conventions, and against reference NLLs from lmplz (--discount_fallback, renormalized
+without <unk>)."""
 
 from __future__ import annotations
 

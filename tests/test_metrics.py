@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 import bigram
-from tests.conftest import plain_counts
+from tests.reference import plain_counts
 
 
 def plain_entropy(names: list[str]) -> float:

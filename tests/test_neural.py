@@ -1,4 +1,5 @@
-"""The one-hot neural model: its full-batch loss from counts is the per-example loss."""
+"""The one-hot neural model and its optimizers (models.py, fit.py, optim/): its full-batch loss from
+counts is the per-example loss; the optimizers reach the optimum, L-BFGS's history bounded by the table."""
 
 from __future__ import annotations
 
@@ -292,3 +293,12 @@ def test_newton_step_is_the_same_compiled_afresh_or_loaded_from_the_cache(tmp_pa
     assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
     assert "compiling" in runs[0].stderr and "compiling" not in runs[1].stderr  # afresh, then cached
     assert runs[0].stdout == runs[1].stdout
+
+
+def test_lbfgs_history_is_bounded_by_the_table():
+    from bigram.fit import LBFGS_HISTORY_BYTES, RestartingLBFGS
+
+    for entries, want in ((27 * 27, 20), (27**4, 20), (1 << 23, 4)):  # 2^28 / (8 · 2^23) = 4
+        W = torch.nn.Parameter(torch.zeros(entries))
+        history = RestartingLBFGS([W], 1.0, entries).param_groups[0]["history_size"]
+        assert history == want and (history * 2 * 4 * entries <= LBFGS_HISTORY_BYTES or want == 20)

@@ -23,7 +23,7 @@ from bigram.sampling import Constraints, most_likely, sample
 from bigram.table import count_log_probs
 from bigram.vocab import Vocab
 from tests.conftest import NAMES, ROOT, one_line_error, train_run
-from tests.test_sampling import check_frequencies, enumerate_names
+from tests.reference import backed_off_table, check_frequencies, enumerate_names, random_table
 
 # the issue's table (names.txt, no split): contexts seen, NLL unsmoothed, NLL add-one
 REFERENCE = {
@@ -168,7 +168,7 @@ def test_one_hot_forward_equals_the_loss_and_gradient_from_counts_at_order_3(nam
     assert torch.allclose(grad, auto, atol=1e-15, rtol=1e-10)
 
 
-def test_lecture_config_at_order_3_gives_the_issue_s_losses(invoke, tmp_path):
+def test_lecture_config_at_order_3_gives_the_reference_losses(invoke, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     lecture = str(ROOT / "configs" / "lecture.toml")
@@ -237,43 +237,6 @@ def test_bad_or_too_big_orders_are_one_line_errors(invoke, tmp_path):
 
 # --- exact constraints over context states, checked by enumeration -------------------------------
 ABC = Vocab(("a", "b", "c"))
-
-
-def random_table(order: int, seed: int) -> list[list[float]]:
-    """A row-stochastic order-N table over (boundary, a, b, c) with a few zeros: no empty name,
-    "ccc" never (at order ≥ 3), and some contexts that cannot end a name."""
-    g = torch.Generator().manual_seed(seed)
-    P = torch.rand(4 ** (order - 1), 4, generator=g, dtype=torch.float64) + 0.05
-    if order >= 2:
-        P[0, 0] = 0  # the all-boundary context never ends: no empty names
-    if order >= 3:
-        P[-1, 3] = 0  # context "cc" never continues with c
-        P[5, 0] = 0  # context "aa" (row 1·4 + 1) cannot end a name
-    return (P / P.sum(1, keepdim=True)).tolist()
-
-
-def backed_off_table(order: int, seed: int) -> list[list[float]]:
-    """random_table with its rows repeated as a smoothed model's are (back_off)."""
-    return back_off(random_table(order, seed), seed)
-
-
-def back_off(table: list[list[float]], seed: int) -> list[list[float]]:
-    """The table with rows repeated as a smoothed model's do: about a quarter of the contexts
-    ("seen") keep their rows, and every other context has exactly the row of the context without
-    its oldest token (that token replaced by a boundary), as Kneser-Ney gives an unseen context
-    its suffix's row. chain.py merges such contexts, which no walk can tell apart."""
-    g = torch.Generator().manual_seed(seed)
-    C = len(table)
-    seen = (torch.rand(C, generator=g) < 0.25).tolist()
-    seen[0] = True
-
-    def row(h: int) -> list[float]:
-        if seen[h]:
-            return table[h]
-        top = 4 ** (len(f"{h:b}") - 1 >> 1)  # the place of the oldest token that is no boundary
-        return row(h % top)  # that token becomes a boundary
-
-    return [list(row(h)) for h in range(C)]
 
 
 def ngram_prob(w: str, table: list[list[float]], order: int) -> float:

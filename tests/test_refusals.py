@@ -1,5 +1,6 @@
-"""Failing fast and failing safe: refusals before torch is imported, failed runs marked, skipped
-and refused, paths and corpus text never written raw to the terminal."""
+"""Failing fast and failing safe: refusals before torch is imported, flag values whose memory cannot
+be bounded refused before anything is allocated, failed runs marked, skipped and refused, paths and
+corpus text never written raw to the terminal."""
 
 from __future__ import annotations
 
@@ -182,3 +183,15 @@ def test_control_characters_from_a_corpus_never_reach_the_terminal(invoke, tmp_p
     ] == sampled
     r = invoke("score", "r", "c\x9bsi", "--json")
     assert json.loads(r.stdout)[0]["name"] == "c\x9bsi" and "\x9b" not in r.stdout
+
+
+def test_flag_values_whose_memory_cannot_be_bounded_are_refused(invoke, tmp_path):
+    """A minibatch's logits are batch × V; L-BFGS keeps copies of W: both refused before they are
+    allocated, in one line (names.txt: V = 27; order 5 has 27^5 = 14,348,907 entries)."""
+    r = invoke("train", "--data", NAMES, "--model", "neural", "--optimizer", "sgd", "--batch-size", "2000000")
+    one_line_error(r, "--batch-size 2,000,000", "at most 1,242,756")  # 2^25 // 27
+    r = invoke("train", "--data", NAMES, "--model", "neural", "--optimizer", "lbfgs", "--order", "5")
+    one_line_error(r, "14,348,907 entries", "--optimizer newton")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    r = invoke("plot", "--top", "101", "--out", "x.png")
+    one_line_error(r, "--top 101", "between 2 and 100")

@@ -1,198 +1,19 @@
-"""The run directory: --overwrite replaces only what bigram made, and every write is atomic."""
+"""Reading a run back (runs.py): the Python API, bigram.load_run and Run, against plain-Python
+values; a damaged config.toml refused."""
 
 from __future__ import annotations
 
 import itertools
 import math
-import os
-import resource
-import signal
-import subprocess
-import sys
+import random
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import torch
 
 import bigram
-from tests.conftest import NAMES, ROOT, one_line_error, plain_counts
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    """Every file below root with its content: what must survive a refused --overwrite."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def train(invoke, data, out, *extra):
-    r = invoke("train", "--data", data, "--out", out, "-q", "--no-figures", "--steps", "3", *extra)
-    assert r.exit_code == 0, r.output
-    return Path(out)
-
-
-def test_a_project_with_a_config_toml_is_never_deleted(invoke, tmp_path):
-    """The reported data loss: a directory with a config.toml looked like a run."""
-    proj = tmp_path / "proj"
-    (proj / "src").mkdir(parents=True)
-    (proj / "config.toml").write_text('title="x"\n')
-    (proj / "src" / "thesis.tex").write_text("thesis\n")
-    (proj / "names.txt").write_text("anna\nbob\ncarla\n")
-    before = tree(tmp_path)
-    one_line_error(
-        invoke("train", "--data", proj / "names.txt", "--out", proj, "--overwrite", "-q"), "refusing"
-    )
-    assert tree(tmp_path) == before
-
-
-def test_the_current_directory_is_never_replaced(invoke, tmp_path, monkeypatch):
-    (tmp_path / "config.toml").write_text('title="x"\n')
-    (tmp_path / "names.txt").write_text("anna\nbob\ncarla\n")
-    before = tree(tmp_path)
-    one_line_error(invoke("train", "--data", "names.txt", "--out", ".", "--overwrite", "-q"), "current")
-    assert tree(tmp_path) == before
-    # not even a real run, from inside it
-    run = train(invoke, tmp_path / "names.txt", tmp_path / "run")
-    monkeypatch.chdir(run)
-    before = tree(tmp_path)
-    one_line_error(invoke("train", "--data", tmp_path / "names.txt", "--out", ".", "--overwrite"), "current")
-    one_line_error(invoke("train", "--data", tmp_path / "names.txt", "--out", "..", "--overwrite"), "current")
-    assert tree(tmp_path) == before
-
-
-def test_a_run_holding_anything_else_is_not_replaced(invoke, tmp_path, tiny_corpus):
-    run = train(invoke, tiny_corpus, tmp_path / "run")
-    (run / "names.arpa").write_text("my export\n")  # a user's file inside a run
-    before = tree(tmp_path)
-    one_line_error(invoke("train", "--data", tiny_corpus, "--out", run, "--overwrite"), "names.arpa")
-    assert tree(tmp_path) == before
-    # nor one holding the data file itself, nor one whose marker is gone
-    (run / "names.arpa").unlink()
-    data = run / "data.txt"
-    data.write_text("anna\nbob\n")
-    one_line_error(invoke("train", "--data", data, "--out", run, "--overwrite"), "data file")
-    data.unlink()
-    (run / ".bigram-run").unlink()
-    one_line_error(invoke("train", "--data", tiny_corpus, "--out", run, "--overwrite"), "marker")
-    assert (run / "config.toml").is_file()
-
-
-def test_symlinks_and_files_as_out(invoke, tmp_path, tiny_corpus):
-    target = tmp_path / "elsewhere"
-    target.mkdir()
-    (target / "keep.txt").write_text("keep\n")
-    (tmp_path / "link").symlink_to(target)
-    one_line_error(invoke("train", "--data", tiny_corpus, "--out", tmp_path / "link", "--overwrite"), "link")
-    (tmp_path / "file").write_text("x\n")
-    one_line_error(invoke("train", "--data", tiny_corpus, "--out", tmp_path / "file", "--overwrite"), "file")
-    assert (target / "keep.txt").read_text() == "keep\n" and (tmp_path / "file").read_text() == "x\n"
-
-
-def test_overwrite_replaces_a_bigram_run_only_once_the_new_one_is_complete(
-    invoke, tmp_path, tiny_corpus, monkeypatch
-):
-    run = train(invoke, tiny_corpus, tmp_path / "run")
-    old = tree(run)
-    # a failure while the new run is being built leaves the old one exactly as it was
-    import bigram.runs
-
-    def fail(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(bigram.training, "_fit_and_report", fail)
-    r = invoke("train", "--data", tiny_corpus, "--out", run, "--overwrite", "-q", "--seed", "5")
-    assert r.exit_code == 130
-    assert tree(run) == old
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "tiny.txt"]  # no staging left
-    monkeypatch.undo()
-    # a complete one replaces it
-    monkeypatch.chdir(tmp_path)
-    train(invoke, tiny_corpus, run, "--overwrite", "--seed", "5")
-    assert "seed = 5" in (run / "config.toml").read_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "tiny.txt"]
-    assert (run / ".bigram-run").is_file()
-
-
-def test_a_failed_fresh_run_leaves_nothing(invoke, tmp_path, tiny_corpus, monkeypatch):
-    import bigram.training
-
-    def fail(*a, **k):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(bigram.runs, "write_inputs", fail)
-    r = invoke("train", "--data", tiny_corpus, "--out", tmp_path / "new", "-q")
-    assert r.exit_code != 0
-    assert not (tmp_path / "new").exists()
-
-
-def _limited(limit: int):
-    """In the child: files larger than `limit` bytes cannot be written (EFBIG, like a full disk)."""
-
-    def pre() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return pre
-
-
-def test_export_on_a_full_disk_keeps_the_old_file(invoke, tmp_path, tiny_corpus):
-
-    run = train(invoke, NAMES, tmp_path / "run", "--model", "count")
-    out = tmp_path / "names.arpa"
-    out.write_text("the old export\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for cmd in (
-        ["export", str(run), "--out", str(out), "--overwrite"],
-        ["plot", str(run), "--out", str(tmp_path / "old.png"), "--overwrite"],
-    ):
-        (tmp_path / "old.png").write_text("the old figure\n")
-        p = subprocess.run(
-            [sys.executable, "-m", "bigram", *cmd], capture_output=True, text=True, env=env, cwd=tmp_path,
-            preexec_fn=_limited(4096), timeout=120,
-        )  # fmt: skip
-        assert p.returncode == 1, p.stderr
-        assert p.stderr.startswith("error: cannot write") and len(p.stderr.splitlines()) == 1, p.stderr
-    assert out.read_text() == "the old export\n"
-    assert (tmp_path / "old.png").read_text() == "the old figure\n"
-    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
-
-
-@pytest.mark.parametrize("name", ["config.toml", "metrics.json", "vocab.json"])
-def test_run_files_are_written_atomically(tmp_path, monkeypatch, name):
-    from bigram.errors import BigramError
-    from bigram.safety import atomic
-
-    path = tmp_path / name
-    atomic.write_text(path, "old\n")
-
-    class Boom(OSError):
-        pass
-
-    real = os.replace
-
-    def crash(src, dst):
-        raise Boom(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(BigramError, match="No space left"):
-        atomic.write_text(path, "new\n")
-    monkeypatch.setattr(os, "replace", real)
-    assert path.read_text() == "old\n"
-    assert [p.name for p in tmp_path.iterdir()] == [name]
-
-
-@pytest.mark.parametrize("limit", [20_000, 60_000])  # while writing counts.pt; TensorBoard's events
-def test_train_on_a_full_disk_leaves_no_half_made_run(tmp_path, limit):
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = tmp_path / "run"
-    p = subprocess.run(
-        [sys.executable, "-m", "bigram", "train", "--data", str(NAMES), "--out", str(out), "-q",
-         "--steps", "2000", "--eval-every", "1"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, preexec_fn=_limited(limit), timeout=120,
-    )  # fmt: skip
-    assert p.returncode == 1, p.stderr
-    assert p.stderr.startswith("error: cannot write") and len(p.stderr.splitlines()) == 1, p.stderr
-    assert not out.exists()
+from tests.conftest import one_line_error
+from tests.reference import plain_counts
 
 
 def test_python_api(lecture_runs, names):
@@ -237,32 +58,10 @@ def test_python_api(lecture_runs, names):
     assert [lp for _, lp in got] == pytest.approx([math.log(prob(w)) for w in best])
 
 
-def test_out_and_export_paths_that_cannot_be_written(invoke, tmp_path, run):
-    (tmp_path / "afile").write_text("x\n")
-    one_line_error(
-        invoke("train", "--data", run.parent / "tiny.txt", "--out", tmp_path / "afile" / "r"), "afile"
-    )
-    one_line_error(invoke("export", run, "--out", tmp_path / "missing" / "x.arpa"), "No such file")
-    one_line_error(invoke("plot", run, "--out", tmp_path / "missing" / "x.png"), "No such file")
-
-
-@pytest.mark.parametrize("command", ["sample", "eval", "score"])
-def test_missing_run_or_model(invoke, tmp_path, tiny_corpus, command):
-    names = ["ab"] if command == "score" else []
-    if command == "score":  # score's first argument is a run only when it is one: no runs at all here
-        one_line_error(invoke("score", "emma"), "no runs found")
-    else:
-        one_line_error(invoke(command, tmp_path / "nope"), "does not exist")
-    out = train(invoke, tiny_corpus, tmp_path / "counts-only", "--model", "count")
-    one_line_error(invoke(command, out, *names, "--model", "neural"), "no neural model", "count")
-
-
-def test_out_exists(invoke, tmp_path, tiny_corpus):
-    out = train(invoke, tiny_corpus, tmp_path / "run")
-    one_line_error(invoke("train", "--data", tiny_corpus, "--out", out), "--overwrite")
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    one_line_error(
-        invoke("train", "--data", tiny_corpus, "--out", tmp_path / "mine", "--overwrite"), "not a bigram run"
-    )
-    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+def test_a_config_toml_of_random_bytes_or_empty_is_refused(invoke, small):
+    (small / "config.toml").write_bytes(bytes(random.Random(0).randrange(256) for _ in range(300)))
+    for args in (["sample", small], ["eval", small], ["train", "--resume", small]):
+        one_line_error(invoke(*args), "config.toml", "damaged")
+    (small / "config.toml").write_text("")
+    for args in (["sample", small], ["eval", small]):
+        one_line_error(invoke(*args), "config.toml lacks data, model", "damaged")

@@ -1,4 +1,5 @@
-"""Sampling: exact conditioning checked against brute-force enumeration on a tiny vocabulary."""
+"""Sampling (sampling.py): exact conditioning checked against brute-force enumeration on a tiny
+vocabulary; only names the text rule can produce; the bounds of --most-likely and --unique."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import itertools
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 import time
@@ -21,7 +23,8 @@ from bigram.counts import count_bigrams
 from bigram.errors import BigramError
 from bigram.sampling import Constraints, adjust, most_likely, sample
 from bigram.vocab import Vocab
-from tests.conftest import ROOT, one_line_error
+from tests.conftest import ROOT, one_line_error, train_run
+from tests.reference import check_frequencies, enumerate_names
 
 VOCAB = Vocab(("a", "b", "c"))
 # a hand-written row-stochastic table over (boundary, a, b, c); every entry positive except c→c
@@ -41,12 +44,6 @@ def name_prob(name: str, table=P_TABLE) -> float:
     for x, y in itertools.pairwise(ids):
         p *= table[x][y]
     return p
-
-
-def enumerate_names(max_len: int):
-    for L in range(0, max_len + 1):
-        for chars in itertools.product("abc", repeat=L):
-            yield "".join(chars)
 
 
 def total_mass(c: Constraints, table=P_TABLE, horizon: int = 400) -> float:
@@ -84,21 +81,6 @@ def exact(c: Constraints, shown: int = 8, table=P_TABLE) -> dict[str, float]:
         if len(w) >= c.min_len and w.startswith(c.start) and w.endswith(c.end)
     }
     return {w: p for w, p in ok.items() if p > 0}
-
-
-def check_frequencies(names: list[str], probs: dict[str, float]) -> None:
-    """Every enumerated outcome's frequency within 5 standard errors (+1e-4) of its exact
-    probability, and the names beyond the enumeration no more frequent than their mass allows."""
-    n = len(names)
-    freq = Counter(names)
-    for w, p in probs.items():
-        bound = 5 * math.sqrt(p * (1 - p) / n) + 1e-4
-        assert abs(freq[w] / n - p) <= bound, (w, freq[w] / n, p)
-    rest = 1 - sum(probs.values())
-    other = sum(f for w, f in freq.items() if w not in probs) / n
-    assert abs(other - rest) <= 5 * math.sqrt(max(rest, 1e-12) * (1 - rest) / n) + 1e-4
-    longest = max(len(w) for w in probs)
-    assert all(len(w) > longest for w in freq if w not in probs)  # nothing unexpected
 
 
 N = 100_000
@@ -406,7 +388,7 @@ def test_samples_meet_the_constraints(weights, start, end, lo, span, seed):
 def test_lecture_flag_prints_the_lecture_loops_names(invoke, lecture_runs, names):
     """The lecture's cell, written out here: P = (N + 1) normalized in float32 from a plain count,
     g seeded with 2147483647, one torch.multinomial per character, names one after another."""
-    from tests.conftest import plain_counts
+    from tests.reference import plain_counts
 
     alphabet = sorted({ch for w in names for ch in w})
     itos = [".", *alphabet]
@@ -434,3 +416,64 @@ def test_lecture_flag_prints_the_lecture_loops_names(invoke, lecture_runs, names
     r = invoke("sample", lecture_runs[1], "--lecture", "--top-k", "3", "--json")
     assert r.exit_code == 1
     assert "--lecture is the lecture's plain loop: it takes no --top-k, --json" in r.stderr
+
+
+def _spaced_corpus(path: Path) -> Path:
+    rng = random.Random(1)
+    first = ["anna", "bob", "li", "jean", "mo", "x"]
+    seps = [" ", "\t", "\u00a0", " "]
+    lines = (f"{rng.choice(first)}{rng.choice(seps)}{rng.choice(first)}\n" for _ in range(400))
+    path.write_text("".join(lines))
+    return path
+
+
+def test_samples_never_begin_or_end_with_white_space_and_score_as_sampled(invoke, tmp_path):
+    run = train_run(invoke, _spaced_corpus(tmp_path / "ws.txt"), tmp_path / "r", "--order", "3",
+                    "--smoothing", "kn", "--model", "count")  # fmt: skip
+    r = invoke("sample", run, "-n", "2000", "--seed", "1", "--json")
+    drawn = json.loads(r.stdout)
+    assert len(drawn) == 2000 and all(d["name"] == d["name"].strip() for d in drawn)
+    some = [d for d in drawn if d["name"] != d["name"].replace(" ", "")][:40]
+    scored = json.loads(invoke("score", run, *[d["name"] for d in some], "--json").stdout)
+    want = [d["log_likelihood"] for d in some]
+    assert [s["log_likelihood"] for s in scored] == pytest.approx(want, rel=1e-12)
+    best = invoke("sample", run, "--most-likely", "300").stdout.splitlines()
+    assert len(best) == 300 and all(b == b.strip() for b in best)
+    one_line_error(invoke("sample", run, "--start", " an"), "begins with white space")
+
+
+def test_conditioning_on_producible_names_is_exact():
+    """V = 3 (boundary, 'a', ' '): the names' frequencies equal the model's probabilities of the
+    names without white space at either end, renormalized (enumerated here in plain Python)."""
+    from bigram.sampling import sample
+    from bigram.vocab import Vocab
+
+    vocab = Vocab((" ", "a"))  # ids: 0 boundary, 1 ' ', 2 'a'
+    P = torch.tensor([[0.0, 0.3, 0.7], [0.2, 0.3, 0.5], [0.4, 0.3, 0.3]], dtype=torch.float64)
+
+    def prob(name: str) -> float:
+        ids = [0, *(1 if c == " " else 2 for c in name), 0]
+        return math.prod(float(P[a, b]) for a, b in itertools.pairwise(ids))
+
+    names = [""]
+    for _ in range(12):
+        names += [n + c for n in names if len(n) == max(map(len, names)) for c in " a"]
+    ok = {n: prob(n) for n in names if n and n == n.strip()}
+    total = sum(ok.values())
+    drawn = Counter(sample(P.log(), vocab, 100_000, seed=3))
+    assert all(n == n.strip() for n in drawn)
+    for n in ("a", "aa", "a a", "a  a", "aaa"):
+        p = ok[n] / total
+        assert abs(drawn[n] / 100_000 - p) < 4 * math.sqrt(p * (1 - p) / 100_000) + 1e-4, n
+
+
+def test_most_likely_says_when_fewer_names_exist(invoke, small):
+    r = invoke("sample", small, "--most-likely", "1000", "--max-len", "2")
+    assert r.exit_code == 0
+    found = r.stdout.split()
+    assert len(found) == len({"a", "b", "aa", "ab", "ba", "bb"}) and len(found) < 1000
+    assert f"only {len(found)} names meet the constraints" in r.stderr
+
+
+def test_unique_is_bounded_before_anything_is_read(invoke, small):
+    one_line_error(invoke("sample", small, "-n", "1000001", "--unique"), "at most 1,000,000")

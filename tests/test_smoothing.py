@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 import torch
 
-from tests.conftest import NAMES, plain_counts
+from tests.conftest import NAMES
+from tests.reference import plain_counts
 
 
 def plain_split_nll(train: list[str], held: list[str], k: float) -> float:

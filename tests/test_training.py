@@ -1,4 +1,4 @@
-"""Training runs end to end (training.py, fit.py, tensorboard_log.py): the lecture's numbers,
+"""Training runs end to end (training.py, fit.py, formats/tensorboard.py): the lecture's numbers,
 TensorBoard, sweep, resume, divergence, Ctrl-C."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import NAMES, ROOT, one_line_error, plain_nll, train_run
+from tests.conftest import NAMES, ROOT, one_line_error, train_run
+from tests.reference import plain_nll
 
 
 def tb_steps(run: Path, tag: str) -> list[int]:

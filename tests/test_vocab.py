@@ -7,7 +7,8 @@ import json
 from hypothesis import given
 
 from bigram.vocab import Vocab
-from tests.conftest import clean_names, train_run
+from tests.conftest import train_run
+from tests.reference import clean_names
 
 
 @given(names=clean_names)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, plain_names
+from tests.conftest import NAMES, ROOT
+from tests.reference import plain_names
 
 CLI_DOC = ROOT / "docs" / "cli.md"  # its `bigram train --config default` block
 
@@ -128,6 +129,6 @@ def test_bundled_configs_and_the_python_api_work_outside_the_repository(installe
     assert r.returncode == 0 and r.stdout.strip() == "2.5143", r.stderr
     r = _run(installed, installed["py"], "-m", "bigram.bundled", "--copy", "names.txt", "--to", tmp_path)
     assert r.returncode == 0, r.stderr
-    assert plain_names(tmp_path / "names.txt") == plain_names()
+    assert plain_names(tmp_path / "names.txt") == plain_names(NAMES)
     r = _run(installed, installed["py"], "-m", "bigram.bundled", "--copy", "names.txt", "--to", tmp_path)
     assert r.returncode == 1 and r.stderr.startswith("error: ") and "already exists" in r.stderr
