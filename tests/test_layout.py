@@ -19,3 +19,21 @@ def test_no_function_or_class_in_the_package_is_too_long():
                 where = path.relative_to(ROOT)
                 long.append(f"{where}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert long == []
+
+
+def _imported(path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return found | {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+
+
+def test_test_files_share_only_the_references_and_the_fixtures():
+    """A test file imports tests.reference (plain-Python references) and tests.conftest (fixtures,
+    paths, the CLI's helpers), never another test file; the references import nothing of bigram."""
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        others = {m for m in _imported(path) if m.startswith("tests.")} - {
+            "tests.reference",
+            "tests.conftest",
+        }
+        assert others == set(), path.name
+    assert not any(m.startswith("bigram") for m in _imported(ROOT / "tests" / "reference.py"))
