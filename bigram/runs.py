@@ -191,6 +191,19 @@ def count_ngrams_in_file(
     return compact(torch.sparse_coo_tensor(pairs, c, (C, V), check_invariants=False))
 
 
+def read_by_rule(rule: TextRule, kw: dict) -> dict:
+    """A sampling request's --start, --end and the strings of --contains, --not-contains and
+    --blocklist read by a run's text rule (a --pattern is taken as written)."""
+    c = kw.get("constraints")
+    if c is not None:
+        kw["constraints"] = dataclasses.replace(c, start=rule.text(c.start), end=rule.text(c.end))
+    p = kw.get("patterns")
+    if p is not None:
+        keys = ("contains", "not_contains", "blocklist")
+        kw["patterns"] = dataclasses.replace(p, **{k: tuple(map(rule.text, getattr(p, k))) for k in keys})
+    return kw
+
+
 # --- a run: its files read once, its tables built from them ------------------------------------------
 
 
@@ -291,38 +304,25 @@ class Run:
         to it, so that a run trained with --lowercase scores "Emma" as "emma"."""
         return TextRule.of(self.config)
 
-    def _by_rule(self, kw: dict) -> dict:
-        """--start, --end and the strings of --contains, --not-contains and --blocklist read by the
-        run's text rule (a --pattern is taken as written)."""
-        c = kw.get("constraints")
-        if c is not None:
-            kw["constraints"] = dataclasses.replace(
-                c, start=self.rule.text(c.start), end=self.rule.text(c.end)
-            )
-        p = kw.get("patterns")
-        if p is not None:
-            keys = ("contains", "not_contains", "blocklist")
-            read = {k: tuple(map(self.rule.text, getattr(p, k))) for k in keys}
-            kw["patterns"] = dataclasses.replace(p, **read)
-        return kw
-
     def sample(self, n: int = 20, *, model: str | None = None, seed: int | None = None, **kw) -> list[str]:
         """n names (see bigram.sampling.sample for temperature, top_k, top_p, constraints, …)."""
         from bigram import sampling  # here: its planner and automaton cost commands that never sample
 
-        return sampling.sample(self.log_probs(model), self.vocab, n, seed=seed, **self._by_rule(kw))
+        return sampling.sample(self.log_probs(model), self.vocab, n, seed=seed, **read_by_rule(self.rule, kw))
 
     def sample_blocks(self, n: int, *, model: str | None = None, seed: int | None = None, **kw):
         """The same names as sample(), block by block (for very large n)."""
         from bigram import sampling
 
-        return sampling.sample_blocks(self.log_probs(model), self.vocab, n, seed=seed, **self._by_rule(kw))
+        return sampling.sample_blocks(
+            self.log_probs(model), self.vocab, n, seed=seed, **read_by_rule(self.rule, kw)
+        )
 
     def most_likely(self, k: int = 10, *, model: str | None = None, **kw) -> list[tuple[str, float]]:
         """The k most probable names (with their log-probabilities) meeting the constraints."""
         from bigram import sampling
 
-        return sampling.most_likely(self.log_probs(model), self.vocab, k, **self._by_rule(kw))
+        return sampling.most_likely(self.log_probs(model), self.vocab, k, **read_by_rule(self.rule, kw))
 
     def names(
         self, n: int, *, model: str | None = None, seed: int | None = None, unique: bool = False,
