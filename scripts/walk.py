@@ -5,7 +5,7 @@ modules, and how often a call crosses from one module into another.
     python scripts/walk.py sample runs/lecture  # any command line
 
 Counts (each distinct, over the whole command; threads included; numba's compiled loops are not
-Python frames, so they do not count, nor do a module's import, comprehensions and lambdas):
+Python frames, so they do not count, nor do a module's or a class's body, comprehensions, lambdas):
     functions   bigram functions called (module-level functions, methods, nested functions)
     modules     the modules they are in
     switches    caller → callee pairs of functions in different modules
@@ -14,6 +14,7 @@ Python frames, so they do not count, nor do a module's import, comprehensions an
 
 from __future__ import annotations
 
+import inspect
 import sys
 import tempfile
 import threading
@@ -33,6 +34,12 @@ def _module(filename: str) -> str | None:
     return ".".join(parts)
 
 
+def _is_def(code) -> bool:
+    """A def's code: not a module's or a class body's (not CO_OPTIMIZED), nor a comprehension's or
+    a lambda's (<genexpr>, <listcomp>, <lambda>)."""
+    return bool(code.co_flags & inspect.CO_OPTIMIZED) and not code.co_qualname.split(".")[-1].startswith("<")
+
+
 def walk(argv: list[str]) -> tuple[set, set, Counter]:
     functions: set[tuple[str, str]] = set()
     switches: set[tuple[tuple[str, str], tuple[str, str]]] = set()
@@ -42,7 +49,7 @@ def walk(argv: list[str]) -> tuple[set, set, Counter]:
         if event != "call":
             return
         here = _module(frame.f_code.co_filename)
-        if here is None or frame.f_code.co_qualname.startswith("<"):  # <module>, <genexpr>, <lambda>
+        if here is None or not _is_def(frame.f_code):
             return
         fn = (here, frame.f_code.co_qualname)
         if fn not in functions:
@@ -50,7 +57,7 @@ def walk(argv: list[str]) -> tuple[set, set, Counter]:
             per_module[here] += 1
         caller = frame.f_back
         while caller is not None and (
-            _module(caller.f_code.co_filename) is None or caller.f_code.co_qualname.startswith("<")
+            _module(caller.f_code.co_filename) is None or not _is_def(caller.f_code)
         ):
             caller = caller.f_back
         if caller is not None:
