@@ -1,7 +1,8 @@
 """`bigram train`, `--resume` and `sweep`: corpus → counts → count model + neural model → run directory.
 
-The pieces: corpus.py counts, models.py defines the models, fit.py fits the neural one,
-tensorboard_log.py logs it, runs.py writes the run directory. This file puts them in order.
+The pieces: reader/corpus.py counts, table.py makes the count model's table, models.py defines
+the neural model and fit.py fits it, formats/tensorboard.py logs it, runs.py writes the run
+directory. This file puts them in order.
 """
 
 from __future__ import annotations
