@@ -39,8 +39,12 @@ from bigram.vocab import Vocab
 
 __all__ = [
     "EMResult",
+    "Events",
+    "add_into",
     "check_weights",
     "event_probs",
+    "events_of_counts",
+    "finish",
     "fit_weights",
     "heldout_events",
     "lift_counts",
