@@ -1,4 +1,4 @@
-"""Names as Python lists, for small corpora, tests and notebooks (training itself streams: corpus.py).
+"""Names as Python lists, for small corpora, tests and notebooks (training itself streams: reader/corpus.py).
 
 >>> split = split_names(["ann", "bob", "cy", "dee"], 0.25, 0.25, seed=0)
 >>> split["train"], split["val"], split["test"]   # one of the four each for val and test

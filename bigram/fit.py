@@ -110,6 +110,9 @@ class Curves:
     steps the model itself. This one records nothing; bigram.formats.tensorboard.Curves writes them
     for TensorBoard."""
 
+    def start(self) -> None:
+        """Training has started (the model is made, or loaded to resume): nothing was refused."""
+
     def train(self, step: int, loss: float, nll: float, reg: float, with_nll: bool = True) -> None:
         """The update at `step`: its loss before it, split into NLL and L2 term."""
 
@@ -239,6 +242,7 @@ def fit_neural(
     fit = Fit.start(cfg, splits["train"], device, resume)
     first = fit.step
     curves = curves or Curves()
+    curves.start()
     last_finite = None  # the weights of the last step whose loss was finite
     previous = None  # the loss before the previous update, to measure what that update gained
     bar = tqdm(

@@ -148,7 +148,7 @@ def read_metrics(run: Path) -> dict:
     try:
         return json.loads((run / layout.METRICS).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise BigramError(f"cannot read {escaped(run / 'metrics.json')}: {e}; retrain") from None
+        raise BigramError(f"cannot read {escaped(run / layout.METRICS)}: {e}; retrain") from None
 
 
 def count_ngrams_in_file(
@@ -246,7 +246,8 @@ class Run:
         if model is None:
             return next(m for m in ("neural", "count", "mix", "arpa") if m in have)
         if model not in layout.MODEL_KINDS:
-            raise BigramError(f"unknown model {model!r}: choose count, neural, mix or arpa")
+            *others, last = layout.MODEL_KINDS
+            raise BigramError(f"unknown model {model!r}: choose {', '.join(others)} or {last}")
         if model not in have:
             raise BigramError(f"run {self.path} has no {model} model; it has: {', '.join(have)}")
         return model
@@ -266,9 +267,10 @@ class Run:
 
     def count_checkpoint(self) -> dict:
         """count.pt, read once (the table and export both use it)."""
-        if "count.pt" not in self._cache:
-            self._cache["count.pt"] = self.checkpoint("count")
-        return self._cache["count.pt"]
+        key = layout.checkpoint("count")  # a cache key apart from the "count" table's
+        if key not in self._cache:
+            self._cache[key] = self.checkpoint("count")
+        return self._cache[key]
 
     def count_model(self) -> tuple[torch.Tensor, float | str]:
         """The count model's training counts (C×V, sparse) and its smoothing (k, or "kn"), checked."""
@@ -284,7 +286,7 @@ class Run:
         if ckpt.get("optimizer") != self.config.optimizer:
             raise BigramError(
                 f"{where} was trained with optimizer {ckpt.get('optimizer')!r} but "
-                f"{self.path / 'config.toml'} says {self.config.optimizer!r}: --resume continues the same "
+                f"{self.path / layout.CONFIG} says {self.config.optimizer!r}: --resume continues the same "
                 "optimizer; restore the config or retrain"
             )
         return ckpt
@@ -306,7 +308,7 @@ class Run:
 
     def sample(self, n: int = 20, *, model: str | None = None, seed: int | None = None, **kw) -> list[str]:
         """n names (see bigram.sampling.sample for temperature, top_k, top_p, constraints, …)."""
-        from bigram import sampling  # here: its planner and automaton cost commands that never sample
+        from bigram import sampling  # here: its planner costs commands that never sample
 
         return sampling.sample(self.log_probs(model), self.vocab, n, seed=seed, **read_by_rule(self.rule, kw))
 
@@ -376,7 +378,7 @@ class Run:
         data = Path(self.config.data)
         if not data.is_file():
             raise BigramError(
-                f"--novel needs the run's corpus {data} (from {self.path / 'config.toml'}), which is not "
+                f"--novel needs the run's corpus {data} (from {self.path / layout.CONFIG}), which is not "
                 "there: run from the directory you trained in"
             )
         from bigram.reader.corpus import iter_names

@@ -57,7 +57,7 @@ def choose_smoothing(
 
 def held_out_nll(train: torch.Tensor, val: torch.Tensor) -> Callable[[float], float]:
     """k ↦ the add-k count model's NLL on `val`, in O(val's counted pairs + V) for each k rather
-    than O(V²): only the val bigrams' log-probabilities are read (models.count_log_probs_at).
+    than O(V²): only the val bigrams' log-probabilities are read (table.count_log_probs_at).
 
     >>> train, val = torch.tensor([[1, 3], [2, 0]]), torch.tensor([[0, 1], [1, 1]])
     >>> round(held_out_nll(train, val)(0.5), 6)  # −(log 3.5/5 + log 2.5/3 + log 0.5/3) / 3

@@ -26,7 +26,7 @@ import torch
 
 from bigram.config import MAX_SMOOTHING
 from bigram.counts import row_sums, rows_of, values_at
-from bigram.safety import checkpoints
+from bigram.safety import checkpoints, layout
 
 
 def count_log_probs(
@@ -97,16 +97,10 @@ class CountRows:
 
 def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> torch.Tensor:
     """A checkpoint → its model's C×V table of log P(next | context), float64 (checked first);
-    C = V contexts for the bigram.
-
-    count:  log((N + k) / row sums), from the training counts N and the smoothing k (or
-            Kneser-Ney's table of N, kneser_ney.py)
-    neural: log_softmax(W) row by row: the logits of one_hot(context) @ W are row context of W
-    mix:    the interpolated table itself, as `bigram mix` wrote it (mix.py)
-    arpa:   the table `bigram import` read from an ARPA file (arpa.py)"""
+    C = V contexts for the bigram. How each kind becomes its table: the module docstring."""
     if model == "count":
         return count_log_probs(*count_model_of(ckpt, shape, where))
-    if model in ("mix", "arpa"):
+    if model in layout.TABLE_KINDS:
         return checkpoints.check_table(ckpt.get("log_probs"), shape, where)
     W = checkpoints.check_weights(ckpt.get("W"), shape, where)
     out = torch.empty(W.shape, dtype=torch.float64)

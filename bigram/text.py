@@ -73,19 +73,19 @@ def json_safe(text: str) -> str:
 def check_data_path(path: str | Path) -> Path:
     """The path of an existing, readable file, or a BigramError saying what is wrong."""
     p = Path(path)
-    shown_p = escaped(p)
+    where = escaped(p)
     try:
         st = p.stat()
     except FileNotFoundError:
         raise BigramError(
-            f"data file {shown_p} does not exist: pass --data with a UTF-8 file, one name per line"
+            f"data file {where} does not exist: pass --data with a UTF-8 file, one name per line"
         ) from None
     except OSError as e:
-        raise BigramError(f"cannot read data file {shown_p}: {e.strerror or e}") from None
+        raise BigramError(f"cannot read data file {where}: {e.strerror or e}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise BigramError(f"data path {shown_p} is a directory: pass --data with a file, one name per line")
+        raise BigramError(f"data path {where} is a directory: pass --data with a file, one name per line")
     if not os.access(p, os.R_OK):
-        raise BigramError(f"cannot read data file {shown_p}: permission denied")
+        raise BigramError(f"cannot read data file {where}: permission denied")
     return p
 
 

@@ -32,7 +32,6 @@ from bigram.formats.tensorboard import (
 from bigram.metrics import evaluate
 from bigram.reader.corpus import default_world, load_counts
 from bigram.safety import layout, rundir
-from bigram.safety.rundir import check_out, new_run_dir
 from bigram.smoothing import choose_smoothing, equivalent_smoothing
 from bigram.table import CountRows, count_log_probs_at, model_table
 from bigram.vocab import Vocab
@@ -73,7 +72,7 @@ def train(
     (None in the processes other than rank 0 under torchrun)."""
     device, progress = _setup(cfg, progress)
     if out is not None:
-        check_out(out, overwrite, cfg.data)  # fail before the counting, not after
+        rundir.check_out(out, overwrite, cfg.data)  # fail before the counting, not after
     rank, world = default_world()
     group = None
     if world > 1:  # under torchrun: every process counts its byte range, counts are summed
@@ -94,7 +93,7 @@ def train(
     vocab, splits = corpus.vocab, corpus.splits
     check_fits(cfg, *splits["train"].shape)  # before the count model is fitted, not after
 
-    with new_run_dir(out, overwrite, data=cfg.data) as run:
+    with rundir.new_run_dir(out, overwrite, data=cfg.data) as run:
         final = run if out is None else Path(out)  # `run` is a staging name while --overwrite builds
         runs.write_inputs(run, cfg, vocab, splits)
         result = _fit_and_report(run, cfg, vocab, splits, device=device, progress=progress, final_dir=final)
@@ -131,13 +130,13 @@ def sweep(
     smoothing whose count model is nearest: how much smoothing the penalty amounts to."""
     device, progress = _setup(cfg, progress)
     if out is not None:
-        check_out(out, False, can_overwrite=False)
+        rundir.check_out(out, False, can_overwrite=False)
     corpus = load_counts(cfg, progress=progress)
     rows = []
     splits = corpus.splits  # the count model's k is the same for every reg: chosen once
     auto = cfg.smoothing == "auto"
     choice = SmoothingChoice(*choose_smoothing(splits["train"], splits.get("val"))) if auto else None
-    with new_run_dir(out, kind="sweep") as root:
+    with rundir.new_run_dir(out, kind="sweep") as root:
         for reg in regs:
             sub = dataclasses.replace(cfg, reg=reg, model="neural")
             run = _sub_run(root / f"reg={reg:g}", sub, corpus.vocab, splits)
@@ -165,12 +164,12 @@ def sweep_orders(
     split better: add-k with its best k, or Kneser-Ney; each row reports both."""
     device, progress = _setup(cfg, progress)
     if out is not None:
-        check_out(out, False, can_overwrite=False)
+        rundir.check_out(out, False, can_overwrite=False)
     subs = [dataclasses.replace(cfg, order=n, reg=reg) for n, reg in zip(orders, regs, strict=True)]
     for sub in subs:
         validate(sub)  # every order checked before the first is counted
     rows = []
-    with new_run_dir(out, kind="sweep") as root:
+    with rundir.new_run_dir(out, kind="sweep") as root:
         for sub in subs:
             corpus = load_counts(sub, progress=progress)
             splits = corpus.splits
@@ -381,8 +380,8 @@ def _log_summaries(writer, run: Path, final_dir: Path, stopped_early: bool, *sum
     except KeyboardInterrupt:
         rundir.set_status(run, "complete")
         raise TrainingStopped(
-            f"interrupted while writing TensorBoard summaries: the models and metrics.json in {final_dir} "
-            "are complete",
+            f"interrupted while writing TensorBoard summaries: the models and {layout.METRICS} in "
+            f"{final_dir} are complete",
             exit_code=130,
         ) from None
 
@@ -394,7 +393,7 @@ def _set_final_status(run: Path, final_dir: Path, cfg: TrainConfig, fit) -> None
         rundir.set_status(run, "interrupted", f"at step {fit.step} of {cfg.steps}")
         raise TrainingStopped(
             f"interrupted at step {fit.step} of {cfg.steps}: saved {neural} and "
-            f"metrics.json; resume with: bigram train --resume {final_dir}",
+            f"{layout.METRICS}; resume with: bigram train --resume {final_dir}",
             exit_code=130,
         )
     if fit is not None and fit.stopped == "diverged":

@@ -77,15 +77,21 @@ class Curves(fit.Curves):
     def __init__(
         self, writer, splits: dict[str, torch.Tensor], smoothing: float | str, count_lp=None
     ) -> None:
-        self.writer, self.splits = writer, splits
-        if writer is None:
+        self.writer, self.splits, self.smoothing, self.count_lp = writer, splits, smoothing, count_lp
+
+    def start(self) -> None:
+        """The count model's line (its NLL on every split) and the chart layout, once training has
+        started."""
+        if self.writer is None:
             return
+        count_lp, splits = self.count_lp, self.splits
         if count_lp is None:  # not given: the count model made here (the neural model trains alone)
+            smoothing = self.smoothing
             if smoothing == "auto":
                 smoothing = choose_smoothing(splits["train"], splits.get("val"))[0]
             count_lp = count_log_probs_at(splits["train"], smoothing)
         self.reference = {s: nll_of(count_lp, c) for s, c in splits.items()}
-        writer.add_custom_scalars(curves_layout(list(splits)))
+        self.writer.add_custom_scalars(curves_layout(list(splits)))
 
     def train(self, step: int, loss: float, nll: float, reg: float, with_nll: bool = True) -> None:
         if self.writer is not None:
