@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-PACKAGE = Path(os.path.abspath(__file__)).parents[1]  # bigram/ as numba names it (not resolved: numba does not)
+PACKAGE = Path(os.path.abspath(__file__)).parents[1]  # bigram/, unresolved as numba names it
 # the modules whose functions numba compiles: a change to any of them compiles everything again
 KERNELS = (
     PACKAGE / "reader" / "lines.py",
