@@ -23,7 +23,7 @@ from bigram.vocab import BOUNDARY_ID, Vocab
 
 def log_likelihood(log_probs, counts: torch.Tensor) -> float:
     """Σ_ij N_ij log P_ij in float64; a counted bigram of probability 0 makes it −inf.
-    `log_probs`: the V×V table, or a function (i, j) ↦ log P_ij (table.count_log_probs_at)."""
+    `log_probs`: the table (a Table or a V×V tensor), or a function (i, j) ↦ log P_ij."""
     # only counted bigrams contribute: a big vocabulary's matrix is mostly zeros
     if callable(log_probs):
         i, j, n = nonzero(counts)

@@ -24,9 +24,11 @@ import math
 
 import torch
 
+from bigram.backoff import Level, Table
 from bigram.config import MAX_SMOOTHING
-from bigram.counts import row_sums, rows_of, values_at
+from bigram.counts import nonzero, order_of, row_sums, rows_of, values_at
 from bigram.safety import checkpoints, layout
+from bigram.vocab import check_keys
 
 
 def count_log_probs(
@@ -95,19 +97,47 @@ class CountRows:
         return count_log_probs(rows_of(self.counts, rows), self.smoothing)
 
 
-def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> torch.Tensor:
-    """A checkpoint → its model's C×V table of log P(next | context), float64 (checked first);
+def count_table(counts: torch.Tensor, smoothing: float | str) -> Table:
+    """The count model as a backoff table: a row for every context seen in training, listing the
+    tokens seen after it, (c + k) / (c(h) + kV), and β(h) = kV / (c(h) + kV) for every other
+    token times the uniform root 1/V; a context never seen reads the root. Kneser-Ney when
+    smoothing is "kn" (bigram.estimators.kneser_ney).
+
+    >>> t = count_table(torch.tensor([[1, 3], [0, 0]]), 1.0)  # row 0 seen; row 1 never
+    >>> t.rows(torch.tensor([0, 1])).exp()
+    tensor([[0.3333, 0.6667],
+            [0.5000, 0.5000]], dtype=torch.float64)
+    """
+    if smoothing == "kn":
+        from bigram.estimators.kneser_ney import kneser_ney_table  # only the runs that use it pay the import
+
+        return kneser_ney_table(counts)[0]
+    C, V = counts.shape
+    N = order_of((C, V))
+    check_keys(V, N)
+    i, j, n = nonzero(counts.coalesce() if counts.is_sparse else counts)
+    keys, inv, per = torch.unique_consecutive(i, return_inverse=True, return_counts=True)
+    den = torch.zeros(len(keys), dtype=torch.float64).index_add_(0, inv, n.double()) + smoothing * V
+    logp = (n.double() + smoothing).log_() - den.log()[inv]
+    beta = torch.full_like(den, math.log(smoothing * V) if smoothing > 0 else -math.inf) - den.log()
+    ptr = torch.cat([torch.zeros(1, dtype=torch.int64), per.cumsum(0)])
+    top = Level(keys, ptr, j.long(), logp, beta)
+    return Table(V, N, [None] * (N - 1) + [top]).with_dense()
+
+
+def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> Table:
+    """A checkpoint → its model's table of log P(next | context), float64 (checked first);
     C = V contexts for the bigram. How each kind becomes its table: the module docstring."""
     if model == "count":
-        return count_log_probs(*count_model_of(ckpt, shape, where))
+        return count_table(*count_model_of(ckpt, shape, where))
     if model in layout.TABLE_KINDS:
-        return checkpoints.check_table(ckpt.get("log_probs"), shape, where)
+        return Table.of_dense(checkpoints.check_table(ckpt.get("log_probs"), shape, where))
     W = checkpoints.check_weights(ckpt.get("W"), shape, where)
     out = torch.empty(W.shape, dtype=torch.float64)
     step = max(1, (1 << 20) // W.shape[1])  # a block of rows at a time: no float64 copy of all of W
     for i in range(0, W.shape[0], step):
         torch.log_softmax(W[i : i + step].double(), dim=1, out=out[i : i + step])
-    return out
+    return Table.of_dense(out)
 
 
 def count_model_of(ckpt: dict, shape: tuple[int, int], where: str) -> tuple[torch.Tensor, float | str]:

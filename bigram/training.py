@@ -20,7 +20,7 @@ from bigram import runs
 from bigram.config import TrainConfig, validate
 from bigram.counts import gram_name
 from bigram.errors import BigramError, TrainingStopped
-from bigram.estimators.kneser_ney import kneser_ney_probs
+from bigram.estimators.kneser_ney import kneser_ney_table
 from bigram.fit import Fit, StopOnCtrlC, check_fits, fit_neural
 from bigram.formats.tensorboard import (
     Curves,
@@ -33,7 +33,8 @@ from bigram.metrics import evaluate
 from bigram.reader.corpus import default_world, load_counts
 from bigram.safety import layout, rundir
 from bigram.smoothing import choose_smoothing, equivalent_smoothing
-from bigram.table import CountRows, count_log_probs_at, model_table
+from bigram.backoff import Table
+from bigram.table import count_log_probs_at, count_table, model_table
 from bigram.vocab import Vocab
 
 
@@ -42,7 +43,7 @@ class TrainResult:
     run_dir: Path
     metrics: dict = field(default_factory=dict)
     # model → its C×V table of log P (add-k counts: a CountRows, whose rows are made when indexed)
-    tables: dict[str, torch.Tensor | CountRows] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)  # what happened, in words (printed by the CLI)
     order: int = 2  # the n-gram order the tables have
     account: Account | None = None  # what training chose and did (metrics.json's other keys)
@@ -215,9 +216,8 @@ def _weigh_smoothings(splits: dict[str, torch.Tensor]) -> tuple[SmoothingChoice,
     return SmoothingChoice(k, curve, on, candidates["kn"]["val"]["nll"]), candidates, kn
 
 
-def _kneser_ney_log_probs(train: torch.Tensor) -> tuple[torch.Tensor, list]:
-    probs, found = kneser_ney_probs(train)
-    return probs.log_(), found
+def _kneser_ney_log_probs(train: torch.Tensor) -> tuple[Table, list]:
+    return kneser_ney_table(train)
 
 
 def _sub_run(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, torch.Tensor]) -> Path:
@@ -248,7 +248,7 @@ class Fitted:
     CountRows, whose rows are made when indexed), the metrics' source of log P where it is not the
     table itself, the neural model's training, and the account of it all."""
 
-    tables: dict[str, torch.Tensor | CountRows] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
     exact: dict[str, object] = field(default_factory=dict)
     fit: Fit | None = None
     account: Account = field(default_factory=Account)
@@ -353,7 +353,7 @@ def _fit_count(
     # float64 log P at the counted bigrams for the metrics (the published figures); the table,
     # read only by the TensorBoard summaries, made at the rows they read
     models.exact["count"] = count_log_probs_at(train, cfg.smoothing)
-    models.tables["count"] = CountRows(train, cfg.smoothing)
+    models.tables["count"] = count_table(train, cfg.smoothing)
 
 
 def _save_neural(run: Path, cfg: TrainConfig, vocab: Vocab, models: Fitted) -> None:

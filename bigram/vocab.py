@@ -143,3 +143,16 @@ class Vocab:
     @classmethod
     def from_dict(cls, d: dict) -> Vocab:
         return cls(tuple(d["chars"]))
+
+
+KEY_LIMIT = 1 << 62  # V^N must stay below it: contexts and n-grams are int64 keys
+
+
+def check_keys(V: int, order: int, where: str = "") -> None:
+    """Refuse an order whose n-grams do not fit an int64 key (V^N < 2^62), in one line."""
+    if V**order >= KEY_LIMIT:
+        top = max(n for n in range(1, order) if V**n < KEY_LIMIT) if V**1 < KEY_LIMIT else 0
+        raise BigramError(
+            f"order {order} over V = {V:,} tokens{where}: its n-grams are numbered by 64-bit keys, "
+            f"which hold V^N < 2^62 (at most order {top} here): lower --order"
+        )

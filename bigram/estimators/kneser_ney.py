@@ -31,7 +31,9 @@ from dataclasses import dataclass
 
 import torch
 
+from bigram.backoff import Level, Table
 from bigram.counts import leading_boundaries, nonzero, order_of
+from bigram.vocab import check_keys
 
 FALLBACK = (0.5, 1.0, 1.5)  # lmplz's --discount_fallback
 
@@ -63,12 +65,6 @@ def discounts(adjusted: torch.Tensor) -> Discounts:
     return Discounts(tuple(round(x, 12) for x in d), False)
 
 
-def _history_lengths(C: int, V: int, N: int) -> torch.Tensor:
-    """For each row of an order-N table, the length of its history: N − 1, except that z ≥ 2
-    leading boundaries are one <s>, leaving N − z tokens."""
-    return N - leading_boundaries(torch.arange(C), C, V).clamp(min=1)
-
-
 def adjusted_counts(counts: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """lmplz's counts a(·) for every n-gram length k = 1 … N, from an order-N table of training
     counts: for each length, (keys, counts) of the n-grams with a(·) > 0, the keys (the
@@ -77,7 +73,8 @@ def adjusted_counts(counts: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tens
     C, V = counts.shape
     N = order_of((C, V))
     rows, cols, n = (x.long() for x in nonzero(counts))
-    length = _history_lengths(C, V, N)[rows] + 1  # each counted n-gram's length, <s> included
+    # each counted n-gram's length, <s> included: N, except that z ≥ 2 leading boundaries are one <s>
+    length = N - leading_boundaries(rows, C, V).clamp(min=1) + 1
     # raw counts: the longest n-grams, and those that start with <s>
     raw = [(rows[length == k] % V ** (k - 1)) * V + cols[length == k] for k in range(N + 1)]
     weights = [n[length == k] for k in range(N + 1)]
@@ -96,56 +93,56 @@ def _sum_by_key(keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor,
     return distinct, torch.zeros(len(distinct), dtype=torch.int64).index_add_(0, inv, values)
 
 
-@dataclass
-class Level:
-    """Kneser-Ney for the histories of one length k − 1 (n-grams of length k), lmplz's numbers
-    before the renormalization: P(w | h) over the V tokens, p(<unk> | h), and γ(h), the weight
-    of the shorter history's row (1 for a history never seen: it backs off entirely)."""
+def kneser_ney_table(counts: torch.Tensor) -> tuple[Table, list[Discounts]]:
+    """The table of interpolated modified Kneser-Ney, in backoff form (bigram.backoff), renormalized
+    without <unk>, and each length's Discounts (index k − 1 for length k).
 
-    probs: torch.Tensor  # V^(k−1) × V
-    unk: torch.Tensor  # V^(k−1)
-    gamma: torch.Tensor  # V^(k−1)
-    keys: torch.Tensor  # the n-grams of this length with a(·) > 0 (adjusted_counts), sorted
-
-
-def kneser_ney_levels(counts: torch.Tensor) -> tuple[list[Level], list[Discounts]]:
-    """Every length's Level, k = 1 … N (index k − 1), and its Discounts.
-
-    Built one history length at a time: every history starts as its parent's row (itself without
-    its oldest token: the backoff of an unseen history), then the seen ones mix in their counts."""
+    Level k − 1 holds the histories of the n-grams of length k with a(·) > 0, listing the tokens
+    w with a(hw) > 0. lmplz's interpolation p(w | h) = (a − D)/Σa + γ(h)·p(w | h′) is a backoff
+    with weight γ(h) for every other token (their a is 0); renormalized, the weight becomes
+    γ(h)·(1 − p(<unk> | h′)) / (1 − p(<unk> | h)). A padded context with two or more leading
+    boundaries is no history of its own: it is found at its shorter suffix, <s> and what follows."""
     C, V = counts.shape
     N = order_of((C, V))
+    check_keys(V, N)
     adjusted = adjusted_counts(counts)
     found = [discounts(a) for _, a in adjusted]
-    probs = torch.full((1, V), 1.0 / (V + 1), dtype=torch.float64)  # length 0: uniform over V + <unk>
-    unk = torch.full((1,), 1.0 / (V + 1), dtype=torch.float64)
-    levels = []
+    raw: list[tuple[Level, torch.Tensor, torch.Tensor]] = []  # (level with linear p, unk, gamma)
     for k in range(1, N + 1):
-        parent = torch.arange(V ** (k - 1)) % V ** max(k - 2, 0)
-        probs, unk = probs[parent], unk[parent]
-        gamma = torch.ones(V ** (k - 1), dtype=torch.float64)
-        keys, values = adjusted[k - 1]
-        seen, at = torch.unique(keys // V, return_inverse=True)
-        a = torch.zeros(len(seen), V, dtype=torch.int64)
-        a[at, keys % V] = values
+        keys, a = adjusted[k - 1]
+        hist, w = keys // V, keys % V
+        hkeys, inv, per = torch.unique_consecutive(hist, return_inverse=True, return_counts=True)
         d = torch.tensor([0.0, *found[k - 1].d], dtype=torch.float64)[a.clamp(max=3)]  # D(a(hw))
-        den = a.sum(1, keepdim=True).to(torch.float64)
-        gamma[seen] = d.sum(1) / den.squeeze(1)  # the mass the discounts freed; <unk> is never counted
-        probs[seen] = (a - d).clamp_(min=0).div_(den).add_(gamma[seen].unsqueeze(1) * probs[seen])
-        unk[seen] *= gamma[seen]
-        levels.append(Level(probs, unk, gamma, keys))
-    return levels, found
+        den = torch.zeros(len(hkeys), dtype=torch.float64).index_add_(0, inv, a.double())
+        gamma = torch.zeros(len(hkeys), dtype=torch.float64).index_add_(0, inv, d) / den
+        if k == 1:
+            lower, unk = torch.full_like(d, 1.0 / (V + 1)), gamma / (V + 1)
+        else:  # h′w is listed at h′ whenever hw is (a(h′w) counts hw's first token)
+            below, unk_below, _ = raw[-1]
+            rows, _ = below.find(hkeys % V ** (k - 2))
+            pos, _ = below.entry(rows[inv], w)
+            lower, unk = below.logp[pos], gamma * unk_below[rows]
+        p = (a - d).clamp_(min=0).div_(den[inv]).add_(gamma[inv] * lower)
+        ptr = torch.cat([torch.zeros(1, dtype=torch.int64), per.cumsum(0)])
+        raw.append((Level(hkeys, ptr, w, p, gamma), unk, gamma))
+    levels: list[Level | None] = []
+    for k, (level, unk, gamma) in enumerate(raw, start=1):
+        keep = 1 - unk
+        if k == 1:
+            beta = unk * V / keep  # onto the root, uniform over V: 1/V = β·(the unigram's unk share)/V
+        else:
+            below_level, below_unk, _ = raw[k - 2]
+            rows, _ = below_level.find(level.keys % V ** (k - 2))
+            beta = gamma * (1 - below_unk[rows]) / keep
+        which = torch.repeat_interleave(torch.arange(len(level.keys)), level.ptr.diff())
+        levels.append(
+            Level(level.keys, level.ptr, level.cols, (level.logp / keep[which]).log_(), beta.log_())
+        )
+    return Table(V, N, levels).with_dense(), found
 
 
 def kneser_ney_probs(counts: torch.Tensor) -> tuple[torch.Tensor, list[Discounts]]:
-    """The C×V table of P(next | context) of interpolated modified Kneser-Ney (float64),
-    renormalized without <unk>, and each length's Discounts (index k − 1 for length k)."""
-    C, V = counts.shape
-    N = order_of((C, V))
-    levels, found = kneser_ney_levels(counts)
-    top = levels[-1]
-    table = top.probs.div_((1 - top.unk).unsqueeze(1))
-    for k in range(2, N):  # rows with N − k + 1 ≥ 2 leading boundaries: the history <s> + k − 2 characters
-        lo, hi, level = (V ** (k - 3) if k >= 3 else 0), V ** (k - 2), levels[k - 1]
-        table[lo:hi] = level.probs[lo:hi] / (1 - level.unk[lo:hi]).unsqueeze(1)
-    return table, found
+    """The C×V table of P(next | context) (float64, only for a table small enough to hold) and
+    each length's Discounts: kneser_ney_table made dense."""
+    table, found = kneser_ney_table(counts)
+    return table.to_dense().exp(), found

@@ -47,7 +47,7 @@ from bigram.counts import (
     row_sums,
 )
 from bigram.errors import BigramError
-from bigram.estimators.kneser_ney import kneser_ney_levels, kneser_ney_probs
+from bigram.estimators.kneser_ney import kneser_ney_probs
 from bigram.safety import atomic
 from bigram.vocab import BOUNDARY_ID, Vocab
 

@@ -46,7 +46,7 @@ from bigram.text import (
     is_regular,
     line_of,
 )
-from bigram.vocab import Vocab
+from bigram.vocab import Vocab, check_keys
 
 SPLITS = ("train", "val", "test")
 CHUNK_BYTES = 1 << 20  # small enough to stay in the CPU caches while the kernel reads it
@@ -55,7 +55,6 @@ MAX_LINE_BYTES = 16 << 20  # a "name" longer than this means the file is not one
 # algorithm above): shuffle.FirstPlaces draws the same permutation's first places
 _RANDPERM_SHUFFLE_LIMIT = (2**32 - 1) // 20
 MAX_V = 16_384  # tokens; V×V tables beyond that no longer fit a sane memory budget
-MAX_TABLE = 1 << 26  # entries of a C×V table at order ≠ 2 (512 MiB as float64)
 STREAM_THRESHOLD = 256 * 2**20  # split = "auto": files larger than this use the one-pass hash split
 _NL = ord("\n")
 _CP = 0x110000  # code points
@@ -321,14 +320,10 @@ class PairCounter:
 
 
 def check_table_size(V: int, order: int, where: str = "") -> int:
-    """The number of contexts C = V^(order − 1), once C × V is known to fit the table budget."""
-    C = V ** (order - 1)
-    if order != 2 and C * V > MAX_TABLE:
-        raise BigramError(
-            f"order {order} over V = {V:,} tokens{where} needs a table of {C:,} contexts × {V:,} = "
-            f"{C * V:.3g} entries, beyond the limit of 2^{MAX_TABLE.bit_length() - 1}: lower --order"
-        )
-    return C
+    """The number of contexts C = V^(order − 1) an order addresses (most never seen: the tables
+    are sparse), once its n-grams are known to fit int64 keys."""
+    check_keys(V, order, where)
+    return V ** (order - 1)
 
 
 def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, torch.Tensor]:
