@@ -1,8 +1,8 @@
 """Runs made from other runs and files: `bigram mix` and `bigram import`.
 
-    mix_runs     a new run whose model (mix.pt) interpolates the parents' tables over the union of
+    mix_runs     a new run whose model (mix.pt) interpolates the parents' models over the union of
                  their vocabularies, with given weights or weights fitted by EM on held-out names
-                 (the tables and EM: bigram.formats.mix)
+                 (the mix: bigram.mixture, kept as its parts; EM: bigram.formats.mix)
     import_arpa  a new run whose model (arpa.pt) is the table of an ARPA file of characters (KenLM,
                  SRILM, `bigram export`; the parsing: bigram.formats.arpa)
 
@@ -16,31 +16,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from bigram import runs
 from bigram.config import TrainConfig
 from bigram.errors import BigramError
 from bigram.formats.arpa import read_arpa
 from bigram.formats.mix import (
-    EMResult,
     Events,
-    add_into,
     check_weights,
     event_probs,
     events_of_counts,
-    finish,
     fit_weights,
     heldout_events,
     lift_counts,
+    mix_tables,
     union_vocab,
 )
 from bigram.metrics import evaluate
-from bigram.reader.corpus import check_table_size, iter_names
+from bigram.mixture import Mixture
+from bigram.reader.corpus import iter_names
 from bigram.runs import Run
 from bigram.safety import rundir
 from bigram.safety.layout import MODEL_KINDS
-from bigram.vocab import Vocab
+from bigram.vocab import Vocab, check_keys
 
 
 def parse_parent(spec: str) -> tuple[str, str | None]:
@@ -103,17 +100,7 @@ def _open_parents(specs: Sequence[str]) -> list:
     return parents
 
 
-def _fitted(parents: list, union: Vocab, N: int, val: str | Path | None, tol: float) -> EMResult:
-    """EM's weights on the held-out events, each parent's table loaded (and dropped) in turn."""
-    events = _heldout(parents, union, N, val)
-    probs = []
-    for r, m in parents:
-        probs.append(event_probs(r.log_probs(m), r.vocab, union, events, N))
-        r._cache.clear()  # one table in memory at a time
-    return fit_weights(probs, events[2], tol=tol)
-
-
-def _write_run(out, overwrite: bool, parents: list, union: Vocab, table: torch.Tensor, recipe: dict) -> dict:
+def _write_run(out, overwrite: bool, parents: list, union: Vocab, table: Mixture, recipe: dict) -> dict:
     """The mixed run on disk: the highest-order parent's config and splits (in the union
     vocabulary), the table and its recipe, its metrics; returns the metrics."""
     top = _highest(parents)
@@ -139,30 +126,28 @@ def mix_runs(
     tol: float = 1e-3,
 ) -> MixResult:
     """A new run whose model is the interpolation of the parents' models: `weights` given (one
-    per parent, summing to one) or, when None, fitted by EM on held-out names. Each parent's
-    table is read twice (for EM's events, then for the sum) so that only one is in memory at once."""
+    per parent, summing to one) or, when None, fitted by EM on held-out names. The mix keeps every
+    parent's table (lifted onto the union vocabulary): its memory is theirs."""
     if weights is not None and len(weights) != len(specs):
         raise BigramError(f"--weights gives {len(weights)} weights for {len(specs)} runs: give one per run")
     parents = _open_parents(specs)
     union = union_vocab([r.vocab for r, _ in parents])
     N = max(r.config.order for r, _ in parents)
-    check_table_size(union.size, N, " (the union of the runs' vocabularies)")
+    check_keys(union.size, N)
+    tables = [r.log_probs(m) for r, m in parents]
+    vocabs = [r.vocab for r, _ in parents]
+    mixture, _ = mix_tables(tables, vocabs, weights or [1 / len(parents)] * len(parents))
     history: list[float] = []
     if weights is None:
-        fit = _fitted(parents, union, N, val, tol)
+        events = _heldout(parents, union, N, val)
+        fit = fit_weights(event_probs(mixture, events), events[2], tol=tol)
         weights, history = fit.weights, fit.nll
     check_weights(weights)
-    table = torch.zeros(union.size ** (N - 1), union.size, dtype=torch.float64)
-    mass = torch.zeros(union.size ** (N - 1), dtype=torch.float64)
+    mixture = Mixture(mixture.parts, weights, mixture.own).with_dense()
     alone: dict[str, float] = {}  # each parent's own test NLL, when the runs share a test split
-    shared = _shared_corpus(parents) and all("test" in r.split_counts() for r, _ in parents)
-    for (r, m), w in zip(parents, weights, strict=True):
-        lp = r.log_probs(m)
-        add_into(table, mass, lp, r.vocab, union, r.config.order, float(w))
-        if shared:
-            alone[f"{r.path}:{m}"] = evaluate(lp, r.counts("test"))["nll"]
-        del lp
-        r._cache.clear()
+    if _shared_corpus(parents) and all("test" in r.split_counts() for r, _ in parents):
+        for (r, m), t in zip(parents, tables, strict=True):
+            alone[f"{r.path}:{m}"] = evaluate(t, r.counts("test"))["nll"]
     recipe = {
         "parents": [
             {"run": str(r.path), "model": m, "order": r.config.order, "weight": float(w)}
@@ -172,8 +157,8 @@ def mix_runs(
         "heldout_nll": history,
         "order": N,
     }
-    metrics = _write_run(out, overwrite, parents, union, finish(table, mass), recipe)
-    if shared:
+    metrics = _write_run(out, overwrite, parents, union, mixture, recipe)
+    if alone:
         alone["mix"] = metrics["mix"]["test"]["nll"]
     return MixResult(Path(out), [float(w) for w in weights], history, recipe["parents"], alone)
 

@@ -9,7 +9,8 @@ runs/2026-11-21_10-30-05/                                            written by 
     counts.pt        {"splits": {split: sparse C×V counts}}          write_inputs / read_split_counts
     count.pt         {"counts": sparse train counts, "smoothing": k|"kn"}  save_count_model / read_checkpoint
     neural.pt        {"W", "step", optimizer and generator state}     save_neural_model / read_checkpoint
-    mix.pt, arpa.pt  {"log_probs": the table, "recipe"}               save_table_model / read_checkpoint
+    mix.pt           {"table": the mix's parts (bigram.mixture), "recipe"}  save_table_model / read_checkpoint
+    arpa.pt          {"log_probs": the table, "recipe"}               save_table_model / read_checkpoint
     metrics.json     NLL, perplexity, bits per char per model and split     write_metrics / read_metrics
     events.out.tfevents.*   TensorBoard
 
@@ -36,6 +37,7 @@ from bigram.config import TrainConfig, resolve_dict
 from bigram.counts import compact, context_rows
 from bigram.errors import BigramError
 from bigram.metrics import evaluate, kl_between, score_name
+from bigram.mixture import Mixture
 from bigram.safety import atomic, checkpoints, layout
 from bigram.safety.rundir import find_run
 from bigram.table import count_model_of, model_table
@@ -88,11 +90,16 @@ def write_metrics(run: Path, metrics: dict) -> None:
     atomic.write_text(run / layout.METRICS, json.dumps(metrics, indent=2) + "\n")
 
 
-def save_table_model(run: Path, kind: str, vocab: Vocab, log_probs: torch.Tensor, recipe: dict) -> None:
-    """A mixed (kind "mix") or imported ("arpa") model is its table itself (log P, float64), and
-    how it was made (also in KIND.json, to read): a mix's parents (run, model, weight) and, for
-    fitted weights, the held-out NLL of each EM iteration; an import's source file."""
-    ckpt = {"kind": kind, "chars": list(vocab.chars), "log_probs": log_probs.double(), "recipe": recipe}
+def save_table_model(run: Path, kind: str, vocab: Vocab, log_probs, recipe: dict) -> None:
+    """A mixed (kind "mix") or imported ("arpa") model is its table itself (a mix: its parts,
+    bigram.mixture's state), and how it was made (also in KIND.json, to read): a mix's parents
+    (run, model, weight) and, for fitted weights, the held-out NLL of each EM iteration; an
+    import's source file."""
+    ckpt = {"kind": kind, "chars": list(vocab.chars), "recipe": recipe}
+    if isinstance(log_probs, Mixture):
+        ckpt["table"] = log_probs.state()
+    else:
+        ckpt["log_probs"] = log_probs.double()
     checkpoints.save(ckpt, run / layout.checkpoint(kind))
     atomic.write_text(run / layout.recipe(kind), json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
 

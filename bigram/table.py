@@ -7,7 +7,7 @@ page read this table and nothing else. How each model becomes one:
 count   log((N + k) / row sums) from the training counts N (add-k smoothing: `count_log_probs`),
         or interpolated modified Kneser-Ney of N (smoothing "kn", bigram.estimators.kneser_ney)
 neural  log_softmax(W) row by row: one_hot(context) @ W is row `context` of W (bigram.models)
-mix     the interpolated table itself, as `bigram mix` wrote it (bigram.formats.mix)
+mix     its parts' tables and weights, as `bigram mix` wrote them, read as one (bigram.mixture)
 arpa    the table `bigram import` read from an ARPA file (bigram.formats.arpa)
 
 `model_table` makes any of them from its checkpoint; `count_log_probs_at` and `CountRows` give
@@ -130,6 +130,10 @@ def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> T
     C = V contexts for the bigram. How each kind becomes its table: the module docstring."""
     if model == "count":
         return count_table(*count_model_of(ckpt, shape, where))
+    if model == "mix" and "log_probs" not in ckpt:  # a mix is kept as its parts (bigram.mixture)
+        from bigram.mixture import Mixture
+
+        return Mixture.of_state(ckpt.get("table"), shape[1], where)
     if model in layout.TABLE_KINDS:
         return Table.of_dense(checkpoints.check_table(ckpt.get("log_probs"), shape, where))
     W = checkpoints.check_weights(ckpt.get("W"), shape, where)

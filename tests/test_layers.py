@@ -14,7 +14,7 @@ LAYERS = [
     ("base", ["errors", "text", "config", "options", "bundled", "safety"]),
     ("reading", ["vocab", "reader", "data"]),
     ("counts", ["counts", "estimators"]),
-    ("models", ["table", "models", "metrics", "smoothing", "fit", "optim"]),
+    ("models", ["table", "mixture", "models", "metrics", "smoothing", "fit", "optim"]),
     ("sampling", ["sampling", "exact"]),
     ("formats", ["formats"]),
     ("runs", ["runs", "training", "combine"]),

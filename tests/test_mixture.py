@@ -1,0 +1,233 @@
+"""A mix kept as its parts (bigram.mixture): every P equals Σ λᵢ Pᵢ computed from each part alone,
+at orders 2–4 on names.txt and over a large alphabet; merged vocabularies follow the rule as
+written out here in plain Python; a walk's state is its longest known suffix; a stored mix reads
+back the same, and a damaged one is refused."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from bigram.backoff import Table
+from bigram.errors import BigramError
+from bigram.formats.mix import mix_tables
+from bigram.mixture import MAX_DEPTH, Mixture, lift
+from bigram.reader.corpus import read_counts
+from bigram.table import count_table
+from bigram.vocab import Vocab
+from tests.conftest import NAMES
+
+
+def counted(path: Path, order: int):
+    c = read_counts(path, split="random", val_frac=0, test_frac=0, order=order)
+    return c.splits["train"], c.vocab
+
+
+def neural_like(V: int, seed: int) -> Table:
+    """A dense order-2 table, as a trained neural model's softmax rows."""
+    g = torch.Generator().manual_seed(seed)
+    return Table.of_dense(torch.log_softmax(torch.randn(V, V, generator=g, dtype=torch.float64), 1))
+
+
+def weighted_sum(parts, weights, ctx: torch.Tensor, V: int) -> torch.Tensor:
+    """Σ λᵢ Pᵢ(· | ctx), each part reading the newest order − 1 tokens in its own table."""
+    return sum(w * p.rows(ctx % V ** (p.order - 1)).exp() for p, w in zip(parts, weights, strict=True))
+
+
+@pytest.fixture(scope="module")
+def names_parts():
+    out = {}
+    for order in (2, 3, 4):
+        counts, vocab = counted(NAMES, order)
+        out[order] = (count_table(counts, 0.5), count_table(counts, "kn"), vocab)
+    return out
+
+
+@pytest.mark.parametrize("N", [2, 3, 4])
+def test_add_k_kneser_ney_and_a_neural_table_mix_to_their_weighted_sum(names_parts, N):
+    add_k, kn, vocab = names_parts[N]
+    parts = [add_k, kn, names_parts[2][1], neural_like(vocab.size, N)]  # orders N, N, 2, 2
+    weights = [0.1, 0.4, 0.2, 0.3]
+    V = vocab.size
+    mixed, union = mix_tables(parts, [vocab] * 4, weights)
+    assert union == vocab and mixed.order == N and mixed.shape == (V ** (N - 1), V)
+    every = torch.arange(V ** (N - 1))
+    want = weighted_sum(parts, weights, every, V)
+    assert torch.allclose(mixed.to_dense().exp(), want, rtol=0, atol=1e-12)
+    sparse = Mixture(parts, weights)  # no dense copy: every read goes through the parts
+    assert sparse.dense is None
+    assert torch.allclose(sparse.rows(every).exp(), want, rtol=0, atol=1e-12)
+    g = torch.Generator().manual_seed(N)
+    ctx, nxt = torch.randint(0, V ** (N - 1), (5000,), generator=g), torch.randint(0, V, (5000,), generator=g)
+    assert torch.allclose(sparse.at(ctx, nxt).exp(), want[ctx, nxt], rtol=0, atol=1e-12)
+    for j in range(N - 1):  # a shorter context: each part reads as much of it as it can
+        short = ctx % V**j
+        got = sparse.at(short, nxt, length=j).exp()
+        ref = sum(w * p.at(short % V ** min(j, p.order - 1), nxt, length=min(j, p.order - 1)).exp()
+                  for p, w in zip(parts, weights, strict=True))  # fmt: skip
+        assert torch.allclose(got, ref, rtol=0, atol=1e-12)
+    assert torch.allclose(want.sum(1), torch.ones(len(every), dtype=torch.float64), atol=1e-12)
+
+
+def wide_corpus(path: Path) -> Path:
+    """names.txt over ~540 characters from five scripts: each letter of the i-th name is written as
+    one of 20 variants (the variant a hash of the name's index), so contexts are many and sparse."""
+    bases = [0x00C0, 0x0400, 0x0391, 0x0905, 0xAC00]
+    names = [w for w in NAMES.read_text().split("\n") if w]
+    out = []
+    for i, w in enumerate(names):
+        v = (i * 7919) % 20
+        base = bases[v % 5] + (v // 5) * 27
+        out.append("".join(chr(base + ord(c) - ord("a")) for c in w))
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_mix_over_a_large_alphabet_is_the_weighted_sum_of_its_parts(tmp_path):
+    corpus = wide_corpus(tmp_path / "wide.txt")
+    c3, vocab = counted(corpus, 3)
+    c2, _ = counted(corpus, 2)
+    V = vocab.size
+    assert V > 500
+    parts = [count_table(c3, 0.1), count_table(c3, "kn"), count_table(c2, "kn")]
+    weights = [0.3, 0.5, 0.2]
+    mixed, _ = mix_tables(parts, [vocab] * 3, weights)
+    assert mixed.dense is None  # 540³ entries: never made
+    seen = c3.coalesce().indices()[0].unique()
+    g = torch.Generator().manual_seed(1)
+    ctx = torch.cat(
+        [seen[torch.randperm(len(seen), generator=g)[:1500]], torch.randint(0, V**2, (500,), generator=g)]
+    )
+    assert torch.allclose(mixed.rows(ctx).exp(), weighted_sum(parts, weights, ctx, V), rtol=0, atol=1e-12)
+    assert mixed.entries == sum(p.entries for p in parts)  # its memory is its parts'
+
+
+# --- vocabularies merged: the rule in plain Python --------------------------------------------
+def add_k_counts(names: list[str], order: int) -> Counter:
+    c: Counter = Counter()
+    for w in names:
+        s = (".",) * (order - 1) + tuple(w) + (".",)
+        for i in range(order - 1, len(s)):
+            c[s[i - order + 1 : i], s[i]] += 1
+    return c
+
+
+def plain_mix(h: tuple, w: str, models: list[dict]) -> float:
+    """P(w | h) of the mix: the known suffix is the longest one some model saw, and at least the
+    newest token (the vocabularies differ); a model sits out where that suffix holds, among the
+    tokens it reads, a character it lacks; an add-k model reads a context it never saw (a
+    character it lacks makes one) as uniform over its own tokens."""
+    known = max([1] + [len(h[len(h) - m["order"] + 1 :]) for m in models
+                       if h[len(h) - m["order"] + 1 :] in m["seen"]])  # fmt: skip
+    num = den = 0.0
+    for m in models:
+        reads = h[len(h) - m["order"] + 1 :] if m["order"] > 1 else ()
+        if any(t not in m["chars"] for t in reads[len(reads) - min(known, len(reads)) :]):
+            continue
+        V = len(m["chars"])
+        if w not in m["chars"]:
+            p = 0.0
+        elif reads in m["seen"]:
+            p = (m["counts"].get((reads, w), 0) + m["k"]) / (m["seen"][reads] + m["k"] * V)
+        else:
+            p = 1 / V
+        num, den = num + m["weight"] * p, den + m["weight"]
+    return num / den
+
+
+def test_runs_of_different_alphabets_mix_by_the_rule(tmp_path):
+    names = [w for w in NAMES.read_text().split("\n") if w]
+    a = [w for w in names if set(w) <= set("abcdefghijklmnop")][:3000]
+    b = [w for w in names if set(w) <= set("ehijklmnorstuvwyz")][:3000]
+    models, tables, vocabs = [], [], []
+    for data, order, k, weight in ((a, 3, 0.5, 0.5), (b, 2, 0.2, 0.3), (b, 3, 1.0, 0.2)):
+        path = tmp_path / f"{len(models)}.txt"
+        path.write_text("\n".join(data) + "\n")
+        counts, vocab = counted(path, order)
+        tables.append(count_table(counts, k))
+        vocabs.append(vocab)
+        c = add_k_counts(data, order)
+        seen: Counter = Counter()
+        for (ctx, _), n in c.items():
+            seen[ctx] += n
+        chars = {".", *vocab.chars}
+        models.append({"order": order, "k": k, "weight": weight, "counts": c, "seen": seen, "chars": chars})
+    mixed, union = mix_tables(tables, vocabs, [m["weight"] for m in models])
+    U = union.size
+    tokens = [".", *union.chars]
+    got = mixed.to_dense().exp()
+    for r in range(U * U):
+        h = (tokens[r // U], tokens[r % U])
+        want = [plain_mix(h, w, models) for w in tokens]
+        assert got[r].tolist() == pytest.approx(want, abs=1e-12), h
+    # a walk's state is its longest known suffix: contexts that share it share their row
+    ctx = torch.arange(U * U)
+    ell = mixed.known(ctx)
+    groups: dict = {}
+    for r, j in zip(ctx.tolist(), ell.tolist(), strict=True):
+        groups.setdefault((j, r % U ** max(j, 0)), []).append(r)
+    for rows in groups.values():
+        assert torch.allclose(got[rows], got[rows[0]].expand(len(rows), -1), rtol=0, atol=1e-15)
+
+
+def test_a_token_a_part_lacks_reads_zero_and_a_lower_order_part_its_own_context():
+    v, union = Vocab(("a",)), Vocab(("a", "b"))
+    uni = Table.of_dense(torch.tensor([[0.25, 0.75]], dtype=torch.float64).log())
+    lifted = lift(uni, v, union)
+    assert lifted.to_dense().exp().tolist() == [[0.25, 0.75, 0.0]]
+
+
+def test_a_mix_of_a_mix_is_exact(names_parts):
+    add_k, kn, vocab = names_parts[3]
+    inner, _ = mix_tables([add_k, kn], [vocab, vocab], [0.25, 0.75])
+    outer, _ = mix_tables([inner, names_parts[2][0]], [vocab, vocab], [0.6, 0.4])
+    every = torch.arange(vocab.size**2)
+    want = 0.6 * (0.25 * add_k.rows(every).exp() + 0.75 * kn.rows(every).exp())
+    want += 0.4 * names_parts[2][0].rows(every % vocab.size).exp()
+    assert torch.allclose(outer.to_dense().exp(), want, rtol=0, atol=1e-12)
+
+
+# --- stored -----------------------------------------------------------------------------------
+def stored(state):
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+def test_a_stored_mix_reads_back_the_same(names_parts, tmp_path):
+    add_k, kn, vocab = names_parts[3]
+    other = Vocab((*vocab.chars, "é"))
+    inner, _ = mix_tables([add_k, kn], [vocab, vocab], [0.5, 0.5])
+    mixed, union = mix_tables([inner, neural_like(other.size, 5)], [vocab, other], [0.7, 0.3])
+    back = Mixture.of_state(stored(mixed.state()), union.size, "mix.pt")
+    every = torch.arange(union.size**2)
+    assert torch.equal(back.rows(every), mixed.rows(every))
+
+
+def test_a_damaged_mix_is_refused(names_parts):
+    add_k, kn, vocab = names_parts[2]
+    mixed, _ = mix_tables([add_k, kn], [vocab, vocab], [0.5, 0.5])
+    V = vocab.size
+
+    def damaged(change) -> str:
+        state = stored(mixed.state())
+        change(state)
+        with pytest.raises(BigramError) as e:
+            Mixture.of_state(state, V, "mix.pt")
+        return str(e.value)
+
+    assert "weights" in damaged(lambda s: s.update(weights=torch.tensor([0.5, 0.6], dtype=torch.float64)))
+    assert "tokens" in damaged(lambda s: s["own"].__setitem__(0, torch.tensor([1, 2])))
+    assert "parts" in damaged(lambda s: s.pop("parts"))
+    assert "sum to one" in damaged(lambda s: s["parts"][0]["table"]["levels"][1]["logp"].add_(0.1))
+    deep = stored(mixed.state())
+    for _ in range(MAX_DEPTH + 1):
+        deep = {"order": 2, "weights": torch.ones(1, dtype=torch.float64), "parts": [{"mixture": deep}],
+                "own": [torch.arange(V)]}  # fmt: skip
+    with pytest.raises(BigramError, match="nest"):
+        Mixture.of_state(deep, V, "mix.pt")
