@@ -128,8 +128,23 @@ def figure_ids(counts: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tens
         return ids, ids
     _, cols, n = nonzero(counts)
     per_col = torch.zeros(V, dtype=torch.float64).index_add_(0, cols, n.double())
-    per_row = row_sums(counts).double()
-    return _top(per_row, min(top, int((per_row > 0).sum()) or 1)), _top(per_col, top, boundary=True)
+    keys, per_row = seen_rows(counts)  # the seen contexts only: C = V^(N−1) may be astronomical
+    if not len(keys):
+        return torch.zeros(1, dtype=torch.int64), _top(per_col, top, boundary=True)
+    most = torch.argsort(per_row, descending=True, stable=True)[:top]  # ties: the first context
+    return keys[most].sort().values, _top(per_col, top, boundary=True)
+
+
+def seen_rows(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the rows with any count, in order, and their sums N_i): row_sums without a value per row
+    of C, which at order N is V^(N−1).
+
+    >>> seen_rows(torch.tensor([[0, 0], [1, 2], [0, 0], [4, 0]]).to_sparse())
+    (tensor([1, 3]), tensor([3, 4]))
+    """
+    i, _, n = nonzero(counts)
+    keys, inv = torch.unique(i, return_inverse=True)
+    return keys, torch.zeros(len(keys), dtype=n.dtype).index_add_(0, inv, n)
 
 
 # --- contexts: the rows of an order-N table ----------------------------------------------------

@@ -27,6 +27,24 @@ def plain_names(path: Path) -> list[str]:
     return [w for w in (line.strip() for line in path.read_text(encoding="utf-8").splitlines()) if w]
 
 
+def wide_names(names: list[str]) -> list[str]:
+    """names over ~520 letters from five scripts (Latin, Cyrillic, Greek, Devanagari, Hangul):
+    each letter of the i-th name written as one of 20 variants (the variant a hash of i), so that
+    contexts are many and sparse, as in a world-sized list of names. The letters are ones the
+    text rule keeps as they are (NFC, printable, not combining)."""
+    import unicodedata
+
+    blocks = ((0xC0, 0x24F), (0x400, 0x4FF), (0x391, 0x3CE), (0x905, 0x939), (0xAC00, 0xAC80))
+    pool = [chr(c) for a, b in blocks for c in range(a, b + 1)]
+    letters = [c for c in pool if unicodedata.category(c).startswith("L") and c.lower() == c
+               and unicodedata.is_normalized("NFC", c) and c.isprintable()]  # fmt: skip
+    out = []
+    for i, w in enumerate(names):
+        v = (i * 7919) % 20
+        out.append("".join(letters[(v * 26 + ord(c) - ord("a")) % len(letters)] for c in w))
+    return out
+
+
 def plain_counts(names: list[str]) -> Counter:
     """The lecture's loop: every bigram of .name. counted in a dict (None is the boundary)."""
     c: Counter = Counter()

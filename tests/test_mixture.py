@@ -20,6 +20,7 @@ from bigram.reader.corpus import read_counts
 from bigram.table import count_table
 from bigram.vocab import Vocab
 from tests.conftest import NAMES
+from tests.reference import plain_names, wide_names
 
 
 def counted(path: Path, order: int):
@@ -74,16 +75,7 @@ def test_add_k_kneser_ney_and_a_neural_table_mix_to_their_weighted_sum(names_par
 
 
 def wide_corpus(path: Path) -> Path:
-    """names.txt over ~540 characters from five scripts: each letter of the i-th name is written as
-    one of 20 variants (the variant a hash of the name's index), so contexts are many and sparse."""
-    bases = [0x00C0, 0x0400, 0x0391, 0x0905, 0xAC00]
-    names = [w for w in NAMES.read_text().split("\n") if w]
-    out = []
-    for i, w in enumerate(names):
-        v = (i * 7919) % 20
-        base = bases[v % 5] + (v // 5) * 27
-        out.append("".join(chr(base + ord(c) - ord("a")) for c in w))
-    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    path.write_text("\n".join(wide_names(plain_names(NAMES))) + "\n", encoding="utf-8")
     return path
 
 

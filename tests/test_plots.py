@@ -86,6 +86,33 @@ def test_plot_at_order_3_shows_the_most_frequent_contexts():
     assert "trigram counts" in fig.title and f"of {len(per_context)} contexts seen" in fig.title
 
 
+def test_a_large_alphabet_at_order_4_shows_its_most_frequent_contexts_from_its_seen_rows(tmp_path):
+    """~540 characters at order 4: V³ = 1.6e8 possible contexts, never one value each. The rows
+    shown are the contexts seen most often (counted in plain Python), the model's cells its P."""
+    from collections import Counter
+
+    from bigram.formats.plots import figure_for
+    from bigram.reader.corpus import read_counts
+    from bigram.table import count_table
+    from tests.conftest import NAMES
+    from tests.reference import plain_names, wide_names
+
+    names = wide_names(plain_names(NAMES))
+    path = tmp_path / "wide.txt"
+    path.write_text("\n".join(names) + "\n", encoding="utf-8")
+    read = read_counts(path, split="random", val_frac=0, test_frac=0, order=4)
+    counts, vocab = read.splits["train"], read.vocab
+    per_context: Counter = Counter()
+    for w in names:
+        s = "..." + w  # the boundary shows as "."
+        for i in range(3, len(s) + 1):
+            per_context[s[i - 3 : i]] += 1
+    fig = figure_for(vocab, counts, count_table(counts, "kn"), "probs", "count", 10)
+    shown = sorted((per_context[r] for r in {label.split("\n")[0][:3] for label in fig.labels}), reverse=True)
+    assert shown == sorted(per_context.values(), reverse=True)[:10]
+    assert f"of {len(per_context):,} contexts seen" in fig.title
+
+
 def test_the_colours_are_matplotlibs_blues_without_importing_it():
     """plots.blues rebuilds matplotlib's "Blues" lookup table (plot no longer imports matplotlib,
     0.3 s of its start-up); every value, the table's edges included, gets matplotlib's colour."""

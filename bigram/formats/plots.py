@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bigram.counts import context_ids, dense, figure_ids, gram_name, order_of, row_sums
+from bigram.counts import context_ids, dense, figure_ids, gram_name, order_of, seen_rows
 from bigram.safety import atomic
 from bigram.vocab import Vocab
 
@@ -143,13 +143,13 @@ def figure_for(
     if what == "counts":  # only the shown block is made dense
         values = dense(counts.index_select(0, rows).index_select(1, cols))
         title = f"{gram_name(order_of((C, V)))} counts N (training split)"
-    else:
+    else:  # the shown rows only (log_probs.rows: a table's rows as dense tensors)
         values = log_probs[rows][:, cols].exp()
         title = f"P(next | {'prev' if C == V else 'context'}), {model} model"
     if C == V and len(cols) < V:
         title += f": the {len(cols)} most frequent of {V:,} tokens"
     elif C != V:
-        seen = int((row_sums(counts) > 0).sum())
+        seen = len(seen_rows(counts)[0])
         title += f": the {len(rows)} most frequent of {seen:,} contexts seen × {len(cols)} of {V:,} tokens"
     names = [_label(vocab, i) for i in range(V)]
     row_names = ["".join(names[d] for d in context_ids(r, C, V)) for r in rows.tolist()]
@@ -161,8 +161,18 @@ def figure_of_run(run, what: str, model: str | None, top: int) -> Heatmap:
     kind = run.pick_model(model)
     lp = run.log_probs(kind) if what == "probs" else None
     by_mass = kind == "arpa" and lp is not None  # an imported run has no counts: rank by probability
-    counts = (lp.exp() * 1e6).round().long() if by_mass else run.counts("train")
+    counts = listed_mass(lp) if by_mass else run.counts("train")
     return figure_for(run.vocab, counts, lp, what, kind, top)
+
+
+def listed_mass(table) -> torch.Tensor:
+    """Pseudo-counts for a model without counts (an imported one): P × 10⁶ of each entry its
+    full-length contexts list, as a sparse C×V matrix, so that the figure shows the contexts and
+    tokens that hold the most probability among those the model has seen."""
+    top = table.top()
+    rows = torch.repeat_interleave(top.keys, top.ptr.diff())
+    mass = (top.logp.exp() * 1e6).round().long()
+    return torch.sparse_coo_tensor(torch.stack([rows, top.cols]), mass, table.shape).coalesce()
 
 
 def save_png(fig: Heatmap, path: Path) -> None:

@@ -17,7 +17,7 @@ from bigram.models import NeuralBigram
 from bigram.safety.interrupt import held_ctrl_c
 from bigram.sampling import sample_plain
 from bigram.smoothing import choose_smoothing
-from bigram.table import count_log_probs_at
+from bigram.table import count_table
 from bigram.vocab import Vocab
 
 N_SAMPLES = 10  # names written to TensorBoard per model
@@ -89,7 +89,7 @@ class Curves(fit.Curves):
             smoothing = self.smoothing
             if smoothing == "auto":
                 smoothing = choose_smoothing(splits["train"], splits.get("val"))[0]
-            count_lp = count_log_probs_at(splits["train"], smoothing)
+            count_lp = count_table(splits["train"], smoothing)  # its seen rows only, any order
         self.reference = {s: nll_of(count_lp, c) for s, c in splits.items()}
         self.writer.add_custom_scalars(curves_layout(list(splits)))
 
@@ -137,7 +137,7 @@ def log_summary(
     """End-of-run entries: probability images, sampled names, labelled figures, hparams (the keys
     a sweep varies first, so that the HParams table shows them without scrolling)."""
     rows, cols = figure_ids(counts_train, IMAGE_TOKENS)  # the most frequent characters (and contexts)
-    for model, lp in tables.items():
+    for model, lp in tables.items():  # a table's rows, those the image shows only
         p = lp[rows][:, cols].exp().float()
         writer.add_image(f"probs/{model}", (p / p.max()).unsqueeze(0), step, dataformats="CHW")
         names = sample_plain(lp, vocab, N_SAMPLES, seed=cfg.seed, max_len=SAMPLE_MAX_LEN)
