@@ -272,3 +272,65 @@ def test_a_mixed_run_gives_a_working_page(browser, invoke, tmp_path):
     emma = browser.execute_script("return window.bigramExplore.scoreName(arguments[0], 'emma')", "mix")
     want = json.loads(invoke("score", mixed, "emma", "--json").stdout)[0]["nll"]
     assert emma.get("missing") is None and abs(emma["nll"] - want) < 1e-9
+
+
+def _page_scores(browser, model: str, names: list[str]) -> list[dict]:
+    return browser.execute_script(
+        "return arguments[1].map(n => window.bigramExplore.scoreName(arguments[0], n))", model, names
+    )
+
+
+def test_a_large_alphabet_page_carries_the_whole_model_and_reads_it_as_bigram_does(browser, invoke, tmp_path):
+    """~520 characters at order 3, Kneser-Ney: the page carries every row (keys, listed tokens,
+    backoffs), so every walk ends at the boundary and every name scores as `bigram score` does;
+    a row shows what it lists and what it leaves to the shorter context."""
+    from tests.reference import plain_names, wide_names
+
+    names = wide_names(plain_names(NAMES))
+    corpus = tmp_path / "wide.txt"
+    corpus.write_text("\n".join(names) + "\n", encoding="utf-8")
+    run = train_run(invoke, corpus, tmp_path / "w", "--model", "count", "--smoothing", "kn", "--order", "3")
+    out = tmp_path / "page.html"
+    assert invoke("explore", run, "--out", out).exit_code == 0
+    assert out.stat().st_size < 5_000_000
+    load(browser, out)
+    assert "carries every model whole" in browser.find_element("id", "carried").text
+    drawn = browser.execute_script("return window.bigramExplore.sampleNames('count', 300, 3)")
+    assert all(not d.get("missing") and not d.get("cut") for d in drawn)
+    probe = [*names[::4001], names[5][:2] + names[9][2:], drawn[0]["name"], drawn[1]["name"]]
+    want = json.loads(invoke("score", run, *probe, "--json").stdout)
+    for got, w in zip(_page_scores(browser, "count", probe), want, strict=True):
+        assert got.get("missing") is None and abs(got["nll"] - w["nll"]) < 1e-9, (got, w)
+    assert "every other token: β = " in browser.find_element("id", "row-stats").text
+
+
+def test_a_page_over_its_budget_says_what_it_left_out_and_never_guesses(
+    browser, invoke, tmp_path, monkeypatch
+):
+    """A page given room for a fraction of names.txt's order-4 model carries the rows of the
+    contexts seen most often: it says in words how many it left out; a name read through carried
+    rows scores as `bigram score` does, one that needs a left-out row stops there."""
+    from bigram.formats import explore
+    from bigram.runs import Run
+
+    run = train_run(invoke, NAMES, tmp_path / "r", "--model", "count", "--smoothing", "kn", "--order", "4")
+    monkeypatch.setattr(explore, "PAGE_BUDGET", 20_000)  # not even the contexts of 3 tokens fit
+    load(browser, explore.write(Run.open(run), tmp_path / "tiny.html"))
+    assert "leaves out" in browser.find_element("id", "carried").text
+    assert _page_scores(browser, "count", ["anna"])[0]["missing"] == "..."  # its first context
+    monkeypatch.setattr(explore, "PAGE_BUDGET", 400_000)  # every context, the rows of the frequent ones
+    out = explore.write(Run.open(run), tmp_path / "page.html")
+    load(browser, out)
+    said = browser.find_element("id", "carried").text
+    assert "leaves out" in said and "bigram score and bigram sample read them all" in said
+    probe = ["anna", "emma", "zzyzx", "qxqxq"]
+    want = json.loads(invoke("score", run, *probe, "--json").stdout)
+    got = _page_scores(browser, "count", probe)
+    assert got[0].get("missing") is None and abs(got[0]["nll"] - want[0]["nll"]) < 1e-9
+    assert any(g.get("missing") for g in got[2:])  # rare contexts: left out, and said so
+    for g, w in zip(got, want, strict=True):
+        steps = g["steps"]  # the predictions read before a left-out row are bigram score's own
+        for s, b in zip(steps, w["bigrams"], strict=False):
+            assert abs(s["logp"] - b["log_prob"]) < 1e-12
+    drawn = browser.execute_script("return window.bigramExplore.sampleNames('count', 200, 1)")
+    assert any(d.get("missing") for d in drawn)

@@ -7,42 +7,51 @@ explore_page.html (the markup), explore_page.css and explore_page.js (plain Java
 forbids it), so it works offline and in a notebook's iframe.
 
     table      counts N and P of the most frequent contexts × characters (the lecture's figure)
-    row        one context's P(next | context), count vs neural, its entropy and KL
+    row        one context's P(next | context), count vs neural, its entropy and KL, and what the
+               row lists and leaves to the shorter context (β × …)
     name       a typed name, prediction by prediction: P, log P, the running product and sum, NLL
     sampling   a seeded walk through the table, one draw at a time
     training   the neural model's logged NLL curves against the count model's line, the eval table
 
-What it carries is bounded: every row of a table of up to ROW_BUDGET entries (names.txt up to
-order 3); beyond, the rows of the most frequent contexts that fit, and the page says so where a
-name or a walk needs a row it does not carry. Names are data, never markup: the JSON is escaped
-so that no corpus text can close the script element, and the page inserts text only as text.
+The page carries each model whole, as the table holds it (bigram.backoff: the known contexts'
+rows, each its listed tokens and one backoff weight; a mix as its parts, bigram.mixture), and
+reads it as `bigram score` does: the longest known suffix, β down to the uniform root. Numbers
+travel as base64 of their bytes (float64 exactly, token ids as 16 or 32 bits), so the page and
+`bigram score` add the same floats. What it carries is bounded (PAGE_BUDGET bytes of numbers):
+beyond, the rows of the contexts seen least often are left out, and the page says in words which
+and why, and where a name or a walk needs one of them. Names are data, never markup: the JSON is
+escaped so that no corpus text can close the script element, and the page inserts text only as text.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
-import math
 import re
 import struct
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from bigram.counts import gram_name, row_sums
+from bigram.backoff import Level
+from bigram.counts import context_ids, gram_name, seen_rows
+from bigram.mixture import Mixture
+from bigram.safety import layout
 
 PAGE = Path(__file__).with_name("explore_page.html")  # the markup: {{TITLE}}, {{STYLE}}, {{SCRIPT}}, {{DATA}}
 STYLE = PAGE.with_suffix(".css")
 SCRIPT = PAGE.with_suffix(".js")
-ROW_BUDGET = 1 << 17  # table entries carried per model (two models: ~3 MB of numbers at most)
+PAGE_BUDGET = 4_000_000  # bytes of the models' numbers (base64) a page carries: it stays under 5 MB
 HEAT_ROWS = 30  # contexts × characters the heatmap shows at most
 HEAT_COLS = 30
+SAFE = 1 << 53  # context keys below this travel as float64 (exact in JavaScript); beyond, as int64
 
 
-def _numbers(t: torch.Tensor) -> list:
-    """log P rows as JSON numbers with 9 significant digits (what the page prints is 6 at most);
-    −inf (a probability of 0) as null."""
-    return [[None if v == -math.inf else float(f"{v:.9g}") for v in row] for row in t.tolist()]
+def _b64(t: torch.Tensor, dtype: str) -> str:
+    """A tensor's values as little-endian `dtype` bytes in base64 (a typed array in the page)."""
+    return base64.b64encode(np.ascontiguousarray(t.numpy()).astype(dtype).tobytes()).decode("ascii")
 
 
 def _curves(run_dir: Path) -> dict[str, list[list[float]]]:
@@ -70,49 +79,179 @@ def page_data(run) -> dict:
     C, V = run.shape
     order = run.config.order
     models = run.models
-    train = run.counts("train")
-    occurs = row_sums(train).to(torch.float64)
-    ranked = torch.argsort(occurs, descending=True, stable=True)
-    seen = int((occurs > 0).sum())
-    if C * V <= ROW_BUDGET:
-        rows = torch.arange(C)
-    else:  # the most frequent contexts that fit, the start of every name (row 0) first among them
-        rows = ranked[: max(1, ROW_BUDGET // V)]
-        rows = torch.cat([torch.tensor([0]), rows[rows != 0]])[: max(1, ROW_BUDGET // V)]
-    rows = rows.sort().values
-    counts = train.index_select(0, rows)
-    counts = counts.to_dense() if counts.is_sparse else counts
-    tables = {m: run.log_probs(m).index_select(0, rows) for m in models}
-    # the heatmap: the most frequent contexts seen and, as columns, the most frequent next tokens
-    carried = set(rows.tolist())
-    heat_rows = [r for r in ranked[:HEAT_ROWS].tolist() if occurs[r] > 0 and r in carried]
-    per_col = counts.sum(0).to(torch.float64)
-    cols = torch.argsort(per_col, descending=True, stable=True)[: min(HEAT_COLS, V)].tolist()
-    cols = sorted(set(cols) | {0}) if V > HEAT_COLS else list(range(V))
-    heat_rows = sorted(heat_rows) if C == V and V <= HEAT_ROWS else heat_rows
-    metrics = run.metrics()
-    tokens = run.vocab.tokens()
+    train = run.counts("train") if "arpa" not in models else None
+    seen, sums = seen_rows(train) if train is not None else (torch.zeros(0, dtype=torch.int64),) * 2
+    carried, left_out = _carry({m: run.log_probs(m) for m in models}, seen, sums, V)
+    imported = "arpa" in models and not (run.path / layout.METRICS).exists()
+    metrics = {} if imported else run.metrics()  # an imported run was measured on nothing
     return {
         "run": str(run.path),
         "order": order,
         "gram": gram_name(order),
         "V": V,
-        "C": C,
-        "seen_contexts": seen,
-        "tokens": tokens,
+        "C": f"{C:,}",
+        "seen_contexts": len(seen),
+        "tokens": run.vocab.tokens(),
         "describe": run.vocab.describe(),
         "rule": {"normalize": run.config.normalize, "lowercase": run.config.lowercase},
         "spaces": [c for c in range(0x3000 + 1) if chr(c).isspace()],  # what str.strip strips
         "models": models,
         "model_notes": _model_notes(metrics, run.config, models),
-        "rows": rows.tolist(),
-        "all_rows": len(rows) == C,
-        "logp": {m: _numbers(t) for m, t in tables.items()},
-        "counts": counts.tolist(),
-        "heat": {"rows": heat_rows, "cols": cols},
+        "tables": carried,
+        "left_out": left_out,
+        "heat": _heat(train, seen, sums, C, V),
         "metrics": {m: metrics[m] for m in models if m in metrics},
         "curves": _curves(run.path) if "neural" in models else {},
     }
+
+
+def _heat(train, seen: torch.Tensor, sums: torch.Tensor, C: int, V: int) -> dict:
+    """The heatmap's rows (the contexts seen most often, as token ids), columns (the next tokens
+    seen most often, the boundary among them) and the training counts of its cells."""
+    if train is None or not len(seen):
+        return {"rows": [], "cols": list(range(min(V, HEAT_COLS))), "counts": [], "totals": []}
+    rows = seen[torch.argsort(sums, descending=True, stable=True)[:HEAT_ROWS]]
+    if C == V and V <= HEAT_ROWS:
+        rows = rows.sort().values
+    from bigram.counts import nonzero, rows_of
+
+    _, col, n = nonzero(train)
+    per_col = torch.zeros(V, dtype=torch.float64).index_add_(0, col, n.double())
+    cols = torch.argsort(per_col, descending=True, stable=True)[: min(HEAT_COLS, V)].tolist()
+    cols = sorted(set(cols) | {0}) if V > HEAT_COLS else list(range(V))
+    block = rows_of(train, rows)
+    return {
+        "rows": [context_ids(r, C, V) for r in rows.tolist()],
+        "cols": cols,
+        "counts": block[:, cols].tolist(),
+        "totals": block.sum(1).tolist(),
+    }
+
+
+def _levels_of(table, path: tuple = ()) -> list[tuple[tuple, int, Level]]:
+    """Every level of a model (of each part of a mix): (the part's path, context length, level)."""
+    if isinstance(table, Mixture):
+        return [x for i, p in enumerate(table.parts) for x in _levels_of(p, (*path, i))]
+    return [(path, j, lv) for j, lv in enumerate(table.levels) if lv is not None and len(lv)]
+
+
+def _suffix_freq(seen: torch.Tensor, sums: torch.Tensor, V: int, j: int, keys: torch.Tensor) -> torch.Tensor:
+    """How often each context of j tokens (keys) was seen in training as the end of a full context."""
+    if not len(seen):
+        return torch.zeros(len(keys), dtype=torch.float64)
+    uniq, inv = torch.unique(seen % V**j, return_inverse=True)
+    total = torch.zeros(len(uniq), dtype=torch.float64).index_add_(0, inv, sums.double())
+    pos = torch.searchsorted(uniq, keys).clamp_(max=len(uniq) - 1)
+    return torch.where(uniq[pos] == keys, total[pos], 0.0)
+
+
+ROW_BYTES = (8 + 4 + 8) * 4 / 3  # a carried context: its key, row offset and backoff, in base64
+
+
+def _entry_bytes(V: int) -> float:
+    return (8 + (2 if V <= 1 << 16 else 4)) * 4 / 3  # log P as float64, the token as 16 or 32 bits
+
+
+def _choose(levels: list, freqs: list[torch.Tensor], V: int) -> tuple[set[int], list]:
+    """Which levels travel (the others are dropped whole: their contexts alone would not fit) and,
+    in each, which rows are left out (None: none): the rows of the contexts seen most often first,
+    shorter contexts first among equals, until PAGE_BUDGET is spent."""
+    dropped: set[int] = set()
+    key_bytes = sum(len(lv) for _, _, lv in levels) * ROW_BYTES
+    for i in sorted(range(len(levels)), key=lambda i: (-levels[i][1], -len(levels[i][2]))):
+        if key_bytes <= PAGE_BUDGET / 2:
+            break
+        dropped.add(i)
+        key_bytes -= len(levels[i][2]) * ROW_BYTES
+    kept = [i for i in range(len(levels)) if i not in dropped]
+    gone: list = [None] * len(levels)
+    if not kept:
+        return dropped, gone
+    freq = torch.cat([freqs[i] for i in kept])
+    size = torch.cat([levels[i][2].ptr.diff() for i in kept]).double() * _entry_bytes(V)
+    j = torch.cat([torch.full((len(levels[i][2]),), levels[i][1]) for i in kept])
+    by = torch.argsort(j, stable=True)
+    by = by[torch.argsort(freq[by], descending=True, stable=True)]
+    keep = torch.zeros(len(freq), dtype=torch.bool)
+    keep[by[size[by].cumsum(0) <= PAGE_BUDGET - key_bytes]] = True
+    at = 0
+    for i in kept:
+        n = len(levels[i][2])
+        gone[i] = None if bool(keep[at : at + n].all()) else ~keep[at : at + n]
+        at += n
+    return dropped, gone
+
+
+def _level_json(lv: Level, V: int, j: int, gone: torch.Tensor | None) -> dict:
+    """A level as the page reads it: typed arrays in base64; a row left out lists nothing and is
+    marked in `gone`."""
+    big = V**j >= SAFE
+    ptr, cols, logp = lv.ptr, lv.cols, lv.logp
+    if gone is not None:
+        lens = ptr.diff().masked_fill(gone, 0)
+        listed = torch.repeat_interleave(~gone, ptr.diff())
+        ptr, cols, logp = (
+            torch.cat([torch.zeros(1, dtype=torch.int64), lens.cumsum(0)]),
+            cols[listed],
+            logp[listed],
+        )
+    return {
+        "n": len(lv),
+        "big": big,
+        "keys": _b64(lv.keys, "<i8" if big else "<f8"),
+        "ptr": _b64(ptr, "<i4"),
+        "cols": _b64(cols, "<u2" if V <= 1 << 16 else "<i4"),
+        "logp": _b64(logp, "<f8"),
+        "backoff": _b64(lv.backoff, "<f8"),
+        "gone": None if gone is None else _b64(gone, "u1"),
+    }
+
+
+def _tree(table, done: dict, path: tuple = ()) -> dict:
+    """A model as the page reads it: a table's levels (None: none known; {"dropped"}: not carried),
+    or a mix's parts with their weights and the tokens each has (None: all)."""
+    if isinstance(table, Mixture):
+        parts = []
+        for i, (p, w, own) in enumerate(zip(table.parts, table.weights, table.own, strict=True)):
+            has = None if len(own) == table.V else _b64(own, "<i4")  # None: every token
+            parts.append({"weight": w, "own": has, "model": _tree(p, done, (*path, i))})
+        return {"kind": "mix", "order": table.order, "parts": parts}
+    levels = [done.get((path, j)) for j in range(table.order)]
+    return {"kind": "table", "order": table.order, "levels": levels}
+
+
+def _carry(tables: dict, seen: torch.Tensor, sums: torch.Tensor, V: int) -> tuple[dict, list[str]]:
+    """Each model as the page carries it, and what it leaves out, in words."""
+    levels = [(m, path, j, lv) for m, t in tables.items() for path, j, lv in _levels_of(t)]
+    freqs = [_suffix_freq(seen, sums, V, j, lv.keys) for _, _, j, lv in levels]
+    dropped, gone = _choose([(p, j, lv) for _, p, j, lv in levels], freqs, V)
+    done: dict = {m: {} for m in tables}
+    left = {m: [0, 0, 0, 0] for m in tables}  # contexts, entries; left out of them
+    for i, (m, path, j, lv) in enumerate(levels):
+        left[m][0] += len(lv)
+        left[m][1] += lv.entries
+        if i in dropped:
+            done[m][path, j] = {"n": len(lv), "dropped": True}
+            left[m][2] += len(lv)
+            left[m][3] += lv.entries
+            continue
+        done[m][path, j] = _level_json(lv, V, j, gone[i])
+        if gone[i] is not None:
+            left[m][2] += int(gone[i].sum())
+            left[m][3] += int(lv.ptr.diff()[gone[i]].sum())
+    words = [
+        f"The {NAMES[m]} knows {c:,} contexts listing {e:,} entries in all, about "
+        f"{(c * ROW_BYTES + e * _entry_bytes(V)) / 1e6:.0f} MB as this page writes numbers; it carries the "
+        f"rows of the contexts seen most often and leaves out {lc:,} contexts ({le:,} entries), to stay "
+        f"within {PAGE_BUDGET / 1e6:.0f} MB. A name or a walk that needs one of them stops there and "
+        "says so: bigram score and bigram sample read them all."
+        for m, (c, e, lc, le) in left.items()
+        if lc
+    ]
+    return {m: _tree(t, done[m]) for m, t in tables.items()}, words
+
+
+NAMES = {"count": "count model", "neural": "neural model", "mix": "mixed model", "arpa": "imported model"}
 
 
 def _model_notes(metrics: dict, cfg, models: list[str]) -> dict[str, str]:

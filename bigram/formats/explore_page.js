@@ -2,9 +2,8 @@
 // It draws the five parts from the JSON in <script id="data">; text only ever goes in as text.
 "use strict";
 const D = JSON.parse(document.getElementById("data").textContent);
-const V = D.V, C = D.C, ORDER = D.order, MODELS = D.models;
+const V = D.V, ORDER = D.order, MODELS = D.models;
 const SVG = "http://www.w3.org/2000/svg";
-const rowIndex = new Map(D.rows.map((r, i) => [r, i]));
 const charId = new Map(D.tokens.map((t, i) => [t, i]).slice(1));
 const SPACES = new Set(D.spaces);
 const NAMES = { count: "count model", neural: "neural model", mix: "mixed model", arpa: "imported model" };
@@ -29,20 +28,169 @@ function el(tag, attrs, text, parent) {
   return e;
 }
 function clear(e) { while (e.firstChild) e.removeChild(e.firstChild); return e; }
-function logp(model, row) {  // the carried row of log P, or null
-  const i = rowIndex.get(row);
-  return i === undefined ? null : D.logp[model][i].map(x => (x === null ? -Infinity : x));
-}
-function countsRow(row) { const i = rowIndex.get(row); return i === undefined ? null : D.counts[i]; }
-function ctxOf(row) {  // the N−1 tokens of a context, oldest first (ids are base-V digits)
-  const ids = [];
-  for (let k = 0; k < ORDER - 1; k++) { ids.unshift(row % V); row = Math.floor(row / V); }
-  return ids;
-}
-function rowOf(ctx) { return ctx.reduce((a, d) => a * V + d, 0); }  // ctxOf's inverse
 function startCtx() { return Array(Math.max(0, ORDER - 1)).fill(0); }  // where every name starts: N−1 boundaries
+function keyOf(ctx) { return ctx.join(","); }  // a context's name in the page (its token ids, oldest first)
+const heatIndex = new Map(D.heat.rows.map((ctx, i) => [keyOf(ctx), i]));
+function countsRow(ctx) { const i = heatIndex.get(keyOf(ctx)); return i === undefined ? null : D.heat.counts[i]; }
+
+// --- the model, read as bigram reads it (bigram/backoff.py, bigram/mixture.py) ------------------
+// A table: levels[j] holds the known contexts of j tokens, sorted by key (their ids as base-V
+// digits), each row listing tokens with log P, and a backoff log β for every other token. P(w | h):
+// listed at the longest known suffix of h, else β times P at the next shorter one, down to 1/V.
+// A mix: Σ λᵢ Pᵢ over its parts, a part sitting out where the known suffix holds a token it lacks.
+// A row the page left out (`gone`, or a level `dropped`) reads as null: the page says so.
+function bytesOf(s) { const bin = atob(s), u8 = new Uint8Array(bin.length); for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i); return u8.buffer; }
+function decodeLevel(lv) {
+  if (!lv || lv.dropped) return lv;
+  return { n: lv.n, big: lv.big, keys: new (lv.big ? BigInt64Array : Float64Array)(bytesOf(lv.keys)),
+    ptr: new Int32Array(bytesOf(lv.ptr)), cols: new (V <= 65536 ? Uint16Array : Int32Array)(bytesOf(lv.cols)),
+    logp: new Float64Array(bytesOf(lv.logp)), backoff: new Float64Array(bytesOf(lv.backoff)),
+    gone: lv.gone ? new Uint8Array(bytesOf(lv.gone)) : null };
+}
+function decodeModel(t) {
+  if (t.kind === "mix") {
+    const parts = t.parts.map(p => {
+      let own = null;
+      if (p.own) { own = new Uint8Array(V); for (const id of new Int32Array(bytesOf(p.own))) own[id] = 1; }
+      return { weight: p.weight, own, model: decodeModel(p.model) };
+    });
+    return { kind: "mix", order: t.order, parts, merged: parts.some(p => p.own) };
+  }
+  return { kind: "table", order: t.order, levels: t.levels.map(decodeLevel) };
+}
+const TABLES = Object.fromEntries(MODELS.map(m => [m, decodeModel(D.tables[m])]));
+function findRow(lv, ctx, j) {  // the row of the context's last j tokens in a level, or −1
+  const tail = ctx.slice(ctx.length - j);
+  const key = lv.big ? tail.reduce((a, d) => a * BigInt(V) + BigInt(d), 0n) : tail.reduce((a, d) => a * V + d, 0);
+  let lo = 0, hi = lv.n - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1, k = lv.keys[mid];
+    if (k === key) return mid;
+    if (k < key) lo = mid + 1; else hi = mid - 1;
+  }
+  return -1;
+}
+function findEntry(lv, r, w) {  // the entry of token w in row r, or −1
+  let lo = lv.ptr[r], hi = lv.ptr[r + 1] - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1, c = lv.cols[mid];
+    if (c === w) return mid;
+    if (c < w) lo = mid + 1; else hi = mid - 1;
+  }
+  return -1;
+}
+function known(t, ctx) {  // the length of the longest suffix the model knows (−1: none; null: left out)
+  if (t.kind === "mix") {
+    let best = t.merged ? Math.min(1, ctx.length) : -1;
+    for (const p of t.parts) {
+      const k = known(p.model, ctx.slice(ctx.length - Math.min(ctx.length, p.model.order - 1)));
+      if (k === null) return null;
+      best = Math.max(best, k);
+    }
+    return best;
+  }
+  for (let j = Math.min(ctx.length, t.order - 1); j >= 0; j--) {
+    const lv = t.levels[j];
+    if (!lv) continue;
+    if (lv.dropped) return null;
+    if (findRow(lv, ctx, j) >= 0) return j;
+  }
+  return -1;
+}
+function takingPart(t, ctx) {  // a mix's parts, each with the context it reads; null where one is left out
+  const ell = t.merged ? known(t, ctx) : 0;
+  if (ell === null) return null;
+  const out = [];
+  for (const p of t.parts) {
+    const n = Math.min(ctx.length, p.model.order - 1), reads = ctx.slice(ctx.length - n);
+    let lacks = false;
+    for (let d = 0; p.own && d < Math.min(n, ell); d++) if (!p.own[reads[n - 1 - d]]) lacks = true;
+    if (!lacks) out.push({ p, reads });
+  }
+  return out;
+}
+function logaddexp(a, b) { if (a === -Infinity) return b; if (b === -Infinity) return a; const m = Math.max(a, b); return m + Math.log1p(Math.exp(-Math.abs(a - b))); }
+function readLogP(t, ctx, w) {  // log P(w | ctx), or null
+  if (t.kind === "mix") {
+    const parts = takingPart(t, ctx);
+    if (!parts) return null;
+    let acc = -Infinity, mass = 0;
+    for (const { p, reads } of parts) {
+      const x = readLogP(p.model, reads, w);
+      if (x === null) return null;
+      acc = logaddexp(acc, x + (p.weight > 0 ? Math.log(p.weight) : -Infinity));
+      mass += p.weight;
+    }
+    return acc - Math.log(mass);
+  }
+  let acc = 0;
+  for (let j = Math.min(ctx.length, t.order - 1); j >= 0; j--) {
+    const lv = t.levels[j];
+    if (!lv) continue;
+    if (lv.dropped) return null;
+    const r = findRow(lv, ctx, j);
+    if (r < 0) continue;
+    if (lv.gone && lv.gone[r]) return null;
+    const e = findEntry(lv, r, w);
+    if (e >= 0) return acc + lv.logp[e];
+    acc += lv.backoff[r];
+  }
+  return acc - Math.log(V);
+}
+function readRow(t, ctx) {  // log P(· | ctx) as V numbers, or null
+  if (t.kind === "mix") {
+    const parts = takingPart(t, ctx);
+    if (!parts) return null;
+    const acc = new Float64Array(V).fill(-Infinity);
+    let mass = 0;
+    for (const { p, reads } of parts) {
+      const row = readRow(p.model, reads);
+      if (!row) return null;
+      const lw = p.weight > 0 ? Math.log(p.weight) : -Infinity;
+      for (let k = 0; k < V; k++) acc[k] = logaddexp(acc[k], row[k] + lw);
+      mass += p.weight;
+    }
+    const lm = Math.log(mass);
+    for (let k = 0; k < V; k++) acc[k] -= lm;
+    return acc;
+  }
+  const out = new Float64Array(V).fill(-Math.log(V));
+  for (let j = 0; j <= Math.min(ctx.length, t.order - 1); j++) {  // shorter first: longer ones overwrite
+    const lv = t.levels[j];
+    if (!lv) continue;
+    if (lv.dropped) return null;
+    const r = findRow(lv, ctx, j);
+    if (r < 0) continue;
+    if (lv.gone && lv.gone[r]) return null;
+    const b = lv.backoff[r];
+    for (let k = 0; k < V; k++) out[k] += b;
+    for (let e = lv.ptr[r]; e < lv.ptr[r + 1]; e++) out[lv.cols[e]] = lv.logp[e];
+  }
+  return out;
+}
+const rowCache = new Map();
+function logp(model, ctx) {  // the row of log P a model gives a context (cached), or null
+  const key = model + "|" + keyOf(ctx);
+  if (!rowCache.has(key)) {
+    if (rowCache.size > 4000) rowCache.clear();
+    rowCache.set(key, readRow(TABLES[model], ctx));
+  }
+  return rowCache.get(key);
+}
+function describeRow(t, ctx) {  // what a model's row lists here and what it leaves to the shorter context
+  if (t.kind === "mix") return `a mix of ${t.parts.length} parts: P = ` + t.parts.map((p, i) => `${p.weight.toPrecision(3)} × P${i + 1}`).join(" + ");
+  const j = known(t, ctx);
+  if (j === null) return "its row is left out of this page";
+  if (j < 0) return `no suffix of this context is known: every token gets 1/${V}`;
+  const lv = t.levels[j], r = findRow(lv, ctx, j), listed = lv.ptr[r + 1] - lv.ptr[r];
+  const at = `“${tokensText(ctx.slice(ctx.length - j)) || "∅"}” lists ${listed.toLocaleString("en")} next token${listed === 1 ? "" : "s"}`;
+  if (lv.backoff[r] === -Infinity) return at + " (every token it gives any probability)";
+  const shorter = known(t, ctx.slice(ctx.length - j + 1));
+  const below = j === 0 || shorter === null || shorter < 0 ? `1/${V} (uniform)` : `P(· | “${tokensText(ctx.slice(ctx.length - shorter)) || "∅"}”)`;
+  return `${at}; every other token: β = ${g4(Math.exp(lv.backoff[r]))} × ${below}`;
+}
 function tokensText(ids) { return ids.map(d => D.tokens[d]).join(""); }
-function ctxText(row) { return tokensText(ctxOf(row)); }
+function ctxText(ctx) { return tokensText(ctx); }
 function sum(xs) { return xs.reduce((a, b) => a + b, 0); }
 function modelColour(m) { return m === "count" ? COLOUR.count : COLOUR.neural; }  // mix and arpa as neural
 function fixed(x, d) { return x === -Infinity ? "-inf" : x === Infinity ? "inf" : Number.isNaN(x) ? "nan" : x.toFixed(d); }
@@ -97,11 +245,12 @@ function drawHeat() {
   let max = 0;
   const cell = (r, c) => {
     if (heatMode === "N") return countsRow(r)[c];
-    return Math.exp(logp(heatMode.slice(2), r)[c]);
+    const l = logp(heatMode.slice(2), r);
+    return l ? Math.exp(l[c]) : NaN;  // NaN: a row this page left out
   };
-  for (const r of rows) for (const c of cols) max = Math.max(max, cell(r, c));
+  for (const r of rows) for (const c of cols) if (!Number.isNaN(cell(r, c))) max = Math.max(max, cell(r, c));
   rows.forEach((r, i) => {
-    const g = el("g", { class: "heat-row", "data-row": r, style: "cursor:pointer" }, null, svg);
+    const g = el("g", { class: "heat-row", "data-row": keyOf(r), style: "cursor:pointer" }, null, svg);
     g.addEventListener("click", () => showRow(r));
     cols.forEach((c, j) => {
       const v = cell(r, c);
@@ -110,23 +259,23 @@ function drawHeat() {
       const rect = el("rect", { x, y, width: cw - 1, height: ch - 1, fill, "data-col": c }, null, g);
       const label = ctxText(r) + D.tokens[c];
       el("text", { x: x + cw / 2, y: y + 13, "text-anchor": "middle", "font-size": 11, fill: ink }, label, g);
-      const valueText = heatMode === "N" ? String(v) : v.toFixed(3).replace(/^0/, "");
+      const valueText = heatMode === "N" ? String(v) : Number.isNaN(v) ? "–" : v.toFixed(3).replace(/^0/, "");
       el("text", { x: x + cw / 2, y: y + 27, "text-anchor": "middle", "font-size": 10, fill: ink }, valueText, g);
       rect.addEventListener("mouseover", () => hover(r, c));
     });
     el("text", { x: labelW - 6, y: top + i * ch + 21, "text-anchor": "end", "font-size": 12 }, ctxText(r) || "∅", g);
   });
   const note = document.getElementById("heat-note");
-  note.textContent = (rows.length < D.seen_contexts || cols.length < V)
+  note.textContent = (rows.length < D.seen_contexts || cols.length < V || D.C !== String(rows.length))
     ? `Showing the ${rows.length} most frequent of ${D.seen_contexts.toLocaleString("en")} contexts seen ` +
-      `(${C.toLocaleString("en")} possible) × the ${cols.length} most frequent of ${V.toLocaleString("en")} tokens.`
-    : `All ${C} contexts × ${V} tokens. The boundary is shown as “${D.tokens[0]}”.`;
+      `(${D.C} possible) × the ${cols.length} most frequent of ${V.toLocaleString("en")} tokens.`
+    : `All ${D.C} contexts × ${V} tokens. The boundary is shown as “${D.tokens[0]}”.`;
 }
 function hover(r, c) {
   const parts = [`${ctxText(r)}${D.tokens[c]}: N = ${countsRow(r)[c]}`];
   for (const m of MODELS) {
-    const x = logp(m, r)[c];
-    parts.push(`${NAMES[m]}: P = ${Math.exp(x).toFixed(6)}, log P = ${fixed(x, 4)}`);
+    const l = logp(m, r);
+    parts.push(l ? `${NAMES[m]}: P = ${Math.exp(l[c]).toFixed(6)}, log P = ${fixed(l[c], 4)}` : `${NAMES[m]}: left out of this page`);
   }
   document.getElementById("info").textContent = parts.join("   ");
 }
@@ -141,29 +290,30 @@ function hover(r, c) {
   });
   lead.appendChild(document.createTextNode(". Click a row of the table above to see another."));
 })();
-function rowProbs(model, row) { const l = logp(model, row); return l && l.map(Math.exp); }
+function rowProbs(model, ctx) { const l = logp(model, ctx); return l && Array.from(l, Math.exp); }
 function showRow(row) {
   const svg = clear(document.getElementById("bars"));
-  const total = sum(countsRow(row));
+  const at = heatIndex.get(keyOf(row)), total = at === undefined ? 0 : D.heat.totals[at];
   const ps = Object.fromEntries(MODELS.map(m => [m, rowProbs(m, row)]));
-  const first = ps[MODELS[0]];
+  const drawn = MODELS.filter(m => ps[m]);  // a row this page left out has no bars: the stats say so
+  const first = drawn.length ? ps[drawn[0]] : new Array(V).fill(0);
   let ids = [...Array(V).keys()].sort((a, b) => first[b] - first[a] || a - b);
   const barIds = ids.slice(0, 40);
   document.getElementById("row-head").textContent =
-    `context "${ctxText(row) || "∅"}" (row ${row}): ${total.toLocaleString("en")} occurrences in the training names` +
+    `context "${ctxText(row) || "∅"}": ${total.toLocaleString("en")} occurrences in the training names` +
     (barIds.length < V ? `; the ${barIds.length} most probable of ${V} next tokens` : "");
   const bw = 22, H = 220, top = 10, base = H - 40;
   const W = 50 + barIds.length * (bw + 6);
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("width", Math.min(W, 1050));
-  const max = Math.max(...MODELS.map(m => Math.max(...barIds.map(i => ps[m][i])))) || 1;
+  const max = Math.max(0, ...drawn.map(m => Math.max(...barIds.map(i => ps[m][i])))) || 1;
   el("line", { x1: 40, x2: W, y1: base, y2: base, stroke: COLOUR.axis }, null, svg);
   el("text", { x: 36, y: top + 8, "text-anchor": "end", "font-size": 11 }, max.toFixed(2), svg);
   barIds.forEach((id, k) => {
     const x = 46 + k * (bw + 6);
-    MODELS.forEach((m, j) => {
+    drawn.forEach((m, j) => {
       const p = ps[m][id], h = (base - top) * p / max;
-      const w = bw / MODELS.length;
+      const w = bw / drawn.length;
       const r = el("rect", { x: x + j * w, y: base - h, width: w - 1, height: h,
         fill: modelColour(m), class: "bar", "data-model": m, "data-token": id,
         "data-p": String(p) }, null, svg);
@@ -174,7 +324,8 @@ function showRow(row) {
   const stats = document.getElementById("row-stats");
   clear(stats);
   const H_ = p => -p.reduce((a, x) => a + (x > 0 ? x * Math.log(x) : 0), 0);
-  const parts = MODELS.map(m => `entropy of the ${NAMES[m]}'s row: ${H_(ps[m]).toFixed(4)} nats`);
+  const parts = MODELS.map(m => ps[m] ? `entropy of the ${NAMES[m]}'s row: ${H_(ps[m]).toFixed(4)} nats (it ${describeRow(TABLES[m], row)})`
+    : `the ${NAMES[m]}'s row is left out of this page`);
   if (ps.count && ps.neural) {
     const kl = ps.count.reduce((a, p, i) => a + (p > 0 ? p * (Math.log(p) - Math.log(ps.neural[i])) : 0), 0);
     parts.push(`KL(count ‖ neural) of this row: ${kl.toFixed(6)} nats`);
@@ -209,10 +360,9 @@ function scoreName(model, raw) {
   let ll = 0, p64 = 1, p32 = 1;
   for (let i = 0; i + ORDER - 1 < padded.length; i++) {
     const ctx = padded.slice(i, i + ORDER - 1), next = padded[i + ORDER - 1];
-    const row = rowOf(ctx);
-    const l = logp(model, row);
-    if (!l) return { name, steps, missing: ctxText(row) };
-    const x = l[next], p = Math.exp(x);
+    const x = readLogP(TABLES[model], ctx, next);
+    if (x === null) return { name, steps, missing: ctxText(ctx) };
+    const p = Math.exp(x);
     ll += x; p64 *= p; p32 = Math.fround(p32 * Math.fround(p));
     steps.push({ gram: tokensText(ctx) + D.tokens[next], p, logp: x, ll, p64, p32 });
   }
@@ -252,8 +402,8 @@ function showName() {
     }
     const tot = el("div", { class: "totals mono", "data-model": m }, null, wrap);
     if (s.missing !== undefined) {
-      el("div", { class: "error" }, `The context "${s.missing}" is not carried in this page (it carries the ` +
-        `${D.rows.length.toLocaleString("en")} most frequent of ${C.toLocaleString("en")} rows): bigram score has it.`, tot);
+      el("div", { class: "error" }, `The row of the context "${s.missing}" is left out of this page (the note ` +
+        "at the top says which rows and why): bigram score has it.", tot);
       continue;
     }
     const n = s.steps.length;
@@ -274,10 +424,10 @@ function mulberry32(seed) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-function shaped(model, row, temperature, topk, first = false) {  // P^(1/T) renormalized, cut to its top k
-  const l = logp(model, row);
+function shaped(model, ctx, temperature, topk, first = false) {  // P^(1/T) renormalized, cut to its top k
+  const l = logp(model, ctx);
   if (!l) return null;
-  const s = l.map(x => x / temperature), m = Math.max(...s);
+  const s = Array.from(l, x => x / temperature), m = s.reduce((a, b) => Math.max(a, b), -Infinity);
   let p = s.map(x => Math.exp(x - m));
   if (first) p[0] = 0;  // a name has a character: the first draw is conditioned on not ending (exact)
   if (topk > 0 && topk < V) {
@@ -296,8 +446,7 @@ function sampleNames(model, n, seed, temperature = 1, topk = 0, maxLen = 200) {
   while (out.length < n) {
     let ctx = startCtx(), name = "", drawn = null;
     for (let j = 0; j <= maxLen && drawn === null; j++) {
-      const row = rowOf(ctx);
-      const p = shaped(model, row, temperature, topk, j === 0);
+      const p = shaped(model, ctx, temperature, topk, j === 0);
       if (!p) { drawn = { name, missing: true }; break; }
       const id = pick(p, rng());
       if (id === 0) { drawn = { name }; break; }
@@ -324,15 +473,14 @@ function resetWalk() {
   clear(document.getElementById("drawn"));
   document.getElementById("walk").textContent = `${D.tokens[0]} (the boundary: every name starts here; press step)`;
   const { model, T, k } = sParams();
-  drawCdf(shaped(model, rowOf(walk.ctx), T, k, true), null, null);
+  drawCdf(shaped(model, walk.ctx, T, k, true), null, null);
 }
 function stepWalk() {
   const { model, T, k } = sParams();
   if (walk.done) newName();
-  const row = rowOf(walk.ctx);
-  const p = shaped(model, row, T, k, walk.name === "");
+  const p = shaped(model, walk.ctx, T, k, walk.name === "");
   if (!p) {
-    document.getElementById("draw-note").textContent = `The walk reached the context "${ctxText(row)}", which this page does not carry: bigram sample goes on from there.`;
+    document.getElementById("draw-note").textContent = `The walk reached the context "${ctxText(walk.ctx)}", whose row this page left out (the note at the top says why): bigram sample goes on from there.`;
     walk.done = true; return;
   }
   const u = walk.rng(), id = pick(p, u);
@@ -372,7 +520,7 @@ function drawMany() {
   const { model, seed, T, k } = sParams();
   const names = sampleNames(model, 20, seed, T, k);
   const ol = clear(document.getElementById("drawn"));
-  for (const s of names) el("li", {}, s.missing ? s.name + " … (a context this page does not carry)" : s.name, ol);
+  for (const s of names) el("li", {}, s.missing ? s.name + " … (a context whose row this page left out)" : s.name, ol);
 }
 
 // --- 5. training ----------------------------------------------------------------------------
@@ -436,7 +584,9 @@ function drawEval() {
 // --- start ----------------------------------------------------------------------------------
 heatModes();
 drawHeat();
-showRow(D.heat.rows[0] ?? D.rows[0]);
+showRow(D.heat.rows[0] ?? startCtx());
+document.getElementById("carried").textContent = D.left_out.length ? D.left_out.join(" ")
+  : "This page carries every model whole: every walk completes and every name scores, as in bigram sample and bigram score.";
 document.getElementById("name-input").addEventListener("input", showName);
 showName();
 const sm = document.getElementById("s-model");
