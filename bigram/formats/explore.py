@@ -152,14 +152,32 @@ def _entry_bytes(V: int) -> float:
     return (8 + (2 if V <= 1 << 16 else 4)) * 4 / 3  # log P as float64, the token as 16 or 32 bits
 
 
-def _choose(levels: list, freqs: list[torch.Tensor], V: int) -> tuple[set[int], list]:
+def _cost(levels: list, V: int) -> float:
+    """The bytes a model's levels take in the page."""
+    return sum(len(lv) * ROW_BYTES + lv.entries * _entry_bytes(V) for _, _, lv in levels)
+
+
+def _shares(models: list[str], levels: list, V: int) -> dict[str, float]:
+    """Each model's part of PAGE_BUDGET: the smallest models first, each whole if its equal share of
+    what is left holds it, so that a large model does not cost a small one its rows."""
+    cost = {m: _cost([lv for k, *lv in levels if k == m], V) for m in models}
+    left, out = float(PAGE_BUDGET), {}
+    for i, m in enumerate(sorted(models, key=lambda m: cost[m])):
+        out[m] = min(cost[m], left / (len(models) - i))
+        left -= out[m]
+    return out
+
+
+def _choose(levels: list, freqs: list[torch.Tensor], V: int, budget: float) -> tuple[set[int], list]:
     """Which levels travel (the others are dropped whole: their contexts alone would not fit) and,
     in each, which rows are left out (None: none): the rows of the contexts seen most often first,
-    shorter contexts first among equals, until PAGE_BUDGET is spent."""
+    shorter contexts first among equals, until the budget is spent."""
     dropped: set[int] = set()
+    if _cost(levels, V) <= budget:
+        return dropped, [None] * len(levels)
     key_bytes = sum(len(lv) for _, _, lv in levels) * ROW_BYTES
     for i in sorted(range(len(levels)), key=lambda i: (-levels[i][1], -len(levels[i][2]))):
-        if key_bytes <= PAGE_BUDGET / 2:
+        if key_bytes <= budget / 2:
             break
         dropped.add(i)
         key_bytes -= len(levels[i][2]) * ROW_BYTES
@@ -173,7 +191,7 @@ def _choose(levels: list, freqs: list[torch.Tensor], V: int) -> tuple[set[int], 
     by = torch.argsort(j, stable=True)
     by = by[torch.argsort(freq[by], descending=True, stable=True)]
     keep = torch.zeros(len(freq), dtype=torch.bool)
-    keep[by[size[by].cumsum(0) <= PAGE_BUDGET - key_bytes]] = True
+    keep[by[size[by].cumsum(0) <= budget - key_bytes + 1e-6]] = True
     at = 0
     for i in kept:
         n = len(levels[i][2])
@@ -224,7 +242,14 @@ def _carry(tables: dict, seen: torch.Tensor, sums: torch.Tensor, V: int) -> tupl
     """Each model as the page carries it, and what it leaves out, in words."""
     levels = [(m, path, j, lv) for m, t in tables.items() for path, j, lv in _levels_of(t)]
     freqs = [_suffix_freq(seen, sums, V, j, lv.keys) for _, _, j, lv in levels]
-    dropped, gone = _choose([(p, j, lv) for _, p, j, lv in levels], freqs, V)
+    dropped: set[int] = set()
+    gone: list = [None] * len(levels)
+    for m, budget in _shares(list(tables), levels, V).items():
+        mine = [i for i, lv in enumerate(levels) if lv[0] == m]
+        d, g = _choose([levels[i][1:] for i in mine], [freqs[i] for i in mine], V, budget)
+        dropped |= {mine[k] for k in d}
+        for k, i in enumerate(mine):
+            gone[i] = g[k]
     done: dict = {m: {} for m in tables}
     left = {m: [0, 0, 0, 0] for m in tables}  # contexts, entries; left out of them
     for i, (m, path, j, lv) in enumerate(levels):
