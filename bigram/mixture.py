@@ -150,7 +150,9 @@ class Mixture:
                 lp = lp.masked_fill(~(ok.view(-1, *([1] * (lp.dim() - 1)))), -math.inf)
             acc = lp if acc is None else torch.logaddexp(acc, lp)
             mass += w if ok is None else ok.double() * w
-        return acc - mass.log().view(-1, *([1] * (acc.dim() - 1)))
+        shape = (-1, *([1] * (acc.dim() - 1)))
+        # where only parts of weight 0 take part, no row is defined: uniform, so that rows sum to one
+        return torch.where(mass.view(shape) > 0, acc - mass.log().view(shape), -math.log(self.V))
 
     def at(self, ctx: torch.Tensor, nxt: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """log P(nxt | ctx) (float64), as Table.at (contexts of `length` tokens when given)."""

@@ -166,6 +166,17 @@ def test_runs_of_different_alphabets_mix_by_the_rule(tmp_path):
         assert torch.allclose(got[rows], got[rows[0]].expand(len(rows), -1), rtol=0, atol=1e-15)
 
 
+def test_where_only_a_part_of_weight_zero_takes_part_the_row_is_uniform():
+    va, vb = Vocab(("a",)), Vocab(("a", "b"))
+    pa = Table.of_dense(torch.tensor([[0.5, 0.5], [0.25, 0.75]], dtype=torch.float64).log())
+    pb = Table.of_dense(torch.full((3, 3), 1 / 3, dtype=torch.float64).log())
+    mixed, _ = mix_tables([pa, pb], [va, vb], [1.0, 0.0])
+    P = mixed.to_dense().exp()
+    assert P[0].tolist() == pytest.approx([0.5, 0.5, 0.0], abs=1e-15)
+    assert P[1].tolist() == pytest.approx([0.25, 0.75, 0.0], abs=1e-15)
+    assert P[2].tolist() == pytest.approx([1 / 3] * 3, abs=1e-15)  # after b only B, of weight 0
+
+
 def test_a_token_a_part_lacks_reads_zero_and_a_lower_order_part_its_own_context():
     v, union = Vocab(("a",)), Vocab(("a", "b"))
     uni = Table.of_dense(torch.tensor([[0.25, 0.75]], dtype=torch.float64).log())

@@ -121,7 +121,7 @@ function readLogP(t, ctx, w) {  // log P(w | ctx), or null
       acc = logaddexp(acc, x + (p.weight > 0 ? Math.log(p.weight) : -Infinity));
       mass += p.weight;
     }
-    return acc - Math.log(mass);
+    return mass > 0 ? acc - Math.log(mass) : -Math.log(V);  // only parts of weight 0: uniform, as bigram
   }
   let acc = 0;
   for (let j = Math.min(ctx.length, t.order - 1); j >= 0; j--) {
@@ -151,7 +151,7 @@ function readRow(t, ctx) {  // log P(· | ctx) as V numbers, or null
       mass += p.weight;
     }
     const lm = Math.log(mass);
-    for (let k = 0; k < V; k++) acc[k] -= lm;
+    for (let k = 0; k < V; k++) acc[k] = mass > 0 ? acc[k] - lm : -Math.log(V);
     return acc;
   }
   const out = new Float64Array(V).fill(-Math.log(V));
