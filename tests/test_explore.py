@@ -334,3 +334,23 @@ def test_a_page_over_its_budget_says_what_it_left_out_and_never_guesses(
             assert abs(s["logp"] - b["log_prob"]) < 1e-12
     drawn = browser.execute_script("return window.bigramExplore.sampleNames('count', 200, 1)")
     assert any(d.get("missing") for d in drawn)
+
+
+def test_a_mix_of_two_alphabets_reads_on_the_page_as_bigram_score_reads_it(browser, invoke, tmp_path):
+    """names.txt's trigram and the Italian names' bigram (which has è and ò): on the page as in
+    `bigram score`, a run sits out after a character it lacks, and every walk ends."""
+    from tests.conftest import ROOT
+
+    a = train_run(invoke, NAMES, tmp_path / "a", "--model", "count", "--smoothing", "kn", "--order", "3")
+    b = train_run(invoke, ROOT / "data" / "italian.txt", tmp_path / "b", "--model", "count")
+    mixed = tmp_path / "m"
+    assert invoke("mix", a, b, "--weights", "0.6,0.4", "--out", mixed).exit_code == 0
+    out = tmp_path / "page.html"
+    assert invoke("explore", mixed, "--out", out).exit_code == 0
+    load(browser, out)
+    probe = ["noè", "niccolò", "emma", "wolfgang", "noèmi", "èva"]  # after "èm" names.txt reads "m"
+    want = json.loads(invoke("score", mixed, *probe, "--json").stdout)
+    for got, w in zip(_page_scores(browser, "mix", probe), want, strict=True):
+        assert got.get("missing") is None and abs(got["nll"] - w["nll"]) < 1e-9, (got, w)
+    drawn = browser.execute_script("return window.bigramExplore.sampleNames('mix', 300, 2)")
+    assert all(not d.get("missing") and not d.get("cut") for d in drawn)
