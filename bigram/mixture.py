@@ -9,7 +9,8 @@ anywhere on its backoff chain above the uniform root, and a Kneser-Ney part's un
 every token, so every mixed row would list all V of them. Backing off to one shared mixed
 unigram row instead is not exact: a token no row lists reads Σᵢ λᵢ Cᵢ(h) P⁰ᵢ(w), with Cᵢ(h) the
 product of part i's backoff weights from h down, and these products differ from part to part,
-so no single β(h) times one row gives it.
+so no single β(h) times one row gives it. `backoff_form` writes a mix as one such table exactly,
+listing what the parts' chains list, where that is affordable (an ARPA file of a mix).
 
 The vocabularies. A token a part lacks has probability 0 in its rows. A part never knows a
 context holding a token it lacks, so it reads such a context at its longest suffix after that
@@ -276,3 +277,80 @@ class Mixture:
         if state.get("order") != max(t.order for t in tables):
             raise bad("order is not its parts' highest")
         return cls(tables, weights.tolist(), own).with_dense()
+
+
+BACKOFF_LIMIT = 1 << 24  # entries a mix written as one backoff table may list (~24 bytes each)
+
+
+def _leaves(table) -> list[Table]:
+    """The tables a mix is made of, through mixes of mixes."""
+    return [t for p in table.parts for t in _leaves(p)] if isinstance(table, Mixture) else [table]
+
+
+def _listed_on_chains(mix: Mixture, keys: torch.Tensor, j: int) -> torch.Tensor:
+    """For contexts of j tokens (keys): every token some part lists at a known suffix of it, as
+    sorted unique (index in keys)·V + token."""
+    V, found = mix.V, [torch.zeros(0, dtype=torch.int64)]
+    for t in _leaves(mix):
+        for k in range(min(j, t.order - 1) + 1):
+            lv = t.levels[k]
+            if lv is None or not len(lv):
+                continue
+            rows, known = lv.find(keys % V**k)
+            which, pos = lv.slices(rows[known])
+            found.append(known.nonzero().squeeze(1)[which] * V + lv.cols[pos])
+    return torch.unique(torch.cat(found))
+
+
+def _first_unlisted(ptr: torch.Tensor, cols: torch.Tensor, V: int) -> torch.Tensor:
+    """Each row's smallest token it does not list (V where it lists every token)."""
+    n = len(ptr) - 1
+    lens = ptr.diff()
+    q = torch.arange(len(cols)) - torch.repeat_interleave(ptr[:-1], lens)  # place within the row
+    which = torch.repeat_interleave(torch.arange(n), lens)
+    gap = torch.where(cols != q, q, V)  # sorted cols: the first place that is not its own token
+    return torch.minimum(torch.full((n,), V).scatter_reduce(0, which, gap, "amin"), lens)
+
+
+def backoff_form(mix: Mixture, where: str = "the mix", limit: int = BACKOFF_LIMIT) -> Table:
+    """The mix as one table in backoff form, exactly (what an ARPA file holds). Each context the
+    mix knows lists every token some part lists on its backoff chain from it (above the uniform
+    root), at the mix's P. Every other token w reads, in every part, its chain's backoff weights
+    times that part's root, the same for every such w: so P(w | h) = β(h) · P(w | h′) with one
+    β(h) = P(w* | h) / P(w* | h′), w* the first token h does not list, h′ its longest known proper
+    suffix. (Where h′ gives w* nothing, h lists every token.) A Kneser-Ney part's unigram row lists
+    every token, so such a mix lists V tokens per context: refused beyond `limit` entries."""
+    from bigram.errors import BigramError
+
+    V, levels, total = mix.V, [], 0
+    for j, known in enumerate(mix.levels):
+        if known is None:
+            levels.append(None)
+            continue
+        keys = known.keys
+        flat = _listed_on_chains(mix, keys, j)
+        for _ in range(2):  # the second pass lists every token where h′ gives w* nothing
+            total_j = total + len(flat)
+            if total_j > limit:
+                raise BigramError(
+                    f"{where} as one backoff table lists more than {limit:,} entries (its contexts of "
+                    f"{j} tokens alone {len(flat):,}): write its parts instead"
+                )
+            rows, cols = flat // V, flat % V
+            ptr = torch.searchsorted(rows, torch.arange(len(keys) + 1))
+            star = _first_unlisted(ptr, cols, V)
+            some = star < V
+            lower = torch.full((len(keys),), -math.log(V), dtype=torch.float64)
+            if j:
+                below = Table(V, j, levels)
+                lower[some] = below.at(keys[some], star[some], length=j - 1)
+            beta = torch.full((len(keys),), -math.inf, dtype=torch.float64)
+            beta[some] = mix.at(keys[some], star[some], length=j) - lower[some]
+            bad = some & (lower == -math.inf) & (beta > -math.inf)
+            if not bool(bad.any()):
+                break
+            every = bad.nonzero().squeeze(1).unsqueeze(1) * V + torch.arange(V)
+            flat = torch.unique(torch.cat([flat, every.reshape(-1)]))
+        total = total_j
+        levels.append(Level(keys, ptr, cols, mix.at(keys[rows], cols, length=j), beta))
+    return Table(V, mix.order, levels).with_dense()

@@ -234,3 +234,52 @@ def test_a_damaged_mix_is_refused(names_parts):
                 "own": [torch.arange(V)]}  # fmt: skip
     with pytest.raises(BigramError, match="nest"):
         Mixture.of_state(deep, V, "mix.pt")
+
+
+# --- one backoff table (what an ARPA file of the mix holds) --------------------------------------
+def test_the_mix_in_backoff_form_gives_every_row_the_mix_gives(names_parts, tmp_path):
+    """At orders 2–4 (add-k, Kneser-Ney, a dense table), over two alphabets, and a mix of a mix:
+    one table in backoff form whose rows are the mix's, which reads back from its stored state."""
+    from bigram.backoff import row_sum_error, table_of_state, table_state
+    from bigram.mixture import backoff_form
+
+    mixes = []
+    for N in (2, 3, 4):
+        add_k, kn, vocab = names_parts[N]
+        mixes.append(mix_tables([add_k, kn, neural_like(vocab.size, N)], [vocab] * 3, [0.2, 0.5, 0.3])[0])
+        mixes.append(mix_tables([add_k, names_parts[2][0]], [vocab] * 2, [0.7, 0.3])[0])
+    add_k, kn, vocab = names_parts[3]
+    other = Vocab(tuple("aeiouèò"))
+    inner, _ = mix_tables([kn, add_k], [vocab, vocab], [0.5, 0.5])
+    mixes.append(mix_tables([inner, neural_like(other.size, 1)], [vocab, other], [0.8, 0.2])[0])
+    for mixed in mixes:
+        table = backoff_form(mixed)
+        every = torch.arange(mixed.shape[0])
+        assert torch.allclose(table.rows(every).exp(), mixed.rows(every).exp(), rtol=0, atol=1e-12)
+        assert row_sum_error(table) < 1e-12
+        back = table_of_state(stored(table_state(table)), mixed.V, "x")
+        assert torch.equal(back.rows(every), table.rows(every))
+    with pytest.raises(BigramError, match="more than 100 entries"):
+        backoff_form(mixes[0], limit=100)
+
+
+def test_a_mix_of_add_k_models_lists_only_what_its_parts_have_seen(names_parts):
+    """Add-k parts back off straight to the uniform root: the mix's rows list the tokens seen after
+    each context (by either part), not V tokens."""
+    from bigram.mixture import backoff_form
+
+    (tri, _, vocab), bi = names_parts[3], names_parts[2][0]
+    table = backoff_form(mix_tables([tri, bi], [vocab, vocab], [0.6, 0.4])[0])
+
+    def listed(level) -> dict[int, set[int]]:
+        return {
+            int(h): set(level.cols[level.ptr[r] : level.ptr[r + 1]].tolist())
+            for r, h in enumerate(level.keys)
+        }
+
+    seen3, seen2 = listed(tri.levels[2]), listed(bi.levels[1])
+    assert listed(table.levels[1]) == seen2
+    assert listed(table.levels[2]) == {
+        h: cols | seen2.get(h % vocab.size, set()) for h, cols in seen3.items()
+    }
+    assert table.levels[0] is None
