@@ -11,7 +11,7 @@ import torch
 
 from bigram.counts import nonzero, row_sums
 from bigram.metrics import kl_between, nll
-from bigram.table import count_log_probs, count_log_probs_at
+from bigram.table import count_log_probs_at, count_table
 
 K_RANGE = (1e-4, 1e3)  # searched on a log scale
 
@@ -86,5 +86,5 @@ def leave_one_out_nll(train: torch.Tensor) -> Callable[[float], float]:
 def equivalent_smoothing(log_probs: torch.Tensor, train: torch.Tensor) -> tuple[float, float]:
     """The k whose count model is nearest the table (least KL(count_k ‖ table), rows weighted by
     the training counts), and that KL."""
-    k, curve = _minimize_log(lambda k: kl_between(count_log_probs(train, k), log_probs, train), *K_RANGE)
+    k, curve = _minimize_log(lambda k: kl_between(count_table(train, k), log_probs, train), *K_RANGE)
     return k, dict(curve)[k]
