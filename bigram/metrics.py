@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from bigram.counts import context_ids, context_rows, gram_name, nonzero, row_sums, total
+from bigram.counts import context_ids, context_rows, entry_row_sums, gram_name, nonzero, total
 from bigram.text import escaped, json_safe
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -65,9 +65,9 @@ def evaluate(log_probs: torch.Tensor, counts: torch.Tensor) -> dict[str, float |
 def data_entropy(counts: torch.Tensor) -> float:
     """H(next | prev) of the counted bigrams' empirical distribution, in nats per bigram:
     −Σ_ij N_ij log(N_ij / N_i) / ΣN — the NLL of the maximum-likelihood (smoothing 0) table."""
-    i, _, n = nonzero(counts)
+    _, _, n = nonzero(counts)
     n = n.to(torch.float64)
-    rows = row_sums(counts).to(torch.float64)[i]
+    rows = entry_row_sums(counts).to(torch.float64)
     bigrams = float(n.sum())
     return -float((n * (n / rows).log()).sum()) / bigrams if bigrams else math.nan
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import torch
 
-from bigram.counts import nonzero, row_sums
+from bigram.counts import entry_row_sums, nonzero, total
 from bigram.metrics import kl_between, nll
 from bigram.table import count_log_probs_at, count_table
 
@@ -50,7 +50,7 @@ def choose_smoothing(
     """The k minimizing the count model's NLL on the val counts, the curve (k, val NLL), and
     "val". Without val counts (no val split), the k minimizing the leave-one-out NLL of the
     training bigrams instead, its curve, and "leave-one-out"."""
-    if val is None or not int(row_sums(val).sum()):
+    if val is None or not total(val):
         return (*_minimize_log(leave_one_out_nll(train), *K_RANGE), "leave-one-out")
     return (*_minimize_log(held_out_nll(train, val), *K_RANGE), "val")
 
@@ -76,9 +76,9 @@ def leave_one_out_nll(train: torch.Tensor) -> Callable[[float], float]:
     >>> round(leave_one_out_nll(train)(0.5), 6)  # −(log 0.5/4 + 3·log 2.5/4 + 2·log 1.5/2) / 6
     0.677469
     """
-    i, _, n = nonzero(train)
+    _, _, n = nonzero(train)
     n = n.to(torch.float64)
-    rows = row_sums(train).to(torch.float64)[i]
+    rows = entry_row_sums(train).to(torch.float64)
     V, total = train.shape[1], float(n.sum())
     return lambda k: -float((n * ((n - 1 + k).log() - (rows - 1 + k * V).log())).sum()) / total
 
