@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from bigram.backoff import Level, Table
-from bigram.counts import leading_boundaries, nonzero, order_of
+from bigram.counts import nonzero, order_of
 from bigram.vocab import check_keys
 
 FALLBACK = (0.5, 1.0, 1.5)  # lmplz's --discount_fallback
@@ -73,12 +73,15 @@ def adjusted_counts(counts: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tens
     C, V = counts.shape
     N = order_of((C, V))
     rows, cols, n = (x.long() for x in nonzero(counts))
-    # each counted n-gram's length, <s> included: N, except that z ≥ 2 leading boundaries are one <s>
-    length = N - leading_boundaries(rows, C, V).clamp(min=1) + 1
+    # each counted n-gram's length, <s> included: N, except that z ≥ 2 leading boundaries are one
+    # <s>; a row has z ≥ m leading boundaries exactly when it is below V^(N−1−m)
+    length = torch.full_like(rows, N)
+    for m in range(2, N):
+        length -= (rows < V ** (N - 1 - m)).long()
     # raw counts: the longest n-grams, and those that start with <s>
     raw = [(rows[length == k] % V ** (k - 1)) * V + cols[length == k] for k in range(N + 1)]
     weights = [n[length == k] for k in range(N + 1)]
-    adjusted = [_sum_by_key(raw[N], weights[N])]
+    adjusted = [(raw[N], weights[N])]  # sorted and distinct already: the counts' pairs are
     for k in range(N - 1, 0, -1):  # the others: how many distinct tokens were seen before them
         longer = adjusted[0][0] % V**k  # each distinct longer n-gram, without its oldest token
         adjusted.insert(
@@ -88,9 +91,18 @@ def adjusted_counts(counts: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tens
 
 
 def _sum_by_key(keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the distinct keys, sorted; the sum of the values of each)."""
-    distinct, inv = torch.unique(keys, return_inverse=True)
-    return distinct, torch.zeros(len(distinct), dtype=torch.int64).index_add_(0, inv, values)
+    """(the distinct keys, sorted; the sum of the values of each): one sort, then sums of runs.
+
+    >>> _sum_by_key(torch.tensor([5, 2, 5, 7]), torch.tensor([1, 2, 3, 4]))
+    (tensor([2, 5, 7]), tensor([2, 4, 4]))
+    """
+    if not len(keys):
+        return keys, values
+    keys, order = keys.sort()
+    distinct, runs = torch.unique_consecutive(keys, return_counts=True)
+    ends = runs.cumsum(0) - 1
+    csum = values[order].cumsum(0)
+    return distinct, csum[ends] - torch.cat([csum.new_zeros(1), csum[ends[:-1]]])
 
 
 def kneser_ney_table(counts: torch.Tensor) -> tuple[Table, list[Discounts]]:
