@@ -279,12 +279,7 @@ def table_of_state(state, V: int, where: str) -> Table:
 
     order = state.get("order") if isinstance(state, dict) else None
     levels = state.get("levels") if isinstance(state, dict) else None
-    if (
-        not isinstance(order, int)
-        or isinstance(order, bool)
-        or not 1 <= order
-        or not isinstance(levels, list)
-    ):
+    if not isinstance(order, int) or isinstance(order, bool) or order < 1 or not isinstance(levels, list):
         raise bad("order or levels are missing")
     if len(levels) != order or V**order >= 1 << 62:
         raise bad(f"levels do not match order {order}")
@@ -337,8 +332,23 @@ def row_sum_error(table: Table) -> float:
         if j == 0:
             below = level.ptr.diff().double() / table.V  # the root gives each token 1/V
         else:
-            lower = table.at(level.keys[which] % table.V ** (j - 1), level.cols, length=j - 1).exp()
+            lower = _lower(table, j, level.keys[which] % table.V ** (j - 1), level.cols).exp()
             below = torch.zeros(len(level), dtype=torch.float64).index_add_(0, which, lower)
         total = listed + level.backoff.exp() * (1 - below).clamp(min=0)
         worst = max(worst, float((total - 1).abs().max()))
     return worst
+
+
+def _lower(table: Table, j: int, keys: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """log P(cols | the j − 1 tokens `keys`): read straight from level j − 1 where it lists the
+    entry (a Kneser-Ney table always does), by the whole ARPA rule for the others."""
+    out = torch.empty(len(keys), dtype=torch.float64)
+    rest = torch.ones(len(keys), dtype=torch.bool)
+    below = table.levels[j - 1]
+    if below is not None and len(below):
+        rows, known = below.find(keys)
+        pos, listed = below.entry(rows, cols)
+        hit = known & listed
+        out[hit], rest = below.logp[pos[hit]], ~hit
+    out[rest] = table.at(keys[rest], cols[rest], length=j - 1)
+    return out

@@ -7,7 +7,7 @@ runs/2026-11-21_10-30-05/                                            written by 
     config.toml      the resolved configuration                      write_inputs / read_config
     vocab.json       id 0 = boundary, then the characters            write_inputs / read_vocab
     counts.pt        {"splits": {split: sparse C×V counts}}          write_inputs / read_split_counts
-    count.pt         {"counts": sparse train counts, "smoothing": k|"kn"}  save_count_model / read_checkpoint
+    count.pt         {"counts", "smoothing": k|"kn", "table" (KN)}       save_count_model / read_checkpoint
     neural.pt        {"W", "step", optimizer and generator state}     save_neural_model / read_checkpoint
     mix.pt, arpa.pt  {"table": its levels (backoff.table_state), "recipe"}  save_table_model / read_checkpoint
     metrics.json     NLL, perplexity, bits per char per model and split     write_metrics / read_metrics
@@ -62,10 +62,15 @@ def write_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, to
     checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / layout.COUNTS)
 
 
-def save_count_model(run: Path, vocab: Vocab, train: torch.Tensor, smoothing: float | str) -> None:
-    """The count model is its training counts and its smoothing (k, or "kn"): the table follows."""
+def save_count_model(
+    run: Path, vocab: Vocab, train: torch.Tensor, smoothing: float | str, table: Table | None = None
+) -> None:
+    """The count model is its training counts and its smoothing (k, or "kn"): the table follows.
+    Kneser-Ney's table is stored too (`table`), so a reading command need not estimate it again."""
     ckpt = {"kind": "count", "chars": list(vocab.chars), "counts": checkpoints.to_sparse(train)}
     smoothing = smoothing if smoothing == "kn" else float(smoothing)
+    if smoothing == "kn" and table is not None:
+        ckpt["table"] = table_state(table)
     checkpoints.save({**ckpt, "smoothing": smoothing}, run / layout.checkpoint("count"))
 
 

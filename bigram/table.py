@@ -26,7 +26,7 @@ import torch
 
 from bigram.backoff import Level, Table, table_of_state
 from bigram.config import MAX_SMOOTHING
-from bigram.counts import nonzero, order_of, row_sums, rows_of, values_at
+from bigram.counts import nonzero, order_of, rows_of, totals_at, values_at
 from bigram.errors import BigramError
 from bigram.safety import checkpoints, layout
 from bigram.vocab import check_keys
@@ -71,11 +71,11 @@ def count_log_probs_at(counts: torch.Tensor, smoothing: float | str):
         table = count_log_probs(counts, "kn")
         return lambda i, j: table[i, j]
     V = counts.shape[1]
-    rows = row_sums(counts).to(torch.float64) + smoothing * V
+    counts = counts.coalesce() if counts.is_sparse else counts  # once, not at every call
 
     def at(i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         num = values_at(counts, i, j).to(torch.float64) + smoothing
-        den = rows[i]
+        den = totals_at(counts, i).to(torch.float64) + smoothing * V
         return torch.where(den > 0, num.log() - den.log(), torch.full_like(den, -math.log(V)))
 
     return at
@@ -130,7 +130,10 @@ def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> T
     """A checkpoint → its model's table of log P(next | context), float64 (checked first);
     C = V contexts for the bigram. How each kind becomes its table: the module docstring."""
     if model == "count":
-        return count_table(*count_model_of(ckpt, shape, where))
+        counts, smoothing = count_model_of(ckpt, shape, where)
+        if smoothing == "kn" and "table" in ckpt:  # Kneser-Ney as it was estimated in training
+            return table_of_state(ckpt["table"], shape[1], where)
+        return count_table(counts, smoothing)
     if model in layout.TABLE_KINDS:
         return stored_table(ckpt, shape, where)
     W = checkpoints.check_weights(ckpt.get("W"), shape, where)
