@@ -9,7 +9,7 @@ runs/2026-11-21_10-30-05/                                            written by 
     counts.pt        {"splits": {split: sparse C×V counts}}          write_inputs / read_split_counts
     count.pt         {"counts", "smoothing": k|"kn", "table" (KN)}       save_count_model / read_checkpoint
     neural.pt        {"W", "step", optimizer and generator state}     save_neural_model / read_checkpoint
-    mix.pt, arpa.pt  {"log_probs": the table, "recipe"}               save_table_model / read_checkpoint
+    mix.pt, arpa.pt  {"table": its levels (backoff.table_state), "recipe"}  save_table_model / read_checkpoint
     metrics.json     NLL, perplexity, bits per char per model and split     write_metrics / read_metrics
     events.out.tfevents.*   TensorBoard
 
@@ -94,11 +94,15 @@ def write_metrics(run: Path, metrics: dict) -> None:
     atomic.write_text(run / layout.METRICS, json.dumps(metrics, indent=2) + "\n")
 
 
-def save_table_model(run: Path, kind: str, vocab: Vocab, log_probs: torch.Tensor, recipe: dict) -> None:
-    """A mixed (kind "mix") or imported ("arpa") model is its table itself (log P, float64), and
-    how it was made (also in KIND.json, to read): a mix's parents (run, model, weight) and, for
-    fitted weights, the held-out NLL of each EM iteration; an import's source file."""
-    ckpt = {"kind": kind, "chars": list(vocab.chars), "log_probs": log_probs.double(), "recipe": recipe}
+def save_table_model(run: Path, kind: str, vocab: Vocab, table: Table | torch.Tensor, recipe: dict) -> None:
+    """A mixed (kind "mix") or imported ("arpa") model is its table itself, in backoff form
+    (bigram.backoff.table_state: the known contexts' levels, never a C×V tensor; a C×V tensor
+    given here is stored as the dense table it is), and how it was made (also in KIND.json, to
+    read): a mix's parents (run, model, weight) and, for fitted weights, the held-out NLL of each
+    EM iteration; an import's source file."""
+    if isinstance(table, torch.Tensor):
+        table = Table.of_dense(table.double())
+    ckpt = {"kind": kind, "chars": list(vocab.chars), "table": table_state(table), "recipe": recipe}
     checkpoints.save(ckpt, run / layout.checkpoint(kind))
     atomic.write_text(run / layout.recipe(kind), json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
 
