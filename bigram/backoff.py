@@ -93,6 +93,23 @@ class Level:
         pos = torch.searchsorted(flat, rows * V + cols).clamp_(max=len(flat) - 1)
         return pos, (pos >= lo) & (pos < hi) & (self.cols[pos] == cols)
 
+    def lookup(self, keys: torch.Tensor, cols: torch.Tensor, V: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(index of entry (context key, col), whether it is listed): one search among the level's
+        n-gram keys key·V + col, which are sorted (keys sorted, cols sorted within a row)."""
+        grams = self.grams(V)
+        if not len(grams):
+            return torch.zeros_like(keys), torch.zeros(len(keys), dtype=torch.bool)
+        want = keys * V + cols
+        pos = torch.searchsorted(grams, want).clamp_(max=len(grams) - 1)
+        return pos, grams[pos] == want
+
+    def grams(self, V: int) -> torch.Tensor:
+        """The listed n-grams' keys, context·V + token, sorted (made once)."""
+        if getattr(self, "_grams", None) is None:
+            which = torch.repeat_interleave(torch.arange(len(self.keys)), self.ptr.diff())
+            self._grams = self.keys[which] * V + self.cols
+        return self._grams
+
     def _flat(self) -> torch.Tensor:
         if getattr(self, "_flat_keys", None) is None:
             self._V = int(self.cols.max()) + 1
@@ -163,12 +180,12 @@ class Table:
             if level is None or not len(level):
                 continue
             idx = (~done).nonzero().squeeze(1)
-            rows, known = level.find(ctx[idx] % self.V**j)
-            idx, rows = idx[known], rows[known]
-            pos, listed = level.entry(rows, nxt[idx])
-            out[idx[listed]] += level.logp[pos[listed]]
-            done[idx[listed]] = True
-            out[idx[~listed]] += level.backoff[rows[~listed]]
+            keys = ctx[idx] if j == self.order - 1 else ctx[idx] % self.V**j
+            pos, hit = level.lookup(keys, nxt[idx], self.V)
+            out[idx[hit]] += level.logp[pos[hit]]
+            done[idx[hit]] = True
+            rows, known = level.find(keys[~hit])  # the others take this context's backoff, if known
+            out[idx[~hit][known]] += level.backoff[rows[known]]
         out[~done] -= math.log(self.V)  # the uniform root
         return out.view(shape)
 
@@ -279,12 +296,7 @@ def table_of_state(state, V: int, where: str) -> Table:
 
     order = state.get("order") if isinstance(state, dict) else None
     levels = state.get("levels") if isinstance(state, dict) else None
-    if (
-        not isinstance(order, int)
-        or isinstance(order, bool)
-        or not 1 <= order
-        or not isinstance(levels, list)
-    ):
+    if not isinstance(order, int) or isinstance(order, bool) or order < 1 or not isinstance(levels, list):
         raise bad("order or levels are missing")
     if len(levels) != order or V**order >= 1 << 62:
         raise bad(f"levels do not match order {order}")
@@ -337,8 +349,23 @@ def row_sum_error(table: Table) -> float:
         if j == 0:
             below = level.ptr.diff().double() / table.V  # the root gives each token 1/V
         else:
-            lower = table.at(level.keys[which] % table.V ** (j - 1), level.cols, length=j - 1).exp()
+            lower = _lower(table, j, level.keys[which] % table.V ** (j - 1), level.cols).exp()
             below = torch.zeros(len(level), dtype=torch.float64).index_add_(0, which, lower)
         total = listed + level.backoff.exp() * (1 - below).clamp(min=0)
         worst = max(worst, float((total - 1).abs().max()))
     return worst
+
+
+def _lower(table: Table, j: int, keys: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """log P(cols | the j − 1 tokens `keys`): read straight from level j − 1 where it lists the
+    entry (a Kneser-Ney table always does), by the whole ARPA rule for the others."""
+    out = torch.empty(len(keys), dtype=torch.float64)
+    rest = torch.ones(len(keys), dtype=torch.bool)
+    below = table.levels[j - 1]
+    if below is not None and len(below):
+        rows, known = below.find(keys)
+        pos, listed = below.entry(rows, cols)
+        hit = known & listed
+        out[hit], rest = below.logp[pos[hit]], ~hit
+    out[rest] = table.at(keys[rest], cols[rest], length=j - 1)
+    return out

@@ -89,8 +89,37 @@ def rows_of(counts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def row_totals(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the rows that hold a count, sorted; N_i = Σ_j N_ij of each): a row per context seen,
+    never one per context an order addresses (V^(N−1) of them).
+
+    >>> row_totals(torch.tensor([[0, 2], [0, 0], [1, 3]]))
+    (tensor([0, 2]), tensor([2, 4]))
+    """
+    i, _, n = nonzero(counts)
+    rows, inv = torch.unique_consecutive(i, return_inverse=True)  # nonzero's rows are sorted
+    return rows, torch.zeros(len(rows), dtype=n.dtype).index_add_(0, inv, n)
+
+
+def entry_row_sums(counts: torch.Tensor) -> torch.Tensor:
+    """N_i of the row of each counted pair, in nonzero()'s order: what Σ_ij N_ij·f(N_ij, N_i) reads."""
+    i, _, n = nonzero(counts)
+    _, inv = torch.unique_consecutive(i, return_inverse=True)
+    return torch.zeros(int(inv.max()) + 1 if len(inv) else 0, dtype=n.dtype).index_add_(0, inv, n)[inv]
+
+
+def totals_at(counts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """N_i for index tensor `rows` (0 for a row with no count), by a search among the rows seen."""
+    keys, totals = row_totals(counts)
+    if not len(keys):
+        return torch.zeros(rows.shape, dtype=torch.int64)
+    pos = torch.searchsorted(keys, rows).clamp_(max=len(keys) - 1)
+    return torch.where(keys[pos] == rows, totals[pos], torch.zeros_like(totals[pos]))
+
+
 def row_sums(counts: torch.Tensor) -> torch.Tensor:
-    """N_i = Σ_j N_ij for each row (a 1-D tensor of the matrix's dtype)."""
+    """N_i = Σ_j N_ij for each row (a 1-D tensor of the matrix's dtype): C of them, so only for a
+    bigram table or a small one (row_totals gives the seen rows at any order)."""
     if counts.is_sparse:
         i, _, n = nonzero(counts)
         return torch.zeros(counts.shape[0], dtype=n.dtype, device=n.device).index_add_(0, i, n)
@@ -128,23 +157,10 @@ def figure_ids(counts: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tens
         return ids, ids
     _, cols, n = nonzero(counts)
     per_col = torch.zeros(V, dtype=torch.float64).index_add_(0, cols, n.double())
-    keys, per_row = seen_rows(counts)  # the seen contexts only: C = V^(N−1) may be astronomical
+    keys, per_row = row_totals(counts)
     if not len(keys):
         return torch.zeros(1, dtype=torch.int64), _top(per_col, top, boundary=True)
-    most = torch.argsort(per_row, descending=True, stable=True)[:top]  # ties: the first context
-    return keys[most].sort().values, _top(per_col, top, boundary=True)
-
-
-def seen_rows(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the rows with any count, in order, and their sums N_i): row_sums without a value per row
-    of C, which at order N is V^(N−1).
-
-    >>> seen_rows(torch.tensor([[0, 0], [1, 2], [0, 0], [4, 0]]).to_sparse())
-    (tensor([1, 3]), tensor([3, 4]))
-    """
-    i, _, n = nonzero(counts)
-    keys, inv = torch.unique(i, return_inverse=True)
-    return keys, torch.zeros(len(keys), dtype=n.dtype).index_add_(0, inv, n)
+    return keys[_top(per_row.double(), min(top, len(keys)))], _top(per_col, top, boundary=True)
 
 
 # --- contexts: the rows of an order-N table ----------------------------------------------------

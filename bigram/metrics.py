@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from bigram.counts import context_ids, context_rows, gram_name, nonzero, row_sums, total
+from bigram.counts import context_ids, context_rows, entry_row_sums, gram_name, nonzero, total
 from bigram.text import escaped, json_safe
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -65,21 +65,29 @@ def evaluate(log_probs: torch.Tensor, counts: torch.Tensor) -> dict[str, float |
 def data_entropy(counts: torch.Tensor) -> float:
     """H(next | prev) of the counted bigrams' empirical distribution, in nats per bigram:
     −Σ_ij N_ij log(N_ij / N_i) / ΣN — the NLL of the maximum-likelihood (smoothing 0) table."""
-    i, _, n = nonzero(counts)
+    _, _, n = nonzero(counts)
     n = n.to(torch.float64)
-    rows = row_sums(counts).to(torch.float64)[i]
+    rows = entry_row_sums(counts).to(torch.float64)
     bigrams = float(n.sum())
     return -float((n * (n / rows).log()).sum()) / bigrams if bigrams else math.nan
 
 
-def kl_between(log_p: torch.Tensor, log_q: torch.Tensor, counts: torch.Tensor) -> float:
-    """Σ_i w_i KL(P_i ‖ Q_i): the rows' divergences weighted by how often each previous token
-    occurs in `counts` (w_i = N_i / ΣN). In nats per bigram."""
-    w = row_sums(counts).to(torch.float64)
-    w = w / w.sum()
-    p = log_p.to(torch.float64).exp()
-    diff = torch.where(p > 0, p * (log_p.to(torch.float64) - log_q.to(torch.float64)), 0.0)
-    return float((w * diff.sum(1)).sum())
+def kl_between(log_p, log_q, counts: torch.Tensor) -> float:
+    """Σ_i w_i KL(P_i ‖ Q_i): the rows' divergences weighted by how often each context occurs in
+    `counts` (w_i = N_i / ΣN), in nats per prediction. P and Q are tables (a Table or a C×V
+    tensor); only the rows of contexts that occur are read, a block of rows at a time."""
+    i, _, n = nonzero(counts)
+    ctx, inv = torch.unique_consecutive(i, return_inverse=True)  # i is sorted
+    w = torch.zeros(len(ctx), dtype=torch.float64).index_add_(0, inv, n.double())
+    w /= w.sum()
+    out = 0.0
+    step = max(1, (1 << 20) // counts.shape[1])
+    for lo in range(0, len(ctx), step):
+        rows = ctx[lo : lo + step]
+        lp, lq = log_p[rows].to(torch.float64), log_q[rows].to(torch.float64)
+        diff = torch.where(lp > -math.inf, lp.exp() * (lp - lq), 0.0)
+        out += float((w[lo : lo + step] * diff.sum(1)).sum())
+    return out
 
 
 def score_name(log_probs: torch.Tensor, vocab: Vocab, name: str) -> dict:

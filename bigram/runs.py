@@ -7,10 +7,10 @@ runs/2026-11-21_10-30-05/                                            written by 
     config.toml      the resolved configuration                      write_inputs / read_config
     vocab.json       id 0 = boundary, then the characters            write_inputs / read_vocab
     counts.pt        {"splits": {split: sparse C×V counts}}          write_inputs / read_split_counts
-    count.pt         {"counts": sparse train counts, "smoothing": k|"kn"}  save_count_model / read_checkpoint
+    count.pt         {"counts", "smoothing": k|"kn", "table" (KN)}       save_count_model / read_checkpoint
     neural.pt        {"W", "step", optimizer and generator state}     save_neural_model / read_checkpoint
-    mix.pt           {"table": the mix's parts (bigram.mixture), "recipe"}  save_table_model / read_checkpoint
-    arpa.pt          {"log_probs": the table, "recipe"}               save_table_model / read_checkpoint
+    mix.pt           {"table": its parts (Mixture.state), "recipe"}   save_table_model / read_checkpoint
+    arpa.pt          {"table": its levels (table_state), "recipe"}   save_table_model / read_checkpoint
     metrics.json     NLL, perplexity, bits per char per model and split     write_metrics / read_metrics
     events.out.tfevents.*   TensorBoard
 
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from bigram.backoff import Table, table_state
 from bigram.config import TrainConfig, resolve_dict
 from bigram.counts import compact, context_rows
 from bigram.errors import BigramError
@@ -63,10 +64,15 @@ def write_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, to
     checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / layout.COUNTS)
 
 
-def save_count_model(run: Path, vocab: Vocab, train: torch.Tensor, smoothing: float | str) -> None:
-    """The count model is its training counts and its smoothing (k, or "kn"): the table follows."""
+def save_count_model(
+    run: Path, vocab: Vocab, train: torch.Tensor, smoothing: float | str, table: Table | None = None
+) -> None:
+    """The count model is its training counts and its smoothing (k, or "kn"): the table follows.
+    Kneser-Ney's table is stored too (`table`), so a reading command need not estimate it again."""
     ckpt = {"kind": "count", "chars": list(vocab.chars), "counts": checkpoints.to_sparse(train)}
     smoothing = smoothing if smoothing == "kn" else float(smoothing)
+    if smoothing == "kn" and table is not None:
+        ckpt["table"] = table_state(table)
     checkpoints.save({**ckpt, "smoothing": smoothing}, run / layout.checkpoint("count"))
 
 
@@ -90,16 +96,18 @@ def write_metrics(run: Path, metrics: dict) -> None:
     atomic.write_text(run / layout.METRICS, json.dumps(metrics, indent=2) + "\n")
 
 
-def save_table_model(run: Path, kind: str, vocab: Vocab, log_probs, recipe: dict) -> None:
-    """A mixed (kind "mix") or imported ("arpa") model is its table itself (a mix: its parts,
-    bigram.mixture's state), and how it was made (also in KIND.json, to read): a mix's parents
-    (run, model, weight) and, for fitted weights, the held-out NLL of each EM iteration; an
-    import's source file."""
-    ckpt = {"kind": kind, "chars": list(vocab.chars), "recipe": recipe}
-    if isinstance(log_probs, Mixture):
-        ckpt["table"] = log_probs.state()
-    else:
-        ckpt["log_probs"] = log_probs.double()
+def save_table_model(
+    run: Path, kind: str, vocab: Vocab, table: Table | Mixture | torch.Tensor, recipe: dict
+) -> None:
+    """A mixed (kind "mix") or imported ("arpa") model is its table itself, in backoff form
+    (bigram.backoff.table_state: the known contexts' levels, never a C×V tensor; a C×V tensor
+    given here is stored as the dense table it is; a mix: its parts, bigram.mixture), and how it
+    was made (also in KIND.json, to read): a mix's parents (run, model, weight) and, for fitted
+    weights, the held-out NLL of each EM iteration; an import's source file."""
+    if isinstance(table, torch.Tensor):
+        table = Table.of_dense(table.double())
+    state = table.state() if isinstance(table, Mixture) else table_state(table)
+    ckpt = {"kind": kind, "chars": list(vocab.chars), "table": state, "recipe": recipe}
     checkpoints.save(ckpt, run / layout.checkpoint(kind))
     atomic.write_text(run / layout.recipe(kind), json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
 

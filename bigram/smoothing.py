@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import torch
 
-from bigram.counts import nonzero, row_sums
+from bigram.counts import entry_row_sums, nonzero, total
 from bigram.metrics import kl_between, nll
-from bigram.table import count_log_probs, count_log_probs_at
+from bigram.table import count_log_probs_at, count_table
 
 K_RANGE = (1e-4, 1e3)  # searched on a log scale
 
@@ -50,7 +50,7 @@ def choose_smoothing(
     """The k minimizing the count model's NLL on the val counts, the curve (k, val NLL), and
     "val". Without val counts (no val split), the k minimizing the leave-one-out NLL of the
     training bigrams instead, its curve, and "leave-one-out"."""
-    if val is None or not int(row_sums(val).sum()):
+    if val is None or not total(val):
         return (*_minimize_log(leave_one_out_nll(train), *K_RANGE), "leave-one-out")
     return (*_minimize_log(held_out_nll(train, val), *K_RANGE), "val")
 
@@ -76,9 +76,9 @@ def leave_one_out_nll(train: torch.Tensor) -> Callable[[float], float]:
     >>> round(leave_one_out_nll(train)(0.5), 6)  # −(log 0.5/4 + 3·log 2.5/4 + 2·log 1.5/2) / 6
     0.677469
     """
-    i, _, n = nonzero(train)
+    _, _, n = nonzero(train)
     n = n.to(torch.float64)
-    rows = row_sums(train).to(torch.float64)[i]
+    rows = entry_row_sums(train).to(torch.float64)
     V, total = train.shape[1], float(n.sum())
     return lambda k: -float((n * ((n - 1 + k).log() - (rows - 1 + k * V).log())).sum()) / total
 
@@ -86,5 +86,5 @@ def leave_one_out_nll(train: torch.Tensor) -> Callable[[float], float]:
 def equivalent_smoothing(log_probs: torch.Tensor, train: torch.Tensor) -> tuple[float, float]:
     """The k whose count model is nearest the table (least KL(count_k ‖ table), rows weighted by
     the training counts), and that KL."""
-    k, curve = _minimize_log(lambda k: kl_between(count_log_probs(train, k), log_probs, train), *K_RANGE)
+    k, curve = _minimize_log(lambda k: kl_between(count_table(train, k), log_probs, train), *K_RANGE)
     return k, dict(curve)[k]

@@ -8,7 +8,7 @@ count   log((N + k) / row sums) from the training counts N (add-k smoothing: `co
         or interpolated modified Kneser-Ney of N (smoothing "kn", bigram.estimators.kneser_ney)
 neural  log_softmax(W) row by row: one_hot(context) @ W is row `context` of W (bigram.models)
 mix     its parts' tables and weights, as `bigram mix` wrote them, read as one (bigram.mixture)
-arpa    the table `bigram import` read from an ARPA file (bigram.formats.arpa)
+arpa    the table `bigram import` read from an ARPA file (bigram.formats.arpa), stored sparse
 
 `model_table` makes any of them from its checkpoint; `count_log_probs_at` and `CountRows` give
 the count model's entries without building all of it (the metrics and summaries read few).
@@ -24,9 +24,10 @@ import math
 
 import torch
 
-from bigram.backoff import Level, Table
+from bigram.backoff import Level, Table, table_of_state
 from bigram.config import MAX_SMOOTHING
-from bigram.counts import nonzero, order_of, row_sums, rows_of, values_at
+from bigram.counts import nonzero, order_of, rows_of, totals_at, values_at
+from bigram.errors import BigramError
 from bigram.safety import checkpoints, layout
 from bigram.vocab import check_keys
 
@@ -70,11 +71,11 @@ def count_log_probs_at(counts: torch.Tensor, smoothing: float | str):
         table = count_log_probs(counts, "kn")
         return lambda i, j: table[i, j]
     V = counts.shape[1]
-    rows = row_sums(counts).to(torch.float64) + smoothing * V
+    counts = counts.coalesce() if counts.is_sparse else counts  # once, not at every call
 
     def at(i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         num = values_at(counts, i, j).to(torch.float64) + smoothing
-        den = rows[i]
+        den = totals_at(counts, i).to(torch.float64) + smoothing * V
         return torch.where(den > 0, num.log() - den.log(), torch.full_like(den, -math.log(V)))
 
     return at
@@ -129,19 +130,40 @@ def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> T
     """A checkpoint → its model's table of log P(next | context), float64 (checked first);
     C = V contexts for the bigram. How each kind becomes its table: the module docstring."""
     if model == "count":
-        return count_table(*count_model_of(ckpt, shape, where))
-    if model == "mix" and "log_probs" not in ckpt:  # a mix is kept as its parts (bigram.mixture)
-        from bigram.mixture import Mixture
+        counts, smoothing = count_model_of(ckpt, shape, where)
+        if smoothing == "kn" and "table" in ckpt:  # Kneser-Ney as it was estimated in training
+            return table_of_state(ckpt["table"], shape[1], where)
+        return count_table(counts, smoothing)
+    if model == "mix" and isinstance(ckpt.get("table"), dict) and "parts" in ckpt["table"]:
+        from bigram.mixture import Mixture  # a mix is kept as its parts
 
-        return Mixture.of_state(ckpt.get("table"), shape[1], where)
+        mix = Mixture.of_state(ckpt["table"], shape[1], where)
+        if mix.order != order_of(shape):
+            raise BigramError(
+                f"{where} holds an order-{mix.order} mix in an order-{order_of(shape)} run: it is damaged"
+            )
+        return mix
     if model in layout.TABLE_KINDS:
-        return Table.of_dense(checkpoints.check_table(ckpt.get("log_probs"), shape, where))
+        return stored_table(ckpt, shape, where)
     W = checkpoints.check_weights(ckpt.get("W"), shape, where)
     out = torch.empty(W.shape, dtype=torch.float64)
     step = max(1, (1 << 20) // W.shape[1])  # a block of rows at a time: no float64 copy of all of W
     for i in range(0, W.shape[0], step):
         torch.log_softmax(W[i : i + step].double(), dim=1, out=out[i : i + step])
     return Table.of_dense(out)
+
+
+def stored_table(ckpt: dict, shape: tuple[int, int], where: str) -> Table:
+    """A mixed or imported model's stored table (its levels, checked by table_of_state); a run
+    written before the table was sparse stores the C×V tensor "log_probs" instead."""
+    if "table" not in ckpt:
+        return Table.of_dense(checkpoints.check_table(ckpt.get("log_probs"), shape, where))
+    table = table_of_state(ckpt["table"], shape[1], where)
+    if table.order != order_of(shape):
+        raise BigramError(
+            f"{where} holds an order-{table.order} table in an order-{order_of(shape)} run: it is damaged"
+        )
+    return table
 
 
 def count_model_of(ckpt: dict, shape: tuple[int, int], where: str) -> tuple[torch.Tensor, float | str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from bigram import runs
+from bigram.backoff import Table
 from bigram.config import TrainConfig, validate
 from bigram.counts import gram_name
 from bigram.errors import BigramError, TrainingStopped
@@ -33,7 +34,6 @@ from bigram.metrics import evaluate
 from bigram.reader.corpus import default_world, load_counts
 from bigram.safety import layout, rundir
 from bigram.smoothing import choose_smoothing, equivalent_smoothing
-from bigram.backoff import Table
 from bigram.table import count_log_probs_at, count_table, model_table
 from bigram.vocab import Vocab
 
@@ -341,15 +341,16 @@ def _fit_count(
     run: Path, cfg: TrainConfig, vocab: Vocab, train: torch.Tensor, kneser_ney: tuple | None, models: Fitted
 ) -> None:
     """Save the count model; keep its table and the metrics' source of its log P."""
-    runs.save_count_model(run, vocab, train, cfg.smoothing)
     if cfg.smoothing == "kn":
-        log_p, found = kneser_ney or _kneser_ney_log_probs(train)
+        table, found = kneser_ney or _kneser_ney_log_probs(train)
+        runs.save_count_model(run, vocab, train, cfg.smoothing, table)
         models.account.kneser_ney = {
             "discounts": [list(d.d) for d in found],
             "fallback": [d.fallback for d in found],
         }
-        models.exact["count"] = models.tables["count"] = log_p
+        models.exact["count"] = models.tables["count"] = table
         return
+    runs.save_count_model(run, vocab, train, cfg.smoothing)
     # float64 log P at the counted bigrams for the metrics (the published figures); the table,
     # read only by the TensorBoard summaries, made at the rows they read
     models.exact["count"] = count_log_probs_at(train, cfg.smoothing)

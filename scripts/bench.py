@@ -698,6 +698,7 @@ def bench_scale(tmp: Path, runs: int) -> list[dict]:
             f"40-step Newton run's {gap[1]:.6f}",
         )
     )
+    rows += bench_lmplz(tmp, ml, "700k multilingual names", 5, runs)
     rows += bench_commands(tmp / "run-multi0", ml, runs)
     rows += bench_mix(tmp / "run-multi0", tmp, runs)
     nl = names_like(2_000_000, seed=0)
@@ -713,6 +714,115 @@ def bench_scale(tmp: Path, runs: int) -> list[dict]:
         messy += [w, *([""] if i % 3001 == 0 else []), *([f"  {w} "] if i % 7919 == 0 else [])]
     rows += bench_default_split(tmp, "names-like, CRLF, blank and padded lines", messy, 200, runs, "\r\n")
     return rows
+
+
+# --- beside KenLM's lmplz (issue 43) ----------------------------------------------------------
+def _lmplz() -> str | None:
+    """lmplz's path: $LMPLZ, or what ../shared/tools/build-lmplz built (it prints the path)."""
+    import shutil
+    import subprocess
+
+    if os.environ.get("LMPLZ"):
+        return os.environ["LMPLZ"]
+    tool = ROOT.parent / "shared" / "tools" / "build-lmplz"
+    if tool.exists():
+        r = subprocess.run([str(tool)], capture_output=True, text=True, check=False)
+        path = r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else ""
+        if path and Path(path).exists():
+            return path
+    return shutil.which("lmplz")
+
+
+def _arpa_token(ch: str) -> str:
+    return ch if ch.isprintable() and not ch.isspace() else f"<U+{ord(ch):04X}>"
+
+
+def read_arpa_plain(path: Path) -> tuple[dict, int]:
+    """An ARPA file as {n-gram tuple: (log10 P, log10 backoff)} and its order: plain Python,
+    independent of bigram's reader."""
+    table, order, n = {}, 0, 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("\\") and line.endswith("-grams:"):
+            n = int(line[1:].split("-")[0])
+            order = max(order, n)
+        elif n and line.strip() and not line.startswith("\\"):
+            parts = line.split("\t")
+            table[tuple(parts[1].split(" "))] = (float(parts[0]), float(parts[2]) if len(parts) > 2 else 0.0)
+    return table, order
+
+
+def arpa_log10(table: dict, context: tuple, w: str) -> float:
+    """log10 P(w | context) by the backoff rule."""
+    if (*context, w) in table:
+        return table[(*context, w)][0]
+    if not context:
+        return table[("<unk>",)][0]
+    return table.get(context, (0.0, 0.0))[1] + arpa_log10(table, context[1:], w)
+
+
+def arpa_name_log_prob(table: dict, order: int, name: str) -> float:
+    """ln P(name) as bigram scores it: every step renormalized over the real tokens,
+    P(w | h) / (1 − P(<unk> | h))."""
+    toks = ["<s>", *map(_arpa_token, name), "</s>"]
+    total = 0.0
+    for i in range(1, len(toks)):
+        ctx = tuple(toks[max(0, i - order + 1) : i])
+        p = 10 ** arpa_log10(table, ctx, toks[i])
+        unk = 10 ** arpa_log10(table, ctx, "<unk>")
+        total += math.log(p) - math.log1p(-unk)
+    return total
+
+
+def bench_lmplz(tmp: Path, names: list[str], label: str, order: int, runs: int) -> list[dict]:
+    """`bigram train --order N --smoothing kn --model count` against `lmplz -o N` on the same
+    names (whole commands, wall time and peak RSS), and the per-name log P of both on 2,000 names."""
+    import subprocess
+
+    lmplz = _lmplz()
+    if lmplz is None:
+        return []
+    data = tmp / "lmplz-names.txt"
+    data.write_text("\n".join(names) + "\n", encoding="utf-8")
+    spaced = tmp / "lmplz-input.txt"
+    spaced.write_text("".join(" ".join(map(_arpa_token, w)) + "\n" for w in names), encoding="utf-8")
+    arpa = tmp / "lmplz.arpa"
+    ours, theirs, peaks = [], [], []
+    lmplz_cmd = ["/usr/bin/time", "-f", "%M", lmplz, "-o", str(order), "--discount_fallback"]
+    for i in range(runs):
+        with open(spaced, "rb") as src, open(arpa, "wb") as dst:
+            t = time.perf_counter()
+            r = subprocess.run(
+                lmplz_cmd, stdin=src, stdout=dst, stderr=subprocess.PIPE, text=False, check=True
+            )
+            theirs.append(time.perf_counter() - t)
+        lmplz_rss = int(r.stderr.split()[-1]) / 1024  # /usr/bin/time's %M: KB
+        out = tmp / f"kn{order}-{i}"
+        args = ["train", "--data", str(data), "--order", str(order), "--smoothing", "kn", "--model", "count",
+                "--val-frac", "0", "--test-frac", "0", "--no-figures", "-q", "--out", str(out)]  # fmt: skip
+        wall, rss = _cli_child(args)
+        ours.append(wall)
+        peaks.append(rss / 2**20)
+    table, n = read_arpa_plain(arpa)
+    probe = names[:: max(1, len(names) // 2000)][:2000]
+    code = (
+        "import json\nfrom bigram.runs import Run\nfrom bigram.metrics import log_likelihoods\n"
+        f"r = Run.open({str(tmp / f'kn{order}-0')!r})\n"
+        f"scored = log_likelihoods(r.log_probs('count'), r.vocab, {probe!r})\n"
+        "print(json.dumps([x['log_likelihood'] for x in scored]))"
+    )
+    got = json.loads(_child(code)[2])
+    want = [arpa_name_log_prob(table, n, w) for w in probe]
+    worst = max(abs(a - b) for a, b in zip(got, want, strict=True))
+    return [
+        dict(
+            task=f"`train --order {order} --smoothing kn --model count` vs `lmplz -o {order}`: {label}",
+            ref_s=min(theirs),
+            ours_s=min(ours),
+            note=f"lmplz {_spread(theirs, '.1f')} s, {lmplz_rss:,.0f} MB; bigram {_spread(ours, '.1f')} s, "
+            f"peak {_spread(peaks, ',.0f')} MiB ({runs} runs; targets: ≤ lmplz, ≤ 600 MB); per-name ln P of "
+            f"{len(probe):,} names: largest difference {worst:.1e} (target ≤ 1e-4)",
+        )
+    ]
 
 
 def bench_orders(data: Path, tmp: Path, runs: int, quick: bool) -> list[dict]:
@@ -806,10 +916,10 @@ for order in (2, 3, 4, 5):
 import time
 from bigram.config import TrainConfig
 from bigram.reader.corpus import load_counts
-from bigram.estimators.kneser_ney import kneser_ney_probs
-from bigram.table import count_log_probs
+from bigram.estimators.kneser_ney import kneser_ney_table
+from bigram.table import count_table
 train = load_counts(TrainConfig(order=5), progress=False).splits["train"]
-for fn in (lambda: count_log_probs(train, 0.1), lambda: kneser_ney_probs(train)):
+for fn in (lambda: count_table(train, 0.1), lambda: kneser_ney_table(train)):
     best = float("inf")
     for _ in range(3):
         t = time.perf_counter()

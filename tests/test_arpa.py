@@ -2,49 +2,101 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from bigram.formats.arpa import read_arpa
+from bigram.formats.export import arpa_sentence
 from bigram.runs import Run
 from tests.conftest import NAMES, train_run
+from tests.reference import LN10, plain_names
+from tests.reference import read_arpa as read_grams
 
 
-def reachable(C: int, V: int) -> torch.Tensor:
-    """The contexts a name can be in: boundaries only before its first character."""
-    N = round(math.log(C, V)) + 1 if C > 1 else 1
-    rows = torch.arange(C)
-    if N <= 1:
-        return torch.ones(C, dtype=torch.bool)
-    digits = torch.stack([(rows // V ** (N - 2 - i)) % V for i in range(N - 1)], 1)
-    started = torch.cummax((digits != 0).int(), 1).values.bool()
-    return ~(started & (digits == 0)).any(1)
+def world_corpus(path) -> Path:
+    """names.txt's first 4,000 names spelled in 20 blocks of 26 code points (CJK, each name in
+    one block): an alphabet of ~520 characters, as a multilingual list has."""
+    names = plain_names(NAMES)[:4000]
+    lines = ["".join(chr(0x4E00 + 26 * (i % 20) + ord(c) - ord("a")) for c in w) for i, w in enumerate(names)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
-@pytest.mark.parametrize(("order", "smoothing"), [(2, "auto"), (2, "kn"), (4, "auto"), (4, "kn")])
-def test_an_exported_model_reads_back_as_the_same_table(invoke, tmp_path, order, smoothing):
-    """bigram export → bigram import gives the run's table again, to 1e-6 in every row a name
-    can reach (a row whose context holds the boundary after a character is never reached, and
-    ARPA cannot write it: it backs off to the history that starts at that boundary)."""
-    run = train_run(invoke, NAMES, tmp_path / "r", "--no-figures", "--model", "count",
-                    "--order", str(order), "--smoothing", smoothing)  # fmt: skip
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    return {"names": NAMES, "world": world_corpus(tmp_path_factory.mktemp("world") / "world.txt")}
+
+
+ROUND_TRIPS = [
+    (corpus, order, k) for corpus in ("names", "world") for order in (2, 3, 4, 5) for k in ("0.5", "kn")
+]
+
+
+@pytest.mark.parametrize(("corpus", "order", "smoothing"), ROUND_TRIPS)
+def test_an_exported_model_reads_back_as_the_same_model(invoke, tmp_path, corpora, corpus, order, smoothing):
+    """train → export ARPA → import: the imported run scores every name (seen, unseen, with
+    unseen n-grams) and evaluates held-out names as the run did, to 1e-6; KenLM reading the
+    exported file agrees with `bigram score`; the imported table is sparse (no more contexts
+    than the file has histories)."""
+    data = corpora[corpus]
+    run = train_run(invoke, data, tmp_path / "r", "--model", "count", "--order", str(order),
+                    "--smoothing", smoothing)  # fmt: skip
     assert invoke("export", run, "--out", tmp_path / "m.arpa").exit_code == 0
     r = invoke("import", tmp_path / "m.arpa", "--out", tmp_path / "imp")
     assert r.exit_code == 0, r.output
     want, got = Run.open(run), Run.open(tmp_path / "imp")
     assert got.vocab == want.vocab and got.config.order == order and got.models == ["arpa"]
-    a, b = want.log_probs("count"), got.log_probs()
-    ok = reachable(*a.shape)
-    assert (a.exp() - b.exp())[ok].abs().max() < 1e-6
-    assert torch.allclose(b.exp().sum(1), torch.ones(len(b), dtype=torch.float64))
-    for name in ("emma", "zoë" if "ë" in want.vocab.chars else "kai"):
-        s1 = invoke("score", run, name, "--json", "--model", "count")
-        s2 = invoke("score", tmp_path / "imp", name, "--json")
-        import json
+    lines = plain_names(Path(data))
+    names = [*lines[::397], lines[5][::-1] + lines[9], lines[3][:1]]
+    for a, b in zip(want.score(names, model="count"), got.score(names), strict=True):
+        assert b["log_likelihood"] == pytest.approx(a["log_likelihood"], abs=1e-6), a["name"]
+    heldout = tmp_path / "heldout.txt"
+    heldout.write_text("\n".join(lines[1::50]) + "\n", encoding="utf-8")
+    nll = [
+        r.evaluate(m, {"x": r.counts_of(heldout)})[m]["x"]["nll"] for r, m in ((want, "count"), (got, "arpa"))
+    ]
+    assert nll[1] == pytest.approx(nll[0], abs=1e-6)
+    grams = read_grams(tmp_path / "m.arpa")  # sparse: a context per history the file lists, at most
+    histories = sum(1 for g in grams if len(g) < order and g[-1] not in ("</s>", "<unk>"))
+    assert sum(len(lv) for lv in got.log_probs().levels if lv is not None) <= histories + 1
+    kenlm = pytest.importorskip("kenlm")
+    lm = kenlm.Model(str(tmp_path / "m.arpa"))
+    for s in want.score(names[:12], model="count"):
+        tokens = arpa_sentence(s["name"])
+        assert lm.score(tokens, bos=True, eos=True) * LN10 == pytest.approx(s["log_likelihood"], abs=1e-4)
 
-        assert json.loads(s1.stdout)[0]["nll"] == pytest.approx(json.loads(s2.stdout)[0]["nll"], abs=1e-6)
+
+@pytest.mark.parametrize("smoothing", [0.5, "kn"])
+def test_order_5_over_500_characters_reads_back_sparse(tmp_path, corpora, smoothing):
+    """The count table of the ~520-character corpus at order 5 (V^4 ≈ 7e10 contexts: only the
+    seen ones exist) → ARPA → table: every counted n-gram and unseen ones read back to 1e-6."""
+    import io
+
+    from bigram.formats.arpa import read_arpa_text
+    from bigram.formats.export import write_arpa
+    from bigram.reader.corpus import read_counts
+    from bigram.table import count_table
+
+    counts = read_counts(corpora["world"], split="random", val_frac=0, test_frac=0, order=5)
+    train, vocab = counts.splits["train"].coalesce(), counts.vocab
+    table = count_table(train, smoothing)
+    text = io.StringIO()
+    write_arpa(text, table, vocab)
+    back, vocab2, order = read_arpa_text(text.getvalue().splitlines())
+    assert (vocab2, order, back.dense) == (vocab, 5, None)
+    ctx, nxt = train.indices()
+    g = torch.Generator().manual_seed(0)
+    V, lead = vocab.size, torch.randint(0, 5, (2000,), generator=g)  # contexts a name can be in:
+    chars = torch.randint(1, V, (2000, 4), generator=g) * (torch.arange(4) >= lead.unsqueeze(1))
+    ctx = torch.cat(
+        [ctx, (chars * V ** torch.arange(3, -1, -1)).sum(1)]
+    )  # leading boundaries, then characters
+    nxt = torch.cat([nxt, torch.randint(0, vocab.size, (2000,), generator=g)])
+    assert (table.at(ctx, nxt) - back.at(ctx, nxt)).abs().max() < 1e-6
 
 
 LMPLZ_LIKE = """\\data\\
@@ -116,7 +168,11 @@ def test_a_kenlm_style_file_gives_kenlms_probabilities_renormalized_over_real_to
                 scores.append(lm.BaseScore(state, words[w], out))
             p = torch.tensor(scores, dtype=torch.float64).mul(math.log(10)).exp()
             want = (p / p.sum()).log()
-            assert torch.allclose(table[h1 * V + h2], want, atol=1e-4), (h1, h2)
+            got = table.rows(torch.tensor([h1 * V + h2]))[0]
+            assert torch.allclose(got, want, atol=1e-4), (h1, h2)
+
+
+UNI = "\\1-grams:\n-1\t</s>\n-1\ta\n"  # a whole 1-grams section for the header "ngram 1=2"
 
 
 @pytest.mark.parametrize(
@@ -127,6 +183,40 @@ def test_a_kenlm_style_file_gives_kenlms_probabilities_renormalized_over_real_to
         ("\\data\\\nngram 1=3\n\n\\1-grams:\n-1\ta\n-1\t</s>\n\\end\\\n", "announces 3"),
         ("\\data\\\nngram 1=2\n\n\\1-grams:\n-x\ta\n-1\t</s>\n\\end\\\n", "is not a number"),
         ("\\data\\\nngram 1=3\n\n\\1-grams:\n-1\thello\n-1\tworld\n-1\t</s>\n\\end\\\n", "word-level model"),
+        # issue 44: sections out of order, missing or twice; tokens no name holds; absurd headers, values
+        (
+            "\\data\\\nngram 1=2\nngram 2=1\n\\2-grams:\n-1\ta </s>\n" + UNI + "\\end\\\n",
+            "where the 1-grams belong",
+        ),
+        ("\\data\\\nngram 2=1\n\\2-grams:\n-1\ta </s>\n\\end\\\n", "announces no 1-grams"),
+        (
+            "\\data\\\nngram 1=2\nngram 2=1\n" + UNI + "\\2-grams:\n-1\ta </s>\n" + UNI + "\\end\\\n",
+            "in order, each once",
+        ),
+        ("\\data\\\nngram 1=2\nngram 2=1\n" + UNI + "\\end\\\n", "before the 2-grams"),
+        (
+            "\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-1\t<U+FFFFFF>\n\\end\\\n",
+            "no character a name can hold",
+        ),
+        ("\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-1\t<U+110000>\n\\end\\\n", "beyond U+10FFFF"),
+        ("\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-1\t<U+D800>\n\\end\\\n", "a surrogate"),
+        ("\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-1\t<U+000A>\n\\end\\\n", "a line break"),
+        ("\\data\\\nngram 1=2\nngram 1000000=0\n" + UNI + "\\end\\\n", "order 1000000"),
+        ("\\data\\\nngram 1=2\nngram 1000000000000000000=0\n" + UNI + "\\end\\\n", "an order must be"),
+        ("\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-1\ta\t1e308\n\\end\\\n", "a backoff within"),
+        ("\\data\\\nngram 1=2\n\\1-grams:\n-1e308\t</s>\n-1e308\ta\n\\end\\\n", "log10 probability"),
+        ("\\data\\\nngram 1=2\nngram 2=1\n" + UNI + "\\2-grams:\n-1\t</s> a\n\\end\\\n", "</s> inside"),
+        ("\\data\\\nngram 1=2\nngram 2=2\n" + UNI + "\\2-grams:\n-1\ta a\n-2\ta a\n\\end\\\n", "twice"),
+        ("\\data\\\nngram 1=3\n\\1-grams:\n-1\t</s>\n-1\ta\n-1\t<U+0061>\n\\end\\\n", "a character twice"),
+        (
+            "\\data\\\nngram 1=2\nngram 50=0\n\\1-grams:\n-1\t</s>\n-99\t<s>\n"
+            + "".join(f"\\{k}-grams:\n" for k in range(2, 51))
+            + "\\end\\\n",
+            "announces no 2-grams",
+        ),
+        ("\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-99\t<s>\n\\end\\\n", "no character"),
+        ("\\data\\\nngram 1=2\n\\1-grams:\n-99\t</s>\n-99\ta\n\\end\\\n", "no probability"),
+        ("\\data\\\n" + "x" * 20_000 + "\n", "longer than 16,384"),
     ],
 )
 def test_bad_files_are_one_line_errors(invoke, tmp_path, text, message):
@@ -149,3 +239,28 @@ def test_an_imported_run_samples_scores_and_evaluates_on_data(invoke, tmp_path):
     r = invoke("eval", imp)
     assert r.exit_code == 1 and "--data FILE" in r.output
     assert invoke("plot", imp, "--what", "probs", "--out", tmp_path / "p.png").exit_code == 0
+
+
+def test_an_imported_table_is_stored_sparse_and_checked_when_read(invoke, tmp_path):
+    """arpa.pt holds the table's levels (what the file lists), never a C×V tensor; a stored table
+    whose rows no longer sum to one is a one-line error; a run stored before (a dense "log_probs")
+    still reads, with the same numbers."""
+    from tests.conftest import one_line_error
+
+    path = tmp_path / "lmplz.arpa"
+    path.write_text(LMPLZ_LIKE, encoding="utf-8")
+    assert invoke("import", path, "--out", tmp_path / "imp").exit_code == 0
+    where = tmp_path / "imp" / "arpa.pt"
+    ckpt = torch.load(where, weights_only=True)
+    assert "log_probs" not in ckpt and ckpt["table"]["order"] == 3
+    stored = sum(len(lv["cols"]) for lv in ckpt["table"]["levels"] if lv is not None)
+    assert stored <= 7 + 9 + 4  # at most an entry per n-gram of the file
+    want = json.loads(invoke("score", tmp_path / "imp", "anna", "bab", "--json").stdout)
+    table = Run.open(tmp_path / "imp").log_probs()
+    old = {k: v for k, v in ckpt.items() if k != "table"} | {"log_probs": table.to_dense()}
+    torch.save(old, where)
+    got = json.loads(invoke("score", tmp_path / "imp", "anna", "bab", "--json").stdout)
+    assert [s["log_likelihood"] for s in got] == pytest.approx([s["log_likelihood"] for s in want], abs=1e-12)
+    ckpt["table"]["levels"][2]["logp"][0] += 0.5
+    torch.save(ckpt, where)
+    one_line_error(invoke("score", tmp_path / "imp", "anna"), "arpa.pt", "do not sum to one")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import random
+from collections import Counter
 
 import pytest
 import torch
 
-from tests.conftest import NAMES, one_line_error, train_run
-from tests.reference import LN10, arpa_log10, plain_names, read_arpa
+from tests.conftest import NAMES, train_run
+from tests.reference import LN10, arpa_log10, plain_counts, plain_names, read_arpa
 
 
 @pytest.fixture(scope="module")
@@ -122,48 +124,111 @@ def test_arpa_escapes_white_space_and_invisible_characters():
     assert arpa_sentence("mary ann") == "m a r y <U+0020> a n n"
 
 
+def json_prob(doc, ctx: list[int], w: int) -> float:
+    """P(w | ctx) read from an exported JSON by the rule its docs state: the longest suffix of
+    the full context that is a listed context and lists w; the backoff of each longer one."""
+    V, p = len(doc["tokens"]), 1.0
+    for level in reversed(doc["levels"]):
+        j = level["length"]
+        h = ctx[len(ctx) - j :] if j else []
+        if h not in level["contexts"]:
+            continue
+        r = level["contexts"].index(h)
+        if w in level["next"][r]:
+            return p * level["probs"][r][level["next"][r].index(w)]
+        p *= level["backoff"][r]
+    return p / V
+
+
 def test_json_and_csv(invoke, runs, tmp_path):
-    import bigram
-
-    run = bigram.load_run(runs["k1"])
+    """The bigram count model (k = 1), read back from JSON and CSV by their documented layouts,
+    against counts of the names in plain Python: P = (n + 1) / (row + 27) everywhere."""
+    c = plain_counts(plain_names(NAMES))
+    alphabet = "abcdefghijklmnopqrstuvwxyz"
+    ids = {None: 0} | {ch: i for i, ch in enumerate(alphabet, 1)}
+    rows = Counter()
+    for (a, _), n in c.items():
+        rows[a] += n
     doc = json.loads(export(invoke, runs["k1"], "json", "count", tmp_path / "m.json").read_text())
-    P = torch.tensor(doc["probs"], dtype=torch.float64)
-    assert doc["tokens"][0] == "." and doc["tokens"][1:] == list("abcdefghijklmnopqrstuvwxyz")
-    assert torch.allclose(P, run.log_probs("count").exp()) and torch.allclose(
-        P.sum(1), torch.ones(27, dtype=torch.float64)
-    )
-    assert torch.equal(torch.tensor(doc["counts"]), run.counts("train"))
+    assert doc["tokens"] == [".", *alphabet] and doc["order"] == 2 and doc["root"] == "uniform"
+    top = doc["levels"][1]
+    assert doc["levels"][0]["contexts"] == [] and len(top["contexts"]) == 27  # add-k: the seen contexts
+    assert sum(len(x) for x in top["next"]) == len(c) == 627  # only the seen bigrams are listed
+    for a in [None, *alphabet]:
+        for b in [None, *alphabet]:
+            want = (c[a, b] + 1) / (rows[a] + 27)
+            assert json_prob(doc, [ids[a]], ids[b]) == pytest.approx(want, rel=1e-12)
+    r = top["contexts"].index([ids["e"]])
+    assert top["counts"][r][top["next"][r].index(ids["m"])] == c["e", "m"]
+    assert top["backoff"][r] == pytest.approx(27 / (rows["e"] + 27))
 
-    rows = list(csv.DictReader(export(invoke, runs["k1"], "csv", "count", tmp_path / "m.csv").open()))
-    assert len(rows) == 27 * 27
-    em = next(r for r in rows if r["prev"] == "e" and r["next"] == "m")
-    N = run.counts("train")
-    assert int(em["count"]) == int(N[5, 13])
-    assert float(em["prob"]) == pytest.approx((int(N[5, 13]) + 1) / (int(N[5].sum()) + 27))
-    assert {r["prev"] for r in rows} >= {"<s>"} and {r["next"] for r in rows} >= {"</s>"}
+    lines = list(csv.DictReader(export(invoke, runs["k1"], "csv", "count", tmp_path / "m.csv").open()))
+    assert len(lines) == 627 + 27  # an entry per seen bigram, a backoff per context
+    em = next(x for x in lines if x["prev"] == "e" and x["next"] == "m")
+    assert int(em["count"]) == c["e", "m"]
+    assert float(em["prob"]) == pytest.approx((c["e", "m"] + 1) / (rows["e"] + 27))
+    back = next(x for x in lines if x["prev"] == "<s>" and x["next"] == "<backoff>")
+    assert float(back["prob"]) == pytest.approx(27 / (rows[None] + 27)) and back["count"] == ""
+    assert {x["next"] for x in lines if x["prev"] == "q"} == {"<backoff>"} | {
+        "</s>" if b is None else b for (a, b) in c if a == "q"
+    }
 
 
 def test_json_and_csv_at_order_3(invoke, runs, tmp_path):
-    from collections import Counter
-
     trigrams, contexts = Counter(), Counter()
     for w in plain_names(NAMES):
         chs = ["<s>", "<s>", *w, "</s>"]
         for i in range(2, len(chs)):
             trigrams[chs[i - 2], chs[i - 1], chs[i]] += 1
             contexts[chs[i - 2], chs[i - 1]] += 1
-    rows = list(csv.DictReader(export(invoke, runs["o3k1"], "csv", "count", tmp_path / "m.csv").open()))
-    assert len(rows) == (1 + 26 + 26 * 26) * 27  # contexts a name can be in: .. .a ab (never a.b)
-    for r in rows[:: len(rows) // 97]:
+    lines = list(csv.DictReader(export(invoke, runs["o3k1"], "csv", "count", tmp_path / "m.csv").open()))
+    assert len(lines) == len(trigrams) + len(contexts)  # the seen trigrams, a backoff per seen context
+    for r in lines[:: len(lines) // 97]:
         ctx = (r["context1"], r["context2"])
+        if r["next"] == "<backoff>":
+            assert float(r["prob"]) == pytest.approx(27 / (contexts[ctx] + 27))
+            continue
         n = trigrams[(*ctx, r["next"])]
-        assert int(r["count"]) == n
+        assert int(r["count"]) == n > 0
         assert float(r["prob"]) == pytest.approx((n + 1) / (contexts[ctx] + 27))
     doc = json.loads(export(invoke, runs["o3k1"], "json", "count", tmp_path / "m.json").read_text())
-    em = 5 * 27 + 13  # row "em": ids 5 and 13, oldest most significant
-    assert doc["order"] == 3 and len(doc["probs"]) == 27 * 27
-    assert doc["counts"][em][13] == trigrams["e", "m", "m"]
-    assert doc["probs"][em][13] == pytest.approx((trigrams["e", "m", "m"] + 1) / (contexts["e", "m"] + 27))
+    assert doc["order"] == 3 and [lv["length"] for lv in doc["levels"]] == [0, 1, 2]
+    ids = {"<s>": 0, "</s>": 0} | {ch: i for i, ch in enumerate(doc["tokens"][1:], 1)}
+    for ctx in [("e", "m"), ("<s>", "<s>"), ("<s>", "x"), ("q", "x"), ("z", "z")]:  # seen, and never seen
+        for nxt in ("m", "a", "</s>", "q"):
+            want = (trigrams[(*ctx, nxt)] + 1) / (contexts[ctx] + 27)
+            assert json_prob(doc, [ids[t] for t in ctx], ids[nxt]) == pytest.approx(want, rel=1e-12)
+
+
+def test_json_and_csv_of_kneser_ney_carry_every_level(invoke, runs, tmp_path):
+    """Kneser-Ney's shorter contexts are levels of their own: the JSON read by its documented
+    rule gives the table's P at every context a name can reach, and the CSV lists the same
+    entries (with their training counts: a shorter context's count sums its longer ones)."""
+    from bigram.runs import Run
+
+    table = Run.open(runs["kn3"]).log_probs("count")
+    doc = json.loads(export(invoke, runs["kn3"], "json", "count", tmp_path / "m.json").read_text())
+    assert [len(lv["contexts"]) > 0 for lv in doc["levels"]] == [True, True, True]
+    V = len(doc["tokens"])
+    for ctx in [[0, 0], [0, 5], [5, 13], [26, 17], [17, 26]]:
+        for w in range(V):
+            want = float(table.at(torch.tensor([ctx[0] * V + ctx[1]]), torch.tensor([w])).exp())
+            assert json_prob(doc, ctx, w) == pytest.approx(want, rel=1e-12)
+    lines = list(csv.DictReader(export(invoke, runs["kn3"], "csv", "count", tmp_path / "m.csv").open()))
+    entries = sum(len(x) for lv in doc["levels"] for x in lv["next"])
+    assert len(lines) == entries + sum(len(lv["contexts"]) for lv in doc["levels"])
+    unigram_a = next(x for x in lines if x["context1"] == x["context2"] == "" and x["next"] == "a")
+    assert int(unigram_a["count"]) == sum(w.count("a") for w in plain_names(NAMES))
+
+
+def test_json_export_written_by_blocks_is_what_json_dump_writes(invoke, runs, tmp_path, monkeypatch):
+    import bigram.formats.export
+
+    whole = export(invoke, runs["kn3"], "json", "count", tmp_path / "whole.json").read_text(encoding="utf-8")
+    original = bigram.formats.export._blocks
+    monkeypatch.setattr(bigram.formats.export, "_blocks", lambda level, cells=1: original(level, 1))
+    text = export(invoke, runs["kn3"], "json", "count", tmp_path / "rows.json").read_text(encoding="utf-8")
+    assert text == whole == json.dumps(json.loads(text), ensure_ascii=False) + "\n"
 
 
 def test_export_refuses_to_overwrite(invoke, runs, tmp_path):
@@ -187,33 +252,6 @@ def test_export_format_comes_from_the_extension_and_a_mismatch_is_refused(invoke
     assert r.exit_code == 0 and (tmp_path / "t.txt").read_text().startswith("prev,next")
 
 
-def test_arpa_of_a_dense_table_beyond_the_cap_is_refused(invoke, small, tmp_path, monkeypatch):
-    import bigram.formats.export
-
-    monkeypatch.setattr(bigram.formats.export, "ARPA_MAX_NGRAMS", 8)  # the neural table lists 3 × 3 = 9
-    one_line_error(invoke("export", small, "--model", "neural", "--out", tmp_path / "m.arpa"), "more than 8")
-    assert not (tmp_path / "m.arpa").exists()
-    r = invoke("export", small, "--model", "count", "--out", tmp_path / "c.arpa")  # lists only seen n-grams
-    assert r.exit_code == 0, r.output
-
-
-def test_json_export_written_by_blocks_is_what_json_dump_writes(invoke, small, tmp_path, monkeypatch):
-    import bigram.formats.export
-    from bigram.runs import Run
-
-    original = bigram.formats.export._row_blocks
-    monkeypatch.setattr(
-        bigram.formats.export, "_row_blocks", lambda t, cells=1: original(t, 1)
-    )  # a row per block
-    assert invoke("export", small, "--model", "count", "--out", tmp_path / "m.json").exit_code == 0
-    run = Run.open(small)
-    doc = {
-        "model": "count", "order": 2, "boundary_id": 0, "tokens": run.vocab.tokens(),
-        "probs": run.log_probs("count").exp().tolist(), "counts": run.counts("train").to_dense().tolist(),
-    }  # fmt: skip
-    assert (tmp_path / "m.json").read_text(encoding="utf-8") == json.dumps(doc, ensure_ascii=False) + "\n"
-
-
 def test_arpa_keeps_log_probabilities_below_minus_99(invoke, tmp_path):
     """add-k with k = 1e-120 at order 4: unseen n-grams have log10 P ≈ −120, not "never" (−99)."""
     corpus = tmp_path / "c.txt"
@@ -234,3 +272,138 @@ def test_arpa_keeps_log_probabilities_below_minus_99(invoke, tmp_path):
         assert arpa_log10(grams, tokens.split(" ")) * LN10 == pytest.approx(s["log_likelihood"], rel=1e-8)
         assert lm.score(tokens, bos=True, eos=True) * LN10 == pytest.approx(s["log_likelihood"], rel=1e-6)
     assert min(s["log_likelihood"] for s in scores) < -99 * LN10  # below what the clamp to −99 let through
+
+
+# --- any table: a random backoff model with every kind of context, and lmplz's own files -----------
+
+
+def random_backoff_model(chars: str, N: int, seed: int):
+    """A random model in backoff form as plain dicts, {context tuple: ({token: P}, β)}, over
+    tokens 0 (the boundary) and 1 … len(chars), with contexts at every length, padded ones
+    included (at order ≥ 4 `..e` and `.e` both), each row summing to one; and the names whose
+    contexts it was drawn from."""
+    rng = random.Random(seed)
+    V = len(chars) + 1
+    names = ["".join(rng.choice(chars) for _ in range(rng.randint(0, 6))) for _ in range(12)]
+    seen = set()
+    for w in names:
+        ids = [0] * (N - 1) + [chars.index(c) + 1 for c in w]
+        for i in range(N - 1, len(ids) + 1):
+            full = tuple(ids[i - N + 1 : i])
+            seen |= {full[len(full) - j :] if j else () for j in range(N)}
+    model: dict = {}
+
+    def read(h: tuple, w: int) -> float:  # P(w | h) by the backoff rule, on the contexts made so far
+        for j in range(len(h), -1, -1):
+            s = h[len(h) - j :] if j else ()
+            if s in model:
+                listed, beta = model[s]
+                return listed[w] if w in listed else beta * read(s[1:], w) if s else beta / V
+        return 1 / V
+
+    for h in sorted(seen, key=len):
+        if rng.random() < 0.3 and h:
+            continue  # an unknown context: it reads its suffix
+        toks = rng.sample(range(V), rng.randint(1, min(V - 1, 5)))
+        weights = [rng.random() + 0.1 for _ in toks]
+        keep = rng.uniform(0.3, 0.9)  # the listed tokens' share of the row
+        listed = {t: keep * x / sum(weights) for t, x in zip(toks, weights, strict=True)}
+        below = sum(read(h[1:], t) if h else 1 / V for t in toks)
+        model[h] = (listed, (1 - keep) / (1 - below))
+    return model, names, read
+
+
+def table_of_model(model: dict, V: int, N: int):
+    from bigram.backoff import Level, Table
+
+    levels = []
+    for j in range(N):
+        rows = sorted((sum(t * V ** (j - 1 - i) for i, t in enumerate(h)), h) for h in model if len(h) == j)
+        if not rows:
+            levels.append(None)
+            continue
+        listed = [sorted(model[h][0].items()) for _, h in rows]
+        tokens, probs = [[t for t, _ in x] for x in listed], [[p for _, p in x] for x in listed]
+        levels.append(Level.of_rows([k for k, _ in rows], tokens, probs, [model[h][1] for _, h in rows]))
+    return Table(V, N, levels)
+
+
+@pytest.mark.parametrize("N", [2, 3, 4, 5])
+@pytest.mark.parametrize("chars", ["abcd", "".join(chr(0x0410 + i) for i in range(40)) + " é\u4e00"])
+def test_any_table_is_written_exactly(tmp_path, N, chars):
+    """write_arpa of a table with known contexts at every length, padded ones several times over
+    (`..e` and `.e` are both <s> e): the file, read by the format's definition and by KenLM,
+    gives every name the log-probability the model's own rule gives, and lists every prefix
+    and suffix of its n-grams (what KenLM needs to find them)."""
+    from bigram.formats.export import arpa_sentence, write_arpa
+    from bigram.vocab import Vocab
+
+    chars = "".join(sorted(chars))  # token i + 1 is chars[i]: the vocabulary's order
+    model, names, read = random_backoff_model(chars, N, seed=N)
+    vocab = Vocab(tuple(chars))
+    table = table_of_model(model, vocab.size, N)
+    if N >= 4:  # the case the writer must merge: one history, several padded contexts
+        assert any((0, 0, *h[1:]) in model for h in model if len(h) == 2 and h[0] == 0)
+    path = tmp_path / "m.arpa"
+    with path.open("w", encoding="utf-8") as f:
+        write_arpa(f, table, vocab)
+    grams = read_arpa(path)
+    for g in grams:
+        if len(g) > 1 and g[0] != "<s>":
+            assert g[1:] in grams and g[:-1] in grams, g
+        elif len(g) > 1:
+            assert g[:-1] in grams and (g[1:] in grams or len(g) == 2), g
+    kenlm = pytest.importorskip("kenlm")
+    lm = kenlm.Model(str(path))
+    for w in [*names, chars[:3], chars[-2:] * 2]:
+        ids = [0] * (N - 1) + [chars.index(c) + 1 for c in w] + [0]
+        want = sum(math.log(read(tuple(ids[i - N + 1 : i]), ids[i])) for i in range(N - 1, len(ids)))
+        tokens = arpa_sentence(w).split(" ") if w else []
+        assert arpa_log10(grams, tokens) * LN10 == pytest.approx(want, abs=1e-6)
+        assert lm.score(" ".join(tokens), bos=True, eos=True) * LN10 == pytest.approx(want, abs=1e-4)
+
+
+def lmplz_binary():
+    import os
+    import shutil
+
+    found = os.environ.get("LMPLZ") or shutil.which("lmplz") or "/tmp/lmplz/build/bin/lmplz"
+    return found if os.access(found, os.X_OK) else None
+
+
+@pytest.mark.parametrize("run_name", ["kn2", "kn3", "kn5"])
+def test_kneser_ney_arpa_is_what_lmplz_writes(invoke, runs, tmp_path, run_name):
+    """lmplz (--discount_fallback) on the same names lists the same n-grams, and its numbers,
+    renormalized without <unk> (P / (1 − P(<unk> | h)), and backoffs bo·(1 − P(<unk> | h′)) /
+    (1 − P(<unk> | h))), are ours to 1e-6. Skipped where no lmplz is built
+    (../shared/tools/build-lmplz, or $LMPLZ)."""
+    import subprocess
+
+    lmplz = lmplz_binary()
+    if lmplz is None:
+        pytest.skip("no lmplz binary")
+    N = int(run_name[2])
+    text = "".join(" ".join(w) + "\n" for w in plain_names(NAMES))
+    ref = tmp_path / "lmplz.arpa"
+    with ref.open("w") as out:
+        subprocess.run([lmplz, "-o", str(N), "--discount_fallback", "-S", "100M", "-T", str(tmp_path)],
+                       input=text.encode(), stdout=out, stderr=subprocess.DEVNULL, check=True)  # fmt: skip
+    theirs, ours = (
+        read_arpa(ref),
+        read_arpa(export(invoke, runs[run_name], "arpa", "count", tmp_path / "m.arpa")),
+    )
+    assert set(theirs) == set(ours)
+
+    def p10(h: tuple, w: str) -> float:
+        if (*h, w) in theirs:
+            return theirs[(*h, w)][0]
+        return theirs.get(h, (0.0, 0.0))[1] + p10(h[1:], w)
+
+    def keep(h: tuple) -> float:
+        return math.log10(1 - 10 ** p10(h, "<unk>"))
+
+    for g, (p, bo) in theirs.items():
+        if g[-1] not in ("<unk>", "<s>"):
+            assert ours[g][0] == pytest.approx(p - keep(g[:-1]), abs=1e-6), g
+        if len(g) < N and g[-1] not in ("<unk>", "</s>"):
+            assert ours[g][1] == pytest.approx(bo + keep(g[1:]) - keep(g), abs=1e-6), g

@@ -13,7 +13,7 @@ PACKAGE = ROOT / "bigram"
 LAYERS = [
     ("base", ["errors", "text", "config", "options", "bundled", "safety"]),
     ("reading", ["vocab", "reader", "data"]),
-    ("counts", ["counts", "estimators"]),
+    ("counts", ["counts", "backoff", "estimators"]),
     ("models", ["table", "mixture", "models", "metrics", "smoothing", "fit", "optim"]),
     ("sampling", ["sampling", "exact"]),
     ("formats", ["formats"]),

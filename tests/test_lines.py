@@ -33,7 +33,8 @@ def test_counting_names_from_bytes_agrees_with_the_rule(lines, ends):
         assert len([s for s in text.split("\n") if s.strip()]) == want
         quick = quick_count_lines(np.frombuffer(buf, np.uint8))  # the first pass's usual path
         lone_cr = b"\r" in buf.replace(b"\r\n", b"") or buf.endswith(b"\r")
-        assert quick == (-1 if lone_cr or len(buf) < 3 else want)
+        # with a lone CR it may decline (-1), or count right where the CR changes nothing ("\r  ")
+        assert quick in ((-1, want) if lone_cr or len(buf) < 3 else (want,))
 
 
 @given(

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from bigram.backoff import Level, Table
-from bigram.counts import leading_boundaries, nonzero, order_of
+from bigram.counts import nonzero, order_of
 from bigram.vocab import check_keys
 
 FALLBACK = (0.5, 1.0, 1.5)  # lmplz's --discount_fallback
@@ -73,12 +73,15 @@ def adjusted_counts(counts: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tens
     C, V = counts.shape
     N = order_of((C, V))
     rows, cols, n = (x.long() for x in nonzero(counts))
-    # each counted n-gram's length, <s> included: N, except that z ≥ 2 leading boundaries are one <s>
-    length = N - leading_boundaries(rows, C, V).clamp(min=1) + 1
+    # each counted n-gram's length, <s> included: N, except that z ≥ 2 leading boundaries are one
+    # <s>; a row has z ≥ m leading boundaries exactly when it is below V^(N−1−m)
+    length = torch.full_like(rows, N)
+    for m in range(2, N):
+        length -= (rows < V ** (N - 1 - m)).long()
     # raw counts: the longest n-grams, and those that start with <s>
     raw = [(rows[length == k] % V ** (k - 1)) * V + cols[length == k] for k in range(N + 1)]
     weights = [n[length == k] for k in range(N + 1)]
-    adjusted = [_sum_by_key(raw[N], weights[N])]
+    adjusted = [(raw[N], weights[N])]  # sorted and distinct already: the counts' pairs are
     for k in range(N - 1, 0, -1):  # the others: how many distinct tokens were seen before them
         longer = adjusted[0][0] % V**k  # each distinct longer n-gram, without its oldest token
         adjusted.insert(
@@ -88,9 +91,18 @@ def adjusted_counts(counts: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tens
 
 
 def _sum_by_key(keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the distinct keys, sorted; the sum of the values of each)."""
-    distinct, inv = torch.unique(keys, return_inverse=True)
-    return distinct, torch.zeros(len(distinct), dtype=torch.int64).index_add_(0, inv, values)
+    """(the distinct keys, sorted; the sum of the values of each): one sort, then sums of runs.
+
+    >>> _sum_by_key(torch.tensor([5, 2, 5, 7]), torch.tensor([1, 2, 3, 4]))
+    (tensor([2, 5, 7]), tensor([2, 4, 4]))
+    """
+    if not len(keys):
+        return keys, values
+    keys, order = keys.sort()
+    distinct, runs = torch.unique_consecutive(keys, return_counts=True)
+    ends = runs.cumsum(0) - 1
+    csum = values[order].cumsum(0)
+    return distinct, csum[ends] - torch.cat([csum.new_zeros(1), csum[ends[:-1]]])
 
 
 def kneser_ney_table(counts: torch.Tensor) -> tuple[Table, list[Discounts]]:
@@ -107,37 +119,29 @@ def kneser_ney_table(counts: torch.Tensor) -> tuple[Table, list[Discounts]]:
     check_keys(V, N)
     adjusted = adjusted_counts(counts)
     found = [discounts(a) for _, a in adjusted]
-    raw: list[tuple[Level, torch.Tensor, torch.Tensor]] = []  # (level with linear p, unk, gamma)
+    levels: list[Level | None] = []
+    below = None  # the previous length's (n-gram keys, linear p, unk per history, history keys)
     for k in range(1, N + 1):
         keys, a = adjusted[k - 1]
-        hist, w = keys // V, keys % V
-        hkeys, inv, per = torch.unique_consecutive(hist, return_inverse=True, return_counts=True)
+        hkeys, inv, per = torch.unique_consecutive(keys // V, return_inverse=True, return_counts=True)
         d = torch.tensor([0.0, *found[k - 1].d], dtype=torch.float64)[a.clamp(max=3)]  # D(a(hw))
         den = torch.zeros(len(hkeys), dtype=torch.float64).index_add_(0, inv, a.double())
         gamma = torch.zeros(len(hkeys), dtype=torch.float64).index_add_(0, inv, d) / den
-        if k == 1:
+        if below is None:  # the unigrams interpolate with the uniform 1/(V + 1)
             lower, unk = torch.full_like(d, 1.0 / (V + 1)), gamma / (V + 1)
-        else:  # h′w is listed at h′ whenever hw is (a(h′w) counts hw's first token)
-            below, unk_below, _ = raw[-1]
-            rows, _ = below.find(hkeys % V ** (k - 2))
-            pos, _ = below.entry(rows[inv], w)
-            lower, unk = below.logp[pos], gamma * unk_below[rows]
+            beta = unk * V / (1 - unk)  # onto the root 1/V: the unigram's unlisted share, renormalized
+        else:  # h′w is listed at h′ whenever hw is (a(h′w) counts hw's first token): one search
+            grams, p_below, unk_below, h_below = below
+            lower = p_below[torch.searchsorted(grams, keys % V ** (k - 1))]
+            up = unk_below[torch.searchsorted(h_below, hkeys % V ** (k - 2))]  # p(<unk> | h′)
+            unk = gamma * up
+            beta = gamma * (1 - up) / (1 - unk)
         p = (a - d).clamp_(min=0).div_(den[inv]).add_(gamma[inv] * lower)
         ptr = torch.cat([torch.zeros(1, dtype=torch.int64), per.cumsum(0)])
-        raw.append((Level(hkeys, ptr, w, p, gamma), unk, gamma))
-    levels: list[Level | None] = []
-    for k, (level, unk, gamma) in enumerate(raw, start=1):
-        keep = 1 - unk
-        if k == 1:
-            beta = unk * V / keep  # onto the root, uniform over V: 1/V = β·(the unigram's unk share)/V
-        else:
-            below_level, below_unk, _ = raw[k - 2]
-            rows, _ = below_level.find(level.keys % V ** (k - 2))
-            beta = gamma * (1 - below_unk[rows]) / keep
-        which = torch.repeat_interleave(torch.arange(len(level.keys)), level.ptr.diff())
-        levels.append(
-            Level(level.keys, level.ptr, level.cols, (level.logp / keep[which]).log_(), beta.log_())
-        )
+        level = Level(hkeys, ptr, keys % V, (p / (1 - unk)[inv]).log_(), beta.log_())
+        level._grams = keys  # the level's n-gram keys are these (Level.grams)
+        levels.append(level)
+        below = (keys, p, unk, hkeys)
     return Table(V, N, levels).with_dense(), found
 
 

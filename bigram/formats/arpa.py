@@ -1,19 +1,25 @@
 r"""Reading ARPA n-gram models of characters (as KenLM's lmplz, SRILM and `bigram export` write
-them) into bigram's table of log P(next | context).
+them) into bigram's table (bigram.backoff.Table), sparse: the file is already that form.
 
 An ARPA file lists, per order k, "log10 P  w₁ … w_k  [log10 backoff]". A query P(w | h) that the
 file does not list backs off: log P(w | h) = backoff(h) + log P(w | h without its oldest token),
-down to the unigrams. The table is built order by order, densely: row h of order k is
-backoff(h) + the order-(k−1) row of h's last k−2 tokens, then every listed k-gram overwrites its
-cell. Boundaries follow bigram's convention: `<s>` in a history and `</s>` as the predicted token
-are both token 0, so bigram's padded first context (0 … 0) is ARPA's "<s>" once backed off, and a
-context with the boundary inside it backs off to the history that starts there.
+down to the unigrams. That is the table's read rule, so the n-grams of length k become level
+k − 1's entries (history → context, last token → a listed next token) and each history's backoff
+its β. Boundaries follow bigram's convention: `<s>` in a history and `</s>` as the predicted token
+are both token 0. A history `<s> c₁ … c_m` is stored at level m + 1 under the digits (0, c₁ … c_m):
+a name's context at the run's order is padded with boundaries (..c₁ … c_m), and its longest known
+suffix is that one, as ARPA reads it. Nothing is ever allocated per context the file does not
+list: memory is the file's n-grams.
 
 `<unk>`: bigram's vocabulary is the file's characters; a file that gives `<unk>` probability (as
 lmplz does) has rows that sum to 1 − P(<unk> | h) over them. Each row is renormalized over the
 real tokens, which is what a model restricted to its own vocabulary must predict (the same choice
-the Kneser-Ney comparison with lmplz made); `bigram export` writes `<unk>` at −99, which changes
-nothing.
+the Kneser-Ney comparison with lmplz made): with Z(h) the mass h gives the real tokens, a listed
+P becomes P / Z(h) and β(h) becomes β(h) · Z(h′) / Z(h), h′ the next shorter known context,
+which is exact for every row. An n-gram through `<unk>` is left out (no context of the
+vocabulary holds it), as is one predicting `<s>`. log10 −99 is ARPA's "never", read as
+probability 0 (what `bigram export` writes for 0); a unigram the file does not list has
+probability 0 too. The rows are checked to sum to one (1e-6) before the run is written.
 
     >>> text = '''\\data\\
     ... ngram 1=4
@@ -34,9 +40,9 @@ nothing.
     >>> table, vocab, order = read_arpa_text(text.splitlines())
     >>> vocab.chars, order
     (('a', 'b'), 2)
-    >>> [round(x, 4) for x in table[0].exp().tolist()]  # after <s>: a listed; </s>, b backed off
+    >>> [round(x, 4) for x in table.rows(torch.tensor([0]))[0].exp().tolist()]  # after <s>: a listed
     [0.3333, 0.5, 0.1667]
-    >>> [round(x, 4) for x in table[1].exp().tolist()]  # after a: </s> listed, a and b backed off
+    >>> [round(x, 4) for x in table.rows(torch.tensor([1]))[0].exp().tolist()]  # after a: </s> listed
     [0.5, 0.25, 0.25]
 """
 
@@ -45,185 +51,323 @@ from __future__ import annotations
 import math
 import re
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 
+from bigram.backoff import Level, Table, row_sum_error
 from bigram.errors import BigramError
-from bigram.reader.corpus import check_table_size
-from bigram.vocab import Vocab
+from bigram.text import escaped
+from bigram.vocab import Vocab, check_keys
 
 __all__ = ["read_arpa", "read_arpa_text"]
 
 _ESCAPE = re.compile(r"<U\+([0-9A-Fa-f]{4,6})>")
+_HEADER = re.compile(r"ngram\s+(\d{1,40})\s*=\s*(\d{1,40})")
 _SPECIAL = ("<s>", "</s>", "<unk>")
 LN10 = math.log(10.0)
+NEVER = -99.0  # ARPA's log10 of a probability 0
+LINE_LIMIT = 1 << 14  # characters in a line: an order-60 n-gram of escaped tokens holds ~700
+MAX_ORDER = 62  # V^N < 2^62 with V ≥ 2: no order beyond this can be keyed (vocab.check_keys)
+VALUE_LIMIT = 1000.0  # |log10| of a probability or backoff: beyond it, no model's number
+
+
+def _show(token: str) -> str:
+    """A token from the file, as an error message may quote it: escaped, at most 40 characters."""
+    return escaped(repr(token if len(token) <= 40 else token[:40] + "…"))
 
 
 def _char(token: str, where: str) -> str:
     """An ARPA token as a character: itself, or the <U+XXXX> escape `bigram export` writes."""
     m = _ESCAPE.fullmatch(token)
     if m:
-        return chr(int(m.group(1), 16))
+        code = int(m.group(1), 16)
+        ch = chr(code) if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else None
+        if ch is None or len(f"a{ch}a".splitlines()) > 1:
+            raise BigramError(
+                f"{where}: token {_show(token)} is no character a name can hold (a surrogate, a line "
+                "break, or beyond U+10FFFF)"
+            )
+        return ch
     if len(token) != 1:
         raise BigramError(
-            f"{where}: token {token!r} is not one character: this is a word-level model, and bigram "
+            f"{where}: token {_show(token)} is not one character: this is a word-level model, and bigram "
             "reads character models (one token per character, <s> and </s> the boundaries)"
         )
     return token
 
 
-def read_arpa(path: str | Path) -> tuple[torch.Tensor, Vocab, int]:
-    """(the C×V table of log P, float64; its vocabulary; its order) of an ARPA file."""
+def read_arpa(path: str | Path) -> tuple[Table, Vocab, int]:
+    """(the table, checked; its vocabulary; its order) of an ARPA file."""
     p = Path(path)
     if not p.is_file():
-        raise BigramError(f"ARPA file {p} does not exist")
+        raise BigramError(f"ARPA file {escaped(p)} does not exist")
     try:
         with p.open(encoding="utf-8") as f:
-            return read_arpa_text(f, str(p))
+            return read_arpa_text(_capped(f, escaped(p)), escaped(p))
     except UnicodeDecodeError as e:
-        raise BigramError(f"{p} is not UTF-8 text (byte {e.start}): is it an ARPA file?") from None
+        raise BigramError(f"{escaped(p)} is not UTF-8 text (byte {e.start}): is it an ARPA file?") from None
 
 
-def read_arpa_text(lines: Iterable[str], where: str = "the ARPA file") -> tuple[torch.Tensor, Vocab, int]:
-    """The table of an ARPA model given as lines (see `read_arpa`). Memory: 20 bytes a listed
-    n-gram while reading, then the table (built a block of rows at a time)."""
-    counts, grams, ids, vocab = _parse(lines, where)
-    order = max(counts)
-    check_table_size(vocab.size, order, f" (the tokens of {where})")
-    return _table(grams, ids, vocab.size, order), vocab, order
-
-
-def _parse(lines: Iterable[str], where: str) -> tuple[dict[int, int], dict, dict[str, int], Vocab]:
-    """The header's counts; per order, (tokens as strings for order 1 | flat ids, log10 P, log10
-    backoff); each token's id and the vocabulary, both from the unigrams."""
-    counts: dict[int, int] = {}
-    grams: dict = {}
-    section, seen, ids, vocab = "start", 0, {}, None
+def _capped(f, where: str) -> Iterator[str]:
+    """The file's lines, each read at most LINE_LIMIT characters at a time (a file without line
+    breaks is refused, not read whole)."""
     n = 0
+    while line := f.readline(LINE_LIMIT + 1):
+        n += 1
+        if len(line) > LINE_LIMIT:
+            raise BigramError(f"{where}: line {n} is longer than {LINE_LIMIT:,} characters: not an ARPA file")
+        yield line
+
+
+def read_arpa_text(lines: Iterable[str], where: str = "the ARPA file") -> tuple[Table, Vocab, int]:
+    """The table of an ARPA model given as lines (see `read_arpa`). Memory: about 24 bytes a
+    listed n-gram while reading, then the table itself."""
+    p = _Parse(where)
     for n, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if not line:
-            continue
-        if section == "start":
-            if line == "\\data\\":
-                section = "data"
-                continue
-            raise BigramError(f"{where}: line {n} is not \\data\\: not an ARPA file")
-        m = re.fullmatch(r"\\(\d+)-grams:", line)
-        if m or line == "\\end\\":
-            _check_section(section, seen, counts, where, n)
-            if line == "\\end\\":
-                section = "end"
-                break
-            section, seen = int(m.group(1)), 0
-            if section not in counts:
-                raise BigramError(f"{where}: line {n}: {section}-grams the header does not announce")
-            if section == 2:
-                ids, vocab = _ids(grams[1][0], where)
-            grams[section] = (
-                ([], array("d"), array("d")) if section == 1 else (array("q"), array("d"), array("d"))
-            )
-            continue
-        if section == "data":
-            m = re.fullmatch(r"ngram (\d+)\s*=\s*(\d+)", line)
-            if not m:
-                raise BigramError(f"{where}: line {n}: expected 'ngram K=COUNT' in the \\data\\ header")
-            counts[int(m.group(1))] = int(m.group(2))
-            continue
-        if section == "end":
+        if len(raw) > LINE_LIMIT:
+            raise BigramError(f"{where}: line {n} is longer than {LINE_LIMIT:,} characters: not an ARPA file")
+        if p.line(raw.strip(), n):
             break
-        seen += 1
-        _entry(line, section, grams[section], ids, vocab.size if vocab else 0, where, n)
-    if section != "end":
-        raise BigramError(f"{where}: ends at line {n} without \\end\\: the file is cut short")
-    if 1 not in grams:
-        raise BigramError(f"{where}: no \\1-grams: section")
-    if vocab is None:  # a unigram model
-        ids, vocab = _ids(grams[1][0], where)
-    return counts, grams, ids, vocab
-
-
-def _check_section(section, seen: int, counts: dict, where: str, n: int) -> None:
-    if isinstance(section, int) and seen != counts[section]:
+    p.finish()
+    table = _normalized(_raw_levels(p), p.vocab.size, p.order, where)
+    worst = row_sum_error(table)
+    if not worst <= 1e-6:
         raise BigramError(
-            f"{where}: the header announces {counts[section]:,} {section}-grams but line {n} ends "
-            f"the section after {seen:,}: the file is damaged"
+            f"{where}: after the backoffs its rows do not sum to one (off by {worst:.3g}): "
+            "the file is damaged"
         )
+    return table.with_dense(), p.vocab, p.order
 
 
-def _ids(tokens: list[str], where: str) -> tuple[dict[str, int], Vocab]:
-    """(token → id, the vocabulary): <s> and </s> are 0 (the boundary), the characters 1… in
-    code-point order."""
-    chars = {t: _char(t, where) for t in tokens if t not in _SPECIAL}
-    vocab = Vocab(tuple(sorted(set(chars.values()))))
-    return {"<s>": 0, "</s>": 0} | {t: vocab.id(c) for t, c in chars.items()}, vocab
+class _Parse:
+    """The file read line by line: the header's counts, then each order's n-grams in arrays
+    (keys: the tokens as digits base V, oldest first, `<s>` and `</s>` the digit 0; log10 P;
+    log10 backoff)."""
+
+    def __init__(self, where: str) -> None:
+        self.where, self.section, self.seen, self.n = where, "start", 0, 0
+        self.counts: dict[int, int] = {}
+        self.grams: dict[int, tuple[array, array, array]] = {}
+        self.uni: list[str] = []  # the unigrams' tokens, in file order (their values: grams[1])
+        self.ids: dict[str, int] = {}
+        self.vocab: Vocab | None = None
+        self.order = 0
+
+    def fail(self, what: str) -> BigramError:
+        return BigramError(f"{self.where}: line {self.n}: {what}")
+
+    def line(self, line: str, n: int) -> bool:
+        """Take one stripped line; True at \\end\\."""
+        self.n = n
+        if not line:
+            return False
+        if self.section == "start":
+            if line != "\\data\\":
+                raise BigramError(f"{self.where}: line {n} is not \\data\\: not an ARPA file")
+            self.section = "data"
+            return False
+        m = re.fullmatch(r"\\(\d{1,6})-grams:", line)
+        if m or line == "\\end\\":
+            return self._section(int(m.group(1)) if m else None)
+        if self.section == "data":
+            self._header(line)
+        else:
+            self.seen += 1
+            self._entry(line, self.section)
+        return False
+
+    def _header(self, line: str) -> None:
+        m = _HEADER.fullmatch(line)
+        if not m:
+            raise self.fail("expected 'ngram K=COUNT' in the \\data\\ header")
+        k, count = int(m.group(1)), int(m.group(2))
+        if not 1 <= k <= MAX_ORDER:
+            raise self.fail(f"order {k}: an order must be 1 … {MAX_ORDER} (its n-grams are 64-bit keys)")
+        if k in self.counts:
+            raise self.fail(f"the header announces {k}-grams twice")
+        self.counts[k] = count
+
+    def _section(self, k: int | None) -> bool:
+        """A section header (k) or \\end\\ (None): the previous section is complete, and the
+        sections come in order, 1-grams first, each once."""
+        if self.section == "data":
+            self.order = max(self.counts, default=0)
+            missing = [i for i in range(1, self.order + 1) if i not in self.counts]
+            if not self.counts or missing:
+                raise self.fail(f"the header announces no {(missing or [1])[0]}-grams: not a whole ARPA file")
+        elif isinstance(self.section, int) and self.seen != self.counts[self.section]:
+            raise self.fail(
+                f"the header announces {self.counts[self.section]:,} {self.section}-grams but this line ends "
+                f"the section after {self.seen:,}: the file is damaged"
+            )
+        expected = self.section + 1 if isinstance(self.section, int) else 1
+        if k is None and expected <= self.order:
+            raise self.fail(f"\\end\\ before the {expected}-grams the header announces: the file is damaged")
+        if k is not None and k != expected:
+            raise self.fail(
+                f"\\{k}-grams: where the {expected}-grams belong (sections come in order, each once)"
+            )
+        if expected == 2:
+            self._vocabulary()
+        self.section, self.seen = (k if k is not None else "end"), 0
+        if k is not None:
+            self.grams[k] = (array("q"), array("d"), array("d"))
+        return k is None
+
+    def _vocabulary(self) -> None:
+        """Token ids from the unigrams: <s> and </s> are 0 (the boundary), the characters 1… in
+        code-point order; then the order's keys must fit 64 bits."""
+        chars = {t: _char(t, self.where) for t in self.uni if t not in _SPECIAL}
+        if len(set(chars.values())) != len(chars) or len(set(self.uni)) != len(self.uni):
+            raise self.fail("the 1-grams list a character twice (perhaps once escaped as <U+XXXX>)")
+        if not chars:
+            raise self.fail("the 1-grams list no character: there is nothing to model")
+        self.vocab = Vocab(tuple(sorted(chars.values())))
+        self.ids = {"<s>": 0, "</s>": 0} | {t: self.vocab.id(c) for t, c in chars.items()}
+        check_keys(self.vocab.size, self.order, f" (the tokens of {self.where})")
+
+    def finish(self) -> None:
+        if self.section != "end":
+            raise BigramError(f"{self.where}: ends at line {self.n} without \\end\\: the file is cut short")
+        if self.vocab is None:  # a unigram model: no 2-grams section set the vocabulary
+            self._vocabulary()
+
+    def _entry(self, line: str, k: int) -> None:
+        """One "log10 P  w₁ … w_k  [backoff]" line into the order-k arrays."""
+        parts = line.split()
+        if len(parts) not in (k + 1, k + 2):
+            raise self.fail(f"should hold a log-probability, {k} tokens and maybe a backoff")
+        try:
+            logp, bow = float(parts[0]), float(parts[k + 1]) if len(parts) == k + 2 else 0.0
+        except ValueError:
+            raise self.fail(f"{_show(parts[0])} or the backoff is not a number") from None
+        if not (-VALUE_LIMIT <= logp <= 1e-6 and -VALUE_LIMIT <= bow <= VALUE_LIMIT):
+            raise self.fail(
+                f"a log10 probability must be in [−{VALUE_LIMIT:g}, 0], a backoff within ±{VALUE_LIMIT:g}"
+            )
+        keys, probs, backoffs = self.grams[k]
+        if k == 1:
+            self.uni.append(parts[1])
+        else:
+            key = self._key(parts[1 : k + 1])
+            if key is None:
+                return
+            keys.append(key)
+        probs.append(min(logp, 0.0))
+        backoffs.append(bow)
+
+    def _key(self, tokens: list[str]) -> int | None:
+        """An n-gram's key, or None for one bigram leaves out (through <unk>, or predicting <s>)."""
+        key, V, last = 0, self.vocab.size, len(tokens) - 1
+        for i, t in enumerate(tokens):
+            if t == "<unk>" or (t == "<s>" and i == last):
+                return None
+            if (t == "<s>" and i != 0) or (t == "</s>" and i != last):
+                raise self.fail(f"{t} inside an n-gram: <s> only begins one and </s> only ends one")
+            d = self.ids.get(t)
+            if d is None:
+                raise self.fail(f"token {_show(t)} has no 1-gram (or is not a character)")
+            key = key * V + d
+        return key
 
 
-def _entry(line: str, k: int, store, ids: dict, V: int, where: str, n: int) -> None:
-    """One "log10 P  w₁ … w_k  [backoff]" line into the order-k store."""
-    parts = line.split()
-    if len(parts) not in (k + 1, k + 2):
-        raise BigramError(f"{where}: line {n} should hold a log-probability, {k} tokens and maybe a backoff")
-    try:
-        logp = float(parts[0])
-        bow = float(parts[k + 1]) if len(parts) == k + 2 else 0.0
-    except ValueError:
-        raise BigramError(f"{where}: line {n}: {parts[0]!r} is not a number") from None
-    if not (math.isfinite(logp) and math.isfinite(bow)) or logp > 1e-6:
-        raise BigramError(f"{where}: line {n}: a log10 probability must be finite and ≤ 0")
-    tokens, probs, backoffs = store
-    if k == 1:
-        tokens.append(parts[1])
-    else:
-        key = 0
-        for t in parts[1 : k + 1]:
-            i = ids.get(t)
-            if i is None:
-                if t == "<unk>":
-                    return  # an n-gram through <unk>: no context of bigram's vocabulary has it
-                raise BigramError(f"{where}: line {n}: token {t!r} has no unigram (or is not a character)")
-            key = key * V + i
-        tokens.append(key)
-    probs.append(logp)
-    backoffs.append(bow)
+def _tensor(a: array, dtype: torch.dtype) -> torch.Tensor:
+    return torch.frombuffer(a, dtype=dtype).clone() if len(a) else torch.zeros(0, dtype=dtype)
 
 
-def _table(grams: dict, ids: dict[str, int], V: int, order: int) -> torch.Tensor:
-    """log P (natural log) of every (context, next) by ARPA's backoff, rows renormalized."""
-    uni_tokens, uni_p, uni_b = grams[1]
-    row = torch.full((V,), -99.0, dtype=torch.float64)  # log10 P of order 1; unlisted: the ARPA floor
-    back = torch.zeros(V, dtype=torch.float64)  # log10 backoff of each one-token history
-    for t, lp, b in zip(uni_tokens, uni_p, uni_b, strict=True):
-        if t == "<unk>":
-            continue
-        if t != "<s>":  # <s> is never predicted: its -99 is no probability of the boundary
-            row[ids[t]] = lp
-        if t != "</s>":
-            back[ids[t]] = b
-    table = row.unsqueeze(0)  # 1 × V: the unigram row
-    for k in range(2, order + 1):
-        keys, probs, backs = grams.get(k, (array("q"), array("d"), array("d")))
-        # a k-gram's key is its tokens in base V: history · V + next, its flat index in the order-k
-        # table (V^(k−1) rows of V) and in the order-k histories' backoffs: no digits taken apart
-        key = torch.frombuffer(keys, dtype=torch.int64) if len(keys) else torch.zeros(0, dtype=torch.int64)
-        # row h of order k: backoff(h) + the order k−1 row of h's newest k − 2 tokens, filled a
-        # block of rows (one oldest token) at a time: no temporary the size of the new table
-        shorter, table = table, torch.empty(V ** (k - 1), V, dtype=torch.float64)
-        B = len(shorter)
-        for a in range(V):
-            torch.add(shorter, back[a * B : (a + 1) * B].unsqueeze(1), out=table[a * B : (a + 1) * B])
-        del shorter
-        if len(key):
-            table.view(-1)[key] = torch.frombuffer(probs, dtype=torch.float64)  # no copy
-        if k < order:
-            back = torch.zeros(V**k, dtype=torch.float64)
-            if len(key):
-                back[key] = torch.frombuffer(backs, dtype=torch.float64)
-    table.mul_(LN10)
-    step = max(1, (1 << 20) // V)  # rows renormalized a block at a time (logsumexp makes a copy)
-    for i in range(0, len(table), step):
-        block = table[i : i + step]
-        block.sub_(torch.logsumexp(block, dim=1, keepdim=True))
+def _natural(log10: torch.Tensor) -> torch.Tensor:
+    """log10 values as natural logs; −99 (ARPA's "never") as −inf."""
+    return torch.where(log10 == NEVER, torch.full_like(log10, -math.inf), log10 * LN10)
+
+
+def _raw_levels(p: _Parse) -> list[Level]:
+    """The file's levels as it gives them (natural logs, not yet renormalized): level j holds
+    the histories of the (j + 1)-grams and the j-grams with a backoff, level 0 the unigrams."""
+    V, N, where = p.vocab.size, p.order, p.where
+    _, uni_p, uni_b = p.grams[1]
+    uni_p, uni_b = _natural(_tensor(uni_p, torch.float64)), _natural(_tensor(uni_b, torch.float64))
+    ids = torch.tensor([p.ids.get(t, -1) for t in p.uni], dtype=torch.int64)
+    real = torch.tensor([t not in ("<s>", "<unk>") for t in p.uni], dtype=torch.bool)
+    history = torch.tensor([t not in ("</s>", "<unk>") for t in p.uni], dtype=torch.bool)
+    levels = [_level(V, ids[real], uni_p[real], ids[:0], uni_b[:0], 0, where)]  # one row: key 0
+    below = (ids[history], uni_b[history])  # the 1-grams as histories: <s> is key 0
+    for k in range(2, N + 1):
+        keys, probs, backs = (
+            _tensor(a, t)
+            for a, t in zip(p.grams[k], (torch.int64, torch.float64, torch.float64), strict=True)
+        )
+        levels.append(_level(V, keys, _natural(probs), *below, k - 1, where))
+        history = keys % V != 0  # an n-gram ending in </s> is no history
+        below = (keys[history], _natural(backs[history]))
+    return levels
+
+
+def _level(
+    V: int, grams: torch.Tensor, logp: torch.Tensor, hist: torch.Tensor, bo: torch.Tensor, j: int, where: str
+) -> Level:
+    """Level j from the (j + 1)-grams (keys, log P) and the j-grams' backoffs (keys, log bo):
+    a context for every history of an n-gram and every j-gram whose backoff is not 1."""
+    grams, order = grams.sort()
+    logp = logp[order]
+    twice = (grams[1:] == grams[:-1]).nonzero()
+    if len(twice):
+        g = int(grams[int(twice[0])])
+        raise BigramError(f"{where}: the {j + 1}-grams list one n-gram twice (key {g}): the file is damaged")
+    keep = bo != 0
+    contexts = torch.cat([grams // V, hist[keep]]).unique()
+    per = torch.bincount(torch.searchsorted(contexts, grams // V), minlength=len(contexts))
+    backoff = torch.zeros(len(contexts), dtype=torch.float64)
+    backoff[torch.searchsorted(contexts, hist[keep])] = bo[keep]
+    ptr = torch.cat([torch.zeros(1, dtype=torch.int64), per.cumsum(0)])
+    return Level(contexts, ptr, grams % V, logp, backoff)
+
+
+def _normalized(raw: list[Level], V: int, N: int, where: str) -> Table:
+    """The levels renormalized over the real tokens, shortest first, in log space (any finite
+    value of the file stays finite): log Z(h) = log(Σ_listed P + bo(h)·Z(h′)·(1 − Σ_listed P̃(·|h′))),
+    P̃ = P / Z(h), β = bo(h)·Z(h′)/Z(h). Level 0 lists every unigram; nothing lies below it."""
+    table = Table(V, N, [None] * N)
+    logz: list[torch.Tensor] = []
+    for j, lv in enumerate(raw):
+        which = torch.repeat_interleave(torch.arange(len(lv)), lv.ptr.diff())
+        top = torch.full((len(lv),), -math.inf, dtype=torch.float64).scatter_reduce_(
+            0, which, lv.logp, "amax"
+        )
+        safe = torch.where(top.isfinite(), top, torch.zeros_like(top))
+        listed = (
+            torch.zeros(len(lv), dtype=torch.float64)
+            .index_add_(0, which, (lv.logp - safe[which]).exp())
+            .log_()
+            + safe
+        )
+        if j == 0:
+            lz, beta = listed, torch.full_like(listed, -math.inf)
+        else:
+            shorter = lv.keys % V ** (j - 1)
+            below = table.at(shorter[which], lv.cols, length=j - 1).exp()
+            s = torch.zeros(len(lv), dtype=torch.float64).index_add_(0, which, below)
+            lzp = _suffix_logz(table, logz, shorter, j - 1)
+            lz = torch.logaddexp(listed, lv.backoff + lzp + torch.log1p(-s.clamp(max=1.0)))
+            beta = lv.backoff + lzp - lz
+        if not bool(lz.isfinite().all()):
+            raise BigramError(
+                f"{where}: a history of {j} tokens gives its real tokens no probability (or an "
+                "infinite one): the file is damaged"
+            )
+        table.levels[j] = Level(lv.keys, lv.ptr, lv.cols, lv.logp - lz[which], beta)
+        logz.append(lz)
     return table
+
+
+def _suffix_logz(table: Table, logz: list[torch.Tensor], keys: torch.Tensor, length: int) -> torch.Tensor:
+    """log Z of each context's longest known suffix (contexts of `length` tokens): what an
+    unknown context reads is its suffix's row, so its mass is that row's."""
+    out = torch.zeros(len(keys), dtype=torch.float64)
+    for i in range(length + 1):
+        level = table.levels[i]
+        if level is not None and len(level):
+            rows, known = level.find(keys % table.V**i)
+            out[known] = logz[i][rows[known]]
+    return out

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from bigram.backoff import Level
-from bigram.counts import context_ids, gram_name, seen_rows
+from bigram.counts import context_ids, gram_name, row_totals
 from bigram.mixture import Mixture
 from bigram.safety import layout
 
@@ -80,7 +80,7 @@ def page_data(run) -> dict:
     order = run.config.order
     models = run.models
     train = run.counts("train") if "arpa" not in models else None
-    seen, sums = seen_rows(train) if train is not None else (torch.zeros(0, dtype=torch.int64),) * 2
+    seen, sums = row_totals(train) if train is not None else (torch.zeros(0, dtype=torch.int64),) * 2
     carried, left_out = _carry({m: run.log_probs(m) for m in models}, seen, sums, V)
     imported = "arpa" in models and not (run.path / layout.METRICS).exists()
     metrics = {} if imported else run.metrics()  # an imported run was measured on nothing

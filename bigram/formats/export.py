@@ -1,29 +1,35 @@
-"""Writing a model's C×V table in other formats: ARPA (n-gram toolkits), JSON and CSV.
+"""Writing a model's table (bigram.backoff.Table) in other formats: ARPA (n-gram toolkits), JSON
+and CSV. Every writer reads the table through its interface alone, so it works for every model,
+at every order, in memory that grows with what the table lists.
 
 ARPA: each character is a token, the boundary is <s> before a name and </s> after it, and <unk>
 stands for characters outside the vocabulary. A character that cannot be an ARPA token (white
 space, or not printable) is written as <U+XXXX>, its code point in hex: "mary ann" is scored as
 `m a r y <U+0020> a n n`. Tokens of the data are single characters, so these never collide.
 
-P(next | context) is stored exactly. ARPA starts a sentence with a single <s>, so our context of
-N−1 tokens becomes the history <s> + the name so far while the name is shorter than N−1 (at
-order 4, `..e` is `<s> e`), then the last N−1 characters. A reader takes the longest listed
-n-gram ending in the next token and multiplies in the backoff weights of the longer histories:
+The table is already in ARPA's form (a row per known context, its listed tokens, one backoff
+weight for the rest), so the file is that table, exactly:
 
-- the n-grams of those histories (the *real* ones) carry the table's log P; an unlisted one is
-  read as backoff(history) · P(next | a shorter history);
-- every shorter n-gram made of characters only (never a real history at order ≥ 3) stands for
-  the uniform distribution 1/V over the V predictable tokens (the characters and </s>), with no
-  backoff, so what a backoff lands on is always 1/V;
-- so a row whose unlisted entries share one value b (add-k smoothing: every unseen n-gram of a
-  row has k / (row count + kV)) lists just its seen n-grams, with backoff = b · V. A table
-  without that structure (the neural model) lists every n-gram of every real history.
+- each known context h lists its n-grams h w with log10 P(w | h) and carries log10 β(h) as the
+  backoff of its own n-gram. A context padded with boundaries is ARPA's history <s> + the
+  name so far; at order ≥ 4 several padded contexts are one history (`..e` and `.e` are both
+  `<s> e`), and a query always arrives with the full padded context, so that history lists what
+  the full context reads: the tokens any of them lists, with the table's P at the full context,
+  and the product of their β as its backoff;
+- KenLM finds an n-gram by extending its suffixes, and a history's backoff through its prefix, so
+  every prefix and suffix of a listed n-gram is listed too: with the table's own P at that
+  shorter context (what a backoff lands on there) and backoff 0 where it is no known context;
+- a context that holds the boundary after a character (`a.` in a dense table) is never read by
+  a name, and ARPA cannot write it: it is left out.
 
-The file also lists every prefix and suffix of a listed n-gram (KenLM finds an n-gram by
-extending its suffixes, and a history's backoff by its prefix). A probability of 0 is written
-as log10 −99, the ARPA convention for "never"; any other is written as it is, however small
-(add-k with k = 1e-120 gives −120). At order 2 the uniform n-grams are the unigrams. A table
-that would list more than 2^24 n-grams (a large neural one) is refused: JSON and CSV take it.
+So a count model lists what it has seen (add-k: the counted n-grams, the rest carried by β onto
+the uniform root 1/V; Kneser-Ney: what lmplz lists), and a dense table every n-gram of every
+context a name can be in. A probability of 0 is written as log10 −99, the ARPA convention for
+"never"; any other is written as it is, however small (add-k with k = 1e-120 gives −120). <s>
+and <unk> are unigrams at −99 (never predicted); an n-gram ending in </s> is no history and has
+no backoff. KenLM reads no unigram-only model: order 1 is written as order 2, every history alike.
+
+JSON and CSV are the table too, sparse (the layouts: `write_json`, `write_csv`).
 """
 
 from __future__ import annotations
@@ -36,23 +42,14 @@ from typing import TextIO
 
 import torch
 
-from bigram.counts import (
-    context_ids,
-    context_tokens,
-    dense,
-    digits,
-    leading_boundaries,
-    nonzero,
-    order_of,
-    row_sums,
-)
-from bigram.errors import BigramError
-from bigram.estimators.kneser_ney import kneser_ney_probs
+from bigram.backoff import Level, Table
+from bigram.counts import nonzero
 from bigram.safety import atomic
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 NEVER = -99.0  # log10 of a probability 0 in ARPA files
-ARPA_MAX_NGRAMS = 1 << 24  # a table that would list more (a neural one, every n-gram) is refused
+LN10 = math.log(10.0)
+CHUNK = 1 << 16  # n-grams formatted per write: bounded memory for the strings
 
 
 def arpa_token(ch: str) -> str:
@@ -72,62 +69,132 @@ def arpa_sentence(name: str) -> str:
 def _log10(x: torch.Tensor) -> list[float]:
     """Natural logs as ARPA's log10, exactly (a tiny probability is no "never": 1e-120 is −120);
     only a probability of 0 is written as −99."""
-    return [NEVER if v == -math.inf else v / math.log(10) for v in x.tolist()]
+    x = x.to(torch.float64)
+    return torch.where(x == -math.inf, torch.full_like(x, NEVER), x / LN10).tolist()
 
 
-def write_arpa(
-    f: TextIO,
-    log_probs: torch.Tensor,
-    vocab: Vocab,
-    counts: torch.Tensor | None = None,
-    smoothing: float = 0.0,
-) -> None:
-    """The C×V table as an ARPA model of its order. With a count model's `counts` and
-    `smoothing`, only the counted n-grams (and their prefixes and suffixes) are listed and the
-    rest is carried by the backoff weights (exact)."""
-    lp = log_probs.to(torch.float64).cpu()
-    C, V = lp.shape
-    N = order_of((C, V))
+def _digits(keys: torch.Tensor, V: int, k: int) -> torch.Tensor:
+    """Each key's k base-V digits, oldest first: len × k."""
+    return (
+        torch.stack([keys // V ** (k - 1 - i) % V for i in range(k)], 1)
+        if k
+        else keys.new_zeros(len(keys), 0)
+    )
+
+
+def _histories(keys: torch.Tensor, V: int, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a level's context keys (j tokens): the length of the ARPA history each one is (j, or
+    <s> + its characters: j − leading boundaries + 1), and whether a name can be in it (no
+    boundary after a character)."""
+    d = _digits(keys, V, j)
+    started = (d != 0).cummax(1).values if j else d.bool()
+    lead = (~started).sum(1)
+    ok = ~(started & (d == 0)).any(1)
+    return torch.where(lead > 0, j - lead + 1, torch.full_like(lead, j)), ok
+
+
+def arpa_ngrams(table: Table) -> dict[int, torch.Tensor]:
+    """The n-grams an ARPA file of the table lists, per length L ≥ 2, as sorted keys: the L
+    tokens as digits base V, oldest first, a leading <s> being the digit 0 (a padded context's
+    key is its history's key: its leading zeros are that digit). Each level's known contexts
+    and their entries, then every prefix and suffix (the unigrams are all listed anyway)."""
+    V, N = table.V, table.order
+    grams: dict[int, list[torch.Tensor]] = {L: [] for L in range(2, N + 1)}
+    for j, level in enumerate(table.levels):
+        if j == 0 or level is None or not len(level):
+            continue
+        length, ok = _histories(level.keys, V, j)
+        for L in range(2, N):  # the context itself, so that its backoff is read
+            grams[L].append(level.keys[ok & (length == L)])
+        rows = ok.nonzero().squeeze(1)
+        which, pos = level.slices(rows)
+        keys = level.keys[rows][which] * V + level.cols[pos]
+        size = length[rows][which] + 1
+        for L in range(2, N + 1):
+            grams[L].append(keys[size == L])
+    out = {L: torch.cat(g).unique() if g else torch.zeros(0, dtype=torch.int64) for L, g in grams.items()}
+    for L in range(N, 2, -1):  # prefix: drop the newest token; suffix: the oldest (<s> included)
+        out[L - 1] = torch.cat([out[L - 1], out[L] // V, out[L] % V ** (L - 1)]).unique()
+    return out
+
+
+def _ngram_logp(table: Table, keys: torch.Tensor, L: int) -> torch.Tensor:
+    """log P of each n-gram of length L: read at its history, which is what a query with that
+    history reads (a padded one always arrives as the full padded context)."""
+    V = table.V
+    h, w = keys // V, keys % V
+    padded = keys < V ** (L - 1)
+    out = torch.empty(len(keys), dtype=torch.float64)
+    out[padded] = table.at(h[padded], w[padded])
+    out[~padded] = table.at(h[~padded], w[~padded], length=L - 1)
+    return out
+
+
+def _ngram_backoff(table: Table, keys: torch.Tensor, L: int) -> torch.Tensor:
+    """log β of each n-gram of length L as a history: its context's at level L (0 where it is
+    none), times, for <s> + characters, every longer padded context that is the same history."""
+    V, N = table.V, table.order
+    out = torch.zeros(len(keys), dtype=torch.float64)
+    padded = keys < V ** (L - 1)
+    for j in range(L, N):
+        level = table.levels[j]
+        if level is None or not len(level):
+            continue
+        idx = torch.arange(len(keys)) if j == L else padded.nonzero().squeeze(1)
+        rows, known = level.find(keys[idx])
+        out.index_add_(0, idx[known], level.backoff[rows[known]])
+    return out
+
+
+def write_arpa(f: TextIO, table: Table, vocab: Vocab) -> None:
+    """The table as an ARPA model of its order (module docstring): exact, n-grams in key order."""
+    V, N = table.V, table.order
     names = ["</s>", *(arpa_token(c) for c in vocab.chars)]  # token ids as ARPA tokens (0: </s>)
+    zero = torch.zeros(V, dtype=torch.int64)
+    unigram = _log10(table.at(zero, torch.arange(V), length=0))
     if N == 1:
-        _write_unigram_arpa(f, lp[0], names)
+        _write_unigram_arpa(f, unigram, names)
         return
-    if counts is not None:
-        backoff, pairs = _counted_ngrams(counts, smoothing, V)
-    else:
-        backoff, pairs = {}, _every_ngram(C, V, N)
-    real_keys, uni_keys = [], []
-    for r, c in pairs:  # bounded chunks: memory is the model's, not n-grams × N
-        real_keys.append(r * V + c)
-        uni_keys.append(_character_substrings(r, c, C, V, N))
-    real = torch.cat(real_keys).unique() if real_keys else torch.zeros(0, dtype=torch.long)  # sorted
-    short = torch.cat(uni_keys).unique() if uni_keys else torch.zeros(0, dtype=torch.long)
-    short_k = short // C  # a run of k characters: key k·C + its value in base V
-    # the real n-grams, by history row: <s> + the row's characters (short rows), or the N−1 characters
-    urows, per = torch.unique_consecutive(real // V, return_counts=True)
-    lead = leading_boundaries(urows, C, V)
-    tokens_of = N - lead + (lead > 0)  # k: <s>, the N − 1 − lead characters, the next token
-    uniform = -math.log10(V)
+    grams = arpa_ngrams(table)
+    one = torch.arange(1, V)  # the characters as histories of length 1
+    bo = _log10(_ngram_backoff(table, one, 1)) if V > 1 else []
+    bos = _log10(_ngram_backoff(table, torch.zeros(1, dtype=torch.int64), 1))[0]  # <s>: key 0
     f.write(f"\\data\\\nngram 1={V + 2}\n")
-    for k in range(2, N + 1):
-        f.write(f"ngram {k}={int(per[tokens_of == k].sum()) + int((short_k == k).sum())}\n")
-    f.write(f"\n\\1-grams:\n{NEVER:.6f}\t<unk>\n{NEVER:.6f}\t<s>\t{backoff.get(0, 0.0):.9g}\n")
-    f.write(f"{uniform:.9g}\t</s>\n")
-    for i in range(1, V):  # at order 2 a character is a real history
-        f.write(f"{uniform:.9g}\t{names[i]}\t{backoff.get(i, 0.0) if N == 2 else 0.0:.9g}\n")
-    for k in range(2, N + 1):
-        f.write(f"\n\\{k}-grams:\n")
-        for value in (short[short_k == k] % C).tolist():  # uniform: characters only
-            bo = backoff.get(value, 0.0) if k == N - 1 else 0.0  # N − 1 characters: a real history
-            f.write(f"{uniform:.9g}\t{' '.join(names[d] for d in digits(value, V, k))}\t{bo:.9g}\n")
-        listed = (tokens_of == k).nonzero().squeeze(1).tolist()
-        _write_table_ngrams(f, lp, real, urows, per, lead, listed, names, backoff, with_backoff=k < N)
+    f.write("".join(f"ngram {L}={len(grams[L])}\n" for L in range(2, N + 1)))
+    f.write(f"\n\\1-grams:\n{NEVER:.6f}\t<unk>\n{NEVER:.6f}\t<s>\t{bos:.9g}\n")
+    f.write(f"{unigram[0]:.9g}\t</s>\n")
+    f.write(
+        "".join(
+            f"{p:.9g}\t{names[i]}\t{b:.9g}\n" for i, p, b in zip(range(1, V), unigram[1:], bo, strict=True)
+        )
+    )
+    for L in range(2, N + 1):
+        f.write(f"\n\\{L}-grams:\n")
+        for keys in grams[L].split(CHUNK):
+            _write_ngrams(f, table, keys, L, names)
     f.write("\n\\end\\\n")
 
 
-def _write_unigram_arpa(f: TextIO, row: torch.Tensor, names: list[str]) -> None:
+def _write_ngrams(f: TextIO, table: Table, keys: torch.Tensor, L: int, names: list[str]) -> None:
+    """A block of n-grams of length L: log10 P, the tokens, and below order N the backoff of
+    those that can be histories (not ending in </s>)."""
+    V, N = table.V, table.order
+    logp = _log10(_ngram_logp(table, keys, L))
+    words = [
+        " ".join(["<s>" if i == 0 and d[0] == 0 else names[t] for i, t in enumerate(d)])
+        for d in _digits(keys, V, L).tolist()
+    ]
+    if L < N:
+        bo = _log10(_ngram_backoff(table, keys, L))
+        tails = [f"\t{b:.9g}\n" if w else "\n" for b, w in zip(bo, (keys % V).tolist(), strict=True)]
+    else:
+        tails = ["\n"] * len(keys)
+    f.write("".join(f"{p:.9g}\t{w}{t}" for p, w, t in zip(logp, words, tails, strict=True)))
+
+
+def _write_unigram_arpa(f: TextIO, logp: list[float], names: list[str]) -> None:
     """A unigram table: KenLM reads no unigram-only model, so an order-2 file, every history alike."""
-    logp, V = _log10(row), len(names)
+    V = len(names)
     f.write(f"\\data\\\nngram 1={V + 2}\nngram 2={V}\n\n\\1-grams:\n")
     f.write(f"{NEVER:.6f}\t<unk>\n{NEVER:.6f}\t<s>\t0\n")
     f.write("".join(f"{v:.9g}\t{tok}\t0\n" for tok, v in zip(names, logp, strict=True)))
@@ -136,207 +203,142 @@ def _write_unigram_arpa(f: TextIO, row: torch.Tensor, names: list[str]) -> None:
     f.write("\n\\end\\\n")
 
 
-def _counted_ngrams(counts: torch.Tensor, smoothing: float, V: int) -> tuple[dict[int, float], list]:
-    """A count model's listed n-grams (its counted ones, as (rows, cols)) and each counted row's
-    backoff weight log10(b · V): every unlisted entry of the row is k / (r + kV), b times 1/V."""
-    rows, cols, _ = nonzero(counts.cpu())
-    totals = row_sums(counts.cpu()).to(torch.float64)
-    seen = totals.nonzero().squeeze(1)
-    b = math.log(smoothing) - (totals[seen] + smoothing * V).log() if smoothing > 0 else None
-    bo = _log10(b + math.log(V)) if b is not None else [NEVER] * len(seen)
-    return dict(zip(seen.tolist(), bo, strict=True)), [(rows, cols)]
+# --- JSON and CSV: the table's levels as they are ----------------------------------------------
 
 
-def _every_ngram(C: int, V: int, N: int):
-    """Every n-gram of every real history, as bounded chunks of (rows, cols); refused beyond
-    ARPA_MAX_NGRAMS lines."""
-    real = _real_rows(C, V, N)
-    if len(real) * V > ARPA_MAX_NGRAMS:
-        raise BigramError(
-            f"an ARPA file of this {N}-gram table lists every n-gram of every history: "
-            f"{len(real) * V:,} lines, more than {ARPA_MAX_NGRAMS:,}; export --format json or csv, "
-            "or the count model (its ARPA file lists only the n-grams seen)"
-        )
-    return (
-        (chunk.repeat_interleave(V), torch.arange(V).repeat(len(chunk)))
-        for chunk in real.split(max(1, (1 << 22) // V))
-    )
+def _blocks(level: Level, cells: int = 1 << 20):
+    """A level's rows in blocks of about `cells` entries: (rows, which row each entry is, entries)."""
+    start = 0
+    while start < len(level):
+        stop = max(start + 1, int(torch.searchsorted(level.ptr, level.ptr[start] + cells)))
+        rows = torch.arange(start, min(stop, len(level)))
+        which, pos = level.slices(rows)
+        yield rows, which, pos
+        start = int(rows[-1]) + 1
 
 
-def _write_table_ngrams(f: TextIO, lp, real, urows, per, lead, listed, names, backoff, with_backoff) -> None:
-    """The listed n-grams of the history rows `listed` (indices into urows), each with log10 P from
-    the table; below order N each is also a history (<s> and fewer than N − 1 characters), so
-    `with_backoff` adds its backoff weight."""
-    C, V = lp.shape
-    flat, ends = lp.view(-1), per.cumsum(0)
-    for r in listed:
-        row, b, e = int(urows[r]), int(ends[r]), int(ends[r] - per[r])
-        lead_r = int(lead[r])
-        chars = context_ids(row, C, V)[lead_r:]
-        prefix = ("<s> " if lead_r else "") + "".join(names[d] + " " for d in chars)
-        keys = real[e:b]
-        ws, vals = (keys % V).tolist(), _log10(flat[keys])
-        tails = (
-            [f"\t{backoff.get(x, 0.0):.9g}\n" for x in keys.tolist()] if with_backoff else ["\n"] * len(ws)
-        )
-        f.write("".join(f"{v:.9g}\t{prefix}{names[w]}{t}" for v, w, t in zip(vals, ws, tails, strict=True)))
+class NgramCounts:
+    """How often the training names hold each n-gram context + next, for a context of any length
+    j: the counts of the full contexts ending in it, summed (a context's leading boundaries can
+    only be preceded by boundaries, so a padded context counts where its name starts)."""
 
+    def __init__(self, counts: torch.Tensor, V: int) -> None:
+        self.rows, self.cols, self.n = nonzero(counts.coalesce() if counts.is_sparse else counts)
+        self.V = V
+        self.by_length: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-def write_kneser_ney_arpa(f: TextIO, counts: torch.Tensor, vocab: Vocab) -> None:
-    """A Kneser-Ney count model as lmplz lays it out: at each length the n-grams with a count
-    a(·) > 0 and, for those that are histories, a backoff weight; <unk> at −99. Exact for the
-    renormalized table: with P̃(w | h) = P(w | h) / (1 − P(<unk> | h)) listed, an unlisted n-gram
-    is γ(h)·P(w | h′) = bo(h)·P̃(w | h′) with bo(h) = γ(h)·(1 − P(<unk> | h′)) / (1 − P(<unk> | h)),
-    h′ = h without its oldest token (a history never seen: γ = 1, bo = 1)."""
-    V = counts.shape[1]
-    N = order_of(tuple(counts.shape))
-    if N == 1:  # KenLM reads no unigram-only model: write_arpa's order-2 form of the one row
-        write_arpa(f, kneser_ney_probs(counts)[0].log(), vocab)
-        return
-    levels, _ = kneser_ney_levels(counts)
-    names = ["</s>", *(arpa_token(c) for c in vocab.chars)]
-    keys = [torch.arange(V), *(lv.keys for lv in levels[1:])]
-    f.write(f"\\data\\\nngram 1={V + 2}\n")
-    f.write("".join(f"ngram {k}={len(keys[k - 1])}\n" for k in range(2, N + 1)))
-
-    def backoffs(k: int, g: torch.Tensor) -> list[float]:
-        """log10 bo of the length-k n-grams g as histories of length k + 1's level."""
-        up, low = levels[k], levels[k - 1]  # the level they are histories of, and their own
-        bo = up.gamma[g] * (1 - low.unk[g % V ** (k - 1)]) / (1 - up.unk[g])
-        return _log10(bo.log())
-
-    bos = backoffs(1, torch.zeros(1, dtype=torch.long))[0]  # <s> is history 0 of the bigrams
-    f.write(f"\n\\1-grams:\n{NEVER:.6f}\t<unk>\n{NEVER:.6f}\t<s>\t{bos:.9g}\n")
-    for k, (level, g) in enumerate(zip(levels, keys, strict=True), 1):
-        h = g // V
-        lp = _log10((level.probs.view(-1)[g] / (1 - level.unk[h])).log())
-        # an n-gram ending in </s> is no history; below order N the others carry a backoff
-        tails = ["\n"] * len(g)
-        if k < N:
-            has = g % V != 0
-            bo = iter(backoffs(k, g[has]))
-            tails = [f"\t{next(bo):.9g}\n" if x else "\n" for x in has.tolist()]
-        if k > 1:
-            f.write(f"\n\\{k}-grams:\n")
-        for value, v, tail in zip(g.tolist(), lp, tails, strict=True):
-            toks = digits(value, V, k)
-            words = (
-                ["<s>" if i == 0 and t == 0 else names[t] for i, t in enumerate(toks)]
-                if k > 1
-                else [names[value]]
+    def at(self, j: int, ctx: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
+        if j not in self.by_length:
+            keys, inv = torch.unique((self.rows % self.V**j) * self.V + self.cols, return_inverse=True)
+            self.by_length[j] = (
+                keys,
+                torch.zeros(len(keys), dtype=torch.int64).index_add_(0, inv, self.n.long()),
             )
-            f.write(f"{v:.9g}\t{' '.join(words)}{tail}")
-    f.write("\n\\end\\\n")
+        keys, sums = self.by_length[j]
+        want = ctx * self.V + nxt
+        if not len(keys):
+            return torch.zeros_like(want)
+        pos = torch.searchsorted(keys, want).clamp_(max=len(keys) - 1)
+        return torch.where(keys[pos] == want, sums[pos], torch.zeros_like(want))
 
 
-def _real_rows(C: int, V: int, N: int) -> torch.Tensor:
-    """The contexts a name can be in: some boundaries, then characters (never a boundary after
-    a character). Rows of `..e` form, `.em`, `emm`; not `e.m`."""
-    rows = torch.arange(C)
-    toks = context_tokens(rows, C, V)
-    started = (toks != 0).cummax(1).values
-    return rows[~(started & (toks == 0)).any(1)]
+def write_json(f: TextIO, table: Table, vocab: Vocab, kind: str, counts: torch.Tensor | None) -> None:
+    """The table's levels, as bigram.backoff stores them:
 
+        {"model", "order", "boundary_id": 0, "tokens": [".", "a", …], "root": "uniform",
+         "levels": [{"length": j, "contexts": [[ids…], …], "backoff": [β, …],
+                     "next": [[ids…], …], "probs": [[P…], …], "counts": [[n…], …]}, …]}
 
-def _character_substrings(rows: torch.Tensor, cols: torch.Tensor, C: int, V: int, N: int) -> torch.Tensor:
-    """Keys k·C + value of every run of k < N consecutive tokens without <s> inside the n-grams
-    (rows, cols): the uniform n-grams the file lists so that every listed n-gram has its
-    prefixes and suffixes."""
-    toks = torch.cat([context_tokens(rows, C, V), cols.unsqueeze(1)], 1)  # n × N
-    is_data = (toks[:, :-1] != 0).cummax(1).values  # after the leading boundaries
-    is_data = torch.cat([is_data, torch.ones(len(toks), 1, dtype=torch.bool)], 1)
-    out = []
-    for k in range(1, N):
-        for i in range(N - k + 1):
-            ok = is_data[:, i]  # the run starts on a character, so all of it is data
-            value = torch.zeros(int(ok.sum()), dtype=torch.long)
-            for t in range(i, i + k):
-                value = value * V + toks[ok, t]
-            out.append((k * C + value).unique())
-    return torch.cat(out).unique()
-
-
-def write_json(
-    f: TextIO, log_probs: torch.Tensor, vocab: Vocab, kind: str, counts: torch.Tensor | None
-) -> None:
-    """{"model", "order", "boundary_id", "tokens", "probs": C×V, "counts": C×V (count model)}:
-    tokens[0] is the boundary's display; probs[i][j] = P(tokens[j] | context i), where context i
-    is the N−1 tokens whose ids are i's digits in base V, oldest first (the bigram: tokens[i]).
-    Written a block of rows at a time (what json.dump writes), so memory stays the table's."""
+    tokens[i] displays id i (0: the boundary). Level j holds the known contexts of j tokens
+    (j = 0 … order − 1), each as its token ids, oldest first (a name's first contexts start with
+    boundaries); row r of "next" lists the tokens context r has seen, "probs" their P, and a
+    count model's "counts" how often the training names hold context r followed by each.
+    P(w | h) for a full context h of order − 1 tokens is read as in ARPA: P listed at the longest
+    suffix of h that is a context listing w, times the backoff β of each longer context (suffix
+    of h) that does not list it; below every level ("root") each token has P = 1/V. Written a
+    block of rows at a time, one part after the other: memory stays the table's."""
+    V, N = table.V, table.order
     head = {
         "model": kind,
-        "order": order_of(tuple(log_probs.shape)),
+        "order": N,
         "boundary_id": BOUNDARY_ID,
         "tokens": vocab.tokens(),
+        "root": "uniform",
     }
-    f.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "probs": ')
-    _json_rows(f, (block.to(torch.float64).exp() for block in _row_blocks(log_probs.cpu())))
-    if counts is not None:
-        f.write(', "counts": ')
-        _json_rows(f, (dense(block) for block in _row_blocks(counts.cpu())))
-    f.write("}\n")
+    f.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "levels": [')
+    n = NgramCounts(counts, V) if counts is not None else None
+    parts = {
+        "contexts": lambda lv, j, rows, which, pos: _digits(lv.keys[rows], V, j).tolist(),
+        "backoff": lambda lv, j, rows, which, pos: lv.backoff[rows].exp().tolist(),
+        "next": lambda lv, j, rows, which, pos: _split_rows(lv.cols[pos].tolist(), which, len(rows)),
+        "probs": lambda lv, j, rows, which, pos: _split_rows(lv.logp[pos].exp().tolist(), which, len(rows)),
+    }
+    if n is not None:
+        parts["counts"] = lambda lv, j, rows, which, pos: _split_rows(
+            n.at(j, lv.keys[rows][which], lv.cols[pos]).tolist(), which, len(rows)
+        )
+    for j, level in enumerate(table.levels):
+        f.write((", " if j else "") + f'{{"length": {j}')
+        for name, part in parts.items():
+            f.write(f', "{name}": [')
+            first = True
+            for rows, which, pos in _blocks(level) if level is not None else ():
+                for item in part(level, j, rows, which, pos):
+                    f.write(("" if first else ", ") + json.dumps(item))
+                    first = False
+            f.write("]")
+        f.write("}")
+    f.write("]}\n")
 
 
-def _row_blocks(t: torch.Tensor, cells: int = 1 << 20):
-    """A C×V table (dense or sparse) as dense blocks of whole rows, about `cells` entries each."""
-    C, V = t.shape
-    step = max(1, cells // V)
-    for start in range(0, C, step):
-        rows = torch.arange(start, min(start + step, C))
-        yield t.index_select(0, rows) if t.is_sparse else t[start : start + step]
+def _split_rows(values: list, which: torch.Tensor, rows: int) -> list[list]:
+    """Entries in row order as one list per row (`which`: each entry's row, ascending)."""
+    ends = torch.bincount(which, minlength=rows).cumsum(0).tolist()
+    return [values[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
-def _json_rows(f: TextIO, blocks) -> None:
-    """A list of lists from blocks of rows, as json.dump would write it."""
-    f.write("[")
-    first = True
-    for block in blocks:
-        for row in block.tolist():
-            f.write(("" if first else ", ") + json.dumps(row))
-            first = False
-    f.write("]")
-
-
-def write_csv(f: TextIO, log_probs: torch.Tensor, vocab: Vocab, counts: torch.Tensor | None) -> None:
-    """One row per n-gram a name can contain: its context, next, (count,) prob, log_prob. The
-    context is one column per token, oldest first (`prev` for the bigram, `context1` … for
-    order N); the boundary is <s> in a context and </s> as next (no data character can be
-    either: characters are single)."""
-    lp = log_probs.to(torch.float64).cpu()
-    C, V = lp.shape
-    N = order_of((C, V))
+def write_csv(f: TextIO, table: Table, vocab: Vocab, counts: torch.Tensor | None) -> None:
+    """One row per entry the table lists: its context, next, (count,) prob, log_prob; after a
+    context's entries, a row with next `<backoff>`: its β, by which every token it does not list
+    takes P at the next shorter context. The context is one column per token, oldest first
+    (`prev` for the bigram, `context1` … for order N), a shorter context filling the last columns
+    and leaving the first ones empty (the unigram row: all empty); the boundary is <s> in a
+    context and </s> as next (no data character can be either, nor `<backoff>`: characters are
+    single). Below every context each token has P = 1/V. A count model's count is how often the
+    training names hold that context followed by next."""
+    V, N = table.V, table.order
     w = csv.writer(f)
     head = ["prev"] if N == 2 else [f"context{i}" for i in range(1, N)]
     w.writerow([*head, "next", *(["count"] if counts is not None else []), "prob", "log_prob"])
-    prev = ["<s>", *vocab.chars]
-    nxt = ["</s>", *vocab.chars]
-    counts = counts.cpu() if counts is not None else None
-    for ids in _real_rows(C, V, N).split(max(1, (1 << 20) // V)):  # blocks of rows: bounded memory
-        block_lp = lp[ids].tolist()
-        block_n = dense(counts.index_select(0, ids)).tolist() if counts is not None else None
-        for r, i in enumerate(ids.tolist()):
-            context = [prev[d] for d in context_ids(i, C, V)]
-            row_lp = block_lp[r]
-            for j in range(V):
-                n = [block_n[r][j]] if block_n is not None else []
-                w.writerow([*context, nxt[j], *n, repr(math.exp(row_lp[j])), repr(row_lp[j])])
+    prev, nxt = ["<s>", *vocab.chars], ["</s>", *vocab.chars]
+    n = NgramCounts(counts, V) if counts is not None else None
+    for j, level in enumerate(table.levels):
+        for rows, which, pos in _blocks(level) if level is not None else ():
+            pad = [""] * (N - 1 - j)
+            ctx = [pad + [prev[d] for d in row] for row in _digits(level.keys[rows], V, j).tolist()]
+            got = n.at(j, level.keys[rows][which], level.cols[pos]).tolist() if n else [None] * len(pos)
+            lp = _split_rows(
+                list(zip(level.cols[pos].tolist(), level.logp[pos].tolist(), got, strict=True)),
+                which,
+                len(rows),
+            )
+            for c, entries, b in zip(ctx, lp, level.backoff[rows].tolist(), strict=True):
+                w.writerows(
+                    [*c, nxt[t], *([k] if n else []), repr(math.exp(v)), repr(v)] for t, v, k in entries
+                )
+                w.writerow([*c, "<backoff>", *([""] if n else []), repr(math.exp(b)), repr(b)])
 
 
 def export(run, fmt: str, out: Path, model: str | None = None) -> str:
     """Write a run's model table to `out` in the given format; returns the model exported."""
     kind = run.pick_model(model)
-    counts, smoothing = None, 0.0
-    if kind == "count":
-        counts, smoothing = run.count_model()
-    kneser_ney_arpa = fmt == "arpa" and smoothing == "kn"  # written from the counts, not the table
-    lp = None if kneser_ney_arpa else run.log_probs(kind)
+    counts = run.count_model()[0] if kind == "count" else None
+    table = run.log_probs(kind)
     with atomic.replacing(out, "w", encoding="utf-8", newline="" if fmt == "csv" else None) as f:
-        if kneser_ney_arpa:
-            write_kneser_ney_arpa(f, counts, run.vocab)
-        elif fmt == "arpa":
-            write_arpa(f, lp, run.vocab, counts, smoothing)
+        if fmt == "arpa":
+            write_arpa(f, table, run.vocab)
         elif fmt == "json":
-            write_json(f, lp, run.vocab, kind, counts)
+            write_json(f, table, run.vocab, kind, counts)
         else:
-            write_csv(f, lp, run.vocab, counts)
+            write_csv(f, table, run.vocab, counts)
     return kind

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bigram.counts import context_ids, dense, figure_ids, gram_name, order_of, seen_rows
+from bigram.counts import context_ids, dense, figure_ids, gram_name, order_of, row_totals
 from bigram.safety import atomic
 from bigram.vocab import Vocab
 
@@ -149,7 +149,7 @@ def figure_for(
     if C == V and len(cols) < V:
         title += f": the {len(cols)} most frequent of {V:,} tokens"
     elif C != V:
-        seen = len(seen_rows(counts)[0])
+        seen = len(row_totals(counts)[0])
         title += f": the {len(rows)} most frequent of {seen:,} contexts seen × {len(cols)} of {V:,} tokens"
     names = [_label(vocab, i) for i in range(V)]
     row_names = ["".join(names[d] for d in context_ids(r, C, V)) for r in rows.tolist()]

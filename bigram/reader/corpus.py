@@ -552,23 +552,26 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
     for i in range(order - 1):
         rows = rows * V + ids(context[:, i])
     cols = ids(nxt)
-    if group is not None:
-        dense = torch.zeros(3, C, V, dtype=torch.long)
-        at = tuple(torch.from_numpy(x.astype(np.int64)) for x in (s, rows, cols))
-        dense.index_put_(at, torch.from_numpy(c), accumulate=True)
-        n = torch.from_numpy(names)
-        # nccl reduces CUDA tensors only; gloo reduces CPU tensors
-        dev = torch.device("cuda") if dist.get_backend(group) == "nccl" else torch.device("cpu")
-        dense, n = dense.to(dev), n.to(dev)
-        dist.all_reduce(dense, group=group)
-        dist.all_reduce(n, group=group)
-        dense, names = dense.cpu(), n.cpu().numpy()
-        s, rows, cols = (x.numpy() for x in dense.nonzero(as_tuple=True))
-        c = dense[s, rows, cols].numpy()
+    if group is not None:  # every rank's n-grams gathered and summed: sparse, never C×V
+        s, rows, cols, c, names = _merge_ranks(group, (s, rows, cols, c), names)
     if names.sum() == 0:
         raise BigramError(f"data file {p} has no names (it is empty or only blank lines)")
     per_split = {s: int(n) for s, n in zip(SPLITS, names, strict=True)}
     return CorpusCounts(vocab, _matrices((C, V), (s, rows, cols, c), names), per_split, order)
+
+
+def _merge_ranks(group, grams, names: np.ndarray):
+    """(split, row, column, count) of every rank's n-grams laid end to end (repeats add up in
+    `_matrices`), and the names per split summed: what one process would have counted."""
+    import torch.distributed as dist
+
+    everyone: list = [None] * dist.get_world_size(group)
+    dist.all_gather_object(
+        everyone, (tuple(np.asarray(x, dtype=np.int64) for x in grams), names), group=group
+    )
+    parts = [p[0] for p in everyone]
+    merged = tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+    return (*merged, np.sum([p[1] for p in everyone], axis=0))
 
 
 def _release_freed_memory() -> None:
