@@ -343,7 +343,7 @@ def backoff_form(mix: Mixture, where: str = "the mix", limit: int = BACKOFF_LIMI
             lower = torch.full((len(keys),), -math.log(V), dtype=torch.float64)
             if j:
                 below = Table(V, j, levels)
-                lower[some] = below.at(keys[some], star[some], length=j - 1)
+                lower[some] = below.at(keys[some] % V ** (j - 1), star[some], length=j - 1)
             beta = torch.full((len(keys),), -math.inf, dtype=torch.float64)
             beta[some] = mix.at(keys[some], star[some], length=j) - lower[some]
             bad = some & (lower == -math.inf) & (beta > -math.inf)

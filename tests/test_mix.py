@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 import re
@@ -184,6 +185,22 @@ def test_mix_auto_prints_a_falling_nll_and_beats_each_model_on_test(invoke, orde
     assert mixed < min(test.values())
     printed = r.output.split("test NLL: ")[1].splitlines()[0]
     assert printed.endswith(f"mix {mixed:.6f}") and f"{order_runs[3]}:count {test[3]:.6f}" in printed
+
+
+def test_an_exported_mix_is_one_backoff_table_that_scores_as_the_mix(invoke, order_runs, tmp_path):
+    """`bigram export` writes the mix (kept as its parts) as one ARPA table; imported back, it
+    scores names as the mix does, to the ARPA file's precision."""
+    out = tmp_path / "m"
+    assert invoke("mix", order_runs[2], order_runs[3], "--weights", "0.4,0.6", "--out", out).exit_code == 0
+    r = invoke("export", out, "--out", tmp_path / "m.arpa")
+    assert r.exit_code == 0, r.output
+    assert "nan" not in (tmp_path / "m.arpa").read_text()
+    assert invoke("import", tmp_path / "m.arpa", "--out", tmp_path / "back").exit_code == 0
+    names = ["emma", "zoe", "xavier", "qqq"]
+    want = json.loads(invoke("score", out, *names, "--json").stdout)
+    got = json.loads(invoke("score", tmp_path / "back", *names, "--json").stdout)
+    for g, w in zip(got, want, strict=True):
+        assert g["log_likelihood"] == pytest.approx(w["log_likelihood"], abs=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,7 @@ import torch
 
 from bigram.backoff import Level, Table
 from bigram.counts import nonzero
+from bigram.mixture import Mixture, backoff_form
 from bigram.safety import atomic
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -334,6 +335,8 @@ def export(run, fmt: str, out: Path, model: str | None = None) -> str:
     kind = run.pick_model(model)
     counts = run.count_model()[0] if kind == "count" else None
     table = run.log_probs(kind)
+    if isinstance(table, Mixture):  # kept as its parts: written as one backoff table, exactly
+        table = backoff_form(table, where=f"the mixed model of {run.path}")
     with atomic.replacing(out, "w", encoding="utf-8", newline="" if fmt == "csv" else None) as f:
         if fmt == "arpa":
             write_arpa(f, table, run.vocab)
