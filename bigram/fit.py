@@ -130,9 +130,8 @@ class IsometricLBFGS(RestartingLBFGS):
         super().__init__([self.phi], lr, self.phi.numel())
 
     def _to_model(self) -> None:
-        with torch.no_grad():  # an entry with μ = 0 stands for no weight: it keeps its θ
-            theta = self.model.theta
-            theta.copy_(torch.where(self.scale > 0, self.phi / self.scale.clamp(min=1), theta))
+        with torch.no_grad():  # μ ≥ 1: a listed entry's θ is φ itself
+            self.model.theta.copy_(self.phi / self.scale)
 
     def step(self, closure) -> float:
         def in_phi() -> float:

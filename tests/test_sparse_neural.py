@@ -142,6 +142,23 @@ def test_newton_step_of_a_sparse_row_is_the_autograd_hessian_solve_of_the_full_r
         assert torch.allclose(full_w(m)[0].double(), want, atol=2e-5), step
 
 
+def test_the_compiled_sparse_step_equals_the_tensor_step():
+    """The CPU kernel and the tensor version (CUDA's) take the same steps on many rows from a
+    random start, float32 rounding aside."""
+    from bigram.optim import newton
+
+    N = random_counts(400, 20, 4)
+    a, b = (SparseNeural.of_counts(N.to_sparse()) for _ in "ab")
+    start = torch.randn(a.theta.shape, generator=torch.Generator().manual_seed(5)) * 3
+    with torch.no_grad():
+        a.theta.copy_(start), b.theta.copy_(start)
+    compiled, tensors = newton.SparseRowNewton(a, 0.01, 1.0), newton.SparseRowNewton(b, 0.01, 1.0)
+    tensors.on_cpu = False
+    for _ in range(6):
+        assert compiled.step() == pytest.approx(tensors.step(), rel=1e-9)
+        assert (a.theta - b.theta).abs().max() < 1e-4
+
+
 def _pair(counts, monkeypatch, dtype=torch.float32, **kw):
     """The dense model started at W = 0 and the sparse model, fitted alike from the same counts."""
     cfg = TrainConfig(seed=7, tol=0.0, **kw)
