@@ -351,7 +351,8 @@ def fit_neural(
     """Train W to minimize mean NLL over the training bigrams + reg · mean(W²), from a fresh
     init or from a checkpoint (`resume`), up to cfg.steps updates in all.
 
-    Full batch: loss and gradient come from the training count matrix in O(C·V) per step.
+    Full batch: loss and gradient come from the training count matrix in O(C·V) per step (held
+    sparse, models.SparseNeural: in O(n-grams seen)).
     --batch-size N: each step draws N training bigrams at random (with replacement, i.e. from
     the counts' distribution) and runs the literal one-hot forward on them.
     Step k logs the loss of the forward pass *before* the k-th update, so a resumed run's steps
