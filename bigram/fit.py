@@ -15,31 +15,59 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from bigram.backoff import DENSE_LIMIT
 from bigram.config import TrainConfig
-from bigram.counts import dense
+from bigram.counts import dense, nonzero
 from bigram.errors import BigramError
-from bigram.models import NeuralBigram
+from bigram.models import NeuralBigram, SparseNeural
 
 MAX_BATCH_CELLS = 1 << 25  # a minibatch's logits, batch × V floats (autograd keeps a few copies)
 LBFGS_HISTORY_BYTES = 256 << 20  # L-BFGS's curvature history (in memory and in neural.pt)
 LBFGS_MAX_ENTRIES = 1 << 23  # beyond it, its state (~9 copies of W) and neural.pt pass 300 MB: refused
+# W is a dense C×V tensor (randn from the seed, the lecture's start) up to this many cells; beyond,
+# the sparse model (models.SparseNeural, rows of the contexts seen, started at 0): same optimum
+DENSE_CELLS = DENSE_LIMIT
+MULTINOMIAL_MAX = 1 << 24  # torch.multinomial's most categories
 
 
-def check_fits(cfg: TrainConfig, C: int, V: int) -> None:
+def is_sparse(C: int, V: int) -> bool:
+    """Whether a fresh neural model of this C×V table is held sparse."""
+    return C * V > DENSE_CELLS
+
+
+def check_fits(
+    cfg: TrainConfig, C: int, V: int, entries: int | None = None, sparse: bool | None = None
+) -> None:
     """Refuse, before anything that size is allocated, the flag values whose memory would follow
-    the flag rather than the C×V table: a minibatch's logits are batch × V, L-BFGS keeps copies of W."""
+    the flag rather than the model: a dense minibatch's logits are batch × V, L-BFGS keeps copies
+    of W (`entries`: the sparse model's weights, once known)."""
     if not cfg.trains_neural:
         return
-    if cfg.batch_size * V > MAX_BATCH_CELLS:  # the logits (and autograd's copies) are batch × V
+    sparse = is_sparse(C, V) if sparse is None else sparse
+    # the logits (and autograd's copies) are batch × V; the sparse model reads one logit an example
+    if not sparse and cfg.batch_size * V > MAX_BATCH_CELLS:
         raise BigramError(
             f"--batch-size {cfg.batch_size:,}: its logits would be {cfg.batch_size:,} × {V:,} floats; "
             f"with this vocabulary give at most {MAX_BATCH_CELLS // V:,}"
         )
-    if cfg.optimizer == "lbfgs" and C * V > LBFGS_MAX_ENTRIES:
+    entries = C * V if entries is None and not sparse else entries
+    if cfg.optimizer == "lbfgs" and entries is not None and entries > LBFGS_MAX_ENTRIES:
         raise BigramError(
-            f"--optimizer lbfgs keeps a history of copies of W, and this table has {C * V:,} entries "
+            f"--optimizer lbfgs keeps a history of copies of W, and this model has {entries:,} weights "
             f"(more than {LBFGS_MAX_ENTRIES:,}): use --optimizer newton (the default), sgd or adam"
         )
+
+
+def check_counts_fit(cfg: TrainConfig, train: torch.Tensor) -> None:
+    """check_fits for the model the training counts make: the sparse model's weights counted from
+    them (one per n-gram seen, one per context not followed by every token)."""
+    C, V = train.shape
+    entries = None
+    if cfg.trains_neural and cfg.optimizer == "lbfgs" and is_sparse(C, V):
+        i, _, _ = nonzero(train.coalesce() if train.is_sparse else train)
+        per = torch.unique_consecutive(i, return_counts=True)[1]
+        entries = len(i) + int((per < V).sum())
+    check_fits(cfg, C, V, entries=entries)
 
 
 class PlainSGD:
@@ -89,20 +117,73 @@ class RestartingLBFGS(torch.optim.LBFGS):
         return loss
 
 
-def make_optimizer(cfg: TrainConfig, model: NeuralBigram, train: torch.Tensor):
-    lr, params = cfg.learning_rate, model.parameters()
+class IsometricLBFGS(RestartingLBFGS):
+    """L-BFGS of the sparse model, in coordinates where its geometry is the full W's: φ = √μ·θ.
+    A shared entry stands for μ = m equal weights of W, so a step δ in it moves W by m·δ² in
+    squared length, and its gradient is m times a token's; in φ both are W's (‖δφ‖² = m·δ², ∂/∂φ =
+    √m × a token's), so every inner product L-BFGS takes, and so its every step, is the dense W's."""
+
+    def __init__(self, model: SparseNeural, lr: float) -> None:
+        self.model = model
+        self.scale = model.mu.sqrt().to(model.theta.dtype)
+        self.phi = torch.nn.Parameter(model.theta.detach() * self.scale)
+        super().__init__([self.phi], lr, self.phi.numel())
+
+    def _to_model(self) -> None:
+        with torch.no_grad():  # μ ≥ 1: a listed entry's θ is φ itself
+            self.model.theta.copy_(self.phi / self.scale)
+
+    def step(self, closure) -> float:
+        def in_phi() -> float:
+            self._to_model()
+            loss = closure()  # sets theta.grad: the per-token gradient
+            self.phi.grad = self.model.theta.grad * self.scale
+            return loss
+
+        group = self.param_groups[0]
+        lr = group["lr"]
+        if self.state[self.phi].get("n_iter", 0) == 0:
+            # torch's first iteration (and a restart's) tries t = lr·min(1, 1/‖g‖₁), an L1 norm,
+            # not an inner product: that step is scaled to the one W's ‖g‖₁ gives (one evaluation more)
+            in_phi()
+            g = self.model.theta.grad.abs().to(torch.float64)
+            ours, theirs = float((g * self.scale).sum()), float((g * self.model.mu).sum())
+            group["lr"] = lr * min(1.0, 1 / theirs if theirs else 1.0) / min(1.0, 1 / ours if ours else 1.0)
+        try:
+            loss = super().step(in_phi)
+        finally:
+            group["lr"] = lr
+        self._to_model()  # where the line search left φ
+        return loss
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "phi": self.phi.detach().clone()}  # θ = φ/√μ loses bits
+
+    def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        phi = state.pop("phi", None)
+        if isinstance(phi, torch.Tensor) and phi.shape == self.phi.shape and bool(phi.isfinite().all()):
+            with torch.no_grad():
+                self.phi.copy_(phi)
+            self._to_model()
+        super().load_state_dict(state)
+
+
+def make_optimizer(cfg: TrainConfig, model: NeuralBigram | SparseNeural, train: torch.Tensor):
+    lr, params, sparse = cfg.learning_rate, model.parameters(), isinstance(model, SparseNeural)
     if cfg.optimizer == "newton":
         from bigram.safety.interrupt import held_ctrl_c
 
         with held_ctrl_c():  # numba: only the runs that use it pay the import (never interrupted halfway)
-            from bigram.optim.newton import RowNewton
+            from bigram.optim.newton import RowNewton, SparseRowNewton
 
-        return RowNewton(model.W, train, cfg.reg, lr)
+        return SparseRowNewton(model, cfg.reg, lr) if sparse else RowNewton(model.W, train, cfg.reg, lr)
+    # SGD and Adam move each weight by its own gradient: the sparse model gives them a token's
     if cfg.optimizer == "sgd":
         return PlainSGD(params, lr)  # plain W ← W − lr·grad, as in the lecture
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr)
-    return RestartingLBFGS(params, lr, model.W.numel())
+    return IsometricLBFGS(model, lr) if sparse else RestartingLBFGS(params, lr, model.W.numel())
 
 
 class Curves:
@@ -116,7 +197,7 @@ class Curves:
     def train(self, step: int, loss: float, nll: float, reg: float, with_nll: bool = True) -> None:
         """The update at `step`: its loss before it, split into NLL and L2 term."""
 
-    def evaluate(self, model: NeuralBigram, step: int, final: bool = False) -> None:
+    def evaluate(self, model: NeuralBigram | SparseNeural, step: int, final: bool = False) -> None:
         """The model at `step` (the last one, `final`)."""
 
 
@@ -157,9 +238,9 @@ class Fit:
     updates W has had, and why training stopped early (None, "interrupted" or "diverged")."""
 
     cfg: TrainConfig
-    train: torch.Tensor  # the training counts, dense float32 on the device
+    train: torch.Tensor  # the training counts as the model holds them, float32 on the device
     total: float  # their sum: the number of training bigrams
-    model: NeuralBigram
+    model: NeuralBigram | SparseNeural
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
     step: int = 0
@@ -169,17 +250,29 @@ class Fit:
 
     @classmethod
     def start(cls, cfg: TrainConfig, train: torch.Tensor, device: torch.device, resume: dict | None) -> Fit:
-        """W = randn(C, V) from the seed, or the weights, optimizer state and generator of a
-        checkpoint (runs.Run.neural_state) to go on from."""
-        check_fits(cfg, *train.shape)
-        train = dense(train).to(device=device, dtype=torch.float32)
-        model = NeuralBigram(train.shape[1], seed=cfg.seed, contexts=train.shape[0]).to(device)
+        """W = randn(C, V) from the seed (the sparse model where C·V is large: 0), or the
+        weights, optimizer state and generator of a checkpoint (runs.Run.neural_state) to go
+        on from; a checkpoint is continued in the form it was saved in."""
+        C, V = train.shape
+        sparse = is_sparse(C, V) if resume is None else "W" not in resume
+        if sparse:
+            model = SparseNeural.of_counts(train)
+            check_fits(cfg, C, V, entries=model.theta.numel(), sparse=True)
+            if resume is not None:
+                _load_sparse(model, resume)
+            model = model.to(device)
+            train = model.n  # the counts of its entries
+        else:
+            check_fits(cfg, C, V, entries=C * V, sparse=False)
+            train = dense(train).to(device=device, dtype=torch.float32)
+            model = NeuralBigram(V, seed=cfg.seed, contexts=C).to(device)
+            if resume is not None:
+                with torch.no_grad():
+                    model.W.copy_(resume["W"])
         optimizer = make_optimizer(cfg, model, train)
         generator = torch.Generator(device).manual_seed(cfg.seed)
         fit = cls(cfg, train, float(train.sum()), model, optimizer, generator)
         if resume is not None:
-            with torch.no_grad():
-                model.W.copy_(resume["W"])
             if resume.get("optimizer_state") is not None:
                 fit.optimizer.load_state_dict(resume["optimizer_state"])
             fit.generator.set_state(resume["generator_state"])
@@ -190,18 +283,20 @@ class Fit:
         """One optimizer step; returns (loss, nll, reg) of W *before* it."""
         if self.cfg.optimizer == "newton":  # its compiled step evaluates the loss itself
             return self.optimizer.step()
-        cfg, model, V = self.cfg, self.model, self.train.shape[1]
+        cfg, model = self.cfg, self.model
         seen: list[tuple[float, float, float]] = []
 
         def closure() -> float:
-            if cfg.batch_size:  # autograd through the literal one-hot forward
+            if cfg.batch_size:  # autograd through the literal one-hot forward's rows
                 self.optimizer.zero_grad(set_to_none=True)
-                idx = torch.multinomial(self.train.flatten(), cfg.batch_size, True, generator=self.generator)
-                loss_t, nll_t, reg_t = model.loss(idx // V, idx % V, cfg.reg)
+                idx = draw(self.train.flatten(), cfg.batch_size, self.generator)
+                loss_t, nll_t, reg_t = model.batch_loss(idx, cfg.reg)
                 loss_t.backward()
+                model.grad_per_token_()
                 seen.append((loss_t.item(), nll_t.item(), reg_t.item()))
             else:  # the same objective over all bigrams from the counts, gradient in closed form
-                *parts, model.W.grad = model.loss_and_grad_from_counts(self.train, cfg.reg, self.total)
+                *parts, grad = model.loss_and_grad_from_counts(self.train, cfg.reg, self.total)
+                model.weights().grad = grad
                 seen.append(tuple(parts))
             return seen[-1][0]
 
@@ -219,6 +314,30 @@ class Fit:
         }
 
 
+def _load_sparse(model: SparseNeural, resume: dict) -> None:
+    """A sparse checkpoint's weights into the model made from the run's training counts: its rows
+    must be those counts' (the same contexts, the same tokens listed)."""
+    from bigram.safety import layout
+
+    state = model.state()
+    if not all(torch.equal(resume[k], state[k]) for k in ("keys", "ptr", "cols")):
+        raise BigramError(
+            f"{layout.checkpoint('neural')} lists other rows than the run's training counts: "
+            "it belongs to another run or is damaged; retrain"
+        )
+    model.load(resume["values"], resume["shared"])
+
+
+def draw(weights: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k indices drawn with replacement in proportion to `weights` (a minibatch's examples):
+    torch.multinomial where it takes that many categories, else the inverse of the cumulative sum."""
+    if len(weights) <= MULTINOMIAL_MAX:
+        return torch.multinomial(weights, k, True, generator=generator)
+    cum = weights.to(torch.float64).cumsum(0)
+    u = torch.rand(k, generator=generator, dtype=torch.float64, device=weights.device) * cum[-1]
+    return torch.searchsorted(cum, u, right=True).clamp_(max=len(weights) - 1)
+
+
 def fit_neural(
     cfg: TrainConfig,
     splits: dict[str, torch.Tensor],
@@ -232,7 +351,8 @@ def fit_neural(
     """Train W to minimize mean NLL over the training bigrams + reg · mean(W²), from a fresh
     init or from a checkpoint (`resume`), up to cfg.steps updates in all.
 
-    Full batch: loss and gradient come from the training count matrix in O(C·V) per step.
+    Full batch: loss and gradient come from the training count matrix in O(C·V) per step (held
+    sparse, models.SparseNeural: in O(n-grams seen)).
     --batch-size N: each step draws N training bigrams at random (with replacement, i.e. from
     the counts' distribution) and runs the literal one-hot forward on them.
     Step k logs the loss of the forward pass *before* the k-th update, so a resumed run's steps
@@ -257,11 +377,11 @@ def fit_neural(
             # a resumed run's first model was already evaluated when the previous run stopped
             if step % cfg.eval_every == 0 and not (resume and step == first):
                 curves.evaluate(fit.model, step)
-            before = fit.model.W.detach().clone()
+            before = fit.model.weights().detach().clone()
             loss, nll, reg = fit.update()
             if not math.isfinite(loss):  # `before` is bad: go back to the last finite weights
                 with torch.no_grad():
-                    fit.model.W.copy_(before if last_finite is None else last_finite)
+                    fit.model.weights().copy_(before if last_finite is None else last_finite)
                 fit.step, fit.stopped, fit.bad_loss = max(step - 1, first), "diverged", loss
                 return fit
             last_finite, fit.step = before, step + 1

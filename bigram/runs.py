@@ -8,9 +8,15 @@ runs/2026-11-21_10-30-05/                                            written by 
     vocab.json       id 0 = boundary, then the characters            write_inputs / read_vocab
     counts.pt        {"splits": {split: sparse C×V counts}}          write_inputs / read_split_counts
     count.pt         {"counts", "smoothing": k|"kn", "table" (KN)}       save_count_model / read_checkpoint
+<<<<<<< HEAD
     neural.pt        {"W", "step", optimizer and generator state}     save_neural_model / read_checkpoint
     mix.pt           {"table": its parts (Mixture.state), "recipe"}   save_table_model / read_checkpoint
     arpa.pt          {"table": its levels (table_state), "recipe"}   save_table_model / read_checkpoint
+=======
+    neural.pt        {"W" (or sparse: keys, ptr, cols, values, shared), "step",
+                      optimizer and generator state}                  save_neural_model / read_checkpoint
+    mix.pt, arpa.pt  {"table": its levels (backoff.table_state), "recipe"}  save_table_model / read_checkpoint
+>>>>>>> sparse
     metrics.json     NLL, perplexity, bits per char per model and split     write_metrics / read_metrics
     events.out.tfevents.*   TensorBoard
 
@@ -79,15 +85,16 @@ def save_count_model(
 def save_neural_model(
     run: Path,
     vocab: Vocab,
-    W: torch.Tensor,
+    weights: dict,
     *,
     step: int,
     optimizer: str,
     optimizer_state: dict | None,
     generator_state: torch.Tensor,
 ) -> None:
-    """W, and everything --resume needs to continue exactly where training stopped."""
-    ckpt = {"kind": "neural", "chars": list(vocab.chars), "W": W.detach().cpu(), "step": step}
+    """The weights (the model's `state()`: {"W"}, or the sparse model's parts), and everything
+    --resume needs to continue exactly where training stopped."""
+    ckpt = {"kind": "neural", "chars": list(vocab.chars), **weights, "step": step}
     state = {"optimizer_state": optimizer_state, "generator_state": generator_state}
     checkpoints.save({**ckpt, "optimizer": optimizer, **state}, run / layout.checkpoint("neural"))
 
@@ -294,9 +301,10 @@ class Run:
         )
 
     def neural_state(self) -> dict:
-        """neural.pt with W and step checked, and its optimizer the config's: what --resume needs."""
+        """neural.pt with its weights and step checked, and its optimizer the config's: what
+        --resume needs."""
         ckpt, where = self.checkpoint("neural"), str(self.path / layout.checkpoint("neural"))
-        ckpt["W"] = checkpoints.check_weights(ckpt.get("W"), self.shape, where)
+        ckpt.update(checkpoints.check_neural(ckpt, self.shape, where))
         ckpt["step"] = int(checkpoints.check_number(ckpt.get("step"), 0, 2**62, "step", where))
         if ckpt.get("optimizer") != self.config.optimizer:
             raise BigramError(

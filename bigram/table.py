@@ -6,7 +6,8 @@ page read this table and nothing else. How each model becomes one:
 
 count   log((N + k) / row sums) from the training counts N (add-k smoothing: `count_log_probs`),
         or interpolated modified Kneser-Ney of N (smoothing "kn", bigram.estimators.kneser_ney)
-neural  log_softmax(W) row by row: one_hot(context) @ W is row `context` of W (bigram.models)
+neural  log_softmax(W) row by row: one_hot(context) @ W is row `context` of W (bigram.models);
+        held sparse, the seen contexts' rows with a shared logit each (models.neural_table)
 mix     its parts' tables and weights, as `bigram mix` wrote them, read as one (bigram.mixture)
 arpa    the table `bigram import` read from an ARPA file (bigram.formats.arpa), stored sparse
 
@@ -145,7 +146,12 @@ def model_table(model: str, ckpt: dict, shape: tuple[int, int], where: str) -> T
         return mix
     if model in layout.TABLE_KINDS:
         return stored_table(ckpt, shape, where)
-    W = checkpoints.check_weights(ckpt.get("W"), shape, where)
+    weights = checkpoints.check_neural(ckpt, shape, where)
+    if "W" not in weights:  # the sparse form: rows of the contexts seen, a shared logit each
+        from bigram.models import neural_table
+
+        return neural_table(shape[1], order_of(shape), *weights.values())
+    W = weights["W"]
     out = torch.empty(W.shape, dtype=torch.float64)
     step = max(1, (1 << 20) // W.shape[1])  # a block of rows at a time: no float64 copy of all of W
     for i in range(0, W.shape[0], step):

@@ -22,7 +22,7 @@ from bigram.config import TrainConfig, validate
 from bigram.counts import gram_name
 from bigram.errors import BigramError, TrainingStopped
 from bigram.estimators.kneser_ney import kneser_ney_table
-from bigram.fit import Fit, StopOnCtrlC, check_fits, fit_neural
+from bigram.fit import Fit, StopOnCtrlC, check_counts_fit, fit_neural
 from bigram.formats.tensorboard import (
     Curves,
     QuietWriterThread,
@@ -92,7 +92,7 @@ def train(
     if rank != 0:
         return None  # only rank 0 trains and writes the run directory
     vocab, splits = corpus.vocab, corpus.splits
-    check_fits(cfg, *splits["train"].shape)  # before the count model is fitted, not after
+    check_counts_fit(cfg, splits["train"])  # before the count model is fitted, not after
 
     with rundir.new_run_dir(out, overwrite, data=cfg.data) as run:
         final = run if out is None else Path(out)  # `run` is a staging name while --overwrite builds
@@ -364,11 +364,10 @@ def _save_neural(run: Path, cfg: TrainConfig, vocab: Vocab, models: Fitted) -> N
         "optimizer": cfg.optimizer, "lr": cfg.learning_rate, "steps": fit.step,
         "step_cap": cfg.steps, "tol": cfg.tol, "converged": fit.converged,
     }  # fmt: skip
-    runs.save_neural_model(run, vocab, fit.model.W, **fit.checkpoint_state())
-    W = fit.model.W.detach().cpu()
-    models.tables["neural"] = model_table(
-        "neural", {"W": W}, tuple(W.shape), str(run / layout.checkpoint("neural"))
-    )
+    weights = fit.model.state()
+    runs.save_neural_model(run, vocab, weights, **fit.checkpoint_state())
+    shape = (fit.model.contexts, fit.model.vocab_size)
+    models.tables["neural"] = model_table("neural", weights, shape, str(run / layout.checkpoint("neural")))
 
 
 def _log_summaries(writer, run: Path, final_dir: Path, stopped_early: bool, *summary) -> None:

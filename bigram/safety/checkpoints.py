@@ -87,6 +87,54 @@ def check_weights(W: Any, shape: tuple[int, int], where: str) -> torch.Tensor:
     return W
 
 
+SPARSE_PARTS = ("keys", "ptr", "cols", "values", "shared")  # neural.pt's sparse form
+
+
+def check_neural(ckpt: dict, shape: tuple[int, int], where: str) -> dict:
+    """A neural checkpoint's weights, checked: {"W": the C×V tensor} (check_weights) or its
+    sparse form (check_sparse_weights), whichever the file holds."""
+    if "W" in ckpt or not any(k in ckpt for k in SPARSE_PARTS):
+        return {"W": check_weights(ckpt.get("W"), shape, where)}
+    return check_sparse_weights(ckpt, shape, where)
+
+
+def check_sparse_weights(ckpt: dict, shape: tuple[int, int], where: str) -> dict:
+    """The sparse neural model read from a file (bigram.models.SparseNeural.state): sorted context
+    keys below C, row offsets, each row's tokens below V sorted and at least one, finite logits;
+    checked before any of it indexes anything."""
+    C, V = shape
+
+    def bad(what: str) -> BigramError:
+        return BigramError(f"{where} holds sparse weights whose {what}: it is damaged; retrain")
+
+    parts = [ckpt.get(k) for k in SPARSE_PARTS]
+    if not all(isinstance(x, torch.Tensor) and x.dim() == 1 and x.layout == torch.strided for x in parts):
+        raise bad("parts are not the five 1-D tensors keys, ptr, cols, values, shared")
+    keys, ptr, cols, values, shared = parts
+    if not all(x.dtype == torch.int64 for x in (keys, ptr, cols)) or not all(
+        x.is_floating_point() for x in (values, shared)
+    ):
+        raise bad("keys, ptr and cols are not int64 or values and shared not floats")
+    R = len(keys)
+    if len(ptr) != R + 1 or len(shared) != R or len(values) != len(cols) or int(ptr[0]) != 0:
+        raise bad("parts have mismatched lengths")
+    lens = ptr.diff()
+    if int(ptr[-1]) != len(cols) or bool((lens < 1).any()) or bool((lens > V).any()):
+        raise bad(f"rows list no token, or more than V = {V}, or offsets out of order")
+    if R and (int(keys[0]) < 0 or int(keys[-1]) >= C or bool((keys.diff() <= 0).any())):
+        raise bad(f"context keys are unsorted or outside the {C:,} contexts")
+    if len(cols) and (int(cols.min()) < 0 or int(cols.max()) >= V):
+        raise bad(f"tokens are outside the vocabulary of {V}")
+    first = torch.zeros(len(cols), dtype=torch.bool)
+    first[ptr[:-1]] = True  # a row's first entry: no order to keep with the one before
+    if len(cols) > 1 and bool(((cols[1:] <= cols[:-1]) & ~first[1:]).any()):
+        raise bad("rows list their tokens unsorted or twice")
+    for x in (values, shared):
+        if x.numel() and not bool(torch.isfinite(x).all()):
+            raise BigramError(f"{where} holds non-finite weights (nan or inf): it is damaged; retrain")
+    return dict(zip(SPARSE_PARTS, parts, strict=True))
+
+
 def check_table(t: Any, shape: tuple[int, int], where: str) -> torch.Tensor:
     """A stored table of log P: C×V float64 rows that each sum to one (−inf: probability 0)."""
     C, V = shape
