@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
+from bigram.backoff import Table
 from bigram.counts import context_ids, context_rows, entry_row_sums, gram_name, nonzero, total
 from bigram.text import escaped, json_safe
 from bigram.vocab import BOUNDARY_ID, Vocab
@@ -80,6 +81,8 @@ def kl_between(log_p, log_q, counts: torch.Tensor) -> float:
     ctx, inv = torch.unique_consecutive(i, return_inverse=True)  # i is sorted
     w = torch.zeros(len(ctx), dtype=torch.float64).index_add_(0, inv, n.double())
     w /= w.sum()
+    if _one_level(log_p) and _one_level(log_q):
+        return float((w * _kl_one_level(log_p, log_q, ctx)).sum())
     out = 0.0
     step = max(1, (1 << 20) // counts.shape[1])
     for lo in range(0, len(ctx), step):
@@ -88,6 +91,38 @@ def kl_between(log_p, log_q, counts: torch.Tensor) -> float:
         diff = torch.where(lp > -math.inf, lp.exp() * (lp - lq), 0.0)
         out += float((w[lo : lo + step] * diff.sum(1)).sum())
     return out
+
+
+def _one_level(t) -> bool:
+    """A sparse table whose rows all back off straight onto the uniform root (add-k, neural)."""
+    return (
+        isinstance(t, Table)
+        and t.dense is None
+        and not any(lv is not None and len(lv) for lv in t.levels[:-1])
+    )
+
+
+def _kl_one_level(P: Table, Q: Table, ctx: torch.Tensor) -> torch.Tensor:
+    """KL(P_h ‖ Q_h) of each context h in ctx, in O(listed entries): the tokens either row lists
+    are read one by one; every other token has P = β_P(h)/V and Q = β_Q(h)/V (1/V where h is
+    unknown), so they add (V − listed)·(β_P/V)·(log β_P − log β_Q)."""
+    V = P.V
+    pairs, log_beta = [], []
+    for t in (P, Q):
+        level = t.levels[-1]
+        rows, known = level.find(ctx)
+        which, pos = level.slices(rows[known])
+        pairs.append(known.nonzero().squeeze(1)[which] * V + level.cols[pos])
+        log_beta.append(torch.where(known, level.backoff[rows], torch.zeros_like(ctx, dtype=torch.float64)))
+    both = torch.unique(torch.cat(pairs))
+    h, w = both // V, both % V
+    lp, lq = P.at(ctx[h], w), Q.at(ctx[h], w)
+    terms = torch.where(lp > -math.inf, lp.exp() * (lp - lq), 0.0)
+    kl = torch.zeros(len(ctx), dtype=torch.float64).index_add_(0, h, terms)
+    rest = V - torch.bincount(h, minlength=len(ctx)).double()
+    bp, bq = log_beta
+    kl += torch.where(bp > -math.inf, rest * (bp - math.log(V)).exp() * (bp - bq), 0.0)
+    return kl
 
 
 def score_name(log_probs: torch.Tensor, vocab: Vocab, name: str) -> dict:
