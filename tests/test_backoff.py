@@ -148,3 +148,21 @@ def test_a_damaged_stored_table_is_one_line():
     for s in bad:
         with pytest.raises(BigramError, match=r"x\.pt holds a table"):
             table_of_state(s, 3, "x.pt")
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_kl_between_sparse_tables_is_the_dense_sum(order):
+    """KL(P ‖ Q) of two add-k tables read entry by entry (listed tokens, then the rest in one
+    term) equals the sum over every token of the dense tables, weighted by the val contexts."""
+    from bigram.metrics import kl_between
+
+    counts = read_counts(NAMES, split="random", seed=1, val_frac=0.1, test_frac=0.0, order=order)
+    train, val = counts.splits["train"], counts.splits["val"]
+    P, Q = count_table(train, 0.01), count_table(train, 3.0)
+    P.dense = Q.dense = None
+    dense_p, dense_q = count_log_probs(train, 0.01), count_log_probs(train, 3.0)
+    rows = val.coalesce().indices()[0] if val.is_sparse else val.nonzero()[:, 0]
+    w = torch.bincount(rows, weights=(val.coalesce().values() if val.is_sparse else val[val > 0]).double(),
+                       minlength=dense_p.shape[0])  # fmt: skip
+    want = float((w / w.sum() * (dense_p.exp() * (dense_p - dense_q)).sum(1)).sum())
+    assert kl_between(P, Q, val) == pytest.approx(want, rel=1e-10)
