@@ -363,9 +363,7 @@ def _lower(table: Table, j: int, keys: torch.Tensor, cols: torch.Tensor) -> torc
     rest = torch.ones(len(keys), dtype=torch.bool)
     below = table.levels[j - 1]
     if below is not None and len(below):
-        rows, known = below.find(keys)
-        pos, listed = below.entry(rows, cols)
-        hit = known & listed
+        pos, hit = below.lookup(keys, cols, table.V)
         out[hit], rest = below.logp[pos[hit]], ~hit
     out[rest] = table.at(keys[rest], cols[rest], length=j - 1)
     return out
