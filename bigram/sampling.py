@@ -56,7 +56,10 @@ def adjust(
 
 
 def chain_of(
-    log_probs: Table | torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+    log_probs: Table | torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
 ) -> chain.Chain | SparseChain:
     """The Markov chain walks follow: the table adjusted, its contexts merged where a walk cannot
     tell them apart (chain.py; order ≥ 3), or for a sparse table its known contexts and their
@@ -71,7 +74,9 @@ LECTURE_SEED = 2147483647  # the lecture's torch.Generator().manual_seed(2147483
 LECTURE_MAX = 100_000  # the lecture's loop is one torch call per character: a teaching path, not a fast one
 
 
-def lecture_names(log_probs: Table | torch.Tensor, vocab: Vocab, n: int, seed: int = LECTURE_SEED) -> Iterator[str]:
+def lecture_names(
+    log_probs: Table | torch.Tensor, vocab: Vocab, n: int, seed: int = LECTURE_SEED
+) -> Iterator[str]:
     """The lecture's sampling loop, call for call: one generator, names one after another, each
     character one `torch.multinomial(p, num_samples=1, replacement=True, generator=g)` on the
     float32 row of the current context, until the boundary is drawn. Each name is yielded as the
@@ -113,7 +118,9 @@ def make_generator(seed: int | None) -> torch.Generator:
     return g
 
 
-def sample_plain(log_probs: Table | torch.Tensor, vocab: Vocab, n: int, *, seed: int, max_len: int) -> list[str]:
+def sample_plain(
+    log_probs: Table | torch.Tensor, vocab: Vocab, n: int, *, seed: int, max_len: int
+) -> list[str]:
     """The lecture's sampling loop, batched: every unfinished name draws its next character with
     one torch.multinomial per *position*, from its context's row of P (only those rows are ever made, so a
     big vocabulary costs n·V, not V²). A name still going after max_len characters is cut there

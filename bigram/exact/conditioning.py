@@ -40,8 +40,8 @@ import torch
 from bigram.counts import context_ids, gram_name, order_of, successor
 from bigram.errors import BigramError
 from bigram.exact.chain import Chain
-from bigram.exact.sparse import chunks
 from bigram.exact.constraints import Constraints, SearchStopped
+from bigram.exact.sparse import chunks
 from bigram.options import MAX_STEPS, check_lengths
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -425,8 +425,9 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
 
     Each step draws all unfinished names' next characters at once: the first from the one row
     they all start in; then, while fewer names than states (contexts) are left, or always for a
-    SparseChain, from their own rows (names × V, a block at a time); otherwise with one searchsorted into the step's cumulative table laid end
-    to end (C×V, shared by all names, reused while the weights stay the same). Each step keeps
+    SparseChain, from their own rows (names × V, a block at a time); otherwise with one
+    searchsorted into the step's cumulative table laid end to end (C×V, shared by all names,
+    reused while the weights stay the same). Each step keeps
     only the unfinished names' (index, character): memory is the characters drawn, not names ×
     the longest name."""
     V = plan.V

@@ -324,7 +324,9 @@ class SparseChain:
 
     # --- products with the chain: O(pairs + K) -------------------------------------------------
     def _apply(self, v: torch.Tensor, a, b, beta, root_q) -> torch.Tensor:
-        A = torch.zeros(self.K, dtype=torch.float64).index_add_(0, self.s, a * v[self.sigma] - b * v[self.tau])
+        A = torch.zeros(self.K, dtype=torch.float64).index_add_(
+            0, self.s, a * v[self.sigma] - b * v[self.tau]
+        )
         A[0] += (root_q * v[self.root_succ]).sum()
         off, parent = self.states.offset, self.states.parent
         for i in range(1, self.order):  # parents are shorter: done before their children
