@@ -86,6 +86,10 @@ class Chain:
     def prob(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         return self.P[states, tokens]
 
+    def prob_all(self, token: int) -> torch.Tensor:
+        """P(token | s) for every state s."""
+        return self.P[:, token]
+
     def next(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """The states after each token follows each state (shapes broadcast)."""
         if self.succ is None:
@@ -96,10 +100,9 @@ class Chain:
         """next() for one state and token."""
         return successor(state, token, self.C, self.V) if self.succ is None else int(self.succ[state, token])
 
-    def rows(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(P rows, next-state rows) of a block of states."""
-        tokens = torch.arange(self.V)
-        return self.P[states], self.next(states[:, None], tokens)
+    def rows(self, states: torch.Tensor, succ: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(P rows, next-state rows or None) of a block of states."""
+        return self.P[states], self.next(states[:, None], torch.arange(self.V)) if succ else None
 
     def weights(self, states: torch.Tensor | None, v: torch.Tensor) -> torch.Tensor:
         """P(s, c)·v(the state after c follows s) for the states given (None: all) and every c."""

@@ -81,7 +81,7 @@ def fix_ends(chain: Chain, vocab: Vocab, c: Constraints) -> Ends:
     states, leave = torch.arange(chain.K), torch.ones(chain.K, dtype=torch.float64)
     after = BOUNDARY_ID  # any context: after the first tokens of the tail, the one they make
     for tok in tail[:first]:
-        leave *= chain.prob(states, torch.full_like(states, tok))
+        leave *= chain.prob_all(tok)[states]
         states = chain.next(states, torch.full_like(states, tok))
         after = successor(after, tok, chain.C, chain.V)
     log_p_end, _ = fixed_path(chain, vocab, after, tail[first:], "--end", c.end)
@@ -281,7 +281,13 @@ class Plan:
 
     def row_weights(self, j: int, states: torch.Tensor) -> torch.Tensor:
         """step_weights(j)[states] without building the V×V matrix (few names, large V)."""
-        w = self.middle.times_next(self.completion(j), states)
+        c = self.completion(j)
+        # every walk completes from every state (unconstrained, past --min-len): the weights are P
+        w = (
+            self.chain.rows(states, False)[0]
+            if self.certain and c is self.tail
+            else self.middle.times_next(c, states)
+        )
         w[:, BOUNDARY_ID] = self.leave[states] if self.may_exit(j) else 0.0
         return w
 

@@ -165,6 +165,22 @@ class States:
                 out[idx] = self.table.at(self.key[s[idx]], w[idx], length=i)
         return out.view(shape)
 
+    def log_prob_all(self, token: int) -> torch.Tensor:
+        """log P(token | s) for every state s, from the shortest states up: listed at s, or
+        β(s) times the parent's (an unknown state reads its parent's row): O(K)."""
+        out = torch.empty(self.K, dtype=torch.float64)
+        out[0] = self.root_row()[token]
+        for i in range(1, self.N):
+            lo, hi = self.offset[i], self.offset[i + 1]
+            res, r = out[self.parent[lo:hi]], self.own[lo:hi]
+            known = (r >= 0).nonzero().squeeze(1)
+            if len(known):
+                lv = self.table.levels[i]
+                pos, listed = lv.entry(r[known], torch.full((len(known),), token, dtype=_I64))
+                res[known] = torch.where(listed, lv.logp[pos], lv.backoff[r[known]] + res[known])
+            out[lo:hi] = res
+        return out
+
     def ancestors(self, states: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The suffix chains of `states` as layers, the states' own first: (states other than the
         root in this layer, which of `states` each one belongs to). Each known suffix of a state's
@@ -180,30 +196,43 @@ class States:
 
     def root_row(self) -> torch.Tensor:
         """log P(· | the root): uniform, or the table's row of the empty context."""
-        out = torch.full((self.V,), -math.log(self.V), dtype=torch.float64)
+        if getattr(self, "_root_row", None) is not None:
+            return self._root_row
+        out = self._root_row = torch.full((self.V,), -math.log(self.V), dtype=torch.float64)
         lv = self.table.levels[0]
         if lv is not None and len(lv):
             out += lv.backoff[0]
             out[lv.cols[: lv.ptr[1]]] = lv.logp[: lv.ptr[1]]
         return out
 
-    def block(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log P rows, next-state rows) of a block of states: len × V each, made as Table.rows
-        does, from the root up each state's suffix chain (longer suffixes overwrite)."""
+    def block(self, states: torch.Tensor, succ: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(log P rows, next-state rows or None) of a block of states: len × V each, as
+        Table.rows reads them: the root row plus the log β of every known suffix, then each
+        suffix's listed tokens from the shortest up (longer ones overwrite), each plus the log β
+        of the known suffixes longer than it. One pass over len × V, the rest sparse."""
         n = len(states)
-        lp = self.root_row().expand(n, self.V).clone()
-        succ = self.root_succ.expand(n, self.V).clone()
-        for cur, rows in reversed(self.ancestors(states)):
-            for i in range(1, self.N):  # the known ones: their backoff, then their listed tokens
+        deeper = torch.zeros(n, dtype=torch.float64)  # Σ log β of the known suffixes seen so far
+        listed = []  # (rows, their known suffixes' rows in level i, i, what deeper β they take)
+        layers = self.ancestors(states)
+        for cur, rows in layers:  # the longest suffixes first
+            for i in range(1, self.N):
                 sel = ((self.length[cur] == i) & (self.own[cur] >= 0)).nonzero().squeeze(1)
                 if len(sel):
-                    lv, r = self.table.levels[i], self.own[cur[sel]]
-                    lp[rows[sel]] += lv.backoff[r].unsqueeze(1)
-                    which, pos = lv.slices(r)
-                    lp[rows[sel][which], lv.cols[pos]] = lv.logp[pos]
+                    r = self.own[cur[sel]]
+                    listed.append((rows[sel], r, i, deeper[rows[sel]]))
+                    deeper[rows[sel]] += self.table.levels[i].backoff[r]
+        lp = self.root_row()[None, :] + deeper[:, None]
+        for rows, r, i, extra in reversed(listed):  # the shortest suffixes first
+            lv = self.table.levels[i]
+            which, pos = lv.slices(r)
+            lp[rows[which], lv.cols[pos]] = lv.logp[pos] + extra[which]
+        if not succ:
+            return lp, None
+        out = self.root_succ.expand(n, self.V).clone()
+        for cur, rows in reversed(layers):
             which, child = _ranges(self.child_lo[cur], self.child_hi[cur])
-            succ[rows[which], self.key[child] % self.V] = child
-        return lp, succ
+            out[rows[which], self.key[child] % self.V] = child
+        return lp, out
 
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(state, token) for every token w ≥ 1 a state other than the root lists or has a child
@@ -263,12 +292,23 @@ class SparseChain:
         self.K, self.V, self.order = states.K, states.V, states.N
         self.C = self.V ** (self.order - 1)
         self.locate = states.locate
+        self._built = False
         if cut:
             self._cut()
-        else:
+            self._finish()
+        else:  # the products' terms wait for the first product: a plain draw needs none
+            self._logz = self._log_z()
+            self.end = (states.log_prob_all(0) / self.T - self._logz).exp()
+
+    def _op(self) -> None:
+        if not self._built:
             self._backoff()
-        self._lbeta, self._la = self.beta.log(), self.a.log()
+            self._finish()
+
+    def _finish(self) -> None:
+        self._lbeta, self._la, self._b = self.beta.log(), self.a.log(), self.beta[self.s] * self.qp
         self._ind = (self.a > 0).double(), ((self.beta[self.s] > 0) & (self.qp > 0)).double()
+        self._built = True
 
     def _log_z(self) -> torch.Tensor:
         """log Σ_w P(w | s)^(1/T) per state (0 at T = 1), from the rows block by block."""
@@ -280,8 +320,7 @@ class SparseChain:
         return out
 
     def _backoff(self) -> None:
-        st, T = self.states, self.T
-        z = self._logz = self._log_z()
+        st, T, z = self.states, self.T, self._logz
         self.s, w = st.pairs()
         p = st.parent[self.s]
         self.sigma, self.tau = st.next(self.s, w), st.next(p, w)
@@ -292,13 +331,13 @@ class SparseChain:
             lo, hi = st.offset[i], st.offset[i + 1]
             r = st.own[lo:hi]
             known = (r >= 0).nonzero().squeeze(1)
-            own[lo + known] = st.table.levels[i].backoff[r[known]]
+            if len(known):
+                own[lo + known] = st.table.levels[i].backoff[r[known]]
         self.beta = (own / T + z[st.parent.clamp(min=0)] - z).exp()
         self.beta[0] = 0.0
         self.root_q = (st.root_row() / T - z[0]).exp()
         self.root_q[0] = 0.0
         self.root_succ = st.root_succ
-        self.end = (st.log_prob(torch.arange(self.K), torch.zeros(self.K, dtype=_I64)) / T - z).exp()
 
     def _cut(self) -> None:
         """Every row adjusted and listed whole (its non-zero entries): top-k and top-p cut rows
@@ -336,11 +375,13 @@ class SparseChain:
 
     def Qv(self, v: torch.Tensor) -> torch.Tensor:
         """Σ_{c ≥ 1} Q(s, c)·v[next(s, c)] for every state s (module docstring's recursion)."""
-        return self._apply(v, self.a, self.beta[self.s] * self.qp, self.beta, self.root_q).clamp_(min=0)
+        self._op()
+        return self._apply(v, self.a, self._b, self.beta, self.root_q).clamp_(min=0)
 
     def reach(self, can: torch.Tensor) -> torch.Tensor:
         """can, or some c ≥ 1 with Q(s, c) > 0 leads to a state that can: the same recursion
         counting the moves that do (whole numbers, exact)."""
+        self._op()
         a, b = self._ind
         count = self._apply(can.double(), a, b, (self.beta > 0).double(), (self.root_q > 0).double())
         return can | (count > 0.5)
@@ -348,6 +389,7 @@ class SparseChain:
     def Qmax(self, lv: torch.Tensor) -> torch.Tensor:
         """An upper bound of max_{c ≥ 1} log Q(s, c) + lv[next(s, c)]: the pairs' own terms and
         β̃(s) times the parent's bound (which may count a token s lists: never below the max)."""
+        self._op()
         M = torch.full((self.K,), -math.inf, dtype=torch.float64)
         M.scatter_reduce_(0, self.s, self._la + lv[self.sigma], "amax")
         M[0] = max(float(M[0]), float((self.root_q.log() + lv[self.root_succ]).max()))
@@ -358,10 +400,10 @@ class SparseChain:
         return M
 
     # --- rows, for draws and searches: a block of states at a time -----------------------------
-    def rows(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(P rows adjusted, next-state rows) of a block of states: len × V each."""
-        lp, succ = self.states.block(states)
-        return self.adjust(lp), succ
+    def rows(self, states: torch.Tensor, succ: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(P rows adjusted, next-state rows or None) of a block of states: len × V each."""
+        lp, out = self.states.block(states, succ)
+        return self.adjust(lp), out
 
     def weights(self, states: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """P(s, c)·v[next(s, c)] for the states given and every c."""
@@ -383,6 +425,14 @@ class SparseChain:
         pos, hit = _find(self.s * self.V + self._w, states * self.V + tokens)  # a cut row: its list
         listed = torch.where(hit, self.a[pos], 0.0) if len(self.a) else torch.zeros(states.shape)
         return torch.where(tokens == 0, self.end[states], listed.double())
+
+    def prob_all(self, token: int) -> torch.Tensor:
+        """P(token | s), adjusted, for every state s."""
+        if token == 0:
+            return self.end
+        if hasattr(self, "_w"):
+            return self.prob(torch.arange(self.K), torch.full((self.K,), token, dtype=_I64))
+        return (self.states.log_prob_all(token) / self.T - self._logz).exp()
 
     def next(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         return self.states.next(states, tokens)
