@@ -280,7 +280,7 @@ class SparseChain:
     """The chain over States with rows adjusted by `adjust` (log rows → probabilities: exp, or
     temperature/top-k/top-p row by row), what chain.Chain answers without any K×V matrix.
 
-    Per pair (s, w) of D(s): a = Q(s, w) and sigma = next(s, w), qp = Q(p, w) and tau = next(p, w);
+    Per pair (s, w) of D(s), sorted: a = Q(s, w) and sigma = next(s, w), qp = Q(p, w) and tau = next(p, w);
     per state: beta = β̃ adjusted; the root's whole row (root_q, root_succ). `cut` (top-k/top-p):
     every row is its explicit list, beta = 0 (and the root is a state like the others)."""
 
@@ -291,7 +291,7 @@ class SparseChain:
         self.states, self.adjust, self.T = states, adjust, temperature
         self.K, self.V, self.order = states.K, states.V, states.N
         self.C = self.V ** (self.order - 1)
-        self.locate = states.locate
+        self.locate, self.cut = states.locate, cut
         self._built = False
         if cut:
             self._cut()
@@ -321,8 +321,8 @@ class SparseChain:
 
     def _backoff(self) -> None:
         st, T, z = self.states, self.T, self._logz
-        self.s, w = st.pairs()
-        p = st.parent[self.s]
+        self.s, self.w = st.pairs()
+        p, w = st.parent[self.s], self.w
         self.sigma, self.tau = st.next(self.s, w), st.next(p, w)
         self.a = (st.log_prob(self.s, w) / T - z[self.s]).exp()
         self.qp = (st.log_prob(p, w) / T - z[p]).exp()
@@ -356,7 +356,7 @@ class SparseChain:
             if total > MAX_LISTED:
                 raise _too_many(total, self.K, self.V)
             s.append(rows[r]), w.append(c), a.append(P[r, c]), sigma.append(succ[r, c])
-        self.s, self._w, self.a, self.sigma = torch.cat(s), torch.cat(w), torch.cat(a), torch.cat(sigma)
+        self.s, self.w, self.a, self.sigma = torch.cat(s), torch.cat(w), torch.cat(a), torch.cat(sigma)
         self.tau, self.qp = self.sigma, torch.zeros_like(self.a)
         self.beta = torch.zeros(self.K, dtype=torch.float64)
         self.root_q, self.root_succ = torch.zeros(self.V, dtype=torch.float64), self.states.root_succ
@@ -420,9 +420,9 @@ class SparseChain:
     def prob(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """P(token | state), adjusted, for tensors of one shape."""
         states, tokens = torch.broadcast_tensors(torch.as_tensor(states), torch.as_tensor(tokens))
-        if not hasattr(self, "_w"):  # the table's P^(1/T) / Z(s)
+        if not self.cut:  # the table's P^(1/T) / Z(s)
             return (self.states.log_prob(states, tokens) / self.T - self._logz[states]).exp()
-        pos, hit = _find(self.s * self.V + self._w, states * self.V + tokens)  # a cut row: its list
+        pos, hit = _find(self.s * self.V + self.w, states * self.V + tokens)  # a cut row: its list
         listed = torch.where(hit, self.a[pos], 0.0) if len(self.a) else torch.zeros(states.shape)
         return torch.where(tokens == 0, self.end[states], listed.double())
 
@@ -430,7 +430,7 @@ class SparseChain:
         """P(token | s), adjusted, for every state s."""
         if token == 0:
             return self.end
-        if hasattr(self, "_w"):
+        if self.cut:
             return self.prob(torch.arange(self.K), torch.full((self.K,), token, dtype=_I64))
         return (self.states.log_prob_all(token) / self.T - self._logz).exp()
 
