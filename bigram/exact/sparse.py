@@ -311,12 +311,36 @@ class SparseChain:
         self._built = True
 
     def _log_z(self) -> torch.Tensor:
-        """log Σ_w P(w | s)^(1/T) per state (0 at T = 1), from the rows block by block."""
+        """log Z(s) = log Σ_w P(w | s)^(1/T) per state (0 at T = 1), up the states as the rows
+        are read: Z(s) = Σ_{w listed at s} P(w | s)^(1/T) + β(s)^(1/T)·(Z(p) − Σ_{w listed at s}
+        P(w | p)^(1/T)), Z(p) for an unknown state; in logs, so no temperature underflows."""
         if self.T == 1:
             return torch.zeros(self.K, dtype=torch.float64)
+        st, T = self.states, self.T
+        own = torch.full((self.K,), -math.inf, dtype=torch.float64)
+        par = own.clone()
+        for i in range(1, self.order):  # each known state's listed entries: its own P, and its parent's
+            lo = st.offset[i]
+            r = st.own[lo : st.offset[i + 1]]
+            idx = (r >= 0).nonzero().squeeze(1)
+            if len(idx):
+                lv = st.table.levels[i]
+                which, pos = lv.slices(r[idx])
+                own[idx + lo] = _segment_lse(which, lv.logp[pos] / T, len(idx))
+                parent = st.parent[idx[which] + lo]
+                par[idx + lo] = _segment_lse(which, st.log_prob(parent, lv.cols[pos]) / T, len(idx))
         out = torch.empty(self.K, dtype=torch.float64)
-        for sl in chunks(self.K, self.V):
-            out[sl] = torch.logsumexp(self.states.block(torch.arange(sl.start, sl.stop))[0] / self.T, 1)
+        out[0] = torch.logsumexp(st.root_row() / T, 0)
+        for i in range(1, self.order):  # parents are shorter: done before their children
+            lo, hi = st.offset[i], st.offset[i + 1]
+            up = out[st.parent[lo:hi]]
+            rest = up + torch.log1p(-(par[lo:hi] - up).clamp(max=0).exp())  # log(Z(p) − Σ listed P(p)^(1/T))
+            r = st.own[lo:hi]
+            idx = (r >= 0).nonzero().squeeze(1)
+            if len(idx):
+                lb = st.table.levels[i].backoff[r[idx]] / T
+                up[idx] = torch.logaddexp(own[lo + idx], lb + rest[idx])
+            out[lo:hi] = up
         return out
 
     def _backoff(self) -> None:
@@ -443,6 +467,14 @@ class SparseChain:
     def state_of(self, context: int) -> int:
         """The state of the table's full context `context`."""
         return int(self.states.locate(torch.tensor([context]))[0])
+
+
+def _segment_lse(which: torch.Tensor, x: torch.Tensor, n: int) -> torch.Tensor:
+    """log Σ exp(x) over each of n segments (which: the segment of each x)."""
+    top = torch.full((n,), -math.inf, dtype=torch.float64).scatter_reduce_(0, which, x, "amax")
+    top = torch.where(torch.isinf(top), 0.0, top)
+    total = torch.zeros(n, dtype=torch.float64).index_add_(0, which, (x - top[which]).exp())
+    return top + total.log()
 
 
 def _too_many(total: int, K: int, V: int):
