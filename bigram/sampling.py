@@ -1,8 +1,9 @@
-"""Generating names from a V×V table of log P(next | prev).
+"""Generating names from a table of log P(next | context) (bigram.backoff.Table, or a C×V tensor).
 
 The lecture's loop, batched: start every name at the boundary, draw its next character from its
-row of P, stop a name when it draws the boundary again (`sample_plain`). What `bigram sample`
-adds on top, each in one place:
+row of P, stop a name when it draws the boundary again (`sample_plain`; the rows of the names'
+contexts are read a block at a time, never the whole table). What `bigram sample` adds on top,
+each in one place:
 
 - `adjust`: temperature, top-k and top-p, applied to every row of P before anything else;
 - `sample_blocks` / `sample`: any number of names in blocks of constant memory, the same seed
@@ -81,7 +82,8 @@ def lecture_names(
     character one `torch.multinomial(p, num_samples=1, replacement=True, generator=g)` on the
     float32 row of the current context, until the boundary is drawn. Each name is yielded as the
     lecture prints it, the boundary included (the lecture's add-one count model of names.txt with
-    its seed starts cexze., momasurailezitynn., konimittain.). No constraint, no reshaping.
+    its seed starts cexze., momasurailezitynn., konimittain.). No constraint, no reshaping. A
+    table held whole is P as the lecture makes it; a large one gives one row a character.
 
     >>> lp = torch.tensor([[0.0, 1.0], [0.5, 0.5]]).log()  # boundary → 'a'; after 'a': end or 'a'
     >>> vocab = Vocab(("a",))
@@ -122,9 +124,11 @@ def sample_plain(
     log_probs: Table | torch.Tensor, vocab: Vocab, n: int, *, seed: int, max_len: int
 ) -> list[str]:
     """The lecture's sampling loop, batched: every unfinished name draws its next character with
-    one torch.multinomial per *position*, from its context's row of P (only those rows are ever made, so a
-    big vocabulary costs n·V, not V²). A name still going after max_len characters is cut there
-    and shown with "…" (an undertrained model over thousands of characters rarely ends a name).
+    one torch.multinomial per *position*, from its context's row of P (only those rows are ever
+    made, a block of rows at a time: a big vocabulary costs n·V a position in bounded memory, not
+    V² or C·V; the blocks draw what one call would). A name still going after max_len characters
+    is cut there and shown with "…" (an undertrained model over thousands of characters rarely
+    ends a name).
 
     >>> sample_plain(torch.tensor([[-9.0, 0.0], [0.0, -9.0]]), Vocab(("a",)), 2, seed=0, max_len=5)
     ['a', 'a']
