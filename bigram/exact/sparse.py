@@ -280,9 +280,10 @@ class SparseChain:
     """The chain over States with rows adjusted by `adjust` (log rows → probabilities: exp, or
     temperature/top-k/top-p row by row), what chain.Chain answers without any K×V matrix.
 
-    Per pair (s, w) of D(s), sorted: a = Q(s, w) and sigma = next(s, w), qp = Q(p, w) and tau = next(p, w);
-    per state: beta = β̃ adjusted; the root's whole row (root_q, root_succ). `cut` (top-k/top-p):
-    every row is its explicit list, beta = 0 (and the root is a state like the others)."""
+    Per pair (s, w) of D(s), sorted: a = Q(s, w) and sigma = next(s, w), b = β̃(s)·Q(p, w) and
+    tau = next(p, w); per state: beta = β̃ adjusted; the root's whole row (root_q, root_succ).
+    `cut` (top-k/top-p): every row is its explicit list, beta = 0 (the root a state like the
+    others)."""
 
     merged = True
     exact_max = False  # Qmax is an upper bound (D(s) hides what p's best token is worth at s)
@@ -306,8 +307,9 @@ class SparseChain:
             self._finish()
 
     def _finish(self) -> None:
-        self._lbeta, self._la, self._b = self.beta.log(), self.a.log(), self.beta[self.s] * self.qp
-        self._ind = (self.a > 0).double(), ((self.beta[self.s] > 0) & (self.qp > 0)).double()
+        self._lbeta, self.b = self.beta.log(), self.beta[self.s] * self.qp
+        self._bpos = (self.beta[self.s] > 0) & (self.qp > 0)  # b > 0, whatever b's product underflows to
+        del self.qp  # 48 bytes a pair are kept: s, w, sigma, tau, a, b
         self._built = True
 
     def _log_z(self) -> torch.Tensor:
@@ -400,13 +402,13 @@ class SparseChain:
     def Qv(self, v: torch.Tensor) -> torch.Tensor:
         """Σ_{c ≥ 1} Q(s, c)·v[next(s, c)] for every state s (module docstring's recursion)."""
         self._op()
-        return self._apply(v, self.a, self._b, self.beta, self.root_q).clamp_(min=0)
+        return self._apply(v, self.a, self.b, self.beta, self.root_q).clamp_(min=0)
 
     def reach(self, can: torch.Tensor) -> torch.Tensor:
         """can, or some c ≥ 1 with Q(s, c) > 0 leads to a state that can: the same recursion
         counting the moves that do (whole numbers, exact)."""
         self._op()
-        a, b = self._ind
+        a, b = (self.a > 0).double(), self._bpos.double()
         count = self._apply(can.double(), a, b, (self.beta > 0).double(), (self.root_q > 0).double())
         return can | (count > 0.5)
 
@@ -415,7 +417,7 @@ class SparseChain:
         β̃(s) times the parent's bound (which may count a token s lists: never below the max)."""
         self._op()
         M = torch.full((self.K,), -math.inf, dtype=torch.float64)
-        M.scatter_reduce_(0, self.s, self._la + lv[self.sigma], "amax")
+        M.scatter_reduce_(0, self.s, self.a.log() + lv[self.sigma], "amax")
         M[0] = max(float(M[0]), float((self.root_q.log() + lv[self.root_succ]).max()))
         off, parent = self.states.offset, self.states.parent
         for i in range(1, self.order):

@@ -65,7 +65,7 @@ class Plan(automaton.Plan):
         nq = self.delta[q[which], chain.w[e]]
         own = torch.where(nq != _DEAD, chain.sigma[e] * Q + nq, -1)
         par = torch.where(nq != _DEAD, chain.tau[e] * Q + nq, -1)
-        out = [(which, own, par, chain.a[e], chain._b[e])]
+        out = [(which, own, par, chain.a[e], chain.b[e])]
         root = (s == 0).nonzero().squeeze(1)  # the root's pairs: every token it can emit
         c = (chain.root_q > 0).nonzero().squeeze(1)
         if len(root) and len(c):
