@@ -1,8 +1,9 @@
-"""Generating names from a V×V table of log P(next | prev).
+"""Generating names from a table of log P(next | context) (bigram.backoff.Table, or a C×V tensor).
 
 The lecture's loop, batched: start every name at the boundary, draw its next character from its
-row of P, stop a name when it draws the boundary again (`sample_plain`). What `bigram sample`
-adds on top, each in one place:
+row of P, stop a name when it draws the boundary again (`sample_plain`; the rows of the names'
+contexts are read a block at a time, never the whole table). What `bigram sample` adds on top,
+each in one place:
 
 - `adjust`: temperature, top-k and top-p, applied to every row of P before anything else;
 - `sample_blocks` / `sample`: any number of names in blocks of constant memory, the same seed
@@ -20,10 +21,12 @@ from collections.abc import Iterator
 
 import torch
 
+from bigram.backoff import Table
 from bigram.counts import successor
 from bigram.errors import BigramError
 from bigram.exact import chain, plans
 from bigram.exact.constraints import Constraints, Patterns, SearchStopped
+from bigram.exact.sparse import SparseChain, chunks
 from bigram.options import check_affixes, check_count, check_shape
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -54,24 +57,33 @@ def adjust(
 
 
 def chain_of(
-    log_probs: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
-) -> chain.Chain:
+    log_probs: Table | torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> chain.Chain | SparseChain:
     """The Markov chain walks follow: the table adjusted, its contexts merged where a walk cannot
-    tell them apart (chain.py; order ≥ 3), so what follows costs the classes, not V^(N−1)."""
+    tell them apart (chain.py; order ≥ 3), or for a sparse table its known contexts and their
+    prefixes (exact/sparse.py), so what follows costs the states, not V^(N−1)."""
     check_shape(temperature, top_k, top_p)
-    return chain.of_table(log_probs, lambda rows: adjust(rows, temperature, top_k, top_p))
+    V = log_probs.shape[1]
+    cut = (top_k is not None and top_k < V) or (top_p is not None and top_p < 1)
+    return chain.of_table(log_probs, lambda rows: adjust(rows, temperature, top_k, top_p), temperature, cut)
 
 
 LECTURE_SEED = 2147483647  # the lecture's torch.Generator().manual_seed(2147483647)
 LECTURE_MAX = 100_000  # the lecture's loop is one torch call per character: a teaching path, not a fast one
 
 
-def lecture_names(log_probs: torch.Tensor, vocab: Vocab, n: int, seed: int = LECTURE_SEED) -> Iterator[str]:
+def lecture_names(
+    log_probs: Table | torch.Tensor, vocab: Vocab, n: int, seed: int = LECTURE_SEED
+) -> Iterator[str]:
     """The lecture's sampling loop, call for call: one generator, names one after another, each
     character one `torch.multinomial(p, num_samples=1, replacement=True, generator=g)` on the
     float32 row of the current context, until the boundary is drawn. Each name is yielded as the
     lecture prints it, the boundary included (the lecture's add-one count model of names.txt with
-    its seed starts cexze., momasurailezitynn., konimittain.). No constraint, no reshaping.
+    its seed starts cexze., momasurailezitynn., konimittain.). No constraint, no reshaping. A
+    table held whole is P as the lecture makes it; a large one gives one row a character.
 
     >>> lp = torch.tensor([[0.0, 1.0], [0.5, 0.5]]).log()  # boundary → 'a'; after 'a': end or 'a'
     >>> vocab = Vocab(("a",))
@@ -80,13 +92,18 @@ def lecture_names(log_probs: torch.Tensor, vocab: Vocab, n: int, seed: int = LEC
     """
     if not 0 <= n <= LECTURE_MAX:
         raise BigramError(f"-n {n:,} --lecture: its loop draws one character a call; at most {LECTURE_MAX:,}")
-    P = log_probs.exp().float()  # the lecture's P: float32 rows
-    C, V = P.shape
+    C, V = log_probs.shape
+    dense = log_probs if isinstance(log_probs, torch.Tensor) else log_probs.dense
+    P = None if dense is None else dense.exp().float()  # the lecture's P: float32 rows
+
+    def row_of(context: int) -> torch.Tensor:  # a large table: the one row read when it is needed
+        return P[context] if P is not None else log_probs.rows(torch.tensor([context]))[0].exp().float()
+
     g = torch.Generator().manual_seed(seed)
     for _ in range(n):
         out, row = [], 0
         while True:
-            ix = torch.multinomial(P[row], num_samples=1, replacement=True, generator=g).item()
+            ix = torch.multinomial(row_of(row), num_samples=1, replacement=True, generator=g).item()
             out.append(vocab.token(ix))
             if ix == BOUNDARY_ID:
                 break
@@ -103,11 +120,15 @@ def make_generator(seed: int | None) -> torch.Generator:
     return g
 
 
-def sample_plain(log_probs: torch.Tensor, vocab: Vocab, n: int, *, seed: int, max_len: int) -> list[str]:
+def sample_plain(
+    log_probs: Table | torch.Tensor, vocab: Vocab, n: int, *, seed: int, max_len: int
+) -> list[str]:
     """The lecture's sampling loop, batched: every unfinished name draws its next character with
-    one torch.multinomial per *position*, from its context's row of P (only those rows are ever made, so a
-    big vocabulary costs n·V, not V²). A name still going after max_len characters is cut there
-    and shown with "…" (an undertrained model over thousands of characters rarely ends a name).
+    one torch.multinomial per *position*, from its context's row of P (only those rows are ever
+    made, a block of rows at a time: a big vocabulary costs n·V a position in bounded memory, not
+    V² or C·V; the blocks draw what one call would). A name still going after max_len characters
+    is cut there and shown with "…" (an undertrained model over thousands of characters rarely
+    ends a name).
 
     >>> sample_plain(torch.tensor([[-9.0, 0.0], [0.0, -9.0]]), Vocab(("a",)), 2, seed=0, max_len=5)
     ['a', 'a']
@@ -120,7 +141,10 @@ def sample_plain(log_probs: torch.Tensor, vocab: Vocab, n: int, *, seed: int, ma
     for pos in range(max_len):
         if not len(going):
             break
-        nxt = torch.multinomial(log_probs[prev[going]].double().exp(), 1, generator=g).squeeze(1)
+        nxt = torch.empty(len(going), dtype=torch.long)
+        ctx = prev[going]
+        for sl in chunks(len(going), V):  # rows a block at a time: one generator, the same draws
+            nxt[sl] = torch.multinomial(log_probs[ctx[sl]].double().exp(), 1, generator=g).squeeze(1)
         ids[going, pos] = nxt
         prev[going] = successor(prev[going], nxt, C, V)
         going = going[nxt != BOUNDARY_ID]
@@ -142,7 +166,7 @@ BLOCK = 1 << 17  # names drawn at once; larger requests stream block after block
 
 
 def sample_blocks(
-    log_probs: torch.Tensor,
+    log_probs: Table | torch.Tensor,
     vocab: Vocab,
     n: int,
     *,
@@ -208,13 +232,13 @@ def _draw_kept(plan: plans.Plan, size: int, g: torch.Generator, keep, max_rounds
     return out
 
 
-def sample(log_probs: torch.Tensor, vocab: Vocab, n: int, **kwargs) -> list[str]:
+def sample(log_probs: Table | torch.Tensor, vocab: Vocab, n: int, **kwargs) -> list[str]:
     """n names as one list (see sample_blocks for the options); the same seed gives the same names."""
     return [name for block in sample_blocks(log_probs, vocab, n, **kwargs) for name in block]
 
 
 def most_likely(
-    log_probs: torch.Tensor,
+    log_probs: Table | torch.Tensor,
     vocab: Vocab,
     k: int,
     *,

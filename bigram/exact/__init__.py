@@ -6,6 +6,9 @@
     chain.py         the Markov chain a table defines, contexts no walk can tell apart merged
     conditioning.py  --start/--end/--min-len/--max-len: backward messages, and the K most likely names
     automaton.py     --pattern/--contains/--not-contains/--blocklist: regex → DFA, on (context, state)
+    sparse.py        the chain of a sparse table (bigram.backoff): its known contexts and their
+                     prefixes as states, rows and products without any K×V matrix
+    sparse_automaton.py  automaton.py's plan over that chain
 
 plans.py imports an engine only when a request needs it (automaton.py only for patterns).
 Layer 4 (sampling): imports bigram.counts, bigram.vocab, bigram.options and the layers below;

@@ -28,6 +28,7 @@ import torch
 from bigram.errors import BigramError
 from bigram.exact.chain import Chain
 from bigram.exact.constraints import Constraints, Patterns, SearchStopped
+from bigram.exact.sparse import chunks
 from bigram.options import MAX_STEPS
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -440,15 +441,24 @@ class Plan:
     Its states are the (context, automaton state) pairs a walk can reach from the start with
     non-zero probability, found breadth first: usually about as many as the automaton has, not
     contexts × states. `nxt[x, c]` is the state after character c (N, a state of mass 0, where
-    the move is impossible)."""
+    the move is impossible). Over a SparseChain the pairs' rows are never made whole:
+    exact/sparse_automaton.py's Plan answers `_build`, `_step`, `_rows`, `_row` and `_bound`."""
 
     def __init__(self, chain: Chain, vocab: Vocab, c: Constraints, patterns: Patterns):
-        probs = self.P = chain.P
         self.vocab, self.constraints = vocab, c
         self.C, self.V = chain.K, chain.V  # the chain's states: contexts, or classes of them
-        V = chain.V
-        dfa = constraint_dfa(patterns, c, vocab)
-        Q = len(dfa.delta)
+        self._build(chain, constraint_dfa(patterns, c, vocab))
+        self.lo, self.hi = c.min_len, c.max_len
+        self._messages()
+        if float(self.R(0)[self.first]) <= 0:
+            raise BigramError(
+                "no name can match these constraints with non-zero probability under this model"
+            )
+
+    def _build(self, chain: Chain, dfa: DFA) -> None:
+        """The reachable pairs, sorted by key (chain state · automaton states + automaton state):
+        their rows of the table (Pr), next pairs (nxt), and h_0 (end)."""
+        probs, V, Q = chain.P, chain.V, len(dfa.delta)
         delta = torch.tensor(dfa.delta, dtype=torch.long)
         accept = torch.tensor(dfa.accept, dtype=torch.float64)
         tokens = torch.arange(V)
@@ -467,10 +477,7 @@ class Plan:
             frontier = found[~torch.isin(found, keys)]
             keys = torch.cat([keys, frontier])
             if len(keys) > MAX_PRODUCT:
-                raise BigramError(
-                    f"the constraints' automaton ({Q:,} states) and the model's contexts reach more than "
-                    f"{MAX_PRODUCT:,} states together; use fewer or simpler constraints"
-                )
+                raise too_many(Q)
         keys = keys.sort().values
         self.N = N = len(keys)
         self.s, self.q = keys // Q, keys % Q
@@ -482,18 +489,34 @@ class Plan:
         self.first = int(torch.searchsorted(keys, keys.new_tensor(start)))
         self.Pr = probs[self.s]  # N × V: each state's row of the table
         self.end = self.Pr[:, BOUNDARY_ID] * accept[self.q]  # h_0
-        self.accept = accept[self.q]
-        self.lo, self.hi = c.min_len, c.max_len
-        self._messages()
-        if float(self.R(0)[self.first]) <= 0:
-            raise BigramError(
-                "no name can match these constraints with non-zero probability under this model"
-            )
 
     def _step(self, h: torch.Tensor) -> torch.Tensor:
         """(T h)(x) = Σ_{c ≥ 1} P(c | x's context) · h(the state after c)."""
         padded = torch.cat([h, torch.zeros(1, dtype=h.dtype)])
         return (self.Pr[:, 1:] * padded[self.nxt[:, 1:]]).sum(1)
+
+    def _rows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P rows, next pairs: N where impossible) of the pairs x."""
+        return self.Pr[x], self.nxt[x]
+
+    def _row(self, x: int) -> tuple[list[float], list[int]]:
+        """(log P, next pair) of each character from pair x, as lists (the search reads them one by one)."""
+        P, nxt = self._rows(torch.tensor([x]))
+        return P[0].log().tolist(), nxt[0].tolist()
+
+    def _bound(self) -> torch.Tensor:
+        """The best completion's log-probability from each pair, lengths aside: max-plus
+        iteration until no pair improves (an upper bound: A*'s heuristic)."""
+        ninf = torch.tensor(-math.inf, dtype=torch.float64)
+        logP = torch.where(self.Pr > 0, self.Pr.log(), ninf)
+        bound = torch.where(self.end > 0, self.end.log(), ninf)
+        for _ in range(MAX_STEPS):
+            padded = torch.cat([bound, ninf[None]])
+            new = torch.maximum(bound, (logP[:, 1:] + padded[self.nxt[:, 1:]]).max(1).values)
+            if torch.equal(new, bound):
+                break
+            bound = new
+        return bound
 
     def _messages(self) -> None:
         """h_k for k up to what the lengths need, and the total of all: summed until the terms fall
@@ -544,7 +567,11 @@ class Plan:
             if len(alive) == 0:
                 break
             R = self.R(j + 1)
-            w = self.Pr[x] * R[self.nxt[x]]
+            w = torch.empty(len(x), self.V, dtype=torch.float64)
+            nxt = torch.empty(len(x), self.V, dtype=torch.long)
+            for sl in chunks(len(x), self.V):  # a block of rows at a time
+                P, nxt[sl] = self._rows(x[sl])
+                w[sl] = P * R[nxt[sl]]
             allowed = j >= self.lo and (self.hi is None or j <= self.hi)
             w[:, BOUNDARY_ID] = self.end[x] if allowed else 0.0
             u = torch.rand(len(alive), generator=g, dtype=torch.float64)
@@ -557,7 +584,7 @@ class Plan:
             who.append(alive)
             what.append(pick)
             going = pick != BOUNDARY_ID
-            alive, x = alive[going], self.nxt[x[going], pick[going]]
+            alive, x = alive[going], nxt[going, pick[going]]
         order = torch.sort(torch.cat(who), stable=True).indices  # each name's characters in order, its 0 last
         return self.vocab.decode_flat(torch.cat(what)[order])
 
@@ -566,17 +593,9 @@ class Plan:
     ) -> list[tuple[str, float]]:
         """The k most probable accepted names, most probable first, by A* with max-product messages
         (the best completion's log-probability from each state, lengths aside: an upper bound)."""
-        ninf = torch.tensor(-math.inf, dtype=torch.float64)
-        logP = torch.where(self.Pr > 0, self.Pr.log(), ninf)
-        bound = torch.where(self.end > 0, self.end.log(), ninf)
-        for _ in range(MAX_STEPS):  # max-plus iteration until no state improves
-            padded = torch.cat([bound, ninf[None]])
-            new = torch.maximum(bound, (logP[:, 1:] + padded[self.nxt[:, 1:]]).max(1).values)
-            if torch.equal(new, bound):
-                break
-            bound = new
-        H = [*bound.tolist(), -math.inf]
-        lp, nxt, end = logP.tolist(), self.nxt.tolist(), self.end.tolist()
+        H = [*self._bound().tolist(), -math.inf]
+        end = self.end.tolist()
+        rows: dict[int, tuple[list[float], list[int]]] = {}  # the expanded pairs' rows
         # (−(g + h), tie-break, g = log P so far, characters so far, state, path, ended)
         heap: list = [(-H[self.first], 0, 0.0, 0, self.first, (), False)]
         out: list[tuple[str, float]] = []
@@ -596,11 +615,21 @@ class Plan:
                 heapq.heappush(heap, (-whole, counter, whole, j, x, path, True))
             if self.hi is not None and j >= self.hi:
                 continue
+            if x not in rows:
+                rows[x] = self._row(x)
+            lp, nxt = rows[x]
             for c in range(1, self.V):
-                y = nxt[x][c]
-                if H[y] == -math.inf:
+                y = nxt[c]
+                if H[y] == -math.inf or lp[c] == -math.inf:
                     continue
                 counter += 1
-                longer = g + lp[x][c]
+                longer = g + lp[c]
                 heapq.heappush(heap, (-(longer + H[y]), counter, longer, j + 1, y, (*path, c), False))
         return out
+
+
+def too_many(Q: int) -> BigramError:
+    return BigramError(
+        f"the constraints' automaton ({Q:,} states) and the model's contexts reach more than "
+        f"{MAX_PRODUCT:,} states together; use fewer or simpler constraints"
+    )

@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import torch
 
-from bigram.counts import successor
+from bigram.counts import order_of, successor
 
 _BLOCK = 1 << 19  # entries hashed or checked at a time (4 MB int64 temporaries)
 _MASK = (1 << 35) - 1  # a logical shift right by 29 of an int64, which torch shifts arithmetically
@@ -45,19 +45,50 @@ class Chain:
 
     `succ` is K×V (the state after token c; column 0, the boundary, unused) for a merged chain.
     It is None for the table's own chain, whose states are its C contexts (successor()).
-    `of_context` maps each of the table's C contexts to its state (None: the identity)."""
+    `of_context` maps each of the table's C contexts to its state (None: the identity), or
+    `locate` does, for a chain over a sparse table's states (exact/sparse.py), whose C is far too
+    many to list. The products with the chain (Qv, Qmax, reach) and the rows of a block of states
+    are what every plan reads; exact/sparse.py's SparseChain answers the same without P."""
 
-    def __init__(self, P: torch.Tensor, succ: torch.Tensor | None, of_context: torch.Tensor | None, C: int):
-        self.P, self.succ, self.of_context, self.C = P, succ, of_context, C
+    exact_max = True  # Qmax is the max itself
+
+    def __init__(self, P: torch.Tensor, succ: torch.Tensor | None, of_context: torch.Tensor | None, C: int,
+                 locate: Callable | None = None):  # fmt: skip
+        self.P, self.succ, self.of_context, self.C, self.locate = P, succ, of_context, C, locate
         self.K, self.V = P.shape
+        self.order = order_of((C, self.V))
+        self._Q: torch.Tensor | None = None
+        self._Q_by_block: torch.Tensor | None = None
 
     @property
     def merged(self) -> bool:
         return self.succ is not None
 
+    @property
+    def end(self) -> torch.Tensor:
+        """P(boundary | s) for every state."""
+        return self.P[:, 0]
+
+    @property
+    def Q(self) -> torch.Tensor:
+        """P without the boundary column: the walk inside a name (made once, when first asked)."""
+        if self._Q is None:
+            self._Q = self.P.clone()
+            self._Q[:, 0] = 0
+        return self._Q
+
     def state_of(self, context: int) -> int:
         """The state a walk is in at the table's context row `context`."""
+        if self.locate is not None:
+            return int(self.locate(torch.tensor([context]))[0])
         return context if self.of_context is None else int(self.of_context[context])
+
+    def prob(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self.P[states, tokens]
+
+    def prob_all(self, token: int) -> torch.Tensor:
+        """P(token | s) for every state s."""
+        return self.P[:, token]
 
     def next(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """The states after each token follows each state (shapes broadcast)."""
@@ -68,6 +99,50 @@ class Chain:
     def next_one(self, state: int, token: int) -> int:
         """next() for one state and token."""
         return successor(state, token, self.C, self.V) if self.succ is None else int(self.succ[state, token])
+
+    def rows(self, states: torch.Tensor, succ: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(P rows, next-state rows or None) of a block of states."""
+        return self.P[states], self.next(states[:, None], torch.arange(self.V)) if succ else None
+
+    def weights(self, states: torch.Tensor | None, v: torch.Tensor) -> torch.Tensor:
+        """P(s, c)·v(the state after c follows s) for the states given (None: all) and every c."""
+        return self.at_next(self.P if states is None else self.P[states], v, torch.mul, states)
+
+    def log_row(self, state: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log Q(state, c) for every c, −inf at the boundary; the state after each c)."""
+        if getattr(self, "_lQ", None) is None:
+            self._lQ = self.Q.log()
+        return self._lQ[state], self.next(torch.tensor(state), torch.arange(self.V))
+
+    def Qv(self, v: torch.Tensor) -> torch.Tensor:
+        """(Q·v)(s) = Σ_c Q(s, c) · v(the state after c follows s): one more middle character.
+
+        A merged chain gathers v at each state's successors. The table's own chain at order ≥ 3:
+        state s = a·C/V + r (a: its oldest token) meets v's block r, so Q·v is C/V small
+        products Q[a, r, :] · block r, one batched matrix product over a copy of Q laid out
+        r-major (5× faster than broadcasting a C×V temporary)."""
+        C, V = self.K, self.V
+        if self.merged:
+            return (self.Q * v[self.succ]).sum(1)
+        if C == V:
+            return self.Q @ v
+        if C == 1:
+            return self.Q.sum(1) * v  # one state: every character leads back to it
+        if self._Q_by_block is None:
+            self._Q_by_block = self.Q.view(V, C // V, V).transpose(0, 1).contiguous()  # [r, a, c]
+        return torch.bmm(self._Q_by_block, v.view(C // V, V, 1)).view(C // V, V).T.reshape(C)
+
+    def Qmax(self, lv: torch.Tensor) -> torch.Tensor:
+        """max_{c ≥ 1} log Q(s, c) + lv(the state after c) for every state s."""
+        if getattr(self, "_lQ", None) is None:
+            self._lQ = self.Q.log()
+        return self.at_next(self._lQ, lv, torch.add).max(1).values
+
+    def reach(self, can: torch.Tensor) -> torch.Tensor:
+        """can, or some c ≥ 1 with Q(s, c) > 0 leads to a state that can."""
+        if getattr(self, "_moves", None) is None:
+            self._moves = self.Q > 0
+        return can | self.at_next(self._moves, can, torch.logical_and).any(1)
 
     def at_next(
         self, M: torch.Tensor, v: torch.Tensor, op: Callable, states: torch.Tensor | None = None
@@ -89,10 +164,32 @@ class Chain:
         return op(M, blocks[states % (C // V)])
 
 
-def of_table(log_probs: torch.Tensor, adjust: Callable[[torch.Tensor], torch.Tensor] = torch.exp) -> Chain:
-    """The chain of a C×V table of log-probabilities, merged where that pays (order ≥ 3); its
-    rows are `adjust` of the table's rows (temperature, top-k, top-p act on each row alone, so
-    equal rows stay equal)."""
+DENSE_CHAIN = 1 << 22  # states × V of a sparse table's chain held as K×V matrices (32 MB each)
+
+
+def of_table(table, adjust: Callable[[torch.Tensor], torch.Tensor] = torch.exp, temperature: float = 1.0,
+             cut: bool = False):  # fmt: skip
+    """The chain of a table (bigram.backoff.Table, or a C×V tensor of log-probabilities); its rows
+    are `adjust` of the table's rows (temperature, top-k, top-p act on each row alone, so equal
+    rows stay equal; `temperature` and `cut` = top-k/top-p say which, for a sparse table).
+
+    A dense table: its C contexts, merged where that pays (order ≥ 3). A sparse one: the states
+    of exact/sparse.py, as K×V matrices where K·V ≤ DENSE_CHAIN, else its SparseChain."""
+    from bigram.backoff import Table
+
+    if isinstance(table, Table) and table.dense is None:
+        from bigram.exact.sparse import SparseChain, States, chunks
+
+        states = States(table)
+        K, V = states.K, states.V
+        if K * V > DENSE_CHAIN:
+            return SparseChain(states, adjust, temperature, cut)
+        P, succ = torch.empty(K, V, dtype=torch.float64), torch.empty(K, V, dtype=torch.int64)
+        for sl in chunks(K, V):
+            lp, succ[sl] = states.block(torch.arange(sl.start, sl.stop))
+            P[sl] = adjust(lp)
+        return Chain(P, succ, None, V ** (table.order - 1), states.locate)
+    log_probs = table.dense if isinstance(table, Table) else table
     C, V = log_probs.shape
     merged = merge(log_probs) if C > V else None
     if merged is None:

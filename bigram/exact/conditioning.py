@@ -41,6 +41,7 @@ from bigram.counts import context_ids, gram_name, order_of, successor
 from bigram.errors import BigramError
 from bigram.exact.chain import Chain
 from bigram.exact.constraints import Constraints, SearchStopped
+from bigram.exact.sparse import chunks
 from bigram.options import MAX_STEPS, check_lengths
 from bigram.vocab import BOUNDARY_ID, Vocab
 
@@ -80,7 +81,7 @@ def fix_ends(chain: Chain, vocab: Vocab, c: Constraints) -> Ends:
     states, leave = torch.arange(chain.K), torch.ones(chain.K, dtype=torch.float64)
     after = BOUNDARY_ID  # any context: after the first tokens of the tail, the one they make
     for tok in tail[:first]:
-        leave *= chain.P[states, tok]
+        leave *= chain.prob_all(tok)[states]
         states = chain.next(states, torch.full_like(states, tok))
         after = successor(after, tok, chain.C, chain.V)
     log_p_end, _ = fixed_path(chain, vocab, after, tail[first:], "--end", c.end)
@@ -109,7 +110,7 @@ def fixed_path(chain: Chain, vocab: Vocab, context: int, ids: list[int], flag: s
     a flag's text, probability 0 is an error naming the n-gram it needs."""
     lp, C, V = 0.0, chain.C, chain.V
     for b in ids:
-        p = float(chain.P[chain.state_of(context), b])
+        p = float(chain.prob(torch.tensor(chain.state_of(context)), torch.tensor(b)))
         if p == 0:
             if flag:
                 gram = "".join(map(vocab.token, [*context_ids(context, C, V), b]))
@@ -125,44 +126,27 @@ def fixed_path(chain: Chain, vocab: Vocab, context: int, ids: list[int], flag: s
 
 # --- the middle: a walk over the chain's states that never ends -----------------------------------
 class Middle:
-    """Q, P without the boundary column (the middle holds data characters only), and the sums of
-    its powers that the messages need, over the chain's states (chain.py: the table's contexts,
-    or their classes where contexts merge)."""
+    """The walk through the middle (data characters only: Q is P without the boundary column)
+    over the chain's states, and the sums of Q's powers that the messages need. Every product
+    is the chain's (chain.py: the table's contexts or their classes, as K×V matrices; or
+    exact/sparse.py's SparseChain, which never makes one)."""
 
     def __init__(self, chain: Chain):
-        self.chain, self.P, self.C, self.V = chain, chain.P, chain.K, chain.V
-        self.bigram = not chain.merged and chain.C == chain.V  # the closed forms are V×V
-        self._Q: torch.Tensor | None = None  # made only if the messages need it (a V×V copy)
-        self._Q_by_block: torch.Tensor | None = None  # Q laid out for Qv at order ≥ 3
+        self.chain, self.C, self.V = chain, chain.K, chain.V
+        # the closed forms below are V×V: the dense bigram's own chain
+        self.bigram = isinstance(chain, Chain) and not chain.merged and chain.C == chain.V
 
     @property
     def Q(self) -> torch.Tensor:
-        if self._Q is None:
-            self._Q = self.P.clone()
-            self._Q[:, BOUNDARY_ID] = 0
-        return self._Q
+        return self.chain.Q
 
     def Qv(self, v: torch.Tensor) -> torch.Tensor:
-        """(Q·v)(s) = Σ_c Q(s, c) · v(the state after c follows s): one more middle character.
-
-        A merged chain gathers v at each state's successors. The table's own chain at order ≥ 3:
-        state s = a·C/V + r (a: its oldest token) meets v's block r, so Q·v is C/V small
-        products Q[a, r, :] · block r, one batched matrix product over a copy of Q laid out
-        r-major (5× faster than broadcasting a C×V temporary)."""
-        C, V = self.C, self.V
-        if self.chain.merged:
-            return (self.Q * v[self.chain.succ]).sum(1)
-        if C == V:
-            return self.Q @ v
-        if C == 1:
-            return self.Q.sum(1) * v  # one state: every character leads back to it
-        if self._Q_by_block is None:
-            self._Q_by_block = self.Q.view(V, C // V, V).transpose(0, 1).contiguous()  # [r, a, c]
-        return torch.bmm(self._Q_by_block, v.view(C // V, V, 1)).view(C // V, V).T.reshape(C)
+        """(Q·v)(s) = Σ_c Q(s, c) · v(the state after c follows s): one more middle character."""
+        return self.chain.Qv(v)
 
     def times_next(self, v: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
         """P(s, c) · v(the state after c follows s), for every state s (or those given) and c."""
-        return self.chain.at_next(self.P if states is None else self.P[states], v, torch.mul, states)
+        return self.chain.weights(states, v)
 
     def always_ends(self, leave: torch.Tensor) -> bool:
         """From every state a walk through the middle ends with probability 1: every state can
@@ -171,11 +155,10 @@ class Middle:
         can = leave > 0
         if bool(can.all()):  # every state ends in one step (any smoothed table): no sweep, no Q
             return True
-        moves = self.Q > 0
         for _ in range(self.C):
             if bool(can.all()):
                 return True
-            new = can | self.chain.at_next(moves, can, torch.logical_and).any(1)
+            new = self.chain.reach(can)
             if torch.equal(new, can):
                 return False
             can = new
@@ -233,7 +216,7 @@ class Plan:
     (plans.Plan)."""
 
     def __init__(self, chain: Chain, vocab: Vocab, c: Constraints):
-        self.chain, self.P, self.vocab, self.constraints = chain, chain.P, vocab, c
+        self.chain, self.vocab, self.constraints = chain, vocab, c
         self.C, self.V = chain.K, chain.V  # states (the bigram's: the last character, C = V)
         self.middle = Middle(chain)
         ends = fix_ends(chain, vocab, c)
@@ -243,11 +226,6 @@ class Plan:
         self._messages()
         if self.log_mass_middle() == -math.inf and not self.overlaps:
             raise BigramError(self._why_impossible())
-
-    @property
-    def Q(self) -> torch.Tensor:
-        """P without the boundary column: the middle holds data characters only."""
-        return self.middle.Q
 
     def _why_impossible(self) -> str:
         c = self.constraints
@@ -282,7 +260,7 @@ class Plan:
         at_least = [base]  # [i] = Q^i · base: "at least i more middle chars, then as base allows"
         for i in range(self.min_middle):
             # Q·1 = 1 − P(end | d), as the rows of P sum to 1: --min-len 1 (every name) needs no Q
-            at_least.append(1 - self.P[:, BOUNDARY_ID] if ones and i == 0 else self.middle.Qv(at_least[-1]))
+            at_least.append(1 - self.chain.end if ones and i == 0 else self.middle.Qv(at_least[-1]))
         self.at_least = at_least
         self.tail, self.certain = base, ones  # certain: tail is all ones
 
@@ -303,7 +281,13 @@ class Plan:
 
     def row_weights(self, j: int, states: torch.Tensor) -> torch.Tensor:
         """step_weights(j)[states] without building the V×V matrix (few names, large V)."""
-        w = self.middle.times_next(self.completion(j), states)
+        c = self.completion(j)
+        # every walk completes from every state (unconstrained, past --min-len): the weights are P
+        w = (
+            self.chain.rows(states, False)[0]
+            if self.certain and c is self.tail
+            else self.middle.times_next(c, states)
+        )
         w[:, BOUNDARY_ID] = self.leave[states] if self.may_exit(j) else 0.0
         return w
 
@@ -311,7 +295,7 @@ class Plan:
         """Unnormalized V×V weights of step j: column 0 = leave the middle, d ≥ 1 = go to d."""
         c = self.completion(j)
         # every walk completes from every state (unconstrained, past --min-len): the weights are P
-        w = self.P.clone() if self.certain and c is self.tail else self.middle.times_next(c)
+        w = self.chain.P.clone() if self.certain and c is self.tail else self.middle.times_next(c)
         w[:, BOUNDARY_ID] = self.leave if self.may_exit(j) else 0.0
         return w
 
@@ -357,16 +341,16 @@ class Plan:
         out: list[tuple[str, float]] = []
         c = self.constraints
         while search.heap and len(out) < k:
-            neg, _, j, cur, path, done = heapq.heappop(search.heap)
+            _, _, g, j, cur, path, done = heapq.heappop(search.heap)
             if done:
                 name = c.start + self.vocab.decode(path) + c.end if j >= 0 else self.vocab.decode(path)
                 # a name with white space at either end is none the text rule can make (it strips)
                 if not (exclude and name in exclude) and name == name.strip():
-                    out.append((name, -neg))
+                    out.append((name, g))
                 continue
             if search.counter > max_queued:
                 raise SearchStopped.bound(k, max_queued, out)
-            search.expand(-neg, j, cur, path)
+            search.expand(g, j, cur, path)
         return out
 
 
@@ -446,9 +430,10 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
     """n middles drawn together, as strings.
 
     Each step draws all unfinished names' next characters at once: the first from the one row
-    they all start in; then, while fewer names than states (contexts) are left, from their own
-    rows (names × V); otherwise with one searchsorted into the step's cumulative table laid end
-    to end (C×V, shared by all names, reused while the weights stay the same). Each step keeps
+    they all start in; then, while fewer names than states (contexts) are left, or always for a
+    SparseChain, from their own rows (names × V, a block at a time); otherwise with one
+    searchsorted into the step's cumulative table laid end to end (C×V, shared by all names,
+    reused while the weights stay the same). Each step keeps
     only the unfinished names' (index, character): memory is the characters drawn, not names ×
     the longest name."""
     V = plan.V
@@ -457,6 +442,7 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
     who: list[torch.Tensor] = []  # per step: which names drew a character
     what: list[torch.Tensor] = []  # and which (0 = the middle ended)
     cdf_key, flat = None, None
+    shared = plan.chain if isinstance(plan.chain, Chain) else None  # K×V matrices: a shared table pays
     for j in range(MAX_STEPS):
         if len(alive) == 0:
             break
@@ -466,9 +452,12 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
         if j == 0:  # every name is at first_state: one row serves them all
             cdf = plan.row_weights(j, cur[:1])[0].cumsum(0)
             nxt = torch.searchsorted(cdf, u * cdf[-1], right=True).clamp_(max=V - 1)
-        elif len(alive) < plan.C and key != cdf_key:  # few names left, no shared table for these weights
-            cdf = plan.row_weights(j, cur).cumsum(1)
-            nxt = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1).clamp_(max=V - 1)
+        elif shared is None or (len(alive) < plan.C and key != cdf_key):  # their own rows, a block at a time
+            nxt = torch.empty(len(alive), dtype=torch.long)
+            for sl in chunks(len(alive), V):
+                cdf = plan.row_weights(j, cur[sl]).cumsum(1)
+                pick = torch.searchsorted(cdf, (u[sl] * cdf[:, -1])[:, None], right=True)
+                nxt[sl] = pick.squeeze(1).clamp_(max=V - 1)
         else:  # one shared table for every name: built once per distinct weights, then reused
             if key != cdf_key:
                 cdf_key, flat = key, _flat_cdf(plan.step_weights(j))
@@ -490,74 +479,86 @@ def _walk(plan: Plan, n: int, g: torch.Generator) -> list[str]:
 
 # --- the K most probable names: Plan.best's search -------------------------------------------------
 class _Search:
-    """Plan.best's A* queue. An entry is (−f, tie-breaker, j, cur, path, done):
-    f     = log P of the path so far + the best log P of any completion (exact, so the first
-            finished entry popped is the most probable name, the next the second, …)
+    """Plan.best's A* queue. An entry is (−f, tie-breaker, g, j, cur, path, done):
+    g     = log P of the path so far (with log P(S) and log P(E, end))
+    f     = g + a bound on the best log P of any completion (the max-product messages: exact on
+            K×V chains, an upper bound on a SparseChain), so the first finished entry popped is
+            the most probable name, the next the second, …
     j     = how many middle characters the path has (−1: a name where --start and --end overlap)
     cur   = the state (context) the next step leaves from
     path  = the middle's ids so far
-    done  = the path is a whole name (its end already added to f), nothing left to extend"""
+    done  = the path is a whole name (its end already in g), nothing left to extend"""
 
     def __init__(self, plan: Plan):
         self.plan = plan
         with torch.no_grad():
             self.best = _max_messages(plan)
-        self.lQ, self.lt = plan.Q.log(), plan.leave.log()  # moves within the middle; leaving it
-        self.heap: list[tuple[float, int, int, int, tuple[int, ...], bool]] = []
+        self.lt = plan.leave.log()  # leaving the middle
+        self.heap: list[tuple[float, int, float, int, int, tuple[int, ...], bool]] = []
         self.counter = 0  # tie-breaker so the heap never compares paths
         for name, lp in plan.overlaps:
-            self._push(-lp, -1, 0, tuple(plan.vocab.encode(name)), True)
+            self._push(lp, lp, -1, 0, tuple(plan.vocab.encode(name)), True)
+        g = plan.log_p_start + plan.log_p_end
         start_h = self.h(0, plan.first_state)
         if start_h > -math.inf:
-            self._push(-(plan.log_p_start + plan.log_p_end + start_h), 0, plan.first_state, (), False)
+            self._push(g + start_h, g, 0, plan.first_state, (), False)
         heapq.heapify(self.heap)
 
-    def _push(self, neg_f: float, j: int, cur: int, path: tuple[int, ...], done: bool) -> None:
-        heapq.heappush(self.heap, (neg_f, self.counter, j, cur, path, done))
+    def _push(self, f: float, g: float, j: int, cur: int, path: tuple[int, ...], done: bool) -> None:
+        heapq.heappush(self.heap, (-f, self.counter, g, j, cur, path, done))
         self.counter += 1
 
-    def ahead(self, cur: int, v: torch.Tensor) -> torch.Tensor:
-        """log Q(cur, d) + v(the state after d), for every next character d."""
-        return self.plan.chain.at_next(self.lQ[cur : cur + 1], v, torch.add, torch.tensor([cur]))[0]
-
     def h(self, j: int, cur: int) -> float:
-        """Best log-prob of completing from state cur having j middle chars."""
+        """A bound on the best log-prob of completing from state cur having j middle chars."""
         exit_ = float(self.lt[cur]) if self.plan.may_exit(j) else -math.inf
         nxt = self.best(j)
-        go = float(self.ahead(cur, nxt).max()) if nxt is not None else -math.inf
+        if nxt is None:
+            return exit_
+        lq, succ = self.plan.chain.log_row(cur)
+        go = float((lq + nxt[succ]).max())
         return max(exit_, go)
 
-    def expand(self, f: float, j: int, cur: int, path: tuple[int, ...]) -> None:
+    def expand(self, g: float, j: int, cur: int, path: tuple[int, ...]) -> None:
         """Queue a popped partial name's successors: the name ended here, and each next character."""
-        g_here = f - self.h(j, cur)  # log prob of the path so far (f = g + h)
         if self.plan.may_exit(j) and self.lt[cur] > -math.inf:
-            self._push(-(g_here + float(self.lt[cur])), j, cur, path, True)
+            whole = g + float(self.lt[cur])
+            self._push(whole, whole, j, cur, path, True)
         nxt = self.best(j)
         if nxt is None:
             return
-        ahead = g_here + self.ahead(cur, nxt)
+        lq, succ = self.plan.chain.log_row(cur)  # log Q(cur, d), the state after d
+        ahead = lq + nxt[succ]
         for d in torch.nonzero(ahead > -math.inf).squeeze(1).tolist():
-            self._push(-float(ahead[d]), j + 1, self.plan.chain.next_one(cur, d), (*path, d), False)
+            longer = g + float(lq[d])
+            self._push(longer + float(nxt[succ[d]]), longer, j + 1, int(succ[d]), (*path, d), False)
+
+
+_BOUND_ROUNDS = 200  # a SparseChain's unbounded-length bound: rounds from above (each one admissible)
 
 
 def _max_messages(plan: Plan):
     """best(j): for each state, the max log-prob of completing after j + 1 middle chars
-    (the max-product twin of Plan.completion), or None when no more characters are allowed."""
-    lQ, lt = plan.Q.log(), plan.leave.log()
-
-    def prop(v: torch.Tensor) -> torch.Tensor:  # one more middle char, best choice
-        return plan.chain.at_next(lQ, v, torch.add).max(1).values
-
+    (the max-product twin of Plan.completion), or None when no more characters are allowed.
+    On a SparseChain, whose Qmax is an upper bound, each is an upper bound (what A* needs)."""
+    lt, prop = plan.leave.log(), plan.chain.Qmax  # prop: one more middle char, best choice
     if plan.max_middle is not None and plan.max_middle < 0:
         return lambda j: None
     if plan.max_middle is None:
-        base = lt.clone()
-        for _ in range(plan.C + 1):  # Bellman-Ford: best paths are simple, ≤ C steps
-            new = torch.maximum(lt, prop(base))
-            if torch.equal(new, base):
-                break
-            base = new
         sums = None
+        if plan.chain.exact_max:
+            base = lt.clone()
+            for _ in range(plan.C + 1):  # Bellman-Ford: best paths are simple, ≤ C steps
+                new = torch.maximum(lt, prop(base))
+                if torch.equal(new, base):
+                    break
+                base = new
+        else:  # from above: log 1 bounds every completion, and each round keeps a bound
+            base = torch.zeros_like(lt)
+            for _ in range(_BOUND_ROUNDS):
+                new = torch.minimum(base, torch.maximum(lt, prop(base)))
+                if torch.equal(new, base):
+                    break
+                base = new
     else:
         sums = [lt.clone()]
         for _ in range(plan.max_middle - plan.min_middle):

@@ -3,6 +3,7 @@ plans answer `.draw(n, generator)` and `.best(k, ...)`, so their callers never a
 
     conditioning.Plan  --start/--end/--min-len/--max-len alone: messages over the chain's states
     automaton.Plan     with --pattern/--contains/--not-contains/--blocklist: over (state, DFA state)
+                       (sparse_automaton.Plan over a sparse table's SparseChain)
 
 Each engine is imported when a request first needs it: the regex compiler costs nothing to a
 command that never sees a pattern, and neither engine to one that never samples.
@@ -43,6 +44,10 @@ def plan(chain: Chain, vocab: Vocab, constraints: Constraints, patterns: Pattern
     if patterns:
         from bigram.exact import automaton
 
+        if not isinstance(chain, automaton.Chain):  # a sparse table's chain: exact/sparse_automaton.py
+            from bigram.exact import sparse_automaton
+
+            return sparse_automaton.Plan(chain, vocab, constraints, patterns)
         return automaton.Plan(chain, vocab, constraints, patterns)
     from bigram.exact import conditioning
 

@@ -1,0 +1,148 @@
+"""Regular constraints over a SparseChain (exact/sparse.py): automaton.Plan's messages, draws and
+search on pairs x = (state s, automaton state q), with no row of a pair ever made whole.
+
+The chain's recursion carries over to pairs, as the automaton reads the same token c from (s, q)
+and from (p, q), p = parent(s):
+
+    (T h)(s, q) = β̃(s)·(T h)(p, q)
+                  + Σ_{c ∈ D(s)} (Q(s, c)·h(next(s, c), δ(q, c)) − β̃(s)·Q(p, c)·h(next(p, c), δ(q, c)))
+
+and the root's pairs sum over every token. So the pairs are those a walk reaches from the start,
+closed under (s, q) → (p, q) where β̃(s) > 0 (the recursion reads them), each with one entry per
+c of D(s): O(entries) per product, not pairs × V.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+
+from bigram.errors import BigramError
+from bigram.exact import automaton
+from bigram.exact.automaton import _DEAD, DFA, MAX_PRODUCT, too_many
+from bigram.exact.sparse import SparseChain, _ranges, chunks
+from bigram.vocab import BOUNDARY_ID
+
+MAX_ENTRIES = 1 << 26  # the pairs' entries (one per pair and token of D(s)): 2.5 GiB at most
+_ROUNDS = 200  # the search's bound, from above: rounds at most (each one a bound)
+
+
+class Plan(automaton.Plan):
+    """automaton.Plan over a SparseChain: `_build` finds the pairs and their entries; `_step`,
+    `_rows` and `_bound` use them (the rest, messages, draws and search, is automaton.Plan's)."""
+
+    def _build(self, chain: SparseChain, dfa: DFA) -> None:
+        chain._op()
+        Q = len(dfa.delta)
+        self.chain, self.Qd, self.delta = chain, Q, torch.tensor(dfa.delta, dtype=torch.long)
+        self.ptr = torch.searchsorted(chain.s, torch.arange(chain.K + 1))  # each state's pairs (s, w)
+        start = chain.state_of(BOUNDARY_ID) * Q + dfa.start  # a key: chain state · Q + DFA state
+        self.keys = keys = self._reach(torch.tensor([start]))
+        self.N = N = len(keys)
+        self.s, self.q = keys // Q, keys % Q
+        self.first = int(torch.searchsorted(keys, keys.new_tensor(start)))
+        accept = torch.tensor(dfa.accept, dtype=torch.float64)
+        self.end = chain.end[self.s] * accept[self.q]  # h_0
+        beta = chain.beta[self.s]
+        self.px = torch.where(beta > 0, self._find(chain.states.parent[self.s].clamp(min=0) * Q + self.q), N)
+        self.beta, self.lbeta = beta, beta.log()
+        self._entries()
+        bounds = torch.searchsorted(chain.states.length[self.s], torch.arange(1, chain.order + 1)).tolist()
+        self.levels = list(itertools.pairwise(bounds))  # the pairs of each state length ≥ 1
+
+    def _find(self, want: torch.Tensor) -> torch.Tensor:
+        """The index of each wanted pair key, N where it is no pair (an impossible move)."""
+        pos = torch.searchsorted(self.keys, want).clamp_(max=len(self.keys) - 1)
+        return torch.where(self.keys[pos] == want, pos, len(self.keys))
+
+    def _moves(self, s: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every move from pairs (s, q) the products read: (which pair, own target key, the
+        parent's target key, own weight, parent's weight); a target −1 where the automaton dies."""
+        chain, Q = self.chain, self.Qd
+        which, e = _ranges(self.ptr[s], self.ptr[s + 1])
+        nq = self.delta[q[which], chain.w[e]]
+        own = torch.where(nq != _DEAD, chain.sigma[e] * Q + nq, -1)
+        par = torch.where(nq != _DEAD, chain.tau[e] * Q + nq, -1)
+        out = [(which, own, par, chain.a[e], chain.b[e])]
+        root = (s == 0).nonzero().squeeze(1)  # the root's pairs: every token it can emit
+        c = (chain.root_q > 0).nonzero().squeeze(1)
+        if len(root) and len(c):
+            nq = self.delta[q[root][:, None], c[None, :]]
+            key = torch.where(nq != _DEAD, chain.root_succ[c][None, :] * Q + nq, -1)
+            n, weights = len(root) * len(c), chain.root_q[c].repeat(len(root))
+            none, zero = torch.full((n,), -1), torch.zeros(n, dtype=torch.float64)
+            out.append((root.repeat_interleave(len(c)), key.reshape(-1), none, weights, zero))
+        return tuple(torch.cat(parts) for parts in zip(*out, strict=True))
+
+    def _reach(self, keys: torch.Tensor) -> torch.Tensor:
+        """The pairs a walk reaches from `keys`, closed under (s, q) → (parent(s), q) where
+        β̃(s) > 0, sorted."""
+        chain, Q = self.chain, self.Qd
+        frontier = keys
+        while len(frontier):
+            s, q = frontier // Q, frontier % Q
+            _, own, _, a, _ = self._moves(s, q)
+            up = chain.beta[s] > 0
+            found = torch.unique(
+                torch.cat([own[(a > 0) & (own >= 0)], chain.states.parent[s[up]] * Q + q[up]])
+            )
+            frontier = found[~torch.isin(found, keys)]
+            keys = torch.cat([keys, frontier])
+            if len(keys) > MAX_PRODUCT:
+                raise too_many(Q)
+        return keys.sort().values
+
+    def _entries(self) -> None:
+        which, own, par, a, b = self._moves(self.s, self.q)
+        if len(a) > MAX_ENTRIES:
+            raise BigramError(
+                f"the constraints' automaton ({self.Qd:,} states) and the model's contexts make "
+                f"{len(a):,} moves to weigh (limit {MAX_ENTRIES:,}); use fewer or simpler constraints"
+            )
+        N = self.N
+        self.ex, self.ea, self.eb = which, a, b
+        self.ei = torch.where(own >= 0, self._find(own.clamp(min=0)), N)
+        self.ej = torch.where(par >= 0, self._find(par.clamp(min=0)), N)
+        self.ela = a.log()
+
+    def _step(self, h: torch.Tensor) -> torch.Tensor:
+        """(T h)(x) for every pair: the entries, then β̃ times the parent pair's, shortest first."""
+        hp = torch.cat([h, torch.zeros(1, dtype=h.dtype)])
+        A = torch.zeros(self.N + 1, dtype=torch.float64)
+        A.index_add_(0, self.ex, self.ea * hp[self.ei] - self.eb * hp[self.ej])
+        for lo, hi in self.levels:
+            A[lo:hi] += self.beta[lo:hi] * A[self.px[lo:hi]]
+        return A[: self.N].clamp_(min=0)
+
+    def _rows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P rows, next pairs: N where impossible) of the pairs x, made from their states' rows."""
+        P, succ = self.chain.rows(self.s[x])
+        key = succ * self.Qd + self.delta[self.q[x]]
+        nxt = self._find(key)
+        nxt[self.delta[self.q[x]] == _DEAD] = self.N
+        nxt[:, BOUNDARY_ID] = self.N
+        return P, nxt
+
+    def _bound(self) -> torch.Tensor:
+        """An upper bound of the best completion's log-probability from each pair, lengths aside:
+        from log 1 down, each round max(end, the best move) through the entries and β̃ times the
+        parent pair's bound (which may count a token the pair's state lists: never below)."""
+        ninf = -math.inf
+        lend = self.end.log()
+        H = torch.zeros(self.N, dtype=torch.float64)
+        for _ in range(_ROUNDS):
+            Hp = torch.cat([H, torch.tensor([ninf], dtype=torch.float64)])
+            M = torch.full((self.N + 1,), ninf, dtype=torch.float64)
+            M.scatter_reduce_(0, self.ex, self.ela + Hp[self.ei], "amax")
+            for lo, hi in self.levels:
+                M[lo:hi] = torch.maximum(M[lo:hi], self.lbeta[lo:hi] + M[self.px[lo:hi]])
+            new = torch.minimum(H, torch.maximum(lend, M[: self.N]))
+            if torch.equal(new, H):
+                break
+            H = new
+        return H
+
+
+__all__ = ["Plan", "chunks"]
