@@ -21,7 +21,9 @@ def test_python_api(lecture_runs, names):
     assert run.vocab.size == 27
     assert run.counts("train").sum() == 228_146
     lp = run.log_probs("count")
-    assert lp.shape == (27, 27) and torch.allclose(lp.to_dense().exp().sum(1), torch.ones(27, dtype=torch.float64))
+    assert lp.shape == (27, 27) and torch.allclose(
+        lp.to_dense().exp().sum(1), torch.ones(27, dtype=torch.float64)
+    )
     s = run.score("emma", model="count")[0]
     assert s["name"] == "emma" and len(s["bigrams"]) == 5
     assert run.sample(5, seed=0) == run.sample(5, seed=0)
