@@ -257,7 +257,7 @@ def test_dense_and_sparse_tables_draw_the_same_names_on_names_txt(order, monkeyp
         tables.append(Table.of_dense(sparse.to_dense()))
     plain = [sample_plain(t, vocab, 300, seed=2, max_len=30) for t in tables]
     assert all(p == plain[0] for p in plain)
-    if order == 2:
+    if order <= 3:  # the dense table's P whole, the sparse one's a row at a time: the same floats
         assert list(lecture_names(tables[0], vocab, 20)) == list(lecture_names(tables[1], vocab, 20))
     c = Constraints(start="m", end="a", min_len=4)
     runs = [
