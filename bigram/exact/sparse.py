@@ -293,6 +293,7 @@ class SparseChain:
         self.K, self.V, self.order = states.K, states.V, states.N
         self.C = self.V ** (self.order - 1)
         self.locate, self.cut = states.locate, cut
+        self.exact_max = cut  # a cut row hides nothing behind a backoff: Qmax is the max
         self._built = False
         if cut:
             self._cut()
