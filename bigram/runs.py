@@ -7,16 +7,11 @@ runs/2026-11-21_10-30-05/                                            written by 
     config.toml      the resolved configuration                      write_inputs / read_config
     vocab.json       id 0 = boundary, then the characters            write_inputs / read_vocab
     counts.pt        {"splits": {split: sparse C×V counts}}          write_inputs / read_split_counts
-    count.pt         {"counts", "smoothing": k|"kn", "table" (KN)}       save_count_model / read_checkpoint
-<<<<<<< HEAD
-    neural.pt        {"W", "step", optimizer and generator state}     save_neural_model / read_checkpoint
-    mix.pt           {"table": its parts (Mixture.state), "recipe"}   save_table_model / read_checkpoint
-    arpa.pt          {"table": its levels (table_state), "recipe"}   save_table_model / read_checkpoint
-=======
+    count.pt         {"counts", "smoothing": k|"kn", "table" (KN)}    save_count_model / read_checkpoint
     neural.pt        {"W" (or sparse: keys, ptr, cols, values, shared), "step",
                       optimizer and generator state}                  save_neural_model / read_checkpoint
-    mix.pt, arpa.pt  {"table": its levels (backoff.table_state), "recipe"}  save_table_model / read_checkpoint
->>>>>>> sparse
+    mix.pt           {"table": its parts (Mixture.state), "recipe"}   save_table_model / read_checkpoint
+    arpa.pt          {"table": its levels (table_state), "recipe"}    save_table_model / read_checkpoint
     metrics.json     NLL, perplexity, bits per char per model and split     write_metrics / read_metrics
     events.out.tfevents.*   TensorBoard
 
