@@ -108,7 +108,7 @@ def test_a_second_process_does_not_compile_again(installed):
     probe = (
         "import json, bigram.reader.corpus as c, bigram.optim.newton as n\n"
         "k = c._kernels(); f = n._compiled()\n"
-        "ds = [d for d in vars(k).values() if hasattr(d, 'stats')] + [f]\n"
+        "ds = [d for d in vars(k).values() if hasattr(d, 'stats')] + list(f)\n"
         "hits, misses = (sum(len(getattr(d.stats, s)) for d in ds) for s in ('cache_hits', 'cache_misses'))\n"
         "print(json.dumps([misses, hits]))"
     )
