@@ -30,6 +30,10 @@ the caller (bigram.reader.corpus, from shuffle.py, which this module does not im
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from bigram.reader.lines import NL, SPACE, decode_one, is_space
 from bigram.reader.numba_cache import njit
@@ -39,6 +43,7 @@ SKIP = 255  # a label that leaves its name out of the counts
 TRI_BITS = 6  # order 3's dense block: 2^6 code points, 3 · 2^18 counts (6 MiB)
 TRI_IDS = 1 << TRI_BITS
 BLOCK = 1 << 16  # code points decoded before they are counted: the block stays in cache
+AHEAD = 32  # keys between a table slot's prefetch and its probe: ~a memory latency of probes
 MAX_PACKED = 7  # orders whose n-grams of code points < 256 pack into one key: split, then 8 bits each
 # the hash split's and the hash tables' multipliers (shuffle.py's table uses M1 too), and murmur3's
 # finalizer constants
@@ -67,6 +72,9 @@ class Accumulator:
         self.scratch = np.zeros(0, dtype=np.int32)  # a block of names' code points, "\n" after each
         self.splits = np.zeros(0, dtype=np.uint8)  # the split of each name of the block
         self.context = np.zeros(max(order - 1, 1), dtype=np.int64)
+        # order ≠ 2: a block's n-grams, gathered before they are counted (`_gather_ngrams`)
+        self.kbuf = np.zeros(2 * BLOCK if order != 2 else 1, dtype=np.int64)
+        self.rbuf = np.zeros(len(self.kbuf), dtype=np.int64)
         # order 3: trigrams of the first TRI_IDS code points met (a names list in one script has
         # fewer) in a dense block [split, id, id, id], as order 2's pairs are: a counter, not a probe
         self.tri = np.zeros(3 << (3 * TRI_BITS) if order == 3 else 1, dtype=np.int64)
@@ -131,7 +139,7 @@ def count_chunk(
         buf, labels, by_hash, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val, SPACE,
         acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch, acc.splits,
         acc.order, acc.grams, acc.gram_vals, acc.grams_used, acc.context,
-        acc.tri, acc.tri_ids, acc.tri_cps, acc.tri_used,
+        acc.tri, acc.tri_ids, acc.tri_cps, acc.tri_used, acc.kbuf, acc.rbuf,
     )  # fmt: skip
     return k
 
@@ -180,7 +188,7 @@ def _split_by_hash(cps, n, seed, t_test, t_val):
 @njit(cache=True, nogil=True)
 def _count(
     buf, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name, splits,
-    order, grams, gram_vals, grams_used, context, tri, tri_ids, tri_cps, tri_used,
+    order, grams, gram_vals, grams_used, context, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf,
 ):  # fmt: skip
     """count_chunk's loop, a block of names at a time: decode, strip and split them, then count."""
     n = buf.shape[0]
@@ -190,10 +198,13 @@ def _count(
         if order == 2:
             keys, vals, used = _count_pairs(name, m, splits, hot, keys, vals, used, seen)
         else:
-            keys, used, grams, gram_vals, grams_used = _count_ngrams(
-                name, m, splits, order, keys, used, grams, gram_vals, grams_used, context, seen,
-                tri, tri_ids, tri_cps, tri_used,
-            )  # fmt: skip
+            if kbuf.shape[0] < m:  # a block that ends in a very long name (rare): buffers for it
+                kbuf, rbuf = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
+            nk, nr = _gather_ngrams(name, m, splits, order, seen, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf)
+            keys, used = _add_keys(keys, used, kbuf, nk)
+            grams, gram_vals, grams_used = _add_rows(
+                grams, gram_vals, grams_used, name, rbuf, nr, order, context
+            )
     return keys, vals, used, grams, gram_vals, grams_used, k
 
 
@@ -271,54 +282,122 @@ def _count_pairs(name, m, splits, hot, keys, vals, used, seen):
 
 
 @njit(cache=True, nogil=True)
-def _count_ngrams(
-    name, m, splits, order, keys, used, grams, gram_vals, grams_used, context, seen,
-    tri, tri_ids, tri_cps, tri_used,
-):  # fmt: skip
-    """Another order: in each name the context slides along, starting as order − 1 boundaries.
-    Order 3 counts into its dense block while the three code points have small ids; else the
-    context is read off the name as one packed key (every code point below 256), or as a row."""
-    lo, q = 0, 0  # the name's start in the block; its index
+def _gather_ngrams(name, m, splits, order, seen, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf):
+    """Another order: in each name the n-gram slides along, its context starting as order − 1
+    boundaries. Order 3 counts into its dense block while the three code points have small ids;
+    an n-gram of code points all below 256 goes to `kbuf` as one packed key (kept up to date as
+    it slides: a shift and an or), any other to `rbuf` as where it ends (`_row_ref`). They are
+    counted afterwards, a block at a time: the tables' probes then run back to back, and no table
+    grows in this loop. Returns how many of each."""
+    lo, q, nk, nr = 0, 0, 0, 0  # the name's start in the block; its index; keys; rows
+    width = 8 * order if order <= MAX_PACKED else 0  # the packed n-gram's bits (0: never packed)
+    full = (np.int64(1) << width) - 1
+    boundary = np.int64(0)  # `order` boundaries, packed
+    for _ in range(order):
+        boundary = (boundary << 8) | NL
+    packed, wide = boundary & full, np.int64(-1)  # the latest code point ≥ 256 (< lo: none)
     tri_ctx, no_id = np.int64(0), 0  # order 3: the context's two ids; steps it holds one without
     for j in range(m):
         nxt, s = np.int64(name[j]), np.int64(splits[q])
+        packed = ((packed << 8) | (nxt & 255)) & full
+        if nxt >= 256:
+            wide = np.int64(j)
+            seen[nxt] = True
         dense = False
         if order == 3:
             nid = np.int64(tri_ids[nxt])
             if nid == EMPTY and tri_used[0] < TRI_IDS:  # first met: the next id
-                nid = tri_used[0]
-                tri_ids[nxt] = nid
-                tri_cps[nid] = nxt
-                tri_used[0] += 1
-                if nxt >= 256:  # the vocabulary's size check reads `seen`
-                    seen[nxt] = True
+                nid = _new_id(nxt, tri_ids, tri_cps, tri_used)
             dense, tri_ctx_was = nid != EMPTY and no_id == 0, tri_ctx  # all three have ids
             tri_ctx = ((tri_ctx << TRI_BITS) | (nid & (TRI_IDS - 1))) & ((1 << 2 * TRI_BITS) - 1)
             no_id = 2 if nid == EMPTY else max(no_id - 1, 0)
         if dense:
             tri[np.uint64((s << (3 * TRI_BITS)) | (tri_ctx_was << TRI_BITS) | nid)] += 1
-        else:  # the context, as one key while every code point is below 256, else as a row
-            packed = np.int64(0)
-            narrow = nxt < 256 and order <= MAX_PACKED
-            for t in range(order - 1):
-                at = j - (order - 1) + t
-                c = np.int64(name[at]) if at >= lo else np.int64(NL)
-                context[t] = c
-                packed = (packed << 8) | (c & 255)
-                narrow = narrow and c < 256
-            if narrow:
-                if 4 * (used + 1) > keys.shape[0]:
-                    keys = _grow_pairs(keys)
-                used += _add_pair(keys, (s << (8 * order)) | (packed << 8) | nxt)
-            else:
-                if nxt >= 256:
-                    seen[nxt] = True
-                if 2 * (grams_used + 1) > grams.shape[0]:
-                    grams, gram_vals = _grow_rows(grams, gram_vals)
-                grams_used += _add_row(grams, gram_vals, s, context, order - 1, nxt)
+        elif width and (wide < lo or j - wide >= order):  # every code point of it below 256
+            kbuf[nk] = (s << width) | packed
+            nk += 1
+        else:
+            rbuf[nr] = _row_ref(j, lo, s)
+            nr += 1
         if nxt == NL:  # the next name: its context starts as boundaries again
-            lo, q, tri_ctx, no_id = j + 1, q + 1, np.int64(0), 0
-    return keys, used, grams, gram_vals, grams_used
+            lo, q, tri_ctx, no_id, packed = j + 1, q + 1, np.int64(0), 0, boundary & full
+    return nk, nr
+
+
+@njit(cache=True, nogil=True)
+def _row_ref(j, lo, s):
+    """An n-gram counted as a row, by where it ends in the block: (j, j − its name's start, capped
+    at 255, split) in one integer."""
+    return (np.int64(j) << 10) | (min(j - lo, 255) << 2) | s
+
+
+@njit(cache=True, nogil=True)
+def _new_id(cp, tri_ids, tri_cps, tri_used):
+    """Order 3: the next small id, to code point `cp`, met for the first time."""
+    nid = tri_used[0]
+    tri_ids[cp] = nid
+    tri_cps[nid] = cp
+    tri_used[0] += 1
+    return nid
+
+
+@njit(cache=True, nogil=True)
+def _add_keys(keys, used, kbuf, n):
+    """Count the packed n-grams kbuf[:n] into the pair table, grown whenever it is half full."""
+    i = 0
+    while i < n:
+        if 4 * (used + 1) > keys.shape[0]:
+            keys = _grow_pairs(keys)
+        i, used = _add_keys_while_room(keys, used, kbuf, i, n)
+    return keys, used
+
+
+@njit(cache=True, nogil=True)
+def _add_keys_while_room(keys, used, kbuf, i, n):
+    """From kbuf[i], count keys until the table must grow (a loop of its own: a table that may be
+    replaced in a loop costs that loop several times its probes). Returns (i after, used)."""
+    room = (keys.shape[0] >> 2) - 1  # used may reach this
+    mask = (keys.shape[0] >> 1) - 1
+    while i < n and used <= room:
+        if i + AHEAD < n:
+            ahead = np.int64((np.uint64(kbuf[i + AHEAD]) * M1) >> np.uint64(32)) & mask
+            _prefetch(keys, 2 * ahead)
+        used += _add_pair(keys, kbuf[i])
+        i += 1
+    return i, used
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Ask the CPU to fetch array[index]'s cache line (LLVM's prefetch: for reading and writing,
+    kept in every cache level) and go on: the probe that reads it comes AHEAD keys later."""
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        byte = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        builder.call(fn, [builder.bitcast(builder.gep(data, [args[1]]), byte), i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, types.intp), codegen
+
+
+@njit(cache=True, nogil=True)
+def _add_rows(grams, gram_vals, used, name, rbuf, n, order, context):
+    """Count the n-grams rbuf[:n] (`_row_ref`) of the block `name` into the row table."""
+    m = order - 1
+    for r in range(n):
+        ref = rbuf[r]
+        j, back, s = ref >> 10, (ref >> 2) & 255, ref & 3
+        for t in range(m):  # the context, oldest first, boundaries before the name
+            context[t] = np.int64(name[j - m + t]) if m - t <= back else np.int64(NL)
+        if 2 * (used + 1) > grams.shape[0]:
+            grams, gram_vals = _grow_rows(grams, gram_vals)
+        used += _add_row(grams, gram_vals, s, context, m, np.int64(name[j]))
+    return grams, gram_vals, used
 
 
 @njit(cache=True, nogil=True)
