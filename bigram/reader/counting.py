@@ -201,7 +201,7 @@ def _count(
             if kbuf.shape[0] < m:  # a block that ends in a very long name (rare): buffers for it
                 kbuf, rbuf = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
             nk, nr = _gather_ngrams(name, m, splits, order, seen, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf)
-            keys, used = _add_keys(keys, used, kbuf, nk)
+            keys, used = _add_keys(keys, used, kbuf[:nk], kbuf[:0])
             grams, gram_vals, grams_used = _add_rows(
                 grams, gram_vals, grams_used, name, rbuf, nr, order, context
             )
@@ -273,7 +273,7 @@ def _count_pairs(name, m, splits, hot, keys, vals, used, seen):
                 seen[nxt] = True
             if 2 * (used + 1) > keys.shape[0]:
                 keys, vals = _grow(keys, vals)
-            used += _add(keys, vals, (np.int64(splits[q]) << 42) | (prev << 21) | nxt)
+            used += _add(keys, vals, (np.int64(splits[q]) << 42) | (prev << 21) | nxt, 1)
         prev = nxt
         if nxt == NL:  # the next name
             q += 1
@@ -342,27 +342,27 @@ def _new_id(cp, tri_ids, tri_cps, tri_used):
 
 
 @njit(cache=True, nogil=True)
-def _add_keys(keys, used, kbuf, n):
-    """Count the packed n-grams kbuf[:n] into the pair table, grown whenever it is half full."""
+def _add_keys(table, used, keys, counts):
+    """Count the packed n-grams `keys` into the pair table, `counts[i]` each (none given: 1),
+    the table grown whenever it is half full."""
     i = 0
-    while i < n:
-        if 4 * (used + 1) > keys.shape[0]:
-            keys = _grow_pairs(keys)
-        i, used = _add_keys_while_room(keys, used, kbuf, i, n)
-    return keys, used
+    while i < keys.shape[0]:
+        if 4 * (used + 1) > table.shape[0]:
+            table = _grow_pairs(table)
+        i, used = _add_keys_while_room(table, used, keys, counts, i)
+    return table, used
 
 
 @njit(cache=True, nogil=True)
-def _add_keys_while_room(keys, used, kbuf, i, n):
-    """From kbuf[i], count keys until the table must grow (a loop of its own: a table that may be
+def _add_keys_while_room(table, used, keys, counts, i):
+    """From keys[i], count keys until the table must grow (a loop of its own: a table that may be
     replaced in a loop costs that loop several times its probes). Returns (i after, used)."""
-    room = (keys.shape[0] >> 2) - 1  # used may reach this
-    mask = (keys.shape[0] >> 1) - 1
+    n, room = keys.shape[0], (table.shape[0] >> 2) - 1  # used may reach room
+    mask, ones = (table.shape[0] >> 1) - 1, counts.shape[0] == 0
     while i < n and used <= room:
         if i + AHEAD < n:
-            ahead = np.int64((np.uint64(kbuf[i + AHEAD]) * M1) >> np.uint64(32)) & mask
-            _prefetch(keys, 2 * ahead)
-        used += _add_pair(keys, kbuf[i])
+            _prefetch(table, 2 * (_pair_hash(keys[i + AHEAD]) & mask))
+        used += _add_pair(table, keys[i], 1 if ones else counts[i])
         i += 1
     return i, used
 
@@ -387,17 +387,42 @@ def _prefetch(typingctx, array, index):
 
 @njit(cache=True, nogil=True)
 def _add_rows(grams, gram_vals, used, name, rbuf, n, order, context):
-    """Count the n-grams rbuf[:n] (`_row_ref`) of the block `name` into the row table."""
-    m = order - 1
-    for r in range(n):
-        ref = rbuf[r]
-        j, back, s = ref >> 10, (ref >> 2) & 255, ref & 3
-        for t in range(m):  # the context, oldest first, boundaries before the name
-            context[t] = np.int64(name[j - m + t]) if m - t <= back else np.int64(NL)
+    """Count the n-grams rbuf[:n] (`_row_ref`) of the block `name` into the row table, grown
+    whenever it is half full."""
+    r = 0
+    while r < n:
         if 2 * (used + 1) > grams.shape[0]:
             grams, gram_vals = _grow_rows(grams, gram_vals)
-        used += _add_row(grams, gram_vals, s, context, m, np.int64(name[j]))
+        r, used = _add_rows_while_room(grams, gram_vals, used, name, rbuf, r, n, order - 1, context)
     return grams, gram_vals, used
+
+
+@njit(cache=True, nogil=True)
+def _add_rows_while_room(grams, gram_vals, used, name, rbuf, r, n, m, context):
+    """`_add_keys_while_room` for rows: from rbuf[r] until the table must grow."""
+    room, mask = (grams.shape[0] >> 1) - 1, grams.shape[0] - 1
+    while r < n and used <= room:
+        if r + AHEAD < n:
+            ref = rbuf[r + AHEAD]
+            s = _ref_context(name, ref, m, context)
+            ahead = _row_hash(s, context, m, np.int64(name[ref >> 10])) & mask
+            _prefetch(grams, ahead * grams.shape[1])
+            _prefetch(gram_vals, ahead)
+        ref = rbuf[r]
+        s = _ref_context(name, ref, m, context)
+        used += _add_row(grams, gram_vals, s, context, m, np.int64(name[ref >> 10]), 1)
+        r += 1
+    return r, used
+
+
+@njit(cache=True, nogil=True)
+def _ref_context(name, ref, m, context):
+    """The context of the n-gram `ref` (`_row_ref`) into `context`, oldest first, boundaries
+    before its name's start; returns its split."""
+    j, back = ref >> 10, (ref >> 2) & 255
+    for t in range(m):
+        context[t] = np.int64(name[j - m + t]) if m - t <= back else np.int64(NL)
+    return ref & 3
 
 
 @njit(cache=True, nogil=True)
@@ -411,10 +436,10 @@ def _slot(keys, key):
 
 
 @njit(cache=True, nogil=True)
-def _add(keys, vals, key):
-    """Count one more of `key`; 1 if it is new to the table."""
+def _add(keys, vals, key, count):
+    """Count `count` more of `key`; 1 if it is new to the table."""
     h = _slot(keys, key)
-    vals[h] += 1
+    vals[h] += count
     if keys[h] == EMPTY:
         keys[h] = key
         return 1
@@ -435,21 +460,27 @@ def _grow(keys, vals):
 
 
 @njit(cache=True, nogil=True)
+def _pair_hash(key):
+    """A packed n-gram's hash: its slot in a pair table is this & mask."""
+    return np.int64((np.uint64(key) * M1) >> np.uint64(32))
+
+
+@njit(cache=True, nogil=True)
 def _pair_slot(table, key):
     """Where `key` is in a table of (key, count) pairs side by side, or the free slot for it."""
     mask = (table.shape[0] >> 1) - 1
-    h = np.int64((np.uint64(key) * M1) >> np.uint64(32)) & mask
+    h = _pair_hash(key) & mask
     while table[2 * h] != key and table[2 * h] != EMPTY:
         h = (h + 1) & mask
     return h
 
 
 @njit(cache=True, nogil=True)
-def _add_pair(table, key):
+def _add_pair(table, key, count):
     """`_add` for the pair table: one cache line per probe, which pays at orders above 2, where
     every character probes a table too big for the fastest cache."""
     h = _pair_slot(table, key)
-    table[2 * h + 1] += 1
+    table[2 * h + 1] += count
     if table[2 * h] == EMPTY:
         table[2 * h] = key
         return 1
@@ -470,13 +501,19 @@ def _grow_pairs(table):
 
 
 @njit(cache=True, nogil=True)
-def _row_slot(grams, s, context, m, nxt):
-    """Where the row (s, context[:m], nxt) is in the table, or the free slot where it goes."""
-    mask = grams.shape[0] - 1
+def _row_hash(s, context, m, nxt):
+    """The row (s, context[:m], nxt)'s hash: its slot in the row table is this & mask."""
     h = np.uint64(s) * M1 + np.uint64(nxt)
     for t in range(m):
         h = (h ^ np.uint64(context[t])) * M2
-    h = np.int64((h * M1) >> np.uint64(40)) & mask
+    return np.int64((h * M1) >> np.uint64(40))
+
+
+@njit(cache=True, nogil=True)
+def _row_slot(grams, s, context, m, nxt):
+    """Where the row (s, context[:m], nxt) is in the table, or the free slot where it goes."""
+    mask = grams.shape[0] - 1
+    h = _row_hash(s, context, m, nxt) & mask
     while grams[h, 0] != EMPTY:
         same = grams[h, 0] == s and grams[h, m + 1] == nxt
         for t in range(m):
@@ -488,10 +525,10 @@ def _row_slot(grams, s, context, m, nxt):
 
 
 @njit(cache=True, nogil=True)
-def _add_row(grams, gram_vals, s, context, m, nxt):
-    """Count one more (s, context[:m], nxt); 1 if it is new to the table."""
+def _add_row(grams, gram_vals, s, context, m, nxt, count):
+    """Count `count` more (s, context[:m], nxt); 1 if it is new to the table."""
     h = _row_slot(grams, s, context, m, nxt)
-    gram_vals[h] += 1
+    gram_vals[h] += count
     if grams[h, 0] == EMPTY:
         grams[h, 0] = s
         for t in range(m):
