@@ -309,14 +309,12 @@ class PairCounter:
     def names(self) -> np.ndarray:
         return sum((acc.names for acc in self.accumulators), np.zeros(3, dtype=np.int64))
 
-    def ngrams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every counted n-gram as (split, context, next, count) arrays of code points (context:
-        n × (order − 1)), the threads' parts laid end to end: an n-gram may appear once per thread."""
-        parts = [acc.ngrams() for acc in self.accumulators]
-        if not parts:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, np.zeros((0, self.order - 1), dtype=np.int64), empty, empty
-        return tuple(np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(4))
+    def merged(self):
+        """Every thread's counts in one `counting.Accumulator` (`counting.merge`), each (split,
+        n-gram) listed once; it stands for all of them from then on."""
+        kernels = _kernels()
+        self.accumulators = [kernels.merge(self.accumulators or [kernels.Accumulator(self.seen, self.order)])]
+        return self.accumulators[0]
 
 
 def check_table_size(V: int, order: int, where: str = "") -> int:
@@ -327,20 +325,40 @@ def check_table_size(V: int, order: int, where: str = "") -> int:
 
 
 def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, torch.Tensor]:
-    """Per-split C×V int64 count matrices from (split, row, column, count) in token ids (a pair
-    may repeat, once per thread: repeats add up); sparse COO when
-    that is smaller than dense (24 bytes per counted pair against 8 per cell)."""
-    s, rows, cols, c = grams
+    """Per-split C×V int64 count matrices from (split, key = row · V + column, count) in token ids
+    (a key may repeat, once per process: repeats add up); sparse COO when that is smaller than
+    dense (24 bytes per counted pair against 8 per cell)."""
+    s, keys, c = grams
     out = {}
     for i, name in enumerate(SPLITS):
         if names[i] == 0:
             continue
-        m = s == i
-        idx = torch.from_numpy(np.stack([rows[m], cols[m]]).astype(np.int64))
-        vals = torch.from_numpy(c[m].astype(np.int64))
-        t = torch.sparse_coo_tensor(idx, vals, shape, check_invariants=False).coalesce()
-        out[name] = t if 3 * t.values().numel() < shape[0] * shape[1] else t.to_dense()
+        k, n = _sorted_sums(keys[s == i], c[s == i], shape[0] * shape[1])
+        idx = torch.from_numpy(np.stack(np.divmod(k, shape[1])))
+        t = torch.sparse_coo_tensor(
+            idx, torch.from_numpy(n), shape, check_invariants=False, is_coalesced=True
+        )
+        out[name] = t if 3 * len(k) < shape[0] * shape[1] else t.to_dense()
     return out
+
+
+def _sorted_sums(keys: np.ndarray, counts: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The keys (each below `limit`) sorted, each once, with their counts summed: a coalesced
+    sparse tensor's indices. When a key and a count fit one int64 together they are sorted as one
+    (numpy sorts plain integers several times faster than it argsorts)."""
+    if len(keys) == 0:
+        return keys, counts
+    bits = int(counts.max()).bit_length()
+    if limit << bits <= 1 << 63:
+        both = np.sort((keys << bits) | counts)
+        keys, counts = both >> bits, both & ((1 << bits) - 1)
+    else:
+        order = np.argsort(keys)
+        keys, counts = keys[order], counts[order]
+    if len(keys) > 1 and (keys[1:] == keys[:-1]).any():  # the same n-gram from two processes
+        starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+        keys, counts = keys[starts], np.add.reduceat(counts, starts)
+    return keys, counts
 
 
 # --- the reader ---------------------------------------------------------------------------------
@@ -526,11 +544,9 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
     (the vocabularies are merged first, then one all-reduce of dense matrices)."""
     names = counter.names.copy()
     order = counter.order
-    s, context, nxt, c = counter.ngrams()
-    met = np.zeros(_CP, dtype=bool)  # every code point met, "\n" (the boundary) among them
-    met[context.ravel()] = True
-    met[nxt] = True
-    chars = np.flatnonzero(met)  # a mask, not np.unique: no sort of the n-grams (0.03 s at 0.5M)
+    kernels = _kernels()
+    acc = counter.merged()
+    chars = np.flatnonzero(kernels.met(acc))  # every code point met, "\n" (the boundary) among them
     if group is not None:
         import torch.distributed as dist
 
@@ -544,24 +560,17 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
 
     token = np.zeros(_CP, dtype=np.int32)  # code point → token id ("\n" → 0, the boundary)
     token[chars] = np.arange(1, V, dtype=np.int32)
-
-    def ids(cp: np.ndarray) -> np.ndarray:  # a lookup, not a binary search per n-gram
-        return token[cp].astype(np.int64)
-
-    rows = np.zeros(len(nxt), dtype=np.int64)  # context (c₁ … c_{N−1}) → Σ cᵢ·V^(N−1−i)
-    for i in range(order - 1):
-        rows = rows * V + ids(context[:, i])
-    cols = ids(nxt)
+    grams = kernels.token_ngrams(acc, token, V)  # (split, row · V + column, count)
     if group is not None:  # every rank's n-grams gathered and summed: sparse, never C×V
-        s, rows, cols, c, names = _merge_ranks(group, (s, rows, cols, c), names)
+        *grams, names = _merge_ranks(group, grams, names)
     if names.sum() == 0:
         raise BigramError(f"data file {p} has no names (it is empty or only blank lines)")
     per_split = {s: int(n) for s, n in zip(SPLITS, names, strict=True)}
-    return CorpusCounts(vocab, _matrices((C, V), (s, rows, cols, c), names), per_split, order)
+    return CorpusCounts(vocab, _matrices((C, V), grams, names), per_split, order)
 
 
 def _merge_ranks(group, grams, names: np.ndarray):
-    """(split, row, column, count) of every rank's n-grams laid end to end (repeats add up in
+    """(split, key, count) of every rank's n-grams laid end to end (repeats add up in
     `_matrices`), and the names per split summed: what one process would have counted."""
     import torch.distributed as dist
 
@@ -570,7 +579,7 @@ def _merge_ranks(group, grams, names: np.ndarray):
         everyone, (tuple(np.asarray(x, dtype=np.int64) for x in grams), names), group=group
     )
     parts = [p[0] for p in everyone]
-    merged = tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+    merged = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
     return (*merged, np.sum([p[1] for p in everyone], axis=0))
 
 

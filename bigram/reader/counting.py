@@ -144,6 +144,88 @@ def count_chunk(
     return k
 
 
+def merge(accs: list[Accumulator]) -> Accumulator:
+    """Every thread's counts folded into the first accumulator, which is returned: each (split,
+    n-gram) is then listed once. Order 3's dense trigrams (each thread numbers its code points its
+    own way) join the tables, as keys or rows. The accumulators must count no more afterwards."""
+    out = accs[0]
+    for acc in accs:
+        if acc is not out:
+            out.names += acc.names
+            out.hot += acc.hot
+            _merge_tables(out, acc)
+        if out.order == 3:
+            _fold_trigrams(out, acc)
+    return out
+
+
+def _merge_tables(out: Accumulator, acc: Accumulator) -> None:
+    """Add acc's hash tables to out's."""
+    if out.order == 2:
+        full = acc.keys != EMPTY
+        out.keys, out.vals, out.used = _add_list(out.keys, out.vals, out.used, acc.keys[full], acc.vals[full])
+        return
+    pairs = acc.keys.reshape(-1, 2)
+    full = pairs[:, 0] != EMPTY
+    out.keys, out.used = _add_keys(out.keys, out.used, pairs[full, 0], pairs[full, 1])
+    rows = acc.grams[:, 0] != EMPTY
+    out.grams, out.gram_vals, out.grams_used = _add_row_list(
+        out.grams, out.gram_vals, out.grams_used, acc.grams[rows], acc.gram_vals[rows]
+    )
+
+
+def _fold_trigrams(out: Accumulator, acc: Accumulator) -> None:
+    """Move acc's dense trigrams into out's tables: a packed key when all three code points are
+    below 256, else a row."""
+    at = np.flatnonzero(acc.tri)  # [split, id, id, id], TRI_BITS each
+    n = acc.tri[at]
+    acc.tri[at] = 0
+    cps = acc.tri_cps[(at[:, None] >> (TRI_BITS * np.arange(2, -1, -1))) & (TRI_IDS - 1)]  # c₁ c₂ next
+    s = at >> (3 * TRI_BITS)
+    narrow = (cps < 256).all(axis=1)
+    keys = (s << 24) | (cps[:, 0] << 16) | (cps[:, 1] << 8) | cps[:, 2]
+    out.keys, out.used = _add_keys(out.keys, out.used, keys[narrow], n[narrow])
+    rows = np.column_stack([s, cps])[~narrow]
+    out.grams, out.gram_vals, out.grams_used = _add_row_list(
+        out.grams, out.gram_vals, out.grams_used, rows, n[~narrow]
+    )
+
+
+def met(acc: Accumulator) -> np.ndarray:
+    """Which code points `acc` counted, as a mask over all code points: every code point of a
+    name is the next of one of its n-grams (the boundary "\\n" too), so the nexts say."""
+    seen = np.zeros(0x110000, dtype=np.bool_)
+    if acc.order == 2:
+        seen[np.flatnonzero(acc.hot) & 255] = True
+        seen[acc.keys[acc.keys != EMPTY] & 0x1FFFFF] = True
+        return seen
+    keys = acc.keys[0::2]
+    seen[:256] = np.bincount(keys[keys != EMPTY] & 255, minlength=256) > 0
+    seen[acc.grams[acc.grams[:, 0] != EMPTY, -1]] = True
+    seen[acc.tri_cps[np.flatnonzero(acc.tri) & (TRI_IDS - 1)]] = True
+    return seen
+
+
+def token_ngrams(acc: Accumulator, token: np.ndarray, V: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A merged accumulator's n-grams (`merge`) as (split, key, count) arrays, each (split,
+    n-gram) once: key = row · V + column in token ids (`token`: code point → id; row = the
+    context's ids as digits base V, oldest first), below V^order."""
+    if acc.order == 2:  # the dense block [65536·split + 256·prev + next], then the table
+        at, full = np.flatnonzero(acc.hot), acc.keys != EMPTY
+        k = acc.keys[full]
+        prev = np.concatenate([(at >> 8) & 255, (k >> 21) & 0x1FFFFF])
+        nxt = np.concatenate([at & 255, k & 0x1FFFFF])
+        keys = token[prev].astype(np.int64) * V + token[nxt]
+        return np.concatenate([at >> 16, k >> 42]), keys, np.concatenate([acc.hot[at], acc.vals[full]])
+    s, keys, n = _pair_ngrams(acc.keys, acc.order, token[:256].astype(np.int64), V)
+    g = acc.grams[acc.grams[:, 0] != EMPTY]
+    row_keys = np.zeros(len(g), dtype=np.int64)
+    for t in range(1, acc.order + 1):  # the context's code points, then the next
+        row_keys = row_keys * V + token[g[:, t]]
+    counts = acc.gram_vals[acc.grams[:, 0] != EMPTY]
+    return np.concatenate([s, g[:, 0]]), np.concatenate([keys, row_keys]), np.concatenate([n, counts])
+
+
 def thresholds(val_frac: float, test_frac: float) -> tuple[np.uint64, np.uint64]:
     """A name is test if its 64-bit hash h < t_test, val if t_test ≤ h < t_val: h / 2^64 is
     uniform in [0, 1), so these are the fractions scaled to 64 bits."""
@@ -423,6 +505,47 @@ def _ref_context(name, ref, m, context):
     for t in range(m):
         context[t] = np.int64(name[j - m + t]) if m - t <= back else np.int64(NL)
     return ref & 3
+
+
+@njit(cache=True, nogil=True)
+def _pair_ngrams(table, order, token, V):
+    """The pair table's n-grams as (split, key, count) arrays (`token_ngrams`)."""
+    n = 0
+    for j in range(0, table.shape[0], 2):
+        n += table[j] != EMPTY
+    s, keys, counts = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    i = 0
+    for j in range(0, table.shape[0], 2):
+        key = table[j]
+        if key == EMPTY:
+            continue
+        k = np.int64(0)
+        for t in range(order - 1, -1, -1):  # the oldest code point highest
+            k = k * V + token[(key >> (8 * t)) & 255]
+        s[i], keys[i], counts[i] = key >> (8 * order), k, table[j + 1]
+        i += 1
+    return s, keys, counts
+
+
+@njit(cache=True, nogil=True)
+def _add_list(keys, vals, used, ks, counts):
+    """Order 2: count ks[i] counts[i] times each into the table."""
+    for i in range(ks.shape[0]):
+        if 2 * (used + 1) > keys.shape[0]:
+            keys, vals = _grow(keys, vals)
+        used += _add(keys, vals, ks[i], counts[i])
+    return keys, vals, used
+
+
+@njit(cache=True, nogil=True)
+def _add_row_list(grams, gram_vals, used, rows, counts):
+    """Count each row (split, context…, next) counts[i] times into the row table."""
+    m = rows.shape[1] - 2
+    for i in range(rows.shape[0]):
+        if 2 * (used + 1) > grams.shape[0]:
+            grams, gram_vals = _grow_rows(grams, gram_vals)
+        used += _add_row(grams, gram_vals, rows[i, 0], rows[i, 1 : m + 1], m, rows[i, m + 1], counts[i])
+    return grams, gram_vals, used
 
 
 @njit(cache=True, nogil=True)
