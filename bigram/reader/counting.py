@@ -252,9 +252,15 @@ def _split_by_hash(cps, n, seed, t_test, t_val):
     total = np.uint64(NL)
     for j in range(n):
         total += np.uint64(cps[j])
+    return _split_of_sum(total, cps[0], cps[n - 1], n, seed, t_test, t_val)
+
+
+@njit(cache=True, nogil=True)
+def _split_of_sum(total, first, last, n, seed, t_test, t_val):
+    """`_split_by_hash` once the sum is known (the reader sums as it decodes)."""
     h = (total & np.uint64(0xFFFFFFFF)) * M1
-    h ^= np.uint64(cps[0]) << np.uint64(21)
-    h ^= np.uint64(cps[n - 1]) << np.uint64(42)
+    h ^= np.uint64(first) << np.uint64(21)
+    h ^= np.uint64(last) << np.uint64(42)
     h += np.uint64(n) * M2
     h ^= seed
     h ^= h >> np.uint64(33)
@@ -304,7 +310,7 @@ def _read_names(buf, i, k, labels, by_hash, seed, t_test, t_val, space, names, n
                 i += 1
             i += 1
             continue
-        at = m  # one line's code points, up to "\n" or the end of the chunk
+        at, total = m, np.uint64(NL)  # one line's code points, up to "\n" or the chunk's end; their sum
         while i < n:
             c = np.int64(buf[i])
             if c < 0x80:
@@ -314,25 +320,31 @@ def _read_names(buf, i, k, labels, by_hash, seed, t_test, t_val, space, names, n
             else:
                 c, i = decode_one(buf, i, n)
             name[at] = c
+            total += np.uint64(c)
             at += 1
-        lo, hi = m, at
-        while lo < hi and is_space(name[lo], space):
+        lo, hi = m, at  # str.strip(); a visible ASCII character needs no look at the table
+        while lo < hi and (name[lo] <= 0x20 or name[lo] >= 0x7F) and is_space(name[lo], space):
+            total -= np.uint64(name[lo])
             lo += 1
-        while hi > lo and is_space(name[hi - 1], space):
+        while hi > lo and (name[hi - 1] <= 0x20 or name[hi - 1] >= 0x7F) and is_space(name[hi - 1], space):
+            total -= np.uint64(name[hi - 1])
             hi -= 1
         if lo == hi:
             continue
         if by_hash:
-            s = _split_by_hash(name[lo:hi], hi - lo, seed, t_test, t_val)
+            s = _split_of_sum(total, name[lo], name[hi - 1], hi - lo, seed, t_test, t_val)
         else:  # past the labels only if the first pass counted differently: the caller checks k
             s = labels[k] if k < labels.shape[0] else 0
         k += 1
         if s == SKIP:
             continue
         names[s] += 1
-        for j in range(lo, hi):  # to the block's end (a copy only after leading white space)
-            name[m] = name[j]
-            m += 1
+        if lo == m:  # in place already
+            m = hi
+        else:  # after leading white space: moved to the block's end
+            for j in range(lo, hi):
+                name[m] = name[j]
+                m += 1
         name[m] = NL
         m += 1
         splits[q] = s
