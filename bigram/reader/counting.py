@@ -73,8 +73,7 @@ class Accumulator:
         self.splits = np.zeros(0, dtype=np.uint8)  # the split of each name of the block
         self.context = np.zeros(max(order - 1, 1), dtype=np.int64)
         # order ≠ 2: a block's n-grams, gathered before they are counted (`_gather_ngrams`)
-        self.kbuf = np.zeros(2 * BLOCK if order != 2 else 1, dtype=np.int64)
-        self.rbuf = np.zeros(len(self.kbuf), dtype=np.int64)
+        self.kbuf = self.rbuf = np.zeros(0, dtype=np.int64)
         # order 3: trigrams of the first TRI_IDS code points met (a names list in one script has
         # fewer) in a dense block [split, id, id, id], as order 2's pairs are: a counter, not a probe
         self.tri = np.zeros(3 << (3 * TRI_BITS) if order == 3 else 1, dtype=np.int64)
@@ -134,14 +133,65 @@ def count_chunk(
     if len(acc.scratch) <= len(buf) + BLOCK:  # a block, and the longest line that may start it
         acc.scratch = np.zeros(len(buf) + BLOCK + 1, dtype=np.int32)
         acc.splits = np.zeros(BLOCK + 1, dtype=np.uint8)  # a name has a code point and its "\n"
+        if acc.order != 2:  # a block's n-grams: a few pages of these are ever touched
+            acc.kbuf, acc.rbuf = np.zeros(len(acc.scratch), np.int64), np.zeros(len(acc.scratch), np.int64)
     t_test, t_val = thresholds(val_frac, test_frac)
-    acc.keys, acc.vals, acc.used, acc.grams, acc.gram_vals, acc.grams_used, k = _count(
-        buf, labels, by_hash, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val, SPACE,
-        acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch, acc.splits,
-        acc.order, acc.grams, acc.gram_vals, acc.grams_used, acc.context,
-        acc.tri, acc.tri_ids, acc.tri_cps, acc.tri_used, acc.kbuf, acc.rbuf,
-    )  # fmt: skip
-    return k
+    i = k = 0
+    while True:  # _count stops where a table is full; grown here, it goes on
+        i, k, acc.keys, acc.vals, acc.used, acc.grams_used, keys_at, nk, rows_at, nr = _count(
+            buf, i, k, labels, by_hash, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val, SPACE,
+            acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch, acc.splits,
+            acc.order, acc.grams, acc.gram_vals, acc.grams_used, acc.context,
+            acc.tri, acc.tri_ids, acc.tri_cps, acc.tri_used, acc.kbuf, acc.rbuf,
+        )  # fmt: skip
+        if keys_at == nk and rows_at == nr:
+            return k
+        _add_keys(acc, acc.kbuf[keys_at:nk], acc.kbuf[:0])
+        _add_rows(acc, rows_at, nr)
+
+
+def _add_keys(acc: Accumulator, keys: np.ndarray, counts: np.ndarray) -> None:
+    """Count packed n-grams into acc's pair table, counts[i] each (none given: 1). The table grows
+    here, whenever it is half full, not in compiled code: numpy asks the OS for huge pages for a
+    large array, and the probes' address lookups then stay in the TLB (~25% faster at order 5)."""
+    i = 0
+    while True:
+        i, acc.used = _add_keys_while_room(acc.keys, acc.used, keys, counts, i)
+        if i == len(keys):
+            return
+        new = np.full(2 * len(acc.keys), EMPTY, dtype=np.int64)
+        new[1::2] = 0
+        acc.keys = _rehash_pairs(acc.keys, new)
+
+
+def _add_rows(acc: Accumulator, r: int, n: int) -> None:
+    """Count the n-grams acc.rbuf[r:n] (`_row_ref`) of the block in acc.scratch into the row
+    table, grown here whenever it is half full (`_add_keys`)."""
+    while True:
+        r, acc.grams_used = _add_rows_while_room(
+            acc.grams, acc.gram_vals, acc.grams_used, acc.scratch, acc.rbuf, r, n, acc.order - 1, acc.context
+        )
+        if r == n:
+            return
+        _grow_rows(acc)
+
+
+def _add_row_list(acc: Accumulator, rows: np.ndarray, counts: np.ndarray) -> None:
+    """Count each row (split, context…, next) counts[i] times into acc's row table."""
+    i = 0
+    while True:
+        i, acc.grams_used = _add_row_list_while_room(
+            acc.grams, acc.gram_vals, acc.grams_used, rows, counts, i
+        )
+        if i == len(rows):
+            return
+        _grow_rows(acc)
+
+
+def _grow_rows(acc: Accumulator) -> None:
+    """acc's row table at twice the size."""
+    grams = np.full((2 * len(acc.grams), acc.grams.shape[1]), EMPTY, dtype=np.int64)
+    acc.grams, acc.gram_vals = _rehash_rows(acc.grams, acc.gram_vals, grams, np.zeros(len(grams), np.int64))
 
 
 def merge(accs: list[Accumulator]) -> Accumulator:
@@ -167,11 +217,9 @@ def _merge_tables(out: Accumulator, acc: Accumulator) -> None:
         return
     pairs = acc.keys.reshape(-1, 2)
     full = pairs[:, 0] != EMPTY
-    out.keys, out.used = _add_keys(out.keys, out.used, pairs[full, 0], pairs[full, 1])
+    _add_keys(out, pairs[full, 0], pairs[full, 1])
     rows = acc.grams[:, 0] != EMPTY
-    out.grams, out.gram_vals, out.grams_used = _add_row_list(
-        out.grams, out.gram_vals, out.grams_used, acc.grams[rows], acc.gram_vals[rows]
-    )
+    _add_row_list(out, acc.grams[rows], acc.gram_vals[rows])
 
 
 def _fold_trigrams(out: Accumulator, acc: Accumulator) -> None:
@@ -184,11 +232,8 @@ def _fold_trigrams(out: Accumulator, acc: Accumulator) -> None:
     s = at >> (3 * TRI_BITS)
     narrow = (cps < 256).all(axis=1)
     keys = (s << 24) | (cps[:, 0] << 16) | (cps[:, 1] << 8) | cps[:, 2]
-    out.keys, out.used = _add_keys(out.keys, out.used, keys[narrow], n[narrow])
-    rows = np.column_stack([s, cps])[~narrow]
-    out.grams, out.gram_vals, out.grams_used = _add_row_list(
-        out.grams, out.gram_vals, out.grams_used, rows, n[~narrow]
-    )
+    _add_keys(out, keys[narrow], n[narrow])
+    _add_row_list(out, np.column_stack([s, cps])[~narrow], n[~narrow])
 
 
 def met(acc: Accumulator) -> np.ndarray:
@@ -275,25 +320,27 @@ def _split_of_sum(total, first, last, n, seed, t_test, t_val):
 
 @njit(cache=True, nogil=True)
 def _count(
-    buf, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name, splits,
-    order, grams, gram_vals, grams_used, context, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf,
+    buf, i, k, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name,
+    splits, order, grams, gram_vals, grams_used, context, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf,
 ):  # fmt: skip
-    """count_chunk's loop, a block of names at a time: decode, strip and split them, then count."""
+    """count_chunk's loop from buf[i] (the chunk's k-th name), a block of names at a time: decode,
+    strip and split them, then count. Returns (i, k, the tables, used, grams_used, then where
+    the block's keys and rows stopped and how many it has): at order ≠ 2 it returns early, with
+    the block's n-grams counted up to there, when a table must grow."""
     n = buf.shape[0]
-    i, k = 0, 0  # where in buf; names so far in this chunk
     while i < n:
         i, k, m = _read_names(buf, i, k, labels, by_hash, seed, t_test, t_val, space, names, name, splits)
         if order == 2:
             keys, vals, used = _count_pairs(name, m, splits, hot, keys, vals, used, seen)
-        else:
-            if kbuf.shape[0] < m:  # a block that ends in a very long name (rare): buffers for it
-                kbuf, rbuf = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
-            nk, nr = _gather_ngrams(name, m, splits, order, seen, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf)
-            keys, used = _add_keys(keys, used, kbuf[:nk], kbuf[:0])
-            grams, gram_vals, grams_used = _add_rows(
-                grams, gram_vals, grams_used, name, rbuf, nr, order, context
-            )
-    return keys, vals, used, grams, gram_vals, grams_used, k
+            continue
+        nk, nr = _gather_ngrams(name, m, splits, order, seen, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf)
+        keys_at, used = _add_keys_while_room(keys, used, kbuf[:nk], kbuf[:0], 0)
+        rows_at, grams_used = _add_rows_while_room(
+            grams, gram_vals, grams_used, name, rbuf, 0, nr, order - 1, context
+        )
+        if keys_at < nk or rows_at < nr:
+            return i, k, keys, vals, used, grams_used, keys_at, nk, rows_at, nr
+    return i, k, keys, vals, used, grams_used, 0, 0, 0, 0
 
 
 @njit(cache=True, nogil=True)
@@ -436,18 +483,6 @@ def _new_id(cp, tri_ids, tri_cps, tri_used):
 
 
 @njit(cache=True, nogil=True)
-def _add_keys(table, used, keys, counts):
-    """Count the packed n-grams `keys` into the pair table, `counts[i]` each (none given: 1),
-    the table grown whenever it is half full."""
-    i = 0
-    while i < keys.shape[0]:
-        if 4 * (used + 1) > table.shape[0]:
-            table = _grow_pairs(table)
-        i, used = _add_keys_while_room(table, used, keys, counts, i)
-    return table, used
-
-
-@njit(cache=True, nogil=True)
 def _add_keys_while_room(table, used, keys, counts, i):
     """From keys[i], count keys until the table must grow (a loop of its own: a table that may be
     replaced in a loop costs that loop several times its probes). Returns (i after, used)."""
@@ -477,18 +512,6 @@ def _prefetch(typingctx, array, index):
         return context.get_dummy_value()
 
     return types.void(array, types.intp), codegen
-
-
-@njit(cache=True, nogil=True)
-def _add_rows(grams, gram_vals, used, name, rbuf, n, order, context):
-    """Count the n-grams rbuf[:n] (`_row_ref`) of the block `name` into the row table, grown
-    whenever it is half full."""
-    r = 0
-    while r < n:
-        if 2 * (used + 1) > grams.shape[0]:
-            grams, gram_vals = _grow_rows(grams, gram_vals)
-        r, used = _add_rows_while_room(grams, gram_vals, used, name, rbuf, r, n, order - 1, context)
-    return grams, gram_vals, used
 
 
 @njit(cache=True, nogil=True)
@@ -550,14 +573,14 @@ def _add_list(keys, vals, used, ks, counts):
 
 
 @njit(cache=True, nogil=True)
-def _add_row_list(grams, gram_vals, used, rows, counts):
-    """Count each row (split, context…, next) counts[i] times into the row table."""
-    m = rows.shape[1] - 2
-    for i in range(rows.shape[0]):
-        if 2 * (used + 1) > grams.shape[0]:
-            grams, gram_vals = _grow_rows(grams, gram_vals)
+def _add_row_list_while_room(grams, gram_vals, used, rows, counts, i):
+    """From rows[i], count each row (split, context…, next) counts[i] times into the row table
+    until it must grow; returns (i after, used)."""
+    m, room = rows.shape[1] - 2, (grams.shape[0] >> 1) - 1
+    while i < rows.shape[0] and used <= room:
         used += _add_row(grams, gram_vals, rows[i, 0], rows[i, 1 : m + 1], m, rows[i, m + 1], counts[i])
-    return grams, gram_vals, used
+        i += 1
+    return i, used
 
 
 @njit(cache=True, nogil=True)
@@ -623,10 +646,8 @@ def _add_pair(table, key, count):
 
 
 @njit(cache=True, nogil=True)
-def _grow_pairs(table):
-    """The pair table at twice the size."""
-    new = np.full(2 * table.shape[0], EMPTY, dtype=np.int64)
-    new[1::2] = 0
+def _rehash_pairs(table, new):
+    """The pair table's entries into `new` (empty, twice its size); returns new."""
     for j in range(0, table.shape[0], 2):
         if table[j] != EMPTY:
             h = _pair_slot(new, table[j])
@@ -674,11 +695,9 @@ def _add_row(grams, gram_vals, s, context, m, nxt, count):
 
 
 @njit(cache=True, nogil=True)
-def _grow_rows(grams, gram_vals):
-    """The n-gram table at twice the size."""
+def _rehash_rows(grams, gram_vals, new, new_vals):
+    """The row table's entries into `new`, `new_vals` (empty, twice its size); returns them."""
     m = grams.shape[1] - 2
-    new = np.full((2 * grams.shape[0], grams.shape[1]), EMPTY, dtype=np.int64)
-    new_vals = np.zeros(2 * grams.shape[0], dtype=np.int64)
     for j in range(grams.shape[0]):
         if grams[j, 0] != EMPTY:
             h = _row_slot(new, grams[j, 0], grams[j, 1 : m + 1], m, grams[j, m + 1])
