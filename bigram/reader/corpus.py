@@ -309,13 +309,6 @@ class PairCounter:
     def names(self) -> np.ndarray:
         return sum((acc.names for acc in self.accumulators), np.zeros(3, dtype=np.int64))
 
-    def merged(self):
-        """Every thread's counts in one `counting.Accumulator` (`counting.merge`), each (split,
-        n-gram) listed once; it stands for all of them from then on."""
-        kernels = _kernels()
-        self.accumulators = [kernels.merge(self.accumulators or [kernels.Accumulator(self.seen, self.order)])]
-        return self.accumulators[0]
-
 
 def check_table_size(V: int, order: int, where: str = "") -> int:
     """The number of contexts C = V^(order − 1) an order addresses (most never seen: the tables
@@ -326,8 +319,8 @@ def check_table_size(V: int, order: int, where: str = "") -> int:
 
 def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, torch.Tensor]:
     """Per-split C×V int64 count matrices from (split, key = row · V + column, count) in token ids
-    (a key may repeat, once per process: repeats add up); sparse COO when that is smaller than
-    dense (24 bytes per counted pair against 8 per cell)."""
+    (a key may repeat, once per thread and process: repeats add up); sparse COO when that is
+    smaller than dense (24 bytes per counted pair against 8 per cell)."""
     s, keys, c = grams
     out = {}
     for i, name in enumerate(SPLITS):
@@ -344,18 +337,20 @@ def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, tor
 
 def _sorted_sums(keys: np.ndarray, counts: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """The keys (each below `limit`) sorted, each once, with their counts summed: a coalesced
-    sparse tensor's indices. When a key and a count fit one int64 together they are sorted as one
-    (numpy sorts plain integers several times faster than it argsorts)."""
+    sparse tensor's indices. Each key is sorted with its count in the int64's bits beside it
+    (numpy sorts plain integers several times faster than it argsorts); a count too big for
+    them leaves a mark there instead, and those few are argsorted apart: both lists are then in
+    key order (the counts of one key may trade places: they are summed)."""
     if len(keys) == 0:
         return keys, counts
-    bits = int(counts.max()).bit_length()
-    if limit << bits <= 1 << 63:
-        both = np.sort((keys << bits) | counts)
-        keys, counts = both >> bits, both & ((1 << bits) - 1)
-    else:
-        order = np.argsort(keys)
-        keys, counts = keys[order], counts[order]
-    if len(keys) > 1 and (keys[1:] == keys[:-1]).any():  # the same n-gram from two processes
+    free = 63 - (limit - 1).bit_length()  # ≥ 1: keys are below 2^62 (vocab.check_keys)
+    cap = (1 << free) - 1
+    both = np.sort((keys << free) | np.minimum(counts, cap))
+    big = counts >= cap
+    exact = counts[big][np.argsort(keys[big])]
+    keys, counts = both >> free, both & cap
+    counts[counts == cap] = exact
+    if len(keys) > 1 and (keys[1:] == keys[:-1]).any():  # the same n-gram from two threads
         starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
         keys, counts = keys[starts], np.add.reduceat(counts, starts)
     return keys, counts
@@ -545,8 +540,11 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
     names = counter.names.copy()
     order = counter.order
     kernels = _kernels()
-    acc = counter.merged()
-    chars = np.flatnonzero(kernels.met(acc))  # every code point met, "\n" (the boundary) among them
+    accs = counter.accumulators or [kernels.Accumulator(counter.seen, order)]
+    met = np.zeros(_CP, dtype=bool)
+    for acc in accs:
+        kernels.mark_met(acc, met)
+    chars = np.flatnonzero(met)  # every code point met, "\n" (the boundary) among them
     if group is not None:
         import torch.distributed as dist
 
@@ -560,7 +558,8 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
 
     token = np.zeros(_CP, dtype=np.int32)  # code point → token id ("\n" → 0, the boundary)
     token[chars] = np.arange(1, V, dtype=np.int32)
-    grams = kernels.token_ngrams(acc, token, V)  # (split, row · V + column, count)
+    parts = [kernels.token_ngrams(acc, token, V) for acc in accs]  # (split, row · V + column, count)
+    grams = [np.concatenate([part[i] for part in parts]) for i in range(3)]  # one n-gram: once a thread
     if group is not None:  # every rank's n-grams gathered and summed: sparse, never C×V
         *grams, names = _merge_ranks(group, grams, names)
     if names.sum() == 0:

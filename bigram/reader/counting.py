@@ -176,85 +176,27 @@ def _add_rows(acc: Accumulator, r: int, n: int) -> None:
         _grow_rows(acc)
 
 
-def _add_row_list(acc: Accumulator, rows: np.ndarray, counts: np.ndarray) -> None:
-    """Count each row (split, context…, next) counts[i] times into acc's row table."""
-    i = 0
-    while True:
-        i, acc.grams_used = _add_row_list_while_room(
-            acc.grams, acc.gram_vals, acc.grams_used, rows, counts, i
-        )
-        if i == len(rows):
-            return
-        _grow_rows(acc)
-
-
 def _grow_rows(acc: Accumulator) -> None:
     """acc's row table at twice the size."""
     grams = np.full((2 * len(acc.grams), acc.grams.shape[1]), EMPTY, dtype=np.int64)
     acc.grams, acc.gram_vals = _rehash_rows(acc.grams, acc.gram_vals, grams, np.zeros(len(grams), np.int64))
 
 
-def merge(accs: list[Accumulator]) -> Accumulator:
-    """Every thread's counts folded into the first accumulator, which is returned: each (split,
-    n-gram) is then listed once. Order 3's dense trigrams (each thread numbers its code points its
-    own way) join the tables, as keys or rows. The accumulators must count no more afterwards."""
-    out = accs[0]
-    for acc in accs:
-        if acc is not out:
-            out.names += acc.names
-            out.hot += acc.hot
-            _merge_tables(out, acc)
-        if out.order == 3:
-            _fold_trigrams(out, acc)
-    return out
-
-
-def _merge_tables(out: Accumulator, acc: Accumulator) -> None:
-    """Add acc's hash tables to out's."""
-    if out.order == 2:
-        full = acc.keys != EMPTY
-        out.keys, out.vals, out.used = _add_list(out.keys, out.vals, out.used, acc.keys[full], acc.vals[full])
-        return
-    pairs = acc.keys.reshape(-1, 2)
-    full = pairs[:, 0] != EMPTY
-    _add_keys(out, pairs[full, 0], pairs[full, 1])
-    rows = acc.grams[:, 0] != EMPTY
-    _add_row_list(out, acc.grams[rows], acc.gram_vals[rows])
-
-
-def _fold_trigrams(out: Accumulator, acc: Accumulator) -> None:
-    """Move acc's dense trigrams into out's tables: a packed key when all three code points are
-    below 256, else a row."""
-    at = np.flatnonzero(acc.tri)  # [split, id, id, id], TRI_BITS each
-    n = acc.tri[at]
-    acc.tri[at] = 0
-    cps = acc.tri_cps[(at[:, None] >> (TRI_BITS * np.arange(2, -1, -1))) & (TRI_IDS - 1)]  # c₁ c₂ next
-    s = at >> (3 * TRI_BITS)
-    narrow = (cps < 256).all(axis=1)
-    keys = (s << 24) | (cps[:, 0] << 16) | (cps[:, 1] << 8) | cps[:, 2]
-    _add_keys(out, keys[narrow], n[narrow])
-    _add_row_list(out, np.column_stack([s, cps])[~narrow], n[~narrow])
-
-
-def met(acc: Accumulator) -> np.ndarray:
-    """Which code points `acc` counted, as a mask over all code points: every code point of a
-    name is the next of one of its n-grams (the boundary "\\n" too), so the nexts say."""
-    seen = np.zeros(0x110000, dtype=np.bool_)
+def mark_met(acc: Accumulator, met: np.ndarray) -> None:
+    """Mark in `met` (a mask over all code points) the code points `acc` counted: every code point
+    of a name is the next of one of its n-grams (the boundary "\\n" too), so the nexts say."""
     if acc.order == 2:
-        seen[np.flatnonzero(acc.hot) & 255] = True
-        seen[acc.keys[acc.keys != EMPTY] & 0x1FFFFF] = True
-        return seen
-    keys = acc.keys[0::2]
-    seen[:256] = np.bincount(keys[keys != EMPTY] & 255, minlength=256) > 0
-    seen[acc.grams[acc.grams[:, 0] != EMPTY, -1]] = True
-    seen[acc.tri_cps[np.flatnonzero(acc.tri) & (TRI_IDS - 1)]] = True
-    return seen
+        met[np.flatnonzero(acc.hot) & 255] = True
+        met[acc.keys[acc.keys != EMPTY] & 0x1FFFFF] = True
+        return
+    _mark_nexts(acc.keys, acc.grams, met)
+    met[acc.tri_cps[np.flatnonzero(acc.tri) & (TRI_IDS - 1)]] = True
 
 
 def token_ngrams(acc: Accumulator, token: np.ndarray, V: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A merged accumulator's n-grams (`merge`) as (split, key, count) arrays, each (split,
-    n-gram) once: key = row · V + column in token ids (`token`: code point → id; row = the
-    context's ids as digits base V, oldest first), below V^order."""
+    """acc's n-grams as (split, key, count) arrays, each (split, n-gram) once: key = row · V +
+    column in token ids (`token`: code point → id; row = the context's ids as digits base V,
+    oldest first), below V^order. (Another thread's accumulator may list the same n-grams.)"""
     if acc.order == 2:  # the dense block [65536·split + 256·prev + next], then the table
         at, full = np.flatnonzero(acc.hot), acc.keys != EMPTY
         k = acc.keys[full]
@@ -262,13 +204,13 @@ def token_ngrams(acc: Accumulator, token: np.ndarray, V: int) -> tuple[np.ndarra
         nxt = np.concatenate([at & 255, k & 0x1FFFFF])
         keys = token[prev].astype(np.int64) * V + token[nxt]
         return np.concatenate([at >> 16, k >> 42]), keys, np.concatenate([acc.hot[at], acc.vals[full]])
-    s, keys, n = _pair_ngrams(acc.keys, acc.order, token[:256].astype(np.int64), V)
-    g = acc.grams[acc.grams[:, 0] != EMPTY]
-    row_keys = np.zeros(len(g), dtype=np.int64)
-    for t in range(1, acc.order + 1):  # the context's code points, then the next
-        row_keys = row_keys * V + token[g[:, t]]
-    counts = acc.gram_vals[acc.grams[:, 0] != EMPTY]
-    return np.concatenate([s, g[:, 0]]), np.concatenate([keys, row_keys]), np.concatenate([n, counts])
+    parts = [_pair_ngrams(acc.keys, acc.order, token, V), _row_ngrams(acc.grams, acc.gram_vals, token, V)]
+    at = np.flatnonzero(acc.tri)  # order 3's dense block: [split, id, id, id], TRI_BITS each
+    if len(at):
+        ids = (at[:, None] >> (TRI_BITS * np.arange(2, -1, -1))) & (TRI_IDS - 1)
+        rows = np.column_stack([at >> (3 * TRI_BITS), acc.tri_cps[ids]])  # (split, c₁, c₂, next)
+        parts.append(_row_ngrams(rows, acc.tri[at], token, V))
+    return tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
 
 
 def thresholds(val_frac: float, test_frac: float) -> tuple[np.uint64, np.uint64]:
@@ -543,6 +485,37 @@ def _ref_context(name, ref, m, context):
 
 
 @njit(cache=True, nogil=True)
+def _mark_nexts(table, grams, met):
+    """`mark_met` for the pair table (the low byte of each key) and the row table (the last
+    column of each row)."""
+    for j in range(0, table.shape[0], 2):
+        if table[j] != EMPTY:
+            met[table[j] & 255] = True
+    for j in range(grams.shape[0]):
+        if grams[j, 0] != EMPTY:
+            met[grams[j, -1]] = True
+
+
+@njit(cache=True, nogil=True)
+def _row_ngrams(grams, gram_vals, token, V):
+    """The row table's n-grams as (split, key, count) arrays (`token_ngrams`)."""
+    n = 0
+    for j in range(grams.shape[0]):
+        n += grams[j, 0] != EMPTY
+    s, keys, counts = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    i = 0
+    for j in range(grams.shape[0]):
+        if grams[j, 0] == EMPTY:
+            continue
+        k = np.int64(0)
+        for t in range(1, grams.shape[1]):  # the context's code points, then the next
+            k = k * V + token[grams[j, t]]
+        s[i], keys[i], counts[i] = grams[j, 0], k, gram_vals[j]
+        i += 1
+    return s, keys, counts
+
+
+@njit(cache=True, nogil=True)
 def _pair_ngrams(table, order, token, V):
     """The pair table's n-grams as (split, key, count) arrays (`token_ngrams`)."""
     n = 0
@@ -560,27 +533,6 @@ def _pair_ngrams(table, order, token, V):
         s[i], keys[i], counts[i] = key >> (8 * order), k, table[j + 1]
         i += 1
     return s, keys, counts
-
-
-@njit(cache=True, nogil=True)
-def _add_list(keys, vals, used, ks, counts):
-    """Order 2: count ks[i] counts[i] times each into the table."""
-    for i in range(ks.shape[0]):
-        if 2 * (used + 1) > keys.shape[0]:
-            keys, vals = _grow(keys, vals)
-        used += _add(keys, vals, ks[i], counts[i])
-    return keys, vals, used
-
-
-@njit(cache=True, nogil=True)
-def _add_row_list_while_room(grams, gram_vals, used, rows, counts, i):
-    """From rows[i], count each row (split, context…, next) counts[i] times into the row table
-    until it must grow; returns (i after, used)."""
-    m, room = rows.shape[1] - 2, (grams.shape[0] >> 1) - 1
-    while i < rows.shape[0] and used <= room:
-        used += _add_row(grams, gram_vals, rows[i, 0], rows[i, 1 : m + 1], m, rows[i, m + 1], counts[i])
-        i += 1
-    return i, used
 
 
 @njit(cache=True, nogil=True)
