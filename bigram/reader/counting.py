@@ -63,15 +63,15 @@ class Accumulator:
         if order != 2:  # (key, count) pairs of packed n-grams: split, then 8 bits a code point
             self.keys[1::2] = 0
         self.used = 0
-        # order ≠ 2: rows (split, context…, next), EMPTY in column 0 where free
-        self.grams = np.full((1 << 12 if order != 2 else 1, order + 1), EMPTY, dtype=np.int64)
-        self.gram_vals = np.zeros(len(self.grams), dtype=np.int64)
+        # order ≠ 2: rows of the n-grams that do not pack into one key: their words (`_ref_key`),
+        # then their count; EMPTY in column 0 where free
+        self.grams = np.full((1 << 12 if order != 2 else 1, row_words(order) + 1), EMPTY, dtype=np.int64)
         self.grams_used = 0
         self.names = np.zeros(3, dtype=np.int64)
         self.seen = np.zeros(0x110000, dtype=np.bool_) if seen is None else seen
         self.scratch = np.zeros(0, dtype=np.int32)  # a block of names' code points, "\n" after each
         self.splits = np.zeros(0, dtype=np.uint8)  # the split of each name of the block
-        self.context = np.zeros(max(order - 1, 1), dtype=np.int64)
+        self.key = np.zeros((1, row_words(order) + 1), dtype=np.int64)  # one row, as a table of one
         # order ≠ 2: a block's n-grams, gathered before they are counted (`_gather_ngrams`)
         self.kbuf = self.rbuf = np.zeros(0, dtype=np.int64)
         # order 3: trigrams of the first TRI_IDS code points met (a names list in one script has
@@ -88,8 +88,7 @@ class Accumulator:
         """Every counted n-gram as (split, context, next, count) arrays of code points; the
         context is an (n, order − 1) array, oldest code point first."""
         if self.order != 2:  # the rows, the packed keys unpacked, then the dense trigrams
-            rows = self.grams[:, 0] != EMPTY
-            g = self.grams[rows]
+            g, counts = row_digits(self.grams, self.order)
             pairs = self.keys.reshape(-1, 2)  # (key, count) side by side at this order
             full = pairs[:, 0] != EMPTY
             k, n = pairs[full, 0], pairs[full, 1]
@@ -102,7 +101,7 @@ class Accumulator:
                 np.concatenate([g[:, 0], k >> (8 * self.order), at >> 3 * TRI_BITS]),
                 np.concatenate([g[:, 1:-1], ctx.reshape(len(k), self.order - 1), tri_ctx]),
                 np.concatenate([g[:, -1], k & 255, self.tri_cps[at & (TRI_IDS - 1)]]),
-                np.concatenate([self.gram_vals[rows], n, self.tri[at]]),
+                np.concatenate([counts, n, self.tri[at]]),
             )
         at = np.flatnonzero(self.hot)
         full = self.keys != EMPTY
@@ -141,7 +140,7 @@ def count_chunk(
         i, k, acc.keys, acc.vals, acc.used, acc.grams_used, keys_at, nk, rows_at, nr = _count(
             buf, i, k, labels, by_hash, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val, SPACE,
             acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch, acc.splits,
-            acc.order, acc.grams, acc.gram_vals, acc.grams_used, acc.context,
+            acc.order, acc.grams, acc.grams_used, acc.key,
             acc.tri, acc.tri_ids, acc.tri_cps, acc.tri_used, acc.kbuf, acc.rbuf,
         )  # fmt: skip
         if keys_at == nk and rows_at == nr:
@@ -169,7 +168,7 @@ def _add_rows(acc: Accumulator, r: int, n: int) -> None:
     table, grown here whenever it is half full (`_add_keys`)."""
     while True:
         r, acc.grams_used = _add_rows_while_room(
-            acc.grams, acc.gram_vals, acc.grams_used, acc.scratch, acc.rbuf, r, n, acc.order - 1, acc.context
+            acc.grams, acc.grams_used, acc.scratch, acc.rbuf, r, n, acc.order, acc.key
         )
         if r == n:
             return
@@ -178,8 +177,26 @@ def _add_rows(acc: Accumulator, r: int, n: int) -> None:
 
 def _grow_rows(acc: Accumulator) -> None:
     """acc's row table at twice the size."""
-    grams = np.full((2 * len(acc.grams), acc.grams.shape[1]), EMPTY, dtype=np.int64)
-    acc.grams, acc.gram_vals = _rehash_rows(acc.grams, acc.gram_vals, grams, np.zeros(len(grams), np.int64))
+    acc.grams = _rehash_rows(
+        acc.grams, np.full((2 * len(acc.grams), acc.grams.shape[1]), EMPTY, dtype=np.int64)
+    )
+
+
+def row_words(order: int) -> int:
+    """int64 words a row's key takes: its order + 1 digits (the split, then the code points, 21
+    bits each) three to a word."""
+    return (order + 3) // 3
+
+
+def row_digits(grams: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """The row table's n-grams as (n, order + 1) digits (split, context…, next) and their counts."""
+    g = grams[grams[:, 0] != EMPTY]
+    pad = 3 * (g.shape[1] - 1) - (order + 1)  # the first word's leading zero digits
+    digits = np.empty((len(g), order + 1), dtype=np.int64)
+    for i in range(order + 1):
+        p = i + pad
+        digits[:, i] = (g[:, p // 3] >> (21 * (2 - p % 3))) & 0x1FFFFF
+    return digits, g[:, -1].copy()
 
 
 def mark_met(acc: Accumulator, met: np.ndarray) -> None:
@@ -204,7 +221,10 @@ def token_ngrams(acc: Accumulator, token: np.ndarray, V: int) -> tuple[np.ndarra
         nxt = np.concatenate([at & 255, k & 0x1FFFFF])
         keys = token[prev].astype(np.int64) * V + token[nxt]
         return np.concatenate([at >> 16, k >> 42]), keys, np.concatenate([acc.hot[at], acc.vals[full]])
-    parts = [_pair_ngrams(acc.keys, acc.order, token, V), _row_ngrams(acc.grams, acc.gram_vals, token, V)]
+    parts = [
+        _pair_ngrams(acc.keys, acc.order, token, V),
+        _row_ngrams(*row_digits(acc.grams, acc.order), token, V),
+    ]
     at = np.flatnonzero(acc.tri)  # order 3's dense block: [split, id, id, id], TRI_BITS each
     if len(at):
         ids = (at[:, None] >> (TRI_BITS * np.arange(2, -1, -1))) & (TRI_IDS - 1)
@@ -263,7 +283,7 @@ def _split_of_sum(total, first, last, n, seed, t_test, t_val):
 @njit(cache=True, nogil=True)
 def _count(
     buf, i, k, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name,
-    splits, order, grams, gram_vals, grams_used, context, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf,
+    splits, order, grams, grams_used, key, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf,
 ):  # fmt: skip
     """count_chunk's loop from buf[i] (the chunk's k-th name), a block of names at a time: decode,
     strip and split them, then count. Returns (i, k, the tables, used, grams_used, then where
@@ -277,9 +297,7 @@ def _count(
             continue
         nk, nr = _gather_ngrams(name, m, splits, order, seen, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf)
         keys_at, used = _add_keys_while_room(keys, used, kbuf[:nk], kbuf[:0], 0)
-        rows_at, grams_used = _add_rows_while_room(
-            grams, gram_vals, grams_used, name, rbuf, 0, nr, order - 1, context
-        )
+        rows_at, grams_used = _add_rows_while_room(grams, grams_used, name, rbuf, 0, nr, order, key)
         if keys_at < nk or rows_at < nr:
             return i, k, keys, vals, used, grams_used, keys_at, nk, rows_at, nr
     return i, k, keys, vals, used, grams_used, 0, 0, 0, 0
@@ -457,62 +475,61 @@ def _prefetch(typingctx, array, index):
 
 
 @njit(cache=True, nogil=True)
-def _add_rows_while_room(grams, gram_vals, used, name, rbuf, r, n, m, context):
+def _add_rows_while_room(grams, used, name, rbuf, r, n, order, key):
     """`_add_keys_while_room` for rows: from rbuf[r] until the table must grow."""
-    room, mask = (grams.shape[0] >> 1) - 1, grams.shape[0] - 1
+    room, mask, width = (grams.shape[0] >> 1) - 1, grams.shape[0] - 1, grams.shape[1]
     while r < n and used <= room:
         if r + AHEAD < n:
-            ref = rbuf[r + AHEAD]
-            s = _ref_context(name, ref, m, context)
-            ahead = _row_hash(s, context, m, np.int64(name[ref >> 10])) & mask
-            _prefetch(grams, ahead * grams.shape[1])
-            _prefetch(gram_vals, ahead)
-        ref = rbuf[r]
-        s = _ref_context(name, ref, m, context)
-        used += _add_row(grams, gram_vals, s, context, m, np.int64(name[ref >> 10]), 1)
+            _ref_key(name, rbuf[r + AHEAD], order, key)
+            _prefetch(grams, (_row_hash(key, 0) & mask) * width)
+        _ref_key(name, rbuf[r], order, key)
+        used += _add_row(grams, key, 0, 1)
         r += 1
     return r, used
 
 
 @njit(cache=True, nogil=True)
-def _ref_context(name, ref, m, context):
-    """The context of the n-gram `ref` (`_row_ref`) into `context`, oldest first, boundaries
-    before its name's start; returns its split."""
+def _ref_key(name, ref, order, key):
+    """The n-gram `ref` (`_row_ref`) as a row's words into key[0] (a table of one row): its digits
+    (split, context…, next: boundaries before its name's start), 21 bits each, three to a word,
+    oldest highest; the first word holds fewer when order + 1 is not a multiple of three."""
     j, back = ref >> 10, (ref >> 2) & 255
-    for t in range(m):
-        context[t] = np.int64(name[j - m + t]) if m - t <= back else np.int64(NL)
-    return ref & 3
+    words = key.shape[1] - 1
+    pad = 3 * words - (order + 1)
+    for w in range(words):
+        key[0, w] = 0
+    for p in range(pad, 3 * words):  # digit p − pad: the split, then code point p − pad − 1
+        t = p - pad - 1
+        d = (
+            ref & 3
+            if t < 0
+            else (np.int64(name[j - order + 1 + t]) if order - 1 - t <= back else np.int64(NL))
+        )
+        key[0, p // 3] = (key[0, p // 3] << 21) | d
 
 
 @njit(cache=True, nogil=True)
 def _mark_nexts(table, grams, met):
-    """`mark_met` for the pair table (the low byte of each key) and the row table (the last
-    column of each row)."""
+    """`mark_met` for the pair table (the low byte of each key) and the row table."""
     for j in range(0, table.shape[0], 2):
         if table[j] != EMPTY:
             met[table[j] & 255] = True
     for j in range(grams.shape[0]):
-        if grams[j, 0] != EMPTY:
-            met[grams[j, -1]] = True
+        if grams[j, 0] != EMPTY:  # the next: the last word's lowest digit
+            met[grams[j, -2] & 0x1FFFFF] = True
 
 
 @njit(cache=True, nogil=True)
-def _row_ngrams(grams, gram_vals, token, V):
-    """The row table's n-grams as (split, key, count) arrays (`token_ngrams`)."""
-    n = 0
-    for j in range(grams.shape[0]):
-        n += grams[j, 0] != EMPTY
-    s, keys, counts = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
-    i = 0
-    for j in range(grams.shape[0]):
-        if grams[j, 0] == EMPTY:
-            continue
+def _row_ngrams(digits, counts, token, V):
+    """n-grams given as digits (split, context…, next) as (split, key, count) arrays
+    (`token_ngrams`)."""
+    keys = np.empty(digits.shape[0], np.int64)
+    for j in range(digits.shape[0]):
         k = np.int64(0)
-        for t in range(1, grams.shape[1]):  # the context's code points, then the next
-            k = k * V + token[grams[j, t]]
-        s[i], keys[i], counts[i] = grams[j, 0], k, gram_vals[j]
-        i += 1
-    return s, keys, counts
+        for t in range(1, digits.shape[1]):  # the context's code points, then the next
+            k = k * V + token[digits[j, t]]
+        keys[j] = k
+    return digits[:, 0].copy(), keys, counts
 
 
 @njit(cache=True, nogil=True)
@@ -609,23 +626,24 @@ def _rehash_pairs(table, new):
 
 
 @njit(cache=True, nogil=True)
-def _row_hash(s, context, m, nxt):
-    """The row (s, context[:m], nxt)'s hash: its slot in the row table is this & mask."""
-    h = np.uint64(s) * M1 + np.uint64(nxt)
-    for t in range(m):
-        h = (h ^ np.uint64(context[t])) * M2
-    return np.int64((h * M1) >> np.uint64(40))
+def _row_hash(rows, j):
+    """The hash of rows[j]'s words (the last column, its count, left out): its slot in the row
+    table is this & mask. (Rows are read by index: a slice in a hot loop costs more than a probe.)"""
+    h = np.uint64(0)
+    for w in range(rows.shape[1] - 1):
+        h = (h ^ np.uint64(rows[j, w])) * M2
+    return np.int64((h * M1) >> np.uint64(32))
 
 
 @njit(cache=True, nogil=True)
-def _row_slot(grams, s, context, m, nxt):
-    """Where the row (s, context[:m], nxt) is in the table, or the free slot where it goes."""
-    mask = grams.shape[0] - 1
-    h = _row_hash(s, context, m, nxt) & mask
+def _row_slot(grams, rows, j):
+    """Where the words of rows[j] are in the table, or the free slot where they go."""
+    mask, words = grams.shape[0] - 1, grams.shape[1] - 1
+    h = _row_hash(rows, j) & mask
     while grams[h, 0] != EMPTY:
-        same = grams[h, 0] == s and grams[h, m + 1] == nxt
-        for t in range(m):
-            same = same and grams[h, t + 1] == context[t]
+        same = True
+        for w in range(words):
+            same = same and grams[h, w] == rows[j, w]
         if same:
             break
         h = (h + 1) & mask
@@ -633,26 +651,27 @@ def _row_slot(grams, s, context, m, nxt):
 
 
 @njit(cache=True, nogil=True)
-def _add_row(grams, gram_vals, s, context, m, nxt, count):
-    """Count `count` more (s, context[:m], nxt); 1 if it is new to the table."""
-    h = _row_slot(grams, s, context, m, nxt)
-    gram_vals[h] += count
-    if grams[h, 0] == EMPTY:
-        grams[h, 0] = s
-        for t in range(m):
-            grams[h, t + 1] = context[t]
-        grams[h, m + 1] = nxt
-        return 1
-    return 0
+def _add_row(grams, rows, j, count):
+    """Count `count` more of the words rows[j]; 1 if they are new to the table."""
+    h = _row_slot(grams, rows, j)
+    new = grams[h, 0] == EMPTY
+    if new:
+        for w in range(grams.shape[1] - 1):
+            grams[h, w] = rows[j, w]
+        grams[h, -1] = 0
+    grams[h, -1] += count
+    return 1 if new else 0
 
 
 @njit(cache=True, nogil=True)
-def _rehash_rows(grams, gram_vals, new, new_vals):
-    """The row table's entries into `new`, `new_vals` (empty, twice its size); returns them."""
-    m = grams.shape[1] - 2
+def _rehash_rows(grams, new):
+    """The row table's entries into `new` (empty, twice its size); returns it."""
+    mask, width = new.shape[0] - 1, new.shape[1]
     for j in range(grams.shape[0]):
+        if j + AHEAD < grams.shape[0]:  # a slot ahead (an empty row's prefetch does no harm)
+            _prefetch(new, (_row_hash(grams, j + AHEAD) & mask) * width)
         if grams[j, 0] != EMPTY:
-            h = _row_slot(new, grams[j, 0], grams[j, 1 : m + 1], m, grams[j, m + 1])
-            new[h] = grams[j]
-            new_vals[h] = gram_vals[j]
-    return new, new_vals
+            h = _row_slot(new, grams, j)
+            for w in range(width):
+                new[h, w] = grams[j, w]
+    return new
