@@ -21,6 +21,7 @@ count matrices are summed with one all-reduce: counts add up.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import threading
 from collections import deque
@@ -321,18 +322,27 @@ def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, tor
     """Per-split C×V int64 count matrices from (split, key = row · V + column, count) in token ids
     (a key may repeat, once per thread and process: repeats add up); sparse COO when that is
     smaller than dense (24 bytes per counted pair against 8 per cell)."""
-    s, keys, c = grams
     out = {}
-    for i, name in enumerate(SPLITS):
+    for i, (keys, counts) in enumerate(_by_split(*grams, shape[0] * shape[1])):
         if names[i] == 0:
             continue
-        k, n = _sorted_sums(keys[s == i], c[s == i], shape[0] * shape[1])
-        idx = torch.from_numpy(np.stack(np.divmod(k, shape[1])))
+        idx = np.empty((2, len(keys)), dtype=np.int64)
+        np.divmod(keys, shape[1], out=(idx[0], idx[1]))
         t = torch.sparse_coo_tensor(
-            idx, torch.from_numpy(n), shape, check_invariants=False, is_coalesced=True
+            torch.from_numpy(idx), torch.from_numpy(counts), shape, check_invariants=False, is_coalesced=True
         )
-        out[name] = t if 3 * len(k) < shape[0] * shape[1] else t.to_dense()
+        out[SPLITS[i]] = t if 3 * len(keys) < shape[0] * shape[1] else t.to_dense()
     return out
+
+
+def _by_split(s: np.ndarray, keys: np.ndarray, counts: np.ndarray, limit: int) -> list:
+    """Each split's (keys, counts), sorted and summed (`_sorted_sums`): all in one sort, by split
+    then key, when split · limit + key leaves a bit free in an int64; else a sort per split."""
+    if 3 * limit > 1 << 62:
+        return [_sorted_sums(keys[s == i], counts[s == i], limit) for i in range(len(SPLITS))]
+    both, counts = _sorted_sums(s * limit + keys, counts, 3 * limit)
+    cuts = [0, *np.searchsorted(both, [limit, 2 * limit]), len(both)]
+    return [(both[a:b] - i * limit, counts[a:b]) for i, (a, b) in enumerate(itertools.pairwise(cuts))]
 
 
 def _sorted_sums(keys: np.ndarray, counts: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -350,8 +360,9 @@ def _sorted_sums(keys: np.ndarray, counts: np.ndarray, limit: int) -> tuple[np.n
     exact = counts[big][np.argsort(keys[big])]
     keys, counts = both >> free, both & cap
     counts[counts == cap] = exact
-    if len(keys) > 1 and (keys[1:] == keys[:-1]).any():  # the same n-gram from two threads
-        starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    new = keys[1:] != keys[:-1]
+    if not new.all():  # the same n-gram from two threads
+        starts = np.flatnonzero(np.concatenate([[True], new]))
         keys, counts = keys[starts], np.add.reduceat(counts, starts)
     return keys, counts
 
