@@ -20,8 +20,19 @@ dense 3×65536 block; any other pair in an open-addressing hash table keyed by (
 so memory follows the pairs that occur, not V². At another order N (`--order`), each name is
 padded with N−1 boundaries and every (split, context of N−1 code points, next) is counted in a
 hash table: packed into one integer key (the split, then 8 bits a code point) when all its code
-points are below 256 and N ≤ 7, else as a row of N+1 integers in a second table. Order 3 first
-tries a dense block like order 2's, over small ids given to the first 64 code points a thread meets.
+points are below 256 and N ≤ 7, else as a row of a few integers (21 bits a code point) in a
+second table. Order 3 first tries a dense block like order 2's, over small ids given to the first
+64 code points a thread meets.
+
+At order N every character probes a table of millions of n-grams, far bigger than the fast caches:
+a cache miss each, which once made order 5 six times slower than order 2. So a block of names'
+n-grams is gathered first (its keys kept up to date as the n-gram slides: a shift and an or), then
+counted in a loop of its own that asks the CPU for the slot of the key 16 places ahead while it
+probes this one (`_prefetch`): the misses overlap instead of coming one after another. The tables
+grow in Python, between blocks, where numpy's large arrays get the OS's huge pages (fewer TLB
+misses per probe); no table is replaced inside a compiled loop (numba then reloads it at every
+step). The two threads' tables are read out apart and their repeats summed after one sort
+(bigram.reader.corpus).
 
 The decoding and the white space come from lines.py; the random split's labels are handed in by
 the caller (bigram.reader.corpus, from shuffle.py, which this module does not import).
@@ -230,7 +241,10 @@ def token_ngrams(acc: Accumulator, token: np.ndarray, V: int) -> tuple[np.ndarra
         ids = (at[:, None] >> (TRI_BITS * np.arange(2, -1, -1))) & (TRI_IDS - 1)
         rows = np.column_stack([at >> (3 * TRI_BITS), acc.tri_cps[ids]])  # (split, c₁, c₂, next)
         parts.append(_row_ngrams(rows, acc.tri[at], token, V))
-    return tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
+    parts = [part for part in parts if len(part[0])] or parts[:1]  # most often one part: no copy
+    return (
+        parts[0] if len(parts) == 1 else tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
+    )
 
 
 def thresholds(val_frac: float, test_frac: float) -> tuple[np.uint64, np.uint64]:
