@@ -21,6 +21,7 @@ count matrices are summed with one all-reduce: counts add up.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import threading
 from collections import deque
@@ -309,15 +310,6 @@ class PairCounter:
     def names(self) -> np.ndarray:
         return sum((acc.names for acc in self.accumulators), np.zeros(3, dtype=np.int64))
 
-    def ngrams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every counted n-gram as (split, context, next, count) arrays of code points (context:
-        n × (order − 1)), the threads' parts laid end to end: an n-gram may appear once per thread."""
-        parts = [acc.ngrams() for acc in self.accumulators]
-        if not parts:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, np.zeros((0, self.order - 1), dtype=np.int64), empty, empty
-        return tuple(np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(4))
-
 
 def check_table_size(V: int, order: int, where: str = "") -> int:
     """The number of contexts C = V^(order − 1) an order addresses (most never seen: the tables
@@ -327,20 +319,52 @@ def check_table_size(V: int, order: int, where: str = "") -> int:
 
 
 def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, torch.Tensor]:
-    """Per-split C×V int64 count matrices from (split, row, column, count) in token ids (a pair
-    may repeat, once per thread: repeats add up); sparse COO when
-    that is smaller than dense (24 bytes per counted pair against 8 per cell)."""
-    s, rows, cols, c = grams
+    """Per-split C×V int64 count matrices from (split, key = row · V + column, count) in token ids
+    (a key may repeat, once per thread and process: repeats add up); sparse COO when that is
+    smaller than dense (24 bytes per counted pair against 8 per cell)."""
     out = {}
-    for i, name in enumerate(SPLITS):
+    for i, (keys, counts) in enumerate(_by_split(*grams, shape[0] * shape[1])):
         if names[i] == 0:
             continue
-        m = s == i
-        idx = torch.from_numpy(np.stack([rows[m], cols[m]]).astype(np.int64))
-        vals = torch.from_numpy(c[m].astype(np.int64))
-        t = torch.sparse_coo_tensor(idx, vals, shape, check_invariants=False).coalesce()
-        out[name] = t if 3 * t.values().numel() < shape[0] * shape[1] else t.to_dense()
+        idx = np.empty((2, len(keys)), dtype=np.int64)
+        np.divmod(keys, shape[1], out=(idx[0], idx[1]))
+        t = torch.sparse_coo_tensor(
+            torch.from_numpy(idx), torch.from_numpy(counts), shape, check_invariants=False, is_coalesced=True
+        )
+        out[SPLITS[i]] = t if 3 * len(keys) < shape[0] * shape[1] else t.to_dense()
     return out
+
+
+def _by_split(s: np.ndarray, keys: np.ndarray, counts: np.ndarray, limit: int) -> list:
+    """Each split's (keys, counts), sorted and summed (`_sorted_sums`): all in one sort, by split
+    then key, when split · limit + key leaves a bit free in an int64; else a sort per split."""
+    if 3 * limit > 1 << 62:
+        return [_sorted_sums(keys[s == i], counts[s == i], limit) for i in range(len(SPLITS))]
+    both, counts = _sorted_sums(s * limit + keys, counts, 3 * limit)
+    cuts = [0, *np.searchsorted(both, [limit, 2 * limit]), len(both)]
+    return [(both[a:b] - i * limit, counts[a:b]) for i, (a, b) in enumerate(itertools.pairwise(cuts))]
+
+
+def _sorted_sums(keys: np.ndarray, counts: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The keys (each below `limit`) sorted, each once, with their counts summed: a coalesced
+    sparse tensor's indices. Each key is sorted with its count in the int64's bits beside it
+    (numpy sorts plain integers several times faster than it argsorts); a count too big for
+    them leaves a mark there instead, and those few are argsorted apart: both lists are then in
+    key order (the counts of one key may trade places: they are summed)."""
+    if len(keys) == 0:
+        return keys, counts
+    free = 63 - (limit - 1).bit_length()  # ≥ 1: keys are below 2^62 (vocab.check_keys)
+    cap = (1 << free) - 1
+    both = np.sort((keys << free) | np.minimum(counts, cap))
+    big = counts >= cap
+    exact = counts[big][np.argsort(keys[big])]
+    keys, counts = both >> free, both & cap
+    counts[counts == cap] = exact
+    new = keys[1:] != keys[:-1]
+    if not new.all():  # the same n-gram from two threads
+        starts = np.flatnonzero(np.concatenate([[True], new]))
+        keys, counts = keys[starts], np.add.reduceat(counts, starts)
+    return keys, counts
 
 
 # --- the reader ---------------------------------------------------------------------------------
@@ -526,11 +550,12 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
     (the vocabularies are merged first, then one all-reduce of dense matrices)."""
     names = counter.names.copy()
     order = counter.order
-    s, context, nxt, c = counter.ngrams()
-    met = np.zeros(_CP, dtype=bool)  # every code point met, "\n" (the boundary) among them
-    met[context.ravel()] = True
-    met[nxt] = True
-    chars = np.flatnonzero(met)  # a mask, not np.unique: no sort of the n-grams (0.03 s at 0.5M)
+    kernels = _kernels()
+    accs = counter.accumulators or [kernels.Accumulator(counter.seen, order)]
+    met = np.zeros(_CP, dtype=bool)
+    for acc in accs:
+        kernels.mark_met(acc, met)
+    chars = np.flatnonzero(met)  # every code point met, "\n" (the boundary) among them
     if group is not None:
         import torch.distributed as dist
 
@@ -544,24 +569,18 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
 
     token = np.zeros(_CP, dtype=np.int32)  # code point → token id ("\n" → 0, the boundary)
     token[chars] = np.arange(1, V, dtype=np.int32)
-
-    def ids(cp: np.ndarray) -> np.ndarray:  # a lookup, not a binary search per n-gram
-        return token[cp].astype(np.int64)
-
-    rows = np.zeros(len(nxt), dtype=np.int64)  # context (c₁ … c_{N−1}) → Σ cᵢ·V^(N−1−i)
-    for i in range(order - 1):
-        rows = rows * V + ids(context[:, i])
-    cols = ids(nxt)
+    parts = [kernels.token_ngrams(acc, token, V) for acc in accs]  # (split, row · V + column, count)
+    grams = [np.concatenate([part[i] for part in parts]) for i in range(3)]  # one n-gram: once a thread
     if group is not None:  # every rank's n-grams gathered and summed: sparse, never C×V
-        s, rows, cols, c, names = _merge_ranks(group, (s, rows, cols, c), names)
+        *grams, names = _merge_ranks(group, grams, names)
     if names.sum() == 0:
         raise BigramError(f"data file {p} has no names (it is empty or only blank lines)")
     per_split = {s: int(n) for s, n in zip(SPLITS, names, strict=True)}
-    return CorpusCounts(vocab, _matrices((C, V), (s, rows, cols, c), names), per_split, order)
+    return CorpusCounts(vocab, _matrices((C, V), grams, names), per_split, order)
 
 
 def _merge_ranks(group, grams, names: np.ndarray):
-    """(split, row, column, count) of every rank's n-grams laid end to end (repeats add up in
+    """(split, key, count) of every rank's n-grams laid end to end (repeats add up in
     `_matrices`), and the names per split summed: what one process would have counted."""
     import torch.distributed as dist
 
@@ -570,7 +589,7 @@ def _merge_ranks(group, grams, names: np.ndarray):
         everyone, (tuple(np.asarray(x, dtype=np.int64) for x in grams), names), group=group
     )
     parts = [p[0] for p in everyone]
-    merged = tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+    merged = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
     return (*merged, np.sum([p[1] for p in everyone], axis=0))
 
 

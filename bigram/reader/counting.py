@@ -20,8 +20,19 @@ dense 3×65536 block; any other pair in an open-addressing hash table keyed by (
 so memory follows the pairs that occur, not V². At another order N (`--order`), each name is
 padded with N−1 boundaries and every (split, context of N−1 code points, next) is counted in a
 hash table: packed into one integer key (the split, then 8 bits a code point) when all its code
-points are below 256 and N ≤ 7, else as a row of N+1 integers in a second table. Order 3 first
-tries a dense block like order 2's, over small ids given to the first 64 code points a thread meets.
+points are below 256 and N ≤ 7, else as a row of a few integers (21 bits a code point) in a
+second table. Order 3 first tries a dense block like order 2's, over small ids given to the first
+64 code points a thread meets.
+
+At order N every character probes a table of millions of n-grams, far bigger than the fast caches:
+a cache miss each, which once made order 5 six times slower than order 2. So a block of names'
+n-grams is gathered first (its keys kept up to date as the n-gram slides: a shift and an or), then
+counted in a loop of its own that asks the CPU for the slot of the key 16 places ahead while it
+probes this one (`_prefetch`): the misses overlap instead of coming one after another. The tables
+grow in Python, between blocks, where numpy's large arrays get the OS's huge pages (fewer TLB
+misses per probe); no table is replaced inside a compiled loop (numba then reloads it at every
+step). The two threads' tables are read out apart and their repeats summed after one sort
+(bigram.reader.corpus).
 
 The decoding and the white space come from lines.py; the random split's labels are handed in by
 the caller (bigram.reader.corpus, from shuffle.py, which this module does not import).
@@ -30,6 +41,10 @@ the caller (bigram.reader.corpus, from shuffle.py, which this module does not im
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from bigram.reader.lines import NL, SPACE, decode_one, is_space
 from bigram.reader.numba_cache import njit
@@ -39,6 +54,7 @@ SKIP = 255  # a label that leaves its name out of the counts
 TRI_BITS = 6  # order 3's dense block: 2^6 code points, 3 · 2^18 counts (6 MiB)
 TRI_IDS = 1 << TRI_BITS
 BLOCK = 1 << 16  # code points decoded before they are counted: the block stays in cache
+AHEAD = 32  # keys between a table slot's prefetch and its probe: ~a memory latency of probes
 MAX_PACKED = 7  # orders whose n-grams of code points < 256 pack into one key: split, then 8 bits each
 # the hash split's and the hash tables' multipliers (shuffle.py's table uses M1 too), and murmur3's
 # finalizer constants
@@ -58,15 +74,17 @@ class Accumulator:
         if order != 2:  # (key, count) pairs of packed n-grams: split, then 8 bits a code point
             self.keys[1::2] = 0
         self.used = 0
-        # order ≠ 2: rows (split, context…, next), EMPTY in column 0 where free
-        self.grams = np.full((1 << 12 if order != 2 else 1, order + 1), EMPTY, dtype=np.int64)
-        self.gram_vals = np.zeros(len(self.grams), dtype=np.int64)
+        # order ≠ 2: rows of the n-grams that do not pack into one key: their words (`_ref_key`),
+        # then their count; EMPTY in column 0 where free
+        self.grams = np.full((1 << 12 if order != 2 else 1, row_words(order) + 1), EMPTY, dtype=np.int64)
         self.grams_used = 0
         self.names = np.zeros(3, dtype=np.int64)
         self.seen = np.zeros(0x110000, dtype=np.bool_) if seen is None else seen
         self.scratch = np.zeros(0, dtype=np.int32)  # a block of names' code points, "\n" after each
         self.splits = np.zeros(0, dtype=np.uint8)  # the split of each name of the block
-        self.context = np.zeros(max(order - 1, 1), dtype=np.int64)
+        self.key = np.zeros((1, row_words(order) + 1), dtype=np.int64)  # one row, as a table of one
+        # order ≠ 2: a block's n-grams, gathered before they are counted (`_gather_ngrams`)
+        self.kbuf = self.rbuf = np.zeros(0, dtype=np.int64)
         # order 3: trigrams of the first TRI_IDS code points met (a names list in one script has
         # fewer) in a dense block [split, id, id, id], as order 2's pairs are: a counter, not a probe
         self.tri = np.zeros(3 << (3 * TRI_BITS) if order == 3 else 1, dtype=np.int64)
@@ -81,8 +99,7 @@ class Accumulator:
         """Every counted n-gram as (split, context, next, count) arrays of code points; the
         context is an (n, order − 1) array, oldest code point first."""
         if self.order != 2:  # the rows, the packed keys unpacked, then the dense trigrams
-            rows = self.grams[:, 0] != EMPTY
-            g = self.grams[rows]
+            g, counts = row_digits(self.grams, self.order)
             pairs = self.keys.reshape(-1, 2)  # (key, count) side by side at this order
             full = pairs[:, 0] != EMPTY
             k, n = pairs[full, 0], pairs[full, 1]
@@ -95,7 +112,7 @@ class Accumulator:
                 np.concatenate([g[:, 0], k >> (8 * self.order), at >> 3 * TRI_BITS]),
                 np.concatenate([g[:, 1:-1], ctx.reshape(len(k), self.order - 1), tri_ctx]),
                 np.concatenate([g[:, -1], k & 255, self.tri_cps[at & (TRI_IDS - 1)]]),
-                np.concatenate([self.gram_vals[rows], n, self.tri[at]]),
+                np.concatenate([counts, n, self.tri[at]]),
             )
         at = np.flatnonzero(self.hot)
         full = self.keys != EMPTY
@@ -126,14 +143,108 @@ def count_chunk(
     if len(acc.scratch) <= len(buf) + BLOCK:  # a block, and the longest line that may start it
         acc.scratch = np.zeros(len(buf) + BLOCK + 1, dtype=np.int32)
         acc.splits = np.zeros(BLOCK + 1, dtype=np.uint8)  # a name has a code point and its "\n"
+        if acc.order != 2:  # a block's n-grams: a few pages of these are ever touched
+            acc.kbuf, acc.rbuf = np.zeros(len(acc.scratch), np.int64), np.zeros(len(acc.scratch), np.int64)
     t_test, t_val = thresholds(val_frac, test_frac)
-    acc.keys, acc.vals, acc.used, acc.grams, acc.gram_vals, acc.grams_used, k = _count(
-        buf, labels, by_hash, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val, SPACE,
-        acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch, acc.splits,
-        acc.order, acc.grams, acc.gram_vals, acc.grams_used, acc.context,
-        acc.tri, acc.tri_ids, acc.tri_cps, acc.tri_used,
-    )  # fmt: skip
-    return k
+    i = k = 0
+    while True:  # _count stops where a table is full; grown here, it goes on
+        i, k, acc.keys, acc.vals, acc.used, acc.grams_used, keys_at, nk, rows_at, nr = _count(
+            buf, i, k, labels, by_hash, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val, SPACE,
+            acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch, acc.splits,
+            acc.order, acc.grams, acc.grams_used, acc.key,
+            acc.tri, acc.tri_ids, acc.tri_cps, acc.tri_used, acc.kbuf, acc.rbuf,
+        )  # fmt: skip
+        if keys_at == nk and rows_at == nr:
+            return k
+        _add_keys(acc, acc.kbuf[keys_at:nk], acc.kbuf[:0])
+        _add_rows(acc, rows_at, nr)
+
+
+def _add_keys(acc: Accumulator, keys: np.ndarray, counts: np.ndarray) -> None:
+    """Count packed n-grams into acc's pair table, counts[i] each (none given: 1). The table grows
+    here, whenever it is half full, not in compiled code: numpy asks the OS for huge pages for a
+    large array, and the probes' address lookups then stay in the TLB (~25% faster at order 5)."""
+    i = 0
+    while True:
+        i, acc.used = _add_keys_while_room(acc.keys, acc.used, keys, counts, i)
+        if i == len(keys):
+            return
+        new = np.full(2 * len(acc.keys), EMPTY, dtype=np.int64)
+        new[1::2] = 0
+        acc.keys = _rehash_pairs(acc.keys, new)
+
+
+def _add_rows(acc: Accumulator, r: int, n: int) -> None:
+    """Count the n-grams acc.rbuf[r:n] (`_row_ref`) of the block in acc.scratch into the row
+    table, grown here whenever it is half full (`_add_keys`)."""
+    while True:
+        r, acc.grams_used = _add_rows_while_room(
+            acc.grams, acc.grams_used, acc.scratch, acc.rbuf, r, n, acc.order, acc.key
+        )
+        if r == n:
+            return
+        _grow_rows(acc)
+
+
+def _grow_rows(acc: Accumulator) -> None:
+    """acc's row table at twice the size."""
+    acc.grams = _rehash_rows(
+        acc.grams, np.full((2 * len(acc.grams), acc.grams.shape[1]), EMPTY, dtype=np.int64)
+    )
+
+
+def row_words(order: int) -> int:
+    """int64 words a row's key takes: its order + 1 digits (the split, then the code points, 21
+    bits each) three to a word."""
+    return (order + 3) // 3
+
+
+def row_digits(grams: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """The row table's n-grams as (n, order + 1) digits (split, context…, next) and their counts."""
+    g = grams[grams[:, 0] != EMPTY]
+    pad = 3 * (g.shape[1] - 1) - (order + 1)  # the first word's leading zero digits
+    digits = np.empty((len(g), order + 1), dtype=np.int64)
+    for i in range(order + 1):
+        p = i + pad
+        digits[:, i] = (g[:, p // 3] >> (21 * (2 - p % 3))) & 0x1FFFFF
+    return digits, g[:, -1].copy()
+
+
+def mark_met(acc: Accumulator, met: np.ndarray) -> None:
+    """Mark in `met` (a mask over all code points) the code points `acc` counted: every code point
+    of a name is the next of one of its n-grams (the boundary "\\n" too), so the nexts say."""
+    if acc.order == 2:
+        met[np.flatnonzero(acc.hot) & 255] = True
+        met[acc.keys[acc.keys != EMPTY] & 0x1FFFFF] = True
+        return
+    _mark_nexts(acc.keys, acc.grams, met)
+    met[acc.tri_cps[np.flatnonzero(acc.tri) & (TRI_IDS - 1)]] = True
+
+
+def token_ngrams(acc: Accumulator, token: np.ndarray, V: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """acc's n-grams as (split, key, count) arrays, each (split, n-gram) once: key = row · V +
+    column in token ids (`token`: code point → id; row = the context's ids as digits base V,
+    oldest first), below V^order. (Another thread's accumulator may list the same n-grams.)"""
+    if acc.order == 2:  # the dense block [65536·split + 256·prev + next], then the table
+        at, full = np.flatnonzero(acc.hot), acc.keys != EMPTY
+        k = acc.keys[full]
+        prev = np.concatenate([(at >> 8) & 255, (k >> 21) & 0x1FFFFF])
+        nxt = np.concatenate([at & 255, k & 0x1FFFFF])
+        keys = token[prev].astype(np.int64) * V + token[nxt]
+        return np.concatenate([at >> 16, k >> 42]), keys, np.concatenate([acc.hot[at], acc.vals[full]])
+    parts = [
+        _pair_ngrams(acc.keys, acc.order, token, V),
+        _row_ngrams(*row_digits(acc.grams, acc.order), token, V),
+    ]
+    at = np.flatnonzero(acc.tri)  # order 3's dense block: [split, id, id, id], TRI_BITS each
+    if len(at):
+        ids = (at[:, None] >> (TRI_BITS * np.arange(2, -1, -1))) & (TRI_IDS - 1)
+        rows = np.column_stack([at >> (3 * TRI_BITS), acc.tri_cps[ids]])  # (split, c₁, c₂, next)
+        parts.append(_row_ngrams(rows, acc.tri[at], token, V))
+    parts = [part for part in parts if len(part[0])] or parts[:1]  # most often one part: no copy
+    return (
+        parts[0] if len(parts) == 1 else tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
+    )
 
 
 def thresholds(val_frac: float, test_frac: float) -> tuple[np.uint64, np.uint64]:
@@ -162,9 +273,15 @@ def _split_by_hash(cps, n, seed, t_test, t_val):
     total = np.uint64(NL)
     for j in range(n):
         total += np.uint64(cps[j])
+    return _split_of_sum(total, cps[0], cps[n - 1], n, seed, t_test, t_val)
+
+
+@njit(cache=True, nogil=True)
+def _split_of_sum(total, first, last, n, seed, t_test, t_val):
+    """`_split_by_hash` once the sum is known (the reader sums as it decodes)."""
     h = (total & np.uint64(0xFFFFFFFF)) * M1
-    h ^= np.uint64(cps[0]) << np.uint64(21)
-    h ^= np.uint64(cps[n - 1]) << np.uint64(42)
+    h ^= np.uint64(first) << np.uint64(21)
+    h ^= np.uint64(last) << np.uint64(42)
     h += np.uint64(n) * M2
     h ^= seed
     h ^= h >> np.uint64(33)
@@ -179,22 +296,25 @@ def _split_by_hash(cps, n, seed, t_test, t_val):
 
 @njit(cache=True, nogil=True)
 def _count(
-    buf, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name, splits,
-    order, grams, gram_vals, grams_used, context, tri, tri_ids, tri_cps, tri_used,
+    buf, i, k, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name,
+    splits, order, grams, grams_used, key, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf,
 ):  # fmt: skip
-    """count_chunk's loop, a block of names at a time: decode, strip and split them, then count."""
+    """count_chunk's loop from buf[i] (the chunk's k-th name), a block of names at a time: decode,
+    strip and split them, then count. Returns (i, k, the tables, used, grams_used, then where
+    the block's keys and rows stopped and how many it has): at order ≠ 2 it returns early, with
+    the block's n-grams counted up to there, when a table must grow."""
     n = buf.shape[0]
-    i, k = 0, 0  # where in buf; names so far in this chunk
     while i < n:
         i, k, m = _read_names(buf, i, k, labels, by_hash, seed, t_test, t_val, space, names, name, splits)
         if order == 2:
             keys, vals, used = _count_pairs(name, m, splits, hot, keys, vals, used, seen)
-        else:
-            keys, used, grams, gram_vals, grams_used = _count_ngrams(
-                name, m, splits, order, keys, used, grams, gram_vals, grams_used, context, seen,
-                tri, tri_ids, tri_cps, tri_used,
-            )  # fmt: skip
-    return keys, vals, used, grams, gram_vals, grams_used, k
+            continue
+        nk, nr = _gather_ngrams(name, m, splits, order, seen, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf)
+        keys_at, used = _add_keys_while_room(keys, used, kbuf[:nk], kbuf[:0], 0)
+        rows_at, grams_used = _add_rows_while_room(grams, grams_used, name, rbuf, 0, nr, order, key)
+        if keys_at < nk or rows_at < nr:
+            return i, k, keys, vals, used, grams_used, keys_at, nk, rows_at, nr
+    return i, k, keys, vals, used, grams_used, 0, 0, 0, 0
 
 
 @njit(cache=True, nogil=True)
@@ -211,7 +331,7 @@ def _read_names(buf, i, k, labels, by_hash, seed, t_test, t_val, space, names, n
                 i += 1
             i += 1
             continue
-        at = m  # one line's code points, up to "\n" or the end of the chunk
+        at, total = m, np.uint64(NL)  # one line's code points, up to "\n" or the chunk's end; their sum
         while i < n:
             c = np.int64(buf[i])
             if c < 0x80:
@@ -221,25 +341,31 @@ def _read_names(buf, i, k, labels, by_hash, seed, t_test, t_val, space, names, n
             else:
                 c, i = decode_one(buf, i, n)
             name[at] = c
+            total += np.uint64(c)
             at += 1
-        lo, hi = m, at
-        while lo < hi and is_space(name[lo], space):
+        lo, hi = m, at  # str.strip(); a visible ASCII character needs no look at the table
+        while lo < hi and (name[lo] <= 0x20 or name[lo] >= 0x7F) and is_space(name[lo], space):
+            total -= np.uint64(name[lo])
             lo += 1
-        while hi > lo and is_space(name[hi - 1], space):
+        while hi > lo and (name[hi - 1] <= 0x20 or name[hi - 1] >= 0x7F) and is_space(name[hi - 1], space):
+            total -= np.uint64(name[hi - 1])
             hi -= 1
         if lo == hi:
             continue
         if by_hash:
-            s = _split_by_hash(name[lo:hi], hi - lo, seed, t_test, t_val)
+            s = _split_of_sum(total, name[lo], name[hi - 1], hi - lo, seed, t_test, t_val)
         else:  # past the labels only if the first pass counted differently: the caller checks k
             s = labels[k] if k < labels.shape[0] else 0
         k += 1
         if s == SKIP:
             continue
         names[s] += 1
-        for j in range(lo, hi):  # to the block's end (a copy only after leading white space)
-            name[m] = name[j]
-            m += 1
+        if lo == m:  # in place already
+            m = hi
+        else:  # after leading white space: moved to the block's end
+            for j in range(lo, hi):
+                name[m] = name[j]
+                m += 1
         name[m] = NL
         m += 1
         splits[q] = s
@@ -262,7 +388,7 @@ def _count_pairs(name, m, splits, hot, keys, vals, used, seen):
                 seen[nxt] = True
             if 2 * (used + 1) > keys.shape[0]:
                 keys, vals = _grow(keys, vals)
-            used += _add(keys, vals, (np.int64(splits[q]) << 42) | (prev << 21) | nxt)
+            used += _add(keys, vals, (np.int64(splits[q]) << 42) | (prev << 21) | nxt, 1)
         prev = nxt
         if nxt == NL:  # the next name
             q += 1
@@ -271,54 +397,173 @@ def _count_pairs(name, m, splits, hot, keys, vals, used, seen):
 
 
 @njit(cache=True, nogil=True)
-def _count_ngrams(
-    name, m, splits, order, keys, used, grams, gram_vals, grams_used, context, seen,
-    tri, tri_ids, tri_cps, tri_used,
-):  # fmt: skip
-    """Another order: in each name the context slides along, starting as order − 1 boundaries.
-    Order 3 counts into its dense block while the three code points have small ids; else the
-    context is read off the name as one packed key (every code point below 256), or as a row."""
-    lo, q = 0, 0  # the name's start in the block; its index
+def _gather_ngrams(name, m, splits, order, seen, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf):
+    """Another order: in each name the n-gram slides along, its context starting as order − 1
+    boundaries. Order 3 counts into its dense block while the three code points have small ids;
+    an n-gram of code points all below 256 goes to `kbuf` as one packed key (kept up to date as
+    it slides: a shift and an or), any other to `rbuf` as where it ends (`_row_ref`). They are
+    counted afterwards, a block at a time: the tables' probes then run back to back, and no table
+    grows in this loop. Returns how many of each."""
+    lo, q, nk, nr = 0, 0, 0, 0  # the name's start in the block; its index; keys; rows
+    width = 8 * order if order <= MAX_PACKED else 0  # the packed n-gram's bits (0: never packed)
+    full = (np.int64(1) << width) - 1
+    boundary = np.int64(0)  # `order` boundaries, packed
+    for _ in range(order):
+        boundary = (boundary << 8) | NL
+    packed, wide = boundary & full, np.int64(-1)  # the latest code point ≥ 256 (< lo: none)
     tri_ctx, no_id = np.int64(0), 0  # order 3: the context's two ids; steps it holds one without
     for j in range(m):
         nxt, s = np.int64(name[j]), np.int64(splits[q])
+        packed = ((packed << 8) | (nxt & 255)) & full
+        if nxt >= 256:
+            wide = np.int64(j)
+            seen[nxt] = True
         dense = False
         if order == 3:
             nid = np.int64(tri_ids[nxt])
             if nid == EMPTY and tri_used[0] < TRI_IDS:  # first met: the next id
-                nid = tri_used[0]
-                tri_ids[nxt] = nid
-                tri_cps[nid] = nxt
-                tri_used[0] += 1
-                if nxt >= 256:  # the vocabulary's size check reads `seen`
-                    seen[nxt] = True
+                nid = _new_id(nxt, tri_ids, tri_cps, tri_used)
             dense, tri_ctx_was = nid != EMPTY and no_id == 0, tri_ctx  # all three have ids
             tri_ctx = ((tri_ctx << TRI_BITS) | (nid & (TRI_IDS - 1))) & ((1 << 2 * TRI_BITS) - 1)
             no_id = 2 if nid == EMPTY else max(no_id - 1, 0)
         if dense:
             tri[np.uint64((s << (3 * TRI_BITS)) | (tri_ctx_was << TRI_BITS) | nid)] += 1
-        else:  # the context, as one key while every code point is below 256, else as a row
-            packed = np.int64(0)
-            narrow = nxt < 256 and order <= MAX_PACKED
-            for t in range(order - 1):
-                at = j - (order - 1) + t
-                c = np.int64(name[at]) if at >= lo else np.int64(NL)
-                context[t] = c
-                packed = (packed << 8) | (c & 255)
-                narrow = narrow and c < 256
-            if narrow:
-                if 4 * (used + 1) > keys.shape[0]:
-                    keys = _grow_pairs(keys)
-                used += _add_pair(keys, (s << (8 * order)) | (packed << 8) | nxt)
-            else:
-                if nxt >= 256:
-                    seen[nxt] = True
-                if 2 * (grams_used + 1) > grams.shape[0]:
-                    grams, gram_vals = _grow_rows(grams, gram_vals)
-                grams_used += _add_row(grams, gram_vals, s, context, order - 1, nxt)
+        elif width and (wide < lo or j - wide >= order):  # every code point of it below 256
+            kbuf[nk] = (s << width) | packed
+            nk += 1
+        else:
+            rbuf[nr] = _row_ref(j, lo, s)
+            nr += 1
         if nxt == NL:  # the next name: its context starts as boundaries again
-            lo, q, tri_ctx, no_id = j + 1, q + 1, np.int64(0), 0
-    return keys, used, grams, gram_vals, grams_used
+            lo, q, tri_ctx, no_id, packed = j + 1, q + 1, np.int64(0), 0, boundary & full
+    return nk, nr
+
+
+@njit(cache=True, nogil=True)
+def _row_ref(j, lo, s):
+    """An n-gram counted as a row, by where it ends in the block: (j, j − its name's start, capped
+    at 255, split) in one integer."""
+    return (np.int64(j) << 10) | (min(j - lo, 255) << 2) | s
+
+
+@njit(cache=True, nogil=True)
+def _new_id(cp, tri_ids, tri_cps, tri_used):
+    """Order 3: the next small id, to code point `cp`, met for the first time."""
+    nid = tri_used[0]
+    tri_ids[cp] = nid
+    tri_cps[nid] = cp
+    tri_used[0] += 1
+    return nid
+
+
+@njit(cache=True, nogil=True)
+def _add_keys_while_room(table, used, keys, counts, i):
+    """From keys[i], count keys until the table must grow (a loop of its own: a table that may be
+    replaced in a loop costs that loop several times its probes). Returns (i after, used)."""
+    n, room = keys.shape[0], (table.shape[0] >> 2) - 1  # used may reach room
+    mask, ones = (table.shape[0] >> 1) - 1, counts.shape[0] == 0
+    while i < n and used <= room:
+        if i + AHEAD < n:
+            _prefetch(table, 2 * (_pair_hash(keys[i + AHEAD]) & mask))
+        used += _add_pair(table, keys[i], 1 if ones else counts[i])
+        i += 1
+    return i, used
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Ask the CPU to fetch array[index]'s cache line (LLVM's prefetch: for reading and writing,
+    kept in every cache level) and go on: the probe that reads it comes AHEAD keys later."""
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        byte = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        builder.call(fn, [builder.bitcast(builder.gep(data, [args[1]]), byte), i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, types.intp), codegen
+
+
+@njit(cache=True, nogil=True)
+def _add_rows_while_room(grams, used, name, rbuf, r, n, order, key):
+    """`_add_keys_while_room` for rows: from rbuf[r] until the table must grow."""
+    room, mask, width = (grams.shape[0] >> 1) - 1, grams.shape[0] - 1, grams.shape[1]
+    while r < n and used <= room:
+        if r + AHEAD < n:
+            _ref_key(name, rbuf[r + AHEAD], order, key)
+            _prefetch(grams, (_row_hash(key, 0) & mask) * width)
+        _ref_key(name, rbuf[r], order, key)
+        used += _add_row(grams, key, 0, 1)
+        r += 1
+    return r, used
+
+
+@njit(cache=True, nogil=True)
+def _ref_key(name, ref, order, key):
+    """The n-gram `ref` (`_row_ref`) as a row's words into key[0] (a table of one row): its digits
+    (split, context…, next: boundaries before its name's start), 21 bits each, three to a word,
+    oldest highest; the first word holds fewer when order + 1 is not a multiple of three."""
+    j, back = ref >> 10, (ref >> 2) & 255
+    words = key.shape[1] - 1
+    pad = 3 * words - (order + 1)
+    for w in range(words):
+        key[0, w] = 0
+    for p in range(pad, 3 * words):  # digit p − pad: the split, then code point p − pad − 1
+        t = p - pad - 1
+        d = (
+            ref & 3
+            if t < 0
+            else (np.int64(name[j - order + 1 + t]) if order - 1 - t <= back else np.int64(NL))
+        )
+        key[0, p // 3] = (key[0, p // 3] << 21) | d
+
+
+@njit(cache=True, nogil=True)
+def _mark_nexts(table, grams, met):
+    """`mark_met` for the pair table (the low byte of each key) and the row table."""
+    for j in range(0, table.shape[0], 2):
+        if table[j] != EMPTY:
+            met[table[j] & 255] = True
+    for j in range(grams.shape[0]):
+        if grams[j, 0] != EMPTY:  # the next: the last word's lowest digit
+            met[grams[j, -2] & 0x1FFFFF] = True
+
+
+@njit(cache=True, nogil=True)
+def _row_ngrams(digits, counts, token, V):
+    """n-grams given as digits (split, context…, next) as (split, key, count) arrays
+    (`token_ngrams`)."""
+    keys = np.empty(digits.shape[0], np.int64)
+    for j in range(digits.shape[0]):
+        k = np.int64(0)
+        for t in range(1, digits.shape[1]):  # the context's code points, then the next
+            k = k * V + token[digits[j, t]]
+        keys[j] = k
+    return digits[:, 0].copy(), keys, counts
+
+
+@njit(cache=True, nogil=True)
+def _pair_ngrams(table, order, token, V):
+    """The pair table's n-grams as (split, key, count) arrays (`token_ngrams`)."""
+    n = 0
+    for j in range(0, table.shape[0], 2):
+        n += table[j] != EMPTY
+    s, keys, counts = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    i = 0
+    for j in range(0, table.shape[0], 2):
+        key = table[j]
+        if key == EMPTY:
+            continue
+        k = np.int64(0)
+        for t in range(order - 1, -1, -1):  # the oldest code point highest
+            k = k * V + token[(key >> (8 * t)) & 255]
+        s[i], keys[i], counts[i] = key >> (8 * order), k, table[j + 1]
+        i += 1
+    return s, keys, counts
 
 
 @njit(cache=True, nogil=True)
@@ -332,10 +577,10 @@ def _slot(keys, key):
 
 
 @njit(cache=True, nogil=True)
-def _add(keys, vals, key):
-    """Count one more of `key`; 1 if it is new to the table."""
+def _add(keys, vals, key, count):
+    """Count `count` more of `key`; 1 if it is new to the table."""
     h = _slot(keys, key)
-    vals[h] += 1
+    vals[h] += count
     if keys[h] == EMPTY:
         keys[h] = key
         return 1
@@ -356,21 +601,27 @@ def _grow(keys, vals):
 
 
 @njit(cache=True, nogil=True)
+def _pair_hash(key):
+    """A packed n-gram's hash: its slot in a pair table is this & mask."""
+    return np.int64((np.uint64(key) * M1) >> np.uint64(32))
+
+
+@njit(cache=True, nogil=True)
 def _pair_slot(table, key):
     """Where `key` is in a table of (key, count) pairs side by side, or the free slot for it."""
     mask = (table.shape[0] >> 1) - 1
-    h = np.int64((np.uint64(key) * M1) >> np.uint64(32)) & mask
+    h = _pair_hash(key) & mask
     while table[2 * h] != key and table[2 * h] != EMPTY:
         h = (h + 1) & mask
     return h
 
 
 @njit(cache=True, nogil=True)
-def _add_pair(table, key):
+def _add_pair(table, key, count):
     """`_add` for the pair table: one cache line per probe, which pays at orders above 2, where
     every character probes a table too big for the fastest cache."""
     h = _pair_slot(table, key)
-    table[2 * h + 1] += 1
+    table[2 * h + 1] += count
     if table[2 * h] == EMPTY:
         table[2 * h] = key
         return 1
@@ -378,10 +629,8 @@ def _add_pair(table, key):
 
 
 @njit(cache=True, nogil=True)
-def _grow_pairs(table):
-    """The pair table at twice the size."""
-    new = np.full(2 * table.shape[0], EMPTY, dtype=np.int64)
-    new[1::2] = 0
+def _rehash_pairs(table, new):
+    """The pair table's entries into `new` (empty, twice its size); returns new."""
     for j in range(0, table.shape[0], 2):
         if table[j] != EMPTY:
             h = _pair_slot(new, table[j])
@@ -391,17 +640,24 @@ def _grow_pairs(table):
 
 
 @njit(cache=True, nogil=True)
-def _row_slot(grams, s, context, m, nxt):
-    """Where the row (s, context[:m], nxt) is in the table, or the free slot where it goes."""
-    mask = grams.shape[0] - 1
-    h = np.uint64(s) * M1 + np.uint64(nxt)
-    for t in range(m):
-        h = (h ^ np.uint64(context[t])) * M2
-    h = np.int64((h * M1) >> np.uint64(40)) & mask
+def _row_hash(rows, j):
+    """The hash of rows[j]'s words (the last column, its count, left out): its slot in the row
+    table is this & mask. (Rows are read by index: a slice in a hot loop costs more than a probe.)"""
+    h = np.uint64(0)
+    for w in range(rows.shape[1] - 1):
+        h = (h ^ np.uint64(rows[j, w])) * M2
+    return np.int64((h * M1) >> np.uint64(32))
+
+
+@njit(cache=True, nogil=True)
+def _row_slot(grams, rows, j):
+    """Where the words of rows[j] are in the table, or the free slot where they go."""
+    mask, words = grams.shape[0] - 1, grams.shape[1] - 1
+    h = _row_hash(rows, j) & mask
     while grams[h, 0] != EMPTY:
-        same = grams[h, 0] == s and grams[h, m + 1] == nxt
-        for t in range(m):
-            same = same and grams[h, t + 1] == context[t]
+        same = True
+        for w in range(words):
+            same = same and grams[h, w] == rows[j, w]
         if same:
             break
         h = (h + 1) & mask
@@ -409,28 +665,27 @@ def _row_slot(grams, s, context, m, nxt):
 
 
 @njit(cache=True, nogil=True)
-def _add_row(grams, gram_vals, s, context, m, nxt):
-    """Count one more (s, context[:m], nxt); 1 if it is new to the table."""
-    h = _row_slot(grams, s, context, m, nxt)
-    gram_vals[h] += 1
-    if grams[h, 0] == EMPTY:
-        grams[h, 0] = s
-        for t in range(m):
-            grams[h, t + 1] = context[t]
-        grams[h, m + 1] = nxt
-        return 1
-    return 0
+def _add_row(grams, rows, j, count):
+    """Count `count` more of the words rows[j]; 1 if they are new to the table."""
+    h = _row_slot(grams, rows, j)
+    new = grams[h, 0] == EMPTY
+    if new:
+        for w in range(grams.shape[1] - 1):
+            grams[h, w] = rows[j, w]
+        grams[h, -1] = 0
+    grams[h, -1] += count
+    return 1 if new else 0
 
 
 @njit(cache=True, nogil=True)
-def _grow_rows(grams, gram_vals):
-    """The n-gram table at twice the size."""
-    m = grams.shape[1] - 2
-    new = np.full((2 * grams.shape[0], grams.shape[1]), EMPTY, dtype=np.int64)
-    new_vals = np.zeros(2 * grams.shape[0], dtype=np.int64)
+def _rehash_rows(grams, new):
+    """The row table's entries into `new` (empty, twice its size); returns it."""
+    mask, width = new.shape[0] - 1, new.shape[1]
     for j in range(grams.shape[0]):
+        if j + AHEAD < grams.shape[0]:  # a slot ahead (an empty row's prefetch does no harm)
+            _prefetch(new, (_row_hash(grams, j + AHEAD) & mask) * width)
         if grams[j, 0] != EMPTY:
-            h = _row_slot(new, grams[j, 0], grams[j, 1 : m + 1], m, grams[j, m + 1])
-            new[h] = grams[j]
-            new_vals[h] = gram_vals[j]
-    return new, new_vals
+            h = _row_slot(new, grams, j)
+            for w in range(width):
+                new[h, w] = grams[j, w]
+    return new
