@@ -1,5 +1,6 @@
 """The n-gram counting kernels (bigram/reader/counting.py): per-split counts equal to a plain-Python
-count, for messy lines, any chunk size, both split methods, dense and sparse tables."""
+count, for messy lines, any chunk size, both split methods, dense and sparse tables, and tables
+that grow many times at order 5."""
 
 from __future__ import annotations
 
@@ -35,6 +36,50 @@ def test_a_large_vocabulary_counts_exactly_and_sparsely(tmp_path):
         assert int(total.sum()) == sum(expect.values())
         for (a, b), c in list(expect.items())[:2000]:
             assert total[0 if a is None else r.vocab.id(a), 0 if b is None else r.vocab.id(b)] == c
+
+
+@pytest.mark.parametrize(("cjk", "split"), [(2990, "hash"), (4990, "random")])
+def test_big_tables_of_a_large_alphabet_at_order_5_count_exactly(tmp_path, cjk, split):
+    """Tens of thousands of names at order 5, some of Latin letters only (packed keys), others
+    with thousands of CJK characters (rows): both tables grow many times in mid-block. With V ≈
+    3,000 the sort packs counts below 8 beside their keys and sorts bigger ones apart; with V ≈
+    5,000 each split is sorted on its own (split · V^5 no longer fits). Equal to a plain count."""
+    import random
+
+    from bigram.reader.counting import split_of
+
+    rng = random.Random(cjk)
+    wide = [chr(c) for c in range(0x4E00, 0x4E00 + cjk)]
+    latin = list("abcdefghijklmnopqrstuvwxyz")
+    names = []
+    for i in range(40_000):
+        alphabet = latin if i % 2 else latin + wide  # half the names pack into one key at order 5
+        names.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 7))))
+    p = tmp_path / "big.txt"
+    p.write_text("\n".join(names) + "\n", encoding="utf-8")
+    r = read_counts(p, split=split, seed=3, val_frac=0.1, test_frac=0.1, order=5)
+    assert r.vocab.size > cjk
+    if split == "hash":
+        label = [split_of(n, 3, 0.1, 0.1) for n in names]
+    else:
+        label = [0] * len(names)
+        perm = torch.randperm(len(names), generator=torch.Generator().manual_seed(3)).tolist()
+        for place, i in enumerate(perm[:8_000]):
+            label[i] = 1 if place < 4_000 else 2
+    want: dict[tuple[int, tuple[str, ...]], int] = {}
+    for name, s in zip(names, label, strict=True):
+        padded = ["\n"] * 4 + list(name) + ["\n"]
+        for j in range(4, len(padded)):
+            key = (s, tuple(padded[j - 4 : j + 1]))
+            want[key] = want.get(key, 0) + 1
+    chars, V = ["\n", *r.vocab.chars], r.vocab.size
+    got = {}
+    for s, part in enumerate(("train", "val", "test")):
+        t = r.splits[part].coalesce()
+        for (row, col), n in zip(t.indices().t().tolist(), t.values().tolist(), strict=True):
+            ctx = [chars[row // V**k % V] for k in (3, 2, 1, 0)]
+            got[s, (*ctx, chars[col])] = n
+    assert got == want
 
 
 @settings(max_examples=60, deadline=None)

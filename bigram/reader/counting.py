@@ -54,6 +54,7 @@ SKIP = 255  # a label that leaves its name out of the counts
 TRI_BITS = 6  # order 3's dense block: 2^6 code points, 3 · 2^18 counts (6 MiB)
 TRI_IDS = 1 << TRI_BITS
 BLOCK = 1 << 16  # code points decoded before they are counted: the block stays in cache
+RING = 64  # rows made ahead of their probe: a power of two above AHEAD
 AHEAD = 32  # keys between a table slot's prefetch and its probe: ~a memory latency of probes
 MAX_PACKED = 7  # orders whose n-grams of code points < 256 pack into one key: split, then 8 bits each
 # the hash split's and the hash tables' multipliers (shuffle.py's table uses M1 too), and murmur3's
@@ -82,7 +83,7 @@ class Accumulator:
         self.seen = np.zeros(0x110000, dtype=np.bool_) if seen is None else seen
         self.scratch = np.zeros(0, dtype=np.int32)  # a block of names' code points, "\n" after each
         self.splits = np.zeros(0, dtype=np.uint8)  # the split of each name of the block
-        self.key = np.zeros((1, row_words(order) + 1), dtype=np.int64)  # one row, as a table of one
+        self.ring = np.zeros((RING, row_words(order) + 1), dtype=np.int64)  # rows about to be counted
         # order ≠ 2: a block's n-grams, gathered before they are counted (`_gather_ngrams`)
         self.kbuf = self.rbuf = np.zeros(0, dtype=np.int64)
         # order 3: trigrams of the first TRI_IDS code points met (a names list in one script has
@@ -151,7 +152,7 @@ def count_chunk(
         i, k, acc.keys, acc.vals, acc.used, acc.grams_used, keys_at, nk, rows_at, nr = _count(
             buf, i, k, labels, by_hash, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), t_test, t_val, SPACE,
             acc.hot, acc.keys, acc.vals, acc.used, acc.names, acc.seen, acc.scratch, acc.splits,
-            acc.order, acc.grams, acc.grams_used, acc.key,
+            acc.order, acc.grams, acc.grams_used, acc.ring,
             acc.tri, acc.tri_ids, acc.tri_cps, acc.tri_used, acc.kbuf, acc.rbuf,
         )  # fmt: skip
         if keys_at == nk and rows_at == nr:
@@ -179,7 +180,7 @@ def _add_rows(acc: Accumulator, r: int, n: int) -> None:
     table, grown here whenever it is half full (`_add_keys`)."""
     while True:
         r, acc.grams_used = _add_rows_while_room(
-            acc.grams, acc.grams_used, acc.scratch, acc.rbuf, r, n, acc.order, acc.key
+            acc.grams, acc.grams_used, acc.scratch, acc.rbuf, r, n, acc.order, acc.ring
         )
         if r == n:
             return
@@ -297,7 +298,7 @@ def _split_of_sum(total, first, last, n, seed, t_test, t_val):
 @njit(cache=True, nogil=True)
 def _count(
     buf, i, k, labels, by_hash, seed, t_test, t_val, space, hot, keys, vals, used, names, seen, name,
-    splits, order, grams, grams_used, key, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf,
+    splits, order, grams, grams_used, ring, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf,
 ):  # fmt: skip
     """count_chunk's loop from buf[i] (the chunk's k-th name), a block of names at a time: decode,
     strip and split them, then count. Returns (i, k, the tables, used, grams_used, then where
@@ -311,7 +312,7 @@ def _count(
             continue
         nk, nr = _gather_ngrams(name, m, splits, order, seen, tri, tri_ids, tri_cps, tri_used, kbuf, rbuf)
         keys_at, used = _add_keys_while_room(keys, used, kbuf[:nk], kbuf[:0], 0)
-        rows_at, grams_used = _add_rows_while_room(grams, grams_used, name, rbuf, 0, nr, order, key)
+        rows_at, grams_used = _add_rows_while_room(grams, grams_used, name, rbuf, 0, nr, order, ring)
         if keys_at < nk or rows_at < nr:
             return i, k, keys, vals, used, grams_used, keys_at, nk, rows_at, nr
     return i, k, keys, vals, used, grams_used, 0, 0, 0, 0
@@ -489,29 +490,49 @@ def _prefetch(typingctx, array, index):
 
 
 @njit(cache=True, nogil=True)
-def _add_rows_while_room(grams, used, name, rbuf, r, n, order, key):
-    """`_add_keys_while_room` for rows: from rbuf[r] until the table must grow."""
-    room, mask, width = (grams.shape[0] >> 1) - 1, grams.shape[0] - 1, grams.shape[1]
+def _add_rows_while_room(grams, used, name, rbuf, r, n, order, ring):
+    """`_add_keys_while_room` for rows: from rbuf[r] until the table must grow. Each row's words
+    are made once, AHEAD rows before its probe, into a ring of RING rows (its hash in the last
+    column), and its slot prefetched then. The probe is written out here, not called: numba's
+    call with arrays costs more than the probe itself."""
+    room, mask, words = (grams.shape[0] >> 1) - 1, grams.shape[0] - 1, grams.shape[1] - 1
+    for x in range(r, min(r + AHEAD, n)):
+        _ref_key(name, rbuf[x], order, ring, x & (RING - 1))
     while r < n and used <= room:
         if r + AHEAD < n:
-            _ref_key(name, rbuf[r + AHEAD], order, key)
-            _prefetch(grams, (_row_hash(key, 0) & mask) * width)
-        _ref_key(name, rbuf[r], order, key)
-        used += _add_row(grams, key, 0, 1)
+            at = (r + AHEAD) & (RING - 1)
+            _ref_key(name, rbuf[r + AHEAD], order, ring, at)
+            _prefetch(grams, (ring[at, words] & mask) * (words + 1))
+        at = r & (RING - 1)
+        h = ring[at, words] & mask
+        while grams[h, 0] != EMPTY:
+            same = True
+            for w in range(words):
+                same = same and grams[h, w] == ring[at, w]
+            if same:
+                break
+            h = (h + 1) & mask
+        if grams[h, 0] == EMPTY:
+            for w in range(words):
+                grams[h, w] = ring[at, w]
+            grams[h, words] = 0
+            used += 1
+        grams[h, words] += 1
         r += 1
     return r, used
 
 
 @njit(cache=True, nogil=True)
-def _ref_key(name, ref, order, key):
-    """The n-gram `ref` (`_row_ref`) as a row's words into key[0] (a table of one row): its digits
-    (split, context…, next: boundaries before its name's start), 21 bits each, three to a word,
-    oldest highest; the first word holds fewer when order + 1 is not a multiple of three."""
+def _ref_key(name, ref, order, ring, at):
+    """The n-gram `ref` (`_row_ref`) as a row's words into ring[at], its hash (`_row_hash`) in
+    the last column: its digits (split, context…, next: boundaries before its name's start), 21
+    bits each, three to a word, oldest highest; the first word holds fewer when order + 1 is not
+    a multiple of three."""
     j, back = ref >> 10, (ref >> 2) & 255
-    words = key.shape[1] - 1
+    words = ring.shape[1] - 1
     pad = 3 * words - (order + 1)
     for w in range(words):
-        key[0, w] = 0
+        ring[at, w] = 0
     for p in range(pad, 3 * words):  # digit p − pad: the split, then code point p − pad − 1
         t = p - pad - 1
         d = (
@@ -519,7 +540,8 @@ def _ref_key(name, ref, order, key):
             if t < 0
             else (np.int64(name[j - order + 1 + t]) if order - 1 - t <= back else np.int64(NL))
         )
-        key[0, p // 3] = (key[0, p // 3] << 21) | d
+        ring[at, p // 3] = (ring[at, p // 3] << 21) | d
+    ring[at, words] = _row_hash(ring, at)
 
 
 @njit(cache=True, nogil=True)
@@ -662,19 +684,6 @@ def _row_slot(grams, rows, j):
             break
         h = (h + 1) & mask
     return h
-
-
-@njit(cache=True, nogil=True)
-def _add_row(grams, rows, j, count):
-    """Count `count` more of the words rows[j]; 1 if they are new to the table."""
-    h = _row_slot(grams, rows, j)
-    new = grams[h, 0] == EMPTY
-    if new:
-        for w in range(grams.shape[1] - 1):
-            grams[h, w] = rows[j, w]
-        grams[h, -1] = 0
-    grams[h, -1] += count
-    return 1 if new else 0
 
 
 @njit(cache=True, nogil=True)
