@@ -460,7 +460,10 @@ def read_counts(
         _run_chunks(iter_chunks(p, start, end), work, bar)
         bar.close()
     _release_freed_memory()
-    return _result(counter, p, group)
+    result = _result(counter, p, group)
+    counter = None  # its tables, and what _result sorted them in, go back to the OS before estimation
+    _release_freed_memory()
+    return result
 
 
 def _count_by_position(
