@@ -81,18 +81,6 @@ class Level:
         pos = torch.searchsorted(self.keys, keys).clamp_(max=len(self.keys) - 1)
         return pos, self.keys[pos] == keys
 
-    def entry(self, rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(index of entry (row, col) in cols/logp, whether row lists col)."""
-        lo, hi = self.ptr[rows], self.ptr[rows + 1]
-        if not len(self.cols):
-            return lo, torch.zeros(len(rows), dtype=torch.bool)
-        # cols sorted within each row: a search of the row's slice, done for all rows at once
-        # through keys row·V + col, sorted over the whole level
-        flat = self._flat()
-        V = self._V
-        pos = torch.searchsorted(flat, rows * V + cols).clamp_(max=len(flat) - 1)
-        return pos, (pos >= lo) & (pos < hi) & (self.cols[pos] == cols)
-
     def lookup(self, keys: torch.Tensor, cols: torch.Tensor, V: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(index of entry (context key, col), whether it is listed): one search among the level's
         n-gram keys key·V + col, which are sorted (keys sorted, cols sorted within a row)."""
@@ -109,13 +97,6 @@ class Level:
             which = torch.repeat_interleave(torch.arange(len(self.keys)), self.ptr.diff())
             self._grams = self.keys[which] * V + self.cols
         return self._grams
-
-    def _flat(self) -> torch.Tensor:
-        if getattr(self, "_flat_keys", None) is None:
-            self._V = int(self.cols.max()) + 1
-            which = torch.repeat_interleave(torch.arange(len(self.keys)), self.ptr.diff())
-            self._flat_keys = which * self._V + self.cols
-        return self._flat_keys
 
     def slices(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(for every entry of the given rows, in order: which of `rows` it belongs to, its index)."""

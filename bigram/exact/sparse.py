@@ -176,7 +176,8 @@ class States:
             known = (r >= 0).nonzero().squeeze(1)
             if len(known):
                 lv = self.table.levels[i]
-                pos, listed = lv.entry(r[known], torch.full((len(known),), token, dtype=_I64))
+                keys = lv.keys[r[known]]
+                pos, listed = lv.lookup(keys, torch.full_like(keys, token), self.table.V)
                 res[known] = torch.where(listed, lv.logp[pos], lv.backoff[r[known]] + res[known])
             out[lo:hi] = res
         return out
