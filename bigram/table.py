@@ -11,7 +11,7 @@ neural  log_softmax(W) row by row: one_hot(context) @ W is row `context` of W (b
 mix     its parts' tables and weights, as `bigram mix` wrote them, read as one (bigram.mixture)
 arpa    the table `bigram import` read from an ARPA file (bigram.formats.arpa), stored sparse
 
-`model_table` makes any of them from its checkpoint; `count_log_probs_at` and `CountRows` give
+`model_table` makes any of them from its checkpoint; `count_table` and `count_log_probs_at` give
 the count model's entries without building all of it (the metrics and summaries read few).
 
     >>> count_log_probs(torch.tensor([[1, 3], [0, 0]]), 1.0).exp()  # (N + 1) / row sums; an empty row
@@ -27,7 +27,7 @@ import torch
 
 from bigram.backoff import Level, Table, table_of_state
 from bigram.config import MAX_SMOOTHING
-from bigram.counts import nonzero, order_of, rows_of, totals_at, values_at
+from bigram.counts import nonzero, order_of, totals_at, values_at
 from bigram.errors import BigramError
 from bigram.safety import checkpoints, layout
 from bigram.vocab import check_keys
@@ -80,23 +80,6 @@ def count_log_probs_at(counts: torch.Tensor, smoothing: float | str):
         return torch.where(den > 0, num.log() - den.log(), torch.full_like(den, -math.log(V)))
 
     return at
-
-
-class CountRows:
-    """The add-k count model's C×V table of log P, made only at the rows asked for: `table[i]`
-    for an index tensor i equals count_log_probs(counts, k)[i] (float64). What the end-of-run
-    summaries read of it (an image's corner, ten sampled names), without allocating C×V: at
-    V = 4,500 the whole table would be 160 MB.
-
-    >>> CountRows(torch.tensor([[1, 3], [0, 0]]).to_sparse(), 0.0)[torch.tensor([0])].exp()
-    tensor([[0.2500, 0.7500]], dtype=torch.float64)
-    """
-
-    def __init__(self, counts: torch.Tensor, smoothing: float) -> None:
-        self.counts, self.smoothing, self.shape = counts, smoothing, tuple(counts.shape)
-
-    def __getitem__(self, rows: torch.Tensor) -> torch.Tensor:
-        return count_log_probs(rows_of(self.counts, rows), self.smoothing)
 
 
 def count_table(counts: torch.Tensor, smoothing: float | str) -> Table:

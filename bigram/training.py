@@ -42,7 +42,7 @@ from bigram.vocab import Vocab
 class TrainResult:
     run_dir: Path
     metrics: dict = field(default_factory=dict)
-    # model → its C×V table of log P (add-k counts: a CountRows, whose rows are made when indexed)
+    # model → its table of log P (bigram.backoff.Table)
     tables: dict[str, Table] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)  # what happened, in words (printed by the CLI)
     order: int = 2  # the n-gram order the tables have
@@ -244,9 +244,8 @@ class Account:
 
 @dataclass
 class Fitted:
-    """The models _fit_and_report fits, as it goes: each one's C×V table of log P (add-k counts: a
-    CountRows, whose rows are made when indexed), the metrics' source of log P where it is not the
-    table itself, the neural model's training, and the account of it all."""
+    """The models _fit_and_report fits, as it goes: each one's table of log P (bigram.backoff),
+    the metrics' source of log P where it is not the table itself, the neural model's training, and the account of it all."""
 
     tables: dict[str, Table] = field(default_factory=dict)
     exact: dict[str, object] = field(default_factory=dict)

@@ -88,19 +88,19 @@ def test_held_out_nll_equals_evaluating_the_full_table_sparse_or_dense():
 
 
 def test_count_rows_made_on_demand_are_the_tables_rows():
-    """CountRows (what the summaries read instead of a large vocabulary's whole table) gives, at
-    any rows (repeated, empty in train, of a sparse or dense matrix), the add-k values written out
-    by hand: log((N_ij + k) / (N_i + kV)), uniform for an empty row at k = 0."""
+    """count_table's rows (what the summaries read instead of a large vocabulary's whole table)
+    give, at any rows (repeated, empty in train, of a sparse or dense matrix), the add-k values
+    written out by hand: log((N_ij + k) / (N_i + kV)), uniform for an empty row at k = 0."""
     import math
 
-    from bigram.table import CountRows
+    from bigram.table import count_table
 
     g = torch.Generator().manual_seed(1)
-    C, V = 40, 13
+    C, V = 13 * 13, 13  # an order-3 table over 13 tokens
     N = torch.zeros(C, V, dtype=torch.long)
     idx = torch.randint(0, C - 3, (2, 150), generator=g)  # the last 3 rows: empty
     N.index_put_((idx[0], idx[1] % V), torch.randint(1, 9, (150,), generator=g), accumulate=True)
-    rows = torch.tensor([39, 0, 5, 5, 38, 12, 0])
+    rows = torch.tensor([168, 0, 5, 5, 167, 12, 0])
     plain = N.tolist()
     for k in (0.0, 0.25, 1.0):
         want = [
@@ -115,7 +115,7 @@ def test_count_rows_made_on_demand_are_the_tables_rows():
             for i in rows.tolist()
         ]
         for m in (N, N.to_sparse()):
-            got = CountRows(m, k)[rows]
+            got = count_table(m, k)[rows]
             assert got.dtype == torch.float64 and got.shape == (len(rows), V)
             assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), rtol=0, atol=1e-12)
 
