@@ -295,6 +295,9 @@ def test_a_large_alphabet_page_carries_the_whole_model_and_reads_it_as_bigram_do
     assert out.stat().st_size < 5_000_000
     load(browser, out)
     assert "carries every model whole" in browser.find_element("id", "carried").text
+    # the counts table shows the top columns' counts (its data holds only those columns)
+    heat = browser.find_element("id", "heat").get_attribute("innerHTML")
+    assert "undefined" not in heat and "NaN" not in heat
     drawn = browser.execute_script("return window.bigramExplore.sampleNames('count', 300, 3)")
     assert all(not d.get("missing") and not d.get("cut") for d in drawn)
     probe = [*names[::4001], names[5][:2] + names[9][2:], drawn[0]["name"], drawn[1]["name"]]

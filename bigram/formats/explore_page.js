@@ -32,6 +32,8 @@ function startCtx() { return Array(Math.max(0, ORDER - 1)).fill(0); }  // where 
 function keyOf(ctx) { return ctx.join(","); }  // a context's name in the page (its token ids, oldest first)
 const heatIndex = new Map(D.heat.rows.map((ctx, i) => [keyOf(ctx), i]));
 function countsRow(ctx) { const i = heatIndex.get(keyOf(ctx)); return i === undefined ? null : D.heat.counts[i]; }
+const heatColumn = new Map(D.heat.cols.map((c, j) => [c, j]));  // token id → its column in counts
+function countOf(ctx, token) { return countsRow(ctx)[heatColumn.get(token)]; }
 
 // --- the model, read as bigram reads it (bigram/backoff.py, bigram/mixture.py) ------------------
 // A table: levels[j] holds the known contexts of j tokens, sorted by key (their ids as base-V
@@ -244,7 +246,7 @@ function drawHeat() {
   svg.setAttribute("width", Math.min(W, 1050));
   let max = 0;
   const cell = (r, c) => {
-    if (heatMode === "N") return countsRow(r)[c];
+    if (heatMode === "N") return countOf(r, c);
     const l = logp(heatMode.slice(2), r);
     return l ? Math.exp(l[c]) : NaN;  // NaN: a row this page left out
   };
@@ -272,7 +274,7 @@ function drawHeat() {
     : `All ${D.C} contexts × ${V} tokens. The boundary is shown as “${D.tokens[0]}”.`;
 }
 function hover(r, c) {
-  const parts = [`${ctxText(r)}${D.tokens[c]}: N = ${countsRow(r)[c]}`];
+  const parts = [`${ctxText(r)}${D.tokens[c]}: N = ${countOf(r, c)}`];
   for (const m of MODELS) {
     const l = logp(m, r);
     parts.push(l ? `${NAMES[m]}: P = ${Math.exp(l[c]).toFixed(6)}, log P = ${fixed(l[c], 4)}` : `${NAMES[m]}: left out of this page`);
