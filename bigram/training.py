@@ -245,7 +245,8 @@ class Account:
 @dataclass
 class Fitted:
     """The models _fit_and_report fits, as it goes: each one's table of log P (bigram.backoff),
-    the metrics' source of log P where it is not the table itself, the neural model's training, and the account of it all."""
+    the metrics' source of log P where it is not the table itself, the neural model's training,
+    and the account of it all."""
 
     tables: dict[str, Table] = field(default_factory=dict)
     exact: dict[str, object] = field(default_factory=dict)
