@@ -97,8 +97,11 @@ def row_totals(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     (tensor([0, 2]), tensor([2, 4]))
     """
     i, _, n = nonzero(counts)
-    rows, inv = torch.unique_consecutive(i, return_inverse=True)  # nonzero's rows are sorted
-    return rows, torch.zeros(len(rows), dtype=n.dtype).index_add_(0, inv, n)
+    rows = torch.unique_consecutive(i)  # nonzero's rows are sorted
+    totals = torch.zeros(len(rows), dtype=n.dtype, device=n.device)
+    for a in range(0, len(i), 1 << 16):  # a block of entries at a time: no index per entry held
+        totals.index_add_(0, torch.searchsorted(rows, i[a : a + (1 << 16)]), n[a : a + (1 << 16)])
+    return rows, totals
 
 
 def entry_row_sums(counts: torch.Tensor) -> torch.Tensor:
@@ -156,7 +159,7 @@ def figure_ids(counts: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tens
         ids = top_tokens(counts, top)
         return ids, ids
     _, cols, n = nonzero(counts)
-    per_col = torch.zeros(V, dtype=torch.float64).index_add_(0, cols, n.double())
+    per_col = torch.zeros(V, dtype=n.dtype).index_add_(0, cols, n).double()
     keys, per_row = row_totals(counts)
     if not len(keys):
         return torch.zeros(1, dtype=torch.int64), _top(per_col, top, boundary=True)

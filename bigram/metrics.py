@@ -17,9 +17,11 @@ from collections.abc import Iterable, Iterator
 import torch
 
 from bigram.backoff import Table
-from bigram.counts import context_ids, context_rows, entry_row_sums, gram_name, nonzero, total
+from bigram.counts import context_ids, context_rows, gram_name, nonzero, row_totals, total
 from bigram.text import escaped, json_safe
 from bigram.vocab import BOUNDARY_ID, Vocab
+
+BLOCK = 1 << 16  # counted n-grams whose log P is read at a time
 
 
 def log_likelihood(log_probs, counts: torch.Tensor) -> float:
@@ -28,9 +30,17 @@ def log_likelihood(log_probs, counts: torch.Tensor) -> float:
     # only counted bigrams contribute: a big vocabulary's matrix is mostly zeros
     if callable(log_probs):
         i, j, n = nonzero(counts)
-        return float((n.to(torch.float64) * log_probs(i, j)).sum())
-    i, j, n = (t.to(log_probs.device) for t in nonzero(counts))
-    return float((n.to(torch.float64) * log_probs[i, j].to(torch.float64)).sum())
+        read = log_probs
+    else:
+        i, j, n = (t.to(log_probs.device) for t in nonzero(counts))
+
+        def read(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+            return log_probs[rows, cols]
+
+    terms = torch.empty(len(n), dtype=torch.float64, device=n.device)
+    for a in range(0, len(n), BLOCK):  # a block at a time (bounded temporaries), summed once
+        terms[a : a + BLOCK] = read(i[a : a + BLOCK], j[a : a + BLOCK]).to(torch.float64) * n[a : a + BLOCK]
+    return float(terms.sum())
 
 
 def summarize(log_lik: float, bigrams: int) -> dict[str, float | int]:
@@ -66,11 +76,15 @@ def evaluate(log_probs: torch.Tensor, counts: torch.Tensor) -> dict[str, float |
 def data_entropy(counts: torch.Tensor) -> float:
     """H(next | prev) of the counted bigrams' empirical distribution, in nats per bigram:
     −Σ_ij N_ij log(N_ij / N_i) / ΣN — the NLL of the maximum-likelihood (smoothing 0) table."""
-    _, _, n = nonzero(counts)
-    n = n.to(torch.float64)
-    rows = entry_row_sums(counts).to(torch.float64)
-    bigrams = float(n.sum())
-    return -float((n * (n / rows).log()).sum()) / bigrams if bigrams else math.nan
+    i, _, n = nonzero(counts)
+    keys, totals = row_totals(counts)
+    terms = torch.empty(len(n), dtype=torch.float64, device=n.device)
+    for a in range(0, len(n), BLOCK):  # a block at a time (bounded temporaries), summed once
+        m = n[a : a + BLOCK].to(torch.float64)
+        rows = totals[torch.searchsorted(keys, i[a : a + BLOCK])].to(torch.float64)
+        terms[a : a + BLOCK] = m * (m / rows).log()
+    bigrams = float(n.sum())  # exact: an integer
+    return -float(terms.sum()) / bigrams if bigrams else math.nan
 
 
 def kl_between(log_p, log_q, counts: torch.Tensor) -> float:

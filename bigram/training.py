@@ -31,7 +31,7 @@ from bigram.formats.tensorboard import (
     open_writer,
 )
 from bigram.metrics import evaluate
-from bigram.reader.corpus import default_world, load_counts
+from bigram.reader.corpus import default_world, load_counts, release_freed_memory
 from bigram.safety import layout, rundir
 from bigram.smoothing import choose_smoothing, equivalent_smoothing
 from bigram.table import count_log_probs_at, count_table, model_table
@@ -285,6 +285,7 @@ def _fit_and_report(
                     cfg = _settle_smoothing(cfg, splits, writer, smoothing_choice, models.account)
                 if cfg.trains_count:
                     _fit_count(run, cfg, vocab, splits["train"], kneser_ney, models)
+                    release_freed_memory()
                 if cfg.trains_neural:
                     curves = Curves(writer, splits, cfg.smoothing, models.exact.get("count"))
                     models.fit = fit_neural(
@@ -302,6 +303,7 @@ def _fit_and_report(
                     for model, lp in models.tables.items()
                 }
                 runs.write_metrics(run, {**metrics, **models.account.to_json()})
+                release_freed_memory()
             # the run is complete and consistent from here: a Ctrl-C now (or one that came during
             # the saves) ends the TensorBoard summaries, not the run
             fit = models.fit

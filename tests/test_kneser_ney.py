@@ -98,6 +98,23 @@ def test_kneser_ney_matches_the_reference_and_a_plain_estimate(names, order):
         assert table_log_prob(P, vocab, w, order) == pytest.approx(plain_log_prob(p, w, order), abs=1e-9), w
 
 
+@pytest.mark.parametrize("block", [1, 5])
+def test_kneser_ney_estimated_a_few_histories_at_a_time_is_the_same(names, monkeypatch, block):
+    """A level is estimated a block of whole histories at a time (a block of 1 or 5 n-grams holds
+    less than many histories); the metrics read a block at a time: the plain estimate still."""
+    import bigram.estimators.kneser_ney as kn
+    import bigram.metrics as metrics
+
+    monkeypatch.setattr(kn, "BLOCK", block)
+    monkeypatch.setattr(metrics, "BLOCK", 7 * block)
+    counts = read_counts(NAMES, split="random", val_frac=0, test_frac=0, order=3)
+    P, _ = kneser_ney_probs(counts.splits["train"])
+    assert evaluate(P.log(), counts.splits["train"])["nll"] == pytest.approx(REFERENCE[3], abs=5e-7)
+    p = plain_kn(names, 3)
+    for w in [*names[::1999], "zzyzx", "qxq"]:
+        assert table_log_prob(P, counts.vocab, w, 3) == pytest.approx(plain_log_prob(p, w, 3), abs=1e-9), w
+
+
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
 def test_kneser_ney_on_an_odd_vocabulary(tmp_path, order):
     """Dots, spaces and characters beyond Latin-1 in names; a corpus so small that every length

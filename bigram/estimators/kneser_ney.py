@@ -75,18 +75,21 @@ def adjusted_counts(counts: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tens
     rows, cols, n = (x.long() for x in nonzero(counts))
     # each counted n-gram's length, <s> included: N, except that z ≥ 2 leading boundaries are one
     # <s>; a row has z ≥ m leading boundaries exactly when it is below V^(N−1−m)
-    length = torch.full_like(rows, N)
+    length = torch.full(rows.shape, N, dtype=torch.int8)
     for m in range(2, N):
-        length -= (rows < V ** (N - 1 - m)).long()
+        length -= (rows < V ** (N - 1 - m)).to(torch.int8)
     # raw counts: the longest n-grams, and those that start with <s>
     raw = [(rows[length == k] % V ** (k - 1)) * V + cols[length == k] for k in range(N + 1)]
     weights = [n[length == k] for k in range(N + 1)]
+    del rows, cols, n, length
     adjusted = [(raw[N], weights[N])]  # sorted and distinct already: the counts' pairs are
     for k in range(N - 1, 0, -1):  # the others: how many distinct tokens were seen before them
         longer = adjusted[0][0] % V**k  # each distinct longer n-gram, without its oldest token
-        adjusted.insert(
-            0, _sum_by_key(torch.cat([raw[k], longer]), torch.cat([weights[k], torch.ones_like(longer)]))
-        )
+        longer.numpy().sort()  # in place: no permutation is needed, only how often each occurs
+        seen_after, before = torch.unique_consecutive(longer, return_counts=True)
+        del longer
+        adjusted.insert(0, _sum_by_key(torch.cat([raw[k], seen_after]), torch.cat([weights[k], before])))
+        raw[k] = weights[k] = None
     return adjusted
 
 
@@ -103,6 +106,9 @@ def _sum_by_key(keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor,
     ends = runs.cumsum(0) - 1
     csum = values[order].cumsum(0)
     return distinct, csum[ends] - torch.cat([csum.new_zeros(1), csum[ends[:-1]]])
+
+
+BLOCK = 1 << 16  # n-grams a level is estimated from at a time: bounded temporaries at any order
 
 
 def kneser_ney_table(counts: torch.Tensor) -> tuple[Table, list[Discounts]]:
@@ -123,26 +129,62 @@ def kneser_ney_table(counts: torch.Tensor) -> tuple[Table, list[Discounts]]:
     below = None  # the previous length's (n-gram keys, linear p, unk per history, history keys)
     for k in range(1, N + 1):
         keys, a = adjusted[k - 1]
-        hkeys, inv, per = torch.unique_consecutive(keys // V, return_inverse=True, return_counts=True)
-        d = torch.tensor([0.0, *found[k - 1].d], dtype=torch.float64)[a.clamp(max=3)]  # D(a(hw))
-        den = torch.zeros(len(hkeys), dtype=torch.float64).index_add_(0, inv, a.double())
-        gamma = torch.zeros(len(hkeys), dtype=torch.float64).index_add_(0, inv, d) / den
+        adjusted[k - 1] = None  # each length's counts go once its level is made
+        level, below = _level(keys, a, found[k - 1].d, below, V, k, last=k == N)
+        levels.append(level)
+    return Table(V, N, levels).with_dense(), found
+
+
+def _level(keys: torch.Tensor, a: torch.Tensor, d3: tuple, below, V: int, k: int, last: bool):
+    """The table's level k − 1 from the adjusted counts a of the n-grams of length k (`keys`,
+    sorted), and what the next level reads of it (None for the last): a block of whole
+    histories at a time, written into the level's tensors, so that the temporaries stay BLOCK
+    long at any order."""
+    spans = list(_blocks(keys, V))
+    starts = [0]  # where each block's histories start among the level's
+    for lo, hi in spans:
+        starts.append(starts[-1] + len(torch.unique_consecutive(keys[lo:hi] // V)))
+    n, H = len(keys), starts[-1]
+    logp, p_all = torch.empty(n, dtype=torch.float64), None if last else torch.empty(n, dtype=torch.float64)
+    hkeys, ptr = torch.empty(H, dtype=torch.int64), torch.zeros(H + 1, dtype=torch.int64)
+    backoff, unk_all = torch.empty(H, dtype=torch.float64), torch.empty(H, dtype=torch.float64)
+    disc = torch.tensor([0.0, *d3], dtype=torch.float64)
+    for (lo, hi), h0, h1 in zip(spans, starts, starts[1:], strict=False):
+        kb, ab = keys[lo:hi], a[lo:hi]
+        hk, inv, per = torch.unique_consecutive(kb // V, return_inverse=True, return_counts=True)
+        d = disc[ab.clamp(max=3)]  # D(a(hw))
+        den = torch.zeros(len(hk), dtype=torch.float64).index_add_(0, inv, ab.double())
+        gamma = torch.zeros(len(hk), dtype=torch.float64).index_add_(0, inv, d) / den
         if below is None:  # the unigrams interpolate with the uniform 1/(V + 1)
             lower, unk = torch.full_like(d, 1.0 / (V + 1)), gamma / (V + 1)
             beta = unk * V / (1 - unk)  # onto the root 1/V: the unigram's unlisted share, renormalized
         else:  # h′w is listed at h′ whenever hw is (a(h′w) counts hw's first token): one search
             grams, p_below, unk_below, h_below = below
-            lower = p_below[torch.searchsorted(grams, keys % V ** (k - 1))]
-            up = unk_below[torch.searchsorted(h_below, hkeys % V ** (k - 2))]  # p(<unk> | h′)
+            lower = p_below[torch.searchsorted(grams, kb % V ** (k - 1))]
+            up = unk_below[torch.searchsorted(h_below, hk % V ** (k - 2))]  # p(<unk> | h′)
             unk = gamma * up
             beta = gamma * (1 - up) / (1 - unk)
-        p = (a - d).clamp_(min=0).div_(den[inv]).add_(gamma[inv] * lower)
-        ptr = torch.cat([torch.zeros(1, dtype=torch.int64), per.cumsum(0)])
-        level = Level(hkeys, ptr, keys % V, (p / (1 - unk)[inv]).log_(), beta.log_())
-        level._grams = keys  # the level's n-gram keys are these (Level.grams)
-        levels.append(level)
-        below = (keys, p, unk, hkeys)
-    return Table(V, N, levels).with_dense(), found
+        p = (ab - d).clamp_(min=0).div_(den[inv]).add_(gamma[inv] * lower)
+        logp[lo:hi] = (p / (1 - unk)[inv]).log_()
+        if p_all is not None:
+            p_all[lo:hi] = p
+        hkeys[h0:h1], ptr[h0 + 1 : h1 + 1], backoff[h0:h1], unk_all[h0:h1] = hk, per, beta.log_(), unk
+    level = Level(hkeys, ptr.cumsum_(0), keys % V, logp, backoff)
+    level._grams = keys  # the level's n-gram keys are these (Level.grams)
+    return level, None if last else (keys, p_all, unk_all, hkeys)
+
+
+def _blocks(keys: torch.Tensor, V: int):
+    """(lo, hi) spans of about BLOCK sorted n-gram keys that split no history (keys // V)."""
+    lo, n = 0, len(keys)
+    while lo < n:
+        hi = min(lo + BLOCK, n)
+        if hi < n:  # back to the start of the history the cut falls in, or past a long one
+            hi = int(torch.searchsorted(keys, keys[hi] // V * V))
+            if hi <= lo:
+                hi = int(torch.searchsorted(keys, (keys[lo] // V + 1) * V))
+        yield lo, hi
+        lo = hi
 
 
 def kneser_ney_probs(counts: torch.Tensor) -> tuple[torch.Tensor, list[Discounts]]:

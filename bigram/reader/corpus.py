@@ -321,9 +321,9 @@ def check_table_size(V: int, order: int, where: str = "") -> int:
 def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, torch.Tensor]:
     """Per-split C×V int64 count matrices from (split, key = row · V + column, count) in token ids
     (a key may repeat, once per thread and process: repeats add up); sparse COO when that is
-    smaller than dense (24 bytes per counted pair against 8 per cell)."""
+    smaller than dense (24 bytes per counted pair against 8 per cell). `grams` is emptied."""
     out = {}
-    for i, (keys, counts) in enumerate(_by_split(*grams, shape[0] * shape[1])):
+    for i, (keys, counts) in enumerate(_by_split(grams, shape[0] * shape[1])):
         if names[i] == 0:
             continue
         idx = np.empty((2, len(keys)), dtype=np.int64)
@@ -335,12 +335,18 @@ def _matrices(shape: tuple[int, int], grams, names: np.ndarray) -> dict[str, tor
     return out
 
 
-def _by_split(s: np.ndarray, keys: np.ndarray, counts: np.ndarray, limit: int) -> list:
-    """Each split's (keys, counts), sorted and summed (`_sorted_sums`): all in one sort, by split
-    then key, when split · limit + key leaves a bit free in an int64; else a sort per split."""
+def _by_split(grams: list[np.ndarray], limit: int) -> list:
+    """Each split's (keys, counts), sorted and summed (`_sorted_sums`), from grams = [split, key,
+    count], which it empties and reuses: all in one sort, by split then key, when split · limit +
+    key leaves a bit free in an int64; else a sort per split."""
+    s, keys, counts = grams
+    grams.clear()
     if 3 * limit > 1 << 62:
         return [_sorted_sums(keys[s == i], counts[s == i], limit) for i in range(len(SPLITS))]
-    both, counts = _sorted_sums(s * limit + keys, counts, 3 * limit)
+    s *= limit  # in place (so are the sums): the arrays are not read again
+    s += keys
+    del keys
+    both, counts = _sorted_sums(s, counts, 3 * limit)
     cuts = [0, *np.searchsorted(both, [limit, 2 * limit]), len(both)]
     return [(both[a:b] - i * limit, counts[a:b]) for i, (a, b) in enumerate(itertools.pairwise(cuts))]
 
@@ -355,11 +361,16 @@ def _sorted_sums(keys: np.ndarray, counts: np.ndarray, limit: int) -> tuple[np.n
         return keys, counts
     free = 63 - (limit - 1).bit_length()  # ≥ 1: keys are below 2^62 (vocab.check_keys)
     cap = (1 << free) - 1
-    both = np.sort((keys << free) | np.minimum(counts, cap))
     big = counts >= cap
     exact = counts[big][np.argsort(keys[big])]
-    keys, counts = both >> free, both & cap
+    both = keys  # in place, as the caller's arrays are not read again: at a high order they are
+    both <<= free  # the largest the reader holds
+    both |= np.minimum(counts, cap, out=counts)
+    both.sort()
+    counts = np.bitwise_and(both, cap, out=counts)
     counts[counts == cap] = exact
+    both >>= free
+    keys = both
     new = keys[1:] != keys[:-1]
     if not new.all():  # the same n-gram from two threads
         starts = np.flatnonzero(np.concatenate([[True], new]))
@@ -459,10 +470,10 @@ def read_counts(
 
         _run_chunks(iter_chunks(p, start, end), work, bar)
         bar.close()
-    _release_freed_memory()
+    release_freed_memory()
     result = _result(counter, p, group)
     counter = None  # its tables, and what _result sorted them in, go back to the OS before estimation
-    _release_freed_memory()
+    release_freed_memory()
     return result
 
 
@@ -558,6 +569,7 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
     met = np.zeros(_CP, dtype=bool)
     for acc in accs:
         kernels.mark_met(acc, met)
+    del acc  # no name may hold a thread's tables: each goes as soon as it is read out (below)
     chars = np.flatnonzero(met)  # every code point met, "\n" (the boundary) among them
     if group is not None:
         import torch.distributed as dist
@@ -572,8 +584,11 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
 
     token = np.zeros(_CP, dtype=np.int32)  # code point → token id ("\n" → 0, the boundary)
     token[chars] = np.arange(1, V, dtype=np.int32)
-    parts = [kernels.token_ngrams(acc, token, V) for acc in accs]  # (split, row · V + column, count)
-    grams = [np.concatenate([part[i] for part in parts]) for i in range(3)]  # one n-gram: once a thread
+    parts = []  # (split, row · V + column, count); one n-gram: once a thread
+    while accs:  # each thread's tables go as soon as they are read out
+        parts.append(kernels.token_ngrams(accs.pop(), token, V))
+    grams = [np.concatenate([part[i] for part in parts]) for i in range(3)] if len(parts) > 1 else [*parts[0]]
+    del parts
     if group is not None:  # every rank's n-grams gathered and summed: sparse, never C×V
         *grams, names = _merge_ranks(group, grams, names)
     if names.sum() == 0:
@@ -596,7 +611,7 @@ def _merge_ranks(group, grams, names: np.ndarray):
     return (*merged, np.sum([p[1] for p in everyone], axis=0))
 
 
-def _release_freed_memory() -> None:
+def release_freed_memory() -> None:
     """Hand the chunks' freed heap back to the OS (glibc keeps it per thread arena), so that
     what runs after the counting does not stack on top of it. A no-op elsewhere."""
     try:

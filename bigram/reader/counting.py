@@ -235,7 +235,7 @@ def token_ngrams(acc: Accumulator, token: np.ndarray, V: int) -> tuple[np.ndarra
         return np.concatenate([at >> 16, k >> 42]), keys, np.concatenate([acc.hot[at], acc.vals[full]])
     parts = [
         _pair_ngrams(acc.keys, acc.order, token, V),
-        _row_ngrams(*row_digits(acc.grams, acc.order), token, V),
+        _row_table_ngrams(acc.grams, acc.order, token, V),
     ]
     at = np.flatnonzero(acc.tri)  # order 3's dense block: [split, id, id, id], TRI_BITS each
     if len(at):
@@ -566,6 +566,33 @@ def _row_ngrams(digits, counts, token, V):
             k = k * V + token[digits[j, t]]
         keys[j] = k
     return digits[:, 0].copy(), keys, counts
+
+
+@njit(cache=True, nogil=True)
+def _row_table_ngrams(grams, order, token, V):
+    """The row table's n-grams as (split, key, count) arrays (`token_ngrams`), read from its
+    packed words directly: row_digits' (n, order + 1) digits would take 8 bytes a digit."""
+    words = grams.shape[1] - 1
+    pad = 3 * words - (order + 1)  # the first word's leading zero digits
+    n = 0
+    for j in range(grams.shape[0]):
+        n += grams[j, 0] != EMPTY
+    s, keys, counts = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    i = 0
+    for j in range(grams.shape[0]):
+        if grams[j, 0] == EMPTY:
+            continue
+        k = np.int64(0)
+        for d in range(order + 1):  # the split, then the context's code points, then the next
+            p = d + pad
+            digit = (grams[j, p // 3] >> (21 * (2 - p % 3))) & 0x1FFFFF
+            if d == 0:
+                s[i] = digit
+            else:
+                k = k * V + token[digit]
+        keys[i], counts[i] = k, grams[j, words]
+        i += 1
+    return s, keys, counts
 
 
 @njit(cache=True, nogil=True)
