@@ -561,7 +561,7 @@ def _count_chunk(
 
 def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
     """The counts in the sorted vocabulary, summed over processes when given a process group
-    (the vocabularies are merged first, then one all-reduce of dense matrices)."""
+    (the vocabularies are merged first, then every rank's n-grams gathered: `_merge_ranks`)."""
     names = counter.names.copy()
     order = counter.order
     kernels = _kernels()
@@ -570,6 +570,7 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
     for acc in accs:
         kernels.mark_met(acc, met)
     del acc  # no name may hold a thread's tables: each goes as soon as it is read out (below)
+
     chars = np.flatnonzero(met)  # every code point met, "\n" (the boundary) among them
     if group is not None:
         import torch.distributed as dist
@@ -584,10 +585,15 @@ def _result(counter: PairCounter, p: Path, group) -> CorpusCounts:
 
     token = np.zeros(_CP, dtype=np.int32)  # code point → token id ("\n" → 0, the boundary)
     token[chars] = np.arange(1, V, dtype=np.int32)
+
     parts = []  # (split, row · V + column, count); one n-gram: once a thread
     while accs:  # each thread's tables go as soon as they are read out
-        parts.append(kernels.token_ngrams(accs.pop(), token, V))
-    grams = [np.concatenate([part[i] for part in parts]) for i in range(3)] if len(parts) > 1 else [*parts[0]]
+        parts.append(list(kernels.token_ngrams(accs.pop(), token, V)))
+    grams = []
+    for i in range(3):  # one array at a time, each part's going as it is copied
+        grams.append(np.concatenate([part[i] for part in parts]) if len(parts) > 1 else parts[0][i])
+        for part in parts:
+            part[i] = None
     del parts
     if group is not None:  # every rank's n-grams gathered and summed: sparse, never C×V
         *grams, names = _merge_ranks(group, grams, names)
