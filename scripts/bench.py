@@ -699,6 +699,7 @@ def bench_scale(tmp: Path, runs: int) -> list[dict]:
         )
     )
     rows += bench_lmplz(tmp, ml, "700k multilingual names", 5, runs)
+    rows += bench_reading_kn(tmp, ml, runs)
     rows += bench_commands(tmp / "run-multi0", ml, runs)
     rows += bench_mix(tmp / "run-multi0", tmp, runs)
     nl = names_like(2_000_000, seed=0)
@@ -823,6 +824,35 @@ def bench_lmplz(tmp: Path, names: list[str], label: str, order: int, runs: int) 
             f"{len(probe):,} names: largest difference {worst:.1e} (target ≤ 1e-4)",
         )
     ]
+
+
+def bench_reading_kn(tmp: Path, names: list[str], runs: int) -> list[dict]:
+    """Reading commands on the world-sized order-3 Kneser-Ney model, each against a bare `import
+    torch` in the same loop (issue 43: ≤ 0.5 s beyond it)."""
+    data = tmp / "world3.txt"
+    data.write_text("\n".join(names) + "\n", encoding="utf-8")
+    run = tmp / "world3-kn"
+    _cli_child(["train", "--data", str(data), "--order", "3", "--smoothing", "kn", "--model", "count", "-q",
+                "--out", str(run)])  # fmt: skip
+    tasks = {
+        "sample -n 5": ["sample", str(run), "-n", "5", "--seed", "0"],
+        "score emma": ["score", str(run), "emma"],
+        "eval": ["eval", str(run)],
+    }
+    rows = []
+    for label, args in tasks.items():
+        _cli_child(args)  # untimed: writes the bytecode cache, warms the page cache
+        base, took = _beside_import_torch(lambda args=args: _cli_child(args), runs)
+        extra = [t - b for t, b in zip(took, base, strict=True)]
+        rows.append(
+            _scale_row(
+                f"`bigram {label}`, order-3 Kneser-Ney model of the 700k multilingual names",
+                min(took),
+                f"whole command {_spread(took, '.2f')} s; `import torch` alone {_spread(base, '.2f')} s; "
+                f"beyond it {_spread(extra, '.2f')} s ({runs} runs; target ≤ 0.5 s)",
+            )
+        )
+    return rows
 
 
 def bench_orders(data: Path, tmp: Path, runs: int, quick: bool) -> list[dict]:
@@ -1002,25 +1032,49 @@ def _steps_to(cfg: TrainConfig, N: torch.Tensor, target: float) -> int:
     return next((i for i, v in enumerate(losses) if v <= target), len(losses))
 
 
+def _all_parts(args, tmp: Path) -> list[dict]:
+    rows = bench_refusals(tmp, 3 if args.quick else 5)
+    rows += bench_explore(tmp, 2 if args.quick else 3)
+    rows += bench_filters(tmp, 3)
+    rows += bench_conditioning(tmp, 3)
+    rows += bench_orders(args.data, tmp, 1 if args.quick else args.runs, args.quick)
+    if not args.quick:
+        rows += bench_scale(tmp, args.runs)
+    return rows
+
+
+def _world(n: int = 700_000) -> list[str]:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_corpus import multilingual
+
+    return multilingual(n, seed=0)
+
+
+# parts that run alone with --only (issue 43's figures); each is also in the full run
+PARTS = {
+    "lmplz": lambda args, tmp: bench_lmplz(tmp, _world(), "700k multilingual names", 5, args.runs),
+    "reading-kn": lambda args, tmp: bench_reading_kn(tmp, _world(), args.runs),
+    "orders": lambda args, tmp: bench_orders(args.data, tmp, args.runs, False),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "names.txt")
     ap.add_argument("--json", action="store_true", help="print JSON")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, no scale runs")
     ap.add_argument("--runs", type=int, default=3, help="runs of each streaming benchmark (default 3)")
+    ap.add_argument("--only", choices=sorted(PARTS), help="only this part (issue 43's figures)")
     args = ap.parse_args()
     torch.manual_seed(0)
-    rows = bench(args.data, args.quick)
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        rows += bench_refusals(Path(tmp), 3 if args.quick else 5)
-        rows += bench_explore(Path(tmp), 2 if args.quick else 3)
-        rows += bench_filters(Path(tmp), 3)
-        rows += bench_conditioning(Path(tmp), 3)
-        rows += bench_orders(args.data, Path(tmp), 1 if args.quick else args.runs, args.quick)
-        if not args.quick:
-            rows += bench_scale(Path(tmp), args.runs)
+        rows = (
+            PARTS[args.only](args, Path(tmp))
+            if args.only
+            else bench(args.data, args.quick) + _all_parts(args, Path(tmp))
+        )
     for r in rows:
         r["ratio"] = r["ref_s"] / r["ours_s"] if r["ours_s"] and not math.isnan(r["ref_s"]) else None
     machine = (

@@ -88,8 +88,11 @@ def adjusted_counts(counts: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tens
         longer.numpy().sort()  # in place: no permutation is needed, only how often each occurs
         seen_after, before = torch.unique_consecutive(longer, return_counts=True)
         del longer
-        adjusted.insert(0, _sum_by_key(torch.cat([raw[k], seen_after]), torch.cat([weights[k], before])))
-        raw[k] = weights[k] = None
+        keys, a = torch.cat([raw[k], seen_after]), torch.cat([weights[k], before])
+        raw[k] = weights[k] = seen_after = before = None
+        if not bool((keys[1:] > keys[:-1]).all()):  # (those after <s> come first, each once: no sort)
+            keys, a = _sum_by_key(keys, a)
+        adjusted.insert(0, (keys, a))
     return adjusted
 
 
