@@ -24,6 +24,7 @@ from bigram.cli_shared import (
     say_corpus,
 )
 from bigram.errors import BigramError
+from bigram.heap import bound_heap
 from bigram.safety import layout, rundir
 from bigram.text import check_data_path, escaped, escaped_lines
 
@@ -424,6 +425,7 @@ def explore(
 
 
 def main() -> None:
+    bound_heap()  # a high order's temporaries go back to the OS when freed: a lower peak
     # a path that is not valid UTF-8 (kept by Python as surrogates) prints as \udcff, never a traceback
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):

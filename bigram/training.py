@@ -30,8 +30,9 @@ from bigram.formats.tensorboard import (
     log_summary,
     open_writer,
 )
+from bigram.heap import release_freed_memory
 from bigram.metrics import evaluate
-from bigram.reader.corpus import default_world, load_counts, release_freed_memory
+from bigram.reader.corpus import default_world, load_counts
 from bigram.safety import layout, rundir
 from bigram.smoothing import choose_smoothing, equivalent_smoothing
 from bigram.table import count_log_probs_at, count_table, model_table

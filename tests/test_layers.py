@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 PACKAGE = ROOT / "bigram"
 # lowest first; a name is a module or a sub-package (every module in it)
 LAYERS = [
-    ("base", ["errors", "text", "config", "options", "bundled", "safety"]),
+    ("base", ["errors", "text", "config", "options", "bundled", "heap", "safety"]),
     ("reading", ["vocab", "reader", "data"]),
     ("counts", ["counts", "backoff", "estimators"]),
     ("models", ["table", "mixture", "models", "metrics", "smoothing", "fit", "optim"]),

@@ -36,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from bigram.errors import BigramError
+from bigram.heap import release_freed_memory
 from bigram.reader import numba_cache
 from bigram.safety.interrupt import held_ctrl_c
 from bigram.text import (
@@ -615,17 +616,6 @@ def _merge_ranks(group, grams, names: np.ndarray):
     parts = [p[0] for p in everyone]
     merged = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
     return (*merged, np.sum([p[1] for p in everyone], axis=0))
-
-
-def release_freed_memory() -> None:
-    """Hand the chunks' freed heap back to the OS (glibc keeps it per thread arena), so that
-    what runs after the counting does not stack on top of it. A no-op elsewhere."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def default_world() -> tuple[int, int]:
