@@ -286,7 +286,6 @@ def _fit_and_report(
                     cfg = _settle_smoothing(cfg, splits, writer, smoothing_choice, models.account)
                 if cfg.trains_count:
                     _fit_count(run, cfg, vocab, splits["train"], kneser_ney, models)
-                    release_freed_memory()
                 if cfg.trains_neural:
                     curves = Curves(writer, splits, cfg.smoothing, models.exact.get("count"))
                     models.fit = fit_neural(
@@ -304,7 +303,6 @@ def _fit_and_report(
                     for model, lp in models.tables.items()
                 }
                 runs.write_metrics(run, {**metrics, **models.account.to_json()})
-                release_freed_memory()
             # the run is complete and consistent from here: a Ctrl-C now (or one that came during
             # the saves) ends the TensorBoard summaries, not the run
             fit = models.fit
@@ -346,6 +344,7 @@ def _fit_count(
     """Save the count model; keep its table and the metrics' source of its log P."""
     if cfg.smoothing == "kn":
         table, found = kneser_ney or _kneser_ney_log_probs(train)
+        release_freed_memory()  # the estimator's temporaries, before the metrics' own
         runs.save_count_model(run, vocab, train, cfg.smoothing, table)
         models.account.kneser_ney = {
             "discounts": [list(d.d) for d in found],
@@ -376,6 +375,7 @@ def _save_neural(run: Path, cfg: TrainConfig, vocab: Vocab, models: Fitted) -> N
 def _log_summaries(writer, run: Path, final_dir: Path, stopped_early: bool, *summary) -> None:
     """TensorBoard's summaries of a complete run (log_summary's arguments in `summary`); a Ctrl-C
     before or while they are written leaves the run complete and says so."""
+    release_freed_memory()  # the metrics' temporaries, before the figures'
     try:
         if stopped_early:
             raise KeyboardInterrupt
