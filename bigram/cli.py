@@ -221,11 +221,33 @@ def evaluate(
     ] = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
+    lecture_float32: Annotated[
+        bool,
+        typer.Option(
+            "--lecture-float32",
+            help="The lecture notebook's log-likelihood and NLL, summed in float32 one bigram at a time "
+            "in file order, as it sums them (docs/math.md).",
+        ),
+    ] = False,
 ) -> None:
     """NLL, perplexity, bits per char, data entropy and KL of each model on each split (or --data FILE)."""
     if data is not None:
         check_data_path(data)
     r = open_run(run, model, every_model=True)
+    if lecture_float32:
+        from bigram.runs import lecture_float32_sums
+
+        sums = lecture_float32_sums(r)
+        if as_json:
+            typer.echo(dumps(sums))
+            return
+        typer.echo(f"the lecture notebook's sums: float32, one bigram at a time, {sums['bigrams']:,} bigrams")
+        typer.echo(
+            f"log_likelihood={sums['log_likelihood']}\nnll={-sums['log_likelihood']}\n{sums['nll']:.4f}"
+        )
+        typer.echo(f"in float64, as bigram sums them: log_likelihood={sums['float64_log_likelihood']:.4f}, "
+                   f"NLL {sums['float64_nll']:.6f}")  # fmt: skip
+        return
     from bigram.metrics import format_kl, format_table
 
     counts = None if data is None else {str(data): r.counts_of(data)}

@@ -418,3 +418,44 @@ class Run:
         from bigram.formats.explore import Page, render
 
         return Page(render(self))
+
+
+def lecture_float32_sums(run: Run, batch: int = 1 << 16) -> dict:
+    """`bigram eval --lecture-float32`: the lecture notebook's float32 log-likelihood and NLL
+    (metrics.lecture_float32) over every name of the run's data file, in file order. The notebook
+    counts all names and sums over all of them with an order-2 add-k model: a run made the same
+    way (`--config lecture`) is what it reproduces."""
+    cfg, where = run.config, f"--lecture-float32 ({escaped(str(run.path))})"
+    if "count" not in run.models or cfg.order != 2 or run.count_model()[1] == "kn":
+        raise BigramError(
+            f"{where}: the notebook's sums are of an order-2 add-k count model; this run has none"
+        )
+    if cfg.val_frac or cfg.test_frac:
+        raise BigramError(
+            f"{where}: the notebook counts and sums over every name of the file; this run holds out val "
+            "and test: train with --val-frac 0 --test-frac 0 (as --config lecture does)"
+        )
+    if run.vocab.size**2 > 1 << 20:
+        raise BigramError(f"{where}: the notebook's dense float32 table of {run.vocab.size:,}² is too big")
+    data = Path(cfg.data)
+    if not data.is_file():
+        raise BigramError(
+            f"{where} needs the run's corpus {escaped(str(data))} (from {run.path / layout.CONFIG}), "
+            "which is not there: run from the directory you trained in"
+        )
+    from itertools import islice
+
+    from bigram.metrics import lecture_float32, log_likelihood
+    from bigram.reader.corpus import iter_names
+    from bigram.table import count_log_probs_at
+
+    counts, k = run.count_model()
+    names = iter_names(data, run.rule)
+
+    def batches():  # a batch of names at a time, in file order: bounded memory on any corpus
+        while chunk := list(islice(names, batch)):
+            yield run.vocab.encode_corpus(chunk)
+
+    sums = lecture_float32(counts, float(k), batches())
+    ll64 = log_likelihood(count_log_probs_at(counts, float(k)), counts)  # the same sum in float64
+    return {**sums, "float64_log_likelihood": ll64, "float64_nll": -ll64 / sums["bigrams"]}

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 import bigram
+from tests.conftest import NAMES
 from tests.reference import plain_counts
 
 
@@ -71,3 +72,18 @@ def test_table_columns_stay_aligned_for_long_labels_and_big_counts():
         assert all(row[edge - 1] != " " and row[edge] == " " for row in body), (label, rows)
     assert len({len(row) for row in rows}) == 1
     assert body[1].split()[1] == "names-from-another-file.txt" and body[1].split()[2] == "123,456,789,012"
+
+
+def test_lecture_float32_gives_the_notebooks_printed_numbers(invoke, tmp_path):
+    """The notebook prints log_likelihood=-559951.5625 and 2.4544 (its float32 sum); the same
+    counts summed as bigram sums them give the float64 figures (2.454577). A run that holds
+    out val and test is refused: the notebook sums over every name."""
+    run = tmp_path / "lecture"
+    invoke("train", "--config", "lecture", "--data", str(NAMES), "--model", "count", "--out", str(run), "-q")
+    out = json.loads(invoke("eval", str(run), "--lecture-float32", "--json").stdout)
+    assert out["log_likelihood"] == -559951.5625 and f"{out['nll']:.4f}" == "2.4544"
+    assert out["bigrams"] == 228146 and f"{out['float64_nll']:.6f}" == "2.454577"
+    held_out = tmp_path / "held-out"
+    invoke("train", "--data", str(NAMES), "--model", "count", "--smoothing", "1", "--out", held_out, "-q")
+    r = invoke("eval", str(held_out), "--lecture-float32")
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and "--val-frac 0 --test-frac 0" in r.output
