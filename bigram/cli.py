@@ -18,6 +18,7 @@ from bigram.cli_shared import (
     RunArg,
     config_options,
     dumps,
+    dumps_line,
     friendly,
     libraries,
     open_run,
@@ -262,20 +263,66 @@ def evaluate(
         typer.echo("\n" + format_kl(kl, order))
 
 
+def _score_file(args: list[str], file: str, model: str | None, as_json: bool) -> None:
+    """score --file: names read by the run's text rule, scored a batch at a time, printed as they go."""
+    if len(args) > 1 or (args and not (Path(args[0]) / layout.VOCAB).is_file()):
+        raise BigramError("with --file, give at most the run directory: the names come from the file")
+    path = Path("/dev/stdin") if file == "-" else Path(file)
+    check_data_path(path)
+    r = open_run(args[0] if args else None, model)
+    from bigram.counts import gram_name
+    from bigram.reader.corpus import iter_names
+    from bigram.runs import scored_names
+
+    grams, unknown = gram_name(r.config.order) + "s", 0
+    if not as_json:
+        typer.echo(f"name\tlog-likelihood\tNLL\t{grams}")
+    for names, ll, n in scored_names(r, iter_names(path, r.rule), model):
+        unknown += int(ll.isinf().sum())
+        if as_json:
+            rows = zip(names, ll.tolist(), n.tolist(), strict=True)
+            lines = (
+                dumps_line({"name": w, "log_likelihood": x, "nll": -x / b, grams: b}) for w, x, b in rows
+            )
+        else:  # the batch's names escaped in one pass (none holds a line break)
+            shown = escaped_lines("\n".join(names)).split("\n")
+            rows = zip(shown, ll.tolist(), (-ll / n).tolist(), n.tolist(), strict=True)
+            lines = map("%s\t%.4f\t%.4f\t%d".__mod__, rows)
+        sys.stdout.write("\n".join(lines) + "\n")
+    if unknown:
+        what = "name holds" if unknown == 1 else "names hold"
+        typer.echo(
+            f"{unknown:,} {what} a character the model never saw: P = 0, log-likelihood -inf", err=True
+        )
+
+
 @app.command()
 @friendly
 def score(
     args: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             metavar="[RUN] NAME...", help="Optional run directory, then names.", show_default=False
         ),
-    ],
+    ] = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            help="Score every line of this file ('-': standard input), streaming: a line per name "
+            "(name, log-likelihood, NLL, predictions), or with --json a JSON object per line.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Every bigram of each name with P and log P, its log-likelihood and NLL per bigram."""
-    run, names = options.split_run_and_names(args)
+    if file is not None:
+        return _score_file(args or [], file, model, as_json)
+    run, names = options.split_run_and_names(args or [])
+    if not names:
+        raise BigramError("give names to score (after the run directory, if any), or --file FILE")
     r = open_run(run, model)
     from bigram.metrics import format_score
 

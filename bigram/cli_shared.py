@@ -127,3 +127,8 @@ def open_run(run: Path | None, model: str | None = None, every_model: bool = Fal
 def dumps(obj) -> str:
     """JSON as the commands print it: characters as they are, but no raw control character."""
     return json_safe(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def dumps_line(obj) -> str:
+    """`dumps` on one line: a JSON Lines record (what a stream of results prints)."""
+    return json_safe(json.dumps(obj, ensure_ascii=False))

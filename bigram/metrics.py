@@ -310,15 +310,33 @@ def names_json(blocks: Iterable[list[str]], log_probs: torch.Tensor, vocab: Voca
 
 def log_likelihoods(log_probs: torch.Tensor, vocab: Vocab, names: list[str]) -> list[dict]:
     """{"name", "log_likelihood", "nll"} for many names at once: one gather, one index_add."""
-    if not names:
-        return []
-    ids = vocab.encode_corpus(names)
-    lp = log_probs.to(torch.float64).cpu()
-    lp = lp[context_rows(ids, *lp.shape)]
-    n_bigrams = torch.tensor([len(w) + 1 for w in names])
-    seg = torch.repeat_interleave(torch.arange(len(names)), n_bigrams)
-    ll = torch.zeros(len(names), dtype=torch.float64).index_add_(0, seg, lp)
+    ll, n_bigrams = name_log_likelihoods(log_probs, vocab, names)
     return [
         {"name": w, "log_likelihood": x, "nll": -x / b}
         for w, x, b in zip(names, ll.tolist(), n_bigrams.tolist(), strict=True)
     ]
+
+
+def name_log_likelihoods(log_probs, vocab: Vocab, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-likelihood, predictions) of each name, vectorized over all of them: the corpus's ids,
+    one read of the table, one index_add. A name holding a character outside the vocabulary has
+    probability 0 under the model: log-likelihood −inf.
+
+    >>> t = torch.tensor([[0.1, 0.9], [0.5, 0.5]]).log()  # boundary, then "a"
+    >>> ll, n = name_log_likelihoods(t, Vocab(("a",)), ["a", "b"])
+    >>> round(float(ll[0]), 4), float(ll[1]), n.tolist()  # log(0.9 · 0.5); "b" is unknown
+    (-0.7985, -inf, [2, 2])
+    """
+    if not names:
+        return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.int64)
+    ids = vocab.encode_corpus(names, unknown=-1)
+    starts = ids[:-1] == BOUNDARY_ID  # a name's first prediction reads the boundary before it
+    seg = starts.cumsum(0) - 1  # each prediction's name
+    n_bigrams = torch.bincount(seg, minlength=len(names))
+    unknown = torch.zeros(len(names), dtype=torch.bool)
+    unknown[seg[(ids[1:] < 0).nonzero().squeeze(1)]] = True  # the name a position's bigram ends in
+    ids[ids < 0] = min(1, vocab.size - 1)  # a character, not a boundary: the names stay apart
+    rows, nxt = context_rows(ids, *log_probs.shape)
+    lp = log_probs[rows, nxt].to(torch.float64).cpu()
+    ll = torch.zeros(len(names), dtype=torch.float64).index_add_(0, seg, lp)
+    return ll.masked_fill_(unknown, -math.inf), n_bigrams

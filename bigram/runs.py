@@ -28,7 +28,7 @@ import dataclasses
 import json
 import tomllib
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -459,3 +459,17 @@ def lecture_float32_sums(run: Run, batch: int = 1 << 16) -> dict:
     sums = lecture_float32(counts, float(k), batches())
     ll64 = log_likelihood(count_log_probs_at(counts, float(k)), counts)  # the same sum in float64
     return {**sums, "float64_log_likelihood": ll64, "float64_nll": -ll64 / sums["bigrams"]}
+
+
+def scored_names(
+    run: Run, names: Iterable[str], model: str | None = None, batch: int = 1 << 16
+) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
+    """`bigram score --file`: (names, log-likelihoods, predictions) a batch of names at a time, in
+    order, so that a stream of any length is scored in bounded memory (metrics.name_log_likelihoods)."""
+    from itertools import islice
+
+    from bigram.metrics import name_log_likelihoods
+
+    lp, it = run.log_probs(model), iter(names)
+    while chunk := list(islice(it, batch)):
+        yield chunk, *name_log_likelihoods(lp, run.vocab, chunk)

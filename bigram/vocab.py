@@ -88,7 +88,7 @@ class Vocab:
         table = torch.tensor([ord("\n")] + [ord(c) for c in self.chars], dtype=torch.int32)
         return table[ids].numpy().tobytes().decode("utf-32-le").split("\n")[:-1]
 
-    def encode_corpus(self, names: list[str]) -> torch.Tensor:
+    def encode_corpus(self, names: list[str], unknown: int | None = None) -> torch.Tensor:
         """All names as one id sequence with the boundary before, between and after them.
 
         ".emma.ava." — consecutive pairs of this sequence are exactly the corpus's bigrams,
@@ -100,7 +100,7 @@ class Vocab:
             return torch.zeros(1, dtype=torch.long)
         text = "\n" + "\n".join(names) + "\n"  # "\n" never occurs inside a name
         cps = torch.frombuffer(bytearray(text.encode("utf-32-le")), dtype=torch.int32)
-        return self.code_points_to_ids(cps)
+        return self.code_points_to_ids(cps, unknown)
 
     @cached_property
     def _lut(self) -> torch.Tensor:
@@ -112,12 +112,15 @@ class Vocab:
             lut[torch.tensor([ord(c) for c in self.chars])] = torch.arange(1, self.size)
         return lut
 
-    def code_points_to_ids(self, cps: torch.Tensor) -> torch.Tensor:
-        """Map code points to ids with one table lookup; "\n" becomes the boundary."""
+    def code_points_to_ids(self, cps: torch.Tensor, unknown: int | None = None) -> torch.Tensor:
+        """Map code points to ids with one table lookup; "\n" becomes the boundary. A character
+        outside the vocabulary is an error, or the id `unknown` when one is given."""
         lut = self._lut
         outside = cps >= lut.numel()
         ids = lut[cps.clamp(max=lut.numel() - 1)] if bool(outside.any()) else lut[cps]
         bad = (ids < 0) | outside
+        if unknown is not None:
+            return ids.masked_fill_(bad, unknown)
         if bool(bad.any()):
             ch = chr(int(cps[bad.nonzero()[0, 0]]))
             raise BigramError(

@@ -9,11 +9,15 @@ import random
 import subprocess
 import sys
 import time
+from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import NAMES, ROOT, one_line_error
+from tests.reference import plain_counts
 
 # tiny corpus: ab ab b ba → .a 2  .b 2  ab 2  a. 1  b. 3  ba 1
 # count model, smoothing 0: P(a|.) = 2/4, P(b|a) = 2/3, P(.|b) = 3/4, P(a|a) = 0
@@ -294,3 +298,48 @@ def test_cli_start_up_does_not_import_torch():
     code = "import sys, bigram.cli; print('torch' in sys.modules, 'tensorboard' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_score_file_streams_every_line_with_plain_python_values(invoke, names, lecture_runs, tmp_path):
+    """`score --file` (and `-`, standard input): a line per name, its log-likelihood, NLL and
+    predictions equal to the add-one model computed in plain Python from names.txt's counts; a
+    blank line skipped; a name with a character the model never saw has P = 0, said once on
+    stderr; --json is one object per line; a batch boundary changes nothing."""
+    c, alphabet = plain_counts(names), sorted({ch for w in names for ch in w})
+    rows: Counter = Counter()
+    for (a, _), n in c.items():
+        rows[a] += n
+
+    def plain_ll(w: str) -> float:
+        chs = [None, *w, None]
+        return math.fsum(math.log((c[a, b] + 1) / (rows[a] + len(alphabet) + 1)) for a, b in pairwise(chs))
+
+    probe = ["emma", "zzyzx", "a", "mmmmmmmmmm", *names[::4001]]
+    f = tmp_path / "probe.txt"
+    f.write_text("\n".join(probe[:3]) + "\n\n" + "\n".join([*probe[3:], "zoë"]) + "\n", encoding="utf-8")
+    run = lecture_runs[1]
+    r = invoke("score", run, "--file", f, "--model", "count")
+    assert r.exit_code == 0, r.output
+    out = r.stdout.splitlines()
+    assert out[0] == "name\tlog-likelihood\tNLL\tbigrams" and len(out) == len(probe) + 2
+    for w, line in zip(probe, out[1:], strict=False):
+        name, ll, nll, n = line.split("\t")
+        assert name == w and int(n) == len(w) + 1
+        assert float(ll) == pytest.approx(plain_ll(w), abs=5e-5)
+        assert float(nll) == pytest.approx(-plain_ll(w) / (len(w) + 1), abs=5e-5)
+    assert out[-1] == "zoë\t-inf\tinf\t4" and "1 name holds a character the model never saw" in r.stderr
+    piped = subprocess.run(  # standard input is the process's: a child reads it
+        [sys.executable, "-m", "bigram", "score", str(run), "--file", "-", "--model", "count", "--json"],
+        input=f.read_bytes(), capture_output=True, check=True,
+    )  # fmt: skip
+    objs = [json.loads(line) for line in piped.stdout.decode().splitlines()]
+    assert [o["name"] for o in objs] == [*probe, "zoë"]
+    assert objs[0]["log_likelihood"] == pytest.approx(plain_ll("emma"), abs=1e-9) and objs[0]["bigrams"] == 5
+
+    from bigram.runs import Run, scored_names
+
+    one = [ll for _, ll, _ in scored_names(Run.open(run), probe, "count")]
+    few = [ll for _, ll, _ in scored_names(Run.open(run), probe, "count", batch=3)]
+    assert torch.equal(torch.cat(one), torch.cat(few))
+    both = invoke("score", run, "emma", "--file", f)
+    assert both.exit_code == 1 and both.output.count("\n") == 1
