@@ -114,13 +114,18 @@ def open_run(run: Path | None, model: str | None = None, every_model: bool = Fal
     r = Run.open(path)
     for p, why in skipped:
         typer.echo(f"skipped run {escaped(p)}: {why}", err=True)
+    from bigram.runs import default_model
+
+    why = default_model(r)[1] if model is None and not every_model else None
     if run is None:
         kinds = r.models if every_model and model is None else [r.pick_model(model)]
-        which = " and ".join(kinds) + (" models" if len(kinds) > 1 else " model")
+        which = why or " and ".join(kinds) + (" models" if len(kinds) > 1 else " model")
         status, note = rundir.status_of(r.path)
         how = f"; interrupted {note}, resume with: bigram train --resume {escaped(r.path)}"
         how = how if status == "interrupted" else ""
         typer.echo(f"using run {escaped(r.path)} (the newest under runs/{how}), {which}", err=True)
+    elif why:
+        typer.echo(f"reading the {why}; --model chooses", err=True)
     return r
 
 

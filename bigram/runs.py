@@ -254,14 +254,14 @@ class Run:
         return [m for m in layout.MODEL_KINDS if (self.path / layout.checkpoint(m)).is_file()]
 
     def pick_model(self, model: str | None) -> str:
-        """The requested model, or by default neural if trained, else count."""
+        """The requested model, or by default the better one on val (`default_model`)."""
         have = self.models
         if not have:
             raise BigramError(
                 f"run {self.path} has no model checkpoint (count.pt or neural.pt): it did not finish; retrain"
             )
         if model is None:
-            return next(m for m in ("neural", "count", "mix", "arpa") if m in have)
+            return default_model(self)[0]
         if model not in layout.MODEL_KINDS:
             *others, last = layout.MODEL_KINDS
             raise BigramError(f"unknown model {model!r}: choose {', '.join(others)} or {last}")
@@ -473,3 +473,19 @@ def scored_names(
     lp, it = run.log_probs(model), iter(names)
     while chunk := list(islice(it, batch)):
         yield chunk, *name_log_likelihoods(lp, run.vocab, chunk)
+
+
+def default_model(run: Run) -> tuple[str, str | None]:
+    """(the model a command reads when --model is not given, why): with both models and a val
+    split, the one with the lower val NLL (metrics.json); otherwise neural if trained, else
+    count (then mix, arpa), and no reason to say."""
+    have = run.models
+    first = next(m for m in ("neural", "count", "mix", "arpa") if m in have)
+    try:
+        val = {m: float(run.metrics()[m]["val"]["nll"]) for m in ("count", "neural")}
+    except (BigramError, KeyError, TypeError, ValueError):
+        return first, None  # no val split (or no metrics): the rule before, docs/cli.md
+    if not {"count", "neural"} <= set(have) or val["count"] == val["neural"]:
+        return first, None
+    best, other = sorted(("count", "neural"), key=val.get)
+    return best, f"{best} model (val NLL {val[best]:.4f}, below the {other} model's {val[other]:.4f})"

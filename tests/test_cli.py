@@ -343,3 +343,45 @@ def test_score_file_streams_every_line_with_plain_python_values(invoke, names, l
     assert torch.equal(torch.cat(one), torch.cat(few))
     both = invoke("score", run, "emma", "--file", f)
     assert both.exit_code == 1 and both.output.count("\n") == 1
+
+
+def test_the_better_model_on_val_is_what_a_command_reads_by_default(invoke, tmp_path):
+    """With both models and a val split, sample/score/export read the model with the lower val
+    NLL and say so once on stderr; --model still chooses; without a val split, neural."""
+    run = tmp_path / "split"
+    assert invoke("train", "--data", NAMES, "--out", run, "-q").exit_code == 0
+    val = {
+        k: v["val"]["nll"]
+        for k, v in json.loads((run / "metrics.json").read_text()).items()
+        if k in ("count", "neural")
+    }
+    best, other = sorted(val, key=val.get)
+    default = invoke("score", run, "emma", "--json")
+    assert json.loads(default.stdout) == json.loads(
+        invoke("score", run, "emma", "--json", "--model", best).stdout
+    )
+    assert json.loads(default.stdout) != json.loads(
+        invoke("score", run, "emma", "--json", "--model", other).stdout
+    )
+    assert default.stderr.count(f"reading the {best} model (val NLL {val[best]:.4f}") == 1
+    sampled = invoke("sample", run, "-n", "5", "--seed", "3")
+    assert sampled.stdout == invoke("sample", run, "-n", "5", "--seed", "3", "--model", best).stdout
+    assert "reading the" not in invoke("score", run, "emma", "--model", other).stderr
+    lecture = tmp_path / "all"
+    invoke(
+        "train",
+        "--data",
+        NAMES,
+        "--val-frac",
+        "0",
+        "--test-frac",
+        "0",
+        "--steps",
+        "3",
+        "--out",
+        lecture,
+        "-q",
+    )
+    plain = invoke("score", lecture, "emma", "--json")
+    assert "reading the" not in plain.stderr
+    assert plain.stdout == invoke("score", lecture, "emma", "--json", "--model", "neural").stdout

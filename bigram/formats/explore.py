@@ -96,6 +96,7 @@ def page_data(run) -> dict:
         "rule": {"normalize": run.config.normalize, "lowercase": run.config.lowercase},
         "spaces": [c for c in range(0x3000 + 1) if chr(c).isspace()],  # what str.strip strips
         "models": models,
+        "default_model": run.pick_model(None),  # what sample, score and export read: the first view
         "model_notes": _model_notes(metrics, run.config, models),
         "tables": carried,
         "left_out": left_out,

@@ -593,7 +593,7 @@ document.getElementById("name-input").addEventListener("input", showName);
 showName();
 const sm = document.getElementById("s-model");
 for (const m of MODELS) el("option", { value: m }, NAMES[m], sm);
-sm.value = MODELS.includes("count") ? "count" : MODELS[0];
+sm.value = MODELS.includes(D.default_model) ? D.default_model : MODELS[0];  // the better on val
 for (const id of ["s-model", "s-seed", "s-temp", "s-topk"]) document.getElementById(id).addEventListener("change", resetWalk);
 document.getElementById("s-step").addEventListener("click", stepWalk);
 document.getElementById("s-reset").addEventListener("click", resetWalk);
