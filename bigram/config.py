@@ -74,7 +74,11 @@ class TrainConfig:
         example=1.0,
         reads_as="per optimizer: newton 1, sgd 50 (the lecture's), adam 0.1, lbfgs 1",
     )
-    reg: float = key(0.01, "L2 on W: loss = mean NLL + reg * mean(W**2)")
+    reg: float | str = key(
+        "auto",
+        "L2 on W: loss = mean NLL + reg * mean(W**2); auto = the reg whose neural model predicts the "
+        "val names best (0.01, the lecture's, without val names)",
+    )
     optimizer: str = key(
         "newton",
         "how the neural model trains: newton (full batch, ~10 steps at any V), sgd (the lecture's "
@@ -257,7 +261,7 @@ def resolve(
 
 def _check_type(key: str, value: Any, where: str) -> None:
     declared = _FIELDS[key].type  # the annotation's text: "int", "float | None", …
-    if key == "smoothing" and value in SMOOTHING_NAMES:
+    if (key == "smoothing" and value in SMOOTHING_NAMES) or (key == "reg" and value == "auto"):
         return
     if declared == "bool":
         ok, kind = isinstance(value, bool), "true or false"
@@ -269,6 +273,8 @@ def _check_type(key: str, value: Any, where: str) -> None:
         ok, kind = isinstance(value, int), "an integer"
     elif key == "smoothing":
         ok, kind = isinstance(value, int | float), "a number k ≥ 0 (add-k), 'auto' or 'kn' (Kneser-Ney)"
+    elif key == "reg":
+        ok, kind = isinstance(value, int | float), "a number ≥ 0 or 'auto' (the best on val)"
     else:
         ok, kind = isinstance(value, int | float), "a number"
     if isinstance(value, bool) or not ok:
@@ -290,8 +296,8 @@ def validate(cfg: TrainConfig) -> None:
         )
     if not 1 <= cfg.order <= MAX_ORDER:
         raise bad(f"order = {cfg.order}: must be in [1, {MAX_ORDER}] (1 unigram, 2 bigram, 3 trigram, …)")
-    if not 0 <= cfg.reg <= MAX_REG:
-        raise bad(f"reg = {cfg.reg}: must be a number in [0, {MAX_REG:g}]")
+    if cfg.reg != "auto" and (isinstance(cfg.reg, str) or not 0 <= cfg.reg <= MAX_REG):  # NaN fails too
+        raise bad(f"reg = {cfg.reg!r}: must be a number in [0, {MAX_REG:g}] or 'auto' (the best on val)")
     if cfg.steps <= 0:
         raise bad(f"steps = {cfg.steps}: must be a positive number of optimizer steps")
     if not 0 <= cfg.tol < math.inf:

@@ -7,6 +7,7 @@ clean stop on Ctrl-C or on a non-finite loss.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import threading
@@ -252,7 +253,10 @@ class Fit:
     def start(cls, cfg: TrainConfig, train: torch.Tensor, device: torch.device, resume: dict | None) -> Fit:
         """W = randn(C, V) from the seed (the sparse model where C·V is large: 0), or the
         weights, optimizer state and generator of a checkpoint (runs.Run.neural_state) to go
-        on from; a checkpoint is continued in the form it was saved in."""
+        on from; a checkpoint is continued in the form it was saved in. reg = "auto" with no val
+        names to choose it on (fit_neural chooses it where there are) is the lecture's 0.01."""
+        if cfg.reg == "auto":
+            cfg = dataclasses.replace(cfg, reg=REG_WITHOUT_VAL)
         C, V = train.shape
         sparse = is_sparse(C, V) if resume is None else "W" not in resume
         if sparse:
@@ -358,7 +362,10 @@ def fit_neural(
     Step k logs the loss of the forward pass *before* the k-th update, so a resumed run's steps
     continue the interrupted run's without repeating one.
     Stops early on Ctrl-C (after a whole update) or at the first non-finite loss (keeping the
-    last weights whose loss was finite). `curves` records each step (TensorBoard's, in `train`)."""
+    last weights whose loss was finite). `curves` records each step (TensorBoard's, in `train`).
+    reg = "auto" is chosen here on splits["val"] (choose_reg) unless the caller chose it."""
+    if cfg.reg == "auto":
+        cfg = dataclasses.replace(cfg, reg=choose_reg(cfg, splits, device).reg)
     fit = Fit.start(cfg, splits["train"], device, resume)
     first = fit.step
     curves = curves or Curves()
@@ -396,3 +403,41 @@ def fit_neural(
     bar.close()
     curves.evaluate(fit.model, fit.step, final=True)
     return fit
+
+
+# --- reg = "auto": the L2 strength chosen on val, as add-k's k is ----------------------------------
+REG_RANGE = (1e-4, 1e6)  # searched on a log scale: the mean of W² runs over C·V weights, so a large
+# alphabet needs a far larger reg for the same pull on each weight
+REG_WITHOUT_VAL = 0.01  # what auto means without val names: the lecture's
+
+
+@dataclass
+class RegChoice:
+    """reg = "auto"'s choice: the reg, every (reg, val NLL) tried, and "val" (or "default": no
+    val names, so the lecture's 0.01)."""
+
+    reg: float
+    curve: list[tuple[float, float]]
+    on: str
+
+
+def choose_reg(cfg: TrainConfig, splits: dict[str, torch.Tensor], device: torch.device) -> RegChoice:
+    """The reg whose neural model, fitted by Newton to convergence, has the lowest NLL on the val
+    split: a log-spaced grid over REG_RANGE (a point every two decades), then golden-section
+    search between the best point's neighbours (smoothing._minimize_log, as for add-k's k). A
+    fit at any order is a few Newton steps on the counts; the search costs fourteen fits."""
+    from bigram.metrics import nll
+    from bigram.smoothing import _minimize_log
+
+    val = splits.get("val")
+    if val is None or not int(nonzero(val)[2].sum()):
+        return RegChoice(REG_WITHOUT_VAL, [], "default")
+    probe = dataclasses.replace(cfg, optimizer="newton", lr=None, steps=100, tol=1e-6, batch_size=0)
+
+    def val_nll(reg: float) -> float:
+        fit = fit_neural(dataclasses.replace(probe, reg=reg), {"train": splits["train"]}, device=device)
+        with torch.no_grad():
+            return nll(fit.model.log_probs(), val)
+
+    reg, curve = _minimize_log(val_nll, *REG_RANGE, grid=6, refine=8)
+    return RegChoice(reg, curve, "val")

@@ -267,7 +267,7 @@ def format_order_sweep(rows: list[dict]) -> str:
         for model, per in r["metrics"].items():
             columns = [(per, "Kneser-Ney" if r["k"] == "kn" else f"k = {r['k']:.4g}")]
             if model == "neural":
-                columns = [(per, f"reg = {r['reg']:g}")]
+                columns = [(per, f"reg = {r['reg']:.4g}")]
             elif "candidates" in r:  # auto weighed both on val: the saved one is marked
                 mark = {True: "  ← best on val, saved", False: ""}
                 knobs = {"add-k": f"add-k k = {r['add_k']:.4g}", "kn": "Kneser-Ney"}

@@ -212,11 +212,25 @@ def parse_smoothing(text: str | None) -> float | str | None:
         raise BigramError(f"--smoothing {text!r}: give a number k ≥ 0 (add-k), auto or kn") from None
 
 
+def parse_reg(text: str | None) -> float | str | None:
+    """--reg as the config takes it: a number, "auto", or None when not given."""
+    if text is None or text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise BigramError(f"--reg {text!r}: give a number ≥ 0 or auto (the best on val)") from None
+
+
 def parse_config_flags(keys: dict) -> dict:
-    """A command's config flags (its **keys) as config.resolve takes them: --smoothing's text read."""
+    """A command's config flags (its **keys) as config.resolve takes them: --smoothing's and
+    --reg's text read."""
+    out = dict(keys)
     if "smoothing" in keys:
-        return {**keys, "smoothing": parse_smoothing(keys["smoothing"])}
-    return dict(keys)
+        out["smoothing"] = parse_smoothing(keys["smoothing"])
+    if "reg" in keys:
+        out["reg"] = parse_reg(keys["reg"])
+    return out
 
 
 def parse_number_list(

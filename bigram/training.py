@@ -22,7 +22,7 @@ from bigram.config import TrainConfig, validate
 from bigram.counts import gram_name
 from bigram.errors import BigramError, TrainingStopped
 from bigram.estimators.kneser_ney import kneser_ney_table
-from bigram.fit import Fit, StopOnCtrlC, check_counts_fit, fit_neural
+from bigram.fit import Fit, StopOnCtrlC, check_counts_fit, choose_reg, fit_neural
 from bigram.formats.tensorboard import (
     Curves,
     QuietWriterThread,
@@ -183,7 +183,8 @@ def sweep_orders(
                 kneser_ney=kn, swept=("order", "reg"),
             )  # fmt: skip
             k = (result.account.smoothing or {}).get("chosen", sub.smoothing)
-            row = {"order": sub.order, "reg": sub.reg, "k": k, "run": str(run), "metrics": result.metrics}
+            reg = (result.account.reg or {}).get("chosen", sub.reg)  # auto: the reg chosen on val
+            row = {"order": sub.order, "reg": reg, "k": k, "run": str(run), "metrics": result.metrics}
             if weighed:  # both candidates' metrics, and add-k's k
                 row.update(candidates=candidates, add_k=choice.k)  # k: "kn" when Kneser-Ney won
             rows.append(row)
@@ -233,10 +234,12 @@ def _sub_run(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, torch.
 class Account:
     """What training chose and did, recorded in metrics.json beside the metrics (a part is None
     where it did not happen): `smoothing`, --smoothing auto's choice of k and its curve;
-    `kneser_ney`, the discounts; `neural_training`, the optimizer's steps and whether it converged."""
+    `kneser_ney`, the discounts; `reg`, reg = auto's choice and its curve; `neural_training`, the
+    optimizer's steps and whether it converged."""
 
     smoothing: dict | None = None
     kneser_ney: dict | None = None
+    reg: dict | None = None
     neural_training: dict | None = None
 
     def to_json(self) -> dict:
@@ -287,6 +290,7 @@ def _fit_and_report(
                 if cfg.trains_count:
                     _fit_count(run, cfg, vocab, splits["train"], kneser_ney, models)
                 if cfg.trains_neural:
+                    cfg = _settle_reg(cfg, splits, device, models.account)
                     curves = Curves(writer, splits, cfg.smoothing, models.exact.get("count"))
                     models.fit = fit_neural(
                         cfg,
@@ -320,6 +324,17 @@ def _fit_and_report(
 def _close_quietly(writer) -> None:
     with contextlib.suppress(OSError):
         writer.close()
+
+
+def _settle_reg(cfg: TrainConfig, splits: dict, device: torch.device, account: Account) -> TrainConfig:
+    """reg = "auto": the config with the reg whose neural model predicts the val names best
+    (fit.choose_reg), recorded in metrics.json; config.toml keeps "auto", as it keeps smoothing's,
+    and a resumed run chooses again (the same splits and seed: the same reg)."""
+    if cfg.reg != "auto":
+        return cfg
+    choice = choose_reg(cfg, splits, device)
+    account.reg = {"chosen": choice.reg, "on": choice.on, "curve": [list(p) for p in choice.curve]}
+    return dataclasses.replace(cfg, reg=choice.reg)
 
 
 def _settle_smoothing(
@@ -453,6 +468,8 @@ def summary_lines(cfg: TrainConfig, account: Account) -> list[str]:
     if t is not None:
         name = {"sgd": "SGD", "adam": "Adam", "lbfgs": "L-BFGS", "newton": "Newton"}[cfg.optimizer]
         head = f"neural model: {name} (lr {cfg.learning_rate:g}), {t['steps']} steps"
+        if account.reg:
+            lines.append(_reg_line(account.reg))
         if t["converged"]:
             lines.append(f"{head}, converged: the last step changed the loss by < {cfg.tol:g}")
         elif cfg.tol > 0:
@@ -460,3 +477,11 @@ def summary_lines(cfg: TrainConfig, account: Account) -> list[str]:
         else:
             lines.append(f"{head}, every step run (tol = 0)")
     return lines
+
+
+def _reg_line(reg: dict) -> str:
+    """The summary's line for reg = auto: which reg, and why."""
+    if reg["on"] != "val":
+        return f"neural model: reg = {reg['chosen']:g} (auto without val names: the lecture's)"
+    val = dict(map(tuple, reg["curve"]))[reg["chosen"]]
+    return f"neural model: reg = {reg['chosen']:.4g}, chosen on the val split (val NLL {val:.6f})"

@@ -161,7 +161,7 @@ def test_the_compiled_sparse_step_equals_the_tensor_step():
 
 def _pair(counts, monkeypatch, dtype=torch.float32, **kw):
     """The dense model started at W = 0 and the sparse model, fitted alike from the same counts."""
-    cfg = TrainConfig(seed=7, tol=0.0, **kw)
+    cfg = TrainConfig(seed=7, tol=0.0, **{"reg": 0.01, **kw})  # a number: make_optimizer takes it as is
     dense = Fit.start(cfg, counts, CPU, None)
     assert isinstance(dense.model, NeuralBigram)
     with torch.no_grad():
@@ -219,12 +219,13 @@ def test_the_table_of_a_trained_sparse_model_is_the_dense_ones(names, monkeypatc
 
 @pytest.mark.parametrize("order", [2, 3, 4, 5])
 def test_names_txt_neural_nll_is_the_dense_paths_at_orders_2_to_5(order, monkeypatch):
-    """The default config (Newton, tol 1e-6, the 80/10/10 split) on names.txt: the sparse
-    model's train/val/test NLL are the dense model's, from its random start, to the tolerance."""
+    """The default config (Newton, tol 1e-6, the 80/10/10 split) with the lecture's reg on
+    names.txt: the sparse model's train/val/test NLL are the dense model's, from its random
+    start, to the tolerance."""
     from bigram.metrics import nll
     from bigram.reader.corpus import load_counts
 
-    cfg = TrainConfig(order=order, model="neural")
+    cfg = TrainConfig(order=order, model="neural", reg=0.01)
     splits = load_counts(cfg).splits
     got = {}
     for limit in (1 << 40, 0):

@@ -295,7 +295,8 @@ def _model_notes(metrics: dict, cfg, models: list[str]) -> dict[str, str]:
         )
     t = metrics.get("neural_training")
     if t:
-        notes["neural"] = f"{t['optimizer']} (lr {t['lr']:g}), {t['steps']} steps, reg {cfg.reg:g}"
+        reg = metrics.get("reg", {}).get("chosen", cfg.reg)  # auto: the reg chosen on val
+        notes["neural"] = f"{t['optimizer']} (lr {t['lr']:g}), {t['steps']} steps, reg {reg:.4g}"
     return notes
 
 
