@@ -42,11 +42,12 @@ from bigram.errors import BigramError
 from bigram.metrics import evaluate, kl_between, score_name
 from bigram.mixture import Mixture
 from bigram.safety import atomic, checkpoints, layout
-from bigram.safety.rundir import find_run, own
+from bigram.safety.rundir import find_run, own, read_bytes
 from bigram.table import count_model_of, model_table
 from bigram.text import TextRule, escaped
 from bigram.vocab import Vocab
 
+SMALL_FILE_BYTES = 64 << 20  # config.toml, vocab.json, metrics.json: far above what bigram writes
 RECORDED = ("data", "model")  # in every config.toml bigram ever wrote: missing, the file is damaged
 
 
@@ -124,9 +125,9 @@ def read_config(run: Path) -> TrainConfig:
     """config.toml: the run's whole resolved configuration (a key left out is damage, not a default)."""
     where = run / layout.CONFIG
     try:
-        raw = tomllib.loads(where.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise BigramError(f"cannot read {escaped(where)}: {e}; it is damaged, retrain") from None
+        raw = tomllib.loads(read_bytes(where, SMALL_FILE_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as e:
+        raise BigramError(f"cannot read {escaped(where)}: {_why(e)}; it is damaged, retrain") from None
     missing = [k for k in RECORDED if k not in raw]
     if missing:
         raise BigramError(f"{escaped(where)} lacks {', '.join(missing)}: it is damaged; retrain")
@@ -136,9 +137,9 @@ def read_config(run: Path) -> TrainConfig:
 def read_vocab(run: Path) -> Vocab:
     """vocab.json: id 0 the boundary, then the characters."""
     try:
-        return Vocab.from_dict(json.loads((run / layout.VOCAB).read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise BigramError(f"cannot read vocabulary {run / layout.VOCAB}: {e}") from None
+        return Vocab.from_dict(json.loads(read_bytes(run / layout.VOCAB, SMALL_FILE_BYTES)))
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+        raise BigramError(f"cannot read vocabulary {escaped(run / layout.VOCAB)}: {_why(e)}") from None
 
 
 def read_checkpoint(run: Path, model: str, vocab: Vocab) -> dict:
@@ -166,9 +167,16 @@ def read_split_counts(run: Path, shape: tuple[int, int], imported: bool = False)
 def read_metrics(run: Path) -> dict:
     """metrics.json: every model's metrics per split, and what training chose and did."""
     try:
-        return json.loads((run / layout.METRICS).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise BigramError(f"cannot read {escaped(run / layout.METRICS)}: {e}; retrain") from None
+        return json.loads(read_bytes(run / layout.METRICS, SMALL_FILE_BYTES))
+    except (OSError, ValueError, RecursionError) as e:
+        raise BigramError(f"cannot read {escaped(run / layout.METRICS)}: {_why(e)}; retrain") from None
+
+
+def _why(e: Exception) -> str:
+    """What went wrong reading a run's file, in words (an OSError's without its errno)."""
+    if isinstance(e, RecursionError):
+        return "it is nested too deeply to be bigram's"
+    return escaped(e.strerror or e) if isinstance(e, OSError) else escaped(e)
 
 
 def count_ngrams_in_file(

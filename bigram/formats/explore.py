@@ -86,13 +86,14 @@ def _read_events(path: Path, Event, curves: dict, budget: int) -> tuple[str | No
     from google.protobuf.message import DecodeError
 
     try:  # not blocking on a FIFO: only a regular file is read
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         return e.strerror or str(e), budget
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return "it is not a regular file", budget
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return "it is not a regular file", budget
         at, size = 0, st.st_size
         while at + 12 <= size:
             (n,) = struct.unpack("<Q", f.read(12)[:8])

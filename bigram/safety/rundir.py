@@ -7,9 +7,11 @@ its paths with this before it imports torch. What the files in a run hold: runs.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +44,20 @@ def _stamp_dir(root: Path) -> Path:
     raise BigramError(f"could not create a new run directory under {root}/")
 
 
+def read_bytes(path: Path, limit: int) -> bytes:
+    """A run's small file (marker, config, vocabulary, metrics), read whole: only a regular file
+    (a FIFO or a device would block or never end) and at most `limit` bytes, else OSError."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # opening a FIFO does not wait
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "it is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"it is larger than {limit:,} bytes, more than bigram writes there")
+    return data
+
+
 # --- the marker: bigram made this directory, how far its training got, the files it wrote ----------
 
 
@@ -55,9 +71,7 @@ def read_marker(path: Path) -> tuple[dict | None, str]:
     if m.is_symlink() or not m.is_file():
         return None, f"{escaped(m)} is not a plain file, so bigram did not make {escaped(path)}"
     try:
-        with open(m, "rb") as f:
-            raw = f.read(MARKER_BYTES + 1)
-        info = json.loads(raw) if len(raw) <= MARKER_BYTES else None
+        info = json.loads(read_bytes(m, MARKER_BYTES))
     except (OSError, ValueError, RecursionError):
         info = None
     files = info.get("files", []) if isinstance(info, dict) else None
@@ -280,12 +294,12 @@ def new_run_dir(
         final = check_out(out, overwrite, data)
         staged = final.exists() and any(final.iterdir())
         top = None if staged else _top_missing(final)
-    work = final.with_name(f".{final.name}.tmp-{os.getpid()}") if staged else final
     try:
-        work.mkdir(parents=True, exist_ok=not staged)
+        work = _beside(final, "tmp", make=True) if staged else final
+        work.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         _remove_dirs(final.parent, top)
-        raise BigramError(f"cannot create run directory {escaped(work)}: {e.strerror or e}") from None
+        raise BigramError(f"cannot create run directory {escaped(final)}: {e.strerror or e}") from None
     try:
         mark(work, kind)
         yield work
@@ -293,10 +307,27 @@ def new_run_dir(
         _commit(work, final, staged)
         raise
     except BaseException:
-        _remove_owned(work, keep_dir=not staged and top is None)  # an empty directory the user made stays
+        _discard(work, keep_dir=not staged and top is None)  # an empty directory the user made stays
         _remove_dirs(final.parent, top)
         raise
     _commit(work, final, staged)
+
+
+def _beside(final: Path, tag: str, make: bool = False) -> Path:
+    """A free hidden name beside `final`, .NAME.TAG-PID (then -1, -2, …: two runs of one process),
+    made as a directory if `make` (so that no other process takes it)."""
+    for i in range(1000):
+        path = final.with_name(f".{final.name}.{tag}-{os.getpid()}" + (f"-{i}" if i else ""))
+        if not make:
+            if not path.exists() and not path.is_symlink():
+                return path
+            continue
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise BigramError(f"no free name beside {escaped(final)}: remove its .{final.name}.{tag}-* directories")
 
 
 def _remove_dirs(path: Path, top: Path | None) -> None:
@@ -310,6 +341,14 @@ def _remove_dirs(path: Path, top: Path | None) -> None:
             p.rmdir()
         except OSError:
             return
+
+
+def _discard(work: Path, keep_dir: bool) -> None:
+    """Remove a run that failed: what bigram wrote, then the marker too if the user put something
+    there meanwhile (it stays, in a directory that is no longer a run)."""
+    left, _ = _remove_owned(work, keep_dir)
+    if left:
+        _unlink(work / layout.MARKER)
 
 
 def _remove_owned(path: Path, keep_dir: bool = False) -> tuple[list[Path], bool]:
@@ -366,68 +405,100 @@ def _unlink(path: Path) -> bool:
 
 
 def _commit(work: Path, final: Path, staged: bool) -> None:
-    """Put a staged run in place of the old one. The old one is moved aside, the new one moved in;
-    then what is in the old one is looked at again, by its marker, at that moment: anything not
-    bigram's (a file put there while the new run was built) is moved into the new run, then
-    bigram's files are deleted. A name the new run has too stops the swap: both runs go back."""
-    if not staged:
-        return
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    """Put a staged run in place of the old one (two bigram processes swapping in one directory
+    take turns: two --overwrite of one run end with the later one, nothing of the user's lost)."""
+    if staged:
+        with _swap_lock(final.parent):
+            _swap(work, final)
+
+
+@contextmanager
+def _swap_lock(parent: Path) -> Iterator[None]:
+    """An exclusive lock on the directory holding the run, while a swap runs (where flock exists)."""
     try:
-        os.replace(final, old)
-    except OSError as e:
+        import fcntl
+
+        fd = os.open(parent, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _swap(work: Path, final: Path) -> None:
+    """The old run is moved aside, the new one moved in; then what is in the old one is looked at
+    again, by its marker, at that moment: anything not bigram's (a file put there while the new run
+    was built) is moved into the new run, then bigram's files are deleted. A name the new run has
+    too, or a marker no longer bigram's, undoes the swap: the old run goes back as it was."""
+    if not final.exists() and not final.is_symlink():  # removed while the new run was built
+        return _move(work, final, work, f"cannot put the new run at {escaped(final)}", "it was not kept")
+    if final.is_symlink() or not final.is_dir():
         _remove_owned(work)
         raise BigramError(
-            f"cannot move {escaped(final)} aside to put the new run in its place: {e.strerror or e}; "
-            "it is unchanged, and the new run was not kept"
-        ) from None
-    try:
-        os.replace(work, final)
-    except OSError as e:
+            f"{escaped(final)} changed while --overwrite rebuilt it (it is no longer a directory): "
+            "it is left as it is and the new run was not kept"
+        )
+    old = _beside(final, "old")
+    kept = "the old run is unchanged and the new run was not kept"
+    _move(final, old, work, f"cannot move {escaped(final)} aside to put the new run in its place", kept)
+    _move(work, final, work, f"cannot put the new run in place of {escaped(final)}", kept, undo=old)
+    why = _keep_foreign(old, final, strict=True)
+    if why:
+        os.replace(final, work)
         os.replace(old, final)
         _remove_owned(work)
         raise BigramError(
-            f"cannot put the new run in place of {escaped(final)}: {e.strerror or e}; "
-            "the old run is unchanged, and the new run was not kept"
-        ) from None
-    _keep_foreign(old, final, work, undo=True)
+            f"{escaped(final)} changed while --overwrite rebuilt it ({why}): it is left as it was and "
+            "the new run was not kept"
+        )
     for _ in range(3):  # a file that appears in the old run while it is deleted is moved too
         left, done = _remove_owned(old)
         if not left or not done:
             break
-        _keep_foreign(old, final, work, undo=False)
+        _keep_foreign(old, final, strict=False)
     if left or not done:
         print(
             f"note: what is left of the old run is in {escaped(old)}: look, then remove it", file=sys.stderr
         )
 
 
-def _keep_foreign(old: Path, final: Path, work: Path, undo: bool) -> None:
-    """Move what is not bigram's in `old` (the run being replaced) into `final` (the new run). If
-    a name is taken there, or the old run's marker is no longer bigram's: with `undo`, put both
-    runs back as they were (the new one is not kept) and refuse; else leave it in `old`."""
-    info, _ = read_marker(old)
-    foreign = [e for e in _entries(old) if info is not None and not _owned(e, info)]
-    taken = [e for e in foreign if (final / e.name).exists() or (final / e.name).is_symlink()]
-    if undo and (taken or info is None):
-        os.replace(final, work)
-        os.replace(old, final)
+def _move(src: Path, dst: Path, work: Path, what: str, then: str, undo: Path | None = None) -> None:
+    """Rename `src` to `dst`. On failure: the old run goes back from `undo` (where it was moved
+    aside), the new run (`work`) is removed, and the error is one line: `what`, why, `then`."""
+    try:
+        os.replace(src, dst)
+    except OSError as e:
+        if undo is not None:
+            os.replace(undo, dst)
         _remove_owned(work)
-        what = (
-            f"{escaped(final / taken[0].name)} appeared in it, and the new run has a file of that name"
-            if taken
-            else f"its {layout.MARKER} marker is gone or no longer bigram's"
+        raise BigramError(f"{what}: {e.strerror or e}; {then}") from None
+
+
+def _keep_foreign(old: Path, final: Path, strict: bool) -> str | None:
+    """Move what is not bigram's in `old` (the run being replaced) into `final` (the new run).
+    `strict`: say why the swap must be undone instead (a name the new run has too, or a marker no
+    longer bigram's); else such an entry stays in `old`."""
+    info, _ = read_marker(old)
+    if info is None:
+        return f"its {layout.MARKER} marker is gone or no longer bigram's" if strict else None
+    foreign = [e for e in _entries(old) if not _owned(e, info)]
+    taken = [e for e in foreign if (final / e.name).exists() or (final / e.name).is_symlink()]
+    if strict and taken:
+        return (
+            f"{escaped(final / taken[0].name)} appeared in it, and the new run has a file of that name; "
+            "move it away and train again"
         )
-        raise BigramError(
-            f"{escaped(final)} changed while --overwrite rebuilt it ({what}): it is left as it was and "
-            "the new run was not kept; move that file away and train again"
-        )
-    foreign = [e for e in foreign if e not in taken]
-    for e in foreign:
+    kept = [e for e in foreign if e not in taken]
+    for e in kept:
         os.replace(e, final / e.name)
-    if foreign:
-        shown = ", ".join(escaped(e.name) for e in foreign[:5]) + (", …" if len(foreign) > 5 else "")
+    if kept:
+        shown = ", ".join(escaped(e.name) for e in kept[:5]) + (", …" if len(kept) > 5 else "")
         print(f"note: kept {shown}, put into {escaped(final)} while it was rebuilt", file=sys.stderr)
+    return None
 
 
 def latest_run(root: Path = RUNS_DIR) -> tuple[Path, list[tuple[Path, str]]]:
@@ -458,6 +529,10 @@ def find_run(path: str | Path | None) -> tuple[Path, list[tuple[Path, str]]]:
     if path is None:
         return latest_run()
     p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise BigramError(
+            f"{escaped(p)} is a file, not a run directory: name a directory made by `bigram train`"
+        )
     if not p.is_dir():
         raise BigramError(
             f"run directory {escaped(p)} does not exist: name a directory made by `bigram train`"
