@@ -607,3 +607,15 @@ def test_resume_of_a_legacy_run_keeps_it_replaceable(base, invoke, tmp_path):
     r = overwrite(invoke, base.parent / "tiny.txt", run)
     assert r.exit_code == 0, r.output
     assert set(marker(run)["files"]) == {p.name for p in run.iterdir()} - {".bigram-run"}
+
+
+def test_a_tower_of_markers_is_not_bigrams(base, invoke, tmp_path):
+    """50 directories each marked as a sweep listing the next (deep enough, 1,000, it would be a
+    RecursionError without the cap; 50 keeps pytest's own cleanup within its recursion)."""
+    top = p = tmp_path / "deep"
+    for _ in range(50):
+        p.mkdir()
+        (p / ".bigram-run").write_text(json.dumps({"made_by": "bigram", "kind": "sweep", "files": ["s"]}))
+        p = p / "s"
+    one_line_error(overwrite(invoke, base.parent / "tiny.txt", top), "nested deeper than bigram's runs are")
+    assert p.parent.is_dir()

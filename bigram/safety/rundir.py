@@ -23,6 +23,9 @@ from bigram.text import escaped
 
 RUNS_DIR = Path("runs")
 STATUSES = ("training", "complete", "interrupted", "diverged")
+MAX_NESTING = (
+    4  # runs within runs bigram makes: a sweep holds runs, a run nothing (a marked tree deeper is not its)
+)
 MARKER_BYTES = 1 << 20  # a marker lists a run's file names (a sweep's: its sub-runs): far below this
 _TEMP = re.compile(r"\.(.+)\.tmp-\d+")  # atomic's temporary name for NAME, left by a killed write
 # TensorBoard's event file name, exactly (events.out.tfevents.<10-digit time>.<host>.<pid>.<n>)
@@ -156,13 +159,13 @@ def unusable(run: Path) -> str | None:
 # --- what is bigram's: only what its marker lists -------------------------------------------------
 
 
-def _legacy_owned(entry: Path, kind: str) -> bool:
+def _legacy_owned(entry: Path, kind: str, depth: int) -> bool:
     """In a run made before markers listed files: a file with one of the names bigram writes, an
     atomic write's leftover of one, a sweep's sub-run, or an event file named exactly as TensorBoard
     names them that begins as TensorBoard's do. Anything else, however alike, is the user's."""
     name = entry.name
     if entry.is_dir():
-        return kind == "sweep" and foreign_entry(entry) is None
+        return kind == "sweep" and foreign_entry(entry, depth + 1) is None
     temp = _TEMP.fullmatch(name)
     if name in layout.FILES or (temp and temp.group(1) in layout.FILES):
         return True
@@ -180,38 +183,40 @@ def _begins_as_tensorboard(path: Path) -> bool:
     return 0 < n <= 256 and b"brain.Event:" in head[12 : 12 + n]
 
 
-def _owned(entry: Path, info: dict) -> bool:
+def _owned(entry: Path, info: dict, depth: int = 0) -> bool:
     """Whether bigram wrote `entry`, by the marker of the directory holding it (`info`)."""
     if entry.is_symlink():
         return False
     if entry.name == layout.MARKER:
         return entry.is_file()
     if "files" not in info:
-        return _legacy_owned(entry, info.get("kind", "run"))
+        return _legacy_owned(entry, info.get("kind", "run"), depth)
     temp = _TEMP.fullmatch(entry.name)
     if entry.name not in info["files"] and not (temp and temp.group(1) in info["files"]):
         return False
     if entry.is_dir():  # a sweep's sub-run: bigram's if all in it is
-        return not temp and foreign_entry(entry) is None
+        return not temp and foreign_entry(entry, depth + 1) is None
     return entry.is_file()
 
 
-def foreign_entry(path: Path) -> str | None:
+def foreign_entry(path: Path, depth: int = 0) -> str | None:
     """None when `path` is a directory bigram made holding only what its marker says bigram wrote
     there (sub-runs of a sweep included); otherwise what makes it foreign, for the error message."""
     if path.is_symlink() or not path.is_dir():
         return f"{escaped(path)} is not a directory bigram made"
+    if depth > MAX_NESTING:
+        return f"{escaped(path)} is nested deeper than bigram's runs are"
     info, why = read_marker(path)
     if info is None:
         return why
     for entry in path.iterdir():
-        if _owned(entry, info):
+        if _owned(entry, info, depth):
             continue
         if entry.is_symlink():
             return f"{escaped(entry)} is a symbolic link"
         if entry.is_dir():
-            legacy_sweep = "files" not in info and info.get("kind") == "sweep"
-            inner = foreign_entry(entry) if entry.name in info.get("files", ()) or legacy_sweep else None
+            sub = entry.name in info.get("files", ()) or ("files" not in info and info.get("kind") == "sweep")
+            inner = foreign_entry(entry, depth + 1) if sub else None
             return inner or f"{escaped(entry)} is a directory bigram did not make"
         return f"{escaped(entry)} is not a file bigram writes"
     return None
