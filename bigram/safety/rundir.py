@@ -477,8 +477,11 @@ def _move(src: Path, dst: Path, work: Path, what: str, then: str, undo: Path | N
     try:
         os.replace(src, dst)
     except OSError as e:
-        if undo is not None:
-            os.replace(undo, dst)
+        try:
+            if undo is not None:
+                os.replace(undo, dst)
+        except OSError:
+            then = f"the old run is in {escaped(undo)}: move it back to {escaped(dst)}"
         _remove_owned(work)
         raise BigramError(f"{what}: {e.strerror or e}; {then}") from None
 
@@ -497,9 +500,14 @@ def _keep_foreign(old: Path, final: Path, strict: bool) -> str | None:
             f"{escaped(final / taken[0].name)} appeared in it, and the new run has a file of that name; "
             "move it away and train again"
         )
-    kept = [e for e in foreign if e not in taken]
-    for e in kept:
-        os.replace(e, final / e.name)
+    kept = []
+    for e in foreign:
+        try:
+            if e not in taken:
+                os.replace(e, final / e.name)
+                kept.append(e)
+        except OSError:
+            pass  # it stays in the old run, which then stays too (and is named)
     if kept:
         shown = ", ".join(escaped(e.name) for e in kept[:5]) + (", …" if len(kept) > 5 else "")
         print(f"note: kept {shown}, put into {escaped(final)} while it was rebuilt", file=sys.stderr)
