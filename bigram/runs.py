@@ -3,7 +3,8 @@
 The files' names and the model kinds are declared in bigram.safety.layout; what each holds:
 
 runs/2026-11-21_10-30-05/                                            written by / read by
-    .bigram-run      marker: bigram made this directory (--overwrite replaces only such)
+    .bigram-run      marker: bigram made this directory, its status, the files bigram wrote here
+                     (--overwrite replaces only such a directory, and deletes only those files)
     config.toml      the resolved configuration                      write_inputs / read_config
     vocab.json       id 0 = boundary, then the characters            write_inputs / read_vocab
     counts.pt        {"splits": {split: sparse C×V counts}}          write_inputs / read_split_counts
@@ -41,11 +42,12 @@ from bigram.errors import BigramError
 from bigram.metrics import evaluate, kl_between, score_name
 from bigram.mixture import Mixture
 from bigram.safety import atomic, checkpoints, layout
-from bigram.safety.rundir import find_run
+from bigram.safety.rundir import find_run, own, read_bytes
 from bigram.table import count_model_of, model_table
 from bigram.text import TextRule, escaped
 from bigram.vocab import Vocab
 
+SMALL_FILE_BYTES = 64 << 20  # config.toml, vocab.json, metrics.json: far above what bigram writes
 RECORDED = ("data", "model")  # in every config.toml bigram ever wrote: missing, the file is damaged
 
 
@@ -53,16 +55,18 @@ RECORDED = ("data", "model")  # in every config.toml bigram ever wrote: missing,
 
 
 def write_config(run: Path, cfg: TrainConfig) -> None:
-    atomic.write_text(run / layout.CONFIG, cfg.to_toml())
+    atomic.write_text(own(run, layout.CONFIG), cfg.to_toml())
 
 
 def write_inputs(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, torch.Tensor]) -> None:
     """What a run is trained from: its resolved config, vocabulary and per-split counts."""
     write_config(run, cfg)
     vocab_json = json.dumps(vocab.to_dict(), ensure_ascii=False, indent=1) + "\n"
-    atomic.write_text(run / layout.VOCAB, vocab_json)
+    atomic.write_text(own(run, layout.VOCAB), vocab_json)
     sparse = {s: checkpoints.to_sparse(c) for s, c in splits.items()}
-    checkpoints.save({"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, run / layout.COUNTS)
+    checkpoints.save(
+        {"kind": "counts", "chars": list(vocab.chars), "splits": sparse}, own(run, layout.COUNTS)
+    )
 
 
 def save_count_model(
@@ -74,7 +78,7 @@ def save_count_model(
     smoothing = smoothing if smoothing == "kn" else float(smoothing)
     if smoothing == "kn" and table is not None:
         ckpt["table"] = table_state(table)
-    checkpoints.save({**ckpt, "smoothing": smoothing}, run / layout.checkpoint("count"))
+    checkpoints.save({**ckpt, "smoothing": smoothing}, own(run, layout.checkpoint("count")))
 
 
 def save_neural_model(
@@ -91,11 +95,11 @@ def save_neural_model(
     --resume needs to continue exactly where training stopped."""
     ckpt = {"kind": "neural", "chars": list(vocab.chars), **weights, "step": step}
     state = {"optimizer_state": optimizer_state, "generator_state": generator_state}
-    checkpoints.save({**ckpt, "optimizer": optimizer, **state}, run / layout.checkpoint("neural"))
+    checkpoints.save({**ckpt, "optimizer": optimizer, **state}, own(run, layout.checkpoint("neural")))
 
 
 def write_metrics(run: Path, metrics: dict) -> None:
-    atomic.write_text(run / layout.METRICS, json.dumps(metrics, indent=2) + "\n")
+    atomic.write_text(own(run, layout.METRICS), json.dumps(metrics, indent=2) + "\n")
 
 
 def save_table_model(
@@ -110,8 +114,8 @@ def save_table_model(
         table = Table.of_dense(table.double())
     state = table.state() if isinstance(table, Mixture) else table_state(table)
     ckpt = {"kind": kind, "chars": list(vocab.chars), "table": state, "recipe": recipe}
-    checkpoints.save(ckpt, run / layout.checkpoint(kind))
-    atomic.write_text(run / layout.recipe(kind), json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
+    checkpoints.save(ckpt, own(run, layout.checkpoint(kind)))
+    atomic.write_text(own(run, layout.recipe(kind)), json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
 
 
 # --- reading a run's files (each checked: a damaged file is one error naming it) -------------------
@@ -121,9 +125,9 @@ def read_config(run: Path) -> TrainConfig:
     """config.toml: the run's whole resolved configuration (a key left out is damage, not a default)."""
     where = run / layout.CONFIG
     try:
-        raw = tomllib.loads(where.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise BigramError(f"cannot read {escaped(where)}: {e}; it is damaged, retrain") from None
+        raw = tomllib.loads(read_bytes(where, SMALL_FILE_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as e:
+        raise BigramError(f"cannot read {escaped(where)}: {_why(e)}; it is damaged, retrain") from None
     missing = [k for k in RECORDED if k not in raw]
     if missing:
         raise BigramError(f"{escaped(where)} lacks {', '.join(missing)}: it is damaged; retrain")
@@ -133,9 +137,9 @@ def read_config(run: Path) -> TrainConfig:
 def read_vocab(run: Path) -> Vocab:
     """vocab.json: id 0 the boundary, then the characters."""
     try:
-        return Vocab.from_dict(json.loads((run / layout.VOCAB).read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise BigramError(f"cannot read vocabulary {run / layout.VOCAB}: {e}") from None
+        return Vocab.from_dict(json.loads(read_bytes(run / layout.VOCAB, SMALL_FILE_BYTES)))
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+        raise BigramError(f"cannot read vocabulary {escaped(run / layout.VOCAB)}: {_why(e)}") from None
 
 
 def read_checkpoint(run: Path, model: str, vocab: Vocab) -> dict:
@@ -163,9 +167,16 @@ def read_split_counts(run: Path, shape: tuple[int, int], imported: bool = False)
 def read_metrics(run: Path) -> dict:
     """metrics.json: every model's metrics per split, and what training chose and did."""
     try:
-        return json.loads((run / layout.METRICS).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise BigramError(f"cannot read {escaped(run / layout.METRICS)}: {e}; retrain") from None
+        return json.loads(read_bytes(run / layout.METRICS, SMALL_FILE_BYTES))
+    except (OSError, ValueError, RecursionError) as e:
+        raise BigramError(f"cannot read {escaped(run / layout.METRICS)}: {_why(e)}; retrain") from None
+
+
+def _why(e: Exception) -> str:
+    """What went wrong reading a run's file, in words (an OSError's without its errno)."""
+    if isinstance(e, RecursionError):
+        return "it is nested too deeply to be bigram's"
+    return escaped(e.strerror or e) if isinstance(e, OSError) else escaped(e)
 
 
 def count_ngrams_in_file(

@@ -224,8 +224,7 @@ def _kneser_ney_log_probs(train: torch.Tensor) -> tuple[Table, list]:
 
 def _sub_run(run: Path, cfg: TrainConfig, vocab: Vocab, splits: dict[str, torch.Tensor]) -> Path:
     """One of a sweep's runs: a marked directory holding its config, vocabulary and counts."""
-    run.mkdir()
-    rundir.mark(run)
+    rundir.sub_run(run)  # recorded in the sweep's marker, made and marked
     runs.write_inputs(run, cfg, vocab, splits)
     return run
 

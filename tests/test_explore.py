@@ -364,3 +364,29 @@ def test_a_mix_of_two_alphabets_reads_on_the_page_as_bigram_score_reads_it(brows
         assert got.get("missing") is None and abs(got["nll"] - w["nll"]) < 1e-9, (got, w)
     drawn = browser.execute_script("return window.bigramExplore.sampleNames('mix', 300, 2)")
     assert all(not d.get("missing") and not d.get("cut") for d in drawn)
+
+
+def test_a_damaged_run_gives_a_page_that_says_what_it_could_not_read(browser, invoke, tmp_path):
+    """Issue 44: an event file of random bytes, a metrics.json with a non-number, an infinite
+    held-out NLL (k = 0): the page draws every part it can, says in words what it could not read,
+    and prints inf as inf."""
+    data = tmp_path / "d.txt"
+    data.write_text("ab\nab\nba\nbb\naa\nab\nzq\n")
+    run = train_run(invoke, data, tmp_path / "r", "--smoothing", "0", "--steps", "3", "--val-frac", "0.3",
+                    "--test-frac", "0", "--seed", "3")  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["count"]["val"]["nll"] == math.inf  # the case: an unseen bigram in val, k = 0
+    metrics["neural"]["train"]["nll"] = "oops"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    events = next(run.glob("events.out.tfevents.*"))
+    events.write_bytes(bytes(range(256)) * 2)
+    assert invoke("explore", run).exit_code == 0
+    load(browser, run / "explore.html")
+    header = browser.find_element("id", "run").text
+    assert f"The TensorBoard event file {events.name} could not be read whole" in header
+    assert "metrics.json holds something other than numbers for neural train" in header
+    assert "No training curve" in browser.find_element("id", "curves-note").text
+    rows = {(r.get_attribute("data-model"), r.get_attribute("data-split")): r.text
+            for r in browser.find_elements("css selector", "#eval tr[data-model]")}  # fmt: skip
+    assert set(rows) == {("count", "train"), ("count", "val"), ("neural", "val")}
+    assert rows["count", "val"].split()[3:6] == ["inf", "inf", "inf"]  # NLL, perplexity, bits

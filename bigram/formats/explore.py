@@ -28,7 +28,10 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
+import os
 import re
+import stat
 import struct
 from pathlib import Path
 
@@ -37,8 +40,10 @@ import torch
 
 from bigram.backoff import Level
 from bigram.counts import context_ids, gram_name, row_totals
+from bigram.errors import BigramError
 from bigram.mixture import Mixture
 from bigram.safety import layout
+from bigram.text import escaped
 
 PAGE = Path(__file__).with_name("explore_page.html")  # the markup: {{TITLE}}, {{STYLE}}, {{SCRIPT}}, {{DATA}}
 STYLE = PAGE.with_suffix(".css")
@@ -54,24 +59,61 @@ def _b64(t: torch.Tensor, dtype: str) -> str:
     return base64.b64encode(np.ascontiguousarray(t.numpy()).astype(dtype).tobytes()).decode("ascii")
 
 
-def _curves(run_dir: Path) -> dict[str, list[list[float]]]:
+EVENT_BYTES = 1 << 30  # the event files a page reads, in all (a long run's curves are far below)
+RECORD_BYTES = 64 << 20  # one TensorBoard record (a figure is well below)
+CURVES = ("/nll", "/nll_count_model")
+
+
+def _curves(run_dir: Path) -> tuple[dict[str, list[list[float]]], list[str]]:
     """The run's logged NLL scalars ({split}/nll, {split}/nll_count_model), read from its
     TensorBoard event files: TFRecords (length, crc, an Event message, crc) parsed with
-    TensorBoard's own Event message, without its event loader's imports (~0.25 s)."""
+    TensorBoard's own Event message, without its event loader's imports (~0.25 s). And, in words,
+    what could not be read: a damaged file is read up to the damage (its points before it kept)."""
     from tensorboard.compat.proto.event_pb2 import Event
 
     curves: dict[str, dict[int, float]] = {}
+    unread, budget = [], EVENT_BYTES
     for path in sorted(run_dir.glob("events.out.tfevents.*")):
-        data, at = path.read_bytes(), 0
-        while at + 12 <= len(data):
-            (n,) = struct.unpack_from("<Q", data, at)
-            record = data[at + 12 : at + 12 + n]
-            at += 12 + n + 4
-            event = Event.FromString(record)
+        why, budget = _read_events(path, Event, curves, budget)
+        if why:
+            unread.append(f"The TensorBoard event file {escaped(path.name)} could not be read whole ({why}).")
+    points = {tag: [[s, x] for s, x in sorted(p.items())] for tag, p in sorted(curves.items())}
+    return points, unread
+
+
+def _read_events(path: Path, Event, curves: dict, budget: int) -> tuple[str | None, int]:
+    """Add one event file's NLL points to `curves`; (why it stopped early or None, budget left)."""
+    from google.protobuf.message import DecodeError
+
+    try:  # not blocking on a FIFO: only a regular file is read
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        return e.strerror or str(e), budget
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return "it is not a regular file", budget
+    with os.fdopen(fd, "rb") as f:
+        at, size = 0, st.st_size
+        while at + 12 <= size:
+            (n,) = struct.unpack("<Q", f.read(12)[:8])
+            if n > size - at - 16 or n > RECORD_BYTES:
+                return f"the record at byte {at:,} claims {n:,} bytes, more than the file holds", budget
+            if n > budget:
+                return f"the page reads at most {EVENT_BYTES >> 20:,} MiB of events", budget
+            budget -= n
+            try:
+                event = Event.FromString(f.read(n))
+            except DecodeError:
+                return f"the record at byte {at:,} is not a TensorBoard event", budget
+            f.read(4)
+            at += 16 + n
             for v in event.summary.value:
-                if v.tag.endswith(("/nll", "/nll_count_model")) and v.HasField("simple_value"):
+                if v.tag.endswith(CURVES) and v.HasField("simple_value") and math.isfinite(v.simple_value):
                     curves.setdefault(v.tag, {})[event.step] = v.simple_value
-    return {tag: [[s, x] for s, x in sorted(points.items())] for tag, points in sorted(curves.items())}
+        if at != size:
+            return f"it ends inside a record, at byte {at:,}", budget
+    return None, budget
 
 
 def page_data(run) -> dict:
@@ -81,11 +123,12 @@ def page_data(run) -> dict:
     models = run.models
     train = run.counts("train") if "arpa" not in models else None
     seen, sums = row_totals(train) if train is not None else (torch.zeros(0, dtype=torch.int64),) * 2
-    carried, left_out = _carry({m: run.log_probs(m) for m in models}, seen, sums, V)
-    imported = "arpa" in models and not (run.path / layout.METRICS).exists()
-    metrics = {} if imported else run.metrics()  # an imported run was measured on nothing
+    tables = {m: run.log_probs(m) for m in models}
+    carried, left_out = _carry(tables, seen, sums, V)
+    metrics, unread = _read_metrics(run, models)
+    curves, unread_curves = _curves(run.path) if "neural" in models else ({}, [])
     return {
-        "run": str(run.path),
+        "run": escaped(run.path),
         "order": order,
         "gram": gram_name(order),
         "V": V,
@@ -97,12 +140,13 @@ def page_data(run) -> dict:
         "spaces": [c for c in range(0x3000 + 1) if chr(c).isspace()],  # what str.strip strips
         "models": models,
         "default_model": run.pick_model(None),  # what sample, score and export read: the first view
-        "model_notes": _model_notes(metrics, run.config, models),
+        "model_notes": _model_notes(run, metrics, tables),
         "tables": carried,
         "left_out": left_out,
         "heat": _heat(train, seen, sums, C, V),
-        "metrics": {m: metrics[m] for m in models if m in metrics},
-        "curves": _curves(run.path) if "neural" in models else {},
+        "metrics": _eval_table(metrics, models, unread),
+        "curves": curves,
+        "unread": unread + unread_curves,
     }
 
 
@@ -280,24 +324,90 @@ def _carry(tables: dict, seen: torch.Tensor, sums: torch.Tensor, V: int) -> tupl
 NAMES = {"count": "count model", "neural": "neural model", "mix": "mixed model", "arpa": "imported model"}
 
 
-def _model_notes(metrics: dict, cfg, models: list[str]) -> dict[str, str]:
-    notes = {}
-    smoothing = metrics.get("smoothing", {}).get("chosen", cfg.smoothing)
-    if "count" in models:
-        kn = "kneser_ney" in metrics or smoothing == "kn"
-        notes["count"] = (
-            "interpolated modified Kneser-Ney" if kn else f"add-k smoothing, k = {float(smoothing):.4g}"
+_NON_FINITE = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}  # as JavaScript's Number() reads them
+METRIC_KEYS = ("bigrams", "nll", "perplexity", "bits_per_char", "entropy", "kl")  # the eval table's
+
+
+def _read_metrics(run, models: list[str]) -> tuple[dict, list[str]]:
+    """metrics.json as a dict ({} for an imported run, measured on nothing), and in words why not
+    when it cannot be read: the page does without it."""
+    if "arpa" in models and not (run.path / layout.METRICS).exists():
+        return {}, []
+    try:
+        metrics = run.metrics()
+    except BigramError as e:
+        return {}, [f"{str(e).removesuffix('; retrain')}: the page shows no evaluation table."]
+    if not isinstance(metrics, dict):
+        return {}, [f"{layout.METRICS} is not a JSON object: the page shows no evaluation table."]
+    return metrics, []
+
+
+def _number(x: object, whole: bool = False) -> bool:
+    """A JSON number (not a bool); `whole`: a non-negative integer."""
+    if whole:
+        return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _eval_table(metrics: dict, models: list[str], unread: list[str]) -> dict:
+    """The eval table's rows {model: {split: the METRIC_KEYS}}, each checked: a row with a value
+    that is not a number is left out and named in `unread`. inf and nan travel as text (JSON has
+    no such numbers); the page reads them back."""
+    table, bad = {}, []
+    for m in models:
+        splits = metrics.get(m, {})
+        for split, x in splits.items() if isinstance(splits, dict) else [("all splits", None)]:
+            ok = isinstance(x, dict) and split in ("train", "val", "test")
+            ok = ok and _number(x.get("bigrams"), whole=True) and all(_number(x.get(k)) for k in METRIC_KEYS)
+            if not ok:
+                bad.append(f"{m} {escaped(split)[:40]}")
+                continue
+            row = {k: x[k] if math.isfinite(x[k]) else _NON_FINITE[str(float(x[k]))] for k in METRIC_KEYS}
+            table.setdefault(m, {})[split] = row
+    if bad:
+        unread.append(
+            f"{layout.METRICS} holds something other than numbers for {', '.join(bad[:5])}"
+            f"{', …' if len(bad) > 5 else ''}: the evaluation table leaves those rows out."
         )
-    recipe = metrics.get("mix_recipe")
-    if recipe:
-        notes["mix"] = "interpolated: " + " + ".join(
-            f"{q['weight']:.3g}·{Path(q['run']).name}:{q['model']}" for q in recipe["parents"]
-        )
+    return table
+
+
+def _model_notes(run, metrics: dict, tables: dict) -> dict[str, str]:
+    """A line on how each model was made: from its checkpoint (the count model's smoothing, a mix's
+    weights), and from metrics.json what only it records (the optimizer's steps, a mix's parents),
+    each checked, and left out of the line when it is not what bigram writes."""
+    notes, cfg = {}, run.config
+    if "count" in tables:
+        k = run.count_checkpoint().get("smoothing")
+        notes["count"] = "interpolated modified Kneser-Ney" if k == "kn" else f"add-k smoothing, k = {k:.4g}"
+    if "mix" in tables:
+        notes["mix"] = _mix_note(metrics.get("mix_recipe"), tables["mix"])
     t = metrics.get("neural_training")
-    if t:
-        reg = metrics.get("reg", {}).get("chosen", cfg.reg)  # auto: the reg chosen on val
-        notes["neural"] = f"{t['optimizer']} (lr {t['lr']:g}), {t['steps']} steps, reg {reg:.4g}"
+    if "neural" in tables:
+        done = isinstance(t, dict) and _number(t.get("steps"), whole=True)
+        steps = f", {t['steps']} steps" if done else ""
+        auto = metrics.get("reg") if isinstance(metrics, dict) else None  # reg = auto: chosen on val
+        reg = auto["chosen"] if isinstance(auto, dict) and _number(auto.get("chosen")) else cfg.reg
+        shown = f"{reg:.4g}" if isinstance(reg, int | float) else str(reg)
+        notes["neural"] = f"{cfg.optimizer} (lr {cfg.learning_rate:g}){steps}, reg {shown}"
     return notes
+
+
+def _mix_note(recipe: object, table) -> str:
+    """A mix's weights and parents, as its recipe in metrics.json records them; the weights from its
+    table itself (a Mixture's) where the recipe is not what bigram writes."""
+    parents = recipe.get("parents") if isinstance(recipe, dict) else None
+    ok = isinstance(parents, list) and all(isinstance(q, dict) for q in parents)
+    ok = ok and all(isinstance(q.get(k), str) for q in parents for k in ("run", "model"))
+    weights = getattr(table, "weights", None)  # a Mixture's
+    if weights is None and ok and all(_number(q.get("weight")) for q in parents):
+        weights = [q["weight"] for q in parents]
+    if weights is None:
+        return "interpolated"
+    if not ok or len(parents) != len(weights):
+        return "interpolated: " + " + ".join(f"{w:.3g}" for w in weights)
+    names = [f"{escaped(Path(q['run']).name)}:{escaped(q['model'])}"[:80] for q in parents]
+    return "interpolated: " + " + ".join(f"{w:.3g}·{n}" for w, n in zip(weights, names, strict=True))
 
 
 def _script_json(data: dict) -> str:
@@ -306,7 +416,11 @@ def _script_json(data: dict) -> str:
     text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     for ch in "<>&\u2028\u2029":
         text = text.replace(ch, f"\\u{ord(ch):04x}")
-    return text
+    # a lone surrogate (a byte of a name that was not UTF-8) as its escape: the page stays UTF-8
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _source(path: Path) -> str:
@@ -318,7 +432,7 @@ def render(run) -> str:
     """The page for a run, as HTML text: the markup with its title, style, script and data filled in,
     in one pass, so that nothing filled in (a name in the data, a run's path) is read for a placeholder."""
     fill = {
-        "TITLE": html.escape(f"bigram explore: {run.path}"),
+        "TITLE": html.escape(f"bigram explore: {escaped(run.path)}"),
         "STYLE": _source(STYLE),
         "SCRIPT": _source(SCRIPT),
         "DATA": _script_json(page_data(run)),
@@ -329,10 +443,17 @@ def render(run) -> str:
 
 
 def write(run, out: Path) -> Path:
-    """Write the page to `out` (atomically) and return it."""
-    from bigram.safety import atomic
+    """Write the page to `out` (atomically) and return it. The run's own page (explore.html in
+    it) is recorded in its marker as bigram's; a page elsewhere, or named otherwise, is the user's."""
+    from bigram.safety import atomic, rundir
 
-    atomic.write_text(out, render(run))
+    out = Path(out)
+    text = render(run)
+    own = out.name == layout.EXPLORE and out.parent.resolve() == run.path.resolve()
+    try:
+        atomic.write_text(rundir.own(run.path, layout.EXPLORE) if own else out, text)
+    except BigramError as e:
+        raise BigramError(f"{e}; pass --out FILE to write the page elsewhere" if own else str(e)) from None
     return out
 
 

@@ -195,7 +195,7 @@ function tokensText(ids) { return ids.map(d => D.tokens[d]).join(""); }
 function ctxText(ctx) { return tokensText(ctx); }
 function sum(xs) { return xs.reduce((a, b) => a + b, 0); }
 function modelColour(m) { return m === "count" ? COLOUR.count : COLOUR.neural; }  // mix and arpa as neural
-function fixed(x, d) { return x === -Infinity ? "-inf" : x === Infinity ? "inf" : Number.isNaN(x) ? "nan" : x.toFixed(d); }
+function fixed(x, d) { x = typeof x === "string" ? Number(x) : x; return x === -Infinity ? "-inf" : x === Infinity ? "inf" : Number.isNaN(x) ? "nan" : x.toFixed(d); }
 function pad(s, w) { return s.length >= w ? s : " ".repeat(w - s.length) + s; }
 function g4(x) {  // Python's {:.4g}
   if (x === 0) return "0";
@@ -219,7 +219,8 @@ function shade(t) {  // --heat-low → --heat-high, and the ink that reads on it
 // --- header ---------------------------------------------------------------------------------
 document.getElementById("run").textContent =
   `Run ${D.run}: ${D.gram}s over ${V.toLocaleString("en")} tokens (${D.describe}), ` +
-  MODELS.map(m => `${NAMES[m]}: ${D.model_notes[m] || ""}`).join("; ") + ".";
+  MODELS.map(m => `${NAMES[m]}: ${D.model_notes[m] || ""}`).join("; ") + "." +
+  D.unread.map(u => " " + u).join("");  // what the page could not read, in words
 document.getElementById("ctx-len").textContent =
   ORDER === 1 ? "nothing" : ORDER === 2 ? "previous character" : `${ORDER - 1} characters`;
 
@@ -531,7 +532,9 @@ function drawCurves() {
   const note = document.getElementById("curves-note");
   const curves = D.curves;
   const neural = Object.keys(curves).filter(t => t.endsWith("/nll") && curves[t].length > 1);
-  if (!neural.length) { svg.setAttribute("height", 0); note.textContent = "This run trained no neural model, so there is no curve: the count model is fitted in closed form."; return; }
+  const none = MODELS.includes("neural") ? "No training curve (two or more logged steps) was found in this run's TensorBoard event files."
+    : "This run trained no neural model, so there is no curve: the count model is fitted in closed form.";
+  if (!neural.length) { svg.setAttribute("height", 0); note.textContent = none; return; }
   const W = 900, H = 320, L = 60, R = 150, T = 15, B = 40;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("width", W);
   const all = Object.values(curves).flat();

@@ -4,6 +4,7 @@ smoothing curve, and end-of-run images, samples, figures and hparams."""
 from __future__ import annotations
 
 import math
+import os
 import threading
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from bigram.counts import figure_ids
 from bigram.metrics import nll as nll_of
 from bigram.models import NeuralBigram
 from bigram.safety.interrupt import held_ctrl_c
+from bigram.safety.rundir import own
 from bigram.sampling import sample_plain
 from bigram.smoothing import choose_smoothing
 from bigram.table import count_table
@@ -32,7 +34,20 @@ def open_writer(run: Path):
     with held_ctrl_c():
         from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(log_dir=str(run))
+    before = set(os.listdir(run))
+    writer = SummaryWriter(log_dir=str(run))
+    # its event file, recorded in the run's marker as bigram's (what --overwrite may replace): by
+    # the name the writer chose, or else as the one event file that appeared
+    name = getattr(getattr(writer.file_writer, "event_writer", None), "_file_name", None)
+    made = [os.path.basename(name)] if name else set(os.listdir(run)) - before
+    try:
+        for n in made:
+            if n.startswith("events.out.tfevents."):
+                own(run, n)
+    except BaseException:
+        writer.close()
+        raise
+    return writer
 
 
 class QuietWriterThread:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from bigram.errors import BigramError
+from bigram.text import escaped
 
 
 def temp_path(path: Path) -> Path:
@@ -38,9 +39,19 @@ def _staged(path: Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        raise BigramError(f"cannot write {path}: {e.strerror or e}; nothing was changed") from None
+        raise BigramError(f"cannot write {escaped(path)}: {e.strerror or e}; nothing was changed") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
+
+
+def _remove(tmp: Path) -> None:
+    """Remove a temporary file if it is there. Only if: on a read-only file system unlink fails
+    even for a file that does not exist (EROFS), which would hide the error that matters."""
+    try:
+        if os.path.lexists(tmp):
+            tmp.unlink()
+    except OSError:
+        pass  # nothing more can be done; the write's own error has been reported
 
 
 @contextmanager

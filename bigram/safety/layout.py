@@ -1,7 +1,7 @@
 """A run directory's layout, declared once: the names of its files and the kinds of model it holds.
 
     runs/2026-11-21_10-30-05/
-        .bigram-run       MARKER        bigram made this directory (--overwrite replaces only such)
+        .bigram-run       MARKER        bigram made this directory, and the files it wrote here (JSON)
         config.toml       CONFIG        the resolved configuration
         vocab.json        VOCAB         id 0 = boundary, then the characters
         counts.pt         COUNTS        the per-split (context, next) counts

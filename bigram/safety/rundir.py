@@ -7,10 +7,11 @@ its paths with this before it imports torch. What the files in a run hold: runs.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import re
-import shutil
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +23,13 @@ from bigram.text import escaped
 
 RUNS_DIR = Path("runs")
 STATUSES = ("training", "complete", "interrupted", "diverged")
-# TensorBoard's event files (events.out.tfevents.<time>.<host>.<pid>.<n>); a crashed atomic write
-_OURS = re.compile(r"events\.out\.tfevents\.\d+\.[^/]+\.\d+\.\d+|\..+\.tmp-\d+")
+MAX_NESTING = (
+    4  # runs within runs bigram makes: a sweep holds runs, a run nothing (a marked tree deeper is not its)
+)
+MARKER_BYTES = 1 << 20  # a marker lists a run's file names (a sweep's: its sub-runs): far below this
+_TEMP = re.compile(r"\.(.+)\.tmp-\d+")  # atomic's temporary name for NAME, left by a killed write
+# TensorBoard's event file name, exactly (events.out.tfevents.<10-digit time>.<host>.<pid>.<n>)
+_EVENTS = re.compile(r"events\.out\.tfevents\.\d{10}\..+\.\d+\.\d+")
 
 
 def _stamp_dir(root: Path) -> Path:
@@ -41,14 +47,83 @@ def _stamp_dir(root: Path) -> Path:
     raise BigramError(f"could not create a new run directory under {root}/")
 
 
+def read_bytes(path: Path, limit: int) -> bytes:
+    """A run's small file (marker, config, vocabulary, metrics), read whole: only a regular file
+    (a FIFO or a device would block or never end) and at most `limit` bytes, else OSError."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # opening a FIFO does not wait
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "it is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"it is larger than {limit:,} bytes, more than bigram writes there")
+    return data
+
+
+# --- the marker: bigram made this directory, how far its training got, the files it wrote ----------
+
+
+def read_marker(path: Path) -> tuple[dict | None, str]:
+    """(the marker's content, "") when `path` holds bigram's marker: a plain file (not a link) with
+    a JSON object made by bigram whose "files", if any, is a list of names; else (None, why not).
+    A marker without "files" is a run's made before bigram listed its files (see _legacy_owned)."""
+    m = path / layout.MARKER
+    if not m.exists() and not m.is_symlink():
+        return None, f"{escaped(path)} has no {layout.MARKER} marker, so bigram did not make it"
+    if m.is_symlink() or not m.is_file():
+        return None, f"{escaped(m)} is not a plain file, so bigram did not make {escaped(path)}"
+    try:
+        info = json.loads(read_bytes(m, MARKER_BYTES))
+    except (OSError, ValueError, RecursionError):
+        info = None
+    files = info.get("files", []) if isinstance(info, dict) else None
+    if (
+        not isinstance(info, dict)
+        or info.get("made_by") != "bigram"
+        or not isinstance(files, list)
+        or not all(isinstance(f, str) for f in files)
+    ):
+        return None, f"its marker {escaped(m)} is damaged (not the one bigram writes)"
+    return info, ""
+
+
 def mark(path: Path, kind: str = "run", status: str = "training", note: str = "") -> None:
     """Write the marker that says bigram made this directory (and may replace it), with how far
     training got: "training" until it ends, then "complete", "interrupted" (resumable) or
-    "diverged" (refused by every command; `note` says why)."""
+    "diverged" (refused by every command; `note` says why). The list of files bigram wrote there
+    is kept (a new marker starts it empty; one made before the list was kept stays without one)."""
+    old, _ = read_marker(path)
     info = {"made_by": "bigram", "kind": kind}
     if kind == "run":  # a sweep's directory holds runs; each has its own status
         info.update(status=status, **({"note": note} if note else {}))
+    if old is None or "files" in old:
+        info["files"] = [] if old is None else old["files"]
+    _write_marker(path, info)
+
+
+def _write_marker(path: Path, info: dict) -> None:
     atomic.write_text(path / layout.MARKER, json.dumps(info, ensure_ascii=False) + "\n")
+
+
+def own(run: Path, name: str) -> Path:
+    """`run / name`, recorded in the run's marker as a file bigram writes there, before it is
+    written (so that a run stopped midway lists it too): --overwrite deletes only what the marker
+    lists. A directory without bigram's marker, or whose marker predates the list, is left as it is."""
+    assert name and "/" not in name and name not in (".", ".."), name
+    info, _ = read_marker(run)
+    if info is not None and "files" in info and name not in info["files"]:
+        info["files"] = sorted({*info["files"], name})
+        _write_marker(run, info)
+    return run / name
+
+
+def sub_run(path: Path) -> Path:
+    """A sweep's sub-run directory, recorded in the sweep's marker, made and marked."""
+    own(path.parent, path.name)
+    path.mkdir()
+    mark(path)
+    return path
 
 
 def set_status(run: Path, status: str, note: str = "") -> None:
@@ -60,11 +135,10 @@ def set_status(run: Path, status: str, note: str = "") -> None:
 def status_of(run: Path) -> tuple[str, str]:
     """(status, note) from a run's marker. A run made before statuses were recorded, or whose
     marker is unreadable, counts as complete: its checkpoints are checked when they are read."""
-    try:
-        info = json.loads((run / layout.MARKER).read_text(encoding="utf-8"))
-        status, note = info.get("status", "complete"), info.get("note", "")
-    except (OSError, ValueError, AttributeError):
+    info, _ = read_marker(run)
+    if info is None:
         return "complete", ""
+    status, note = info.get("status", "complete"), info.get("note", "")
     return (status, str(note)) if status in STATUSES else ("complete", "")
 
 
@@ -82,22 +156,69 @@ def unusable(run: Path) -> str | None:
     return None
 
 
-def foreign_entry(path: Path) -> str | None:
-    """None when `path` is a directory bigram made holding only what bigram writes (sub-runs of a
-    sweep included); otherwise what makes it foreign, for the error message."""
+# --- what is bigram's: only what its marker lists -------------------------------------------------
+
+
+def _legacy_owned(entry: Path, kind: str, depth: int) -> bool:
+    """In a run made before markers listed files: a file with one of the names bigram writes, an
+    atomic write's leftover of one, a sweep's sub-run, or an event file named exactly as TensorBoard
+    names them that begins as TensorBoard's do. Anything else, however alike, is the user's."""
+    name = entry.name
+    if entry.is_dir():
+        return kind == "sweep" and foreign_entry(entry, depth + 1) is None
+    temp = _TEMP.fullmatch(name)
+    if name in layout.FILES or (temp and temp.group(1) in layout.FILES):
+        return True
+    return bool(_EVENTS.fullmatch(name)) and _begins_as_tensorboard(entry)
+
+
+def _begins_as_tensorboard(path: Path) -> bool:
+    """Whether the file's first record is TensorBoard's first event (its file version)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12 + 256)
+    except OSError:
+        return False
+    n = int.from_bytes(head[:8], "little") if len(head) >= 12 else 0
+    return 0 < n <= 256 and b"brain.Event:" in head[12 : 12 + n]
+
+
+def _owned(entry: Path, info: dict, depth: int = 0) -> bool:
+    """Whether bigram wrote `entry`, by the marker of the directory holding it (`info`)."""
+    if entry.is_symlink():
+        return False
+    if entry.name == layout.MARKER:
+        return entry.is_file()
+    if "files" not in info:
+        return _legacy_owned(entry, info.get("kind", "run"), depth)
+    temp = _TEMP.fullmatch(entry.name)
+    if entry.name not in info["files"] and not (temp and temp.group(1) in info["files"]):
+        return False
+    if entry.is_dir():  # a sweep's sub-run: bigram's if all in it is
+        return not temp and foreign_entry(entry, depth + 1) is None
+    return entry.is_file()
+
+
+def foreign_entry(path: Path, depth: int = 0) -> str | None:
+    """None when `path` is a directory bigram made holding only what its marker says bigram wrote
+    there (sub-runs of a sweep included); otherwise what makes it foreign, for the error message."""
     if path.is_symlink() or not path.is_dir():
         return f"{escaped(path)} is not a directory bigram made"
-    if not (path / layout.MARKER).is_file():
-        return f"{escaped(path)} has no {layout.MARKER} marker, so bigram did not make it"
+    if depth > MAX_NESTING:
+        return f"{escaped(path)} is nested deeper than bigram's runs are"
+    info, why = read_marker(path)
+    if info is None:
+        return why
     for entry in path.iterdir():
+        if _owned(entry, info, depth):
+            continue
         if entry.is_symlink():
             return f"{escaped(entry)} is a symbolic link"
         if entry.is_dir():
-            inner = foreign_entry(entry)
-            if inner is not None:
-                return inner
-        elif entry.name not in layout.FILES and not _OURS.fullmatch(entry.name):
-            return f"{escaped(entry)} is not a file bigram writes"
+            sub = entry.name in info.get("files", ()) or ("files" not in info and info.get("kind") == "sweep")
+            inner = foreign_entry(entry, depth + 1) if sub else None
+            return inner or f"{escaped(entry)} is a directory bigram did not make"
+        return f"{escaped(entry)} is not a file bigram writes"
     return None
 
 
@@ -136,12 +257,27 @@ def check_out(
         raise BigramError(
             f"--out {escaped(path)} contains the data file {escaped(data)}: refusing to replace it"
         )
+    if os.path.ismount(path):
+        raise BigramError(
+            f"--out {escaped(path)} is a mount point: --overwrite builds the new run beside the old one "
+            "and renames it into place, which a mount point refuses; choose another --out"
+        )
     why = foreign_entry(path)
     if why is not None:
         raise BigramError(
             f"--out {escaped(path)} is not a bigram run directory ({why}): refusing to replace it"
         )
     return path
+
+
+def _top_missing(path: Path) -> Path | None:
+    """The highest of `path` and its parents that does not exist (what mkdir(parents=True) makes)."""
+    top = None
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():
+            break
+        top = p
+    return top
 
 
 @contextmanager
@@ -153,18 +289,22 @@ def new_run_dir(
     Without `out`: a new runs/<date>_<time>. A new or empty --out is written in place (so that
     TensorBoard shows it while it trains). A run that --overwrite replaces is built beside it and
     swapped in only once complete (or stopped consistently, see TrainingStopped): until then the
-    old run is untouched. If anything else goes wrong, what was made is removed again."""
+    old run is untouched. If anything else goes wrong, what bigram wrote is removed again (and the
+    directories it made, when nothing else was put in them meanwhile)."""
     if out is None:
-        final, created, staged = _stamp_dir(RUNS_DIR), True, False
+        top = _top_missing(RUNS_DIR)
+        final, staged = _stamp_dir(RUNS_DIR), False
+        top = top or final
     else:
         final = check_out(out, overwrite, data)
         staged = final.exists() and any(final.iterdir())
-        created = not final.exists()
-    work = final.with_name(f".{final.name}.tmp-{os.getpid()}") if staged else final
+        top = None if staged else _top_missing(final)
     try:
-        work.mkdir(parents=True, exist_ok=not staged)
+        work = _beside(final, "tmp", make=True) if staged else final
+        work.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise BigramError(f"cannot create run directory {work}: {e.strerror or e}") from None
+        _remove_dirs(final.parent, top)
+        raise BigramError(f"cannot create run directory {escaped(final)}: {e.strerror or e}") from None
     try:
         mark(work, kind)
         yield work
@@ -172,34 +312,206 @@ def new_run_dir(
         _commit(work, final, staged)
         raise
     except BaseException:
-        if staged or created:
-            shutil.rmtree(work, ignore_errors=True)
-        else:  # an empty directory the user made: leave it empty again
-            for entry in work.iterdir():
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        _discard(work, keep_dir=not staged and top is None)  # an empty directory the user made stays
+        _remove_dirs(final.parent, top)
         raise
     _commit(work, final, staged)
 
 
-def _commit(work: Path, final: Path, staged: bool) -> None:
-    """Put a staged run in place of the old one: the old one is moved aside first, then removed."""
-    if not staged:
+def _beside(final: Path, tag: str, make: bool = False) -> Path:
+    """A free hidden name beside `final`, .NAME.TAG-PID (then -1, -2, …: two runs of one process),
+    made as a directory if `make` (so that no other process takes it)."""
+    for i in range(1000):
+        path = final.with_name(f".{final.name}.{tag}-{os.getpid()}" + (f"-{i}" if i else ""))
+        if not make:
+            if not path.exists() and not path.is_symlink():
+                return path
+            continue
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise BigramError(f"no free name beside {escaped(final)}: remove its .{final.name}.{tag}-* directories")
+
+
+def _remove_dirs(path: Path, top: Path | None) -> None:
+    """Remove `path` and its parents up to `top` (those a failed run made), each only if empty."""
+    if top is None:
         return
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    os.replace(final, old)
-    os.replace(work, final)
-    retry = {"onexc" if sys.version_info >= (3, 12) else "onerror": _writable_and_retry}
-    shutil.rmtree(old, **retry)
-    shutil.rmtree(old, ignore_errors=True)  # what is left, if the retry failed too
+    for p in (path, *path.parents):
+        if p != top and top not in p.parents:
+            return
+        try:
+            p.rmdir()
+        except OSError:
+            return
 
 
-def _writable_and_retry(func, path: str, _exc) -> None:
-    """rmtree of a read-only old run: make its directory writable, then delete again."""
+def _discard(work: Path, keep_dir: bool) -> None:
+    """Remove a run that failed: what bigram wrote, then the marker too if the user put something
+    there meanwhile (it stays, in a directory that is no longer a run)."""
+    left, _ = _remove_owned(work, keep_dir)
+    if left:
+        _unlink(work / layout.MARKER)
+
+
+def _remove_owned(path: Path, keep_dir: bool = False) -> tuple[list[Path], bool]:
+    """Delete what bigram wrote in `path` (by its marker; its sub-runs likewise; the marker last)
+    and then `path` itself unless `keep_dir`, if nothing else is in it. Returns what is left that
+    is not bigram's (a whole sub-run, when something not bigram's is in it), and whether all of
+    bigram's went (a file that cannot be deleted, read-only or busy, stays)."""
+    info, _ = read_marker(path)
+    left, done = [], True
+    for entry in _entries(path):
+        if entry.name == layout.MARKER and info is not None:
+            continue
+        if info is None or not _owned(entry, info):
+            left.append(entry)
+        elif entry.is_dir():
+            inner, ok = _remove_owned(entry)
+            left += [entry] if inner else []
+            done = done and ok
+        else:
+            done = _unlink(entry) and done
+    if left or not done:
+        return left, done
+    if info is not None:
+        done = _unlink(path / layout.MARKER)
+    if not keep_dir and done:
+        try:
+            path.rmdir()
+        except OSError:  # something appeared since it was listed
+            return [e for e in _entries(path) if e.name != layout.MARKER], done
+    return [], done
+
+
+def _entries(path: Path) -> list[Path]:
     try:
-        os.chmod(os.path.dirname(path), 0o700)
-        func(path)
+        return list(path.iterdir())
     except OSError:
-        pass
+        return []
+
+
+def _unlink(path: Path) -> bool:
+    """Delete a file bigram wrote (its directory made writable if it was not); whether it went."""
+    for _ in range(2):
+        try:
+            path.unlink(missing_ok=True)
+            return True
+        except PermissionError:
+            try:
+                os.chmod(path.parent, 0o700)
+            except OSError:
+                return False
+        except OSError:
+            return False
+    return False
+
+
+def _commit(work: Path, final: Path, staged: bool) -> None:
+    """Put a staged run in place of the old one (two bigram processes swapping in one directory
+    take turns: two --overwrite of one run end with the later one, nothing of the user's lost)."""
+    if staged:
+        with _swap_lock(final.parent):
+            _swap(work, final)
+
+
+@contextmanager
+def _swap_lock(parent: Path) -> Iterator[None]:
+    """An exclusive lock on the directory holding the run, while a swap runs (where flock exists)."""
+    try:
+        import fcntl
+
+        fd = os.open(parent, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _swap(work: Path, final: Path) -> None:
+    """The old run is moved aside, the new one moved in; then what is in the old one is looked at
+    again, by its marker, at that moment: anything not bigram's (a file put there while the new run
+    was built) is moved into the new run, then bigram's files are deleted. A name the new run has
+    too, or a marker no longer bigram's, undoes the swap: the old run goes back as it was."""
+    if not final.exists() and not final.is_symlink():  # removed while the new run was built
+        return _move(work, final, work, f"cannot put the new run at {escaped(final)}", "it was not kept")
+    if final.is_symlink() or not final.is_dir():
+        _remove_owned(work)
+        raise BigramError(
+            f"{escaped(final)} changed while --overwrite rebuilt it (it is no longer a directory): "
+            "it is left as it is and the new run was not kept"
+        )
+    old = _beside(final, "old")
+    kept = "the old run is unchanged and the new run was not kept"
+    _move(final, old, work, f"cannot move {escaped(final)} aside to put the new run in its place", kept)
+    _move(work, final, work, f"cannot put the new run in place of {escaped(final)}", kept, undo=old)
+    why = _keep_foreign(old, final, strict=True)
+    if why:
+        os.replace(final, work)
+        os.replace(old, final)
+        _remove_owned(work)
+        raise BigramError(
+            f"{escaped(final)} changed while --overwrite rebuilt it ({why}): it is left as it was and "
+            "the new run was not kept"
+        )
+    for _ in range(3):  # a file that appears in the old run while it is deleted is moved too
+        left, done = _remove_owned(old)
+        if not left or not done:
+            break
+        _keep_foreign(old, final, strict=False)
+    if left or not done:
+        print(
+            f"note: what is left of the old run is in {escaped(old)}: look, then remove it", file=sys.stderr
+        )
+
+
+def _move(src: Path, dst: Path, work: Path, what: str, then: str, undo: Path | None = None) -> None:
+    """Rename `src` to `dst`. On failure: the old run goes back from `undo` (where it was moved
+    aside), the new run (`work`) is removed, and the error is one line: `what`, why, `then`."""
+    try:
+        os.replace(src, dst)
+    except OSError as e:
+        try:
+            if undo is not None:
+                os.replace(undo, dst)
+        except OSError:
+            then = f"the old run is in {escaped(undo)}: move it back to {escaped(dst)}"
+        _remove_owned(work)
+        raise BigramError(f"{what}: {e.strerror or e}; {then}") from None
+
+
+def _keep_foreign(old: Path, final: Path, strict: bool) -> str | None:
+    """Move what is not bigram's in `old` (the run being replaced) into `final` (the new run).
+    `strict`: say why the swap must be undone instead (a name the new run has too, or a marker no
+    longer bigram's); else such an entry stays in `old`."""
+    info, _ = read_marker(old)
+    if info is None:
+        return f"its {layout.MARKER} marker is gone or no longer bigram's" if strict else None
+    foreign = [e for e in _entries(old) if not _owned(e, info)]
+    taken = [e for e in foreign if (final / e.name).exists() or (final / e.name).is_symlink()]
+    if strict and taken:
+        return (
+            f"{escaped(final / taken[0].name)} appeared in it, and the new run has a file of that name; "
+            "move it away and train again"
+        )
+    kept = []
+    for e in foreign:
+        try:
+            if e not in taken:
+                os.replace(e, final / e.name)
+                kept.append(e)
+        except OSError:
+            pass  # it stays in the old run, which then stays too (and is named)
+    if kept:
+        shown = ", ".join(escaped(e.name) for e in kept[:5]) + (", …" if len(kept) > 5 else "")
+        print(f"note: kept {shown}, put into {escaped(final)} while it was rebuilt", file=sys.stderr)
+    return None
 
 
 def latest_run(root: Path = RUNS_DIR) -> tuple[Path, list[tuple[Path, str]]]:
@@ -230,6 +542,10 @@ def find_run(path: str | Path | None) -> tuple[Path, list[tuple[Path, str]]]:
     if path is None:
         return latest_run()
     p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise BigramError(
+            f"{escaped(p)} is a file, not a run directory: name a directory made by `bigram train`"
+        )
     if not p.is_dir():
         raise BigramError(
             f"run directory {escaped(p)} does not exist: name a directory made by `bigram train`"
