@@ -26,7 +26,7 @@ from bigram.cli_shared import (
 from bigram.errors import BigramError
 from bigram.heap import bound_heap
 from bigram.safety import layout, rundir
-from bigram.text import check_data_path, escaped, escaped_lines
+from bigram.text import check_data_path, check_input_file, escaped, escaped_lines
 
 app = typer.Typer(
     help="Character-level bigram language models: counts, a one-hot neural net, TensorBoard, sampling.",
@@ -333,6 +333,7 @@ def import_(
     if out is None:
         raise BigramError("--out RUN is required: where to write the imported run")
     rundir.check_out(out, overwrite)  # refused before torch loads
+    check_input_file(model, "ARPA file")
     libraries()
     from bigram.combine import import_arpa
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bigram import runs
-from bigram.config import TrainConfig
+from bigram.config import TrainConfig, validate
 from bigram.errors import BigramError
 from bigram.formats.arpa import read_arpa
 from bigram.formats.mix import (
@@ -170,6 +170,7 @@ def import_arpa(path: str | Path, out: str | Path, overwrite: bool = False) -> t
     rundir.check_out(out, overwrite)
     table, vocab, order = read_arpa(path)
     cfg = TrainConfig(data=str(path), order=order, model="count")
+    validate(cfg)  # what train would refuse, no command could read: refused here, before writing
     with rundir.new_run_dir(out, overwrite) as run:
         runs.write_inputs(run, cfg, vocab, {})
         recipe = {"source": str(Path(path).resolve()), "order": order, "renormalized_over": "real tokens"}

@@ -89,6 +89,30 @@ def check_data_path(path: str | Path) -> Path:
     return p
 
 
+def check_input_file(path: str | Path, what: str) -> Path:
+    """The path of an existing regular file (`what`: "ARPA file"), or a BigramError saying what it
+    is instead: a directory, a FIFO or a device is never read (a FIFO may block, a device not end)."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise BigramError(f"{what} {escaped(p)} does not exist") from None
+    except OSError as e:
+        raise BigramError(f"cannot read {what} {escaped(p)}: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a directory" if stat.S_ISDIR(mode)
+            else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )  # fmt: skip
+        raise BigramError(f"{what} {escaped(p)} is {kind}: give the path of a file")
+    if not os.access(p, os.R_OK):
+        raise BigramError(f"cannot read {what} {escaped(p)}: permission denied")
+    return p
+
+
 def is_regular(path: Path) -> bool:
     """False for a FIFO, a socket or a device: what can be read only once, or never ends."""
     return stat.S_ISREG(path.stat().st_mode)

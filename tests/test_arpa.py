@@ -114,7 +114,7 @@ ngram 3=4
 -0.79	<U+0020>	-0.1
 
 \\2-grams:
--0.35	<s> a	-0.2
+-0.35	<s> a	-0.3
 -0.61	<s> b	-0.18
 -0.52	a n	-0.11
 -0.47	n a	-0.27
@@ -173,57 +173,175 @@ def test_a_kenlm_style_file_gives_kenlms_probabilities_renormalized_over_real_to
 
 
 UNI = "\\1-grams:\n-1\t</s>\n-1\ta\n"  # a whole 1-grams section for the header "ngram 1=2"
+HEAD = "\\data\\\nngram 1=2\n"  # with UNI: the smallest whole file (order 1)
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("hello\n", "not an ARPA file"),
-        ("\\data\\\nngram 1=2\n\n\\1-grams:\n-1\ta\n-1\t</s>\n", "without \\end\\"),
-        ("\\data\\\nngram 1=3\n\n\\1-grams:\n-1\ta\n-1\t</s>\n\\end\\\n", "announces 3"),
-        ("\\data\\\nngram 1=2\n\n\\1-grams:\n-x\ta\n-1\t</s>\n\\end\\\n", "is not a number"),
-        ("\\data\\\nngram 1=3\n\n\\1-grams:\n-1\thello\n-1\tworld\n-1\t</s>\n\\end\\\n", "word-level model"),
-        # issue 44: sections out of order, missing or twice; tokens no name holds; absurd headers, values
-        (
-            "\\data\\\nngram 1=2\nngram 2=1\n\\2-grams:\n-1\ta </s>\n" + UNI + "\\end\\\n",
-            "where the 1-grams belong",
-        ),
-        ("\\data\\\nngram 2=1\n\\2-grams:\n-1\ta </s>\n\\end\\\n", "announces no 1-grams"),
-        (
-            "\\data\\\nngram 1=2\nngram 2=1\n" + UNI + "\\2-grams:\n-1\ta </s>\n" + UNI + "\\end\\\n",
-            "in order, each once",
-        ),
-        ("\\data\\\nngram 1=2\nngram 2=1\n" + UNI + "\\end\\\n", "before the 2-grams"),
-        (
-            "\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-1\t<U+FFFFFF>\n\\end\\\n",
-            "no character a name can hold",
-        ),
-        ("\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-1\t<U+110000>\n\\end\\\n", "beyond U+10FFFF"),
-        ("\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-1\t<U+D800>\n\\end\\\n", "a surrogate"),
-        ("\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-1\t<U+000A>\n\\end\\\n", "a line break"),
-        ("\\data\\\nngram 1=2\nngram 1000000=0\n" + UNI + "\\end\\\n", "order 1000000"),
-        ("\\data\\\nngram 1=2\nngram 1000000000000000000=0\n" + UNI + "\\end\\\n", "an order must be"),
-        ("\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-1\ta\t1e308\n\\end\\\n", "a backoff within"),
-        ("\\data\\\nngram 1=2\n\\1-grams:\n-1e308\t</s>\n-1e308\ta\n\\end\\\n", "log10 probability"),
-        ("\\data\\\nngram 1=2\nngram 2=1\n" + UNI + "\\2-grams:\n-1\t</s> a\n\\end\\\n", "</s> inside"),
-        ("\\data\\\nngram 1=2\nngram 2=2\n" + UNI + "\\2-grams:\n-1\ta a\n-2\ta a\n\\end\\\n", "twice"),
-        ("\\data\\\nngram 1=3\n\\1-grams:\n-1\t</s>\n-1\ta\n-1\t<U+0061>\n\\end\\\n", "a character twice"),
-        (
-            "\\data\\\nngram 1=2\nngram 50=0\n\\1-grams:\n-1\t</s>\n-99\t<s>\n"
-            + "".join(f"\\{k}-grams:\n" for k in range(2, 51))
-            + "\\end\\\n",
-            "announces no 2-grams",
-        ),
-        ("\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-99\t<s>\n\\end\\\n", "no character"),
-        ("\\data\\\nngram 1=2\n\\1-grams:\n-99\t</s>\n-99\ta\n\\end\\\n", "no probability"),
-        ("\\data\\\n" + "x" * 20_000 + "\n", "longer than 16,384"),
-    ],
-)
-def test_bad_files_are_one_line_errors(invoke, tmp_path, text, message):
+def one_char(token: str) -> str:
+    """An order-1 file over one character, written as `token`."""
+    return f"{HEAD}\\1-grams:\n-1\t</s>\n-1\t{token}\n\\end\\\n"
+
+
+# (file, what the one-line error says, naming the line): issue 44's cases first, then others
+BAD_FILES = [
+    ("hello\n", "line 1 is not \\data\\"),
+    ("", "has no \\data\\ line (it is empty or blank)"),
+    ("\n\n  \n", "has no \\data\\ line"),
+    ("\\data\\\nngram 1=2\n\n\\1-grams:\n-1\ta\n-1\t</s>\n", "ends at line 6 without \\end\\"),
+    ("\\data\\\nngram 1=3\n\n\\1-grams:\n-1\ta\n-1\t</s>\n\\end\\\n", "line 7: the header announces 3"),
+    (
+        "\\data\\\nngram 1=2\n\n\\1-grams:\n-x\ta\n-1\t</s>\n\\end\\\n",
+        "line 5: '-x' is not a number: its log10 probability",
+    ),
+    ("\\data\\\nngram 1=3\n\n\\1-grams:\n-1\thello\n-1\tworld\n-1\t</s>\n\\end\\\n", "line 5: token 'hello'"),
+    # sections out of order, missing or twice
+    (
+        HEAD + "ngram 2=1\n\\2-grams:\n-1\ta </s>\n" + UNI + "\\end\\\n",
+        "line 4: \\2-grams: where the 1-grams",
+    ),
+    ("\\data\\\nngram 2=1\n\\2-grams:\n-1\ta </s>\n\\end\\\n", "line 3: the header announces no 1-grams"),
+    (HEAD + "ngram 2=1\n" + UNI + "\\2-grams:\n-1\ta </s>\n" + UNI + "\\end\\\n", "line 9: \\1-grams: where"),
+    (HEAD + "ngram 2=1\n" + UNI + "\\end\\\n", "line 7: \\end\\ before the 2-grams"),
+    (HEAD + "ngram 1=2\n" + UNI + "\\end\\\n", "line 3: the header announces 1-grams twice"),
+    # tokens no name can hold, each at its line
+    (one_char("<U+FFFFFF>"), "line 5: token '<U+FFFFFF>' is no character a name can hold (beyond U+10FFFF)"),
+    (one_char("<U+110000>"), "line 5: token '<U+110000>' is no character a name can hold (beyond U+10FFFF)"),
+    (one_char("<U+D800>"), "line 5: token '<U+D800>' is no character a name can hold (a surrogate)"),
+    (one_char("<U+DFFF>"), "(a surrogate)"),
+    (one_char("<U+000A>"), "line 5: token '<U+000A>' is no character a name can hold (a line break)"),
+    (one_char("<U+000D>"), "(a line break)"),
+    (one_char("<U+0000>"), "(NUL)"),
+    (one_char("ab"), "line 5: token 'ab' is not one character"),
+    (one_char("<U+00>"), "line 5: token '<U+00>' is not one character"),
+    # absurd headers: refused by the digits, before any arithmetic on them
+    (HEAD + "ngram 1000000=0\n" + UNI + "\\end\\\n", "line 3: order 1000000: bigram reads orders 1 … 12"),
+    (HEAD + "ngram 1000000000=0\n" + UNI + "\\end\\\n", "line 3: order 1000000000: bigram reads"),
+    (HEAD + "ngram 1000000000000000000=0\n" + UNI + "\\end\\\n", "line 3: order 100000000000…: bigram"),
+    (HEAD + "ngram 13=0\n" + UNI + "\\end\\\n", "line 3: order 13: bigram reads orders 1 … 12, as train"),
+    (HEAD + "ngram 0=0\n" + UNI + "\\end\\\n", "line 3: order 0: bigram reads orders 1 … 12"),
+    ("\\data\\\nngram 1=" + "9" * 40 + "\n", "line 2: the header announces 999999999999… 1-grams"),
+    ("\\data\\\nngram 1=" + "9" * 41 + "\n", "line 2: expected 'ngram K=COUNT'"),
+    ("\\data\\\nngram 1=-2\n", "line 2: expected 'ngram K=COUNT'"),
+    ("\\data\\\nngram \u0661=2\n", "line 2: expected 'ngram K=COUNT'"),  # an Arabic-Indic digit
+    ("\\data\\\nngram 1=2 3\n", "line 2: expected 'ngram K=COUNT'"),
+    # absurd or non-finite values
+    (f"{HEAD}\\1-grams:\n-1\t</s>\n-1\ta\t1e308\n\\end\\\n", "line 5: a log10 probability must be in"),
+    (f"{HEAD}\\1-grams:\n-1e308\t</s>\n-1e308\ta\n\\end\\\n", "line 4: a log10 probability must be in"),
+    (f"{HEAD}\\1-grams:\n-1\t</s>\nnan\ta\n\\end\\\n", "line 5: a log10 probability must be in"),
+    (f"{HEAD}\\1-grams:\n-1\t</s>\n-inf\ta\n\\end\\\n", "line 5: a log10 probability must be in"),
+    (f"{HEAD}\\1-grams:\n-1\t</s>\n-1\ta\tinf\n\\end\\\n", "line 5: a log10 probability must be in"),
+    (f"{HEAD}\\1-grams:\n-1\t</s>\n-1\ta\tnan\n\\end\\\n", "line 5: a log10 probability must be in"),
+    (f"{HEAD}\\1-grams:\n-1\t</s>\n0.5\ta\n\\end\\\n", "line 5: a log10 probability must be in"),
+    (
+        f"{HEAD}\\1-grams:\n-99\t</s>\n-99\ta\n\\end\\\n",
+        "line 4: a history of 0 tokens (its row begins here)",
+    ),
+    # rows that give the characters more than everything, before or after their backoffs
+    (
+        f"{HEAD}\\1-grams:\n-0.1\t</s>\n-0.1\ta\n\\end\\\n",
+        "line 4: a history of 0 tokens (its row begins here) gives its characters probability 1.58",
+    ),
+    (
+        HEAD + "ngram 2=1\n\\1-grams:\n-0.302\t</s>\n-0.302\ta\t2\n\\2-grams:\n-1\ta a\n\\end\\\n",
+        "line 8: a history of 1 tokens",
+    ),
+    (
+        HEAD + "ngram 2=1\n\\1-grams:\n-0.302\t</s>\n-0.302\ta\t500\n\\2-grams:\n-1\ta </s>\n\\end\\\n",
+        "probability about 10^500 in all",
+    ),
+    # n-grams the file cannot hold
+    (HEAD + "ngram 2=1\n" + UNI + "\\2-grams:\n-1\t</s> a\n\\end\\\n", "line 8: </s> inside an n-gram"),
+    (
+        HEAD + "ngram 2=1\n" + UNI + "\\2-grams:\n-1\ta <s> a\n\\end\\\n",
+        "line 8: 'a' is not a number: its backoff (or one of more than 2 tokens)",
+    ),
+    (HEAD + "ngram 2=1\n" + UNI + "\\2-grams:\n-1\ta b\n\\end\\\n", "line 8: token 'b' has no 1-gram"),
+    (
+        HEAD + "ngram 2=1\n" + UNI + "\\2-grams:\n-1 a a a a\n\\end\\\n",
+        "line 8: should hold a log-probability, 2",
+    ),
+    (HEAD + "ngram 2=1\n" + UNI + "\\2-grams:\n-1\n\\end\\\n", "line 8: should hold a log-probability, 2"),
+    (
+        HEAD + "ngram 2=2\n" + UNI + "\\2-grams:\n-1\ta a\n-2\ta a\n\\end\\\n",
+        "line 9: this 2-gram was listed already (line 8)",
+    ),
+    (
+        HEAD + "ngram 2=2\n" + UNI + "\\2-grams:\n-1\ta a\n-2\ta <U+0061>\n\\end\\\n",
+        "line 9: this 2-gram was listed already",
+    ),
+    (
+        "\\data\\\nngram 1=3\n\\1-grams:\n-1\t</s>\n-1\ta\n-1\t<U+0061>\n\\end\\\n",
+        "line 6: the 1-grams list 'a' twice (first at line 5",
+    ),
+    (
+        "\\data\\\nngram 1=3\n\\1-grams:\n-1\t</s>\n-1\ta\n-1\t</s>\n\\end\\\n",
+        "line 6: the 1-grams list '</s>' twice",
+    ),
+    # counts that disagree with the lines: at the first line too many, or where the section ends
+    (
+        HEAD + "\\1-grams:\n-1\t</s>\n-1\ta\n-1\tb\n\\end\\\n",
+        "line 6: the header announces 2 1-grams, and this is one more",
+    ),
+    (
+        "\\data\\\nngram 1=3\nngram 2=1\n" + UNI + "\\2-grams:\n-1\ta a\n\\end\\\n",
+        "line 7: the header announces 3 1-grams but this line ends",
+    ),
+    # orders that cannot be keyed, files with nothing to model
+    (
+        "\\data\\\nngram 1=2\n"
+        + "".join(f"ngram {k}=0\n" for k in range(2, 13))
+        + "\\1-grams:\n-1\t</s>\n-99\t<s>\n"
+        + "".join(f"\\{k}-grams:\n" for k in range(2, 13))
+        + "\\end\\\n",
+        "line 17: the 1-grams list no character",
+    ),  # an order-12 file of <s> and </s> only
+    (
+        "\\data\\\nngram 1=42\n"
+        + "".join(f"ngram {k}=0\n" for k in range(2, 13))
+        + "\\1-grams:\n-1.62\t</s>\n"
+        + "".join(f"-1.62\t{chr(0x4E00 + i)}\n" for i in range(41))
+        + "".join(f"\\{k}-grams:\n" for k in range(2, 13))
+        + "\\end\\\n",
+        "line 57: order 12 over V = 42 tokens: its n-grams are 64-bit keys",
+    ),
+    ("\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-99\t<s>\n\\end\\\n", "the 1-grams list no character"),
+    ("\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-1\t<unk>\n\\end\\\n", "the 1-grams list no character"),
+    # lines that are no ARPA: too long (the cap, in bytes), not UTF-8, text after \end\
+    ("\\data\\\n" + "x" * 20_000 + "\n", "line 2 is longer than 16,384 bytes"),
+    (
+        "\\data\\\n" + "é" * 8_200 + "\n",
+        "line 2 is longer than 16,384 bytes",
+    ),  # 8,200 characters, 16,400 bytes
+    (f"{HEAD}\\1-grams:\n-1\t</s>\n-1\ta\n\\end\\\ngarbage\n", "line 7: text after \\end\\"),
+    (f"{HEAD}\\1-grams:\n-1\t</s>\n-1\ta\n\\end\\\n\\end\\\n", "line 7: text after \\end\\"),
+    (
+        f"{HEAD}\\1-grams:\n-1\t</s>\n-1\ta\n\\end\\\n" * 2,
+        "line 7: text after \\end\\ (is it two files in one?)",
+    ),
+]
+BAD_BYTES = [
+    (b"\\data\\\nngram 1=2\n\xff\xfe\n", "line 3 is not UTF-8 text (its byte 1)"),
+    ("\\data\\\nngram 1=2\n".encode("utf-16"), "line 1 is not UTF-8 text"),  # UTF-16, with its BOM
+    (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "line 1 is not UTF-8 text (its byte 1)"),  # an image
+    (
+        b"\\data\\\n" + b"\x00" * 100_000,
+        "line 2 is longer than 16,384 bytes",
+    ),  # no line break: never read whole
+    (b"\\data\\\nngram 1=2\n\x00\x00\n", "line 3: expected 'ngram K=COUNT'"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_FILES + BAD_BYTES)
+def test_bad_files_are_one_line_errors_naming_the_line(invoke, tmp_path, text, message):
+    """Each damaged, hostile or foreign file is refused in one line saying where (the line) and
+    what, whatever its size; nothing is written."""
     path = tmp_path / "bad.arpa"
-    path.write_text(text, encoding="utf-8")
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8", newline="")
     r = invoke("import", path, "--out", tmp_path / "x")
     assert r.exit_code == 1 and message in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert r.output.startswith("error: ") and len(r.output) < 400
     assert not (tmp_path / "x").exists()
 
 
@@ -261,6 +379,6 @@ def test_an_imported_table_is_stored_sparse_and_checked_when_read(invoke, tmp_pa
     torch.save(old, where)
     got = json.loads(invoke("score", tmp_path / "imp", "anna", "bab", "--json").stdout)
     assert [s["log_likelihood"] for s in got] == pytest.approx([s["log_likelihood"] for s in want], abs=1e-12)
-    ckpt["table"]["levels"][2]["logp"][0] += 0.5
+    ckpt["table"]["levels"][2]["logp"][0] -= 0.5
     torch.save(ckpt, where)
     one_line_error(invoke("score", tmp_path / "imp", "anna"), "arpa.pt", "do not sum to one")
