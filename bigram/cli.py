@@ -151,6 +151,7 @@ def sample(
     blocklist: _Blocklist = None,
 ) -> None:
     """Generate names, one per line: sampled exactly under the constraints, or the most likely."""
+    options.check_seed(seed)
     if lecture:  # the lecture's loop has none of the other flags: refused, not ignored
         options.check_lecture(
             start=start != "", end=end != "", min_len=min_len != 1, max_len=max_len is not None,
@@ -308,6 +309,7 @@ def mix(
     """A new run whose model is P = Σ λᵢ Pᵢ per context: the runs' tables interpolated."""
     if out is None:
         raise BigramError("--out RUN is required: where to write the mixed run")
+    options.check_tol(tol)
     given = options.parse_weights(weights)
     rundir.check_out(out, overwrite)
     libraries()
