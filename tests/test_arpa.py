@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bigram.formats.arpa import read_arpa
+from bigram.formats.arpa import read_arpa, read_arpa_text
 from bigram.formats.export import arpa_sentence
 from bigram.runs import Run
+from bigram.vocab import Vocab
 from tests.conftest import NAMES, train_run
 from tests.reference import LN10, plain_names
 from tests.reference import read_arpa as read_grams
@@ -76,7 +77,6 @@ def test_order_5_over_500_characters_reads_back_sparse(tmp_path, corpora, smooth
     seen ones exist) → ARPA → table: every counted n-gram and unseen ones read back to 1e-6."""
     import io
 
-    from bigram.formats.arpa import read_arpa_text
     from bigram.formats.export import write_arpa
     from bigram.reader.corpus import read_counts
     from bigram.table import count_table
@@ -382,3 +382,184 @@ def test_an_imported_table_is_stored_sparse_and_checked_when_read(invoke, tmp_pa
     ckpt["table"]["levels"][2]["logp"][0] -= 0.5
     torch.save(ckpt, where)
     one_line_error(invoke("score", tmp_path / "imp", "anna"), "arpa.pt", "do not sum to one")
+
+
+# --- issue 44: hostile files that are still ARPA read as the clean file; limits; every command --------
+CLEAN = (
+    "\\data\\\nngram 1=5\nngram 2=3\n\n\\1-grams:\n-99\t<s>\t-0.2\n-0.6\t</s>\n-0.5\ta\t-1\n-0.7\tb\n"
+    "-0.9\t<U+0020>\n\n\\2-grams:\n-0.2\t<s> a\n-0.4\ta b\n-0.3\ta </s>\n\n\\end\\\n"
+)
+SAME_FILE = {
+    "BOM": ("\ufeff" + CLEAN).encode("utf-8"),
+    "CRLF": CLEAN.replace("\n", "\r\n").encode("utf-8"),
+    "lone CR": CLEAN.replace("\n", "\r").encode("utf-8"),
+    "spaces for tabs": CLEAN.replace("\t", " ").encode("utf-8"),
+    "runs of both": CLEAN.replace("\t", " \t  ").encode("utf-8"),
+    "indented, trailing space": "\n".join(f"  {line} " for line in CLEAN.split("\n")).encode("utf-8"),
+    "a character escaped where its 1-gram is not": CLEAN.replace(
+        "-0.4\ta b", "-0.4\t<U+0061> <U+0062>"
+    ).encode(),
+    "blank lines after \\end\\": (CLEAN + "\n\n  \n").encode("utf-8"),
+    "no line break at the end": CLEAN.rstrip("\n").encode("utf-8"),
+}
+
+
+@pytest.mark.parametrize("variant", SAME_FILE)
+def test_files_that_differ_only_in_form_read_as_the_same_table(tmp_path, variant):
+    clean, other = tmp_path / "clean.arpa", tmp_path / "other.arpa"
+    clean.write_text(CLEAN, encoding="utf-8")
+    other.write_bytes(SAME_FILE[variant])
+    (want, wv, wo), (got, gv, go) = read_arpa(clean), read_arpa(other)
+    assert (gv, go) == (wv, wo) == (Vocab((" ", "a", "b")), 2)
+    assert torch.equal(got.to_dense(), want.to_dense())
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000"])
+def test_tokens_are_split_on_spaces_and_tabs_only(tmp_path, space):
+    """A raw no-break space or ideographic space is a character (str.split would take it for a
+    separator): the file's tokens are what ARPA's separators leave."""
+    path = tmp_path / "m.arpa"
+    path.write_text(CLEAN.replace("<U+0020>", space), encoding="utf-8")
+    _, vocab, _ = read_arpa(path)
+    assert vocab.chars == ("a", "b", space)
+
+
+def test_a_history_with_a_backoff_but_no_longer_ngram_reads_as_its_suffix(tmp_path):
+    """'b a' carries a backoff but begins no 3-gram: its row is β · P(· | a), renormalized, which
+    is P(· | a) exactly: (</s> 0.15, a 0.15, b 0.7) by hand from the values below."""
+    text = (
+        "\\data\\\nngram 1=4\nngram 2=2\nngram 3=1\n\\1-grams:\n-99\t<s>\n-0.47712125\t</s>\n"
+        "-0.47712125\ta\t-0.34678749\n-0.47712125\tb\t-0.12493874\n\\2-grams:\n-0.15490196\ta b\t-0.3858\n-0.30103\tb a\t-0.30103\n"
+        "\\3-grams:\n-0.1\ta b a\n\\end\\\n"
+    )
+    table, vocab, order = read_arpa_text(text.splitlines())
+    assert vocab.chars == ("a", "b") and order == 3
+    b_a = table.rows(torch.tensor([2 * 3 + 1]))[0].exp()  # context (b, a): digits base V = 3
+    assert b_a.tolist() == pytest.approx([0.15, 0.15, 0.7], abs=1e-7)
+    assert table.levels[2].find(torch.tensor([7]))[1].item()  # it is a known context, listing nothing
+
+
+def test_characters_a_trained_vocabulary_holds_round_trip(tmp_path):
+    """Control, separator and bidirectional characters a corpus may hold inside its names are
+    written <U+XXXX> by export and read back as themselves (only NUL and line ends are refused)."""
+    import io
+
+    from bigram.formats.export import write_arpa
+    from bigram.reader.corpus import read_counts
+    from bigram.table import count_table
+
+    odd = ["a\x0bb", "a\x85c", "a\u2028b", "x\u202ey\u202c", "\u200eq\u200f", "a\x1cb", "a\u00a0b"]
+    corpus = tmp_path / "odd.txt"
+    corpus.write_text("\n".join(odd * 5 + ["ab", "ba"]) + "\n", encoding="utf-8")
+    counts = read_counts(corpus, split="random", val_frac=0, test_frac=0, order=2)
+    table = count_table(counts.splits["train"], 0.5)
+    text = io.StringIO()
+    write_arpa(text, table, counts.vocab)
+    back, vocab, _ = read_arpa_text(text.getvalue().splitlines())
+    assert vocab == counts.vocab and set("\x0b\x85\u2028\u202e\u200e\x1c\u00a0") <= set(vocab.chars)
+    assert (back.to_dense() - table.to_dense()).abs().max() < 1e-6
+
+
+def test_inputs_without_bound_are_refused_at_their_first_line(invoke, tmp_path):
+    """The issue's unbounded files, small but decisive: 20,001 one-character tokens (header honest
+    or not), a header announcing 300,000 unigrams, 16,384 characters with an honest header (one
+    beyond train's V), a 1 MB token: each refused at the line where the limit is passed, with
+    at most 40 characters of a token quoted."""
+    toks = [chr(0x4E00 + i) for i in range(20_001)]
+    body = "\\1-grams:\n-99\t<s>\n-5\t</s>\n" + "".join(f"-4.3\t{t}\n" for t in toks) + "\\end\\\n"
+    cases = {
+        "honest": (
+            f"\\data\\\nngram 1={len(toks) + 2}\n" + body,
+            "line 2: the header announces 20003 1-grams",
+        ),
+        "lying": (
+            "\\data\\\nngram 1=5\n" + body,
+            "line 9: the header announces 5 1-grams, and this is one more",
+        ),
+        "300k": ("\\data\\\nngram 1=300002\n\\1-grams:\n", "line 2: the header announces 300002 1-grams"),
+        "V + 1": (
+            "\\data\\\nngram 1=16386\n"
+            + body.split("\n", 3)[0]
+            + "\n-5\t</s>\n-99\t<s>\n"
+            + "".join(f"-4.3\t{t}\n" for t in toks[:16_384]),
+            "line 16389: more than 16,383 characters",
+        ),
+        "1 MB token": (
+            "\\data\\\nngram 1=2\n\\1-grams:\n-1\t" + "x" * 1_000_000 + "\n",
+            "line 4 is longer than",
+        ),
+        "10 KB token": (
+            "\\data\\\nngram 1=2\n\\1-grams:\n-1\t</s>\n-1\t" + "y" * 10_000 + "\n\\end\\\n",
+            "token '" + "y" * 40 + "…' is not one character",
+        ),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / f"{len(name)}.arpa"
+        path.write_text(text, encoding="utf-8")
+        r = invoke("import", path, "--out", tmp_path / "x")
+        assert r.exit_code == 1 and message in r.output, (name, r.output[:500])
+        assert len(r.output) < 400 and not (tmp_path / "x").exists(), name
+
+
+def test_a_path_that_is_no_file_says_what_it_is(invoke, tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path, what in (
+        (tmp_path, "is a directory"),
+        (fifo, "is a named pipe (FIFO)"),
+        (tmp_path / "no", "does not exist"),
+    ):
+        r = invoke("import", path, "--out", tmp_path / "x")
+        assert r.exit_code == 1 and f"ARPA file {path} {what}" in r.output, r.output
+        assert not (tmp_path / "x").exists()
+
+
+def order_12_file() -> str:
+    """An order-12 model over {a, b}: P(a | a^m) = 0.8 for m = 1 … 11 (the rest backs off), P(a)
+    = P(b) = P(</s>) = 1/3 alone, bo(a) = 0.2 / (2/3) = 0.3 so that the row after 'a' sums to one."""
+    head = "\\data\\\nngram 1=4\n" + "".join(f"ngram {k}=1\n" for k in range(2, 13))
+    uni = "\\1-grams:\n-99\t<s>\n-0.47712125\t</s>\n-0.47712125\ta\t-0.52287875\n-0.47712125\tb\n"
+    grams = "".join(f"\\{k}-grams:\n-0.09691001\t{' '.join('a' * k)}\n" for k in range(2, 13))
+    return head + uni + grams + "\\end\\\n"
+
+
+def test_an_order_12_file_gives_a_run_every_command_reads(invoke, tmp_path):
+    """The highest order train allows, over {a, b}: imported, then sampled (plain, the lecture's
+    loop, the most likely), scored (P(aa) = 1/3 · 0.8 · P(</s> | a) = 1/3 · 0.8 · 0.3/3 by hand),
+    evaluated, exported and explored."""
+    path = tmp_path / "o12.arpa"
+    path.write_text(order_12_file(), encoding="utf-8")
+    run = tmp_path / "imp"
+    r = invoke("import", path, "--out", run)
+    assert r.exit_code == 0 and "order 12" in r.output, r.output
+    data = tmp_path / "names.txt"
+    data.write_text("ab\naaa\nb\n", encoding="utf-8")
+    for args in (
+        ("sample", run, "-n", "5", "--seed", "1"),
+        ("sample", run, "-n", "3", "--lecture"),
+        ("sample", run, "--most-likely", "3"),
+        ("eval", run, "--data", data),
+        ("export", run, "--out", tmp_path / "back.arpa"),
+        ("explore", run, "--out", tmp_path / "page.html"),
+    ):
+        r = invoke(*args)
+        assert r.exit_code == 0, (args, r.output)
+    got = json.loads(invoke("score", run, "aa", "--json").stdout)[0]["log_likelihood"]
+    assert got == pytest.approx(math.log(1 / 3 * 0.8 * 0.1), abs=1e-6)
+
+
+def test_a_model_that_almost_never_ends_names_is_refused_by_every_sampler(invoke, tmp_path):
+    """P(</s>) = 1e-98: plain sampling and the lecture's loop both stop at 10,000 characters with
+    one line (the lecture's loop ran for ever); the most likely names and score still answer."""
+    path = tmp_path / "endless.arpa"
+    path.write_text("\\data\\\nngram 1=3\n\\1-grams:\n-99\t<s>\n-98\t</s>\n0\ta\n\\end\\\n", encoding="utf-8")
+    run = tmp_path / "imp"
+    assert invoke("import", path, "--out", run).exit_code == 0
+    from tests.conftest import one_line_error
+
+    one_line_error(invoke("sample", run, "-n", "2", "--lecture"), "did not end within 10,000 characters")
+    one_line_error(invoke("sample", run, "-n", "2", "--seed", "0"), "did not end within 10000 characters")
+    r = invoke("sample", run, "--most-likely", "2")
+    assert r.exit_code == 0 and r.stdout.split() == ["a", "aa"], r.output
