@@ -226,11 +226,21 @@ BAD_FILES = [
     # absurd or non-finite values
     (f"{HEAD}\\1-grams:\n-1\t</s>\n-1\ta\t1e308\n\\end\\\n", "line 5: a log10 probability must be in"),
     (f"{HEAD}\\1-grams:\n-1e308\t</s>\n-1e308\ta\n\\end\\\n", "line 4: a log10 probability must be in"),
-    (f"{HEAD}\\1-grams:\n-1\t</s>\nnan\ta\n\\end\\\n", "line 5: a log10 probability must be in"),
-    (f"{HEAD}\\1-grams:\n-1\t</s>\n-inf\ta\n\\end\\\n", "line 5: a log10 probability must be in"),
-    (f"{HEAD}\\1-grams:\n-1\t</s>\n-1\ta\tinf\n\\end\\\n", "line 5: a log10 probability must be in"),
-    (f"{HEAD}\\1-grams:\n-1\t</s>\n-1\ta\tnan\n\\end\\\n", "line 5: a log10 probability must be in"),
+    (
+        f"{HEAD}\\1-grams:\n-1\t</s>\nnan\ta\n\\end\\\n",
+        "line 5: 'nan' is not a number: its log10 probability",
+    ),
+    (
+        f"{HEAD}\\1-grams:\n-1\t</s>\n-inf\ta\n\\end\\\n",
+        "line 5: '-inf' is not a number: its log10 probability",
+    ),
+    (f"{HEAD}\\1-grams:\n-1\t</s>\n-1\ta\tinf\n\\end\\\n", "line 5: 'inf' is not a number: its backoff"),
+    (f"{HEAD}\\1-grams:\n-1\t</s>\n-1\ta\tnan\n\\end\\\n", "line 5: 'nan' is not a number: its backoff"),
     (f"{HEAD}\\1-grams:\n-1\t</s>\n0.5\ta\n\\end\\\n", "line 5: a log10 probability must be in"),
+    (f"{HEAD}\\1-grams:\n-1\t</s>\n-1_0\ta\n\\end\\\n", "line 5: '-1_0' is not a number"),
+    (f"{HEAD}\\1-grams:\n-1\t</s>\n-\u0661\ta\n\\end\\\n", "is not a number"),  # an Arabic-Indic digit
+    (f"{HEAD}\\1-grams:\n\u22121\t</s>\n-1\ta\n\\end\\\n", "line 4: '−1' is not a number"),  # U+2212
+    (f"{HEAD}\\1-grams:\n-0x1p-2\t</s>\n-1\ta\n\\end\\\n", "line 4: '-0x1p-2' is not a number"),
     (
         f"{HEAD}\\1-grams:\n-99\t</s>\n-99\ta\n\\end\\\n",
         "line 4: a history of 0 tokens (its row begins here)",
@@ -429,7 +439,8 @@ def test_a_history_with_a_backoff_but_no_longer_ngram_reads_as_its_suffix(tmp_pa
     is P(· | a) exactly: (</s> 0.15, a 0.15, b 0.7) by hand from the values below."""
     text = (
         "\\data\\\nngram 1=4\nngram 2=2\nngram 3=1\n\\1-grams:\n-99\t<s>\n-0.47712125\t</s>\n"
-        "-0.47712125\ta\t-0.34678749\n-0.47712125\tb\t-0.12493874\n\\2-grams:\n-0.15490196\ta b\t-0.3858\n-0.30103\tb a\t-0.30103\n"
+        "-0.47712125\ta\t-0.34678749\n-0.47712125\tb\t-0.12493874\n"
+        "\\2-grams:\n-0.15490196\ta b\t-0.3858\n-0.30103\tb a\t-0.30103\n"
         "\\3-grams:\n-0.1\ta b a\n\\end\\\n"
     )
     table, vocab, order = read_arpa_text(text.splitlines())

@@ -77,6 +77,7 @@ __all__ = ["read_arpa", "read_arpa_text"]
 _ESCAPE = re.compile(r"<U\+([0-9A-Fa-f]{4,6})>")
 _HEADER = re.compile(r"ngram[ \t]+([0-9]{1,40})[ \t]*=[ \t]*([0-9]{1,40})")
 _SECTION = re.compile(r"\\([0-9]{1,6})-grams:")
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")  # no nan, inf, 1_0, ١
 _FIELDS = re.compile(r"[ \t]+")  # ARPA's separators: any other character (U+00A0, U+3000) is a token
 _SPECIAL = ("<s>", "</s>", "<unk>")
 _NO_NAME_CHAR = {0x0: "NUL", 0xA: "a line break", 0xD: "a line break"}  # what no trained vocabulary holds
@@ -347,10 +348,11 @@ class _Parse:
         backoffs.append(bow)
 
     def _number(self, text: str, what: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise self.fail(f"{_show(text)} is not a number: {what}") from None
+        """A decimal number as ARPA writes one (float() would also take nan, inf, 1_0 and other
+        scripts' digits)."""
+        if not _NUMBER.fullmatch(text):
+            raise self.fail(f"{_show(text)} is not a number: {what}")
+        return float(text)
 
     def _key(self, tokens: list[str]) -> int | None:
         """An n-gram's key, or None for one bigram leaves out (through <unk>, or predicting <s>)."""
