@@ -191,7 +191,11 @@ def _sample_lecture(run: Path | None, model: str | None, n: int, seed: int | Non
     """`sample --lecture`: the lecture's plain loop, one multinomial call per character."""
     options.check_count(n)
     r = open_run(run, model)
+    import torch
+
     from bigram import sampling
+
+    torch.set_num_threads(1)  # one small row at a time: more threads only wait on each other (6× slower)
 
     seed = sampling.LECTURE_SEED if seed is None else seed
     for name in sampling.lecture_names(r.log_probs(model), r.vocab, n, seed):
