@@ -27,7 +27,7 @@ from bigram.cli_shared import (
 from bigram.errors import BigramError
 from bigram.heap import bound_heap
 from bigram.safety import layout, rundir
-from bigram.text import check_data_path, escaped, escaped_lines
+from bigram.text import check_data_path, check_input_file, escaped, escaped_lines
 
 app = typer.Typer(
     help="Character-level bigram language models: counts, a one-hot neural net, TensorBoard, sampling.",
@@ -152,6 +152,7 @@ def sample(
     blocklist: _Blocklist = None,
 ) -> None:
     """Generate names, one per line: sampled exactly under the constraints, or the most likely."""
+    options.check_seed(seed)
     if lecture:  # the lecture's loop has none of the other flags: refused, not ignored
         options.check_lecture(
             start=start != "", end=end != "", min_len=min_len != 1, max_len=max_len is not None,
@@ -191,7 +192,11 @@ def _sample_lecture(run: Path | None, model: str | None, n: int, seed: int | Non
     """`sample --lecture`: the lecture's plain loop, one multinomial call per character."""
     options.check_count(n)
     r = open_run(run, model)
+    import torch
+
     from bigram import sampling
+
+    torch.set_num_threads(1)  # one small row at a time: more threads only wait on each other (6× slower)
 
     seed = sampling.LECTURE_SEED if seed is None else seed
     for name in sampling.lecture_names(r.log_probs(model), r.vocab, n, seed):
@@ -377,6 +382,7 @@ def mix(
     """A new run whose model is P = Σ λᵢ Pᵢ per context: the runs' tables interpolated."""
     if out is None:
         raise BigramError("--out RUN is required: where to write the mixed run")
+    options.check_tol(tol)
     given = options.parse_weights(weights)
     rundir.check_out(out, overwrite)
     libraries()
@@ -402,6 +408,7 @@ def import_(
     if out is None:
         raise BigramError("--out RUN is required: where to write the imported run")
     rundir.check_out(out, overwrite)  # refused before torch loads
+    check_input_file(model, "ARPA file")
     libraries()
     from bigram.combine import import_arpa
 

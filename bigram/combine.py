@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bigram import runs
-from bigram.config import TrainConfig
+from bigram.config import TrainConfig, validate
 from bigram.errors import BigramError
 from bigram.formats.arpa import read_arpa
 from bigram.formats.mix import (
@@ -37,6 +37,7 @@ from bigram.reader.corpus import iter_names
 from bigram.runs import Run
 from bigram.safety import rundir
 from bigram.safety.layout import MODEL_KINDS
+from bigram.text import escaped
 from bigram.vocab import Vocab, check_keys
 
 
@@ -72,7 +73,10 @@ def _shared_corpus(parents: list) -> bool:
 def _heldout(parents: list, union: Vocab, N: int, val: str | Path | None) -> Events:
     """The held-out events: the names of `val`, or the shared val split of the parents' corpus."""
     if val is not None:
-        return heldout_events(list(iter_names(val, parents[0][0].rule)), union, N)
+        names = list(iter_names(val, parents[0][0].rule))
+        if not names:
+            raise BigramError(f"--val {escaped(val)} has no names (it is empty or only blank lines)")
+        return heldout_events(names, union, N)
     if not _shared_corpus(parents):
         raise BigramError(
             "--weights auto needs held-out names: the runs were not trained on one corpus and split, "
@@ -170,6 +174,7 @@ def import_arpa(path: str | Path, out: str | Path, overwrite: bool = False) -> t
     rundir.check_out(out, overwrite)
     table, vocab, order = read_arpa(path)
     cfg = TrainConfig(data=str(path), order=order, model="count")
+    validate(cfg)  # what train would refuse, no command could read: refused here, before writing
     with rundir.new_run_dir(out, overwrite) as run:
         runs.write_inputs(run, cfg, vocab, {})
         recipe = {"source": str(Path(path).resolve()), "order": order, "renormalized_over": "real tokens"}

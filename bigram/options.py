@@ -13,6 +13,7 @@ them before it imports torch (a refusal answers at once), and the library checks
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 
@@ -42,6 +43,18 @@ def check_shape(temperature: float = 1.0, top_k: int | None = None, top_p: float
         raise BigramError(f"--top-k must be ≥ 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise BigramError(f"--top-p must be in (0, 1], got {top_p}")
+
+
+def check_seed(seed: int | None) -> None:
+    """--seed: what torch's generator takes, and train's rule (config.validate): an integer in [0, 2^64)."""
+    if seed is not None and not 0 <= seed < 2**64:
+        raise BigramError(f"--seed {seed}: must be in [0, 2^64)")
+
+
+def check_tol(tol: float) -> None:
+    """--tol of `mix` (EM's stopping rule): train's rule for its tol, a finite number ≥ 0."""
+    if not 0 <= tol < math.inf:  # NaN fails too
+        raise BigramError(f"--tol {tol}: must be a finite number ≥ 0")
 
 
 def check_lengths(min_len: int = 1, max_len: int | None = None) -> None:

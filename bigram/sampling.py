@@ -27,7 +27,7 @@ from bigram.errors import BigramError
 from bigram.exact import chain, plans
 from bigram.exact.constraints import Constraints, Patterns, SearchStopped
 from bigram.exact.sparse import SparseChain, chunks
-from bigram.options import check_affixes, check_count, check_shape
+from bigram.options import MAX_STEPS, check_affixes, check_count, check_seed, check_shape
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 __all__ = ["Constraints", "SearchStopped", "adjust", "most_likely", "sample", "sample_blocks", "sample_plain"]
@@ -83,7 +83,9 @@ def lecture_names(
     float32 row of the current context, until the boundary is drawn. Each name is yielded as the
     lecture prints it, the boundary included (the lecture's add-one count model of names.txt with
     its seed starts cexze., momasurailezitynn., konimittain.). No constraint, no reshaping. A
-    table held whole is P as the lecture makes it; a large one gives one row a character.
+    table held whole is P as the lecture makes it; a large one gives one row a character. A name
+    still going after MAX_STEPS characters is a BigramError, as in the other samplers (a model that
+    almost never ends a name would otherwise keep the loop going for ever).
 
     >>> lp = torch.tensor([[0.0, 1.0], [0.5, 0.5]]).log()  # boundary → 'a'; after 'a': end or 'a'
     >>> vocab = Vocab(("a",))
@@ -92,6 +94,7 @@ def lecture_names(
     """
     if not 0 <= n <= LECTURE_MAX:
         raise BigramError(f"-n {n:,} --lecture: its loop draws one character a call; at most {LECTURE_MAX:,}")
+    check_seed(seed)
     C, V = log_probs.shape
     dense = log_probs if isinstance(log_probs, torch.Tensor) else log_probs.dense
     P = None if dense is None else dense.exp().float()  # the lecture's P: float32 rows
@@ -100,18 +103,24 @@ def lecture_names(
         return P[context] if P is not None else log_probs.rows(torch.tensor([context]))[0].exp().float()
 
     g = torch.Generator().manual_seed(seed)
-    for _ in range(n):
+    for i in range(n):
         out, row = [], 0
-        while True:
+        for _ in range(MAX_STEPS + 1):  # the characters, then the boundary
             ix = torch.multinomial(row_of(row), num_samples=1, replacement=True, generator=g).item()
             out.append(vocab.token(ix))
             if ix == BOUNDARY_ID:
                 break
             row = 0 if C == 1 else row % (C // V) * V + ix  # successor(): the context after ix
+        else:
+            raise BigramError(
+                f"--lecture: name {i + 1:,} did not end within {MAX_STEPS:,} characters: the model rarely "
+                "ends names (the lecture's loop takes no --max-len: sample without --lecture, with --max-len)"
+            )
         yield "".join(out)
 
 
 def make_generator(seed: int | None) -> torch.Generator:
+    check_seed(seed)
     g = torch.Generator()
     if seed is None:
         g.seed()

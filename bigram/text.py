@@ -33,16 +33,22 @@ BOM = b"\xef\xbb\xbf"
 
 
 # What a terminal must never be sent from a corpus, a model or a path: C0 controls, DEL and C1
-# controls (they recolour, retitle or move the cursor), and the bytes of a path that are not UTF-8
-# (Python keeps them as lone surrogates U+DC80..U+DCFF). All are shown as \xNN.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
-_UNSAFE_IN_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\udc80-\udcff]")  # "\n" kept
-_C1 = re.compile("[\x7f-\x9f]")  # what JSON leaves unescaped (it escapes C0 itself)
+# controls (they recolour, retitle or move the cursor), the bytes of a path that are not UTF-8
+# (Python keeps them as lone surrogates U+DC80..U+DCFF), shown as \xNN; and the characters that
+# reorder or break what is shown (bidirectional marks, embeddings, overrides and isolates: U+061C,
+# U+200E, U+200F, U+202A..U+202E, U+2066..U+2069; the line and paragraph separators U+2028, U+2029),
+# shown as \uNNNN: a name must not make the next one read backwards or start a line of its own.
+_REORDER = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f\udc80-\udcff{_REORDER}]")
+_UNSAFE_IN_LINES = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f\udc80-\udcff{_REORDER}]")  # "\n" kept
+_JSON_RAW = re.compile(f"[\x7f-\x9f{_REORDER}]")  # what json.dumps leaves raw (it escapes C0 itself)
 
 
 def _escape(m: re.Match) -> str:
     c = ord(m.group())
-    return f"\\x{c - 0xDC00 if c >= 0xDC00 else c:02x}"
+    if 0xDC80 <= c <= 0xDCFF:
+        return f"\\x{c - 0xDC00:02x}"
+    return f"\\x{c:02x}" if c <= 0xFF else f"\\u{c:04x}"
 
 
 def escaped(text: object) -> str:
@@ -50,6 +56,8 @@ def escaped(text: object) -> str:
 
     >>> print(escaped("a\\x1b[31mred"), escaped("\\x9b"), escaped(Path(os.fsdecode(b"bad\\xff.txt"))))
     a\\x1b[31mred \\x9b bad\\xff.txt
+    >>> print(escaped("abc\\u202edcba"), escaped("one\\u2028two"))
+    abc\\u202edcba one\\u2028two
     """
     text = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
     return _UNSAFE.sub(_escape, text) if _UNSAFE.search(text) else text
@@ -61,13 +69,14 @@ def escaped_lines(text: str) -> str:
 
 
 def json_safe(text: str) -> str:
-    """JSON text with DEL and the C1 controls escaped as \\u00XX, as JSON allows (json.dumps
-    escapes C0 already, but with ensure_ascii=False writes C1 raw).
+    """JSON text with DEL, the C1 controls and the reordering characters above escaped as
+    \\uXXXX, as JSON allows (json.dumps escapes C0 already, but with ensure_ascii=False writes
+    the others raw).
 
-    >>> print(json_safe('["a\\x9bb"]'))
-    ["a\\u009bb"]
+    >>> print(json_safe('["a\\x9bb", "c\\u202ed"]'))
+    ["a\\u009bb", "c\\u202ed"]
     """
-    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _C1.search(text) else text
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _JSON_RAW.search(text) else text
 
 
 def check_data_path(path: str | Path) -> Path:
@@ -86,6 +95,30 @@ def check_data_path(path: str | Path) -> Path:
         raise BigramError(f"data path {where} is a directory: pass --data with a file, one name per line")
     if not os.access(p, os.R_OK):
         raise BigramError(f"cannot read data file {where}: permission denied")
+    return p
+
+
+def check_input_file(path: str | Path, what: str) -> Path:
+    """The path of an existing regular file (`what`: "ARPA file"), or a BigramError saying what it
+    is instead: a directory, a FIFO or a device is never read (a FIFO may block, a device not end)."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise BigramError(f"{what} {escaped(p)} does not exist") from None
+    except OSError as e:
+        raise BigramError(f"cannot read {what} {escaped(p)}: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a directory" if stat.S_ISDIR(mode)
+            else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )  # fmt: skip
+        raise BigramError(f"{what} {escaped(p)} is {kind}: give the path of a file")
+    if not os.access(p, os.R_OK):
+        raise BigramError(f"cannot read {what} {escaped(p)}: permission denied")
     return p
 
 

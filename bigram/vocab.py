@@ -30,6 +30,8 @@ class Vocab:
             raise ValueError("vocabulary characters must be distinct and sorted by code point")
         if any(len(c) != 1 for c in self.chars):
             raise ValueError("vocabulary entries must be single characters")
+        if "\n" in self.chars or "\r" in self.chars:  # "\n" stands for the boundary in decode_flat
+            raise ValueError("vocabulary characters must not be line breaks (\\n, \\r): no name holds one")
         object.__setattr__(self, "_index", {c: i + 1 for i, c in enumerate(self.chars)})
 
     @classmethod

@@ -121,3 +121,21 @@ def test_a_sparse_checkpoint_with_an_index_past_its_table_refused(invoke, tmp_pa
     splits = torch.load(run / "counts.pt", weights_only=True)
     torch.save({**splits, "splits": {"train": bad}}, run / "counts.pt")
     one_line_error(invoke("eval", run), "count indices outside")
+
+
+def test_a_raw_pickle_is_one_line_without_torchs_warning(invoke, tmp_path, tiny_corpus):
+    """A plain pickle where a checkpoint belongs made torch print a two-line UserWarning (and
+    advise weights_only=False) before the one-line error: the error alone is printed now."""
+    import pickle
+    import subprocess
+    import sys
+
+    out = train_run(invoke, tiny_corpus, tmp_path / "run", "--steps", 3)
+    (out / "neural.pt").write_bytes(pickle.dumps({"kind": "neural", "W": [[0.0]]}, protocol=4))
+    r = subprocess.run(
+        [sys.executable, "-m", "bigram", "sample", str(out), "-n", "2", "--model", "neural"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("error: ") and "Warning" not in r.stderr and "weights_only" not in r.stderr
+    assert "beyond tensors and plain data" in r.stderr

@@ -233,3 +233,24 @@ def test_mix_auto_needs_heldout_names_for_runs_of_different_corpora(invoke, orde
     val.write_text("anna\nemma\nbob\n")
     r = invoke("mix", order_runs[2], run, "--val", val, "--out", tmp_path / "x")
     assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tol", "nan"], "--tol nan: must be a finite number ≥ 0"),
+        (["--tol", "inf"], "--tol inf: must be a finite number ≥ 0"),
+        (["--tol", "-1"], "--tol -1.0: must be a finite number ≥ 0"),
+        (["--val", "EMPTY"], "has no names (it is empty or only blank lines)"),
+        (["--val", "BLANK"], "has no names (it is empty or only blank lines)"),
+    ],
+)
+def test_mix_tol_and_an_empty_val_are_refused_for_what_they_are(invoke, order_runs, tmp_path, args, message):
+    """issue 44: --tol nan ran EM with a NaN stopping rule; an empty --val file was said to hold a
+    name no model gives any probability."""
+    (tmp_path / "EMPTY").write_text("")
+    (tmp_path / "BLANK").write_text("\n  \n\n")
+    args = [str(tmp_path / a) if a in ("EMPTY", "BLANK") else a for a in args]
+    r = invoke("mix", order_runs[2], order_runs[3], *args, "--out", tmp_path / "x")
+    assert r.exit_code == 1 and message in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "x").exists()

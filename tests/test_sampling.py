@@ -477,3 +477,51 @@ def test_most_likely_says_when_fewer_names_exist(invoke, small):
 
 def test_unique_is_bounded_before_anything_is_read(invoke, small):
     one_line_error(invoke("sample", small, "-n", "1000001", "--unique"), "at most 1,000,000")
+
+
+# --- issue 44: the lecture's loop has a step cap; seeds are checked ------------------------------
+def test_the_lecture_loop_stops_a_name_at_10000_characters():
+    """After 'a' the boundary has P = 1e-99: no name ends, and the loop (one multinomial call a
+    character) used to run for ever. It stops at the plain sampler's cap with a BigramError; a
+    table whose names end keeps the loop's own names (the doctest's)."""
+    from bigram.options import MAX_STEPS
+    from bigram.sampling import lecture_names
+
+    endless = torch.tensor([[0.0, 1.0], [1e-99, 1.0]]).double().log()
+    start = time.perf_counter()
+    with pytest.raises(BigramError, match=f"name 1 did not end within {MAX_STEPS:,} characters"):
+        list(lecture_names(endless, Vocab(("a",)), 3, seed=0))
+    assert time.perf_counter() - start < 5
+    ends = torch.tensor([[0.0, 1.0], [0.5, 0.5]]).log()
+    assert list(lecture_names(ends, Vocab(("a",)), 3, seed=0)) == ["a.", "a.", "aa."]
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64), "-18446744073709551616"])
+def test_a_seed_outside_0_to_2_64_is_refused_like_train_refuses_it(invoke, small, seed):
+    """train refuses such a seed (config.validate); sample took -1 (torch wrapped it round) and
+    failed on 2^64 with a traceback. The library refuses it too."""
+    from bigram.sampling import make_generator
+
+    for flags in ((), ("--lecture",)):
+        one_line_error(
+            invoke("sample", small, "-n", "2", "--seed", seed, *flags), f"--seed {seed}: must be in"
+        )
+    with pytest.raises(BigramError):
+        make_generator(int(seed))
+    assert torch.equal(  # the ends of the range are seeds
+        torch.rand(3, generator=make_generator(2**64 - 1)),
+        torch.rand(3, generator=torch.Generator().manual_seed(2**64 - 1)),
+    )
+    assert invoke("sample", small, "-n", "2", "--seed", str(2**64 - 1)).exit_code == 0
+
+
+def test_a_vocabulary_holding_a_line_break_is_refused_not_sampled(invoke, small):
+    """Names are decoded with "\\n" standing for the boundary (Vocab.decode_flat), so a line
+    break in vocab.json (no corpus or import makes one) would split names: the run is refused."""
+    vocab = small / "vocab.json"
+    d = json.loads(vocab.read_text(encoding="utf-8"))
+    d["chars"] = sorted(["\n", *d["chars"]])
+    vocab.write_text(json.dumps(d), encoding="utf-8")
+    one_line_error(invoke("sample", small, "-n", "2"), "vocab.json", "must not be line breaks")
+    with pytest.raises(ValueError, match="line breaks"):
+        Vocab(("\r", "a"))

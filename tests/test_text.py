@@ -101,3 +101,59 @@ def test_unicode_normalization_and_case(invoke, tmp_path):
     )
     chars = json.loads((out / "vocab.json").read_text())["chars"]
     assert "\u0301" in chars and "é" not in chars and "A" not in chars and "a" in chars
+
+
+# --- issue 44: what reaches a terminal ------------------------------------------------------------
+def _must_not_reach_a_terminal(c: str) -> bool:
+    """By Unicode's own properties, not bigram's list: controls (C0, DEL, C1), the explicit
+    bidirectional formatting characters and marks, and the line and paragraph separators."""
+    return (
+        unicodedata.category(c) in ("Cc", "Zl", "Zp")
+        or unicodedata.bidirectional(c) in ("LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI")
+        or c in "\u200e\u200f\u061c"  # LRM, RLM, ALM: bidi marks (their class is L, R, AL)
+    )
+
+
+UNSAFE = "".join(c for c in map(chr, range(0x3000)) if _must_not_reach_a_terminal(c) and c != "\n")
+
+
+def test_escaped_leaves_nothing_that_drives_or_reorders_a_terminal():
+    """Over every code point below U+3000 (the bidi and separator characters all lie there):
+    none of the unsafe ones survives `escaped` or `escaped_lines` (which keeps only "\\n"), each
+    is shown as its \\xNN or \\uNNNN, and JSON output escapes them and reads back the same text."""
+    from bigram.text import escaped, escaped_lines, json_safe
+
+    every = "".join(map(chr, range(0x3000)))
+    for out in (escaped(every), escaped_lines(every)):
+        assert not set(out) & set(UNSAFE), sorted(set(out) & set(UNSAFE))
+    assert "\n" not in escaped(every) and escaped_lines(every).count("\n") == 1
+    for c in UNSAFE:
+        shown = f"\\x{ord(c):02x}" if ord(c) <= 0xFF else f"\\u{ord(c):04x}"
+        assert escaped(f"a{c}b") == f"a{shown}b" == escaped_lines(f"a{c}b")
+    text = json_safe(json.dumps([every], ensure_ascii=False))
+    assert not set(text) & set(UNSAFE) and json.loads(text) == [every]
+    assert escaped("plain é ü 名字 \u00a0") == "plain é ü 名字 \u00a0"  # printable text untouched
+
+
+def test_sampled_scored_and_likely_names_never_print_bidi_or_separators_raw(invoke, tmp_path):
+    """A corpus whose names hold right-to-left overrides, isolates, marks and U+2028/U+2029
+    (the issue's spoofing case): sample, sample --lecture, --most-likely and score show them
+    escaped; --json carries the very names."""
+    odd = ["ab\u202ecd\u202c", "x\u2066y\u2069", "\u200eq\u200f", "a\u2028b", "c\u2029d", "e\u202af"]
+    corpus = tmp_path / "odd.txt"
+    corpus.write_text("\n".join(odd * 20 + ["ab", "cd"] * 20) + "\n", encoding="utf-8")
+    run = train_run(invoke, corpus, tmp_path / "r", "--model", "count", "--val-frac", "0", "--test-frac", "0")
+    outputs = {
+        "sample": invoke("sample", run, "-n", "3000", "--seed", "1"),
+        "lecture": invoke("sample", run, "-n", "2000", "--lecture"),
+        "likely": invoke("sample", run, "--most-likely", "200"),
+        "score": invoke("score", run, *odd),
+    }
+    for what, r in outputs.items():
+        assert r.exit_code == 0, (what, r.output)
+        assert not set(r.stdout) & set(UNSAFE), (what, sorted(set(r.stdout) & set(UNSAFE)))
+    assert "ab\\u202ecd\\u202c" in outputs["likely"].stdout.split()
+    assert "a\\u2028b" in outputs["score"].stdout
+    r = invoke("sample", run, "-n", "500", "--seed", "1", "--json")
+    assert not set(r.stdout) & set(UNSAFE)
+    assert {s["name"] for s in json.loads(r.stdout)} & set(odd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,13 @@ def load(path: Path, kind: str) -> dict[str, Any]:
     if not path.is_file():
         raise BigramError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a raw pickle makes torch warn (two lines) before it refuses it
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, disallowed global: all the same to a user
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if first.startswith("Weights only load failed"):  # torch's advice (weights_only=False) is unsafe
+            first = "it holds Python objects beyond tensors and plain data, which bigram never loads"
         raise BigramError(
             f"checkpoint {path} is corrupted or not a bigram checkpoint ({first[:200]}): "
             "retrain, or restore the file"
