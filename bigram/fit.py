@@ -360,10 +360,9 @@ def fit_neural(
     --batch-size N: each step draws N training bigrams at random (with replacement, i.e. from
     the counts' distribution) and runs the literal one-hot forward on them.
     Step k logs the loss of the forward pass *before* the k-th update, so a resumed run's steps
-    continue the interrupted run's without repeating one.
-    Stops early on Ctrl-C (after a whole update) or at the first non-finite loss (keeping the
-    last weights whose loss was finite). `curves` records each step (TensorBoard's, in `train`).
-    reg = "auto" is chosen here on splits["val"] (choose_reg) unless the caller chose it."""
+    continue the interrupted run's without repeating one. Stops early on Ctrl-C (after a whole
+    update) or at the first non-finite loss (keeping the last weights whose loss was finite).
+    `curves` records each step (TensorBoard's, in `train`). reg = "auto": chosen on splits["val"]."""
     if cfg.reg == "auto":
         cfg = dataclasses.replace(cfg, reg=choose_reg(cfg, splits, device).reg)
     fit = Fit.start(cfg, splits["train"], device, resume)

@@ -284,8 +284,7 @@ def _fit_and_report(
         stack.callback(_close_quietly, writer)  # an error is reported below, or the run is abandoned anyway
         try:
             with StopOnCtrlC() as ctrl_c:  # Ctrl-C stops cleanly between steps until the run is complete
-                if cfg.smoothing == "auto":
-                    cfg = _settle_smoothing(cfg, splits, writer, smoothing_choice, models.account)
+                cfg = _settle_smoothing(cfg, splits, writer, smoothing_choice, models.account)
                 if cfg.trains_count:
                     _fit_count(run, cfg, vocab, splits["train"], kneser_ney, models)
                 if cfg.trains_neural:
@@ -341,6 +340,8 @@ def _settle_smoothing(
 ) -> TrainConfig:
     """smoothing = "auto": the config with the k that predicts held-out names best (or "kn" when
     the sweep weighed Kneser-Ney too and it won); the curve goes to TensorBoard and metrics.json."""
+    if cfg.smoothing != "auto":
+        return cfg
     choice = choice or SmoothingChoice(*choose_smoothing(splits["train"], splits.get("val")))
     k, curve, on = choice.k, choice.curve, choice.on
     account.smoothing = {"chosen": k, "chosen_by": on, "curve": [[x, y] for x, y in curve]}
