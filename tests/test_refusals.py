@@ -55,7 +55,7 @@ def _make_diverged(invoke, tmp_path):
     train_run(invoke, NAMES, "runs/good", "--model", "count")
     os.utime(tmp_path / "runs/good/config.toml", (0, 1_000_000))  # older than the diverged run
     r = invoke("train", "--data", NAMES, "--out", "runs/diverged", "--optimizer", "sgd", "--lr", "1e9",
-               "--no-figures", "-q")  # fmt: skip
+               "--reg", "0.01", "--no-figures", "-q")  # fmt: skip
     one_line_error(r, "training diverged", "the loss was inf at step 4")
     marker = json.loads((tmp_path / "runs/diverged/.bigram-run").read_text())
     assert marker["status"] == "diverged" and "step 4" in marker["note"]
