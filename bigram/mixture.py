@@ -199,28 +199,6 @@ class Mixture:
             out.append((P, torch.ones_like(ctx, dtype=torch.bool) if ok is None else ok))
         return out
 
-    def leaf_weights(self, ctx: torch.Tensor, length: int) -> tuple[list[tuple[Table, torch.Tensor]], Tensor]:
-        """The mix at contexts of `length` tokens as a sum of its tables (through mixes of mixes):
-        ([(table, its weight at each context)], the weight of the uniform row), so that
-        P(· | ctx) = Σ weight · P_table(· | ctx) + uniform / V, as `_mixed` reads it. What a walk
-        over the mix needs, in the parts' memory (bigram.exact.mixed)."""
-        shares, mass = [], torch.zeros(ctx.shape, dtype=torch.float64)
-        for w, (n, ok) in zip(self.weights, self._taking_part(ctx, length), strict=True):
-            share = torch.full(ctx.shape, w, dtype=torch.float64) if ok is None else ok.double() * w
-            shares.append((n, share))
-            mass += share
-        norm = torch.where(mass > 0, 1 / mass, 0.0)
-        leaves, uniform = [], (mass == 0).double()
-        for p, (n, share) in zip(self.parts, shares, strict=True):
-            c = share * norm
-            if isinstance(p, Mixture):
-                inner, u = p.leaf_weights(ctx % self.V**n, n)
-                leaves += [(t, c * x) for t, x in inner]
-                uniform += c * u
-            else:
-                leaves.append((p, c))
-        return leaves, uniform
-
     @property
     def levels(self) -> list[Level | None]:
         """The contexts the mix knows (`known`), each listing the tokens some part lists there, at
@@ -323,6 +301,29 @@ class Mixture:
         return cls(tables, weights.tolist(), own).with_dense()
 
 
+def leaf_weights(mix: Mixture, ctx: torch.Tensor, length: int) -> tuple[list[tuple[Table, Tensor]], Tensor]:
+    """A mix at contexts of `length` tokens as a sum of its tables (through mixes of mixes):
+    ([(table, its weight at each context)], the weight of the uniform row), so that
+    P(· | ctx) = Σ weight · P_table(· | ctx) + uniform / V, as `Mixture._mixed` reads it. What a
+    walk over the mix needs, in the parts' memory (bigram.exact.mixed)."""
+    shares, mass = [], torch.zeros(ctx.shape, dtype=torch.float64)
+    for w, (n, ok) in zip(mix.weights, mix._taking_part(ctx, length), strict=True):
+        share = torch.full(ctx.shape, w, dtype=torch.float64) if ok is None else ok.double() * w
+        shares.append((n, share))
+        mass += share
+    norm = torch.where(mass > 0, 1 / mass, 0.0)
+    leaves, uniform = [], (mass == 0).double()
+    for p, (n, share) in zip(mix.parts, shares, strict=True):
+        c = share * norm
+        if isinstance(p, Mixture):
+            inner, u = leaf_weights(p, ctx % mix.V**n, n)
+            leaves += [(t, c * x) for t, x in inner]
+            uniform += c * u
+        else:
+            leaves.append((p, c))
+    return leaves, uniform
+
+
 BACKOFF_LIMIT = 1 << 24  # entries a mix written as one backoff table may list (~24 bytes each)
 EXPORT_FIX = "export the runs it mixes instead (mix.json names them)"
 
@@ -387,8 +388,15 @@ def backoff_form(
 
     if at_least > limit:
         raise refuse(at_least, f": its parts' vocabularies or unigram rows differ, and V = {V:,}")
+    levels = _backoff_levels(mix, keys_of, limit, refuse)
+    return Table(V, mix.order, levels).with_dense()
+
+
+def _backoff_levels(mix: Mixture, keys_of: list, limit: int, refuse) -> list[Level | None]:
+    """backoff_form's levels, a block of contexts at a time, refused once they list over `limit`."""
+    V = mix.V
     levels: list[Level | None] = []
-    total, step = 0, max(1, BLOCK_ENTRIES // (V * len(leaves)))
+    total, step = 0, max(1, BLOCK_ENTRIES // (V * len(_leaves(mix))))
     for j, keys in enumerate(keys_of):
         if keys is None:
             levels.append(None)
@@ -405,7 +413,7 @@ def backoff_form(
         ptr = torch.cat([torch.zeros(1, dtype=torch.int64), lens.cumsum(0)])
         rows = torch.repeat_interleave(keys, lens)
         levels.append(Level(keys, ptr, cols, mix.at(rows, cols, length=j), beta))
-    return Table(V, mix.order, levels).with_dense()
+    return levels
 
 
 BLOCK_ENTRIES = 1 << 20  # contexts × V × parts looked at at once by backoff_form

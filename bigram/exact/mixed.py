@@ -10,7 +10,7 @@ the mix's, so part i's row at state s is its row at s, and for every token w it 
 there, Pᵢ(w | s) = β̃ᵢ(s)·Pᵢ(w | parent(s)) (β̃ᵢ = βᵢ where part i knows s, else 1): each part is
 a SparseChain over the mix's states (its own rows, the mix's successors). The mix's row is a
 weighted sum of the parts' rows, with weights that depend on the state (a part sits out after a
-token it lacks, and the others are renormalized: `Mixture.leaf_weights`):
+token it lacks, and the others are renormalized: `mixture.leaf_weights`):
 
     Q(s, c) = Σᵢ cᵢ(s)·Qᵢ(s, c) + u(s)/V,    so (Q·v)(s) = Σᵢ cᵢ(s)·(Qᵢ·v)(s) + u(s)·(uniform·v)(s)
 
@@ -155,12 +155,14 @@ class MixChain:
 
 def _weights(mix, st: States) -> tuple[list[tuple[Table, torch.Tensor]], torch.Tensor]:
     """Each table of the mix with its weight at every state, and the uniform row's."""
+    from bigram.mixture import leaf_weights
+
     tables: list[Table] = []
     per: list[list[torch.Tensor]] = []
     uniform = torch.zeros(st.K, dtype=torch.float64)
     for i in range(st.N):
         lo, hi = st.offset[i], st.offset[i + 1]
-        leaves, u = mix.leaf_weights(st.keys[i], i)
+        leaves, u = leaf_weights(mix, st.keys[i], i)
         if not tables:
             tables, per = [t for t, _ in leaves], [[] for _ in leaves]
         for k, (_, c) in enumerate(leaves):
