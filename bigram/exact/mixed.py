@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from bigram.backoff import Level, Table
-from bigram.exact.sparse import SparseChain, States
+from bigram.exact.sparse import SparseChain, States, _ranges
 
 _I64 = torch.int64
 MAX_PART_STATES = 1 << 24  # a part's chain per table and state: ~100 bytes each (1.6 GB at most)
@@ -113,13 +113,33 @@ class MixChain:
         return torch.logsumexp(terms, 0)
 
     def rows(self, states: torch.Tensor, succ: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(P rows, next-state rows or None) of a block of states: len × V each."""
-        P, out = None, None
+        """(P rows, next-state rows or None) of a block of states: len × V each; each part's rows
+        made only where it takes part (after a character one part lacks, the others' alone)."""
+        P = torch.zeros(len(states), self.V, dtype=torch.float64)
+        filled = torch.zeros(len(states), dtype=torch.bool)
         for c, ch in self.parts:
-            p, nxt = ch.rows(states, succ and out is None)
-            out = nxt if out is None else out
-            P = p.mul_(c[states, None]) if P is None else P.add_(p.mul_(c[states, None]))
-        return P, out
+            w = c[states]
+            sel = (w > 0).nonzero().squeeze(1)
+            if not len(sel):
+                continue
+            p = ch.rows(states[sel], False)[0].mul_(w[sel, None])
+            if len(sel) == len(states):
+                P.add_(p)
+            elif bool(filled[sel].any()):
+                P.index_add_(0, sel, p)
+            else:  # rows no part wrote yet: copied (several times faster than adding)
+                P.index_copy_(0, sel, p)
+            filled[sel] = True
+        return P, self._succ(states) if succ else None
+
+    def _succ(self, states: torch.Tensor) -> torch.Tensor:
+        """The state after each token from each of the states (States.block's second half)."""
+        st = self.states
+        out = st.root_succ.expand(len(states), self.V).clone()
+        for cur, rows in reversed(st.ancestors(states)):
+            which, child = _ranges(st.child_lo[cur], st.child_hi[cur])
+            out[rows[which], st.key[child] % self.V] = child
+        return out
 
     def weights(self, states: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """P(s, c)·v[next(s, c)] for the states given and every c."""
