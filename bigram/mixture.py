@@ -328,6 +328,13 @@ BACKOFF_LIMIT = 1 << 24  # entries a mix written as one backoff table may list (
 EXPORT_FIX = "export the runs it mixes instead (mix.json names them)"
 
 
+def nesting(table) -> int:
+    """How deep mixes nest in a mix (0: its parts are tables; a stored mix holds at most MAX_DEPTH)."""
+    if not isinstance(table, Mixture):
+        return -1
+    return 1 + max(nesting(p) for p in table.parts)
+
+
 def _leaves(table) -> list[Table]:
     """The tables a mix is made of, through mixes of mixes."""
     return [t for p in table.parts for t in _leaves(p)] if isinstance(table, Mixture) else [table]

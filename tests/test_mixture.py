@@ -464,3 +464,17 @@ def test_the_backoff_form_is_refused_as_soon_as_it_passes_its_cap(names_parts):
     assert listed(backoff_form(mixed, limit=E)) == E
     with pytest.raises(BigramError, match=f"more than {E - 1:,} entries"):
         backoff_form(mixed, limit=E - 1)
+
+
+def test_a_mix_nests_only_as_deep_as_a_stored_mix_is_read():
+    """Mixing a mix again and again: up to MAX_DEPTH nested mixes it is made and reads back;
+    one more is refused when it is made (no command could read it), in one line."""
+    v = Vocab(("a",))
+    t = Table.of_dense(torch.tensor([[0.5, 0.5], [0.25, 0.75]], dtype=torch.float64).log())
+    mixed, _ = mix_tables([t, t], [v, v], [0.5, 0.5])
+    for _ in range(MAX_DEPTH):
+        mixed, _ = mix_tables([mixed, t], [v, v], [0.5, 0.5])
+    back = Mixture.of_state(stored(mixed.state()), v.size, "mix.pt")
+    assert torch.allclose(back.to_dense(), t.to_dense(), rtol=0, atol=1e-12)  # a mix of one table is it
+    with pytest.raises(BigramError, match=f"nest mixes {MAX_DEPTH + 1} deep"):
+        mix_tables([mixed, t], [v, v], [0.5, 0.5])

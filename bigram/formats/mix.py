@@ -37,7 +37,7 @@ import torch
 from bigram.backoff import Table
 from bigram.counts import order_of
 from bigram.errors import BigramError
-from bigram.mixture import Mixture, lift, token_map
+from bigram.mixture import MAX_DEPTH, Mixture, lift, nesting, token_map
 from bigram.vocab import Vocab, check_keys
 
 __all__ = [
@@ -72,7 +72,13 @@ def mix_tables(tables: Sequence, vocabs: Sequence[Vocab], weights: Sequence[floa
         for t, v in zip(tables, vocabs, strict=True)
     ]
     own = [token_map(v, union) for v in vocabs]
-    return Mixture(parts, weights, own).with_dense(), union
+    mixed = Mixture(parts, weights, own)
+    if nesting(mixed) > MAX_DEPTH:  # no command would read it back (Mixture.of_state)
+        raise BigramError(
+            f"this mix would nest mixes {nesting(mixed)} deep, and a mix holds them at most {MAX_DEPTH} "
+            "deep: mix the runs its deepest mix mixes instead"
+        )
+    return mixed.with_dense(), union
 
 
 def event_probs(mixture: Mixture, events: Events) -> list[tuple[torch.Tensor, torch.Tensor]]:
