@@ -12,6 +12,7 @@ Either run is read by every command like a trained one: its model is one more ta
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,23 +23,24 @@ from bigram.errors import BigramError
 from bigram.formats.arpa import read_arpa
 from bigram.formats.mix import (
     Events,
+    check_union,
     check_weights,
     event_probs,
     events_of_counts,
     fit_weights,
-    heldout_events,
     lift_counts,
     mix_tables,
     union_vocab,
 )
 from bigram.metrics import evaluate
 from bigram.mixture import Mixture
-from bigram.reader.corpus import iter_names
 from bigram.runs import Run
 from bigram.safety import rundir
 from bigram.safety.layout import MODEL_KINDS
 from bigram.text import escaped
-from bigram.vocab import Vocab, check_keys
+from bigram.vocab import Vocab
+
+MAX_PARENTS = 64  # runs one mix reads: its chain costs each part's entries plus the mix's states
 
 
 def parse_parent(spec: str) -> tuple[str, str | None]:
@@ -59,8 +61,18 @@ class MixResult:
 
 
 def _highest(parents: list):
-    """The parent run of the highest order (the first such): the mix's config and splits are its."""
-    return max(parents, key=lambda rm: rm[0].config.order)[0]
+    """The first run of the highest order with splits of its own (not imported): the mix's config
+    and splits are its."""
+    N = max(r.config.order for r, _ in parents)
+    top = [r for r, _ in parents if r.config.order == N]
+    for r in top:
+        if "arpa" not in r.models:
+            return r
+    raise BigramError(
+        f"every run of order {N} here ({escaped(top[0].path)}{' …' if len(top) > 1 else ''}) was imported "
+        f"from an ARPA file and has no splits, and a mix takes its splits from a trained run of its "
+        f"order: add a trained run of order {N} to the mix"
+    )
 
 
 def _shared_corpus(parents: list) -> bool:
@@ -71,12 +83,11 @@ def _shared_corpus(parents: list) -> bool:
 
 
 def _heldout(parents: list, union: Vocab, N: int, val: str | Path | None) -> Events:
-    """The held-out events: the names of `val`, or the shared val split of the parents' corpus."""
+    """The held-out events: the n-grams of `val` (streamed, counted in the union vocabulary), or
+    the shared val split of the parents' corpus."""
     if val is not None:
-        names = list(iter_names(val, parents[0][0].rule))
-        if not names:
-            raise BigramError(f"--val {escaped(val)} has no names (it is empty or only blank lines)")
-        return heldout_events(names, union, N)
+        shape = (union.size ** (N - 1), union.size)
+        return events_of_counts(runs.count_ngrams_in_file(val, union, parents[0][0].rule, shape))
     if not _shared_corpus(parents):
         raise BigramError(
             "--weights auto needs held-out names: the runs were not trained on one corpus and split, "
@@ -88,10 +99,15 @@ def _heldout(parents: list, union: Vocab, N: int, val: str | Path | None) -> Eve
     return events_of_counts(lift_counts(top.counts("val"), top.vocab, union))
 
 
-def _open_parents(specs: Sequence[str]) -> list:
-    """(Run, model) of each "RUN[:model]", once they read text by one rule."""
+def _open_parents(specs: Sequence[str], out: str | Path) -> list:
+    """(Run, model) of each "RUN[:model]", once they read text by one rule and `out` is apart
+    from them (not one of them, inside one, or holding one: --overwrite would replace it)."""
     if len(specs) < 2:
         raise BigramError("bigram mix needs two or more runs")
+    if len(specs) > MAX_PARENTS:
+        raise BigramError(
+            f"bigram mix of {len(specs):,} runs: mix at most {MAX_PARENTS} at once (mix mixes for more)"
+        )
     parents = []
     for spec in specs:
         path, model = parse_parent(spec)
@@ -101,6 +117,15 @@ def _open_parents(specs: Sequence[str]) -> list:
         raise BigramError(
             "the runs read text by different rules (--normalize, --lowercase): retrain them alike"
         )
+    target = Path(out).resolve()
+    for r, _ in parents:
+        p = r.path.resolve()
+        how = "is" if p == target else "lies inside" if p in target.parents else ""
+        how = how or ("holds" if target in p.parents else "")
+        if how:
+            raise BigramError(
+                f"--out {escaped(out)} {how} the run {escaped(r.path)} being mixed: write the mix elsewhere"
+            )
     return parents
 
 
@@ -134,10 +159,15 @@ def mix_runs(
     parent's table (lifted onto the union vocabulary): its memory is theirs."""
     if weights is not None and len(weights) != len(specs):
         raise BigramError(f"--weights gives {len(weights)} weights for {len(specs)} runs: give one per run")
-    parents = _open_parents(specs)
+    if weights is not None:
+        check_weights(weights)
+    if not (isinstance(tol, int | float) and 0 <= tol < math.inf):  # NaN fails too
+        raise BigramError(f"--tol {tol}: give a number ≥ 0 (EM stops when no weight moves by more)")
+    parents = _open_parents(specs, out)
     union = union_vocab([r.vocab for r, _ in parents])
     N = max(r.config.order for r, _ in parents)
-    check_keys(union.size, N)
+    check_union(union, N)  # before any table is read or lifted
+    _highest(parents)  # the mix's splits are there
     tables = [r.log_probs(m) for r, m in parents]
     vocabs = [r.vocab for r, _ in parents]
     mixture, _ = mix_tables(tables, vocabs, weights or [1 / len(parents)] * len(parents))

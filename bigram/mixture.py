@@ -38,6 +38,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+from torch import Tensor
 
 from bigram.backoff import DENSE_LIMIT, Level, Table, _empty, table_of_state, table_state
 from bigram.vocab import Vocab
@@ -83,13 +84,22 @@ def lift(table, vocab: Vocab, union: Vocab):
     return Table(U, table.order, levels).with_dense()
 
 
+def known_keys(table, j: int) -> torch.Tensor | None:
+    """The sorted keys of the contexts of j tokens a table (or a mix) knows; None: none."""
+    if isinstance(table, Mixture):
+        return table.known_keys(j)
+    level = table.levels[j] if j < table.order else None
+    return level.keys if level is not None and len(level) else None
+
+
 def known_within(table, ctx: torch.Tensor, length: int) -> torch.Tensor:
     """The length of the longest suffix of each context (of `length` tokens) the table knows (−1: none)."""
     out = torch.full(ctx.shape, -1, dtype=torch.int64)
     for j in range(min(length, table.order - 1) + 1):
-        level = table.levels[j]
-        if level is not None and len(level):
-            out[level.find(ctx % table.V**j)[1]] = j
+        keys = known_keys(table, j)
+        if keys is not None:
+            pos = torch.searchsorted(keys, ctx % table.V**j).clamp_(max=len(keys) - 1)
+            out[keys[pos] == ctx % table.V**j] = j
     return out
 
 
@@ -110,6 +120,7 @@ class Mixture:
         self._merged = any(m is not None for m in self._mask)  # vocabularies differ
         self.dense: torch.Tensor | None = None
         self._levels: list[Level | None] | None = None
+        self._keys: dict[int, torch.Tensor | None] = {}
 
     shape = Table.shape
     device = Table.device
@@ -197,13 +208,24 @@ class Mixture:
             self._levels = [self._level(j) for j in range(self.order)]
         return self._levels
 
-    def _level(self, j: int) -> Level | None:
-        have = [p.levels[j] for p in self.parts if j < p.order and p.levels[j] is not None]
-        V = self.V
-        every = [torch.arange(V)] if j == 1 and self._merged else []  # _known_within
-        if not have and not every:
+    def known_keys(self, j: int) -> torch.Tensor | None:
+        """The sorted keys of the contexts of j tokens the mix knows (`known`; None: none): what
+        some part knows and, where the vocabularies differ, every single token. Their union only
+        (no row is read): the parts' contexts, and V more."""
+        if j >= self.order:
             return None
-        keys = torch.unique(torch.cat([lv.keys for lv in have] + every))
+        if j not in self._keys:
+            have = [k for p in self.parts if (k := known_keys(p, j)) is not None]
+            if j == 1 and self._merged:  # _known_within
+                have.append(torch.arange(self.V))
+            self._keys[j] = torch.unique(torch.cat(have)) if have else None
+        return self._keys[j]
+
+    def _level(self, j: int) -> Level | None:
+        keys, V = self.known_keys(j), self.V
+        if keys is None:
+            return None
+        have = [p.levels[j] for p in self.parts if j < p.order and p.levels[j] is not None]
         flat = torch.unique(torch.cat([torch.zeros(0, dtype=torch.int64)] + [
             torch.repeat_interleave(lv.keys, lv.ptr.diff()) * V + lv.cols for lv in have
         ]))  # fmt: skip
@@ -279,7 +301,38 @@ class Mixture:
         return cls(tables, weights.tolist(), own).with_dense()
 
 
+def leaf_weights(mix: Mixture, ctx: torch.Tensor, length: int) -> tuple[list[tuple[Table, Tensor]], Tensor]:
+    """A mix at contexts of `length` tokens as a sum of its tables (through mixes of mixes):
+    ([(table, its weight at each context)], the weight of the uniform row), so that
+    P(· | ctx) = Σ weight · P_table(· | ctx) + uniform / V, as `Mixture._mixed` reads it. What a
+    walk over the mix needs, in the parts' memory (bigram.exact.mixed)."""
+    shares, mass = [], torch.zeros(ctx.shape, dtype=torch.float64)
+    for w, (n, ok) in zip(mix.weights, mix._taking_part(ctx, length), strict=True):
+        share = torch.full(ctx.shape, w, dtype=torch.float64) if ok is None else ok.double() * w
+        shares.append((n, share))
+        mass += share
+    norm = torch.where(mass > 0, 1 / mass, 0.0)
+    leaves, uniform = [], (mass == 0).double()
+    for p, (n, share) in zip(mix.parts, shares, strict=True):
+        c = share * norm
+        if isinstance(p, Mixture):
+            inner, u = leaf_weights(p, ctx % mix.V**n, n)
+            leaves += [(t, c * x) for t, x in inner]
+            uniform += c * u
+        else:
+            leaves.append((p, c))
+    return leaves, uniform
+
+
 BACKOFF_LIMIT = 1 << 24  # entries a mix written as one backoff table may list (~24 bytes each)
+EXPORT_FIX = "export the runs it mixes instead (mix.json names them)"
+
+
+def nesting(table) -> int:
+    """How deep mixes nest in a mix (0: its parts are tables; a stored mix holds at most MAX_DEPTH)."""
+    if not isinstance(table, Mixture):
+        return -1
+    return 1 + max(nesting(p) for p in table.parts)
 
 
 def _leaves(table) -> list[Table]:
@@ -312,45 +365,85 @@ def _first_unlisted(ptr: torch.Tensor, cols: torch.Tensor, V: int) -> torch.Tens
     return torch.minimum(torch.full((n,), V).scatter_reduce(0, which, gap, "amin"), lens)
 
 
-def backoff_form(mix: Mixture, where: str = "the mix", limit: int = BACKOFF_LIMIT) -> Table:
+def backoff_form(
+    mix: Mixture, where: str = "the mix", limit: int | None = None, fix: str = EXPORT_FIX
+) -> Table:
     """The mix as one table in backoff form, exactly (what an ARPA file holds). Each context the
     mix knows lists every token some part lists on its backoff chain from it (above the uniform
     root), at the mix's P. Every other token w reads, in every part, its chain's backoff weights
     times that part's root, the same for every such w: so P(w | h) = β(h) · P(w | h′) with one
     β(h) = P(w* | h) / P(w* | h′), w* the first token h does not list, h′ its longest known proper
-    suffix. (Where h′ gives w* nothing, h lists every token.) A Kneser-Ney part's unigram row lists
-    every token, so such a mix lists V tokens per context: refused beyond `limit` entries."""
+    suffix. (Where h′ gives w* nothing, h lists every token.) A Kneser-Ney part's unigram row
+    lists every token, and so does the root of a part lifted onto a larger vocabulary: such a mix
+    lists V tokens per context. Refused beyond `limit` entries (default BACKOFF_LIMIT) before
+    they are made: at once where every context must list a part's whole unigram row, else as soon
+    as a block of contexts passes it (memory: what is listed, and one block); `fix` says what to
+    do instead."""
     from bigram.errors import BigramError
 
-    V, levels, total = mix.V, [], 0
-    for j, known in enumerate(mix.levels):
-        if known is None:
+    limit = BACKOFF_LIMIT if limit is None else limit
+    V, leaves = mix.V, _leaves(mix)
+    keys_of = [mix.known_keys(j) for j in range(mix.order)]
+    widest = max((t.levels[0].entries for t in leaves if t.levels[0] is not None), default=0)
+    at_least = sum(len(k) for k in keys_of if k is not None) * widest  # each context lists a whole row 0
+
+    def refuse(n: int, why: str = ""):
+        return BigramError(
+            f"{where} as one backoff table would list more than {limit:,} entries "
+            f"(at least {n:,}{why}): {fix}"
+        )
+
+    if at_least > limit:
+        raise refuse(at_least, f": its parts' vocabularies or unigram rows differ, and V = {V:,}")
+    levels = _backoff_levels(mix, keys_of, limit, refuse)
+    return Table(V, mix.order, levels).with_dense()
+
+
+def _backoff_levels(mix: Mixture, keys_of: list, limit: int, refuse) -> list[Level | None]:
+    """backoff_form's levels, a block of contexts at a time, refused once they list over `limit`."""
+    V = mix.V
+    levels: list[Level | None] = []
+    total, step = 0, max(1, BLOCK_ENTRIES // (V * len(_leaves(mix))))
+    for j, keys in enumerate(keys_of):
+        if keys is None:
             levels.append(None)
             continue
-        keys = known.keys
-        flat = _listed_on_chains(mix, keys, j)
-        for _ in range(2):  # the second pass lists every token where h′ gives w* nothing
-            total_j = total + len(flat)
-            if total_j > limit:
-                raise BigramError(
-                    f"{where} as one backoff table lists more than {limit:,} entries (its contexts of "
-                    f"{j} tokens alone {len(flat):,}): write its parts instead"
-                )
-            rows, cols = flat // V, flat % V
-            ptr = torch.searchsorted(rows, torch.arange(len(keys) + 1))
-            star = _first_unlisted(ptr, cols, V)
-            some = star < V
-            lower = torch.full((len(keys),), -math.log(V), dtype=torch.float64)
-            if j:
-                below = Table(V, j, levels)
-                lower[some] = below.at(keys[some] % V ** (j - 1), star[some], length=j - 1)
-            beta = torch.full((len(keys),), -math.inf, dtype=torch.float64)
-            beta[some] = mix.at(keys[some], star[some], length=j) - lower[some]
-            bad = some & (lower == -math.inf) & (beta > -math.inf)
-            if not bool(bad.any()):
-                break
-            every = bad.nonzero().squeeze(1).unsqueeze(1) * V + torch.arange(V)
-            flat = torch.unique(torch.cat([flat, every.reshape(-1)]))
-        total = total_j
-        levels.append(Level(keys, ptr, cols, mix.at(keys[rows], cols, length=j), beta))
-    return Table(V, mix.order, levels).with_dense()
+        below = Table(V, j, list(levels)) if j else None
+        blocks = []
+        for lo in range(0, len(keys), step):
+            lens, cols, beta = _backoff_rows(mix, keys[lo : lo + step], j, below)
+            total += len(cols)
+            if total > limit:
+                raise refuse(total)
+            blocks.append((lens, cols, beta))
+        lens, cols, beta = (torch.cat(x) for x in zip(*blocks, strict=True))
+        ptr = torch.cat([torch.zeros(1, dtype=torch.int64), lens.cumsum(0)])
+        rows = torch.repeat_interleave(keys, lens)
+        levels.append(Level(keys, ptr, cols, mix.at(rows, cols, length=j), beta))
+    return levels
+
+
+BLOCK_ENTRIES = 1 << 20  # contexts × V × parts looked at at once by backoff_form
+
+
+def _backoff_rows(mix: Mixture, keys: torch.Tensor, j: int, below: Table | None):
+    """backoff_form's rows of a block of contexts of j tokens: (how many tokens each lists, the
+    tokens, its log β), given the levels below (`below`)."""
+    V = mix.V
+    flat = _listed_on_chains(mix, keys, j)
+    for _ in range(2):  # the second pass lists every token where h′ gives w* nothing
+        rows, cols = flat // V, flat % V
+        ptr = torch.searchsorted(rows, torch.arange(len(keys) + 1))
+        star = _first_unlisted(ptr, cols, V)
+        some = star < V
+        lower = torch.full((len(keys),), -math.log(V), dtype=torch.float64)
+        if below is not None:
+            lower[some] = below.at(keys[some] % V ** (j - 1), star[some], length=j - 1)
+        beta = torch.full((len(keys),), -math.inf, dtype=torch.float64)
+        beta[some] = mix.at(keys[some], star[some], length=j) - lower[some]
+        bad = some & (lower == -math.inf) & (beta > -math.inf)
+        if not bool(bad.any()):
+            break
+        every = bad.nonzero().squeeze(1).unsqueeze(1) * V + torch.arange(V)
+        flat = torch.unique(torch.cat([flat, every.reshape(-1)]))
+    return ptr.diff(), cols, beta

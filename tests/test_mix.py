@@ -254,3 +254,153 @@ def test_mix_tol_and_an_empty_val_are_refused_for_what_they_are(invoke, order_ru
     r = invoke("mix", order_runs[2], order_runs[3], *args, "--out", tmp_path / "x")
     assert r.exit_code == 1 and message in r.output and len(r.output.strip().splitlines()) == 1, r.output
     assert not (tmp_path / "x").exists()
+
+
+# --- bounded by its parts (issue 44) ---------------------------------------------------------------
+def one_line_refusal(r, *needles: str) -> None:
+    assert r.exit_code == 1 and r.output.startswith("error:"), r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output, r.output
+    for n in needles:
+        assert n in r.output, (n, r.output)
+
+
+@pytest.fixture(scope="module")
+def disjoint_runs(tmp_path_factory):
+    """Count runs over disjoint alphabets of 600 characters each (CJK ideographs, Hangul
+    syllables), each character in two names: the issue's case, scaled down (V = 1,201: past the
+    dense fast path's 2^20 entries, so the mix is read as its parts)."""
+    from typer.testing import CliRunner
+
+    from bigram.cli import app
+
+    root = tmp_path_factory.mktemp("disjoint")
+    out = []
+    for i, base in enumerate((0x4E00, 0xAC00)):
+        chars = [chr(base + k) for k in range(600)]
+        r = random.Random(i)
+        names = []
+        for _ in range(2):
+            r.shuffle(chars)
+            names += ["".join(chars[k : k + 3]) for k in range(0, 600, 3)]
+        data = root / f"{i}.txt"
+        data.write_text("\n".join(names) + "\n", encoding="utf-8")
+        run = root / f"run{i}"
+        args = ["train", "--data", str(data), "--out", str(run), "--model", "count", "--smoothing", "0.01",
+                "-q", "--no-figures"]  # fmt: skip
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        out.append(run)
+    return out
+
+
+def test_a_mix_of_disjoint_alphabets_is_written_and_sampled_in_its_parts_size(
+    invoke, disjoint_runs, tmp_path, monkeypatch
+):
+    """The mixed run stores its parts (mix.pt about the size of the parents' count.pt, never the
+    V² table: 1,201² float64 is 11.5 MB); sampled through its parts' chains (K×V matrices turned
+    off here: they would be allowed at this size), every name is of one alphabet: after a
+    character of one run the other sits out. As one ARPA table it would list V² entries: refused
+    in one line, no file written."""
+    import bigram.mixture as mixture
+    from bigram.exact import chain as chain_module
+    from bigram.exact import mixed
+
+    a, b = disjoint_runs
+    out = tmp_path / "m"
+    assert invoke("mix", a, b, "--weights", "0.5,0.5", "--out", out).exit_code == 0
+    parents = sum((p / "count.pt").stat().st_size for p in (a, b))
+    assert (out / "mix.pt").stat().st_size < 4 * parents < 1201 * 1201 * 8 / 20
+    monkeypatch.setattr(chain_module, "DENSE_CHAIN", 0)
+    made = []
+
+    class Seen(mixed.MixChain):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(mixed, "MixChain", Seen)
+    r = invoke("sample", out, "-n", "200", "--seed", "3", "--max-len", "12")
+    assert r.exit_code == 0, r.output
+    assert len(made) == 1 and made[0].K <= 1202  # the root and each character: no V² anywhere
+    names = r.output.split()
+    assert len(names) == 200 and {n[0] < "\uac00" for n in names} == {True, False}
+    assert all(len({ch < "\uac00" for ch in n.rstrip("…")}) == 1 for n in names)
+    monkeypatch.setattr(mixture, "BACKOFF_LIMIT", 100_000)
+    one_line_refusal(invoke("export", out, "--out", tmp_path / "m.arpa"), "more than 100,000 entries")
+    assert not (tmp_path / "m.arpa").exists()
+
+
+def test_a_union_beyond_trains_limit_is_refused_before_any_table_is_read(
+    invoke, disjoint_runs, tmp_path, monkeypatch
+):
+    """train refuses a corpus of more than MAX_V − 256 characters beyond Latin-1; so does mix for
+    the union of its runs' vocabularies (here with the limit lowered to 1,000: 1,200 > 1,000), in
+    one line naming the limit, before a table is read, and nothing is written."""
+    import bigram.reader.corpus as corpus
+    from bigram.runs import Run
+
+    monkeypatch.setattr(corpus, "MAX_V", 256 + 1000)
+
+    def read(*args, **kwargs):
+        raise AssertionError("a table was read")
+
+    monkeypatch.setattr(Run, "log_probs", read)
+    r = invoke("mix", *disjoint_runs, "--weights", "0.5,0.5", "--out", tmp_path / "x")
+    one_line_refusal(r, "1,200 distinct characters beyond Latin-1", "train's limit of 1,000")
+    assert not (tmp_path / "x").exists()
+
+
+def test_hostile_mix_inputs_are_refused_in_one_line_and_leave_the_runs_whole(invoke, order_runs, tmp_path):
+    """--tol NaN or negative, --out inside a parent, --out a parent with --overwrite, more runs
+    than the cap, an empty --val, weights that are no distribution: each one line, exit 1,
+    nothing written, the parents unchanged."""
+    import shutil
+
+    from bigram.combine import MAX_PARENTS
+
+    two, three = str(order_runs[2]), str(order_runs[3])
+    parent = tmp_path / "parent"
+    shutil.copytree(order_runs[2], parent)
+    before = {p.name: p.read_bytes() for p in parent.iterdir()}
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    cases = [
+        (["--tol", "nan"], "--tol nan"),
+        (["--tol", "-1"], "--tol -1"),
+        (["--weights", "nan,0.5"], "sum to 1"),
+        (["--weights", "1e300,1e300"], "sum to 1"),
+        (["--weights", "inf,0"], "sum to 1"),
+        (["--weights", "0,0"], "sum to 1"),
+        (["--val", empty], "has no names"),
+    ]
+    for extra, needle in cases:
+        one_line_refusal(invoke("mix", two, three, *extra, "--out", tmp_path / "x"), needle)
+        assert not (tmp_path / "x").exists()
+    inside = parent / "sub"
+    one_line_refusal(
+        invoke("mix", parent, three, "--weights", "0.5,0.5", "--out", inside), "lies inside the run"
+    )
+    one_line_refusal(
+        invoke("mix", parent, three, "--weights", "0.5,0.5", "--out", parent, "--overwrite"), "is the run"
+    )
+    assert {p.name: p.read_bytes() for p in parent.iterdir()} == before
+    many = [two] * (MAX_PARENTS + 1)
+    one_line_refusal(invoke("mix", *many, "--out", tmp_path / "x"), f"at most {MAX_PARENTS}")
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_imported_run_mixes_with_a_trained_run_of_its_order_and_is_refused_alone(
+    invoke, order_runs, tmp_path
+):
+    """An imported run has no splits: mixed with a trained run of the same order, the mix takes
+    that run's (whichever is named first); as the only run of the highest order it is refused up
+    front, in one line."""
+    arpa = tmp_path / "tri.arpa"
+    assert invoke("export", order_runs[3], "--out", arpa).exit_code == 0
+    assert invoke("import", arpa, "--out", tmp_path / "imp").exit_code == 0
+    r = invoke("mix", tmp_path / "imp", order_runs[3], "--weights", "0.5,0.5", "--out", tmp_path / "m")
+    assert r.exit_code == 0, r.output
+    assert invoke("eval", tmp_path / "m").exit_code == 0
+    r = invoke("mix", tmp_path / "imp", order_runs[2], "--weights", "0.5,0.5", "--out", tmp_path / "x")
+    one_line_refusal(r, "imported from an ARPA file", "add a trained run of order 3")
+    assert not (tmp_path / "x").exists()

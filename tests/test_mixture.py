@@ -283,3 +283,198 @@ def test_a_mix_of_add_k_models_lists_only_what_its_parts_have_seen(names_parts):
         h: cols | seen2.get(h % vocab.size, set()) for h, cols in seen3.items()
     }
     assert table.levels[0] is None
+
+
+# --- the chain of a mix: its parts' chains summed (bigram.exact.mixed) ---------------------------
+def random_names(chars: str, n: int, seed: int) -> list[str]:
+    import random
+
+    r = random.Random(seed)
+    return ["".join(r.choice(chars) for _ in range(r.randint(1, 4))) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def small_mix(tmp_path_factory):
+    """Over {a, b, c} (order 3, add-k), {c, d} (order 2, Kneser-Ney, and add-k of weight 0, mixed
+    first), a mix of a mix over two vocabularies: every way a part reads, sits out or weighs 0."""
+    from bigram.estimators.kneser_ney import kneser_ney_table
+
+    root = tmp_path_factory.mktemp("small-mix")
+    made = []
+    for i, (chars, order) in enumerate((("abc", 3), ("cd", 2))):
+        path = root / f"{i}.txt"
+        path.write_text("\n".join(random_names(chars, 60, i)) + "\n", encoding="utf-8")
+        made.append(counted(path, order))
+    (abc, va), (cd, vc) = made
+    inner, vi = mix_tables([kneser_ney_table(cd)[0], count_table(cd, 0.3)], [vc, vc], [1.0, 0.0])
+    mixed, union = mix_tables([count_table(abc, 0.5), inner], [va, vi], [0.6, 0.4])
+    mixed.dense = None  # read as a large mix is: its parts
+    return mixed, union
+
+
+def state_rows(mixed, st) -> torch.Tensor:
+    """Each state's row, read from the mix at its context (Mixture.at), not from any chain."""
+    rows = torch.empty(st.K, st.V, dtype=torch.float64)
+    for s in range(st.K):
+        key = torch.full((st.V,), int(st.key[s]))
+        rows[s] = mixed.at(key, torch.arange(st.V), length=int(st.length[s])).exp()
+    return rows
+
+
+def test_the_chain_of_a_mix_is_the_mix_read_at_its_states(small_mix):
+    """A MixChain's rows are the mix's at each state's context (and at every full context the
+    state stands for); its products equal those of the same rows held as K×V matrices."""
+    from bigram.exact import chain as chain_module
+    from bigram.exact.mixed import MixChain
+
+    mixed, _ = small_mix
+    mc = MixChain(mixed)
+    st = mc.states
+    want = state_rows(mixed, st)
+    P, succ = mc.rows(torch.arange(st.K))
+    assert torch.allclose(P, want, rtol=0, atol=1e-15)
+    every = torch.arange(mc.C)
+    assert torch.allclose(mixed.rows(every).exp(), want[st.locate(every)], rtol=0, atol=1e-15)
+    dense = chain_module.Chain(want, succ, None, mc.C, st.locate)
+    g = torch.Generator().manual_seed(2)
+    v = torch.rand(st.K, generator=g, dtype=torch.float64)
+    assert torch.allclose(mc.Qv(v), dense.Qv(v), rtol=0, atol=1e-15)
+    assert torch.allclose(mc.end, dense.end, rtol=0, atol=1e-15)
+    assert torch.allclose(mc.prob_all(2), want[:, 2], rtol=0, atol=1e-15)
+    assert bool((mc.Qmax(v.log()) >= dense.Qmax(v.log()) - 1e-12).all())
+    for _ in range(5):
+        can = torch.rand(st.K, generator=g) < 0.05
+        assert torch.equal(mc.reach(can), dense.reach(can))
+
+
+@pytest.mark.parametrize(
+    ("c", "pattern"),
+    [({"start": "a", "max_len": 4}, None), ({"end": "c", "min_len": 2, "max_len": 4}, None),
+     ({"max_len": 4}, None), ({"max_len": 4}, "[ab]*c")],
+)  # fmt: skip
+def test_names_drawn_from_a_mix_by_its_parts_chains_are_exact(small_mix, c, pattern):
+    """Every name meeting the constraints enumerated, its probability the product of the mix's
+    P along it: the drawn names' frequencies, the total mass and the best names are theirs (a
+    pattern's plan reads the mix as one backoff table)."""
+    import itertools
+    import math
+    import re
+
+    from bigram.exact import plans
+    from bigram.exact.constraints import Constraints, Patterns
+    from bigram.exact.mixed import MixChain
+    from tests.reference import check_frequencies
+
+    mixed, union = small_mix
+    cons, pats = Constraints(**c), Patterns(pattern=pattern)
+    V, N = union.size, mixed.order
+
+    def logp(name: str) -> float:
+        ids = [0] * (N - 1) + union.encode(name) + [0]
+        ctx = [
+            sum(ids[j - N + 1 + i] * V ** (N - 2 - i) for i in range(N - 1)) for j in range(N - 1, len(ids))
+        ]
+        return float(mixed.at(torch.tensor(ctx), torch.tensor(ids[N - 1 :])).sum())
+
+    want = {}
+    for n in range(max(cons.min_len, 1), cons.max_len + 1):
+        for t in itertools.product(union.chars, repeat=n):
+            w = "".join(t)
+            if (
+                w.startswith(cons.start)
+                and w.endswith(cons.end)
+                and (not pattern or re.fullmatch(pattern, w))
+            ):
+                want[w] = math.exp(logp(w))
+    total = math.fsum(want.values())
+    probs = {w: p / total for w, p in want.items() if p > 0}
+    plan = plans.plan(MixChain(mixed), union, cons, pats)
+    if pattern:
+        mass = float(plan.R(0)[plan.first])
+    else:
+        mass = math.exp(plan.log_mass_middle()) + math.fsum(math.exp(lp) for _, lp in plan.overlaps)
+    assert mass == pytest.approx(total, rel=1e-9)
+    check_frequencies(plan.draw(20_000, torch.Generator().manual_seed(5)), probs)
+    top = sorted(want.values(), reverse=True)[:5]
+    assert [lp for _, lp in plan.best(5)] == pytest.approx([math.log(p) for p in top], abs=1e-9)
+
+
+def disjoint_parts(tmp_path: Path, n: int):
+    """Two add-k bigram tables over disjoint alphabets of n characters each (CJK, Hangul), each
+    character in a few names: (tables, vocabularies)."""
+    import random
+
+    tables, vocabs = [], []
+    for i, base in enumerate((0x4E00, 0xAC00)):
+        chars = [chr(base + k) for k in range(n)]
+        r = random.Random(i)
+        names = []
+        for _ in range(2):
+            r.shuffle(chars)
+            names += ["".join(chars[k : k + 4]) for k in range(0, n, 4)]
+        path = tmp_path / f"{i}.txt"
+        path.write_text("\n".join(names) + "\n", encoding="utf-8")
+        counts, vocab = counted(path, 2)
+        tables.append(count_table(counts, 0.01))
+        vocabs.append(vocab)
+    return tables, vocabs
+
+
+def test_a_mix_over_disjoint_alphabets_is_the_size_of_its_parts(tmp_path, monkeypatch):
+    """Two parts over 600 characters each (V = 1,201: beyond the dense fast path's 2^20 entries):
+    what the mix stores, and its chain (the states and the pairs its products read), grow with
+    the parts' entries plus V, not with V²; as one backoff table it would list V² entries, and
+    that is refused before a row is listed."""
+    import bigram.mixture as mixture
+    from bigram.exact.mixed import MixChain
+
+    tables, vocabs = disjoint_parts(tmp_path, 600)
+    mixed, union = mix_tables(tables, vocabs, [0.5, 0.5])
+    U = union.size
+    assert U == 1201 and mixed.dense is None
+    parts = sum(lv.entries for t in tables for lv in t.levels if lv is not None)  # what they list
+    stored = sum(x.numel() for x in torch.utils._pytree.tree_leaves(mixed.state()) if torch.is_tensor(x))
+    assert stored <= 6 * (parts + U)  # keys, ptr, cols, logp, backoff a row or entry, own
+    mc = MixChain(mixed)
+    mc.Qv(torch.ones(mc.K, dtype=torch.float64))  # every part's pairs made
+    assert mc.K <= U + 1
+    pairs = sum(len(ch.s) for _, ch in mc.parts)
+    assert pairs <= parts + 2 * mc.K < U * U // 20
+
+    def listed(*args):
+        raise AssertionError("a row was listed")
+
+    monkeypatch.setattr(mixture, "_listed_on_chains", listed)
+    with pytest.raises(BigramError, match=r"more than 100,000 entries \(at least 72[0-9,]+: its parts' voc"):
+        mixture.backoff_form(mixed, limit=100_000)
+
+
+def test_the_backoff_form_is_refused_as_soon_as_it_passes_its_cap(names_parts):
+    """A mix whose backoff form lists E entries is written under a cap of E and refused under
+    E − 1: the count is exact, and checked before the level that passes it is kept."""
+    from bigram.mixture import backoff_form
+
+    add_k, _, vocab = names_parts[3]
+    mixed, _ = mix_tables([add_k, names_parts[2][0]], [vocab, vocab], [0.6, 0.4])
+
+    def listed(t) -> int:
+        return sum(lv.entries for lv in t.levels if lv is not None)
+
+    E = listed(backoff_form(mixed))
+    assert listed(backoff_form(mixed, limit=E)) == E
+    with pytest.raises(BigramError, match=f"more than {E - 1:,} entries"):
+        backoff_form(mixed, limit=E - 1)
+
+
+def test_a_mix_nests_only_as_deep_as_a_stored_mix_is_read():
+    """Mixing a mix again and again: up to MAX_DEPTH nested mixes it is made and reads back;
+    one more is refused when it is made (no command could read it), in one line."""
+    v = Vocab(("a",))
+    t = Table.of_dense(torch.tensor([[0.5, 0.5], [0.25, 0.75]], dtype=torch.float64).log())
+    mixed, _ = mix_tables([t, t], [v, v], [0.5, 0.5])
+    for _ in range(MAX_DEPTH):
+        mixed, _ = mix_tables([mixed, t], [v, v], [0.5, 0.5])
+    back = Mixture.of_state(stored(mixed.state()), v.size, "mix.pt")
+    assert torch.allclose(back.to_dense(), t.to_dense(), rtol=0, atol=1e-12)  # a mix of one table is it
+    with pytest.raises(BigramError, match=f"nest mixes {MAX_DEPTH + 1} deep"):
+        mix_tables([mixed, t], [v, v], [0.5, 0.5])

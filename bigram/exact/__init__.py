@@ -9,6 +9,7 @@
     sparse.py        the chain of a sparse table (bigram.backoff): its known contexts and their
                      prefixes as states, rows and products without any K×V matrix
     sparse_automaton.py  automaton.py's plan over that chain
+    mixed.py         the chain of a mix kept as its parts (bigram.mixture): their sparse chains summed
 
 plans.py imports an engine only when a request needs it (automaton.py only for patterns).
 Layer 4 (sampling): imports bigram.counts, bigram.vocab, bigram.options and the layers below;

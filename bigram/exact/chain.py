@@ -176,10 +176,17 @@ def of_table(table, adjust: Callable[[torch.Tensor], torch.Tensor] = torch.exp, 
     A dense table: its C contexts, merged where that pays (order ≥ 3). A sparse one: the states
     of exact/sparse.py, as K×V matrices where K·V ≤ DENSE_CHAIN, else its SparseChain."""
     from bigram.backoff import Table
-    from bigram.mixture import Mixture, backoff_form
+    from bigram.mixture import Mixture
 
-    if isinstance(table, Mixture):  # its own backoffs are its parts': the walk needs one table
-        table = Table.of_dense(table.dense) if table.dense is not None else backoff_form(table)
+    if isinstance(table, Mixture):  # kept as its parts: held dense where small, else exact/mixed.py
+        if table.dense is None:
+            from bigram.exact.mixed import of_mixture
+
+            table = of_mixture(table, adjust, temperature, cut, DENSE_CHAIN)  # a chain, or one backoff table
+            if not isinstance(table, Table):
+                return table
+        else:
+            table = Table.of_dense(table.dense)
     if isinstance(table, Table) and table.dense is None:
         from bigram.exact.sparse import SparseChain, States, chunks
 

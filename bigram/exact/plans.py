@@ -42,7 +42,12 @@ def plan(chain: Chain, vocab: Vocab, constraints: Constraints, patterns: Pattern
     """The plan of a request: the automaton's when there are patterns (regular constraints are
     conditioned on (context, automaton state)), else conditioning's, which needs no automaton."""
     if patterns:
-        from bigram.exact import automaton
+        from bigram.exact import automaton, mixed
+
+        if isinstance(chain, mixed.MixChain):  # a mix's chain is its parts': patterns read one table
+            from bigram.exact.chain import of_table
+
+            chain = of_table(mixed.one_table(chain.mix))
 
         if not isinstance(chain, automaton.Chain):  # a sparse table's chain: exact/sparse_automaton.py
             from bigram.exact import sparse_automaton

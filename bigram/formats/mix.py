@@ -37,12 +37,13 @@ import torch
 from bigram.backoff import Table
 from bigram.counts import order_of
 from bigram.errors import BigramError
-from bigram.mixture import Mixture, lift, token_map
-from bigram.vocab import Vocab
+from bigram.mixture import MAX_DEPTH, Mixture, lift, nesting, token_map
+from bigram.vocab import Vocab, check_keys
 
 __all__ = [
     "EMResult",
     "Events",
+    "check_union",
     "check_weights",
     "event_probs",
     "events_of_counts",
@@ -71,7 +72,13 @@ def mix_tables(tables: Sequence, vocabs: Sequence[Vocab], weights: Sequence[floa
         for t, v in zip(tables, vocabs, strict=True)
     ]
     own = [token_map(v, union) for v in vocabs]
-    return Mixture(parts, weights, own).with_dense(), union
+    mixed = Mixture(parts, weights, own)
+    if nesting(mixed) > MAX_DEPTH:  # no command would read it back (Mixture.of_state)
+        raise BigramError(
+            f"this mix would nest mixes {nesting(mixed)} deep, and a mix holds them at most {MAX_DEPTH} "
+            "deep: mix the runs its deepest mix mixes instead"
+        )
+    return mixed.with_dense(), union
 
 
 def event_probs(mixture: Mixture, events: Events) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -82,8 +89,27 @@ def event_probs(mixture: Mixture, events: Events) -> list[tuple[torch.Tensor, to
 
 
 def check_weights(weights: Sequence[float]) -> None:
-    if any(w < 0 or not math.isfinite(w) for w in weights) or not math.isclose(sum(weights), 1.0):
-        raise BigramError(f"mix weights must be ≥ 0 and sum to 1, not {list(weights)}")
+    """Weights are a distribution: finite, ≥ 0, summing to 1 (to rounding)."""
+    if any(not 0 <= w < math.inf for w in weights) or not math.isclose(math.fsum(weights), 1.0):
+        given = ", ".join(f"{w:g}" for w in weights)
+        given = given if len(given) <= 200 else given[:200] + "…"
+        raise BigramError(f"mix weights must be ≥ 0 and sum to 1, not [{given}]")
+
+
+def check_union(union: Vocab, order: int) -> None:
+    """Refuse a union vocabulary beyond train's limits, before any table is lifted onto it: at
+    most MAX_V − 256 distinct characters beyond Latin-1 (the reader's limit), and n-grams that
+    fit 64-bit keys at the mix's order (V^N < 2^62, `check_keys`)."""
+    from bigram.reader.corpus import MAX_V
+
+    beyond = sum(ord(ch) >= 0x100 for ch in union.chars)
+    if beyond + 256 > MAX_V:
+        raise BigramError(
+            f"the runs' vocabularies together hold {beyond:,} distinct characters beyond Latin-1, more "
+            f"than train's limit of {MAX_V - 256:,}: a mix is read over the union of its runs' "
+            "characters; mix runs that share more of them"
+        )
+    check_keys(union.size, order, " (the union of the runs' vocabularies)")
 
 
 def heldout_events(names: Sequence[str], union: Vocab, order: int) -> Events:
