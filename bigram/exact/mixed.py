@@ -23,14 +23,13 @@ written as one table in backoff form where that is affordable, and refused in on
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from bigram.backoff import Level, Table
-from bigram.exact.sparse import SparseChain, States, _ranges
+from bigram.exact.sparse import RowReads, SparseChain, States, _ranges
 
 _I64 = torch.int64
 MAX_PART_STATES = 1 << 24  # a part's chain per table and state: ~100 bytes each (1.6 GB at most)
@@ -67,7 +66,7 @@ def _part_states(shared: States, table: Table) -> States:
     return st
 
 
-class MixChain:
+class MixChain(RowReads):
     """What chain.Chain and SparseChain answer (the products, rows, draws' and searches' needs),
     for a mix: a SparseChain per part over the mix's states, summed with per-state weights."""
 
@@ -141,18 +140,6 @@ class MixChain:
             out[rows[which], st.key[child] % self.V] = child
         return out
 
-    def weights(self, states: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """P(s, c)·v[next(s, c)] for the states given and every c."""
-        P, succ = self.rows(states)
-        return P.mul_(v[succ])
-
-    def log_row(self, state: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log Q(state, c) for every c, −inf at the boundary; the state after each c)."""
-        P, succ = self.rows(torch.tensor([state]))
-        out = P[0].log()
-        out[0] = -math.inf
-        return out, succ[0]
-
     def prob(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """P(token | state) for tensors of one shape."""
         states, tokens = torch.broadcast_tensors(torch.as_tensor(states), torch.as_tensor(tokens))
@@ -161,16 +148,6 @@ class MixChain:
     def prob_all(self, token: int) -> torch.Tensor:
         """P(token | s) for every state s."""
         return sum(c * ch.prob_all(token) for c, ch in self.parts)
-
-    def next(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        return self.states.next(states, tokens)
-
-    def next_one(self, state: int, token: int) -> int:
-        return int(self.states.next(torch.tensor([state]), torch.tensor([token]))[0])
-
-    def state_of(self, context: int) -> int:
-        """The state of the mix's full context `context`."""
-        return int(self.states.locate(torch.tensor([context]))[0])
 
 
 def _weights(mix, st: States) -> tuple[list[tuple[Table, torch.Tensor]], torch.Tensor]:

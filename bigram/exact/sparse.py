@@ -277,7 +277,35 @@ def chunks(n: int, V: int):
     return (slice(lo, min(n, lo + step)) for lo in range(0, n, step))
 
 
-class SparseChain:
+class RowReads:
+    """What a chain derives from its `rows(states)` (P rows and next-state rows of a block of
+    states) and its `states` (States): the weighted rows of a backward message, one state's log
+    row, and the walk from state to state. SparseChain and exact.mixed.MixChain share them."""
+
+    def next(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self.states.next(states, tokens)
+
+    def next_one(self, state: int, token: int) -> int:
+        return int(self.states.next(torch.tensor([state]), torch.tensor([token]))[0])
+
+    def state_of(self, context: int) -> int:
+        """The state of the model's full context `context`."""
+        return int(self.states.locate(torch.tensor([context]))[0])
+
+    def weights(self, states: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """P(s, c)·v[next(s, c)] for the states given and every c."""
+        P, succ = self.rows(states)
+        return P.mul_(v[succ])
+
+    def log_row(self, state: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log Q(state, c) for every c, −inf at the boundary; the state after each c)."""
+        P, succ = self.rows(torch.tensor([state]))
+        out = P[0].log()
+        out[0] = -math.inf
+        return out, succ[0]
+
+
+class SparseChain(RowReads):
     """The chain over States with rows adjusted by `adjust` (log rows → probabilities: exp, or
     temperature/top-k/top-p row by row), what chain.Chain answers without any K×V matrix.
 
@@ -433,18 +461,6 @@ class SparseChain:
         lp, out = self.states.block(states, succ)
         return self.adjust(lp), out
 
-    def weights(self, states: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """P(s, c)·v[next(s, c)] for the states given and every c."""
-        P, succ = self.rows(states)
-        return P.mul_(v[succ])
-
-    def log_row(self, state: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log Q(state, c) for every c, −inf at the boundary; the state after each c)."""
-        P, succ = self.rows(torch.tensor([state]))
-        out = P[0].log()
-        out[0] = -math.inf
-        return out, succ[0]
-
     def prob(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """P(token | state), adjusted, for tensors of one shape."""
         states, tokens = torch.broadcast_tensors(torch.as_tensor(states), torch.as_tensor(tokens))
@@ -461,16 +477,6 @@ class SparseChain:
         if self.cut:
             return self.prob(torch.arange(self.K), torch.full((self.K,), token, dtype=_I64))
         return (self.states.log_prob_all(token) / self.T - self._logz).exp()
-
-    def next(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        return self.states.next(states, tokens)
-
-    def next_one(self, state: int, token: int) -> int:
-        return int(self.states.next(torch.tensor([state]), torch.tensor([token]))[0])
-
-    def state_of(self, context: int) -> int:
-        """The state of the table's full context `context`."""
-        return int(self.states.locate(torch.tensor([context]))[0])
 
 
 def _segment_lse(which: torch.Tensor, x: torch.Tensor, n: int) -> torch.Tensor:
