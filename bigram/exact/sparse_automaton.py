@@ -21,8 +21,11 @@ import torch
 
 from bigram.errors import BigramError
 from bigram.exact import automaton
-from bigram.exact.automaton import _DEAD, DFA, MAX_PRODUCT, too_many
+from bigram.exact.automaton import MAX_PRODUCT, too_many
+from bigram.exact.dfa import DEAD as _DEAD
+from bigram.exact.dfa import DFA
 from bigram.exact.sparse import SparseChain, _ranges, chunks
+from bigram.options import MAX_STEPS
 from bigram.vocab import BOUNDARY_ID
 
 MAX_ENTRIES = 1 << 26  # the pairs' entries (one per pair and token of D(s)): 2.5 GiB at most
@@ -35,15 +38,15 @@ class Plan(automaton.Plan):
 
     def _build(self, chain: SparseChain, dfa: DFA) -> None:
         chain._op()
-        Q = len(dfa.delta)
-        self.chain, self.Qd, self.delta = chain, Q, torch.tensor(dfa.delta, dtype=torch.long)
+        Q = dfa.n
+        self.chain, self.Qd, self.dfa = chain, Q, dfa
         self.ptr = torch.searchsorted(chain.s, torch.arange(chain.K + 1))  # each state's pairs (s, w)
         start = chain.state_of(BOUNDARY_ID) * Q + dfa.start  # a key: chain state · Q + DFA state
         self.keys = keys = self._reach(torch.tensor([start]))
         self.N = N = len(keys)
         self.s, self.q = keys // Q, keys % Q
         self.first = int(torch.searchsorted(keys, keys.new_tensor(start)))
-        accept = torch.tensor(dfa.accept, dtype=torch.float64)
+        accept = dfa.accept.to(torch.float64)
         self.end = chain.end[self.s] * accept[self.q]  # h_0
         beta = chain.beta[self.s]
         self.px = torch.where(beta > 0, self._find(chain.states.parent[self.s].clamp(min=0) * Q + self.q), N)
@@ -62,14 +65,14 @@ class Plan(automaton.Plan):
         parent's target key, own weight, parent's weight); a target −1 where the automaton dies."""
         chain, Q = self.chain, self.Qd
         which, e = _ranges(self.ptr[s], self.ptr[s + 1])
-        nq = self.delta[q[which], chain.w[e]]
+        nq = self.dfa.moves(q[which], chain.w[e])
         own = torch.where(nq != _DEAD, chain.sigma[e] * Q + nq, -1)
         par = torch.where(nq != _DEAD, chain.tau[e] * Q + nq, -1)
         out = [(which, own, par, chain.a[e], chain.b[e])]
         root = (s == 0).nonzero().squeeze(1)  # the root's pairs: every token it can emit
         c = (chain.root_q > 0).nonzero().squeeze(1)
         if len(root) and len(c):
-            nq = self.delta[q[root][:, None], c[None, :]]
+            nq = self.dfa.moves(q[root][:, None], c[None, :])
             key = torch.where(nq != _DEAD, chain.root_succ[c][None, :] * Q + nq, -1)
             n, weights = len(root) * len(c), chain.root_q[c].repeat(len(root))
             none, zero = torch.full((n,), -1), torch.zeros(n, dtype=torch.float64)
@@ -116,29 +119,68 @@ class Plan(automaton.Plan):
             A[lo:hi] += self.beta[lo:hi] * A[self.px[lo:hi]]
         return A[: self.N].clamp_(min=0)
 
-    def _rows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _raw_rows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(P rows, next pairs: N where impossible) of the pairs x, made from their states' rows."""
         P, succ = self.chain.rows(self.s[x])
-        key = succ * self.Qd + self.delta[self.q[x]]
-        nxt = self._find(key)
-        nxt[self.delta[self.q[x]] == _DEAD] = self.N
+        moves = self.dfa.rows(self.q[x])
+        nxt = self._find(succ * self.Qd + moves)
+        nxt[moves == _DEAD] = self.N
         nxt[:, BOUNDARY_ID] = self.N
         return P, nxt
+
+    def _rows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """_raw_rows in the messages' scale (automaton.Plan._scale)."""
+        P, nxt = self._raw_rows(x)
+        e = (P.log_() + self._Gp[nxt] - self._G[x, None]).clamp_(max=700.0).exp_()
+        return torch.where(nxt < self.N, e, 0.0), nxt
+
+    def _row(self, x: int) -> tuple[list[float], list[int]]:
+        P, nxt = self._raw_rows(torch.tensor([x]))
+        return P[0].log().tolist(), nxt[0].tolist()
+
+    def _best_bound(self) -> torch.Tensor:
+        return self._bound()
+
+    def _levels(self) -> torch.Tensor:
+        """log of each pair's scale: the best completion from below (through the entries and
+        β̃ times the parent's moves, as _bound), at most 0, until no pair improves."""
+        lend = self.end_raw.log()
+        H = lend.clamp(max=0)
+        for _ in range(MAX_STEPS):
+            M = self._best_move(H)
+            new = torch.maximum(H, M).clamp_(max=0)
+            if torch.equal(new, H):
+                break
+            H = new
+        return torch.where(torch.isfinite(H), H, 0.0)
+
+    def _best_move(self, H: torch.Tensor) -> torch.Tensor:
+        """max over moves of log Q + H(next), through the entries and β̃ times the parent's."""
+        Hp = torch.cat([H, torch.tensor([-math.inf], dtype=torch.float64)])
+        M = torch.full((self.N + 1,), -math.inf, dtype=torch.float64)
+        M.scatter_reduce_(0, self.ex, self.ela + Hp[self.ei], "amax")
+        for lo, hi in self.levels:
+            M[lo:hi] = torch.maximum(M[lo:hi], self.lbeta[lo:hi] + M[self.px[lo:hi]])
+        return M[: self.N]
+
+    def _scale(self, G: torch.Tensor) -> None:
+        """automaton.Plan._scale on the entries: each weight times e^(G(its target) − G(its pair)),
+        β̃ times e^(G(parent pair) − G(pair))."""
+        self._G, self._Gp = G, torch.cat([G, torch.zeros(1, dtype=G.dtype)])
+        Gx = self._Gp[self.ex]
+        self.ea = (self.ela + self._Gp[self.ei] - Gx).clamp_(max=700.0).exp_()
+        self.eb = (self.eb.log() + self._Gp[self.ej] - Gx).clamp_(max=700.0).exp_()
+        self.beta = (self.lbeta + self._Gp[self.px] - G).clamp_(max=700.0).exp_()
+        self.end = (self.end_raw.log() - G).clamp_(max=700.0).exp_()
 
     def _bound(self) -> torch.Tensor:
         """An upper bound of the best completion's log-probability from each pair, lengths aside:
         from log 1 down, each round max(end, the best move) through the entries and β̃ times the
         parent pair's bound (which may count a token the pair's state lists: never below)."""
-        ninf = -math.inf
-        lend = self.end.log()
+        lend = self.end_raw.log()
         H = torch.zeros(self.N, dtype=torch.float64)
         for _ in range(_ROUNDS):
-            Hp = torch.cat([H, torch.tensor([ninf], dtype=torch.float64)])
-            M = torch.full((self.N + 1,), ninf, dtype=torch.float64)
-            M.scatter_reduce_(0, self.ex, self.ela + Hp[self.ei], "amax")
-            for lo, hi in self.levels:
-                M[lo:hi] = torch.maximum(M[lo:hi], self.lbeta[lo:hi] + M[self.px[lo:hi]])
-            new = torch.minimum(H, torch.maximum(lend, M[: self.N]))
+            new = torch.minimum(H, torch.maximum(lend, self._best_move(H)))
             if torch.equal(new, H):
                 break
             H = new
