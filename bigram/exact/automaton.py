@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import warnings
 
 import torch
 
@@ -38,6 +39,7 @@ __all__ = ["DFA", "Plan", "accepts", "compile_pattern", "constraint_dfa", "prefi
            "suffix"]  # fmt: skip
 
 MAX_PRODUCT = 1 << 22  # (context, automaton state) pairs a walk can reach
+MAX_ENTRIES = 1 << 26  # pairs × V of a table held whole: its rows, 768 MiB (sparse_automaton: its moves)
 
 
 # --- the constraints of a request: one automaton, and the plan over it -------------------------------
@@ -94,30 +96,34 @@ class Plan:
 
         start = chain.state_of(BOUNDARY_ID) * Q + dfa.start  # a key: chain state · Q + DFA state
         keys = torch.tensor([start])
-        frontier = keys
+        frontier, seen = keys, _Index(keys, chain.K * Q)
         while len(frontier):
             s, q = frontier // Q, frontier % Q
             ns, nq = succ(s)[:, 1:], dfa.rows(q)[:, 1:]
             ok = (probs[s, 1:] > 0) & (nq != _DEAD)
-            found = torch.unique(ns[ok] * Q + nq[ok])
-            frontier = found[~torch.isin(found, keys)]
+            frontier = seen.add((ns * Q + nq)[ok])
             keys = torch.cat([keys, frontier])
             if len(keys) > MAX_PRODUCT:
                 raise too_many(Q)
         keys = keys.sort().values
         self.N = N = len(keys)
+        if N * (V - 1) > MAX_ENTRIES:
+            raise BigramError(
+                f"the constraints' automaton ({Q:,} states) and the model's {chain.K:,} contexts make "
+                f"{N * (V - 1):,} moves to weigh (limit {MAX_ENTRIES:,}); use fewer or simpler constraints"
+            )
         self.s, self.q = keys // Q, keys % Q
-        self.nxt = torch.empty(N, V, dtype=torch.int32)
+        self.nxt = torch.empty(N, V - 1, dtype=torch.int32)  # columns: tokens 1 … V − 1
+        self.Pr = torch.empty(N, V - 1, dtype=torch.float64)
+        index = _Index(keys, chain.K * Q, sorted_keys=True)
         for sl in chunks(N, V):  # a block of pairs at a time: no N × V int64 temporaries
-            nq = dfa.rows(self.q[sl])
-            nk = succ(self.s[sl]) * Q + nq
-            pos = torch.searchsorted(keys, nk).clamp_(max=N - 1)
-            hit = (keys[pos] == nk) & (nq != _DEAD) & (probs[self.s[sl]] > 0)
-            self.nxt[sl] = torch.where(hit, pos, N)
-        self.nxt[:, BOUNDARY_ID] = N
-        self.first = int(torch.searchsorted(keys, keys.new_tensor(start)))
-        self.Pr = probs[self.s]  # N × V: each state's row of the table
-        self.end = self.Pr[:, BOUNDARY_ID] * accept[self.q]  # h_0
+            nq = dfa.rows(self.q[sl])[:, 1:]
+            P = probs[self.s[sl], 1:]
+            pos = index.find(succ(self.s[sl])[:, 1:] * Q + nq)
+            self.nxt[sl] = torch.where((nq != _DEAD) & (P > 0), pos, N)
+            self.Pr[sl] = P
+        self.first = int(index.find(torch.tensor([start]))[0])
+        self.end = probs[self.s, BOUNDARY_ID] * accept[self.q]  # h_0
 
     # --- the messages' scale ---------------------------------------------------------------------
     def _levels(self) -> torch.Tensor:
@@ -131,22 +137,32 @@ class Plan:
         """Messages in the scale of each pair's best completion: h(x) stored as h(x)·e^(−G(x)),
         so rows become P(c | x)·e^(G(next) − G(x)) and h_0 = end·e^(−G). A name that needs
         3,000 given letters has P ~ 1e-5000 at the start and ~1 near its end; in this scale
-        every pair's mass is ~1 at its best length, far from float64's limits either way."""
+        every pair's mass is ~1 at its best length, far from float64's limits either way.
+        Then the rows are one sparse matrix, N × (N + 1) (column N: the impossible pair), over
+        the same storage: a step is one sparse product (20× the gathers')."""
         self._G, self._Gp = G, torch.cat([G, torch.zeros(1, dtype=G.dtype)])
         for sl in chunks(self.N, self.V):
             nxt = self.nxt[sl]
             e = (self.Pr[sl] + self._Gp[nxt] - G[sl, None]).clamp_(max=700.0).exp_()  # Pr: log P
             self.Pr[sl] = torch.where(nxt < self.N, e, 0.0)
         self.end = (self.end_raw.log() - G).clamp_(max=700.0).exp_()
+        width = self.V - 1
+        crow = torch.arange(self.N + 1, dtype=torch.int32) * width
+        with warnings.catch_warnings():  # torch calls its CSR support beta, once per process
+            warnings.simplefilter("ignore")
+            self._T = torch.sparse_csr_tensor(
+                crow, self.nxt.view(-1), self.Pr.view(-1), size=(self.N, self.N + 1), dtype=torch.float64
+            )
 
     def _step(self, h: torch.Tensor) -> torch.Tensor:
         """(T h)(x) = Σ_{c ≥ 1} P(c | x's context) · h(the state after c), in the messages' scale."""
-        padded = torch.cat([h, torch.zeros(1, dtype=h.dtype)])
-        return (self.Pr[:, 1:] * padded[self.nxt[:, 1:]]).sum(1)
+        return self._T @ torch.cat([h, torch.zeros(1, dtype=h.dtype)])
 
     def _rows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(P rows in the messages' scale, next pairs: N where impossible) of the pairs x."""
-        return self.Pr[x], self.nxt[x].long()
+        """(P rows in the messages' scale, next pairs: N where impossible) of the pairs x, V wide
+        (column 0, the boundary, 0 and N)."""
+        P = torch.cat([torch.zeros(len(x), 1, dtype=torch.float64), self.Pr[x]], 1)
+        return P, torch.cat([torch.full((len(x), 1), self.N), self.nxt[x].long()], 1)
 
     def _row(self, x: int) -> tuple[list[float], list[int]]:
         """(log P, next pair) of each character from pair x, as lists (the search reads them one by one)."""
@@ -165,7 +181,7 @@ class Plan:
             padded = torch.cat([bound, ninf[None]])
             new = bound.clone()
             for sl in chunks(self.N, self.V):
-                best = (self.Pr[sl, 1:] + padded[self.nxt[sl, 1:]]).max(1).values
+                best = (self.Pr[sl] + padded[self.nxt[sl]]).max(1).values
                 new[sl] = torch.maximum(new[sl], best)
             if torch.equal(new, bound):
                 break
@@ -286,6 +302,38 @@ class Plan:
                 longer = g + lp[c]
                 heapq.heappush(heap, (-(longer + H[y]), counter, longer, j + 1, y, (*path, c), False))
         return out
+
+
+_LOOKUP = 1 << 25  # key spaces up to this size are indexed by a table (128 MiB of int32), not a search
+
+
+class _Index:
+    """Keys (chain state · Q + DFA state): which were seen (`add`), and the position of each among
+    sorted `keys` (`find`: N where absent). A small key space is a table, a large one a search."""
+
+    def __init__(self, keys: torch.Tensor, space: int, sorted_keys: bool = False):
+        self.keys, self.N = keys, len(keys)
+        self.table = torch.full((space,), -1, dtype=torch.int32) if space <= _LOOKUP else None
+        if self.table is not None:
+            self.table[keys] = torch.arange(len(keys), dtype=torch.int32) if sorted_keys else 0
+
+    def add(self, want: torch.Tensor) -> torch.Tensor:
+        """The keys of `want` not seen before, each once (and now seen)."""
+        if self.table is None:
+            found = torch.unique(want)
+            new = found[~torch.isin(found, self.keys)]
+            self.keys = torch.cat([self.keys, new])
+            return new
+        new = torch.unique(want[self.table[want] < 0])
+        self.table[new] = 0
+        return new
+
+    def find(self, want: torch.Tensor) -> torch.Tensor:
+        if self.table is not None:
+            pos = self.table[want]
+            return torch.where(pos >= 0, pos, self.N)
+        pos = torch.searchsorted(self.keys, want).clamp_(max=self.N - 1)
+        return torch.where(self.keys[pos] == want, pos, self.N)
 
 
 def too_many(Q: int) -> BigramError:

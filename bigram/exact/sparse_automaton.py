@@ -21,14 +21,13 @@ import torch
 
 from bigram.errors import BigramError
 from bigram.exact import automaton
-from bigram.exact.automaton import MAX_PRODUCT, too_many
+from bigram.exact.automaton import MAX_ENTRIES, MAX_PRODUCT, too_many
 from bigram.exact.dfa import DEAD as _DEAD
 from bigram.exact.dfa import DFA
 from bigram.exact.sparse import SparseChain, _ranges, chunks
 from bigram.options import MAX_STEPS
 from bigram.vocab import BOUNDARY_ID
 
-MAX_ENTRIES = 1 << 26  # the pairs' entries (one per pair and token of D(s)): 2.5 GiB at most
 _ROUNDS = 200  # the search's bound, from above: rounds at most (each one a bound)
 
 
