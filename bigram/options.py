@@ -67,6 +67,11 @@ def check_count(n: int, unique: bool = False, most_likely: int | None = None) ->
 def check_affixes(start: str = "", end: str = "") -> None:
     """--start/--end: names are stripped by the text rule, so none begins or ends with white space."""
     why = "which no name does (names are stripped)"
+    for flag, text in (("--start", start), ("--end", end)):
+        if len(text) > MAX_STEPS:
+            raise BigramError(
+                f"{flag} of {len(text):,} characters: names are sampled up to {MAX_STEPS:,} characters long"
+            )
     if start[:1].isspace():
         raise BigramError(f"--start {start!r} begins with white space, {why}")
     if end[-1:].isspace():
