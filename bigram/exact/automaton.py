@@ -29,7 +29,7 @@ from bigram.errors import BigramError
 from bigram.exact.chain import Chain
 from bigram.exact.constraints import Constraints, Patterns, SearchStopped
 from bigram.exact.dfa import DEAD as _DEAD
-from bigram.exact.dfa import DFA, accepts, prefix, product, substrings, suffix
+from bigram.exact.dfa import DFA, KeySet, Positions, accepts, prefix, product, substrings, suffix
 from bigram.exact.regex import compile_pattern
 from bigram.exact.sparse import chunks
 from bigram.options import MAX_STEPS
@@ -96,7 +96,7 @@ class Plan:
 
         start = chain.state_of(BOUNDARY_ID) * Q + dfa.start  # a key: chain state · Q + DFA state
         keys = torch.tensor([start])
-        frontier, seen = keys, _Index(keys, chain.K * Q)
+        frontier, seen = keys, KeySet(keys, chain.K * Q)
         while len(frontier):
             s, q = frontier // Q, frontier % Q
             ns, nq = succ(s)[:, 1:], dfa.rows(q)[:, 1:]
@@ -115,7 +115,7 @@ class Plan:
         self.s, self.q = keys // Q, keys % Q
         self.nxt = torch.empty(N, V - 1, dtype=torch.int32)  # columns: tokens 1 … V − 1
         self.Pr = torch.empty(N, V - 1, dtype=torch.float64)
-        index = _Index(keys, chain.K * Q, sorted_keys=True)
+        index = Positions(keys, chain.K * Q)
         for sl in chunks(N, V):  # a block of pairs at a time: no N × V int64 temporaries
             nq = dfa.rows(self.q[sl])[:, 1:]
             P = probs[self.s[sl], 1:]
@@ -324,36 +324,6 @@ class Plan:
 
 
 _SWEEPS = 32  # rounds of _bound over every pair before it follows only the improved ones
-_LOOKUP = 1 << 25  # key spaces up to this size are indexed by a table (128 MiB of int32), not a search
-
-
-class _Index:
-    """Keys (chain state · Q + DFA state): which were seen (`add`), and the position of each among
-    sorted `keys` (`find`: N where absent). A small key space is a table, a large one a search."""
-
-    def __init__(self, keys: torch.Tensor, space: int, sorted_keys: bool = False):
-        self.keys, self.N = keys, len(keys)
-        self.table = torch.full((space,), -1, dtype=torch.int32) if space <= _LOOKUP else None
-        if self.table is not None:
-            self.table[keys] = torch.arange(len(keys), dtype=torch.int32) if sorted_keys else 0
-
-    def add(self, want: torch.Tensor) -> torch.Tensor:
-        """The keys of `want` not seen before, each once (and now seen)."""
-        if self.table is None:
-            found = torch.unique(want)
-            new = found[~torch.isin(found, self.keys)]
-            self.keys = torch.cat([self.keys, new])
-            return new
-        new = torch.unique(want[self.table[want] < 0])
-        self.table[new] = 0
-        return new
-
-    def find(self, want: torch.Tensor) -> torch.Tensor:
-        if self.table is not None:
-            pos = self.table[want]
-            return torch.where(pos >= 0, pos, self.N)
-        pos = torch.searchsorted(self.keys, want).clamp_(max=self.N - 1)
-        return torch.where(self.keys[pos] == want, pos, self.N)
 
 
 def too_many(Q: int) -> BigramError:

@@ -59,6 +59,49 @@ class DFA:
         return self.delta[q, self.classes[tokens]].long()
 
 
+_SEEN = 1 << 28  # key spaces up to this size are marked in a table (256 MiB of bool), not searched
+_LOOKUP = 1 << 25  # key spaces up to this size are indexed by a table (128 MiB of int32), not searched
+
+
+class KeySet:
+    """The keys (a state of one machine · Q + a state of another) a breadth-first search has
+    seen: `add` returns those of a batch not seen before, each once. A small key space is a
+    table, a large one a sorted search."""
+
+    def __init__(self, keys: torch.Tensor, space: int):
+        self.keys = keys
+        self.table = torch.zeros(space, dtype=torch.bool) if space <= _SEEN else None
+        if self.table is not None:
+            self.table[keys] = True
+
+    def add(self, want: torch.Tensor) -> torch.Tensor:
+        if self.table is None:
+            found = torch.unique(want)
+            new = found[~torch.isin(found, self.keys)]
+            self.keys = torch.cat([self.keys, new])
+            return new
+        new = torch.unique(want[~self.table[want]])
+        self.table[new] = True
+        return new
+
+
+class Positions:
+    """The position of each key among sorted `keys`, n = len(keys) where absent: a table over a
+    small key space, else a search."""
+
+    def __init__(self, keys: torch.Tensor, space: int):
+        self.keys, self.n = keys, len(keys)
+        self.table = torch.full((space,), self.n, dtype=torch.int32) if space <= _LOOKUP else None
+        if self.table is not None:
+            self.table[keys] = torch.arange(len(keys), dtype=torch.int32)
+
+    def find(self, want: torch.Tensor) -> torch.Tensor:
+        if self.table is not None:
+            return self.table[want].long()
+        pos = torch.searchsorted(self.keys, want).clamp_(max=self.n - 1)
+        return torch.where(self.keys[pos] == want, pos, self.n)
+
+
 def check_entries(states: int, classes: int, what: str) -> None:
     """A table is states × classes int32: refused before it is made beyond MAX_ENTRIES."""
     if states * classes > MAX_ENTRIES:
@@ -245,11 +288,11 @@ def product(dfas: list[DFA], what: str = "the constraints") -> DFA:
         K, Qb = len(ka), other.n
         da, db = dfa.delta[:, ka].long(), other.delta[:, kb].long()  # by the new classes
         start = dfa.start * Qb + other.start
-        keys, frontier = torch.tensor([start]), torch.tensor([start])
+        keys = torch.tensor([start])
+        frontier, seen = keys, KeySet(keys, dfa.n * Qb)
         while len(frontier):
             na, nb = da[frontier // Qb], db[frontier % Qb]
-            found = torch.unique((na * Qb + nb)[(na != DEAD) & (nb != DEAD)])
-            frontier = found[~torch.isin(found, keys)]
+            frontier = seen.add((na * Qb + nb)[(na != DEAD) & (nb != DEAD)])
             keys = torch.cat([keys, frontier])
             if len(keys) > MAX_STATES:
                 raise BigramError(
@@ -258,18 +301,20 @@ def product(dfas: list[DFA], what: str = "the constraints") -> DFA:
             check_entries(len(keys) + 1, K, what)
         keys = keys.sort().values
         a, b = keys // Qb, keys % Qb
-        nk = da[a] * Qb + db[b]
-        pos = torch.searchsorted(keys, nk).clamp_(max=len(keys) - 1)
-        ok = (keys[pos] == nk) & (da[a] != DEAD) & (db[b] != DEAD)
-        table = torch.cat([torch.zeros(1, K, dtype=_I32), torch.where(ok, pos + 1, DEAD).to(_I32)])
+        index = Positions(keys, dfa.n * Qb)
+        table = torch.zeros(len(keys) + 1, K, dtype=_I32)
+        for lo in range(0, len(keys), 1 << 16):  # a block of states at a time
+            x, y = da[a[lo : lo + (1 << 16)]], db[b[lo : lo + (1 << 16)]]
+            pos = index.find(x * Qb + y)
+            table[1 + lo : 1 + lo + len(x)] = torch.where((x != DEAD) & (y != DEAD), pos + 1, DEAD).to(_I32)
         accept = torch.cat([torch.tensor([False]), dfa.accept[a] & other.accept[b]])
-        first = int(torch.searchsorted(keys, torch.tensor(start))) + 1
+        first = int(index.find(torch.tensor([start]))[0]) + 1
         dfa = prune(DFA(table, cls, first, accept))
     return dfa
 
 
 _PRUNE_ROUNDS = 64  # backward rounds of prune(); a state not settled by then is kept (never wrong)
-_MERGE_ENTRIES = 1 << 22  # tables up to this size get their alike columns merged
+_MERGE_ENTRIES = 1 << 22  # tables up to this size are pruned and get their alike columns merged
 
 
 def prune(dfa: DFA) -> DFA:
@@ -278,6 +323,8 @@ def prune(dfa: DFA) -> DFA:
     round at a time over the states not yet live; a state still unsettled after _PRUNE_ROUNDS is
     kept (pruning only saves work: a state that cannot accept gets weight 0 anyway)."""
     n = dfa.n
+    if dfa.delta.numel() > _MERGE_ENTRIES:  # large: each round would cost the whole table
+        return dfa
     alive = dfa.accept.clone()
     alive[DEAD] = False
     todo = (~alive).nonzero().squeeze(1)

@@ -23,7 +23,7 @@ from bigram.errors import BigramError
 from bigram.exact import automaton
 from bigram.exact.automaton import MAX_ENTRIES, MAX_PRODUCT, too_many
 from bigram.exact.dfa import DEAD as _DEAD
-from bigram.exact.dfa import DFA
+from bigram.exact.dfa import DFA, KeySet
 from bigram.exact.sparse import SparseChain, _ranges, chunks
 from bigram.options import MAX_STEPS
 from bigram.vocab import BOUNDARY_ID
@@ -63,6 +63,7 @@ class Plan(automaton.Plan):
         """Every move from pairs (s, q) the products read: (which pair, own target key, the
         parent's target key, own weight, parent's weight); a target −1 where the automaton dies."""
         chain, Q = self.chain, self.Qd
+        self._count(s)
         which, e = _ranges(self.ptr[s], self.ptr[s + 1])
         nq = self.dfa.moves(q[which], chain.w[e])
         own = torch.where(nq != _DEAD, chain.sigma[e] * Q + nq, -1)
@@ -78,31 +79,36 @@ class Plan(automaton.Plan):
             out.append((root.repeat_interleave(len(c)), key.reshape(-1), none, weights, zero))
         return tuple(torch.cat(parts) for parts in zip(*out, strict=True))
 
+    def _count(self, s: torch.Tensor) -> None:
+        """The moves of pairs at states s, counted (with those counted before: every pair's moves
+        are made once while the pairs are found) and refused past MAX_ENTRIES before any is made."""
+        root = int((s == 0).sum()) * int((self.chain.root_q > 0).sum())
+        self._counted = getattr(self, "_counted", 0) + int((self.ptr[s + 1] - self.ptr[s]).sum()) + root
+        if self._counted > MAX_ENTRIES:
+            raise BigramError(
+                f"the constraints' automaton ({self.Qd:,} states) and the model's contexts make more than "
+                f"{MAX_ENTRIES:,} moves to weigh; use fewer or simpler constraints"
+            )
+
     def _reach(self, keys: torch.Tensor) -> torch.Tensor:
         """The pairs a walk reaches from `keys`, closed under (s, q) → (parent(s), q) where
         β̃(s) > 0, sorted."""
         chain, Q = self.chain, self.Qd
-        frontier = keys
+        frontier, seen = keys, KeySet(keys, chain.K * Q)
         while len(frontier):
             s, q = frontier // Q, frontier % Q
             _, own, _, a, _ = self._moves(s, q)
             up = chain.beta[s] > 0
-            found = torch.unique(
-                torch.cat([own[(a > 0) & (own >= 0)], chain.states.parent[s[up]] * Q + q[up]])
-            )
-            frontier = found[~torch.isin(found, keys)]
+            parents = chain.states.parent[s[up]] * Q + q[up]
+            frontier = seen.add(torch.cat([own[(a > 0) & (own >= 0)], parents]))
             keys = torch.cat([keys, frontier])
             if len(keys) > MAX_PRODUCT:
                 raise too_many(Q)
         return keys.sort().values
 
     def _entries(self) -> None:
+        self._counted = 0  # the pairs' moves, all made again here
         which, own, par, a, b = self._moves(self.s, self.q)
-        if len(a) > MAX_ENTRIES:
-            raise BigramError(
-                f"the constraints' automaton ({self.Qd:,} states) and the model's contexts make "
-                f"{len(a):,} moves to weigh (limit {MAX_ENTRIES:,}); use fewer or simpler constraints"
-            )
         N = self.N
         self.ex, self.ea, self.eb = which, a, b
         self.ei = torch.where(own >= 0, self._find(own.clamp(min=0)), N)
