@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import torch
 
@@ -116,10 +117,10 @@ class Plan(automaton.Plan):
         self.ela = a.log()
 
     def _step(self, h: torch.Tensor) -> torch.Tensor:
-        """(T h)(x) for every pair: the entries, then β̃ times the parent pair's, shortest first."""
+        """(T h)(x) for every pair: the entries (one sparse product), then β̃ times the parent
+        pair's, shortest first."""
         hp = torch.cat([h, torch.zeros(1, dtype=h.dtype)])
-        A = torch.zeros(self.N + 1, dtype=torch.float64)
-        A.index_add_(0, self.ex, self.ea * hp[self.ei] - self.eb * hp[self.ej])
+        A = self._M @ hp
         for lo, hi in self.levels:
             A[lo:hi] += self.beta[lo:hi] * A[self.px[lo:hi]]
         return A[: self.N].clamp_(min=0)
@@ -177,6 +178,12 @@ class Plan(automaton.Plan):
         self.eb = (self.eb.log() + self._Gp[self.ej] - Gx).clamp_(max=700.0).exp_()
         self.beta = (self.lbeta + self._Gp[self.px] - G).clamp_(max=700.0).exp_()
         self.end = (self.end_raw.log() - G).clamp_(max=700.0).exp_()
+        n = self.N + 1
+        rows, cols = torch.cat([self.ex, self.ex]), torch.cat([self.ei, self.ej])
+        with warnings.catch_warnings():  # torch calls its sparse support beta, once per process
+            warnings.simplefilter("ignore")
+            coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), torch.cat([self.ea, -self.eb]), (n, n))
+            self._M = coo.coalesce().to_sparse_csr()  # the entries as one matrix: duplicates summed
 
     def _bound(self) -> torch.Tensor:
         """An upper bound of the best completion's log-probability from each pair, lengths aside:
