@@ -134,12 +134,11 @@ def _codes(words: list[str], of: dict[str, int]) -> tuple[np.ndarray, np.ndarray
     """(class of every character of the words laid end to end, each word's offset, its length);
     a character the alphabet lacks gets class −1 (the word can never occur)."""
     lens = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
-    flat = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-    chars = np.array(sorted(ord(c) for c in of), dtype=np.int64)
-    ranks = np.array([of[chr(c)] for c in chars], dtype=np.int64)
-    pos = np.searchsorted(chars, flat).clip(max=max(len(chars) - 1, 0))
-    found = chars[pos] == flat if len(chars) else np.zeros(len(flat), dtype=bool)
-    codes = np.where(found, ranks[pos] if len(chars) else 0, -1)
+    flat = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32)
+    table = np.full(0x110000, -1, dtype=np.int32)  # every code point's class: 4.4 MB
+    for ch, k in of.items():
+        table[ord(ch)] = k
+    codes = table[flat]
     offs = np.concatenate([[0], np.cumsum(lens)[:-1]]) if len(words) else lens
     return codes, offs, lens
 
@@ -192,7 +191,9 @@ def substrings(words: list[str], alphabet: list[str], avoid: bool, what: str = "
         if d:  # the link of a root's child is the root
             fail[nodes] = delta[fail[parent], k].long()
             hit[nodes] |= hit[fail[nodes]]
-        delta[nodes] = delta[fail[nodes]]  # the link is shallower: its row is final
+        for lo in range(0, len(nodes), 1 << 18):  # the link is shallower: its row is final
+            part = nodes[lo : lo + (1 << 18)]
+            delta[part] = delta[fail[part]]
         if d + 1 < len(levels):
             kids, up, kk = (torch.from_numpy(x) for x in levels[d + 1])
             delta[up, kk] = kids.to(_I32)
