@@ -39,6 +39,7 @@ __all__ = ["DFA", "Plan", "accepts", "compile_pattern", "constraint_dfa", "prefi
            "suffix"]  # fmt: skip
 
 MAX_PRODUCT = 1 << 22  # (context, automaton state) pairs a walk can reach
+MAX_MESSAGES = 1 << 26  # numbers the messages keep (lengths × pairs): 512 MiB, and as much for sums
 MAX_ENTRIES = 1 << 26  # pairs × V of a table held whole: its rows, 768 MiB (sparse_automaton: its moves)
 
 
@@ -98,13 +99,15 @@ class Plan:
         keys = torch.tensor([start])
         frontier, seen = keys, KeySet(keys, chain.K * Q)
         while len(frontier):
-            s, q = frontier // Q, frontier % Q
-            ns, nq = succ(s)[:, 1:], dfa.rows(q)[:, 1:]
-            ok = (probs[s, 1:] > 0) & (nq != _DEAD)
-            frontier = seen.add((ns * Q + nq)[ok])
+            found = []
+            for sl in chunks(len(frontier), V):  # a block at a time, the cap checked after each
+                s, q = frontier[sl] // Q, frontier[sl] % Q
+                ns, nq = succ(s)[:, 1:], dfa.rows(q)[:, 1:]
+                found.append(seen.add((ns * Q + nq)[(probs[s, 1:] > 0) & (nq != _DEAD)]))
+                if len(keys) + sum(map(len, found)) > MAX_PRODUCT:
+                    raise too_many(Q)
+            frontier = torch.cat(found)
             keys = torch.cat([keys, frontier])
-            if len(keys) > MAX_PRODUCT:
-                raise too_many(Q)
         keys = keys.sort().values
         self.N = N = len(keys)
         if N * (V - 1) > MAX_ENTRIES:
@@ -208,30 +211,58 @@ class Plan:
         return torch.unique(src[idx])
 
     def _messages(self) -> None:
-        """h_k for k up to what the lengths need, and the total of all: summed until every pair's
-        term falls below float64 rounding of its own total (or to --max-len). Per pair, not of the
-        largest: a pair far from acceptance has a total far below the others' and is as exact."""
-        need = max(self.lo, self.hi or 0)
+        """h_k for every k a window of lengths can start at (up to --min-len), and with --max-len
+        on until it: each summed into the total until every pair's term falls below float64
+        rounding of its own total (then every later one does too, and changes no sum). Per pair,
+        not of the largest: a pair far from acceptance has a total far below the others'."""
         h, self.h = self.end, [self.end]
         total = self.end.clone()
         for k in range(1, MAX_STEPS + 1):
             if self.hi is not None and k > self.hi:
                 break
             h = self._step(h)
-            if k <= need:
-                self.h.append(h)
             total += h
-            if k >= need and bool((h <= 1e-17 * total).all()):
+            if k >= self.lo and bool((h <= 1e-17 * total).all()):
                 break
+            if k <= self.lo or self.hi is not None:
+                self.h.append(h)
+                if len(self.h) * self.N > MAX_MESSAGES:
+                    raise BigramError(
+                        f"the lengths asked need {len(self.h):,}+ messages over {self.N:,} states (limit "
+                        f"{MAX_MESSAGES:,} numbers); pass a smaller --min-len or --max-len"
+                    )
         else:
             raise BigramError(
                 f"under this model names meeting these constraints often run past {MAX_STEPS:,} characters; "
                 "pass a smaller --max-len"
             )
         self.total = total
-        self.tails = [total]  # tails[k] = Σ_{i ≥ k} h_i
-        for hk in self.h:
-            self.tails.append(self.tails[-1] - hk)
+        if self.hi is None:
+            self.tails = [total]  # tails[k] = Σ_{i ≥ k} h_i
+            for hk in self.h:
+                self.tails.append(self.tails[-1] - hk)
+        else:  # sums over windows of lengths, from a tree of pairwise sums: no subtraction
+            level = torch.stack(self.h)
+            self._tree = [level]
+            while len(level) > 1:
+                if len(level) % 2:
+                    level = torch.cat([level, torch.zeros(1, self.N, dtype=torch.float64)])
+                level = level[0::2] + level[1::2]
+                self._tree.append(level)
+
+    def _window(self, a: int, b: int) -> torch.Tensor:
+        """Σ_{a ≤ i ≤ b} h_i: O(log) sums of the tree's nodes, all of them positive."""
+        out = torch.zeros(self.N, dtype=torch.float64)
+        lo, hi, depth = a, min(b, len(self.h) - 1) + 1, 0
+        while lo < hi:
+            if lo & 1:
+                out += self._tree[depth][lo]
+                lo += 1
+            if hi & 1:
+                hi -= 1
+                out += self._tree[depth][hi]
+            lo, hi, depth = lo >> 1, hi >> 1, depth + 1
+        return out
 
     def log_mass(self) -> float:
         """log P(the constraints): the mass of every accepted completion from the start."""
@@ -242,12 +273,9 @@ class Plan:
         """Per state, in the messages' scale (_scale): the mass of accepted completions of a walk
         with j characters so far (and one more entry, 0, for the impossible state)."""
         lo = max(0, self.lo - j)
-        if self.hi is None:
-            r = self.tails[min(lo, len(self.h))].clamp(min=0)
-        else:
-            hi = self.hi - j
-            r = sum(self.h[lo : hi + 1], torch.zeros(self.N, dtype=torch.float64)) if hi >= lo else None
-            r = torch.zeros(self.N, dtype=torch.float64) if r is None else r
+        if self.hi is not None:
+            return torch.cat([self._window(lo, self.hi - j), torch.zeros(1, dtype=torch.float64)])
+        r = self.tails[min(lo, len(self.h))].clamp(min=0)
         return torch.cat([r, torch.zeros(1, dtype=torch.float64)])
 
     def draw(self, n: int, g: torch.Generator) -> list[str]:

@@ -287,25 +287,32 @@ def product(dfas: list[DFA], what: str = "the constraints") -> DFA:
     for other in dfas[1:]:
         cls, ka, kb = _refine(dfa.classes, other.classes)
         K, Qb = len(ka), other.n
-        da, db = dfa.delta[:, ka].long(), other.delta[:, kb].long()  # by the new classes
+        da, db = dfa.delta[:, ka], other.delta[:, kb]  # by the new classes (int32)
         start = dfa.start * Qb + other.start
         keys = torch.tensor([start])
         frontier, seen = keys, KeySet(keys, dfa.n * Qb)
+        step = max(1, (1 << 22) // K)
         while len(frontier):
-            na, nb = da[frontier // Qb], db[frontier % Qb]
-            frontier = seen.add((na * Qb + nb)[(na != DEAD) & (nb != DEAD)])
+            found = []
+            for lo in range(0, len(frontier), step):  # a block at a time, the caps checked after each
+                part = frontier[lo : lo + step]
+                na, nb = da[part // Qb].long(), db[part % Qb].long()
+                found.append(seen.add((na * Qb + nb)[(na != DEAD) & (nb != DEAD)]))
+                n = len(keys) + sum(map(len, found))
+                if n > MAX_STATES:
+                    raise BigramError(
+                        f"{what} together pass {MAX_STATES:,} automaton states; "
+                        "use fewer or simpler constraints"
+                    )
+                check_entries(n + 1, K, what)
+            frontier = torch.cat(found)
             keys = torch.cat([keys, frontier])
-            if len(keys) > MAX_STATES:
-                raise BigramError(
-                    f"{what} together pass {MAX_STATES:,} automaton states; use fewer or simpler constraints"
-                )
-            check_entries(len(keys) + 1, K, what)
         keys = keys.sort().values
         a, b = keys // Qb, keys % Qb
         index = Positions(keys, dfa.n * Qb)
         table = torch.zeros(len(keys) + 1, K, dtype=_I32)
         for lo in range(0, len(keys), 1 << 16):  # a block of states at a time
-            x, y = da[a[lo : lo + (1 << 16)]], db[b[lo : lo + (1 << 16)]]
+            x, y = da[a[lo : lo + (1 << 16)]].long(), db[b[lo : lo + (1 << 16)]].long()
             pos = index.find(x * Qb + y)
             table[1 + lo : 1 + lo + len(x)] = torch.where((x != DEAD) & (y != DEAD), pos + 1, DEAD).to(_I32)
         accept = torch.cat([torch.tensor([False]), dfa.accept[a] & other.accept[b]])
