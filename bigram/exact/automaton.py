@@ -62,7 +62,161 @@ def constraint_dfa(patterns: Patterns, c: Constraints, vocab: Vocab) -> DFA:
     return product(dfas)
 
 
-class Plan:
+class _Messages:
+    """The backward messages of a plan (automaton.Plan, sparse_automaton.Plan), from its one-step
+    operator `_step` and its h_0 `end`, both in the scale of `_scale`: their sums over the lengths
+    the constraints allow (`R`), and P(the constraints) (`log_mass`)."""
+
+    def _messages(self) -> None:
+        """h_k for every k a window of lengths can start at (up to --min-len), and with --max-len
+        on until it: each summed into the total until every pair's term falls below float64
+        rounding of its own total (then every later one does too, and changes no sum). Per pair,
+        not of the largest: a pair far from acceptance has a total far below the others'."""
+        h, self.h = self.end, [self.end]
+        total = self.end.clone()
+        for k in range(1, MAX_STEPS + 1):
+            if self.hi is not None and k > self.hi:
+                break
+            h = self._step(h)
+            total += h
+            if k >= self.lo and bool((h <= 1e-17 * total).all()):
+                break
+            if k <= self.lo or self.hi is not None:
+                self.h.append(h)
+                if len(self.h) * self.N > MAX_MESSAGES:
+                    raise BigramError(
+                        f"the lengths asked need {len(self.h):,}+ messages over {self.N:,} states (limit "
+                        f"{MAX_MESSAGES:,} numbers); pass a smaller --min-len or --max-len"
+                    )
+        else:
+            raise BigramError(
+                f"under this model names meeting these constraints often run past {MAX_STEPS:,} characters; "
+                "pass a smaller --max-len"
+            )
+        self.total = total
+        if self.hi is None:
+            self.tails = [total]  # tails[k] = Σ_{i ≥ k} h_i
+            for hk in self.h:
+                self.tails.append(self.tails[-1] - hk)
+        else:  # sums over windows of lengths, from a tree of pairwise sums: no subtraction
+            level = torch.stack(self.h)
+            self._tree = [level]
+            while len(level) > 1:
+                if len(level) % 2:
+                    level = torch.cat([level, torch.zeros(1, self.N, dtype=torch.float64)])
+                level = level[0::2] + level[1::2]
+                self._tree.append(level)
+
+    def _window(self, a: int, b: int) -> torch.Tensor:
+        """Σ_{a ≤ i ≤ b} h_i: O(log) sums of the tree's nodes, all of them positive."""
+        out = torch.zeros(self.N, dtype=torch.float64)
+        lo, hi, depth = a, min(b, len(self.h) - 1) + 1, 0
+        while lo < hi:
+            if lo & 1:
+                out += self._tree[depth][lo]
+                lo += 1
+            if hi & 1:
+                hi -= 1
+                out += self._tree[depth][hi]
+            lo, hi, depth = lo >> 1, hi >> 1, depth + 1
+        return out
+
+    def log_mass(self) -> float:
+        """log P(the constraints): the mass of every accepted completion from the start."""
+        r = float(self.R(0)[self.first])
+        return math.log(r) + float(self._G[self.first]) if r > 0 else -math.inf
+
+    def R(self, j: int) -> torch.Tensor:
+        """Per state, in the messages' scale (_scale): the mass of accepted completions of a walk
+        with j characters so far (and one more entry, 0, for the impossible state)."""
+        lo = max(0, self.lo - j)
+        if self.hi is not None:
+            return torch.cat([self._window(lo, self.hi - j), torch.zeros(1, dtype=torch.float64)])
+        r = self.tails[min(lo, len(self.h))].clamp(min=0)
+        return torch.cat([r, torch.zeros(1, dtype=torch.float64)])
+
+
+class _Answers:
+    """What a plan answers (plans.Plan) from its messages: names drawn exactly (`draw`) and the most
+    probable ones (`best`), by `_rows`/`_row`/`_best_bound` of the plan."""
+
+    def draw(self, n: int, g: torch.Generator) -> list[str]:
+        """n names drawn exactly under the plan, every name a step at a time."""
+        if n == 0:
+            return []
+        x = torch.full((n,), self.first, dtype=torch.long)
+        alive = torch.arange(n)
+        who: list[torch.Tensor] = []  # per step: which names drew, and what (0: the name ended)
+        what: list[torch.Tensor] = []
+        for j in range(MAX_STEPS):
+            if len(alive) == 0:
+                break
+            R = self.R(j + 1)
+            w = torch.empty(len(x), self.V, dtype=torch.float64)
+            nxt = torch.empty(len(x), self.V, dtype=torch.long)
+            for sl in chunks(len(x), self.V):  # a block of rows at a time
+                P, nxt[sl] = self._rows(x[sl])
+                w[sl] = P * R[nxt[sl]]
+            allowed = j >= self.lo and (self.hi is None or j <= self.hi)
+            w[:, BOUNDARY_ID] = self.end[x] if allowed else 0.0
+            u = torch.rand(len(alive), generator=g, dtype=torch.float64)
+            cdf = w.cumsum(1)
+            pick = (
+                torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)
+                .squeeze(1)
+                .clamp_(max=self.V - 1)
+            )
+            who.append(alive)
+            what.append(pick)
+            going = pick != BOUNDARY_ID
+            alive, x = alive[going], nxt[going, pick[going]]
+        order = torch.sort(torch.cat(who), stable=True).indices  # each name's characters in order, its 0 last
+        return self.vocab.decode_flat(torch.cat(what)[order])
+
+    def best(
+        self, k: int, *, exclude: set[str] | None = None, max_queued: int = 2_000_000
+    ) -> list[tuple[str, float]]:
+        """The k most probable accepted names, most probable first, by A* with max-product messages
+        (the best completion's log-probability from each state, lengths aside: an upper bound)."""
+        H = [*self._best_bound().tolist(), -math.inf]
+        end = self.end_raw.tolist()
+        rows: dict[int, tuple[list[float], list[int]]] = {}  # the expanded pairs' rows
+        # (−(g + h), tie-break, g = log P so far, characters so far, state, path, ended)
+        heap: list = [(-H[self.first], 0, 0.0, 0, self.first, (), False)]
+        out: list[tuple[str, float]] = []
+        counter = 0
+        while heap and len(out) < k:
+            _, _, g, j, x, path, done = heapq.heappop(heap)
+            if done:
+                name = self.vocab.decode(path)
+                if not (exclude and name in exclude) and name == name.strip():
+                    out.append((name, g))
+                continue
+            if counter > max_queued:
+                raise SearchStopped.bound(k, max_queued, out)
+            if end[x] > 0 and j >= self.lo and (self.hi is None or j <= self.hi):
+                counter += 1
+                whole = g + math.log(end[x])
+                heapq.heappush(heap, (-whole, counter, whole, j, x, path, True))
+            if self.hi is not None and j >= self.hi:
+                continue
+            if x not in rows:
+                rows[x] = self._row(x)
+            lp, nxt = rows[x]
+            for c in range(1, self.V):
+                y = nxt[c]
+                if H[y] == -math.inf or lp[c] == -math.inf:
+                    continue
+                counter += 1
+                longer = g + lp[c]
+                heapq.heappush(heap, (-(longer + H[y]), counter, longer, j + 1, y, (*path, c), False))
+        return out
+
+
+_SWEEPS = 32  # rounds of _bound over every pair before it follows only the improved ones
+
+
+class Plan(_Messages, _Answers):
     """The messages of a (table, automaton, lengths) request, and what they answer (plans.Plan):
     names drawn exactly (`draw`) and the most probable ones (`best`).
 
@@ -209,149 +363,6 @@ class Plan:
         lens = hi - lo
         idx = torch.repeat_interleave(lo - (lens.cumsum(0) - lens), lens) + torch.arange(int(lens.sum()))
         return torch.unique(src[idx])
-
-    def _messages(self) -> None:
-        """h_k for every k a window of lengths can start at (up to --min-len), and with --max-len
-        on until it: each summed into the total until every pair's term falls below float64
-        rounding of its own total (then every later one does too, and changes no sum). Per pair,
-        not of the largest: a pair far from acceptance has a total far below the others'."""
-        h, self.h = self.end, [self.end]
-        total = self.end.clone()
-        for k in range(1, MAX_STEPS + 1):
-            if self.hi is not None and k > self.hi:
-                break
-            h = self._step(h)
-            total += h
-            if k >= self.lo and bool((h <= 1e-17 * total).all()):
-                break
-            if k <= self.lo or self.hi is not None:
-                self.h.append(h)
-                if len(self.h) * self.N > MAX_MESSAGES:
-                    raise BigramError(
-                        f"the lengths asked need {len(self.h):,}+ messages over {self.N:,} states (limit "
-                        f"{MAX_MESSAGES:,} numbers); pass a smaller --min-len or --max-len"
-                    )
-        else:
-            raise BigramError(
-                f"under this model names meeting these constraints often run past {MAX_STEPS:,} characters; "
-                "pass a smaller --max-len"
-            )
-        self.total = total
-        if self.hi is None:
-            self.tails = [total]  # tails[k] = Σ_{i ≥ k} h_i
-            for hk in self.h:
-                self.tails.append(self.tails[-1] - hk)
-        else:  # sums over windows of lengths, from a tree of pairwise sums: no subtraction
-            level = torch.stack(self.h)
-            self._tree = [level]
-            while len(level) > 1:
-                if len(level) % 2:
-                    level = torch.cat([level, torch.zeros(1, self.N, dtype=torch.float64)])
-                level = level[0::2] + level[1::2]
-                self._tree.append(level)
-
-    def _window(self, a: int, b: int) -> torch.Tensor:
-        """Σ_{a ≤ i ≤ b} h_i: O(log) sums of the tree's nodes, all of them positive."""
-        out = torch.zeros(self.N, dtype=torch.float64)
-        lo, hi, depth = a, min(b, len(self.h) - 1) + 1, 0
-        while lo < hi:
-            if lo & 1:
-                out += self._tree[depth][lo]
-                lo += 1
-            if hi & 1:
-                hi -= 1
-                out += self._tree[depth][hi]
-            lo, hi, depth = lo >> 1, hi >> 1, depth + 1
-        return out
-
-    def log_mass(self) -> float:
-        """log P(the constraints): the mass of every accepted completion from the start."""
-        r = float(self.R(0)[self.first])
-        return math.log(r) + float(self._G[self.first]) if r > 0 else -math.inf
-
-    def R(self, j: int) -> torch.Tensor:
-        """Per state, in the messages' scale (_scale): the mass of accepted completions of a walk
-        with j characters so far (and one more entry, 0, for the impossible state)."""
-        lo = max(0, self.lo - j)
-        if self.hi is not None:
-            return torch.cat([self._window(lo, self.hi - j), torch.zeros(1, dtype=torch.float64)])
-        r = self.tails[min(lo, len(self.h))].clamp(min=0)
-        return torch.cat([r, torch.zeros(1, dtype=torch.float64)])
-
-    def draw(self, n: int, g: torch.Generator) -> list[str]:
-        """n names drawn exactly under the plan, every name a step at a time."""
-        if n == 0:
-            return []
-        x = torch.full((n,), self.first, dtype=torch.long)
-        alive = torch.arange(n)
-        who: list[torch.Tensor] = []  # per step: which names drew, and what (0: the name ended)
-        what: list[torch.Tensor] = []
-        for j in range(MAX_STEPS):
-            if len(alive) == 0:
-                break
-            R = self.R(j + 1)
-            w = torch.empty(len(x), self.V, dtype=torch.float64)
-            nxt = torch.empty(len(x), self.V, dtype=torch.long)
-            for sl in chunks(len(x), self.V):  # a block of rows at a time
-                P, nxt[sl] = self._rows(x[sl])
-                w[sl] = P * R[nxt[sl]]
-            allowed = j >= self.lo and (self.hi is None or j <= self.hi)
-            w[:, BOUNDARY_ID] = self.end[x] if allowed else 0.0
-            u = torch.rand(len(alive), generator=g, dtype=torch.float64)
-            cdf = w.cumsum(1)
-            pick = (
-                torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)
-                .squeeze(1)
-                .clamp_(max=self.V - 1)
-            )
-            who.append(alive)
-            what.append(pick)
-            going = pick != BOUNDARY_ID
-            alive, x = alive[going], nxt[going, pick[going]]
-        order = torch.sort(torch.cat(who), stable=True).indices  # each name's characters in order, its 0 last
-        return self.vocab.decode_flat(torch.cat(what)[order])
-
-    def best(
-        self, k: int, *, exclude: set[str] | None = None, max_queued: int = 2_000_000
-    ) -> list[tuple[str, float]]:
-        """The k most probable accepted names, most probable first, by A* with max-product messages
-        (the best completion's log-probability from each state, lengths aside: an upper bound)."""
-        H = [*self._best_bound().tolist(), -math.inf]
-        end = self.end_raw.tolist()
-        rows: dict[int, tuple[list[float], list[int]]] = {}  # the expanded pairs' rows
-        # (−(g + h), tie-break, g = log P so far, characters so far, state, path, ended)
-        heap: list = [(-H[self.first], 0, 0.0, 0, self.first, (), False)]
-        out: list[tuple[str, float]] = []
-        counter = 0
-        while heap and len(out) < k:
-            _, _, g, j, x, path, done = heapq.heappop(heap)
-            if done:
-                name = self.vocab.decode(path)
-                if not (exclude and name in exclude) and name == name.strip():
-                    out.append((name, g))
-                continue
-            if counter > max_queued:
-                raise SearchStopped.bound(k, max_queued, out)
-            if end[x] > 0 and j >= self.lo and (self.hi is None or j <= self.hi):
-                counter += 1
-                whole = g + math.log(end[x])
-                heapq.heappush(heap, (-whole, counter, whole, j, x, path, True))
-            if self.hi is not None and j >= self.hi:
-                continue
-            if x not in rows:
-                rows[x] = self._row(x)
-            lp, nxt = rows[x]
-            for c in range(1, self.V):
-                y = nxt[c]
-                if H[y] == -math.inf or lp[c] == -math.inf:
-                    continue
-                counter += 1
-                longer = g + lp[c]
-                heapq.heappush(heap, (-(longer + H[y]), counter, longer, j + 1, y, (*path, c), False))
-        return out
-
-
-_SWEEPS = 32  # rounds of _bound over every pair before it follows only the improved ones
 
 
 def too_many(Q: int) -> BigramError:

@@ -180,8 +180,7 @@ class Plan(automaton.Plan):
         return self._bound()
 
     def _levels(self) -> torch.Tensor:
-        """log of each pair's scale: the best completion from below (through the entries and
-        β̃ times the parent's moves, as _bound), at most 0, until no pair improves."""
+        """log of each pair's scale: its best completion from below, at most 0 (until none improves)."""
         lend = self.end_raw.log()
         H = lend.clamp(max=0)
         for _ in range(MAX_STEPS):
