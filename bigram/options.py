@@ -80,6 +80,11 @@ def check_count(n: int, unique: bool = False, most_likely: int | None = None) ->
 def check_affixes(start: str = "", end: str = "") -> None:
     """--start/--end: names are stripped by the text rule, so none begins or ends with white space."""
     why = "which no name does (names are stripped)"
+    for flag, text in (("--start", start), ("--end", end)):
+        if len(text) > MAX_STEPS:
+            raise BigramError(
+                f"{flag} of {len(text):,} characters: names are sampled up to {MAX_STEPS:,} characters long"
+            )
     if start[:1].isspace():
         raise BigramError(f"--start {start!r} begins with white space, {why}")
     if end[-1:].isspace():
@@ -116,20 +121,65 @@ def check_lecture(**given: bool) -> None:
         raise BigramError(f"--lecture is the lecture's plain loop: it takes no {', '.join(flags)}")
 
 
+MAX_BLOCK_LINE = 1_000  # characters of one --blocklist string
+MAX_BLOCK_STRINGS = 1_000_000  # strings in a --blocklist
+MAX_BLOCK_READ = 16_000_000  # characters of a --blocklist file, blank lines and spaces included
+
+
 def read_blocklist(path: Path | None) -> tuple[str, ...]:
-    """--blocklist FILE: one string a line (UTF-8; surrounding white space and blank lines dropped)."""
+    """--blocklist FILE: one string a line (UTF-8; surrounding white space and blank lines dropped),
+    read a block at a time under stated caps: MAX_BLOCK_LINE characters a line, MAX_BLOCK_STRINGS
+    strings, MAX_BLOCK_READ characters in all (/dev/zero is refused after its first block)."""
     if path is None:
         return ()
+    where = escaped(path)
+    words: dict[str, None] = {}
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, encoding="utf-8-sig", newline=None) as f:
+            _read_lines(f, where, words)
     except FileNotFoundError:
-        raise BigramError(f"--blocklist {escaped(path)} does not exist (one string a line)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BigramError(f"cannot read --blocklist {escaped(path)}: {e}") from None
-    words = tuple(dict.fromkeys(w.strip() for w in text.splitlines() if w.strip()))
+        raise BigramError(f"--blocklist {where} does not exist (one string a line)") from None
+    except IsADirectoryError:
+        raise BigramError(f"--blocklist {where} is a directory: give a file, one string a line") from None
+    except UnicodeDecodeError as e:
+        raise BigramError(f"cannot read --blocklist {where}: not UTF-8 ({escaped(e.reason)})") from None
+    except OSError as e:
+        raise BigramError(f"cannot read --blocklist {where}: {escaped(e.strerror or e)}") from None
     if not words:
-        raise BigramError(f"--blocklist {escaped(path)} has no strings in it")
-    return words
+        raise BigramError(f"--blocklist {where} has no strings in it")
+    return tuple(words)
+
+
+def _read_lines(f, where: str, words: dict[str, None]) -> None:
+    """The strings of a blocklist into `words`, 1 MiB of text at a time, each cap checked as it is
+    passed: the unfinished last line of a block is carried into the next."""
+    read, number, carry = 0, 0, ""
+    while True:
+        block = f.read(1 << 20)
+        read += len(block)
+        if read > MAX_BLOCK_READ:
+            raise BigramError(f"--blocklist {where}: more than {MAX_BLOCK_READ:,} characters")
+        lines = (carry + block).split("\n")
+        carry = lines.pop()
+        if not block:
+            lines.append(carry)
+        if lines and max(map(len, lines)) > MAX_BLOCK_LINE:
+            long = next(i for i, line in enumerate(lines) if len(line) > MAX_BLOCK_LINE)
+            raise BigramError(
+                f"--blocklist {where}: line {number + long + 1:,} is longer than {MAX_BLOCK_LINE:,} "
+                "characters (one string a line)"
+            )
+        number += len(lines)
+        words.update(dict.fromkeys(filter(None, map(str.strip, lines))))
+        if block and len(carry) > MAX_BLOCK_LINE:
+            raise BigramError(
+                f"--blocklist {where}: line {number + 1:,} is longer than {MAX_BLOCK_LINE:,} characters "
+                "(one string a line)"
+            )
+        if len(words) > MAX_BLOCK_STRINGS:
+            raise BigramError(f"--blocklist {where}: more than {MAX_BLOCK_STRINGS:,} strings")
+        if not block:
+            return
 
 
 def split_run_and_names(args: list[str]) -> tuple[str | None, list[str]]:

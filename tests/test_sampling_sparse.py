@@ -224,7 +224,7 @@ def test_exact_sampling_and_best_names_on_a_sparse_model(corpus, held, kind, ord
     probs = {w: p / total for w, p in want.items() if p > 0}
     plan = plans.plan(chain_of(corpus, order, kind, held), vocab, c, patterns)
     if patterns:  # the messages' mass of every completion from the start: P(constraints) itself
-        mass = float(plan.R(0)[plan.first])
+        mass = math.exp(plan.log_mass())
     else:
         mass = math.exp(plan.log_mass_middle()) + math.fsum(math.exp(lp) for _, lp in plan.overlaps)
     assert mass == pytest.approx(total, rel=1e-9)
