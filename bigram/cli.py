@@ -261,6 +261,9 @@ def evaluate(
     if as_json:
         typer.echo(dumps(results))
         return
+    if data is not None:  # the split column names the file, its whole path said above the table
+        typer.echo(f"data: {escaped(data)}")
+        results = {m: {data.name: per[str(data)]} for m, per in results.items()}
     kl = results.pop("kl_count_neural", None)
     order = r.config.order
     typer.echo(format_table(results, order))
@@ -483,7 +486,10 @@ def explore(
         Path | None, typer.Option(help="HTML file (default: explore.html in the run).", show_default=False)
     ] = None,
     open_page: Annotated[bool, typer.Option("--open", help="Open the page in a web browser.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace an existing --out file (the run's own explore.html is always rewritten)."),
+    ] = False,
 ) -> None:
     """Write one self-contained HTML page that shows the run's tables: the table, one row, a name's
     likelihood step by step, sampling, training."""

@@ -97,6 +97,11 @@ def test_eval_text_json_and_file(invoke, tiny_run, tmp_path):
     r = invoke("eval", tiny_run, "--data", other, "--model", "count", "--json")
     assert json.loads(r.output)["count"][str(other)]["nll"] == pytest.approx(-LL_AB / 3)
 
+    text = invoke(
+        "eval", tiny_run, "--data", other
+    ).output.splitlines()  # the path above, its name in the table
+    assert text[0] == f"data: {other}" and "other.txt" in text[3] and all(len(t) < 100 for t in text[1:])
+
     other.write_text("ab\nxy\n", encoding="utf-8")
     r = invoke("eval", tiny_run, "--data", other)
     assert r.exit_code == 1 and "'x'" in r.output and "name 2" in r.output
