@@ -98,9 +98,9 @@ def row_totals(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     i, _, n = nonzero(counts)
     rows = torch.unique_consecutive(i)  # nonzero's rows are sorted
-    totals = torch.zeros(len(rows), dtype=n.dtype, device=n.device)
-    for a in range(0, len(i), 1 << 16):  # a block of entries at a time: no index per entry held
-        totals.index_add_(0, torch.searchsorted(rows, i[a : a + (1 << 16)]), n[a : a + (1 << 16)])
+    totals, block = torch.zeros(len(rows), dtype=n.dtype, device=n.device), 1 << 16
+    for a in range(0, len(i), block):  # a block of entries at a time: no index per entry held
+        totals.index_add_(0, torch.searchsorted(rows, i[a : a + block]), n[a : a + block])
     return rows, totals
 
 

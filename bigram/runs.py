@@ -489,7 +489,13 @@ def scored_names(
 def default_model(run: Run) -> tuple[str, str | None]:
     """(the model a command reads when --model is not given, why): with both models and a val
     split, the one with the lower val NLL (metrics.json); otherwise neural if trained, else
-    count (then mix, arpa), and no reason to say."""
+    count (then mix, arpa), and no reason to say. Decided once a run (metrics.json read once)."""
+    if "default_model" not in run._cache:
+        run._cache["default_model"] = _default_model(run)
+    return run._cache["default_model"]
+
+
+def _default_model(run: Run) -> tuple[str, str | None]:
     have = run.models
     first = next(m for m in ("neural", "count", "mix", "arpa") if m in have)
     try:

@@ -235,19 +235,25 @@ class States:
             out[rows[which], self.key[child] % self.V] = child
         return lp, out
 
-    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(state, token) for every token w ≥ 1 a state other than the root lists or has a child
-        for: D(s) of the module docstring, sorted by state then token."""
-        found_s, found_w = [], []
+    def listed(self):
+        """For each context length i ≥ 1 that has known states: (the length's first state, which of
+        its states are known contexts, the table's level, and Level.slices of their rows: which
+        known state each listed entry belongs to, and the entry)."""
         for i in range(1, self.N):
             lo = self.offset[i]
             r = self.own[lo : self.offset[i + 1]]
             idx = (r >= 0).nonzero().squeeze(1)
             if len(idx):
                 lv = self.table.levels[i]
-                which, pos = lv.slices(r[idx])
-                found_s.append(idx[which] + lo)
-                found_w.append(lv.cols[pos])
+                yield lo, idx, lv, *lv.slices(r[idx])
+
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(state, token) for every token w ≥ 1 a state other than the root lists or has a child
+        for: D(s) of the module docstring, sorted by state then token."""
+        found_s, found_w = [], []
+        for lo, idx, lv, which, pos in self.listed():
+            found_s.append(idx[which] + lo)
+            found_w.append(lv.cols[pos])
         child = torch.arange(1, self.K)  # every state but the root is its trie parent's child
         found_s.append(self._trie_parent(child))
         found_w.append(self.key[child] % self.V)
@@ -351,16 +357,10 @@ class SparseChain(RowReads):
         st, T = self.states, self.T
         own = torch.full((self.K,), -math.inf, dtype=torch.float64)
         par = own.clone()
-        for i in range(1, self.order):  # each known state's listed entries: its own P, and its parent's
-            lo = st.offset[i]
-            r = st.own[lo : st.offset[i + 1]]
-            idx = (r >= 0).nonzero().squeeze(1)
-            if len(idx):
-                lv = st.table.levels[i]
-                which, pos = lv.slices(r[idx])
-                own[idx + lo] = _segment_lse(which, lv.logp[pos] / T, len(idx))
-                parent = st.parent[idx[which] + lo]
-                par[idx + lo] = _segment_lse(which, st.log_prob(parent, lv.cols[pos]) / T, len(idx))
+        for lo, idx, lv, which, pos in st.listed():  # each known state's entries: its own P, its parent's
+            own[idx + lo] = _segment_lse(which, lv.logp[pos] / T, len(idx))
+            parent = st.parent[idx[which] + lo]
+            par[idx + lo] = _segment_lse(which, st.log_prob(parent, lv.cols[pos]) / T, len(idx))
         out = torch.empty(self.K, dtype=torch.float64)
         out[0] = torch.logsumexp(st.root_row() / T, 0)
         for i in range(1, self.order):  # parents are shorter: done before their children
