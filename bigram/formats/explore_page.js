@@ -61,6 +61,13 @@ function decodeModel(t) {
   return { kind: "table", order: t.order, levels: t.levels.map(decodeLevel) };
 }
 const TABLES = Object.fromEntries(MODELS.map(m => [m, decodeModel(D.tables[m])]));
+const LEFT_OUT = -2;  // knownRow: the row exists in the model, but this page does not carry it
+function knownRow(lv, ctx, j) {  // findRow in a level that may be missing or cut: the row, −1, or LEFT_OUT
+  if (!lv) return -1;
+  if (lv.dropped) return LEFT_OUT;
+  const r = findRow(lv, ctx, j);
+  return r >= 0 && lv.gone && lv.gone[r] ? LEFT_OUT : r;
+}
 function findRow(lv, ctx, j) {  // the row of the context's last j tokens in a level, or −1
   const tail = ctx.slice(ctx.length - j);
   const key = lv.big ? tail.reduce((a, d) => a * BigInt(V) + BigInt(d), 0n) : tail.reduce((a, d) => a * V + d, 0);
@@ -127,12 +134,9 @@ function readLogP(t, ctx, w) {  // log P(w | ctx), or null
   }
   let acc = 0;
   for (let j = Math.min(ctx.length, t.order - 1); j >= 0; j--) {
-    const lv = t.levels[j];
-    if (!lv) continue;
-    if (lv.dropped) return null;
-    const r = findRow(lv, ctx, j);
+    const lv = t.levels[j], r = knownRow(lv, ctx, j);
+    if (r === LEFT_OUT) return null;
     if (r < 0) continue;
-    if (lv.gone && lv.gone[r]) return null;
     const e = findEntry(lv, r, w);
     if (e >= 0) return acc + lv.logp[e];
     acc += lv.backoff[r];
@@ -158,12 +162,9 @@ function readRow(t, ctx) {  // log P(· | ctx) as V numbers, or null
   }
   const out = new Float64Array(V).fill(-Math.log(V));
   for (let j = 0; j <= Math.min(ctx.length, t.order - 1); j++) {  // shorter first: longer ones overwrite
-    const lv = t.levels[j];
-    if (!lv) continue;
-    if (lv.dropped) return null;
-    const r = findRow(lv, ctx, j);
+    const lv = t.levels[j], r = knownRow(lv, ctx, j);
+    if (r === LEFT_OUT) return null;
     if (r < 0) continue;
-    if (lv.gone && lv.gone[r]) return null;
     const b = lv.backoff[r];
     for (let k = 0; k < V; k++) out[k] += b;
     for (let e = lv.ptr[r]; e < lv.ptr[r + 1]; e++) out[lv.cols[e]] = lv.logp[e];
