@@ -235,23 +235,11 @@ class States:
             out[rows[which], self.key[child] % self.V] = child
         return lp, out
 
-    def listed(self):
-        """For each context length i ≥ 1 that has known states: (the length's first state, which of
-        its states are known contexts, the table's level, and Level.slices of their rows: which
-        known state each listed entry belongs to, and the entry)."""
-        for i in range(1, self.N):
-            lo = self.offset[i]
-            r = self.own[lo : self.offset[i + 1]]
-            idx = (r >= 0).nonzero().squeeze(1)
-            if len(idx):
-                lv = self.table.levels[i]
-                yield lo, idx, lv, *lv.slices(r[idx])
-
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(state, token) for every token w ≥ 1 a state other than the root lists or has a child
         for: D(s) of the module docstring, sorted by state then token."""
         found_s, found_w = [], []
-        for lo, idx, lv, which, pos in self.listed():
+        for lo, idx, lv, which, pos in listed(self):
             found_s.append(idx[which] + lo)
             found_w.append(lv.cols[pos])
         child = torch.arange(1, self.K)  # every state but the root is its trie parent's child
@@ -281,6 +269,19 @@ def chunks(n: int, V: int):
     """Slices of n rows such that each slice's rows × V stay under BLOCK_ENTRIES."""
     step = max(1, BLOCK_ENTRIES // max(V, 1))
     return (slice(lo, min(n, lo + step)) for lo in range(0, n, step))
+
+
+def listed(states: States):
+    """For each context length i ≥ 1 that has known states: (the length's first state, which of
+    its states are known contexts, the table's level, and Level.slices of their rows: which
+    known state each listed entry belongs to, and the entry)."""
+    for i in range(1, states.N):
+        lo = states.offset[i]
+        r = states.own[lo : states.offset[i + 1]]
+        idx = (r >= 0).nonzero().squeeze(1)
+        if len(idx):
+            lv = states.table.levels[i]
+            yield lo, idx, lv, *lv.slices(r[idx])
 
 
 class RowReads:
@@ -357,7 +358,7 @@ class SparseChain(RowReads):
         st, T = self.states, self.T
         own = torch.full((self.K,), -math.inf, dtype=torch.float64)
         par = own.clone()
-        for lo, idx, lv, which, pos in st.listed():  # each known state's entries: its own P, its parent's
+        for lo, idx, lv, which, pos in listed(st):  # each known state's entries: its own P, its parent's
             own[idx + lo] = _segment_lse(which, lv.logp[pos] / T, len(idx))
             parent = st.parent[idx[which] + lo]
             par[idx + lo] = _segment_lse(which, st.log_prob(parent, lv.cols[pos]) / T, len(idx))
