@@ -175,17 +175,39 @@ def sample(
     from bigram.exact.constraints import Constraints, Patterns
 
     torch.set_num_threads(1)
-    blocks, stopped = r.names(
-        n, model=model, seed=seed, unique=unique, most_likely=most_likely, novel=novel,
+    request = dict(
         temperature=temperature, top_k=top_k, top_p=top_p,
         constraints=Constraints(start, end, min_len, max_len),
         patterns=Patterns(pattern, tuple(contains or ()), tuple(not_contains or ()), blocked),
     )  # fmt: skip
+    log_p = _say_mass(r, model, request)
+    blocks, stopped = r.names(
+        n, model=model, seed=seed, unique=unique, most_likely=most_likely, novel=novel, **request
+    )
     if most_likely is not None and stopped is None and len(blocks[0]) < most_likely:  # every name with P > 0
         typer.echo(f"only {len(blocks[0]):,} names meet the constraints with a probability > 0", err=True)
-    _print_names(blocks, r, model, as_json)
+    _print_names(blocks, r, model, as_json, log_p)
     if stopped is not None:
         raise stopped
+
+
+def _say_mass(r, model: str | None, request: dict) -> float | None:
+    """P(the constraints) on stderr, from the request's plan (the one its names are drawn with):
+    its log, or None for a request that constrains nothing."""
+    from bigram.exact.constraints import asked, mass_line
+    from bigram.runs import read_by_rule
+
+    read = read_by_rule(r.rule, dict(request))  # as the run reads them: --start E is "e" to --lowercase
+    c, p = read["constraints"], read["patterns"]
+    if not asked(c, p):
+        return None
+    log_p = r.plan(model, **request).log_mass()
+    kind = r.pick_model(model)
+    words = "the imported model" if kind == "arpa" else f"the {kind} model"
+    flags = [f"--{k.replace('_', '-')} {v:g}" for k, v in request.items() if k.startswith(("top", "temp"))
+             and v is not None and not (k == "temperature" and v == 1.0)]  # fmt: skip
+    typer.echo(mass_line(c, p, log_p, words + (f" with {' '.join(flags)}" if flags else "")), err=True)
+    return log_p
 
 
 def _sample_lecture(run: Path | None, model: str | None, n: int, seed: int | None) -> None:
@@ -203,18 +225,21 @@ def _sample_lecture(run: Path | None, model: str | None, n: int, seed: int | Non
         typer.echo(escaped_lines(name))
 
 
-def _print_names(blocks, r, model: str | None, as_json: bool) -> None:
+def _print_names(blocks, r, model: str | None, as_json: bool, log_p: float | None = None) -> None:
     """Print blocks of names as they come: one a line (control characters shown escaped, so a
     corpus cannot drive the terminal), or one JSON list of each name's log-likelihood, written a
-    block at a time."""
+    block at a time, with P(the constraints) in every entry of a constrained request (`log_p`)."""
     if not as_json:
         for names in blocks:
             if names:
                 typer.echo(escaped_lines("\n".join(names)))
         return
+    import math
+
     from bigram.metrics import names_json
 
-    for text in names_json(blocks, r.log_probs(model), r.vocab):
+    extra = None if log_p is None else {"p_constraints": math.exp(log_p), "log_p_constraints": log_p}
+    for text in names_json(blocks, r.log_probs(model), r.vocab, extra):
         typer.echo(text, nl=False)
 
 

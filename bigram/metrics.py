@@ -293,15 +293,21 @@ def format_mix(nll: list[float], parents: list[dict], test_nll: dict[str, float]
     return "\n".join(lines)
 
 
-def names_json(blocks: Iterable[list[str]], log_probs: torch.Tensor, vocab: Vocab) -> Iterator[str]:
-    """One JSON list of each name's log_likelihoods, as text a block of names at a time (a list
-    of millions is never held): "[" once the first block is drawn, so a refusal before it prints
-    nothing, and no raw control character (text.json_safe)."""
+def names_json(
+    blocks: Iterable[list[str]], log_probs: torch.Tensor, vocab: Vocab, extra: dict | None = None
+) -> Iterator[str]:
+    """One JSON list of each name's log_likelihoods (and the keys of `extra`, the same in every
+    entry), as text a block of names at a time (a list of millions is never held): "[" once the
+    first block is drawn, so a refusal before it prints nothing, and no raw control character
+    (text.json_safe)."""
     opened, written = False, 0
     for names in blocks:
         text, opened = ("" if opened else "["), True
         if names:
-            items = json.dumps(log_likelihoods(log_probs, vocab, names), indent=2, ensure_ascii=False)
+            entries = log_likelihoods(log_probs, vocab, names)
+            if extra:
+                entries = [{**e, **extra} for e in entries]
+            items = json.dumps(entries, indent=2, ensure_ascii=False)
             text += ("," if written else "") + "\n" + json_safe(items)[1:-1].strip("\n")  # no brackets
             written += len(names)
         yield text

@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -46,6 +47,9 @@ from bigram.safety.rundir import find_run, own, read_bytes
 from bigram.table import count_model_of, model_table
 from bigram.text import TextRule, escaped
 from bigram.vocab import Vocab
+
+if TYPE_CHECKING:
+    from bigram.exact.plans import Plan
 
 SMALL_FILE_BYTES = 64 << 20  # config.toml, vocab.json, metrics.json: far above what bigram writes
 RECORDED = ("data", "model")  # in every config.toml bigram ever wrote: missing, the file is damaged
@@ -219,6 +223,9 @@ def count_ngrams_in_file(
     return compact(torch.sparse_coo_tensor(pairs, c, (C, V), check_invariants=False))
 
 
+_PLANNED = ("temperature", "top_k", "top_p", "constraints", "patterns")  # what a sampling plan is built from
+
+
 def read_by_rule(rule: TextRule, kw: dict) -> dict:
     """A sampling request's --start, --end and the strings of --contains, --not-contains and
     --blocklist read by a run's text rule (a --pattern is taken as written)."""
@@ -341,19 +348,34 @@ class Run:
 
         return sampling.sample(self.log_probs(model), self.vocab, n, seed=seed, **read_by_rule(self.rule, kw))
 
+    def plan(self, model: str | None = None, **kw) -> Plan:
+        """The exact plan of a sampling request (sampling.plan_for: temperature, top_k, top_p,
+        constraints, patterns; other keys ignored), built once: the names and P(the constraints)
+        that `bigram sample` prints read the same messages. The latest request's plan is kept."""
+        from bigram import sampling
+
+        asked = read_by_rule(self.rule, {k: kw[k] for k in _PLANNED if k in kw})
+        key = (self.pick_model(model), tuple(sorted(asked.items())))
+        if self._cache.get("plan", (None,))[0] != key:
+            self._cache.pop("plan", None)  # one plan held at a time: its messages can be large
+            self._cache["plan"] = (key, sampling.plan_for(self.log_probs(model), self.vocab, **asked))
+        return self._cache["plan"][1]
+
     def sample_blocks(self, n: int, *, model: str | None = None, seed: int | None = None, **kw):
         """The same names as sample(), block by block (for very large n)."""
         from bigram import sampling
 
+        rest = {key: v for key, v in kw.items() if key not in _PLANNED}
         return sampling.sample_blocks(
-            self.log_probs(model), self.vocab, n, seed=seed, **read_by_rule(self.rule, kw)
+            self.log_probs(model), self.vocab, n, seed=seed, plan=self.plan(model, **kw), **rest
         )
 
     def most_likely(self, k: int = 10, *, model: str | None = None, **kw) -> list[tuple[str, float]]:
         """The k most probable names (with their log-probabilities) meeting the constraints."""
         from bigram import sampling
 
-        return sampling.most_likely(self.log_probs(model), self.vocab, k, **read_by_rule(self.rule, kw))
+        rest = {key: v for key, v in kw.items() if key not in _PLANNED}
+        return sampling.most_likely(self.log_probs(model), self.vocab, k, plan=self.plan(model, **kw), **rest)
 
     def names(
         self, n: int, *, model: str | None = None, seed: int | None = None, unique: bool = False,

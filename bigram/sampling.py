@@ -30,7 +30,10 @@ from bigram.exact.sparse import SparseChain, chunks
 from bigram.options import MAX_STEPS, check_affixes, check_count, check_seed, check_shape
 from bigram.vocab import BOUNDARY_ID, Vocab
 
-__all__ = ["Constraints", "SearchStopped", "adjust", "most_likely", "sample", "sample_blocks", "sample_plain"]
+__all__ = [
+    "Constraints", "SearchStopped", "adjust", "most_likely", "plan_for", "sample", "sample_blocks",
+    "sample_plain",
+]  # fmt: skip
 
 
 def adjust(
@@ -69,6 +72,23 @@ def chain_of(
     V = log_probs.shape[1]
     cut = (top_k is not None and top_k < V) or (top_p is not None and top_p < 1)
     return chain.of_table(log_probs, lambda rows: adjust(rows, temperature, top_k, top_p), temperature, cut)
+
+
+def plan_for(
+    log_probs: Table | torch.Tensor,
+    vocab: Vocab,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    constraints: Constraints = Constraints(),
+    patterns: Patterns = Patterns(),
+) -> plans.Plan:
+    """The exact plan of a request: what the constraints fix under the adjusted table, computed
+    once. Its names (`sample_blocks`, `most_likely`, given it as `plan`) and P(the constraints)
+    (`plan.log_mass()`) come from the same messages."""
+    check_affixes(constraints.start, constraints.end)
+    return plans.plan(chain_of(log_probs, temperature, top_k, top_p), vocab, constraints, patterns)
 
 
 LECTURE_SEED = 2147483647  # the lecture's torch.Generator().manual_seed(2147483647)
@@ -188,6 +208,7 @@ def sample_blocks(
     unique: bool = False,
     max_rounds: int = 50,
     patterns: Patterns = Patterns(),
+    plan: plans.Plan | None = None,
 ) -> Iterator[list[str]]:
     """n names in blocks of at most BLOCK, drawn from the table (adjusted by temperature/top-k/
     top-p) and conditioned exactly on the constraints. One generator runs through all blocks, so
@@ -197,10 +218,14 @@ def sample_blocks(
     rounds; after `max_rounds` without enough names it is a BigramError. So is the text rule,
     when the vocabulary holds white space: a walk that begins or ends with it is no name the rule
     can make (it strips every line), so it is drawn again; the names are then exactly the model's
-    distribution conditioned on being names, each with the likelihood `score` gives it."""
+    distribution conditioned on being names, each with the likelihood `score` gives it.
+
+    `plan`: the request's plan_for, when the caller built it already (to print P(the constraints)
+    first); the adjustments and constraints are then the plan's."""
     check_count(n, unique)
-    check_affixes(constraints.start, constraints.end)
-    plan = plans.plan(chain_of(log_probs, temperature, top_k, top_p), vocab, constraints, patterns)
+    if plan is None:
+        plan = plan_for(log_probs, vocab, temperature=temperature, top_k=top_k, top_p=top_p,
+                        constraints=constraints, patterns=patterns)  # fmt: skip
     g = make_generator(seed)
     seen: set[str] = set()
     spaced = any(ch.isspace() for ch in vocab.chars)
@@ -258,9 +283,11 @@ def most_likely(
     exclude: set[str] | None = None,
     max_queued: int = 2_000_000,
     patterns: Patterns = Patterns(),
+    plan: plans.Plan | None = None,
 ) -> list[tuple[str, float]]:
     """The k most probable names meeting the constraints, most probable first, with their log
-    probability under the adjusted table (see plans.Plan.best)."""
-    check_affixes(constraints.start, constraints.end)
-    plan = plans.plan(chain_of(log_probs, temperature, top_k, top_p), vocab, constraints, patterns)
+    probability under the adjusted table (see plans.Plan.best); `plan` as in sample_blocks."""
+    if plan is None:
+        plan = plan_for(log_probs, vocab, temperature=temperature, top_k=top_k, top_p=top_p,
+                        constraints=constraints, patterns=patterns)  # fmt: skip
     return plan.best(k, exclude=exclude, max_queued=max_queued)

@@ -360,7 +360,7 @@ def test_an_imported_run_samples_scores_and_evaluates_on_data(invoke, tmp_path):
     assert invoke("export", run, "--out", tmp_path / "m.arpa").exit_code == 0
     assert invoke("import", tmp_path / "m.arpa", "--out", tmp_path / "imp").exit_code == 0
     imp = tmp_path / "imp"
-    names = invoke("sample", imp, "-n", "5", "--start", "ka", "--end", "a", "--seed", "1").output.split()
+    names = invoke("sample", imp, "-n", "5", "--start", "ka", "--end", "a", "--seed", "1").stdout.split()
     assert len(names) == 5 and all(w.startswith("ka") and w.endswith("a") for w in names)
     r = invoke("eval", imp, "--data", NAMES)
     assert r.exit_code == 0 and "arpa" in r.output

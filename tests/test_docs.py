@@ -3,7 +3,9 @@
 Every ```text block of README.md and of each page under docs/ is run, in order, in a fresh
 directory per page that holds `data/` and `configs/` (a page makes the runs it reads), and its
 output is compared line for line: stdout, plus stderr for a command that fails (a terminal shows
-both; the notes a command writes to stderr when it succeeds, like "using run …", are left out).
+both; the notes a command writes to stderr when it succeeds, like "using run …", are left out
+unless the page shows them: a note the page shows comes first, as a terminal shows it, and must
+still be printed).
 Run directories named after the time compare equal whatever the time. A block that shows Ctrl-C
 (`^C`) needs a person at the keyboard and is left out.
 
@@ -40,7 +42,7 @@ def _commands(block: str) -> list[tuple[str, str]]:
     return [(cmd, "\n".join(out).strip("\n")) for cmd, out in pairs]
 
 
-def _run(invoke, cmd: str) -> str:
+def _run(invoke, cmd: str, want: str = "") -> str:
     args = shlex.split(cmd.split("  #")[0])
     if args[0] == "head":  # `head -N FILE`
         lines = int(args[1][1:])
@@ -48,7 +50,10 @@ def _run(invoke, cmd: str) -> str:
     assert args[0] == "bigram", cmd
     r = invoke(*args[1:])
     errors = [line for line in r.stderr.splitlines(keepends=True) if not line.startswith("using run ")]
-    return (r.stdout if r.exit_code == 0 else r.stdout + "".join(errors)).strip("\n")
+    if r.exit_code == 0:
+        shown = set(want.splitlines())
+        return ("".join(line for line in errors if line.rstrip("\n") in shown) + r.stdout).strip("\n")
+    return (r.stdout + "".join(errors)).strip("\n")
 
 
 def _errors_page_files(invoke, tmp_path) -> None:
@@ -78,7 +83,7 @@ def test_every_example_prints_what_the_page_shows(invoke, tmp_path, page):
             continue
         new_block = m.group(1)
         for cmd, want in _commands(m.group(1)):
-            got = _run(invoke, cmd)
+            got = _run(invoke, cmd, want)
             n += 1
             if TIMESTAMP.sub("runs/…", got) != TIMESTAMP.sub("runs/…", want):
                 mismatches.append(f"$ {cmd}\n--- {page.name}\n{want}\n--- printed\n{got}")

@@ -165,7 +165,7 @@ def test_mix_with_given_weights_writes_a_run_every_command_reads(invoke, order_r
     for cmd in commands:
         res = invoke(*cmd)
         assert res.exit_code == 0, (cmd, res.output)
-    names = invoke("sample", out, "-n", "5", "--start", "ka", "--end", "a", "--seed", "1").output.split()
+    names = invoke("sample", out, "-n", "5", "--start", "ka", "--end", "a", "--seed", "1").stdout.split()
     assert len(names) == 5 and all(w.startswith("ka") and w.endswith("a") for w in names)
 
 
@@ -322,7 +322,7 @@ def test_a_mix_of_disjoint_alphabets_is_written_and_sampled_in_its_parts_size(
     r = invoke("sample", out, "-n", "200", "--seed", "3", "--max-len", "12")
     assert r.exit_code == 0, r.output
     assert len(made) == 1 and made[0].K <= 1202  # the root and each character: no V² anywhere
-    names = r.output.split()
+    names = r.stdout.split()
     assert len(names) == 200 and {n[0] < "\uac00" for n in names} == {True, False}
     assert all(len({ch < "\uac00" for ch in n.rstrip("…")}) == 1 for n in names)
     monkeypatch.setattr(mixture, "BACKOFF_LIMIT", 100_000)

@@ -211,14 +211,14 @@ def test_score_sample_and_eval_read_contexts(invoke, tmp_path, names):
     # constrained: every name meets the constraints and continues only what the corpus continued
     out = invoke("sample", run, "-n", "500", "--seed", "0", "--start", "ka", "--end", "a", "--max-len", "7")
     assert out.exit_code == 0, out.output
-    for w in out.output.split():
+    for w in out.stdout.split():  # (stderr says P(the constraints))
         chs = [None, None, *w, None]
         assert w.startswith("ka") and w.endswith("a") and len(w) <= 7, w
         assert all((tuple(chs[i - 2 : i]), chs[i]) in seen for i in range(2, len(chs)))
     # --most-likely gives names in order with the log-probability score gives them
     out = invoke("sample", run, "--most-likely", "5", "--start", "ma", "--json")
     assert out.exit_code == 0, out.output
-    best = json.loads(out.output)
+    best = json.loads(out.stdout)
     scores = json.loads(invoke("score", run, *[b["name"] for b in best], "--json").output)
     assert [b["log_likelihood"] for b in best] == pytest.approx(
         [s["log_likelihood"] for s in scores], abs=1e-9

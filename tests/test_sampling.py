@@ -213,7 +213,7 @@ def test_cli_sample_constraints_and_json(invoke, tmp_path, tiny_corpus):
     out = tmp_path / "run"
     assert invoke("train", "--data", tiny_corpus, "--out", out, "--model", "count", "-q").exit_code == 0
     r = invoke("sample", out, "-n", 20, "--seed", 0, "--start", "a", "--end", "b", "--max-len", 4, "--json")
-    rows = json.loads(r.output)
+    rows = json.loads(r.stdout)  # stderr says P(the constraints)
     assert len(rows) == 20 and all(x["name"].startswith("a") and x["name"].endswith("b") for x in rows)
     assert all(x["nll"] == pytest.approx(-x["log_likelihood"] / (len(x["name"]) + 1)) for x in rows)
     r = invoke("sample", out, "--most-likely", 3)
@@ -221,7 +221,7 @@ def test_cli_sample_constraints_and_json(invoke, tmp_path, tiny_corpus):
     r = invoke("sample", out, "--start", "zz")
     assert r.exit_code == 1 and r.output.startswith("error:")
     r = invoke("sample", out, "-n", 2, "--novel", "--unique", "--seed", 0, "--max-len", 3)
-    assert r.exit_code == 0 and not set(r.output.split()) & {"ab", "b", "ba"}
+    assert r.exit_code == 0 and not set(r.stdout.split()) & {"ab", "b", "ba"}
 
 
 def test_geometric_sum_by_solve_and_by_doubling_agree(monkeypatch):
@@ -305,7 +305,7 @@ def test_a_huge_max_len_plans_in_closed_form(invoke, run):
     r = invoke("sample", run, "-n", "50", "--seed", "0", "--max-len", "1000000000", "--model", "count")
     assert r.exit_code == 0, r.output
     assert time.perf_counter() - t < 10
-    assert len(r.output.split()) == 50
+    assert len(r.stdout.split()) == 50
     one_line_error(invoke("sample", run, "--min-len", "1000000000"), "--min-len")
 
 

@@ -74,7 +74,8 @@ def test_lowercase_run_scores_samples_and_evaluates_by_its_rule(invoke, tmp_path
     assert r.exit_code == 0, r.output
     assert not corpus & set(r.output.split())
     r = invoke("sample", run, "-n", "5", "--start", "E", "--seed", "0")  # folded like the corpus
-    assert r.exit_code == 0 and all(n.startswith("e") for n in r.output.split()), r.output
+    assert r.exit_code == 0 and all(n.startswith("e") for n in r.stdout.split()), r.output
+    assert "P(start 'e') = " in r.stderr  # the constraint as the run reads it
 
 
 @pytest.mark.parametrize("form", ["NFD", "none"])

@@ -306,6 +306,12 @@ class Plan:
         z = float(self.row_weights(0, torch.tensor([self.first_state])).sum())
         return self.log_p_start + math.log(z) + self.log_p_end if z > 0 else -math.inf
 
+    def log_mass(self) -> float:
+        """log P(the constraints): the mass of every allowed middle and of every overlap."""
+        terms = [self.log_mass_middle()] + [lp for _, lp in self.overlaps]
+        top = max(terms)
+        return top + math.log(math.fsum(math.exp(t - top) for t in terms)) if top > -math.inf else top
+
     def draw(self, n: int, g: torch.Generator) -> list[str]:
         """n names from the model conditioned on the constraints, exactly: each is the middle's
         walk (_walk) between S and E, or one of the overlaps, in proportion to their mass."""

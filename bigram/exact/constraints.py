@@ -1,6 +1,7 @@
 """What a request asks of the names, in the words both plans share: the length and affix
-constraints (`Constraints`), the regular ones (`Patterns`), and the error a search for the K
-most likely names stops with (`SearchStopped`).
+constraints (`Constraints`), the regular ones (`Patterns`), the error a search for the K
+most likely names stops with (`SearchStopped`), and how big a request is, in words
+(`mass_line`: the probability the model gives its constraints).
 
 Plain frozen dataclasses, safe as default arguments, and nothing heavier than bigram.errors:
 sampling.py names them in its signatures without loading either plan.
@@ -8,9 +9,11 @@ sampling.py names them in its signatures without loading either plan.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bigram.errors import BigramError
+from bigram.text import escaped
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,71 @@ class SearchStopped(BigramError):
             f"{len(found):,} of {k:,} found (printed above): ask for fewer, or constrain them",
             found,
         )
+
+
+def asked(c: Constraints, p: Patterns) -> str:
+    """The constraints in words, as `mass_line` names them; "" when they ask nothing (a name is
+    then any name of at least one character: --min-len 1, the default).
+
+    >>> asked(Constraints("ka", "a", 6), Patterns())
+    "start 'ka', end 'a', length ≥ 6"
+    >>> asked(Constraints(max_len=5), Patterns(not_contains=("q",)))
+    "length 1–5, not containing 'q'"
+    """
+    words = [f"start {_quoted(c.start)}"] if c.start else []
+    words += [f"end {_quoted(c.end)}"] if c.end else []
+    # the least length the other constraints imply: a --min-len at or below it goes unsaid
+    implied = max([len(c.start), len(c.end), *map(len, p.contains)])
+    low = max(c.min_len, implied)
+    if c.max_len is None:
+        words += [f"length ≥ {c.min_len}"] if c.min_len > max(implied, 1) else []
+    elif low == c.max_len:
+        words.append(f"length {low}")
+    else:
+        words.append(f"length {low}–{c.max_len}" if low else f"length ≤ {c.max_len}")
+    words += [f"contains {_quoted(x)}" for x in p.contains]
+    words += [f"not containing {_quoted(x)}" for x in p.not_contains]
+    words += [f"matching {_quoted(p.pattern)}"] if p.pattern is not None else []
+    if p.blocklist:
+        n = len(p.blocklist)
+        words.append(f"containing none of the {n:,} blocklisted strings" if n > 1 else
+                     "not containing the blocklisted string")  # fmt: skip
+    return ", ".join(words)
+
+
+def mass_line(c: Constraints, p: Patterns, log_p: float, model: str) -> str:
+    """What `sample` says on stderr of a constrained request: P(the constraints) under `model`
+    (its words: "the count model", with any --temperature/--top-k/--top-p), and how rare that is.
+
+    >>> mass_line(Constraints("ka", "a", 6), Patterns(), math.log(0.0041), "the count model")
+    "P(start 'ka', end 'a', length ≥ 6) = 0.0041 under the count model: 1 in 244 of its names"
+    >>> mass_line(Constraints(end="zz"), Patterns(), -1000.0, "the neural model")
+    "P(end 'zz') = 5.08e-435 under the neural model: 1 in 1.97e434 of its names"
+    """
+    rare = _number(-log_p, whole=True)
+    return f"P({asked(c, p)}) = {_number(log_p)} under {model}: 1 in {rare} of its names"
+
+
+def _quoted(text: str) -> str:
+    return escaped(repr(text))  # repr's quotes and escapes, then what a terminal must not be sent
+
+
+def _number(log_x: float, whole: bool = False) -> str:
+    """exp(log_x) in 4 significant figures, in scientific notation (3 figures) below 1e-4 and from
+    1e15, its exponent computed from the log so that no float64 underflow or overflow turns it to
+    0 or ∞; `whole`: how many in "1 in …", 244 not 243.9, 2.02 below 100."""
+    if log_x == -math.inf:
+        return "0"
+    if log_x == math.inf:
+        return "∞"
+    x = log_x / math.log(10)
+    if -4 <= x < 15:
+        value = math.exp(log_x)
+        if whole:  # "1 in 244", "1 in 2.02"
+            return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+        return f"{value:.4g}"
+    e = math.floor(x)
+    m = round(10 ** (x - e), 2)
+    if m >= 10:
+        m, e = m / 10, e + 1
+    return f"{m:.3g}e{e}"

@@ -30,6 +30,11 @@ class Plan(Protocol):
         decides them: the same seed, the same names)."""
         ...
 
+    def log_mass(self) -> float:
+        """log P(the constraints): the probability the table gives the names meeting them (−inf
+        for none), from the same messages the names are drawn with."""
+        ...
+
     def best(
         self, k: int, *, exclude: set[str] | None = None, max_queued: int = 2_000_000
     ) -> list[tuple[str, float]]:
