@@ -114,6 +114,7 @@ def test_constraints_in_words():
         "matching 'a.*', containing none of the 2 blocklisted strings"
     )
     assert asked(Constraints(start="\x1b[31m"), Patterns()) == "start '\\x1b[31m'"  # never raw to a terminal
+    assert asked(Constraints(), Patterns(pattern="a" * 5000)) == f"matching '{'a' * 59}'…"  # cut
 
 
 @pytest.mark.parametrize(

@@ -99,8 +99,10 @@ def mass_line(c: Constraints, p: Patterns, log_p: float, model: str) -> str:
     return f"P({asked(c, p)}) = {_number(log_p)} under {model}: 1 in {rare} of its names"
 
 
-def _quoted(text: str) -> str:
-    return escaped(repr(text))  # repr's quotes and escapes, then what a terminal must not be sent
+def _quoted(text: str, most: int = 60) -> str:
+    """repr's quotes and escapes, then what a terminal must not be sent; a long string cut, as
+    every echo of user input is (a --pattern may be thousands of characters)."""
+    return escaped(repr(text) if len(text) <= most else repr(text[: most - 1]) + "…")
 
 
 def _number(log_x: float, whole: bool = False) -> str:
