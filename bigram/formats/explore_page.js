@@ -468,8 +468,9 @@ function showName() {
       continue;
     }
     const n = s.steps.length;
+    const unit = ORDER === 2 ? "bigram" : "prediction";  // as bigram score words it (metrics.format_score)
     el("div", { class: "nll" },
-      `likelihood = ${g4(Math.exp(s.ll))}   log-likelihood = ${fixed(s.ll, 4)}   NLL = ${fixed(s.nll, 4)} nats/${D.gram} over ${n} ${D.gram}s`, tot);
+      `likelihood = ${g4(Math.exp(s.ll))}   log-likelihood = ${fixed(s.ll, 4)}   NLL = ${fixed(s.nll, 4)} nats/${unit} over ${n} ${unit}s`, tot);
     el("div", { class: "perplexity" }, `perplexity = exp(NLL) = ${fixed(s.perplexity, 4)}`, tot);
     el("div", { class: "bits" }, `bits per character = NLL / ln 2 = ${fixed(s.bits, 4)}`, tot);
   }
