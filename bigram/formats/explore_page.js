@@ -238,8 +238,13 @@ function niceScale(lo, hi, most, least = 0) {  // an axis from lo to hi in round
 }
 
 // --- header ---------------------------------------------------------------------------------
+function alphabet() {  // Vocab.describe's words, every character visible (the space as ␣)
+  const chars = D.labels.slice(1), all = chars.join("");
+  const shown = chars.length > 40 ? chars.slice(0, 20).join("") + "…" + chars.slice(-10).join("") : all;
+  return `${V.toLocaleString("en")} tokens: the boundary “${D.tokens[0]}” and ${chars.length.toLocaleString("en")} characters, ${shown}`;
+}
 document.getElementById("run").textContent =
-  `Run ${D.run}: ${D.gram}s over ${D.describe}; ` +
+  `Run ${D.run}: ${D.gram}s over ${alphabet()}; ` +
   MODELS.map(m => `${NAMES[m]}: ${D.model_notes[m] || ""}`).join("; ") + "." +
   D.unread.map(u => " " + u).join("");  // what the page could not read, in words
 document.getElementById("ctx-len").textContent =
@@ -623,7 +628,8 @@ function drawCurves() {
   const W = 900, H = 330, L = 70, R = 170, T = 15, B = 46;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("width", W);
   const all = tags.map(t => curves[t]).flat();
-  const xs = niceScale(0, Math.max(...all.map(p => p[0]), 1), 11, 1);
+  const lastStep = Math.max(...all.map(p => p[0]), 1);
+  const xs = niceScale(0, lastStep, 11, 1);
   const zoom = document.getElementById("curves-zoom").checked;  // the y range of where the lines end, not where they start
   const ends = tags.map(t => curves[t][curves[t].length - 1][1]);
   const [lo, hi] = zoom ? [Math.min(...ends), Math.max(...ends)] : [Math.min(...all.map(p => p[1])), Math.max(...all.map(p => p[1]))];
@@ -653,7 +659,7 @@ function drawCurves() {
     const colour = isCount ? COLOUR.count : COLOUR.neural;
     const attrs = { fill: "none", stroke: colour, "stroke-width": 2, "stroke-dasharray": DASH[split], class: "curve", "data-tag": tag,
       "clip-path": "url(#plot-area)" };
-    if (isCount) el("line", { ...attrs, x1: sx(xs.lo), x2: sx(xs.hi), y1: sy(pts[pts.length - 1][1]), y2: sy(pts[pts.length - 1][1]) }, null, svg);
+    if (isCount) el("line", { ...attrs, x1: sx(0), x2: sx(lastStep), y1: sy(pts[pts.length - 1][1]), y2: sy(pts[pts.length - 1][1]) }, null, svg);
     else el("polyline", { ...attrs, points: pts.map(p => `${sx(p[0])},${sy(p[1])}`).join(" ") }, null, svg);
     el("line", { x1: W - R + 10, x2: W - R + 34, y1: ly, y2: ly, stroke: colour, "stroke-width": 2, "stroke-dasharray": DASH[split], class: "legend-line" }, null, svg);
     el("text", { x: W - R + 40, y: ly + 4, "font-size": 12, class: "legend" }, `${isCount ? "count" : "neural"} model, ${split}`, svg);
