@@ -704,3 +704,29 @@ def test_a_large_alphabet_page_shows_the_space_and_invisible_characters(browser,
         assert len(grams) == len(want["bigrams"])
         got = browser.find_element(By.CSS_SELECTOR, f".totals[data-model={model}] .nll").text
         assert f"NLL = {want['nll']:.4f} nats/bigram" in got
+
+
+def test_a_run_that_trained_nothing_says_so_instead_of_describing_a_chart(browser, invoke, tmp_path):
+    """An imported model (no counts, no splits, no curve): the page names its ARPA file, shows no
+    counts, no occurrences, no eval table and no chart, and says why in words; a unigram's row
+    lists every token, so no backoff weight is spoken of."""
+    run = train_run(invoke, NAMES, tmp_path / "uni", "--model", "count", "--order", "1")
+    assert invoke("explore", run).exit_code == 0
+    load(browser, run / "explore.html")
+    assert "every other token" not in _said(browser, "row-stats") and "lists all 27 next tokens" in _said(
+        browser, "row-stats"
+    )
+    assert not browser.find_element("id", "train-lead").is_displayed()
+    assert "trained no neural model" in _said(browser, "curves-note")
+    arpa = tmp_path / "uni.arpa"
+    assert invoke("export", run, "--out", arpa).exit_code == 0
+    assert invoke("import", arpa, "--out", tmp_path / "imp").exit_code == 0
+    assert invoke("explore", tmp_path / "imp").exit_code == 0
+    load(browser, tmp_path / "imp" / "explore.html")
+    assert "imported model: read from the ARPA file uni.arpa, not trained here." in _said(browser, "run")
+    assert "holds no training counts" in _said(browser, "heat-note")
+    assert "occurrences" not in _said(browser, "row-head")
+    assert not browser.find_element("id", "eval").is_displayed()
+    assert "no evaluation of its own" in _said(browser, "chain")
+    assert not browser.find_element("id", "train-lead").is_displayed()
+    assert "imported from an ARPA file" in _said(browser, "curves-note")

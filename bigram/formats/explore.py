@@ -411,6 +411,8 @@ def _model_notes(run, metrics: dict, tables: dict) -> dict[str, str]:
         notes["count"] += {"val": on_val, "leave-one-out": ", chosen by leave-one-out"}.get(by, "")
     if "mix" in tables:
         notes["mix"] = _mix_note(metrics.get("mix_recipe"), tables["mix"])
+    if "arpa" in tables:
+        notes["arpa"] = _arpa_note(run.path / layout.recipe("arpa"))
     t = metrics.get("neural_training")
     if "neural" in tables:
         done = isinstance(t, dict) and _number(t.get("steps"), whole=True)
@@ -423,6 +425,16 @@ def _model_notes(run, metrics: dict, tables: dict) -> dict[str, str]:
         name = OPTIMIZERS.get(cfg.optimizer, cfg.optimizer)
         notes["neural"] = f"{name} (lr {cfg.learning_rate:g}){steps}, reg = {shown}{how}"
     return notes
+
+
+def _arpa_note(path: Path) -> str:
+    """An imported model's line: the ARPA file it was read from, as its recipe names it."""
+    try:
+        source = json.loads(path.read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
+        source = None
+    where = f" {escaped(Path(source).name)[:80]}" if isinstance(source, str) and source else ""
+    return f"read from the ARPA file{where}, not trained here"
 
 
 def _mix_note(recipe: object, table) -> str:

@@ -189,7 +189,8 @@ function describeRow(t, ctx) {  // what a model's row lists here and what it lea
   const which = j ? `the row of “${ctxText(ctx.slice(ctx.length - j))}”` : "its row for no context";
   const lists = listed === V ? `all ${V.toLocaleString("en")} next tokens` : `${listed.toLocaleString("en")} next token${listed === 1 ? "" : "s"}`;
   const at = `it reads ${which}, which lists ${lists}`;
-  if (lv.backoff[r] === -Infinity) return at + (listed < V ? ", the only ones it gives any probability" : "");
+  if (listed === V) return at;  // no other token: its backoff weight is never used
+  if (lv.backoff[r] === -Infinity) return at + ", the only ones it gives any probability";
   const shorter = known(t, ctx.slice(ctx.length - j + 1));
   const below = j === 0 || shorter === null || shorter < 0 ? `1/${V.toLocaleString("en")} (uniform)`
     : shorter === 0 ? "P(·) of its row for no context" : `P(· | “${ctxText(ctx.slice(ctx.length - shorter))}”)`;
@@ -248,7 +249,7 @@ document.getElementById("run").textContent =
   MODELS.map(m => `${NAMES[m]}: ${D.model_notes[m] || ""}`).join("; ") + "." +
   D.unread.map(u => " " + u).join("");  // what the page could not read, in words
 document.getElementById("ctx-len").textContent =
-  ORDER === 1 ? "none: a unigram model reads no context" : ORDER === 2 ? "character before" : `${ORDER - 1} characters before`;
+  ORDER === 1 ? "empty context: a unigram model reads none" : ORDER === 2 ? "character before" : `${ORDER - 1} characters before`;
 
 // --- 1. the table ---------------------------------------------------------------------------
 let heatMode = "N";
@@ -295,13 +296,17 @@ function drawHeat() {
     el("text", { x: labelW - 6, y: top + i * ch + 21, "text-anchor": "end", "font-size": 12 }, ctxText(r) || "∅", g);
   });
   const note = document.getElementById("heat-note");
+  if (!rows.length) {  // an imported model: no counts came with it
+    note.textContent = "This run holds no training counts (its model was imported, not trained here): there is no table of N to show. Part 2 shows the row of the context every name starts in.";
+    return;
+  }
   const someRows = rows.length < D.seen_contexts || D.C !== String(rows.length);
   const tokens = cols.length < V ? `the ${cols.length} most frequent of ${V.toLocaleString("en")} next tokens`
     : `all ${V.toLocaleString("en")} next tokens`;
   note.textContent = (someRows
     ? `Showing the ${rows.length} most frequent of ${D.seen_contexts.toLocaleString("en")} contexts seen ` +
       `(${D.C} possible) × ${tokens}.`
-    : `All ${D.C} contexts × ${tokens}.`) + ` The boundary is shown as “${D.tokens[0]}”` + spaceWords() + ".";
+    : D.C === "1" ? `The one context (the empty one) × ${tokens}.` : `All ${D.C} contexts × ${tokens}.`) + ` The boundary is shown as “${D.tokens[0]}”` + spaceWords() + ".";
 }
 function spaceWords() {  // how the page shows the tokens a label cannot show as themselves
   const hex = t => "U+" + t.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
@@ -338,7 +343,7 @@ function showRow(row) {
   let ids = [...Array(V).keys()].sort((a, b) => first[b] - first[a] || a - b);
   const barIds = ids.slice(0, 40);
   document.getElementById("row-head").textContent =
-    `context "${ctxText(row) || "∅"}": ${total.toLocaleString("en")} occurrences in the training names` +
+    `context "${ctxText(row) || "∅"}"` + (D.heat.rows.length ? `: ${total.toLocaleString("en")} occurrences in the training names` : "") +
     (barIds.length < V ? `; the ${barIds.length} most probable of ${V.toLocaleString("en")} next tokens` : "");
   const bw = 22, H = 240, top = 10, base = H - 44, left = 70;
   const W = left + 6 + barIds.length * (bw + 6);
@@ -623,7 +628,10 @@ function drawCurves() {
     .sort((a, b) => SPLITS.indexOf(a.split("/")[0]) - SPLITS.indexOf(b.split("/")[0]) || (a < b ? -1 : 1));
   const neural = tags.filter(t => t.endsWith("/nll") && curves[t].length > 1);
   const none = MODELS.includes("neural") ? "No training curve (two or more logged steps) was found in this run's TensorBoard event files."
-    : "This run trained no neural model, so there is no curve: the count model is fitted in closed form.";
+    : MODELS.includes("count") ? "This run trained no neural model, so there is no curve: the count model is computed once, from the counts."
+    : MODELS.includes("mix") ? "This run mixes other runs' models: it trained nothing, so there is no curve."
+    : "This run was imported from an ARPA file: it trained nothing here, so there is no curve.";
+  for (const id of ["train-lead", "curves-controls"]) document.getElementById(id).hidden = !neural.length;  // no chart: no words on it
   if (!neural.length) { svg.setAttribute("height", 0); note.textContent = none; return; }
   const W = 900, H = 330, L = 70, R = 170, T = 15, B = 46;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("width", W);
@@ -702,14 +710,17 @@ function drawEval() {
     el("td", { class: "num" }, x.bigrams.toLocaleString("en"), tr);
     for (const [k, d] of [["nll", 6], ["perplexity", 4], ["bits_per_char", 4], ["entropy", 6], ["kl", 6]]) el("td", { class: "num" }, fixed(x[k], d), tr);
   }
+  t.hidden = !Object.keys(D.metrics).length;
   const ul = clear(document.getElementById("chain"));
+  if (t.hidden) el("li", {}, MODELS.includes("arpa") ? "This run has no evaluation of its own: its model was imported with no names. bigram eval RUN --data FILE measures it on names you give."
+    : "This run's metrics.json could not be read (the line at the top says why): bigram eval RUN measures it again.", ul);
   const u = Math.log(V);
   for (const line of [
     `NLL is the negative log-likelihood per ${D.gram}: the mean of −log P(next | context) over every ${D.gram} of the split. It is the cross-entropy between the data's next characters (one-hot targets) and the model.`,
     "Perplexity = exp(NLL): the model is as unsure as a uniform choice among that many characters. Bits per character = NLL / ln 2.",
     `Entropy is the data's cross-entropy with itself: the NLL of its own frequencies, the least any ${D.gram} model can reach on that split.`,
     "KL(data ‖ model) = cross-entropy − entropy ≥ 0: what the model loses against the data's own frequencies (smoothing pays a little on training names to stay finite on new ones).",
-    `A uniform model over the ${V.toLocaleString("en")} tokens scores −log(1/V) = log V = ${u.toFixed(4)} nats (perplexity ${V.toLocaleString("en")}): every number above is measured against that.`,
+    `A uniform model over the ${V.toLocaleString("en")} tokens scores −log(1/V) = log V = ${u.toFixed(4)} nats (perplexity ${V.toLocaleString("en")}): every NLL on this page is measured against that.`,
   ]) el("li", {}, line, ul);
 }
 
