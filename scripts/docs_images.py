@@ -9,6 +9,15 @@ docs/tensorboard_nll.png    TensorBoard's Custom Scalars chart of the lecture ru
 docs/explore.png            the top of `bigram explore`'s page for the lecture run (headless
                             Chromium): the table and one clicked row
 
+    python scripts/docs_images.py --explore-only --pages /tmp/pages
+
+--explore-only              docs/explore.png alone (no heatmap, no TensorBoard)
+--pages DIR                 also the whole explore page, top to bottom, of three runs, to look
+                            at every word: DIR/explore_lecture.png (the lecture config),
+                            DIR/explore_kn3.png (names.txt's Kneser-Ney trigram, val and test held
+                            out) and DIR/explore_wide.png (a large alphabet: --wide FILE, else
+                            names.txt written in ~450 letters of five scripts, spaces inside)
+
 Look at both before committing them: the screenshot's crop box is TensorBoard's layout at the
 window size below, and a TensorBoard upgrade can move it.
 """
@@ -100,19 +109,89 @@ def screenshot_explore(page: Path, out: Path) -> None:
     full.unlink()
 
 
+def screenshot_page(page: Path, out: Path) -> None:
+    """The whole explore page, top to bottom: a window taller than any page, cut below the last
+    thing drawn (the rows that are all the page's background are dropped)."""
+    from PIL import Image, ImageChops
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("no chromium: `apt-get install chromium` (Debian's package) and run again")
+    full = out.with_suffix(".full.png")
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1150,9000", f"--screenshot={full}", page.resolve().as_uri()],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+    image = Image.open(full).convert("RGB")
+    paper = Image.new("RGB", image.size, image.getpixel((2, 2)))
+    box = ImageChops.difference(image, paper).getbbox() or (0, 0, *image.size)
+    image.crop((0, 0, image.width, min(image.height, box[3] + 40))).save(out, optimize=True)
+    full.unlink()
+
+
+def wide_corpus(path: Path) -> None:
+    """names.txt in ~450 letters of five scripts (Latin, Cyrillic, Greek, Armenian, Georgian: ones
+    the DejaVu fonts draw), each name in one of 20 variants of them, every fifth name joined to the
+    next by a space: a large alphabet whose contexts are many and sparse, and a space to show."""
+    import unicodedata
+
+    blocks = ((0xC0, 0x24F), (0x400, 0x4FF), (0x391, 0x3CE), (0x561, 0x586), (0x10D0, 0x10FA))
+    letters = [chr(c) for a, b in blocks for c in range(a, b + 1)]
+    letters = [c for c in letters if unicodedata.category(c).startswith("L") and c.lower() == c
+               and unicodedata.is_normalized("NFC", c) and c.isprintable()]  # fmt: skip
+    names = (ROOT / "data" / "names.txt").read_text(encoding="utf-8").split()
+    out = []
+    for i, w in enumerate(names):
+        v = (i * 7919) % 20
+        out.append("".join(letters[(v * 26 + ord(c) - ord("a")) % len(letters)] for c in w))
+    out = [f"{w} {out[i + 1]}" if i % 5 == 0 and i + 1 < len(out) else w for i, w in enumerate(out)]
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def explore_pictures(tmp: Path, out: Path, pages: Path | None, wide: Path | None) -> list[Path]:
+    """docs/explore.png from the lecture run's page; with `pages`, the whole page of the lecture
+    run, of a Kneser-Ney trigram and of a large alphabet. The pictures written."""
+    runs = tmp / "runs"
+    if not (runs / "lecture").exists():
+        bigram("train", "--config", "lecture", "--out", str(runs / "lecture"), "-q", "--no-figures")
+    bigram("explore", "runs/lecture", cwd=tmp)  # the page names the run as a user's would
+    screenshot_explore(runs / "lecture" / "explore.html", out / "explore.png")
+    if pages is None:
+        return [out / "explore.png"]
+    pages.mkdir(parents=True, exist_ok=True)
+    if wide is None:
+        wide = tmp / "wide.txt"
+        wide_corpus(wide)
+    bigram("train", "--order", "3", "--smoothing", "kn", "--out", "runs/kn3", "-q", "--no-figures", cwd=tmp)
+    bigram("train", "--data", str(wide.resolve()), "--out", "runs/wide", "-q", "--no-figures", cwd=tmp)
+    shots = [out / "explore.png"]
+    for name in ("lecture", "kn3", "wide"):
+        bigram("explore", f"runs/{name}", "--out", f"{name}.html", cwd=tmp)
+        screenshot_page(tmp / f"{name}.html", pages / f"explore_{name}.png")
+        shots.append(pages / f"explore_{name}.png")
+    return shots
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs", help="where the PNGs go (default docs/)")
+    ap.add_argument("--explore-only", action="store_true", help="docs/explore.png alone (and --pages)")
+    ap.add_argument("--pages", type=Path, help="also the three runs' whole explore pages, into this folder")
+    ap.add_argument("--wide", type=Path, help="large-alphabet corpus for --pages (default: from names.txt)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
+        if args.explore_only:
+            shots = explore_pictures(Path(tmp), args.out, args.pages, args.wide)
+            print(f"wrote {', '.join(map(str, shots))}: look at them")
+            return
         run = Path(tmp) / "runs" / "lecture"
         bigram("train", "--config", "lecture", "--out", str(run), "-q", "--no-figures")
         heatmap = args.out / "heatmap.png"
         bigram("plot", str(run), "--what", "counts", "--top", "27", "--out", str(heatmap), "--overwrite")
         screenshot_tensorboard(run.parent, args.out / "tensorboard_nll.png")
-        bigram("explore", "runs/lecture", cwd=Path(tmp))  # the page names the run as a user's would
-        screenshot_explore(run / "explore.html", args.out / "explore.png")
+        explore_pictures(Path(tmp), args.out, args.pages, args.wide)
     print(f"wrote {heatmap}, {args.out / 'tensorboard_nll.png'} and {args.out / 'explore.png'}: look at them")
 
 

@@ -6,6 +6,7 @@ which the rest of the suite checks against plain-Python references: the page mus
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -390,3 +391,342 @@ def test_a_damaged_run_gives_a_page_that_says_what_it_could_not_read(browser, in
             for r in browser.find_elements("css selector", "#eval tr[data-model]")}  # fmt: skip
     assert set(rows) == {("count", "train"), ("count", "val"), ("neural", "val")}
     assert rows["count", "val"].split()[3:6] == ["inf", "inf", "inf"]  # NLL, perplexity, bits
+
+
+# --- issue 45: the page's words, for the lecture run, a Kneser-Ney trigram and a large alphabet ------
+
+
+def _cli(*args) -> str:
+    """A bigram command, in-process; it must succeed. Its standard output."""
+    from typer.testing import CliRunner
+
+    from bigram.cli import app
+
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    return r.stdout
+
+
+def _wide_corpus(path: Path) -> list[str]:
+    """A quarter of names.txt over ~520 letters of five scripts (tests.reference.wide_names), every
+    fifth name joined to the next by a space, a zero-width space inside every 97th: invisible
+    characters the page must label visibly."""
+    from tests.reference import plain_names, wide_names
+
+    names = wide_names(plain_names(NAMES))[::4]
+    out = []
+    for i, w in enumerate(names):
+        w = f"{w} {names[i + 1]}" if i % 5 == 0 and i + 1 < len(names) else w
+        out.append(w[:2] + "\u200b" + w[2:] if i % 97 == 0 else w)
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="module")
+def kn3(tmp_path_factory):
+    """names.txt's trigram, Kneser-Ney counts beside the neural model, val and test names held out."""
+    run = tmp_path_factory.mktemp("kn3") / "kn3"
+    _cli("train", "--order", "3", "--smoothing", "kn", "--data", NAMES, "--out", run, "-q", "--no-figures")
+    _cli("explore", run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """A large alphabet (~520 letters, the space and a zero-width space among them), default training."""
+    root = tmp_path_factory.mktemp("wide")
+    names = _wide_corpus(root / "wide.txt")
+    run = root / "wide"
+    _cli("train", "--data", root / "wide.txt", "--out", run, "-q", "--no-figures")
+    _cli("explore", run)
+    return run, names
+
+
+def _text(browser) -> str:
+    return browser.execute_script("return document.body.innerText")
+
+
+def _lines(browser, selector: str) -> list[str]:
+    return [e.text for e in browser.find_elements("css selector", selector)]
+
+
+def _type(browser, name: str) -> None:
+    """A name in the name box, as typing it would (any character: a zero-width space too)."""
+    box = browser.find_element("id", "name-input")
+    browser.execute_script(
+        "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))", box, name
+    )
+
+
+def _said(browser, id_: str) -> str:
+    return browser.find_element("id", id_).text
+
+
+def test_perplexity_and_bits_are_lines_of_their_own_with_the_right_numbers(browser, lecture, kn3):
+    """The totals under a name: bigram score's line as it prints it (its spaces kept), then
+    perplexity = exp(NLL) and bits = NLL / ln 2, each on its own line. The lecture's count model
+    from names.txt's own counts (add-one), the others from bigram score's NLL."""
+    from tests.reference import plain_counts, plain_names
+
+    counts = plain_counts(plain_names(NAMES))
+    rows = Counter()
+    for (a, _), n in counts.items():
+        rows[a] += n
+    pairs = list(zip([None, *"emma"], [*"emma", None], strict=True))
+    by_hand = -sum(math.log((counts[p] + 1) / (rows[p[0]] + 27)) for p in pairs) / len(pairs)
+    for run in (lecture, kn3):
+        load(browser, run / "explore.html")
+        for model in ("count", "neural"):
+            said = json.loads(_cli("score", run, "emma", "--json", "--model", model))[0]["nll"]
+            if run == lecture and model == "count":
+                assert abs(said - by_hand) < 1e-12
+            box = browser.find_element("css selector", f".totals[data-model={model}]")
+            lines = [e.text for e in box.find_elements("css selector", "div")]
+            printed = _cli("score", run, "emma", "--model", model).strip().splitlines()[-1].strip()
+            assert lines == [
+                printed,  # "likelihood = …   log-likelihood = …   NLL = …": bigram score's spacing
+                f"perplexity = exp(NLL) = {math.exp(said):.4f}",
+                f"bits per character = NLL / ln 2 = {said / math.log(2):.4f}",
+            ]
+            ys = browser.execute_script(
+                "return [...arguments[0].children].map(e => e.getBoundingClientRect().top)", box
+            )
+            assert ys == sorted(ys) and len(set(ys)) == 3  # three lines on the screen, not one
+        metrics = json.loads((run / "metrics.json").read_text())
+        for tr in browser.find_elements("css selector", "#eval tr[data-model]"):
+            m, split = tr.get_attribute("data-model"), tr.get_attribute("data-split")
+            nll = metrics[m][split]["nll"]
+            cells = tr.text.split()
+            assert cells[3:6] == [f"{nll:.6f}", f"{math.exp(nll):.4f}", f"{nll / math.log(2):.4f}"]
+
+
+def test_the_eval_table_and_the_scores_are_what_the_cli_prints(browser, kn3):
+    """The Kneser-Ney trigram's page: its eval table is bigram eval's, row for row, and a typed
+    name's numbers are bigram score's, for both models."""
+    from selenium.webdriver.common.by import By
+
+    load(browser, kn3 / "explore.html")
+    printed = [
+        line.split() for line in _cli("eval", kn3).splitlines() if line[:6].strip() in ("count", "neural")
+    ]
+    shown = [tr.text.split() for tr in browser.find_elements(By.CSS_SELECTOR, "#eval tr[data-model]")]
+    assert shown == printed and len(shown) == 6
+    for name in ("emma", "zyx"):
+        _type(browser, name)
+        for model in ("count", "neural"):
+            out = _cli("score", kn3, name, "--model", model).strip().splitlines()
+            got = browser.find_element(By.CSS_SELECTOR, f".totals[data-model={model}] .nll").text
+            assert got == out[-1].strip()
+            rows = browser.find_elements(By.CSS_SELECTOR, f"table.steps[data-model={model}] tr")[1:]
+            want = [line.split() for line in out[1:-1]]  # ".em   P = 0.181789   log P =   -1.7049"
+            assert [r.text.split()[:3] for r in rows] == [[w[0], w[3], w[-1]] for w in want]
+
+
+def test_no_backticks_no_internal_index_no_blank_label(browser, lecture, kn3, wide):
+    """What a learner reads: code is styled (a code element), never shown with backticks; no
+    index of the page's own (the "(row 495)" of issue 45); no label left blank or undefined."""
+    for run in (lecture, kn3, wide[0]):
+        load(browser, run / "explore.html")
+        text = _text(browser)
+        assert "`" not in text and "(row " not in text, run
+        assert not re.search(r"\bundefined\b|\bNaN\b|\bnull\b|\[object", text), run
+        assert browser.find_element("css selector", "#name-rule code").text == "bigram score"
+        rows, bars = (
+            _lines(browser, "#heat g.heat-row > text:last-child"),
+            _lines(browser, "#bars text.bar-label"),
+        )
+        assert rows and bars and all(t.strip() for t in rows + bars), run
+
+
+def _round(labels: list[str], least: int) -> list[float]:
+    """Tick labels that are round: at least `least`, evenly spaced by 1, 2 or 5 × 10^k, each a
+    multiple of that step, written with the digits the step needs and no more."""
+    values = [float(t) for t in labels]
+    assert len(values) >= least, labels
+    gaps = {round(b - a, 9) for a, b in itertools.pairwise(values)}
+    assert len(gaps) == 1, labels
+    step = gaps.pop()
+    assert step > 0, labels
+    power = math.floor(math.log10(step) + 1e-9)
+    assert round(step / 10**power, 6) in (1, 2, 5), labels
+    assert all(abs(v / step - round(v / step)) < 1e-6 for v in values), labels
+    digits = max(0, -power)
+    assert all(len(t.partition(".")[2]) == digits for t in labels), labels
+    return values
+
+
+def test_axes_have_round_ticks_and_labels(browser, lecture, kn3, wide):
+    """The bars: P from 0 in round steps up to at least the highest bar, the axis named; the
+    curves: NLL and steps in round steps spanning every logged point, zoomed in or not."""
+    for run in (lecture, kn3, wide[0]):
+        load(browser, run / "explore.html")
+        js = browser.execute_script
+        ticks = _round(_lines(browser, "#bars text.tick"), 3)
+        top = js(
+            "return Math.max(...[...document.querySelectorAll('#bars rect.bar')].map(b => +b.dataset.p))"
+        )
+        assert ticks[0] == 0 and ticks[-1] >= top
+        assert "P(next | context)" in _lines(browser, "#bars text.axis-label")
+        assert "NLL (nats per " in " ".join(_lines(browser, "#curves text.axis-label"))
+        points = js("return Object.values(JSON.parse(data.textContent).curves).flat()")  # every logged point
+        ys = _round(_lines(browser, "#curves text.tick.y"), 4)
+        xs = _round(_lines(browser, "#curves text.tick.x"), 3)
+        assert ys[0] <= min(p[1] for p in points) and ys[-1] >= max(p[1] for p in points)
+        assert xs[0] == 0 and xs[-1] >= max(p[0] for p in points) and xs == [int(x) for x in xs]
+        browser.find_element("id", "curves-zoom").click()
+        _round(_lines(browser, "#curves text.tick.y"), 4)
+
+
+def _curves_drawn(browser) -> dict[str, str]:
+    """Each line the chart draws ({split}/nll or {split}/nll_count_model) and its dash pattern."""
+    return {c.get_attribute("data-tag"): c.get_attribute("stroke-dasharray")
+            for c in browser.find_elements("css selector", "#curves .curve")}  # fmt: skip
+
+
+def _legend(browser) -> dict[str, str]:
+    lines = browser.find_elements("css selector", "#curves line.legend-line")
+    texts = _lines(browser, "#curves text.legend")
+    return {t: line.get_attribute("stroke-dasharray") for t, line in zip(texts, lines, strict=True)}
+
+
+WORDS = {"train": "training names", "val": "validation names", "test": "test names"}
+DASHES = {"": "solid", "6 3": "dashed", "2 3": "dotted"}
+
+
+def _check_caption(browser, run: Path) -> str:
+    """The legend names exactly the lines drawn, with their dashes; the caption says what each
+    dash is, only for dashes drawn; where the neural model ends against the count line, per split,
+    from metrics.json; and the floor (the train entropy) below both."""
+    drawn, legend = _curves_drawn(browser), _legend(browser)
+    want = {f"{'count' if t.endswith('_count_model') else 'neural'} model, {t.split('/')[0]}": d
+            for t, d in drawn.items()}  # fmt: skip
+    assert legend == want
+    note = browser.find_element("id", "curves-note").text
+    assert "minimum gradient descent approaches" not in note
+    splits = {t.split("/")[0]: d for t, d in drawn.items()}
+    for dash, word in DASHES.items():
+        used = [s for s, d in splits.items() if d == dash]
+        if len(splits) > 1:
+            assert (word in note.lower()) == bool(used), (word, note)
+            for s in used:
+                assert f"{word}: {WORDS[s]}" in note.lower()
+        else:
+            assert word not in note.lower()
+    metrics = json.loads((run / "metrics.json").read_text())
+    for s in splits:
+        n, c = metrics["neural"][s]["nll"], metrics["count"][s]["nll"]
+        side = f"{abs(n - c):.4f} {'above' if n > c else 'below'}"
+        assert (
+            f"On the {WORDS[s]} the neural model ends at {n:.4f}, {side} the count model's {c:.4f}." in note
+        )
+    floor = metrics["count"]["train"]["entropy"]
+    assert floor <= min(metrics["count"]["train"]["nll"], metrics["neural"]["train"]["nll"])
+    assert f"The floor on the training names is their entropy, {floor:.4f}" in note
+    return note
+
+
+def test_the_training_captions_say_what_each_run_draws(browser, lecture, kn3, wide):
+    load(browser, lecture / "explore.html")
+    note = _check_caption(browser, lecture)
+    assert set(_curves_drawn(browser)) == {"train/nll", "train/nll_count_model"}  # no held-out names
+    assert "this run held out no names" in note and "dashed" not in note and "dotted" not in note
+    assert "gradient descent (SGD)" in note and "add-k smoothing, k = 1" in note
+    load(browser, kn3 / "explore.html")
+    note = _check_caption(browser, kn3)
+    assert {t.split("/")[0] for t in _curves_drawn(browser)} == {"train", "val", "test"}
+    assert "Newton's method" in note and "interpolated modified Kneser-Ney" in note
+    metrics = json.loads((kn3 / "metrics.json").read_text())
+    if metrics["neural"]["train"]["nll"] < metrics["count"]["train"]["nll"]:  # issue 45's case
+        assert "below the count model's" in note and "is not a floor" in note
+    load(browser, wide[0] / "explore.html")
+    _check_caption(browser, wide[0])
+
+
+def test_draw_more_gives_new_names_and_a_walk_is_not_a_drawn_name(browser, lecture):
+    """'draw 20 more names' goes on along the seed's stream (names 21-40 after 1-20); a walked
+    name goes to its own list, never the drawn one; new settings start both again."""
+    from selenium.webdriver.common.by import By
+
+    load(browser, lecture / "explore.html")
+    first = _lines(browser, "#drawn li")
+    assert len(first) == 20 and _lines(browser, "#drawn-head")[0].startswith("Names 1–20 drawn")
+    browser.find_element(By.ID, "s-many").click()
+    second = _lines(browser, "#drawn li")
+    assert len(second) == 20 and browser.find_element(By.ID, "drawn").get_attribute("start") == "21"
+    assert _lines(browser, "#drawn-head")[0].startswith("Names 21–40 drawn")
+    assert sum(a == b for a, b in zip(first, second, strict=True)) < 5  # new names, not the same 20 again
+    model = browser.find_element(By.ID, "s-model").get_attribute("value")
+    stream = browser.execute_script("return bigramExplore.sampleNames(arguments[0], 40, 2147483647)", model)
+    assert [d["name"] for d in stream] == first + second
+    assert not browser.find_element(By.ID, "walked-box").is_displayed()
+    for _ in range(60):
+        browser.find_element(By.ID, "s-step").click()
+        if "ended at the boundary" in browser.find_element(By.ID, "walk").text:
+            break
+    walked = re.search(r'ended at the boundary: "([^"]*)"', _said(browser, "walk")).group(1)
+    assert (
+        _lines(browser, "#walked li") == [walked] and browser.find_element(By.ID, "walked-box").is_displayed()
+    )
+    assert _lines(browser, "#drawn li") == second  # the walk added nothing to the drawn names
+    seed = browser.find_element(By.ID, "s-seed")
+    seed.clear()
+    seed.send_keys("7\n")
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", seed)
+    assert _said(browser, "drawn-head").startswith("Names 1–20 drawn") and _lines(browser, "#walked li") == []
+
+
+def test_a_large_alphabet_page_shows_the_space_and_invisible_characters(browser, wide):
+    """The space context's row is labelled ␣ (as bigram plot draws it), a zero-width space shows
+    as its escape; a typed name with both reads as bigram score reads it; "emma", outside the
+    alphabet, gives way to a name the model can read, and the page says why."""
+    from selenium.webdriver.common.by import By
+
+    from bigram.runs import Run
+
+    run, names = wide
+    space = Run.open(run).vocab.id(" ")
+    load(browser, run / "explore.html")
+    row = browser.find_element(By.CSS_SELECTOR, f'#heat g[data-row="{space}"]')
+    assert row.find_elements(By.TAG_NAME, "text")[-1].text == "␣"
+    assert "the space as “␣”" in browser.find_element(By.ID, "heat-note").text
+    assert "U+200B as “\\u200b”" in browser.find_element(By.ID, "heat-note").text
+    start = browser.find_element(By.ID, "name-input").get_attribute("value")
+    assert start and start != "emma" and browser.find_element(By.ID, "name-error").text == ""
+    assert "“emma” has characters outside its vocabulary" in browser.find_element(By.ID, "name-rule").text
+    name = names[0]
+    assert " " in name and "\u200b" in name
+    _type(browser, name)
+    for model in ("count", "neural"):
+        grams = _lines(browser, f"table.steps[data-model={model}] tr td:first-child")
+        assert sum("␣" in g for g in grams) == 2 and sum("\\u200b" in g for g in grams) == 2
+        assert not any(" " in g or "\u200b" in g for g in grams)
+        want = json.loads(_cli("score", run, name, "--json", "--model", model))[0]
+        assert len(grams) == len(want["bigrams"])
+        got = browser.find_element(By.CSS_SELECTOR, f".totals[data-model={model}] .nll").text
+        assert f"NLL = {want['nll']:.4f} nats/bigram" in got
+
+
+def test_a_run_that_trained_nothing_says_so_instead_of_describing_a_chart(browser, invoke, tmp_path):
+    """An imported model (no counts, no splits, no curve): the page names its ARPA file, shows no
+    counts, no occurrences, no eval table and no chart, and says why in words; a unigram's row
+    lists every token, so no backoff weight is spoken of."""
+    run = train_run(invoke, NAMES, tmp_path / "uni", "--model", "count", "--order", "1")
+    assert invoke("explore", run).exit_code == 0
+    load(browser, run / "explore.html")
+    assert "every other token" not in _said(browser, "row-stats") and "lists all 27 next tokens" in _said(
+        browser, "row-stats"
+    )
+    assert not browser.find_element("id", "train-lead").is_displayed()
+    assert "trained no neural model" in _said(browser, "curves-note")
+    arpa = tmp_path / "uni.arpa"
+    assert invoke("export", run, "--out", arpa).exit_code == 0
+    assert invoke("import", arpa, "--out", tmp_path / "imp").exit_code == 0
+    assert invoke("explore", tmp_path / "imp").exit_code == 0
+    load(browser, tmp_path / "imp" / "explore.html")
+    assert "imported model: read from the ARPA file uni.arpa, not trained here." in _said(browser, "run")
+    assert "holds no training counts" in _said(browser, "heat-note")
+    assert "occurrences" not in _said(browser, "row-head")
+    assert not browser.find_element("id", "eval").is_displayed()
+    assert "no evaluation of its own" in _said(browser, "chain")
+    assert not browser.find_element("id", "train-lead").is_displayed()
+    assert "imported from an ARPA file" in _said(browser, "curves-note")

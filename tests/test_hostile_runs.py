@@ -559,7 +559,7 @@ def test_a_metrics_value_that_is_not_a_number_leaves_its_row_out(base, invoke, t
     assert set(data["metrics"]) == other and set(data["metrics"][other.pop()]) == {"train"}
     assert "metrics.json holds something other than numbers" in " ".join(data["unread"])
     assert data["model_notes"]["count"] == f"add-k smoothing, k = {k:.4g}"
-    assert data["model_notes"]["neural"] == "newton (lr 1), reg 0.01"  # its steps left out
+    assert data["model_notes"]["neural"] == "Newton (lr 1), reg = 0.01"  # its steps left out
 
 
 @pytest.mark.parametrize("text", ["null", "[]", "{not json", "[" * 100_000 + "]" * 100_000, ""])
@@ -570,7 +570,7 @@ def test_a_metrics_file_that_is_not_an_object_gives_a_page_without_its_table(bas
     assert r.exit_code == 0, r.output
     data = page_data(run)
     assert data["metrics"] == {} and "no evaluation table" in data["unread"][0]
-    assert data["model_notes"]["neural"].startswith("newton (lr 1)")  # from the config
+    assert data["model_notes"]["neural"].startswith("Newton (lr 1)")  # from the config, in train's words
 
 
 def test_infinite_metrics_travel_as_text(invoke, tmp_path):

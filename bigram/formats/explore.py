@@ -135,6 +135,8 @@ def page_data(run) -> dict:
         "C": f"{C:,}",
         "seen_contexts": len(seen),
         "tokens": run.vocab.tokens(),
+        "labels": [shown(t) for t in run.vocab.tokens()],
+        "optimizer": run.config.optimizer if "neural" in models else None,
         "describe": run.vocab.describe(),
         "rule": {"normalize": run.config.normalize, "lowercase": run.config.lowercase},
         "spaces": [c for c in range(0x3000 + 1) if chr(c).isspace()],  # what str.strip strips
@@ -148,6 +150,24 @@ def page_data(run) -> dict:
         "curves": curves,
         "unread": unread + unread_curves,
     }
+
+
+def shown(token: str) -> str:
+    """A token as the page labels it, visibly: the space as "␣" (as `bigram plot` shows it), what a
+    terminal must not be sent as its escape (as every command prints it, bigram.text.escaped), any
+    other white space or invisible character as \\uXXXX; every other character as itself.
+
+    >>> [shown(t) for t in ("a", " ", "\\t", "\\u00a0", "\\u200b", "\\u202e", "é")]
+    ['a', '␣', '\\\\x09', '\\\\xa0', '\\\\u200b', '\\\\u202e', 'é']
+    """
+    if token == " ":
+        return "␣"
+    if escaped(token) != token:
+        return escaped(token)
+    if len(token) == 1 and (token.isspace() or not token.isprintable()):
+        c = ord(token)
+        return f"\\x{c:02x}" if c <= 0xFF else f"\\u{c:04x}"
+    return token
 
 
 def _heat(train, seen: torch.Tensor, sums: torch.Tensor, C: int, V: int) -> dict:
@@ -372,25 +392,49 @@ def _eval_table(metrics: dict, models: list[str], unread: list[str]) -> dict:
     return table
 
 
+# the optimizers as train's summary names them
+OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "lbfgs": "L-BFGS", "newton": "Newton"}
+
+
 def _model_notes(run, metrics: dict, tables: dict) -> dict[str, str]:
-    """A line on how each model was made: from its checkpoint (the count model's smoothing, a mix's
-    weights), and from metrics.json what only it records (the optimizer's steps, a mix's parents),
-    each checked, and left out of the line when it is not what bigram writes."""
+    """A line on how each model was made, in the words of train's summary: from its checkpoint
+    (the count model's smoothing, a mix's weights), and from metrics.json what only it records (the
+    optimizer's steps, a k or reg chosen on val, a mix's parents), each checked, and left out of the
+    line when it is not what bigram writes."""
     notes, cfg = {}, run.config
+    on_val = ", chosen on the val split"
     if "count" in tables:
         k = run.count_checkpoint().get("smoothing")
+        auto = metrics.get("smoothing")  # smoothing = auto: how it was chosen
+        by = auto.get("chosen_by", "val") if isinstance(auto, dict) and auto.get("chosen") == k else None
         notes["count"] = "interpolated modified Kneser-Ney" if k == "kn" else f"add-k smoothing, k = {k:.4g}"
+        notes["count"] += {"val": on_val, "leave-one-out": ", chosen by leave-one-out"}.get(by, "")
     if "mix" in tables:
         notes["mix"] = _mix_note(metrics.get("mix_recipe"), tables["mix"])
+    if "arpa" in tables:
+        notes["arpa"] = _arpa_note(run.path / layout.recipe("arpa"))
     t = metrics.get("neural_training")
     if "neural" in tables:
         done = isinstance(t, dict) and _number(t.get("steps"), whole=True)
         steps = f", {t['steps']} steps" if done else ""
-        auto = metrics.get("reg") if isinstance(metrics, dict) else None  # reg = auto: chosen on val
-        reg = auto["chosen"] if isinstance(auto, dict) and _number(auto.get("chosen")) else cfg.reg
+        auto = metrics.get("reg")  # reg = auto: chosen on val
+        chosen = isinstance(auto, dict) and _number(auto.get("chosen"))
+        reg = auto["chosen"] if chosen else cfg.reg
         shown = f"{reg:.4g}" if isinstance(reg, int | float) else str(reg)
-        notes["neural"] = f"{cfg.optimizer} (lr {cfg.learning_rate:g}){steps}, reg {shown}"
+        how = on_val if chosen and auto.get("on") == "val" else ""
+        name = OPTIMIZERS.get(cfg.optimizer, cfg.optimizer)
+        notes["neural"] = f"{name} (lr {cfg.learning_rate:g}){steps}, reg = {shown}{how}"
     return notes
+
+
+def _arpa_note(path: Path) -> str:
+    """An imported model's line: the ARPA file it was read from, as its recipe names it."""
+    try:
+        source = json.loads(path.read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
+        source = None
+    where = f" {escaped(Path(source).name)[:80]}" if isinstance(source, str) and source else ""
+    return f"read from the ARPA file{where}, not trained here"
 
 
 def _mix_note(recipe: object, table) -> str:
