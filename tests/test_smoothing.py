@@ -75,9 +75,10 @@ def check_smoothing_figure(run, k: float, nll: float) -> None:
     assert "smoothing/val_nll" not in ea.Tags()["scalars"]
     (image,) = ea.Images("smoothing/val_nll")
     pixels = np.asarray(Image.open(io.BytesIO(image.encoded_image_string)).convert("RGB")).astype(int)
-    red = (abs(pixels - [214, 39, 40]).sum(axis=2) < 30).nonzero()  # the chosen k's line and dot
-    left, _, right, _ = PLOT_BOX
-    assert np.median(red[1]) == pytest.approx(left + (math.log10(k) + 4) / 7 * (right - left), abs=1.5)
+    left, top, right, bottom = PLOT_BOX
+    plot = pixels[top : bottom + 1, left : right + 1]
+    red = (abs(plot - [214, 39, 40]).sum(axis=2) < 30).nonzero()  # the chosen k's line and dot
+    assert np.median(red[1]) + left == pytest.approx(left + (math.log10(k) + 4) / 7 * (right - left), abs=1.5)
     said = ea.Tensors("smoothing/chosen/text_summary")[0].tensor_proto.string_val[0].decode()
     assert said == f"k = {k:.6g} (val NLL {nll:.6f})"
 

@@ -231,13 +231,14 @@ def log_summary(
                 writer[model]._get_file_writer().add_summary(summary)
 
 
-SMOOTHING_FIGURE = (600, 360)  # px: the figure of the k search
-PLOT_BOX = (84, 62, 566, 300)  # its plot area (left, top, right, bottom), room for the labels
+# px: the figure of the k search, small and in large type (TensorBoard shrinks it to its ~350 px card)
+SMOOTHING_FIGURE = (480, 330)
+PLOT_BOX = (74, 58, 460, 266)  # its plot area (left, top, right, bottom), room for the labels
 
 
 def smoothing_figure(curve: list[tuple[float, float]], chosen: float, what: str):
     """The k search as a PIL figure: `what` (the NLL k was chosen by) against k on a log axis
-    from 10^-4 to 10^3, every k evaluated a dot, the chosen one red, named in the subtitle."""
+    from 10^-4 to 10^3, every k evaluated a blue dot, the chosen one red, named in the subtitle."""
     from PIL import Image, ImageDraw
 
     from bigram.formats.plots import _font
@@ -253,7 +254,7 @@ def smoothing_figure(curve: list[tuple[float, float]], chosen: float, what: str)
         return left + fx * (right - left), bottom - (y - y0) / ((y1 - y0) or 1) * (bottom - top)
 
     img = Image.new("RGB", SMOOTHING_FIGURE, "white")
-    draw, font = ImageDraw.Draw(img), _font(13)
+    draw, font = ImageDraw.Draw(img), _font(15)
     for y in ticks:  # horizontal grid lines, labelled on the left
         py = at(1.0, y)[1]
         draw.line([(left, py), (right, py)], fill="#e0e0e0")
@@ -272,13 +273,18 @@ def smoothing_figure(curve: list[tuple[float, float]], chosen: float, what: str)
         r = 5 if k == chosen else 2
         draw.ellipse([px - r, py - r, px + r, py + r], fill="#d62728" if k == chosen else "#1f77b4")
     mid = (left + right) / 2
-    draw.text((mid, 14), f"count model: {what} against add-k's k", fill="black", font=_font(15), anchor="mm")
-    subtitle = f"red: the k chosen, k = {chosen:.4g} ({what} {best:.6f}); blue: every k tried"
-    draw.text((mid, 36), subtitle, fill="black", font=font, anchor="mm")
-    draw.text((mid, bottom + 28), "k (log scale)", fill="black", font=font, anchor="mt")
-    label = Image.new("RGB", (bottom - top, 18), "white")  # the y axis's name, turned upright
-    ImageDraw.Draw(label).text((label.width / 2, 9), f"{what} (nats)", fill="black", font=font, anchor="mm")
-    img.paste(label.rotate(90, expand=True), (4, top))
+    draw.text((mid, 14), f"count model: {what} against add-k's k", fill="black", font=_font(17), anchor="mm")
+    draw.text(
+        (mid, 38),
+        f"chosen (red): k = {chosen:.4g}, {what} {best:.6f}",
+        fill="#d62728",
+        font=font,
+        anchor="mm",
+    )
+    draw.text((mid, bottom + 30), "k (log scale)", fill="black", font=font, anchor="mt")
+    label = Image.new("RGB", (bottom - top, 20), "white")  # the y axis's name, turned upright
+    ImageDraw.Draw(label).text((label.width / 2, 10), f"{what} (nats)", fill="black", font=font, anchor="mm")
+    img.paste(label.rotate(90, expand=True), (2, top))
     return img
 
 
