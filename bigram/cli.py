@@ -95,7 +95,7 @@ def train(
     for line in result.summary:
         typer.echo(line)
     if not quiet:
-        typer.echo(f"\nTensorBoard: tensorboard --logdir {escaped(result.run_dir.parent)}")
+        typer.echo(f"\nTensorBoard: tensorboard --logdir {escaped(result.run_dir)}")
         typer.echo(f"Samples:     bigram sample {escaped(result.run_dir)}")
 
 

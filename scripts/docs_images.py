@@ -3,9 +3,10 @@
     python scripts/docs_images.py            # needs Debian's `chromium` for the TensorBoard one
 
 docs/heatmap.png            `bigram plot` of the lecture run: the 27×27 counts, each cell labelled
-docs/tensorboard_nll.png    TensorBoard's Custom Scalars chart of the lecture run (headless
-                            Chromium): the neural model's train NLL curve meeting the count
-                            model's flat line
+docs/tensorboard_nll.png    TensorBoard's Custom Scalars tab on the lecture run, as the README
+                            opens it (headless Chromium driven by Selenium, "Ignore outliers"
+                            unticked): the neural model's train NLL curve meeting the count
+                            model's flat line, each in its run's colour, named on the left
 docs/explore.png            the top of `bigram explore`'s page for the lecture run (headless
                             Chromium): the table and one clicked row
 
@@ -35,8 +36,19 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WINDOW = (760, 520)  # CSS pixels; the screenshot is taken at twice that (device scale 2)
-CHART = (280, 70, 664, 352)  # the first Custom Scalars chart and its heading, in CSS pixels
+WINDOW = (1100, 900)  # CSS pixels; the screenshot is taken at twice that (device scale 2)
+CHART = (286, 76, 664, 486)  # the first Custom Scalars chart, its heading and its legend, in CSS pixels
+# a chart's list of matches, opened: its legend, each series in its run's colour (a Polymer
+# element's button, inside shadow roots)
+OPEN_MATCHES = """
+const found = [];
+(function walk(root) {
+  root.querySelectorAll(".toggle-matches-button").forEach(b => found.push(b));
+  root.querySelectorAll("*").forEach(e => e.shadowRoot && walk(e.shadowRoot));
+})(document);
+found.slice(0, 1).forEach(b => b.click());
+return found.length;
+"""
 
 
 def bigram(*args: str, cwd: Path = ROOT) -> None:
@@ -62,32 +74,52 @@ def wait_for(url: str, needle: str, timeout: float = 60.0) -> None:
     raise SystemExit(f"TensorBoard did not serve {url} within {timeout:.0f} s")
 
 
-def screenshot_tensorboard(logdir: Path, out: Path) -> None:
+def screenshot_tensorboard(logdir: Path, out: Path, cwd: Path) -> None:
+    """TensorBoard's Custom Scalars tab on `logdir` (relative to `cwd`, as the page shows it),
+    smoothing 0 and "Ignore outliers in chart scaling" unticked (TensorBoard keeps that box in the
+    browser's localStorage, not in the URL, hence Selenium): ticked, the curve's first steps fall
+    outside the chart. The first chart's list of matches is opened: it names each line's run."""
     from PIL import Image  # matplotlib's dependency
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        raise SystemExit("no chromium: `apt-get install chromium` (Debian's package) and run again")
+    driver = shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        raise SystemExit("no chromium: `apt-get install chromium chromium-driver` (Debian's) and run again")
     port = free_port()
     tb = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=cwd,
     )
+    options = Options()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                f"--window-size={WINDOW[0]},{WINDOW[1]}", "--force-device-scale-factor=2"):  # fmt: skip
+        options.add_argument(arg)
+    options.binary_location = str(Path(chromium).resolve())
+    browser = None
     try:
         base = f"http://localhost:{port}"
         wait_for(f"{base}/data/plugin/custom_scalars/layout", "gradient descent meets counting")
+        browser = webdriver.Chrome(service=Service(driver), options=options)
+        browser.get(f"{base}/")
+        browser.execute_script("localStorage.setItem('_ignoreYOutliers', 'false')")
+        browser.get(f"{base}/#custom_scalars&_smoothingWeight=0")
+        browser.refresh()  # the dashboard reads the box's state as it loads
+        time.sleep(8)  # TensorBoard draws its charts after loading their data
+        if not browser.execute_script(OPEN_MATCHES):
+            raise SystemExit("TensorBoard drew no Custom Scalars chart: look at its page by hand")
+        time.sleep(1)
         full = out.with_suffix(".full.png")
-        subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             f"--window-size={WINDOW[0]},{WINDOW[1]}", "--force-device-scale-factor=2",
-             "--virtual-time-budget=15000", f"--screenshot={full}",
-             f"{base}/#custom_scalars&_smoothingWeight=0"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
-        )  # fmt: skip
-        Image.open(full).crop(tuple(2 * c for c in CHART)).save(out, optimize=True)
+        browser.save_screenshot(str(full))
+        Image.open(full).convert("RGB").crop(tuple(2 * c for c in CHART)).save(out, optimize=True)
         full.unlink()
     finally:
+        if browser is not None:
+            browser.quit()
         tb.terminate()
         tb.wait()
 
@@ -190,7 +222,7 @@ def main() -> None:
         bigram("train", "--config", "lecture", "--out", str(run), "-q", "--no-figures")
         heatmap = args.out / "heatmap.png"
         bigram("plot", str(run), "--what", "counts", "--top", "27", "--out", str(heatmap), "--overwrite")
-        screenshot_tensorboard(run.parent, args.out / "tensorboard_nll.png")
+        screenshot_tensorboard(Path("runs/lecture"), args.out / "tensorboard_nll.png", cwd=Path(tmp))
         explore_pictures(Path(tmp), args.out, args.pages, args.wide)
     print(f"wrote {heatmap}, {args.out / 'tensorboard_nll.png'} and {args.out / 'explore.png'}: look at them")
 

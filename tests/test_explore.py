@@ -379,12 +379,12 @@ def test_a_damaged_run_gives_a_page_that_says_what_it_could_not_read(browser, in
     assert metrics["count"]["val"]["nll"] == math.inf  # the case: an unseen bigram in val, k = 0
     metrics["neural"]["train"]["nll"] = "oops"
     (run / "metrics.json").write_text(json.dumps(metrics))
-    events = next(run.glob("events.out.tfevents.*"))
+    events = next(run.glob("neural/events.out.tfevents.*"))
     events.write_bytes(bytes(range(256)) * 2)
     assert invoke("explore", run).exit_code == 0
     load(browser, run / "explore.html")
     header = browser.find_element("id", "run").text
-    assert f"The TensorBoard event file {events.name} could not be read whole" in header
+    assert f"The TensorBoard event file neural/{events.name} could not be read whole" in header
     assert "metrics.json holds something other than numbers for neural train" in header
     assert "No training curve" in browser.find_element("id", "curves-note").text
     rows = {(r.get_attribute("data-model"), r.get_attribute("data-split")): r.text
@@ -730,3 +730,41 @@ def test_a_run_that_trained_nothing_says_so_instead_of_describing_a_chart(browse
     assert "no evaluation of its own" in _said(browser, "chain")
     assert not browser.find_element("id", "train-lead").is_displayed()
     assert "imported from an ARPA file" in _said(browser, "curves-note")
+
+
+def test_the_page_reads_the_curves_from_each_models_event_directory(invoke, tmp_path):
+    """A run's curves are in neural/ and count/ (one TensorBoard run per model, under the same
+    tags); the page reads the count model's as its flat line ({split}/nll_count_model), at the
+    NLL of metrics.json; a run made before those directories, its event files beside the others,
+    reads as it did."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from bigram.formats.explore import _curves
+
+    data = tmp_path / "names.txt"
+    data.write_text("\n".join(["anna", "bob", "ab", "ba", "abba", "bab", "aab", "bba"] * 5) + "\n")
+    run = train_run(invoke, data, tmp_path / "r", "--val-frac", "0.2", "--test-frac", "0", "--optimizer",
+                    "sgd", "--steps", "4")  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    curves, unread = _curves(run)
+    assert unread == [] and set(curves) == {
+        "train/nll",
+        "val/nll",
+        "train/nll_count_model",
+        "val/nll_count_model",
+    }
+    for split in ("train", "val"):
+        assert [s for s, _ in curves[f"{split}/nll"]] == [s for s, _ in curves[f"{split}/nll_count_model"]]
+        assert curves[f"{split}/nll"][-1] == [4, pytest.approx(metrics["neural"][split]["nll"], rel=1e-6)]
+        count = metrics["count"][split]["nll"]
+        assert [x for _, x in curves[f"{split}/nll_count_model"]] == [pytest.approx(count, rel=1e-6)] * 5
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    with SummaryWriter(str(legacy)) as w:
+        for step, (a, b) in enumerate([(3.0, 2.0), (2.5, 2.0)]):
+            w.add_scalar("train/nll", a, step)
+            w.add_scalar("train/nll_count_model", b, step)
+    assert _curves(legacy) == (
+        {"train/nll": [[0, 3.0], [1, 2.5]], "train/nll_count_model": [[0, 2.0], [1, 2.0]]},
+        [],
+    )

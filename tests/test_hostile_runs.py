@@ -38,12 +38,17 @@ def base(tmp_path_factory) -> Path:
 
 
 def copy(base: Path, to: Path, legacy: bool = False) -> Path:
-    """A copy of the base run; `legacy`: its marker as bigram wrote it before it listed files."""
+    """A copy of the base run; `legacy`: as bigram wrote it before its marker listed files (its
+    event files beside the others, not in a directory per model)."""
     shutil.copytree(base, to, symlinks=True)
     if legacy:
         info = json.loads((to / ".bigram-run").read_text())
         del info["files"]
         (to / ".bigram-run").write_text(json.dumps(info))
+        for model in ("count", "neural"):
+            for events in (to / model).glob("events.out.tfevents.*"):
+                events.rename(to / events.name)
+            shutil.rmtree(to / model)
     return to
 
 
@@ -72,7 +77,10 @@ def test_the_marker_lists_exactly_the_files_bigram_wrote(base, invoke, tmp_path)
     on_disk = {p.name for p in run.iterdir()} - {".bigram-run"}
     assert set(marker(run)["files"]) == on_disk
     assert {"config.toml", "vocab.json", "counts.pt", "count.pt", "neural.pt", "metrics.json"} < on_disk
-    assert sum(n.startswith("events.out.tfevents.") for n in on_disk) == 1
+    assert {"count", "neural"} < on_disk and not any(n.startswith("events.out.tfevents.") for n in on_disk)
+    for model in ("count", "neural"):  # TensorBoard's runs: each directory lists its one event file
+        on_disk = {p.name for p in (run / model).iterdir()} - {".bigram-run"}
+        assert set(marker(run / model)["files"]) == on_disk and len(on_disk) == 1
     # the run's own page is bigram's; a page or an export written elsewhere in it is the user's
     assert invoke("explore", run).exit_code == 0
     assert invoke("explore", run, "--out", run / "mine.html").exit_code == 0
@@ -97,6 +105,15 @@ def test_files_named_like_bigrams_are_the_users(base, invoke, tmp_path, name, le
     (run / name).write_text("my thesis\n")
     before = tree(tmp_path)
     one_line_error(overwrite(invoke, base.parent / "tiny.txt", run), name, "not a file bigram writes")
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("model", ["count", "neural"])
+def test_a_file_put_into_a_models_event_directory_is_the_users(base, invoke, tmp_path, model):
+    run = copy(base, tmp_path / "r")
+    (run / model / "events.out.tfevents.1700000000.host.12.0").write_text("my thesis\n")
+    before = tree(tmp_path)
+    one_line_error(overwrite(invoke, base.parent / "tiny.txt", run), "not a file bigram writes")
     assert tree(tmp_path) == before
 
 
@@ -135,7 +152,8 @@ def during_training(monkeypatch, act):
 
 def test_files_put_into_a_run_while_it_is_rebuilt_are_kept(base, invoke, tmp_path, monkeypatch):
     run = copy(base, tmp_path / "r")
-    old_events = {p.name for p in run.glob("events.out.tfevents.*")}
+    old_events = {p.name for p in run.glob("*/events.out.tfevents.*")}
+    assert len(old_events) == 2
 
     def meanwhile(final: Path) -> None:
         (final / "notes.txt").write_text("my notes\n")
@@ -152,7 +170,7 @@ def test_files_put_into_a_run_while_it_is_rebuilt_are_kept(base, invoke, tmp_pat
     assert (run / "notes.txt").read_text() == "my notes\n"
     assert (run / "plots" / "a.txt").read_text() == "a\n"
     assert (run / "names.arpa").read_text().startswith("\\data\\")
-    assert not old_events & {p.name for p in run.iterdir()}  # the old run's own files went
+    assert not old_events & {p.name for p in run.glob("*/*")}  # the old run's own files went
     assert staged(tmp_path) == []
     # they are the user's: the next --overwrite refuses, naming one
     one_line_error(overwrite(invoke, base.parent / "tiny.txt", run), "not")
@@ -424,16 +442,16 @@ def page_data(run: Path) -> dict:
 
 
 def own_events(run: Path, points: list[tuple[int, float]]) -> Path:
-    """The run's event files replaced by one holding train/nll at the given (step, value)s."""
+    """The run's event files replaced by one in neural/ holding train/nll at the given (step, value)s."""
     from torch.utils.tensorboard import SummaryWriter
 
-    for p in run.glob("events.out.tfevents.*"):
+    for p in run.glob("*/events.out.tfevents.*"):
         p.unlink()
-    w = SummaryWriter(str(run))
+    w = SummaryWriter(str(run / "neural"))
     for step, x in points:
         w.add_scalar("train/nll", x, step)
     w.close()
-    return next(run.glob("events.out.tfevents.*"))
+    return next(run.glob("neural/events.out.tfevents.*"))
 
 
 def record(payload: bytes, length: int | None = None) -> bytes:
@@ -498,7 +516,7 @@ def fifo(path: Path) -> None:
 
 def test_fifos_and_directories_in_a_run_never_hang_a_command(base, invoke, tmp_path):
     run = copy(base, tmp_path / "r")
-    events = next(run.glob("events.out.tfevents.*"))
+    events = next(run.glob("neural/events.out.tfevents.*"))
     with at_most(30):
         fifo(events)
         assert invoke("explore", run).exit_code == 0
@@ -604,6 +622,7 @@ def test_resume_of_a_legacy_run_keeps_it_replaceable(base, invoke, tmp_path):
     r = invoke("train", "--resume", run, "--steps", "5", "-q")
     assert r.exit_code == 0, r.output
     assert "files" not in marker(run) and len(list(run.glob("events.out.tfevents.*"))) == 2
+    assert len(list(run.glob("*/events.out.tfevents.*"))) == 2  # the resumed steps', a directory per model
     r = overwrite(invoke, base.parent / "tiny.txt", run)
     assert r.exit_code == 0, r.output
     assert set(marker(run)["files"]) == {p.name for p in run.iterdir()} - {".bigram-run"}

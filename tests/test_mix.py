@@ -361,7 +361,7 @@ def test_hostile_mix_inputs_are_refused_in_one_line_and_leave_the_runs_whole(inv
     two, three = str(order_runs[2]), str(order_runs[3])
     parent = tmp_path / "parent"
     shutil.copytree(order_runs[2], parent)
-    before = {p.name: p.read_bytes() for p in parent.iterdir()}
+    before = {p: p.read_bytes() for p in parent.rglob("*") if p.is_file()}  # its event directories too
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
     cases = [
@@ -383,7 +383,7 @@ def test_hostile_mix_inputs_are_refused_in_one_line_and_leave_the_runs_whole(inv
     one_line_refusal(
         invoke("mix", parent, three, "--weights", "0.5,0.5", "--out", parent, "--overwrite"), "is the run"
     )
-    assert {p.name: p.read_bytes() for p in parent.iterdir()} == before
+    assert {p: p.read_bytes() for p in parent.rglob("*") if p.is_file()} == before
     many = [two] * (MAX_PARENTS + 1)
     one_line_refusal(invoke("mix", *many, "--out", tmp_path / "x"), f"at most {MAX_PARENTS}")
     assert not (tmp_path / "x").exists()

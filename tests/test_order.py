@@ -173,7 +173,7 @@ def test_lecture_config_at_order_3_gives_the_reference_losses(invoke, tmp_path):
 
     lecture = str(ROOT / "configs" / "lecture.toml")
     run = train_run(invoke, NAMES, tmp_path / "o3", "--config", lecture, "--order", "3")
-    ea = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    ea = EventAccumulator(str(run / "neural"), size_guidance={"scalars": 0})
     ea.Reload()
     loss = {e.step: e.value for e in ea.Scalars("train/loss")}
     assert loss[0] == pytest.approx(3.802823, abs=5e-5)

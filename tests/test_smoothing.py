@@ -55,11 +55,32 @@ def test_smoothing_auto_picks_the_best_k_on_val(invoke, tmp_path, names):
     assert len(curve) > 20 and min(curve, key=lambda x: x[1])[1] == pytest.approx(m["count"]["val"]["nll"])
     assert torch.load(out / "count.pt", weights_only=True)["smoothing"] == k
 
+    check_smoothing_figure(out, k, m["count"]["val"]["nll"])
+
+
+def check_smoothing_figure(run, k: float, nll: float) -> None:
+    """TensorBoard shows the k search as a figure in the run's count/ (k is no step: a scalar
+    chart's x axis would be one): the chosen k's red mark where k lies on its log axis from
+    10^-4 to 10^3, and the k in words."""
+    import io
+
+    import numpy as np
+    from PIL import Image
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    ea = EventAccumulator(str(out), size_guidance={"scalars": 0})
+    from bigram.formats.tensorboard import PLOT_BOX
+
+    ea = EventAccumulator(str(run / "count"), size_guidance={"images": 0, "tensors": 0})
     ea.Reload()
-    assert len(ea.Scalars("smoothing/val_nll")) == len(curve)
+    assert "smoothing/val_nll" not in ea.Tags()["scalars"]
+    (image,) = ea.Images("smoothing/val_nll")
+    pixels = np.asarray(Image.open(io.BytesIO(image.encoded_image_string)).convert("RGB")).astype(int)
+    left, top, right, bottom = PLOT_BOX
+    plot = pixels[top : bottom + 1, left : right + 1]
+    red = (abs(plot - [214, 39, 40]).sum(axis=2) < 30).nonzero()  # the chosen k's line and dot
+    assert np.median(red[1]) + left == pytest.approx(left + (math.log10(k) + 4) / 7 * (right - left), abs=1.5)
+    said = ea.Tensors("smoothing/chosen/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert said == f"k = {k:.6g} (val NLL {nll:.6f})"
 
 
 def test_auto_smoothing_without_val_names_chooses_by_leave_one_out(invoke, tmp_path, tiny_corpus):

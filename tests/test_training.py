@@ -16,20 +16,25 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from tests.conftest import NAMES, ROOT, one_line_error, train_run
 from tests.reference import plain_nll
 
 
+def events(run: Path, model: str) -> EventAccumulator:
+    """What TensorBoard reads of one model's directory of the run (its TensorBoard run)."""
+    ea = EventAccumulator(str(run / model), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    ea.Reload()
+    return ea
+
+
 def tb_steps(run: Path, tag: str) -> list[int]:
-    ea = EventAccumulator(str(run), size_guidance={"scalars": 0})
-    ea.Reload()
-    return [e.step for e in ea.Scalars(tag)]
+    return [e.step for e in events(run, "neural").Scalars(tag)]
 
 
-def scalars(run_dir, tag):
-    ea = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
-    ea.Reload()
+def scalars(run_dir, tag, model="neural"):
+    ea = events(run_dir, model)
     return ea, [(e.step, e.value) for e in ea.Scalars(tag)]
 
 
@@ -48,11 +53,8 @@ def lecture_run(tmp_path_factory):
 
 
 def test_figures_in_tensorboard(lecture_runs):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    ea = EventAccumulator(str(lecture_runs[1]), size_guidance={"images": 0})
-    ea.Reload()
-    assert {"figures/counts", "figures/probs_neural"} <= set(ea.Tags()["images"])
+    assert "figures/counts" in events(lecture_runs[1], "count").Tags()["images"]  # N: the count model's
+    assert "figures/probs_neural" in events(lecture_runs[1], "neural").Tags()["images"]
 
 
 def test_sweep(invoke, tmp_path):
@@ -68,14 +70,10 @@ def test_sweep(invoke, tmp_path):
     train_nll = [float(row[1]) for row in rows]
     ks = [float(row[4]) for row in rows]
     assert train_nll == sorted(train_nll) and ks == sorted(ks)  # more L2, more smoothing
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     for reg in ("0.001", "0.01", "0.1"):
         run = out / f"reg={reg}"
         assert (run / "neural.pt").is_file() and not (run / "count.pt").exists()
-        ea = EventAccumulator(str(run))
-        ea.Reload()
-        assert "_hparams_/session_start_info" in ea.PluginTagToContent("hparams")
+        assert "_hparams_/session_start_info" in events(run, "neural").PluginTagToContent("hparams")
     assert invoke("sweep", "--reg", "a,b").exit_code == 1
 
 
@@ -199,8 +197,8 @@ def test_ctrl_c_saves_a_consistent_run_that_resumes(tmp_path):
     )  # fmt: skip
     deadline = time.time() + 120
     while time.time() < deadline:  # until training steps are being logged
-        events = list(out.glob("events.out.tfevents.*"))
-        if events and events[0].stat().st_size > 50_000:
+        logged = list(out.glob("neural/events.out.tfevents.*"))
+        if logged and logged[0].stat().st_size > 50_000:
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
@@ -270,7 +268,10 @@ def test_run_directory_contents(lecture_run):
     assert {"config.toml", "vocab.json", "count.pt", "neural.pt", "metrics.json", "counts.pt"} <= {
         p.name for p in out.iterdir()
     }
-    assert any(p.name.startswith("events.out.tfevents") for p in out.iterdir())
+    assert not list(out.glob("events.out.tfevents.*"))  # TensorBoard's files: a directory per model
+    for model in ("count", "neural"):
+        (logged,) = (out / model).glob("events.out.tfevents.*")
+        assert json.loads((out / model / ".bigram-run").read_text())["files"] == [logged.name]
     cfg = tomllib.loads((out / "config.toml").read_text())
     assert cfg["lr"] == 50.0 and cfg["steps"] == 100 and cfg["val_frac"] == 0.0
     vocab = json.loads((out / "vocab.json").read_text())
@@ -282,24 +283,41 @@ def test_run_directory_contents(lecture_run):
 
 
 def test_tensorboard_events(lecture_run):
+    """The lecture run as TensorBoard reads it: two runs, neural and count (each its own colour);
+    the neural curve over the 100 steps taken and the final model; the count model's line over
+    the same steps, at its NLL, 2.454577 (eval_every 10: every tenth step)."""
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+
     out, _ = lecture_run
+    tb = EventMultiplexer()
+    tb.AddRunsFromDirectory(str(out))
+    assert set(tb.Runs()) == {"count", "neural"}  # the names TensorBoard shows
+    tb.AddRunsFromDirectory(str(out.parent))
+    assert {"lecture/count", "lecture/neural"} <= set(tb.Runs())  # --logdir runs: each run's two
     ea, nll = scalars(out, "train/nll")
     _, reg = scalars(out, "train/reg")
     _, loss = scalars(out, "train/loss")
-    assert len(nll) == 101 and len(reg) == len(loss) == 100  # train/nll ends at the final model
+    assert [s for s, _ in nll] == list(range(101)) and [s for s, _ in loss] == [s for s, _ in reg] == list(
+        range(100)
+    )
     for (_, lo), (_, n), (_, r) in zip(loss, nll[:100], reg, strict=True):
         assert lo == pytest.approx(n + r, rel=1e-6)
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["neural_training"]["steps"] == 100
     assert nll[-1] == (100, pytest.approx(metrics["neural"]["train"]["nll"], rel=1e-6))
-    _, ref = scalars(out, "train/nll_count_model")
-    assert ref[0][1] == pytest.approx(2.454577, abs=5e-7)
-    tags = ea.Tags()
-    assert {"probs/count", "probs/neural"} <= set(tags["images"])
-    assert {"samples/count/text_summary", "samples/neural/text_summary"} <= set(tags["tensors"])
-    text = ea.Tensors("samples/neural/text_summary")[0].tensor_proto.string_val[0].decode()
-    assert len([line for line in text.splitlines() if line.strip()]) == 10
-    hparams = ea.PluginTagToContent("hparams")
-    assert "_hparams_/experiment" in hparams and "_hparams_/session_start_info" in hparams
+    count, line = scalars(out, "train/nll", "count")
+    assert [s for s, _ in line] == list(range(0, 101, 10))
+    assert [x for _, x in line] == [pytest.approx(2.454577, abs=5e-7)] * 11
+    assert (
+        set(count.Tags()["scalars"]) == {"train/nll"} and "custom_scalars__config__" in ea.Tags()["tensors"]
+    )
+    figures = {"count": "figures/counts", "neural": "figures/probs_neural"}  # N is the count model's
+    for model, run in (("count", count), ("neural", ea)):
+        assert sorted(run.Tags()["images"]) == [figures[model], f"probs/{model}"]
+        text = run.Tensors(f"samples/{model}/text_summary")[0].tensor_proto.string_val[0].decode()
+        assert len([line for line in text.splitlines() if line.strip()]) == 10
+        hparams = run.PluginTagToContent("hparams")
+        assert "_hparams_/experiment" in hparams and "_hparams_/session_start_info" in hparams
 
 
 def test_val_nll_logged_every_eval_steps(invoke, tiny_corpus, tmp_path):
@@ -330,48 +348,49 @@ def test_val_nll_logged_every_eval_steps(invoke, tiny_corpus, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["neural"]) == {"train", "val", "test"}
     assert val[-1][1] == pytest.approx(metrics["neural"]["val"]["nll"], rel=1e-5)
-    _, ref = scalars(out, "val/nll_count_model")
-    assert ref[0][1] == pytest.approx(metrics["count"]["val"]["nll"], rel=1e-6)
+    for split in ("train", "val", "test"):  # the count model's line: the same steps, its NLL
+        _, line = scalars(out, f"{split}/nll", "count")
+        assert [s for s, _ in line] == [0, 10, 20, 25]
+        assert [x for _, x in line] == [pytest.approx(metrics["count"][split]["nll"], rel=1e-6)] * 4
 
 
 def check_tensorboard(run: Path) -> None:
-    """What a learner sees of a run in TensorBoard, read back from its event files: no scalar
-    chart of a single point (unless it is a reference line inside a Custom Scalars chart), no
-    `hparam/` tags, and each HParams metric a logged curve whose last point is the final NLL of
-    metrics.json (the column's name says which model and split)."""
-    import re
-
-    from tensorboard.plugins.custom_scalar import layout_pb2
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-
-    ea = EventAccumulator(str(run), size_guidance={"scalars": 0, "tensors": 0})
-    ea.Reload()
-    logged = set(ea.Tags()["scalars"])
-    layout = layout_pb2.Layout()
-    layout.ParseFromString(ea.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
-    in_chart = {
-        t
-        for c in layout.category
-        for ch in c.chart
-        for rx in ch.multiline.tag
-        for t in logged
-        if re.search(rx, t)
-    }
-    for tag in logged:
-        values = [e.value for e in ea.Scalars(tag)]
-        assert not tag.startswith("hparam"), tag
-        assert len(values) > 1 or (tag in in_chart and tag.endswith("_count_model")), (tag, values)
+    """What a learner sees of a run in TensorBoard, read back from its event files: a TensorBoard
+    run per model directory and no event file beside them; every scalar chart spans the steps
+    training took, 0 to metrics.json's step count (a count-only run, which takes none: one point at
+    step 0); the count model's charts flat; no `hparam/` tags; and each model's HParams metrics
+    its {split}/nll charts, whose last points are metrics.json's final NLLs."""
     metrics = json.loads((run / "metrics.json").read_text())
-    content = ea.PluginTagToContent("hparams")["_hparams_/experiment"]
-    infos = HParamsPluginData.FromString(content).experiment.metric_infos
-    assert len(infos) == sum(len(per) for m, per in metrics.items() if m in ("count", "neural"))
-    for info in infos:
-        model, split, _ = info.display_name.split()
-        last = max(ea.Scalars(info.name.tag), key=lambda e: e.step)
-        assert last.value == pytest.approx(metrics[model][split]["nll"], rel=1e-6), info
+    assert not list(run.glob("events.out.tfevents.*"))
+    steps = metrics.get("neural_training", {}).get("steps", 0)
+    for model in ("count", "neural"):
+        if not (run / model).exists():
+            assert model == "neural" and "neural" not in metrics
+            continue
+        ea = events(run, model)
+        for tag in ea.Tags()["scalars"]:
+            points = ea.Scalars(tag)
+            last = steps - 1 if tag in ("train/loss", "train/reg") else steps  # the loss before each step
+            assert not tag.startswith("hparam"), tag
+            assert points[0].step == 0 and points[-1].step == last, (tag, points)
+            assert len(points) > 1 if steps else len(points) == 1, (tag, points)
+            if model == "count":
+                assert len({e.value for e in points}) == 1, (tag, points)
+        infos = []
+        if model in metrics:
+            content = ea.PluginTagToContent("hparams")["_hparams_/experiment"]
+            infos = HParamsPluginData.FromString(content).experiment.metric_infos
+        assert sorted(i.display_name for i in infos) == sorted(f"{s} NLL" for s in metrics.get(model, ()))
+        for info in infos:
+            split = info.display_name.split()[0]
+            assert (info.name.group, info.name.tag) == ("", f"{split}/nll")
+            last = max(ea.Scalars(info.name.tag), key=lambda e: e.step)
+            assert last.value == pytest.approx(metrics[model][split]["nll"], rel=1e-6), info
 
 
-def test_no_single_point_charts_and_hparams_metrics_are_the_curves_ends(invoke, tmp_path, lecture_run):
+def test_tensorboard_charts_span_the_steps_taken_and_hparams_are_the_curves_ends(
+    invoke, tmp_path, lecture_run
+):
     check_tensorboard(lecture_run[0])  # count + neural, the lecture's SGD
     data = tmp_path / "mixed.txt"  # a vocabulary beyond a-z, val and test splits
     data.write_text("\n".join(["Ünal", "Zoë", "anna", "bo", "Ōta", "emma", "ava", "lia"] * 20) + "\n")
@@ -385,27 +404,26 @@ def test_no_single_point_charts_and_hparams_metrics_are_the_curves_ends(invoke, 
 
 
 def test_custom_scalars_put_the_neural_curve_and_the_count_line_on_one_chart(invoke, tmp_path):
-    """The layout read back from the event file: per split, one chart overlaying the neural
-    model's NLL curve and the count model's line, each a tag the run logs at several steps."""
+    """The layout read back from the event file: per split, one chart whose tag is logged in both
+    the neural and the count directory, two TensorBoard runs (so two colours): the neural model's
+    curve, and the count model's line over the same steps."""
     from tensorboard.plugins.custom_scalar import layout_pb2
 
     run = train_run(invoke, NAMES, tmp_path / "r", "--steps", "30", "--optimizer", "lbfgs", "--tol", "0")
-    ea = EventAccumulator(str(run), size_guidance={"scalars": 0, "tensors": 0})
-    ea.Reload()
+    neural, count = events(run, "neural"), events(run, "count")
     layout = layout_pb2.Layout()
-    layout.ParseFromString(ea.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
+    layout.ParseFromString(neural.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
+    assert "custom_scalars__config__" not in count.Tags()["tensors"]  # one layout per run
     (category,) = layout.category
-    assert category.title < min(ea.Tags()["scalars"])  # listed before the raw tags' groups
-    charts = {c.title: list(c.multiline.tag) for c in category.chart}
+    assert category.title < min(neural.Tags()["scalars"])  # listed before the raw tags' groups
+    charts = {c.title.split(":")[0]: list(c.multiline.tag) for c in category.chart}
     assert set(charts) == {"train NLL", "val NLL", "test NLL"}
-    logged = set(ea.Tags()["scalars"])
+    assert all("neural" in c.title and "count" in c.title for c in category.chart)  # what each line is
     for split in ("train", "val", "test"):
-        tags = [t.strip("^$") for t in charts[f"{split} NLL"]]
-        assert tags == [f"{split}/nll", f"{split}/nll_count_model"]
-        for tag in tags:
-            assert tag in logged and len(ea.Scalars(tag)) > 1, tag
-        line = {e.value for e in ea.Scalars(f"{split}/nll_count_model")}
-        assert len(line) == 1  # a flat reference line
+        assert charts[f"{split} NLL"] == [f"^{split}/nll$"]
+        curve, line = neural.Scalars(f"{split}/nll"), count.Scalars(f"{split}/nll")
+        assert [e.step for e in curve] == [e.step for e in line] == list(range(31))
+        assert len({e.value for e in curve}) > 10 and len({e.value for e in line}) == 1
 
 
 @pytest.mark.parametrize(
@@ -419,8 +437,6 @@ def test_a_sweeps_hparams_list_the_swept_keys_first(invoke, tmp_path, tiny_corpu
     r = invoke("sweep", *flags, "--data", tiny_corpus, "--steps", "3", "--out", out)
     assert r.exit_code == 0, r.output
     for sub in sorted(p for p in out.iterdir() if p.is_dir()):
-        ea = EventAccumulator(str(sub))
-        ea.Reload()
-        content = ea.PluginTagToContent("hparams")["_hparams_/experiment"]
+        content = events(sub, "neural").PluginTagToContent("hparams")["_hparams_/experiment"]
         names = [h.name for h in HParamsPluginData.FromString(content).experiment.hparam_infos]
-        assert names[: len(first)] == first and len(names) > 10
+        assert names[: len(first) + 1] == [*first, "model"] and len(names) > 10  # then whose row it is

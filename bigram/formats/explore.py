@@ -73,16 +73,22 @@ def _curves(run_dir: Path) -> tuple[dict[str, list[list[float]]], list[str]]:
 
     curves: dict[str, dict[int, float]] = {}
     unread, budget = [], EVENT_BYTES
-    for path in sorted(run_dir.glob("events.out.tfevents.*")):
-        why, budget = _read_events(path, Event, curves, budget)
-        if why:
-            unread.append(f"The TensorBoard event file {escaped(path.name)} could not be read whole ({why}).")
+    # the neural model's in neural/, the count model's line in count/ as {split}/nll (in a run
+    # made before those directories: both in the run's own event files, the line as …_count_model)
+    where = [("", ""), ("neural/", ""), ("count/", "_count_model")]
+    for sub, suffix in where:
+        for path in sorted(run_dir.glob(f"{sub}events.out.tfevents.*")):
+            why, budget = _read_events(path, Event, curves, budget, suffix)
+            if why:
+                name = escaped(sub + path.name)
+                unread.append(f"The TensorBoard event file {name} could not be read whole ({why}).")
     points = {tag: [[s, x] for s, x in sorted(p.items())] for tag, p in sorted(curves.items())}
     return points, unread
 
 
-def _read_events(path: Path, Event, curves: dict, budget: int) -> tuple[str | None, int]:
-    """Add one event file's NLL points to `curves`; (why it stopped early or None, budget left)."""
+def _read_events(path: Path, Event, curves: dict, budget: int, suffix: str = "") -> tuple[str | None, int]:
+    """Add one event file's NLL points to `curves` (each tag + `suffix`); (why it stopped early or
+    None, budget left)."""
     from google.protobuf.message import DecodeError
 
     try:  # not blocking on a FIFO: only a regular file is read
@@ -110,7 +116,7 @@ def _read_events(path: Path, Event, curves: dict, budget: int) -> tuple[str | No
             at += 16 + n
             for v in event.summary.value:
                 if v.tag.endswith(CURVES) and v.HasField("simple_value") and math.isfinite(v.simple_value):
-                    curves.setdefault(v.tag, {})[event.step] = v.simple_value
+                    curves.setdefault(v.tag + suffix, {})[event.step] = v.simple_value
         if at != size:
             return f"it ends inside a record, at byte {at:,}", budget
     return None, budget

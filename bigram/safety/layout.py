@@ -9,7 +9,7 @@
         mix.json …        recipe()      how a mixed or imported table was made (TABLE_KINDS)
         metrics.json      METRICS       NLL, perplexity, bits per model and split; what training chose
         explore.html      EXPLORE       `bigram explore`'s page, by default
-        events.out.tfevents.*           TensorBoard's
+        count/, neural/   EVENT_DIRS    TensorBoard's event files, a directory (a TensorBoard run) per model
 
 Who writes and reads each file: bigram.runs; the directory itself: bigram.safety.rundir.
 
@@ -28,6 +28,9 @@ EXPLORE = "explore.html"
 # a run's models: trained (count, neural), interpolated by `bigram mix`, imported by `bigram import`
 MODEL_KINDS = ("count", "neural", "mix", "arpa")
 TABLE_KINDS = ("mix", "arpa")  # the models stored as their table, with a recipe
+# TensorBoard's event files, one directory per trained model, each with its own marker: TensorBoard
+# colours and names a chart's lines by directory (a run made before them holds its event files itself)
+EVENT_DIRS = ("count", "neural")
 
 
 def checkpoint(kind: str) -> str:

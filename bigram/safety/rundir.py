@@ -161,11 +161,13 @@ def unusable(run: Path) -> str | None:
 
 def _legacy_owned(entry: Path, kind: str, depth: int) -> bool:
     """In a run made before markers listed files: a file with one of the names bigram writes, an
-    atomic write's leftover of one, a sweep's sub-run, or an event file named exactly as TensorBoard
-    names them that begins as TensorBoard's do. Anything else, however alike, is the user's."""
+    atomic write's leftover of one, a sweep's sub-run, a model's directory of event files (marked),
+    or an event file named exactly as TensorBoard names them that begins as TensorBoard's do.
+    Anything else, however alike, is the user's."""
     name = entry.name
-    if entry.is_dir():
-        return kind == "sweep" and foreign_entry(entry, depth + 1) is None
+    if entry.is_dir():  # a sweep's sub-run, or a model's event files that --resume added
+        events = kind == "run" and name in layout.EVENT_DIRS
+        return (kind == "sweep" or events) and foreign_entry(entry, depth + 1) is None
     temp = _TEMP.fullmatch(name)
     if name in layout.FILES or (temp and temp.group(1) in layout.FILES):
         return True
