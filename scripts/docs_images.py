@@ -103,7 +103,7 @@ def screenshot_tensorboard(logdir: Path, out: Path, cwd: Path) -> None:
     browser = None
     try:
         base = f"http://localhost:{port}"
-        wait_for(f"{base}/data/plugin/custom_scalars/layout", "gradient descent meets counting")
+        wait_for(f"{base}/data/plugin/custom_scalars/layout", "training meets counting")
         browser = webdriver.Chrome(service=Service(driver), options=options)
         browser.get(f"{base}/")
         browser.execute_script("localStorage.setItem('_ignoreYOutliers', 'false')")

@@ -111,7 +111,7 @@ class QuietWriterThread:
         threading.excepthook = self._old
 
 
-LAYOUT_CATEGORY = "1. gradient descent meets counting"  # sorts before the raw tags' groups
+LAYOUT_CATEGORY = "1. training meets counting"  # sorts before the raw tags' groups; SGD or Newton alike
 
 
 def chart_title(split: str) -> str:
@@ -126,7 +126,7 @@ def curves_layout(splits: list[str]) -> dict:
     same axes: the lecture's central picture. A tag is a regular expression matched in every
     run, so TensorBoard opened on several runs overlays them all.
 
-    >>> curves_layout(["train", "val"])["1. gradient descent meets counting"][chart_title("val")]
+    >>> curves_layout(["train", "val"])["1. training meets counting"][chart_title("val")]
     ['Multiline', ['^val/nll$']]
     """
     return {LAYOUT_CATEGORY: {chart_title(s): ["Multiline", [f"^{s}/nll$"]] for s in splits}}
