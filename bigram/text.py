@@ -149,15 +149,50 @@ def decode(buf: bytes, path: Path, offset: int, raw: bytes | None = None) -> str
             except UnicodeDecodeError as e_raw:
                 start = e_raw.start
         pos = offset + start
-        line = line_of(path, pos)
-        raise BigramError(
-            f"data file {path} is not valid UTF-8 at line {line} (byte {pos}): re-save it as UTF-8"
-        ) from None
+        line = line_of(path, pos, raw if raw is not None else buf, offset)
+        where = f"line {line} (byte {pos})" if line is not None else f"byte {pos}"
+        raise BigramError(f"data file {path} is not valid UTF-8 at {where}: re-save it as UTF-8") from None
 
 
-def line_of(path: Path, pos: int) -> int:
+def line_ends(block: bytes, after_cr: bool = False) -> int:
+    """How many line ends `block` holds ("\\n", "\\r\\n" and a lone "\\r" are one each); `after_cr`:
+    the byte before it was "\\r", so a "\\n" it starts with ends that CRLF's line, no new one.
+
+    >>> line_ends(b"a\\r\\nb\\rc\\n"), line_ends(b"\\nd\\n", after_cr=True)
+    (3, 1)
+    """
+    ends = block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
+    return ends - (after_cr and block.startswith(b"\n"))
+
+
+# A stream read once (a pipe, /dev/stdin, a FIFO) cannot be read again to count lines (a FIFO
+# opened again even waits for a writer): its reader notes the line each chunk starts on, with
+# whether the byte before it was "\r" (stream → {offset: (line, after_cr)}); line_of reads them.
+_STREAM_CHUNKS: dict[str, dict[int, tuple[int, bool]]] = {}
+
+
+def note_chunk(path: Path, offset: int, line: int, after_cr: bool) -> None:
+    """Record that the chunk of stream `path` at byte `offset` starts on `line` (a read from the
+    stream's start forgets what an earlier read of the same path noted)."""
+    if offset == 0:
+        _STREAM_CHUNKS[str(path)] = {}
+    _STREAM_CHUNKS.setdefault(str(path), {})[offset] = (line, after_cr)
+
+
+def line_of(path: Path, pos: int, chunk: bytes | None = None, offset: int = 0) -> int | None:
     """The 1-based line number of byte `pos`, counting "\\n", "\\r\\n" and lone "\\r" as line ends
-    (the error path only: it reads the file again up to pos)."""
+    (the error path only). A regular file is read again up to pos; a stream is not: its line is
+    the one its reader noted for `chunk` (the bytes from `offset` on, pos among them) plus the
+    lines in the chunk before pos, or None when the reader noted none."""
+    try:
+        regular = is_regular(path)
+    except OSError:
+        regular = False
+    if not regular:
+        start = _STREAM_CHUNKS.get(str(path), {}).get(offset)
+        if start is None or chunk is None:
+            return None
+        return start[0] + line_ends(chunk[: pos - offset], start[1])
     lines, prev_cr = 1, False
     with path.open("rb") as f:
         left = pos
@@ -166,9 +201,7 @@ def line_of(path: Path, pos: int) -> int:
             if not block:
                 break
             left -= len(block)
-            lines += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
-            if prev_cr and block.startswith(b"\n"):
-                lines -= 1  # a CRLF split between two blocks
+            lines += line_ends(block, prev_cr)
             prev_cr = block.endswith(b"\r")
     return lines
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
+import signal
+import subprocess
+import sys
 import time
 import unicodedata
 
@@ -255,3 +259,86 @@ def test_an_invalid_byte_is_named_by_its_line_and_byte_in_the_file(tmp_path, spl
     bad = data.index(b"\xe9")  # 16: counted in the file's own bytes
     with pytest.raises(BigramError, match=rf"line 3 \(byte {bad}\)"):
         read_counts(p, split=split)
+
+
+def _line_of_byte(data: bytes, pos: int) -> int:
+    """The 1-based line of byte `pos`, by a regular expression over the bytes before it (CRLF, CR
+    and LF each end a line): a reference independent of the reader's counting."""
+    return 1 + len(re.findall(rb"\r\n|\r|\n", data[:pos]))
+
+
+def _bad_corpus(line: int, ends: tuple[bytes, ...] = (b"\n",)) -> tuple[bytes, int]:
+    """Names whose line `line` holds an invalid UTF-8 byte (after "ab"), line ends cycling through
+    `ends`; (the bytes, the bad byte's position)."""
+    lines = [b"ab\xff" if i == line else b"n%d" % i for i in range(1, line + 3)]
+    data = b"".join(x + ends[i % len(ends)] for i, x in enumerate(lines))
+    return data, data.index(b"\xff")
+
+
+def _read_fifo(tmp_path, data: bytes, **kwargs):
+    """read_counts of `data` written into a named pipe by a child process; at most 60 s (a reader
+    that opens the FIFO again to count lines would wait for a writer forever)."""
+    fifo = tmp_path / "names.fifo"
+    if fifo.exists():
+        fifo.unlink()
+    os.mkfifo(fifo)
+    pid = os.fork()
+    if pid == 0:  # the writer
+        with open(fifo, "wb") as f:
+            f.write(data)
+        os._exit(0)
+
+    def stuck(*_):
+        raise TimeoutError("the reader of a FIFO hangs")
+
+    old = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(60)
+    try:
+        return read_counts(fifo, split="hash", val_frac=0, test_frac=0, **kwargs)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        os.waitpid(pid, 0)
+
+
+@pytest.mark.parametrize("chunk", [5, 7, 64, 1 << 20])
+@pytest.mark.parametrize("line", [1, 2, 3, 17])
+@pytest.mark.parametrize("ends", [(b"\n",), (b"\r\n",), (b"\r\n", b"\r", b"\n")])
+def test_a_pipe_names_the_line_of_an_invalid_byte_as_a_file_does(tmp_path, monkeypatch, chunk, line, ends):
+    """A pipe cannot be read again to count lines: the line is counted as it streams, over chunks
+    cut anywhere (a CRLF split between two chunks among them); the file of the same bytes agrees."""
+    monkeypatch.setattr(corpus, "CHUNK_BYTES", chunk)
+    data, bad = _bad_corpus(line, ends)
+    want = rf"at line {_line_of_byte(data, bad)} \(byte {bad}\)"
+    assert _line_of_byte(data, bad) == line
+    with pytest.raises(BigramError, match=want):
+        _read_fifo(tmp_path, data)
+    (tmp_path / "bad.txt").write_bytes(data)
+    with pytest.raises(BigramError, match=want):
+        read_counts(tmp_path / "bad.txt", split="hash", val_frac=0, test_frac=0)
+
+
+def test_a_pipe_names_a_line_longer_than_the_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "MAX_LINE_BYTES", 1 << 12)
+    monkeypatch.setattr(corpus, "CHUNK_BYTES", 1 << 10)
+    with pytest.raises(BigramError, match="line 4 is longer than"):
+        _read_fifo(tmp_path, b"anna\r\nbob\rcy\n" + b"x" * 10_000)
+
+
+def test_standard_input_names_the_line_of_an_invalid_byte(tmp_path, run):
+    """Real pipes into `python -m bigram`: train --data /dev/stdin, on a line in the first chunk
+    and one past the first MiB; score --file - the same way."""
+    cases = [("train", 1), ("train", 2), ("train", 5), ("train", 300_000), ("score", 3)]
+    for command, line in cases:
+        data, bad = _bad_corpus(line)
+        args = (
+            ["train", "--data", "/dev/stdin", "--out", str(tmp_path / "r"), "--split", "hash", "-q"]
+            if command == "train"
+            else ["score", str(run), "--file", "-"]
+        )
+        r = subprocess.run([sys.executable, "-m", "bigram", *args], input=data, capture_output=True,
+                           cwd=tmp_path, timeout=120, check=False)  # fmt: skip
+        err = r.stderr.decode()
+        assert r.returncode == 1 and err.count("\n") == 1, err
+        want = f"is not valid UTF-8 at line {_line_of_byte(data, bad)} (byte {bad})"
+        assert want in err, (command, line, err)

@@ -46,7 +46,9 @@ from bigram.text import (
     check_data_path,
     decode,
     is_regular,
+    line_ends,
     line_of,
+    note_chunk,
 )
 from bigram.vocab import Vocab, check_keys
 
@@ -59,6 +61,7 @@ _RANDPERM_SHUFFLE_LIMIT = (2**32 - 1) // 20
 MAX_V = 16_384  # tokens; V×V tables beyond that no longer fit a sane memory budget
 STREAM_THRESHOLD = 256 * 2**20  # split = "auto": files larger than this use the one-pass hash split
 _NL = ord("\n")
+_CR = ord("\r")
 _CP = 0x110000  # code points
 
 
@@ -105,20 +108,23 @@ def iter_chunks(
                                     chunk_bytes, path):  # fmt: skip
                 yield a, f.read(b - a)
             return
-        # a pipe cannot seek and is read whole, in blocks, each cut after its last line end
+        # a pipe cannot seek and is read whole, in blocks, each cut after its last line end; it
+        # cannot be read again either, so the line each chunk starts on is noted for error messages
         chunk_bytes = chunk_bytes or CHUNK_BYTES
-        carry, offset = b"", 0
+        carry, offset, line, after_cr = b"", 0, 1, False
         while block := f.read(chunk_bytes):
             buf = carry + block
             cut = max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1
             if cut == 0:  # no line end yet: one line longer than a chunk
-                _check_line_length(len(buf), path, offset)
+                _check_line_length(len(buf), path, offset, line)
                 carry = buf
                 continue
+            note_chunk(path, offset, line, after_cr)
             yield offset, buf[:cut]
-            offset += cut
-            carry = buf[cut:]
+            line += line_ends(buf[:cut], after_cr)
+            after_cr, offset, carry = buf[cut - 1] == _CR, offset + cut, buf[cut:]
         if carry:
+            note_chunk(path, offset, line, after_cr)
             yield offset, carry
 
 
@@ -164,10 +170,12 @@ def _last_line_end(fd: int, lo: int, hi: int) -> int | None:
     return None
 
 
-def _check_line_length(length: int, path: Path | None, offset: int) -> None:
+def _check_line_length(length: int, path: Path | None, offset: int, line: int | None = None) -> None:
+    """A line of `length` bytes so far, starting at byte `offset` (on `line`, where a pipe's reader
+    knows it; a regular file's is counted), is refused beyond MAX_LINE_BYTES."""
     if length > MAX_LINE_BYTES:
         raise BigramError(
-            f"data file {path}: line {line_of(path, offset)} is longer than "
+            f"data file {path}: line {line or line_of(path, offset)} is longer than "
             f"{MAX_LINE_BYTES >> 20} MiB; a names corpus has one name per line "
             "(lines end with \\n, \\r\\n or \\r)"
         )
