@@ -60,7 +60,11 @@ RunArg = Annotated[
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="count, neural, mix or arpa (default: neural if trained, else count)."),
+    typer.Option(
+        "--model",
+        help="count, neural, mix or arpa (default: the one with the lower val NLL; with no val split, "
+        "neural if trained, else count).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ConfigOpt = Annotated[
