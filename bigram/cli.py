@@ -368,19 +368,28 @@ def score(
 def export(
     run: RunArg = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", metavar="[arpa|json|csv]", help="Default: --out's extension.")
+        str | None,
+        typer.Option("--format", metavar="[arpa|json|csv]", help="Default: --out's extension, else arpa."),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="File to write.", show_default=False)] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="File to write (default: <model>-model.<format> in the run).", show_default=False),
+    ] = None,
     model: ModelOpt = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace an existing --out file (the run's own export is always rewritten)."),
+    ] = False,
 ) -> None:
     """Write a model's bigram table as an ARPA language model, JSON or CSV."""
     fmt = options.parse_export_format(fmt, out)
-    options.check_new_file(out, overwrite)
+    if out is not None:
+        options.check_new_file(out, overwrite)
     r = open_run(run, model)
     from bigram.formats.export import export as write
+    from bigram.formats.export import export_into_run
 
-    kind = write(r, fmt, out, model)
+    out, kind = export_into_run(r, fmt, model) if out is None else (out, write(r, fmt, out, model))
     typer.echo(f"wrote {escaped(out)} ({kind} model, {fmt})")
 
 
@@ -429,20 +438,21 @@ def import_(
     model: Annotated[
         Path, typer.Argument(help="ARPA file of a character model (KenLM, SRILM, bigram export).")
     ],
-    out: Annotated[Path | None, typer.Option(help="Run directory to write.", show_default=False)] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default: runs/<date>_<time>).", show_default=False)
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bigram run at --out.")] = False,
 ) -> None:
     """A new run whose model is an ARPA file's table (backoffs applied), read by every command."""
-    if out is None:
-        raise BigramError("--out RUN is required: where to write the imported run")
-    rundir.check_out(out, overwrite)  # refused before torch loads
+    if out is not None:
+        rundir.check_out(out, overwrite)  # refused before torch loads
     check_input_file(model, "ARPA file")
     libraries()
     from bigram.combine import import_arpa
 
-    vocab, order = import_arpa(model, out, overwrite)
+    vocab, order, run = import_arpa(model, out, overwrite)
     typer.echo(f"read {escaped(model)}: order {order}, {vocab.describe()}")
-    typer.echo(f"wrote {escaped(out)}")
+    typer.echo(f"wrote {escaped(run)}")
 
 
 @app.command()

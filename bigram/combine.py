@@ -198,10 +198,14 @@ def mix_runs(
 
 
 # --- import ---
-def import_arpa(path: str | Path, out: str | Path, overwrite: bool = False) -> tuple[Vocab, int]:
-    """A new run (at `out`) whose model (arpa.pt) is the table of an ARPA file: (vocabulary, order).
-    It has no splits of its own; its config records the file as its data."""
-    rundir.check_out(out, overwrite)
+def import_arpa(
+    path: str | Path, out: str | Path | None = None, overwrite: bool = False
+) -> tuple[Vocab, int, Path]:
+    """A new run (at `out`; by default a new runs/<date>_<time>, as `train` makes) whose model
+    (arpa.pt) is the table of an ARPA file: (vocabulary, order, the run). It has no splits of its
+    own; its config records the file as its data."""
+    if out is not None:
+        rundir.check_out(out, overwrite)
     table, vocab, order = read_arpa(path)
     cfg = TrainConfig(data=str(path), order=order, model="count")
     validate(cfg)  # what train would refuse, no command could read: refused here, before writing
@@ -210,4 +214,4 @@ def import_arpa(path: str | Path, out: str | Path, overwrite: bool = False) -> t
         recipe = {"source": str(Path(path).resolve()), "order": order, "renormalized_over": "real tokens"}
         runs.save_table_model(run, "arpa", vocab, table, recipe)
         rundir.set_status(run, "complete")
-    return vocab, order
+    return vocab, order, run if out is None else Path(out)  # `run` is a staging name under --overwrite

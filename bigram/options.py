@@ -202,12 +202,13 @@ def check_new_file(path: Path, overwrite: bool) -> None:
 
 
 def parse_export_format(fmt: str | None, out: Path | None) -> str:
-    """export's --format, or the one --out's extension names; they must agree when both are given."""
+    """export's --format, or the one --out's extension names; they must agree when both are given.
+    Without either: arpa (the file goes into the run, named after the model and the format)."""
     formats = list(dict.fromkeys(EXPORT_FORMATS.values()))  # arpa, json, csv
     if fmt is not None and fmt not in formats:
         raise BigramError(f"--format {fmt!r}: choose one of {', '.join(formats)}")
     if out is None:
-        raise BigramError("--out FILE is required: where to write the export")
+        return fmt or "arpa"
     by_name = EXPORT_FORMATS.get(out.suffix.lower())
     if fmt is None and by_name is None:
         raise BigramError(f"--out {out}: name it .arpa, .json or .csv, or give --format")

@@ -574,3 +574,35 @@ def test_a_model_that_almost_never_ends_names_is_refused_by_every_sampler(invoke
     one_line_error(invoke("sample", run, "-n", "2", "--seed", "0"), "did not end within 10000 characters")
     r = invoke("sample", run, "--most-likely", "2")
     assert r.exit_code == 0 and r.stdout.split() == ["a", "aa"], r.output
+
+
+def test_without_out_an_import_is_a_new_dated_run_as_train_makes(invoke, tmp_path, monkeypatch):
+    """No --out: runs/<date>_<time> in the working directory, never one that exists (a user's
+    directory of that name is left as it is, the run goes to <stamp>-1), and the newest run is
+    what a command without RUN reads; with --out and --overwrite the run's own name is printed."""
+    import datetime as dt
+
+    from bigram.safety import rundir
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2031, 5, 6, 7, 8, 9)
+
+    monkeypatch.setattr(rundir.dt, "datetime", Frozen)
+    path = tmp_path / "lmplz.arpa"
+    path.write_text(LMPLZ_LIKE, encoding="utf-8")
+    theirs = tmp_path / "runs" / "2031-05-06_07-08-09"
+    theirs.mkdir(parents=True)
+    (theirs / "notes.txt").write_text("mine")
+    for made in ("2031-05-06_07-08-09-1", "2031-05-06_07-08-09-2"):
+        r = invoke("import", path)
+        assert r.exit_code == 0, r.output
+        assert r.stdout.splitlines()[-1] == f"wrote runs/{made}"
+        assert Run.open(tmp_path / "runs" / made).models == ["arpa"]
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+    assert (theirs / "notes.txt").read_text() == "mine"
+    r = invoke("score", "a")
+    assert r.exit_code == 0 and "using run runs/2031-05-06_07-08-09-2 " in r.stderr, r.output
+    r = invoke("import", path, "--out", tmp_path / "runs" / "2031-05-06_07-08-09-1", "--overwrite")
+    assert r.stdout.splitlines()[-1] == f"wrote {tmp_path / 'runs' / '2031-05-06_07-08-09-1'}", r.output

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 import torch
 
-from tests.conftest import NAMES, train_run
+from tests.conftest import NAMES, one_line_error, train_run
 from tests.reference import LN10, arpa_log10, plain_counts, plain_names, read_arpa
 
 
@@ -407,3 +407,63 @@ def test_kneser_ney_arpa_is_what_lmplz_writes(invoke, runs, tmp_path, run_name):
             assert ours[g][0] == pytest.approx(p - keep(g[:-1]), abs=1e-6), g
         if len(g) < N and g[-1] not in ("<unk>", "</s>"):
             assert ours[g][1] == pytest.approx(bo + keep(g[1:]) - keep(g), abs=1e-6), g
+
+
+def _listed(run) -> list[str]:
+    """The files the run's marker lists as bigram's."""
+    return json.loads((run / ".bigram-run").read_text())["files"]
+
+
+def test_without_out_the_export_goes_into_the_run_named_after_model_and_format(invoke, small, tmp_path):
+    """No --out: RUN/<model>-model.<format> (arpa unless --format), listed in the marker as
+    bigram's, the same bytes as an export to a named file; written again, it is replaced."""
+    r = invoke("export", small)
+    assert r.exit_code == 0, r.output
+    assert r.stdout == f"wrote {small / 'neural-model.arpa'} (neural model, arpa)\n"  # no val: neural
+    assert invoke("export", small, "--out", tmp_path / "named.arpa").exit_code == 0
+    assert (small / "neural-model.arpa").read_bytes() == (tmp_path / "named.arpa").read_bytes()
+    for model, fmt in [("count", "csv"), ("count", "json"), ("neural", "json")]:
+        r = invoke("export", small, "--model", model, "--format", fmt)
+        assert r.stdout == f"wrote {small / f'{model}-model.{fmt}'} ({model} model, {fmt})\n", r.output
+    assert {"neural-model.arpa", "count-model.csv", "count-model.json", "neural-model.json"} <= set(
+        _listed(small)
+    )
+    (small / "count-model.csv").write_text("stale")  # bigram's own file: rewritten, no --overwrite needed
+    assert invoke("export", small, "--model", "count", "--format", "csv").exit_code == 0
+    assert (small / "count-model.csv").read_text().startswith("prev,next,count,prob,log_prob")
+    # bigram's: --overwrite of the run removes it with the rest
+    r = invoke("train", "--data", tmp_path / "tiny.txt", "--out", small, "--overwrite", "-q", "--no-figures",
+               "--steps", "1", "--val-frac", "0", "--test-frac", "0")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert not (small / "neural-model.arpa").exists() and "neural-model.arpa" not in _listed(small)
+
+
+def test_without_out_a_name_bigram_did_not_write_is_never_replaced(invoke, small, tmp_path):
+    """The default file's name taken by a file of the user's, a link or a directory: refused
+    with or without --overwrite, nothing changed; likewise in a run whose marker lists no files."""
+    theirs = tmp_path / "theirs.txt"
+    theirs.write_text("mine")
+    (small / "neural-model.arpa").write_text("mine")
+    (small / "count-model.arpa").symlink_to(theirs)
+    (small / "neural-model.csv").mkdir()
+    for extra in ([], ["--overwrite"]):
+        for model, fmt in [("neural", "arpa"), ("count", "arpa"), ("neural", "csv")]:
+            r = invoke("export", small, "--model", model, "--format", fmt, *extra)
+            taken = small / f"{model}-model.{fmt}"
+            one_line_error(r, f"{taken} is already there and bigram did not write it", "--out FILE")
+    assert (small / "neural-model.arpa").read_text() == theirs.read_text() == "mine"
+    assert (small / "count-model.arpa").is_symlink() and not any((small / "neural-model.csv").iterdir())
+    assert not {"neural-model.arpa", "count-model.arpa", "neural-model.csv"} & set(_listed(small))
+    marker = json.loads((small / ".bigram-run").read_text())
+    del marker["files"]  # a run made before markers listed files
+    (small / ".bigram-run").write_text(json.dumps(marker))
+    r = invoke("export", small, "--format", "json")
+    one_line_error(r, "was made before bigram listed the files it writes into a run", "--out FILE")
+    assert not (small / "neural-model.json").exists()
+
+
+def test_no_default_export_name_is_a_name_bigram_gives_another_file():
+    from bigram.safety import layout
+
+    names = [layout.export_file(k, f) for k in layout.MODEL_KINDS for f in layout.EXPORTS]
+    assert len(set(names)) == 12 and not set(names) & layout.FILES

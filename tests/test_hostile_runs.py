@@ -90,6 +90,20 @@ def test_the_marker_lists_exactly_the_files_bigram_wrote(base, invoke, tmp_path)
     one_line_error(overwrite(invoke, base.parent / "tiny.txt", run), "not a file bigram writes")
 
 
+def test_a_page_of_the_users_named_explore_html_in_a_run_is_never_replaced(base, invoke, tmp_path):
+    """explore's default page goes into the run, but not over an explore.html bigram did not write
+    there (the marker does not list it), with or without --overwrite; the run's own is rewritten."""
+    run = copy(base, tmp_path / "r")
+    (run / "explore.html").write_text("my page")
+    for extra in ([], ["--overwrite"]):
+        r = invoke("explore", run, *extra)
+        one_line_error(r, f"{run / 'explore.html'} is already there and bigram did not", "--out FILE")
+    assert (run / "explore.html").read_text() == "my page" and "explore.html" not in marker(run)["files"]
+    (run / "explore.html").unlink()
+    assert invoke("explore", run).exit_code == 0 and invoke("explore", run).exit_code == 0
+    assert (run / "explore.html").read_text().startswith("<!doctype html>")
+
+
 @pytest.mark.parametrize("legacy", [False, True], ids=["listed", "legacy"])
 @pytest.mark.parametrize(
     "name",
@@ -393,6 +407,8 @@ def test_every_write_into_a_read_only_run_is_one_line(base, invoke, tmp_path, mo
     with read_only(monkeypatch, run):
         one_line_error(invoke("explore", run), "cannot write", "Read-only file system", "--out")
         one_line_error(invoke("export", run, "--out", run / "x.arpa"), "cannot write", "Read-only")
+        why = ("made before bigram listed the files",) if legacy else ("cannot write", "Read-only")
+        one_line_error(invoke("export", run), *why, "pass --out FILE to write the export elsewhere")
         one_line_error(invoke("plot", run, "--out", run / "x.png"), "cannot write", "Read-only")
         one_line_error(invoke("train", "--resume", run, "--steps", "5", "-q"), "cannot write", "Read-only")
         r = invoke("explore", run, "--out", tmp_path / "page.html")  # elsewhere it works

@@ -494,16 +494,19 @@ def render(run) -> str:
 
 def write(run, out: Path) -> Path:
     """Write the page to `out` (atomically) and return it. The run's own page (explore.html in
-    it) is recorded in its marker as bigram's; a page elsewhere, or named otherwise, is the user's."""
+    it) is recorded in its marker as bigram's, and a file of that name bigram did not write is
+    never replaced (rundir.claim); a page elsewhere, or named otherwise, is the user's."""
     from bigram.safety import atomic, rundir
 
     out = Path(out)
     text = render(run)
     own = out.name == layout.EXPLORE and out.parent.resolve() == run.path.resolve()
+    elsewhere = "pass --out FILE to write the page elsewhere"
+    path = rundir.claim(run.path, layout.EXPLORE, elsewhere) if own else out  # never a page of the user's
     try:
-        atomic.write_text(rundir.own(run.path, layout.EXPLORE) if own else out, text)
+        atomic.write_text(path, text)
     except BigramError as e:
-        raise BigramError(f"{e}; pass --out FILE to write the page elsewhere" if own else str(e)) from None
+        raise BigramError(f"{e}; {elsewhere}" if own else str(e)) from None
     return out
 
 

@@ -45,7 +45,7 @@ import torch
 from bigram.backoff import Level, Table
 from bigram.counts import nonzero
 from bigram.mixture import Mixture, backoff_form
-from bigram.safety import atomic
+from bigram.safety import atomic, layout, rundir
 from bigram.vocab import BOUNDARY_ID, Vocab
 
 NEVER = -99.0  # log10 of a probability 0 in ARPA files
@@ -345,3 +345,12 @@ def export(run, fmt: str, out: Path, model: str | None = None) -> str:
         else:
             write_csv(f, table, run.vocab, counts)
     return kind
+
+
+def export_into_run(run, fmt: str, model: str | None = None) -> tuple[Path, str]:
+    """`bigram export` without --out: the table written into the run, as <model>-model.<format>
+    (layout.export_file), recorded as bigram's (rundir.claim: a file of that name that bigram did
+    not write is never replaced); (the path, the model exported)."""
+    elsewhere = "pass --out FILE to write the export elsewhere"
+    path = rundir.claim(run.path, layout.export_file(run.pick_model(model), fmt), elsewhere)
+    return path, export(run, fmt, path, model)

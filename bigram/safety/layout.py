@@ -10,11 +10,12 @@
         metrics.json      METRICS       NLL, perplexity, bits per model and split; what training chose
         explore.html      EXPLORE       `bigram explore`'s page, by default
         count/, neural/   EVENT_DIRS    TensorBoard's event files, a directory (a TensorBoard run) per model
+        count-model.arpa  export_file() `bigram export`'s table, by default (a model kind, a format)
 
 Who writes and reads each file: bigram.runs; the directory itself: bigram.safety.rundir.
 
-    >>> checkpoint("neural"), recipe("mix"), "arpa.pt" in FILES
-    ('neural.pt', 'mix.json', True)
+    >>> checkpoint("neural"), recipe("mix"), export_file("mix", "json"), "arpa.pt" in FILES
+    ('neural.pt', 'mix.json', 'mix-model.json', True)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ TABLE_KINDS = ("mix", "arpa")  # the models stored as their table, with a recipe
 # TensorBoard's event files, one directory per trained model, each with its own marker: TensorBoard
 # colours and names a chart's lines by directory (a run made before them holds its event files itself)
 EVENT_DIRS = ("count", "neural")
+EXPORTS = ("arpa", "json", "csv")  # the formats `bigram export` writes
 
 
 def checkpoint(kind: str) -> str:
@@ -41,6 +43,13 @@ def checkpoint(kind: str) -> str:
 def recipe(kind: str) -> str:
     """The file saying how a table model of this kind was made."""
     return f"{kind}.json"
+
+
+def export_file(kind: str, fmt: str) -> str:
+    """The file `bigram export` writes into the run when not given --out: named after the model
+    and the format, never a recipe's name (a mixed run's JSON export is not mix.json). Not in
+    FILES: only a run whose marker lists it holds it as bigram's (rundir.claim)."""
+    return f"{kind}-model.{fmt}"
 
 
 # every file name bigram writes into a run (TensorBoard's event files aside)

@@ -118,6 +118,29 @@ def own(run: Path, name: str) -> Path:
     return run / name
 
 
+def claim(run: Path, name: str, elsewhere: str) -> Path:
+    """`run / name` for a file bigram writes into a run by default (a page, an export), recorded in the
+    marker as bigram's (own) so that writing it again replaces it and --overwrite of the run
+    removes it. Refused, nothing written, when the name is taken by anything bigram did not write
+    there (a file the user put there, a link, a directory), when the run has no marker of bigram's,
+    or when its marker lists no files (a run made before it did) and the name is not one of the
+    layout's (what it wrote could not be told from the user's later).
+    `elsewhere`: how to write it elsewhere instead, for the messages."""
+    path = run / name
+    info, why = read_marker(run)
+    if info is None or ("files" not in info and name not in layout.FILES):
+        why = why or f"{escaped(run)} was made before bigram listed the files it writes into a run"
+        raise BigramError(f"not writing into {escaped(run)}: {why}; {elsewhere}")
+    if (path.exists() or path.is_symlink()) and not (_owned(path, info) and path.is_file()):
+        raise BigramError(
+            f"{escaped(path)} is already there and bigram did not write it: move it away, or {elsewhere}"
+        )
+    try:
+        return own(run, name)
+    except BigramError as e:  # the marker cannot be written (a read-only run), nor could the file
+        raise BigramError(f"{e}; {elsewhere}") from None
+
+
 def sub_run(path: Path) -> Path:
     """A sweep's sub-run directory, recorded in the sweep's marker, made and marked."""
     own(path.parent, path.name)
