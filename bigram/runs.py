@@ -40,6 +40,7 @@ from bigram.backoff import Table, table_state
 from bigram.config import TrainConfig, resolve_dict
 from bigram.counts import compact, context_rows
 from bigram.errors import BigramError
+from bigram.exact.constraints import SearchStopped
 from bigram.metrics import evaluate, kl_between, score_name
 from bigram.mixture import Mixture
 from bigram.safety import atomic, checkpoints, layout
@@ -226,6 +227,11 @@ def count_ngrams_in_file(
 _PLANNED = ("temperature", "top_k", "top_p", "constraints", "patterns")  # what a sampling plan is built from
 
 
+def _rest(kw: dict) -> dict:
+    """A sampling request's keys beyond its plan's (exclude, unique, max_rounds, …)."""
+    return {key: v for key, v in kw.items() if key not in _PLANNED}
+
+
 def read_by_rule(rule: TextRule, kw: dict) -> dict:
     """A sampling request's --start, --end and the strings of --contains, --not-contains and
     --blocklist read by a run's text rule (a --pattern is taken as written)."""
@@ -343,16 +349,13 @@ class Run:
         return TextRule.of(self.config)
 
     def sample(self, n: int = 20, *, model: str | None = None, seed: int | None = None, **kw) -> list[str]:
-        """n names (see bigram.sampling.sample for temperature, top_k, top_p, constraints, …)."""
-        from bigram import sampling  # here: its planner costs commands that never sample
-
-        return sampling.sample(self.log_probs(model), self.vocab, n, seed=seed, **read_by_rule(self.rule, kw))
+        """n names (see bigram.sampling.sample_blocks for temperature, top_k, top_p, constraints, …)."""
+        return [name for block in self.sample_blocks(n, model=model, seed=seed, **kw) for name in block]
 
     def plan(self, model: str | None = None, **kw) -> Plan:
-        """The exact plan of a sampling request (sampling.plan_for: temperature, top_k, top_p,
-        constraints, patterns; other keys ignored), built once: the names and P(the constraints)
-        that `bigram sample` prints read the same messages. The latest request's plan is kept."""
-        from bigram import sampling
+        """A sampling request's exact plan (sampling.plan_for), built once, so that the names and
+        P(the constraints) `bigram sample` prints read the same messages; the latest one is kept."""
+        from bigram import sampling  # here: its planner costs commands that never sample
 
         asked = read_by_rule(self.rule, {k: kw[k] for k in _PLANNED if k in kw})
         key = (self.pick_model(model), tuple(sorted(asked.items())))
@@ -363,19 +366,16 @@ class Run:
 
     def sample_blocks(self, n: int, *, model: str | None = None, seed: int | None = None, **kw):
         """The same names as sample(), block by block (for very large n)."""
-        from bigram import sampling
+        from bigram.sampling import sample_blocks
 
-        rest = {key: v for key, v in kw.items() if key not in _PLANNED}
-        return sampling.sample_blocks(
-            self.log_probs(model), self.vocab, n, seed=seed, plan=self.plan(model, **kw), **rest
-        )
+        plan = self.plan(model, **kw)
+        return sample_blocks(self.log_probs(model), self.vocab, n, seed=seed, plan=plan, **_rest(kw))
 
     def most_likely(self, k: int = 10, *, model: str | None = None, **kw) -> list[tuple[str, float]]:
         """The k most probable names (with their log-probabilities) meeting the constraints."""
-        from bigram import sampling
+        from bigram.sampling import most_likely
 
-        rest = {key: v for key, v in kw.items() if key not in _PLANNED}
-        return sampling.most_likely(self.log_probs(model), self.vocab, k, plan=self.plan(model, **kw), **rest)
+        return most_likely(self.log_probs(model), self.vocab, k, plan=self.plan(model, **kw), **_rest(kw))
 
     def names(
         self, n: int, *, model: str | None = None, seed: int | None = None, unique: bool = False,
@@ -388,8 +388,6 @@ class Run:
             kw["exclude"] = self.corpus_names()
         if most_likely is None:
             return self.sample_blocks(n, model=model, seed=seed, unique=unique, **kw), None
-        from bigram.exact.constraints import SearchStopped
-
         try:
             found, stopped = self.most_likely(most_likely, model=model, **kw), None
         except SearchStopped as e:
