@@ -410,18 +410,19 @@ def mix(
         Path | None,
         typer.Option(help="Held-out names for --weights auto (default: the runs' shared val split)."),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory to write.", show_default=False)] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default: runs/<date>_<time>).", show_default=False)
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bigram run at --out.")] = False,
     tol: Annotated[
         float, typer.Option(help="EM stops when no weight moves by more than this in an iteration.")
     ] = 1e-3,
 ) -> None:
     """A new run whose model is P = Σ λᵢ Pᵢ per context: the runs' tables interpolated."""
-    if out is None:
-        raise BigramError("--out RUN is required: where to write the mixed run")
     options.check_tol(tol)
     given = options.parse_weights(weights)
-    rundir.check_out(out, overwrite)
+    if out is not None:
+        rundir.check_out(out, overwrite)
     libraries()
     from bigram.combine import mix_runs
     from bigram.metrics import format_mix
@@ -498,18 +499,29 @@ def plot(
     what: Annotated[
         str, typer.Option(help="counts (the training split's N) or probs (a model's P).")
     ] = "counts",
-    out: Annotated[Path | None, typer.Option(help="PNG file to write.", show_default=False)] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="PNG file to write (default: counts.png or probs-<model>.png in the run).",
+            show_default=False,
+        ),
+    ] = None,
     model: ModelOpt = None,
     top: Annotated[int, typer.Option(help="Show at most this many tokens, the most frequent.")] = 40,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing --out file (the run's own figure is always rewritten).")
+    ] = False,
 ) -> None:
     """Draw the lecture's figure: the V×V matrix, each cell labelled with its bigram and value
     (above order 2: the most frequent contexts as rows)."""
     options.check_plot(what, top, out, overwrite)
     r = open_run(run, model)
-    from bigram.formats.plots import figure_of_run, save_png
+    from bigram.formats.plots import figure_of_run, plot_into_run, save_png
 
-    save_png(figure_of_run(r, what, model, top), out)
+    if out is None:
+        out = plot_into_run(r, what, model, top)
+    else:
+        save_png(figure_of_run(r, what, model, top), out)
     typer.echo(f"wrote {escaped(out)}")
 
 

@@ -99,7 +99,7 @@ def _heldout(parents: list, union: Vocab, N: int, val: str | Path | None) -> Eve
     return events_of_counts(lift_counts(top.counts("val"), top.vocab, union))
 
 
-def _open_parents(specs: Sequence[str], out: str | Path) -> list:
+def _open_parents(specs: Sequence[str], out: str | Path | None) -> list:
     """(Run, model) of each "RUN[:model]", once they read text by one rule and `out` is apart
     from them (not one of them, inside one, or holding one: --overwrite would replace it)."""
     if len(specs) < 2:
@@ -117,6 +117,8 @@ def _open_parents(specs: Sequence[str], out: str | Path) -> list:
         raise BigramError(
             "the runs read text by different rules (--normalize, --lowercase): retrain them alike"
         )
+    if out is None:  # a new runs/<date>_<time>: no parent's
+        return parents
     target = Path(out).resolve()
     for r, _ in parents:
         p = r.path.resolve()
@@ -129,9 +131,10 @@ def _open_parents(specs: Sequence[str], out: str | Path) -> list:
     return parents
 
 
-def _write_run(out, overwrite: bool, parents: list, union: Vocab, table: Mixture, recipe: dict) -> dict:
-    """The mixed run on disk: the highest-order parent's config and splits (in the union
-    vocabulary), the table and its recipe, its metrics; returns the metrics."""
+def _write_run(out, overwrite: bool, parents: list, union: Vocab, table: Mixture, recipe: dict):
+    """The mixed run on disk (at `out`, or a new runs/<date>_<time>): the highest-order parent's
+    config and splits (in the union vocabulary), the table and its recipe, its metrics; returns
+    (the metrics, the run's path)."""
     top = _highest(parents)
     recipe["counts"] = f"{top.path}'s splits, in the union vocabulary"
     cfg = dataclasses.replace(top.config, order=recipe["order"])
@@ -142,13 +145,13 @@ def _write_run(out, overwrite: bool, parents: list, union: Vocab, table: Mixture
         metrics = {"mix": {s: evaluate(table, c) for s, c in splits.items()}, "mix_recipe": recipe}
         runs.write_metrics(run, metrics)
         rundir.set_status(run, "complete")
-    return metrics
+    return metrics, run if out is None else Path(out)  # `run` is a staging name under --overwrite
 
 
 def mix_runs(
     specs: Sequence[str],
     weights: Sequence[float] | None,
-    out: str | Path,
+    out: str | Path | None = None,
     *,
     val: str | Path | None = None,
     overwrite: bool = False,
@@ -191,10 +194,10 @@ def mix_runs(
         "heldout_nll": history,
         "order": N,
     }
-    metrics = _write_run(out, overwrite, parents, union, mixture, recipe)
+    metrics, path = _write_run(out, overwrite, parents, union, mixture, recipe)
     if alone:
         alone["mix"] = metrics["mix"]["test"]["nll"]
-    return MixResult(Path(out), [float(w) for w in weights], history, recipe["parents"], alone)
+    return MixResult(path, [float(w) for w in weights], history, recipe["parents"], alone)
 
 
 # --- import ---

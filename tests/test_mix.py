@@ -404,3 +404,17 @@ def test_an_imported_run_mixes_with_a_trained_run_of_its_order_and_is_refused_al
     r = invoke("mix", tmp_path / "imp", order_runs[2], "--weights", "0.5,0.5", "--out", tmp_path / "x")
     one_line_refusal(r, "imported from an ARPA file", "add a trained run of order 3")
     assert not (tmp_path / "x").exists()
+
+
+def test_without_out_the_mix_is_a_new_run_under_runs(invoke, order_runs, tmp_path):
+    """No --out: a new runs/<date>_<time>, as train and import make, the newest run, so that the
+    commands that read the newest read it; the same table as a mix written to a named --out."""
+    parents = [f"{order_runs[2]}:count", f"{order_runs[3]}:count"]
+    r = invoke("mix", *parents, "--weights", "0.4,0.6")
+    assert r.exit_code == 0, r.output
+    made = [p for p in (tmp_path / "runs").iterdir()]
+    assert len(made) == 1 and r.stdout.endswith(f"wrote runs/{made[0].name}\n")
+    assert invoke("mix", *parents, "--weights", "0.4,0.6", "--out", tmp_path / "named").exit_code == 0
+    assert torch.equal(_table(made[0], "mix").to_dense(), _table(tmp_path / "named", "mix").to_dense())
+    r = invoke("sample", "-n", "1", "--seed", "0")
+    assert r.exit_code == 0 and f"using run runs/{made[0].name}" in r.stderr

@@ -137,3 +137,24 @@ def test_plot_does_not_import_matplotlib(lecture_runs, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert (tmp_path / "p.png").stat().st_size > 1000
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
+
+
+def test_without_out_the_figure_goes_into_the_run_and_a_users_file_is_never_replaced(invoke, small, tmp_path):
+    """No --out: RUN/counts.png, or RUN/probs-<model>.png, listed in the marker as bigram's and
+    rewritten when drawn again; the name taken by a file bigram did not write: refused, kept."""
+    import json
+
+    r = invoke("plot", small)
+    assert r.exit_code == 0 and r.stdout == f"wrote {small / 'counts.png'}\n", r.output
+    r = invoke("plot", small, "--what", "probs", "--model", "count")
+    assert r.exit_code == 0 and r.stdout == f"wrote {small / 'probs-count.png'}\n", r.output
+    listed = json.loads((small / ".bigram-run").read_text())["files"]
+    assert {"counts.png", "probs-count.png"} <= set(listed)
+    assert (small / "counts.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (small / "counts.png").write_bytes(b"stale")  # bigram's own: drawn again without --overwrite
+    assert invoke("plot", small).exit_code == 0 and (small / "counts.png").read_bytes()[:4] == b"\x89PNG"
+    (small / "probs-neural.png").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        r = invoke("plot", small, "--what", "probs", "--model", "neural", *extra)
+        assert r.exit_code == 1 and "bigram did not write it" in r.output and "--out FILE.png" in r.output
+    assert (small / "probs-neural.png").read_text() == "mine"

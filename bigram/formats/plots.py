@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bigram.counts import context_ids, dense, figure_ids, gram_name, order_of, row_totals
-from bigram.safety import atomic
+from bigram.safety import atomic, layout, rundir
 from bigram.vocab import Vocab
 
 CELL_PX = 46  # each cell's side: two lines of 13 px labels fit with room to spare
@@ -180,3 +180,12 @@ def listed_mass(table) -> torch.Tensor:
 def save_png(fig: Heatmap, path: Path) -> None:
     # zlib level 3: 6 % larger than the default 6, in 60 % of the time (a plot command's biggest step)
     atomic.write_with(path, lambda tmp: fig.image.save(tmp, format="PNG", compress_level=3))
+
+
+def plot_into_run(run, what: str, model: str | None, top: int) -> Path:
+    """`bigram plot` without --out: the figure written into the run as layout.plot_file, recorded
+    as bigram's (rundir.claim: a file of that name bigram did not write is never replaced)."""
+    name = layout.plot_file(what, run.pick_model(model))
+    path = rundir.claim(run.path, name, "pass --out FILE.png to write the figure elsewhere")
+    save_png(figure_of_run(run, what, model, top), path)
+    return path

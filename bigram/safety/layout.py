@@ -52,6 +52,12 @@ def export_file(kind: str, fmt: str) -> str:
     return f"{kind}-model.{fmt}"
 
 
+def plot_file(what: str, kind: str) -> str:
+    """The figure `bigram plot` writes into the run when not given --out: counts.png (the
+    training counts, whatever the model), or probs-<model>.png. Not in FILES, as export_file."""
+    return "counts.png" if what == "counts" else f"probs-{kind}.png"
+
+
 # every file name bigram writes into a run (TensorBoard's event files aside)
 FILES = frozenset(
     {
