@@ -515,7 +515,7 @@ def plot(
     """Draw the lecture's figure: the V×V matrix, each cell labelled with its bigram and value
     (above order 2: the most frequent contexts as rows)."""
     options.check_plot(what, top, out, overwrite)
-    r = open_run(run, model)
+    r = open_run(run, model, every_model=what == "counts")  # the counts are no model's: no note on which
     from bigram.formats.plots import figure_of_run, plot_into_run, save_png
 
     if out is None:
