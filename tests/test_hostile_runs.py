@@ -131,6 +131,41 @@ def test_a_file_put_into_a_models_event_directory_is_the_users(base, invoke, tmp
     assert tree(tmp_path) == before
 
 
+@pytest.mark.parametrize("what", ["file", "directory", "link"])
+def test_a_models_event_directory_name_taken_by_the_user_is_never_claimed(base, invoke, tmp_path, what):
+    """RUN/neural that bigram did not make (a file, a directory without its marker, a link): the
+    writer refuses before the name goes into the run's marker, so --overwrite never deletes it."""
+    from bigram.errors import BigramError
+    from bigram.formats import tensorboard
+
+    run = copy(base, tmp_path / "r")
+    shutil.rmtree(run / "neural")
+    info = marker(run)
+    info["files"].remove("neural")
+    (run / ".bigram-run").write_text(json.dumps(info))
+    if what == "file":
+        (run / "neural").write_text("my notes\n")
+    elif what == "directory":
+        (run / "neural").mkdir()
+        (run / "neural" / "notes.txt").write_text("my notes\n")
+    else:
+        (run / "neural").symlink_to(tmp_path)
+    writers = tensorboard.open_writer(run)
+    with pytest.raises(BigramError, match="bigram did not make it"):
+        writers["neural"]
+    writers.close()
+    assert "neural" not in marker(run)["files"]
+    one_line_error(overwrite(invoke, base.parent / "tiny.txt", run), "neural")  # still the user's: kept
+    assert (run / "neural").exists() or (run / "neural").is_symlink()
+
+
+def test_a_runs_tensorboard_directory_is_no_run_to_overwrite(base, invoke, tmp_path):
+    run = copy(base, tmp_path / "r")
+    before = tree(tmp_path)
+    one_line_error(overwrite(invoke, base.parent / "tiny.txt", run / "neural"), "TensorBoard directory")
+    assert tree(tmp_path) == before
+
+
 @pytest.mark.parametrize("legacy", [False, True], ids=["listed", "legacy"])
 def test_a_run_and_its_crashed_write_are_replaced(base, invoke, tmp_path, legacy):
     """What bigram did write goes: its event file (in a legacy run: named and begun as TensorBoard's)

@@ -72,9 +72,13 @@ def _model_writer(run: Path, model: str):
     from torch.utils.tensorboard import SummaryWriter
 
     assert model in layout.EVENT_DIRS, model
-    sub = own(run, model)
-    if sub.is_symlink() or (sub.exists() and not sub.is_dir()):
-        raise BigramError(f"{text.escaped(sub)} is not a directory bigram made: move it away and run again")
+    sub = run / model
+    # checked before the name is recorded as bigram's: --overwrite deletes what the marker lists
+    if sub.is_symlink() or (sub.exists() and not (sub.is_dir() and _tensorboard_dir(sub))):
+        raise BigramError(
+            f"{text.escaped(sub)} is already there and bigram did not make it: move it away and run again"
+        )
+    own(run, model)
     sub.mkdir(exist_ok=True)
     if read_marker(sub)[0] is None:
         mark(sub, "tensorboard")
@@ -90,6 +94,12 @@ def _model_writer(run: Path, model: str):
         writer.close()
         raise
     return writer
+
+
+def _tensorboard_dir(sub: Path) -> bool:
+    """Whether an existing RUN/MODEL/ is one bigram made for TensorBoard (a resumed run's)."""
+    info, _ = read_marker(sub)
+    return info is not None and info.get("kind") == "tensorboard"
 
 
 class QuietWriterThread:

@@ -288,6 +288,8 @@ def check_out(
             "and renames it into place, which a mount point refuses; choose another --out"
         )
     why = foreign_entry(path)
+    if why is None and (read_marker(path)[0] or {}).get("kind") == "tensorboard":
+        why = "it is a run's TensorBoard directory"  # one model's event files inside a run
     if why is not None:
         raise BigramError(
             f"--out {escaped(path)} is not a bigram run directory ({why}): refusing to replace it"
