@@ -684,16 +684,18 @@ function curvesCaption(note, tags) {  // what is drawn, in words, and what the l
   line(splits.length === 1
     ? `Every line is the NLL on the ${SPLIT_WORDS[splits[0]]}` + (splits[0] === "train" && !D.metrics.count?.val && !D.metrics.neural?.val ? " (this run held out no names)." : ".")
     : splits.map(sp => `${DASH_WORDS[sp]}: ${SPLIT_WORDS[sp]}`).join(", ").replace(/^./, c => c.toUpperCase()) + ".");
-  line(`Orange: the neural model's NLL after each step of ${opt}.` + (hasCount ? " Blue, flat: the count model's " +
-    `(${D.model_notes.count || "counts"}), computed once from the counts, not trained step by step.` : ""));
+  const flat = !hasCount ? "" : D.model_notes.count
+    ? ` Blue, flat: the count model's (${D.model_notes.count}), computed once from the counts, not trained step by step.`
+    : " Blue, flat: a count model's, computed once from the same counts (by this run's smoothing) as a reference while the neural model trained; this run keeps no count model.";
+  line(`Orange: the neural model's NLL after each step of ${opt}.` + flat);
   const M = D.metrics;
   for (const sp of splits) {
     const n = M.neural?.[sp], c = M.count?.[sp];
     if (!n || !c) continue;
-    const d = Number(n.nll) - Number(c.nll);
-    line(`On the ${SPLIT_WORDS[sp]} the neural model ends at ${fixed(n.nll, 4)}, ` +
-      (Math.abs(d) < 5e-5 ? "level with" : `${fixed(Math.abs(d), 4)} ${d > 0 ? "above" : "below"}`) +
-      ` the count model's ${fixed(c.nll, 4)}.`);
+    // the difference of the numbers as printed (6 decimals, as the table below): what a reader can check
+    const [ns, cs] = [fixed(n.nll, 6), fixed(c.nll, 6)], d = Math.round((Number(ns) - Number(cs)) * 1e6);
+    line(`On the ${SPLIT_WORDS[sp]} the neural model ends at ${ns}, ` +
+      (d === 0 ? "level with" : `${fixed(Math.abs(d) / 1e6, 6)} ${d > 0 ? "above" : "below"}`) + ` the count model's ${cs}.`);
   }
   const e = M.neural?.train?.entropy ?? M.count?.train?.entropy;
   if (e !== undefined && splits.includes("train")) line(`The count line is not a floor. The floor on the training names is their entropy, ` +
