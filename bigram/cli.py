@@ -192,22 +192,15 @@ def sample(
 
 
 def _say_mass(r, model: str | None, request: dict) -> float | None:
-    """P(the constraints) on stderr, from the request's plan (the one its names are drawn with):
-    its log, or None for a request that constrains nothing."""
-    from bigram.exact.constraints import asked, mass_line
-    from bigram.runs import read_by_rule
+    """P(the constraints) on stderr (runs.constraint_mass): its log, or None for a request that
+    constrains nothing."""
+    from bigram.runs import constraint_mass
 
-    read = read_by_rule(r.rule, dict(request))  # as the run reads them: --start E is "e" to --lowercase
-    c, p = read["constraints"], read["patterns"]
-    if not asked(c, p):
+    said = constraint_mass(r, model, request)
+    if said is None:
         return None
-    log_p = r.plan(model, **request).log_mass()
-    kind = r.pick_model(model)
-    words = "the imported model" if kind == "arpa" else f"the {kind} model"
-    flags = [f"--{k.replace('_', '-')} {v:g}" for k, v in request.items() if k.startswith(("top", "temp"))
-             and v is not None and not (k == "temperature" and v == 1.0)]  # fmt: skip
-    typer.echo(mass_line(c, p, log_p, words + (f" with {' '.join(flags)}" if flags else "")), err=True)
-    return log_p
+    typer.echo(said[1], err=True)
+    return said[0]
 
 
 def _sample_lecture(run: Path | None, model: str | None, n: int, seed: int | None) -> None:

@@ -506,6 +506,29 @@ def scored_names(
         yield chunk, *name_log_likelihoods(lp, run.vocab, chunk)
 
 
+MODEL_WORDS = {"count": "the count model", "neural": "the neural model", "mix": "the mixed model",
+               "arpa": "the imported model"}  # fmt: skip
+
+
+def constraint_mass(run: Run, model: str | None, request: dict) -> tuple[float, str] | None:
+    """How big a sampling request's constraints are (what `bigram sample` says first, on stderr):
+    (log P(the constraints), the line saying it) from the plan its names are drawn with
+    (Run.plan), under the table as adjusted (--temperature, --top-k, --top-p); None for a request
+    that constrains nothing."""
+    from bigram.exact.constraints import asked, mass_line
+
+    read = read_by_rule(run.rule, dict(request))  # as the run reads them: --start E is "e" to --lowercase
+    c, p = read["constraints"], read["patterns"]
+    if not asked(c, p):
+        return None
+    log_p = run.plan(model, **request).log_mass()
+    flags = [f"--{k.replace('_', '-')} {v:g}" for k, v in request.items() if k.startswith(("top", "temp"))
+             and v is not None and not (k == "temperature" and v == 1.0)]  # fmt: skip
+    words = MODEL_WORDS[run.pick_model(model)] + (f" with {' '.join(flags)}" if flags else "")
+    spaced = any(ch.isspace() for ch in run.vocab.chars)  # walks the text rule makes no name of
+    return log_p, mass_line(c, p, log_p, words, walks=spaced)
+
+
 def default_model(run: Run) -> tuple[str, str | None]:
     """(the model a command reads when --model is not given, why): with both models and a val
     split, the one with the lower val NLL (metrics.json); otherwise neural if trained, else

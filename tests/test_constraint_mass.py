@@ -107,6 +107,9 @@ def test_constraints_in_words():
     assert asked(Constraints(max_len=5), Patterns()) == "length 1–5"
     assert asked(Constraints(min_len=0, max_len=5), Patterns()) == "length ≤ 5"
     assert asked(Constraints(min_len=4, max_len=4), Patterns()) == "length 4"
+    assert asked(Constraints("ab", max_len=5), Patterns()) == "start 'ab', length ≤ 5"  # not empty anyway
+    assert asked(Constraints("ab", min_len=4, max_len=5), Patterns()) == "start 'ab', length 4–5"
+    assert asked(Constraints(min_len=1, max_len=1), Patterns()) == "length 1"
     assert asked(Constraints(), Patterns(contains=("x",), not_contains=("q",))) == (
         "contains 'x', not containing 'q'"
     )
@@ -157,7 +160,7 @@ def test_constrained_sample_says_the_exact_mass_on_stderr_and_in_json(invoke, tm
     assert r.exit_code == 0, r.output
     said = r.stderr.strip().splitlines()[-1]
     assert said == (
-        f"P(start 'a', length 1–5) = {want:.4g} under the count model: 1 in {1 / want:.3g} of its names"
+        f"P(start 'a', length ≤ 5) = {want:.4g} under the count model: 1 in {1 / want:.3g} of its names"
     )  # P is about 1/2 here: "1 in 2.02", three figures below 100
     entries = json.loads(r.stdout)
     assert len(entries) == 3 and all(e["name"].startswith("a") for e in entries)
@@ -170,3 +173,34 @@ def test_constrained_sample_says_the_exact_mass_on_stderr_and_in_json(invoke, tm
     assert r.exit_code == 0 and "P(" not in r.stderr
     r = invoke("sample", run, "-n", "2", "--seed", "1", "--json")
     assert "p_constraints" not in r.stdout
+
+
+def test_with_white_space_in_the_alphabet_the_line_says_it_counts_walks(invoke, tmp_path):
+    """Names with inner spaces: the model also walks into names that begin or end with one, which
+    `sample` draws again. P is the model's (every walk meeting the constraints, enumerated here
+    from plain add-1 counts), and the line says it counts walks, not the names sample prints."""
+    corpus = ["a b", "ab a", "b", "ba b", "a", "bb a"]
+    data = tmp_path / "spaced.txt"
+    data.write_text("\n".join(corpus) + "\n", encoding="utf-8")
+    run = train_run(invoke, data, tmp_path / "r", "--model", "count", "--smoothing", "1",
+                    "--val-frac", "0", "--test-frac", "0")  # fmt: skip
+    chars = [None, " ", "a", "b"]  # the boundary, then the characters by code point
+    counts = plain_counts(corpus)
+    n = [[counts[x, y] for y in chars] for x in chars]
+    table = [[(k + 1) / (sum(row) + 4) for k in row] for row in n]
+
+    def walk_prob(w: str) -> float:
+        ids = [0, *(chars.index(ch) for ch in w), 0]
+        return math.prod(table[x][y] for x, y in itertools.pairwise(ids))
+
+    walks = ("".join(t) for L in range(1, 7) for t in itertools.product(" ab", repeat=L))
+    want = math.fsum(walk_prob(w) for w in walks if w.startswith("a") and w.endswith("b"))
+    r = invoke(
+        "sample", run, "-n", "2", "--seed", "0", "--start", "a", "--end", "b", "--max-len", "6", "--json"
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"P(start 'a', end 'b', length ≤ 6) = {want:.4g} under the count model: 1 in {1 / want:.3g} of its "
+        "walks (counting those that begin or end with white space, which sample draws again)"
+    )
+    assert json.loads(r.stdout)[0]["p_constraints"] == pytest.approx(want, rel=1e-12)

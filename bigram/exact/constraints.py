@@ -67,9 +67,10 @@ def asked(c: Constraints, p: Patterns) -> str:
     """
     words = [f"start {_quoted(c.start)}"] if c.start else []
     words += [f"end {_quoted(c.end)}"] if c.end else []
-    # the least length the other constraints imply: a --min-len at or below it goes unsaid
+    # the least length the other constraints imply: a --min-len at or below it goes unsaid (and
+    # the default 1 too when they imply a character; else "length 1–5" keeps the empty name out)
     implied = max([len(c.start), len(c.end), *map(len, p.contains)])
-    low = max(c.min_len, implied)
+    low = c.min_len if c.min_len > implied or (c.min_len == 1 and implied == 0) else None
     if c.max_len is None:
         words += [f"length ≥ {c.min_len}"] if c.min_len > max(implied, 1) else []
     elif low == c.max_len:
@@ -86,9 +87,11 @@ def asked(c: Constraints, p: Patterns) -> str:
     return ", ".join(words)
 
 
-def mass_line(c: Constraints, p: Patterns, log_p: float, model: str) -> str:
+def mass_line(c: Constraints, p: Patterns, log_p: float, model: str, walks: bool = False) -> str:
     """What `sample` says on stderr of a constrained request: P(the constraints) under `model`
     (its words: "the count model", with any --temperature/--top-k/--top-p), and how rare that is.
+    `walks`: the alphabet holds white space, so some of the model's walks (those that begin or end
+    with it) are no name by the text rule, and `sample` draws them again: P counts them, said so.
 
     >>> mass_line(Constraints("ka", "a", 6), Patterns(), math.log(0.0041), "the count model")
     "P(start 'ka', end 'a', length ≥ 6) = 0.0041 under the count model: 1 in 244 of its names"
@@ -96,6 +99,9 @@ def mass_line(c: Constraints, p: Patterns, log_p: float, model: str) -> str:
     "P(end 'zz') = 5.08e-435 under the neural model: 1 in 1.97e434 of its names"
     """
     rare = _number(-log_p, whole=True)
+    if walks:
+        return (f"P({asked(c, p)}) = {_number(log_p)} under {model}: 1 in {rare} of its walks (counting "
+                "those that begin or end with white space, which sample draws again)")  # fmt: skip
     return f"P({asked(c, p)}) = {_number(log_p)} under {model}: 1 in {rare} of its names"
 
 
