@@ -772,3 +772,20 @@ def test_the_page_reads_the_curves_from_each_models_event_directory(invoke, tmp_
         {"train/nll": [[0, 3.0], [1, 2.5]], "train/nll_count_model": [[0, 2.0], [1, 2.0]]},
         [],
     )
+
+
+def test_an_imported_runs_recipe_that_is_a_fifo_does_not_hang_the_page(tmp_path):
+    """The page's line for an imported model reads its recipe bounded and only as a regular file:
+    a FIFO there (open() of it would wait for a writer forever) leaves the ARPA file unnamed."""
+    import signal
+
+    from bigram.formats.explore import _arpa_note
+
+    fifo = tmp_path / "arpa.json"
+    os.mkfifo(fifo)
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("reading the FIFO hung"))
+    signal.alarm(10)
+    try:
+        assert _arpa_note(fifo) == "read from the ARPA file, not trained here"
+    finally:
+        signal.alarm(0)

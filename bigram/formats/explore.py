@@ -42,7 +42,7 @@ from bigram.backoff import Level
 from bigram.counts import context_ids, gram_name, row_totals
 from bigram.errors import BigramError
 from bigram.mixture import Mixture
-from bigram.safety import layout
+from bigram.safety import layout, rundir
 from bigram.text import escaped
 
 PAGE = Path(__file__).with_name("explore_page.html")  # the markup: {{TITLE}}, {{STYLE}}, {{SCRIPT}}, {{DATA}}
@@ -435,8 +435,8 @@ def _model_notes(run, metrics: dict, tables: dict) -> dict[str, str]:
 
 def _arpa_note(path: Path) -> str:
     """An imported model's line: the ARPA file it was read from, as its recipe names it."""
-    try:
-        source = json.loads(path.read_text(encoding="utf-8")).get("source")
+    try:  # bounded, and only a regular file: a FIFO there must not hang the page
+        source = json.loads(rundir.read_bytes(path, 1 << 20)).get("source")
     except (OSError, ValueError, AttributeError):
         source = None
     where = f" {escaped(Path(source).name)[:80]}" if isinstance(source, str) and source else ""
