@@ -169,6 +169,7 @@ def line_ends(block: bytes, after_cr: bool = False) -> int:
 # opened again even waits for a writer): its reader notes the line each chunk starts on, with
 # whether the byte before it was "\r" (stream → {offset: (line, after_cr)}); line_of reads them.
 _STREAM_CHUNKS: dict[str, dict[int, tuple[int, bool]]] = {}
+_NOTED = 64  # chunks remembered per stream (64 MiB of 1 MiB chunks): memory never grows with a corpus
 
 
 def note_chunk(path: Path, offset: int, line: int, after_cr: bool) -> None:
@@ -176,7 +177,10 @@ def note_chunk(path: Path, offset: int, line: int, after_cr: bool) -> None:
     stream's start forgets what an earlier read of the same path noted)."""
     if offset == 0:
         _STREAM_CHUNKS[str(path)] = {}
-    _STREAM_CHUNKS.setdefault(str(path), {})[offset] = (line, after_cr)
+    noted = _STREAM_CHUNKS.setdefault(str(path), {})
+    noted[offset] = (line, after_cr)
+    if len(noted) > _NOTED:  # bounded: chunks are decoded as they are read, the oldest are done
+        del noted[next(iter(noted))]
 
 
 def line_of(path: Path, pos: int, chunk: bytes | None = None, offset: int = 0) -> int | None:

@@ -158,3 +158,14 @@ def test_sampled_scored_and_likely_names_never_print_bidi_or_separators_raw(invo
     r = invoke("sample", run, "-n", "500", "--seed", "1", "--json")
     assert not set(r.stdout) & set(UNSAFE)
     assert {s["name"] for s in json.loads(r.stdout)} & set(odd)
+
+
+def test_the_lines_noted_for_a_stream_are_bounded():
+    """A pipe's reader notes the line each chunk starts on; a corpus of thousands of chunks keeps
+    only the last few (memory grows with the model, never with the corpus)."""
+    from bigram import text
+
+    for k in range(5000):
+        text.note_chunk(Path("/dev/stdin-test"), k << 20, 1 + 10 * k, False)
+    noted = text._STREAM_CHUNKS["/dev/stdin-test"]
+    assert len(noted) <= 64 and noted[4999 << 20] == (1 + 10 * 4999, False)
