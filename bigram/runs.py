@@ -14,7 +14,8 @@ runs/2026-11-21_10-30-05/                                            written by 
     mix.pt           {"table": its parts (Mixture.state), "recipe"}   save_table_model / read_checkpoint
     arpa.pt          {"table": its levels (table_state), "recipe"}    save_table_model / read_checkpoint
     metrics.json     NLL, perplexity, bits per char per model and split     write_metrics / read_metrics
-    events.out.tfevents.*   TensorBoard
+    count/, neural/  TensorBoard's event files, a directory per model        formats/tensorboard.Writers
+    <model>-model.<format>, counts.png, probs-<model>.png   export and plot without --out (rundir.claim)
 
 Which run a command uses when none is named (the newest complete one): rundir.find_run. A model's
 table, log P(next | context), is made from its checkpoint by `table.model_table` alone; `Run`

@@ -146,7 +146,8 @@ class Curves(fit.Curves):
     """The neural model's curves, in the run's neural/ directory: loss, NLL and L2 term of every
     step (train/…), and every eval_every steps its NLL on the held-out splits ({split}/nll); and
     at those steps, in count/, the count model's NLL on every split under the same tag: the line
-    gradient descent heads for, over exactly the steps the curve spans. Without writers, nothing."""
+    training heads for (by SGD or Newton's method alike), over exactly the steps the curve spans.
+    Without writers, nothing."""
 
     def __init__(
         self, writer: Writers | None, splits: dict[str, torch.Tensor], smoothing: float | str, count_lp=None
