@@ -18,6 +18,7 @@ from bigram.text import NORMALIZATIONS, escaped
 MODEL_CHOICES = ("count", "neural", "both")
 OPTIMIZERS = ("newton", "sgd", "adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
+OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "lbfgs": "L-BFGS", "newton": "Newton"}  # as printed
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.1, "lbfgs": 1.0, "newton": 1.0}  # sgd 50 is the lecture's
 SPLIT_METHODS = ("auto", "random", "hash")
 SMOOTHING_NAMES = ("auto", "kn")  # smoothing's words; otherwise it is add-k's k

@@ -18,7 +18,7 @@ import torch
 
 from bigram import runs
 from bigram.backoff import Table
-from bigram.config import TrainConfig, validate
+from bigram.config import OPTIMIZER_NAMES, TrainConfig, validate
 from bigram.counts import gram_name
 from bigram.errors import BigramError, TrainingStopped
 from bigram.estimators.kneser_ney import kneser_ney_table
@@ -466,7 +466,7 @@ def summary_lines(cfg: TrainConfig, account: Account) -> list[str]:
             lines.append(f"count model:  add-k smoothing, k = {float(cfg.smoothing):g}")
     t = account.neural_training
     if t is not None:
-        name = {"sgd": "SGD", "adam": "Adam", "lbfgs": "L-BFGS", "newton": "Newton"}[cfg.optimizer]
+        name = OPTIMIZER_NAMES[cfg.optimizer]
         head = f"neural model: {name} (lr {cfg.learning_rate:g}), {t['steps']} steps"
         if account.reg:
             lines.append(_reg_line(account.reg))

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from bigram.backoff import Level
+from bigram.config import OPTIMIZER_NAMES
 from bigram.counts import context_ids, gram_name, row_totals
 from bigram.errors import BigramError
 from bigram.mixture import Mixture
@@ -398,10 +399,6 @@ def _eval_table(metrics: dict, models: list[str], unread: list[str]) -> dict:
     return table
 
 
-# the optimizers as train's summary names them
-OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "lbfgs": "L-BFGS", "newton": "Newton"}
-
-
 def _model_notes(run, metrics: dict, tables: dict) -> dict[str, str]:
     """A line on how each model was made, in the words of train's summary: from its checkpoint
     (the count model's smoothing, a mix's weights), and from metrics.json what only it records (the
@@ -428,7 +425,7 @@ def _model_notes(run, metrics: dict, tables: dict) -> dict[str, str]:
         reg = auto["chosen"] if chosen else cfg.reg
         shown = f"{reg:.4g}" if isinstance(reg, int | float) else str(reg)
         how = on_val if chosen and auto.get("on") == "val" else ""
-        name = OPTIMIZERS.get(cfg.optimizer, cfg.optimizer)
+        name = OPTIMIZER_NAMES.get(cfg.optimizer, cfg.optimizer)
         notes["neural"] = f"{name} (lr {cfg.learning_rate:g}){steps}, reg = {shown}{how}"
     return notes
 
