@@ -379,10 +379,9 @@ def export(
     if out is not None:
         options.check_new_file(out, overwrite)
     r = open_run(run, model)
-    from bigram.formats.export import export as write
     from bigram.formats.export import export_into_run
 
-    out, kind = export_into_run(r, fmt, model) if out is None else (out, write(r, fmt, out, model))
+    out, kind = export_into_run(r, fmt, model, out)
     typer.echo(f"wrote {escaped(out)} ({kind} model, {fmt})")
 
 
@@ -509,13 +508,9 @@ def plot(
     (above order 2: the most frequent contexts as rows)."""
     options.check_plot(what, top, out, overwrite)
     r = open_run(run, model, every_model=what == "counts")  # the counts are no model's: no note on which
-    from bigram.formats.plots import figure_of_run, plot_into_run, save_png
+    from bigram.formats.plots import plot_into_run
 
-    if out is None:
-        out = plot_into_run(r, what, model, top)
-    else:
-        save_png(figure_of_run(r, what, model, top), out)
-    typer.echo(f"wrote {escaped(out)}")
+    typer.echo(f"wrote {escaped(plot_into_run(r, what, model, top, out))}")
 
 
 @app.command()

@@ -467,3 +467,20 @@ def test_no_default_export_name_is_a_name_bigram_gives_another_file():
 
     names = [layout.export_file(k, f) for k in layout.MODEL_KINDS for f in layout.EXPORTS]
     assert len(set(names)) == 12 and not set(names) & layout.FILES
+
+
+def test_an_out_in_the_run_is_its_default_file_or_never_one_the_run_reads(invoke, small, tmp_path):
+    """--out naming the default file in the run is that file (claimed, so a plain export rewrites
+    it later); --out naming a file the run's commands read (a checkpoint, its metrics, its
+    vocabulary) is refused even with --overwrite, for export, plot and explore alike."""
+    r = invoke("export", small, "--model", "count", "--out", small / "count-model.arpa")
+    assert r.exit_code == 0, r.output
+    assert "count-model.arpa" in _listed(small)
+    assert invoke("export", small, "--model", "count").exit_code == 0  # bigram's own: rewritten
+    before = {p.name: p.read_bytes() for p in small.iterdir() if p.is_file()}
+    asks = [(("export", "--format", "arpa"), "count.pt"), (("plot",), "metrics.json"),
+            (("explore",), "vocab.json"), (("export", "--format", "json"), "config.toml")]  # fmt: skip
+    for cmd, name in asks:
+        r = invoke(cmd[0], small, *cmd[1:], "--out", small / name, "--overwrite")
+        one_line_error(r, f"--out {small / name} is one of the files bigram wrote into the run")
+    assert {p.name: p.read_bytes() for p in small.iterdir() if p.is_file()} == before

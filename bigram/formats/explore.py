@@ -499,7 +499,7 @@ def write(run, out: Path) -> Path:
     text = render(run)
     own = out.name == layout.EXPLORE and out.parent.resolve() == run.path.resolve()
     elsewhere = "pass --out FILE to write the page elsewhere"
-    path = rundir.claim(run.path, layout.EXPLORE, elsewhere) if own else out  # never a page of the user's
+    path = rundir.target(out, run.path, layout.EXPLORE, elsewhere)  # never a page of the user's
     try:
         atomic.write_text(path, text)
     except BigramError as e:

@@ -347,10 +347,11 @@ def export(run, fmt: str, out: Path, model: str | None = None) -> str:
     return kind
 
 
-def export_into_run(run, fmt: str, model: str | None = None) -> tuple[Path, str]:
-    """`bigram export` without --out: the table written into the run, as <model>-model.<format>
-    (layout.export_file), recorded as bigram's (rundir.claim: a file of that name that bigram did
-    not write is never replaced); (the path, the model exported)."""
+def export_into_run(run, fmt: str, model: str | None = None, out: Path | None = None) -> tuple[Path, str]:
+    """`bigram export`: without --out (or with --out naming it), the table written into the run as
+    <model>-model.<format> (layout.export_file), recorded as bigram's (rundir.claim: a file of that
+    name that bigram did not write is never replaced); else to --out, never one of the run's own
+    files (rundir.target); (the path, the model exported)."""
     elsewhere = "pass --out FILE to write the export elsewhere"
-    path = rundir.claim(run.path, layout.export_file(run.pick_model(model), fmt), elsewhere)
+    path = rundir.target(out, run.path, layout.export_file(run.pick_model(model), fmt), elsewhere)
     return path, export(run, fmt, path, model)

@@ -182,10 +182,11 @@ def save_png(fig: Heatmap, path: Path) -> None:
     atomic.write_with(path, lambda tmp: fig.image.save(tmp, format="PNG", compress_level=3))
 
 
-def plot_into_run(run, what: str, model: str | None, top: int) -> Path:
-    """`bigram plot` without --out: the figure written into the run as layout.plot_file, recorded
-    as bigram's (rundir.claim: a file of that name bigram did not write is never replaced)."""
+def plot_into_run(run, what: str, model: str | None, top: int, out: Path | None = None) -> Path:
+    """`bigram plot`: without --out (or with --out naming it), the figure written into the run as
+    layout.plot_file, recorded as bigram's (rundir.claim: a file of that name bigram did not write
+    is never replaced); else to --out, never one of the run's own files (rundir.target)."""
     name = layout.plot_file(what, run.pick_model(model))
-    path = rundir.claim(run.path, name, "pass --out FILE.png to write the figure elsewhere")
+    path = rundir.target(out, run.path, name, "pass --out FILE.png to write the figure elsewhere")
     save_png(figure_of_run(run, what, model, top), path)
     return path

@@ -141,6 +141,22 @@ def claim(run: Path, name: str, elsewhere: str) -> Path:
         raise BigramError(f"{e}; {elsewhere}") from None
 
 
+def target(out: Path | None, run: Path, name: str, elsewhere: str) -> Path:
+    """Where a command writes its file (a page, an export, a figure): without --out, or with an
+    --out naming exactly that file in the run, `run / name` claimed as bigram's (claim); any other
+    --out is the user's file, refused when it would replace one of the run's own (a checkpoint,
+    the config, the marker: the layout's files), which commands could then no longer read."""
+    if out is None or (out.name == name and out.parent.resolve() == run.resolve()):
+        return claim(run, name, elsewhere)
+    info, _ = read_marker(out.parent)
+    if info is not None and info.get("kind") == "run" and out.name in layout.FILES:
+        raise BigramError(
+            f"--out {escaped(out)} is one of the files bigram wrote into the run {escaped(out.parent)}, "
+            "which its commands read: choose another --out"
+        )
+    return out
+
+
 def sub_run(path: Path) -> Path:
     """A sweep's sub-run directory, recorded in the sweep's marker, made and marked."""
     own(path.parent, path.name)
