@@ -345,8 +345,8 @@ def _settle_smoothing(
     choice = choice or SmoothingChoice(*choose_smoothing(splits["train"], splits.get("val")))
     k, curve, on = choice.k, choice.curve, choice.on
     account.smoothing = {"chosen": k, "chosen_by": on, "curve": [[x, y] for x, y in curve]}
-    log_smoothing_curve(writer, k, curve, on)
     kn_val = choice.kneser_ney_val_nll
+    log_smoothing_curve(writer, k, curve, on, kn_val)
     if kn_val is not None:
         account.smoothing.update(best_k=k, kneser_ney_val_nll=kn_val)
         k = account.smoothing["chosen"] = "kn" if kn_val < dict(curve)[k] else k

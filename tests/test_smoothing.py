@@ -109,3 +109,25 @@ def test_auto_smoothing_without_val_names_chooses_by_leave_one_out(invoke, tmp_p
     best = min((10 ** (e / 1000) for e in range(-4000, 3001)), key=loo)
     assert got["chosen"] == pytest.approx(best, rel=5e-3)
     assert loo(got["chosen"]) <= loo(best) + 1e-9
+
+
+def test_when_kneser_ney_wins_the_k_figure_says_it_was_not_chosen(tmp_path):
+    """A sweep weighs Kneser-Ney beside the best add-k; when Kneser-Ney's val NLL is lower, the
+    run's count model is Kneser-Ney, and the k search's words say so (the best k is no choice)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from bigram.formats.tensorboard import Writers, log_smoothing_curve
+    from bigram.safety.rundir import mark
+
+    curve = [(10.0**e, 2.3 + 0.01 * abs(e)) for e in range(-4, 4)]
+    for kn, want in [(2.25, "Kneser-Ney (val NLL 2.250000), below the best add-k, k = 1 (val NLL 2.300000)"),
+                     (2.35, "k = 1 (val NLL 2.300000)")]:  # fmt: skip
+        run = tmp_path / f"r{kn}"
+        run.mkdir()
+        mark(run)
+        writers = Writers(run)
+        log_smoothing_curve(writers, 1.0, curve, "val", kn)
+        writers.close()
+        ea = EventAccumulator(str(run / "count"), size_guidance={"tensors": 0})
+        ea.Reload()
+        assert ea.Tensors("smoothing/chosen/text_summary")[0].tensor_proto.string_val[0].decode() == want

@@ -190,14 +190,21 @@ class Curves(fit.Curves):
 
 
 def log_smoothing_curve(
-    writer: Writers, chosen: float, curve: list[tuple[float, float]], on: str = "val"
-) -> None:
+    writer: Writers, chosen: float, curve: list[tuple[float, float]], on: str = "val",
+    kneser_ney: float | None = None,
+) -> None:  # fmt: skip
     """The count model's val (or leave-one-out) NLL against add-k's k, as a figure in count/ (k
-    on a log axis: TensorBoard's scalar charts take only whole steps on x), and the k chosen."""
+    on a log axis: TensorBoard's scalar charts take only whole steps on x), and what was chosen:
+    the best k, or Kneser-Ney when a sweep weighed it too (`kneser_ney`: its val NLL) and it won."""
     what = "val NLL" if on == "val" else "leave-one-out NLL"
     tag = "smoothing/val_nll" if on == "val" else "smoothing/leave_one_out_nll"
-    add_png(writer["count"], tag, smoothing_figure(curve, chosen, what), 0)
-    writer["count"].add_text("smoothing/chosen", f"k = {chosen:.6g} ({what} {dict(curve)[chosen]:.6f})")
+    best = dict(curve)[chosen]
+    won = kneser_ney is not None and kneser_ney < best
+    add_png(writer["count"], tag, smoothing_figure(curve, chosen, what, kneser_ney if won else None), 0)
+    said = f"k = {chosen:.6g} ({what} {best:.6f})"
+    if won:
+        said = f"Kneser-Ney ({what} {kneser_ney:.6f}), below the best add-k, {said}"
+    writer["count"].add_text("smoothing/chosen", said)
 
 
 def log_summary(
@@ -247,9 +254,12 @@ SMOOTHING_FIGURE = (480, 330)
 PLOT_BOX = (74, 58, 460, 266)  # its plot area (left, top, right, bottom), room for the labels
 
 
-def smoothing_figure(curve: list[tuple[float, float]], chosen: float, what: str):
+def smoothing_figure(
+    curve: list[tuple[float, float]], chosen: float, what: str, kneser_ney: float | None = None
+):
     """The k search as a PIL figure: `what` (the NLL k was chosen by) against k on a log axis
-    from 10^-4 to 10^3, every k evaluated a blue dot, the chosen one red, named in the subtitle."""
+    from 10^-4 to 10^3, every k evaluated a blue dot, the best one red, named in the subtitle (as
+    the best add-k, with Kneser-Ney's NLL, when Kneser-Ney was chosen over it: `kneser_ney`)."""
     from PIL import Image, ImageDraw
 
     from bigram.formats.plots import _font
@@ -287,7 +297,9 @@ def smoothing_figure(curve: list[tuple[float, float]], chosen: float, what: str)
     draw.text((mid, 14), f"count model: {what} against add-k's k", fill="black", font=_font(17), anchor="mm")
     draw.text(
         (mid, 38),
-        f"chosen (red): k = {chosen:.4g}, {what} {best:.6f}",
+        f"chosen (red): k = {chosen:.4g}, {what} {best:.6f}"
+        if kneser_ney is None
+        else f"best k (red) {chosen:.4g}: {best:.4f}; Kneser-Ney {kneser_ney:.4f}, chosen",
         fill="#d62728",
         font=font,
         anchor="mm",
