@@ -124,8 +124,9 @@ def screenshot_tensorboard(logdir: Path, out: Path, cwd: Path) -> None:
         tb.wait()
 
 
-def screenshot_explore(page: Path, out: Path) -> None:
-    """The first two parts of the explore page, as a learner's window shows them."""
+def chromium_shot(page: Path, out: Path, height: int):
+    """A headless Chromium screenshot of a local page, 1150 CSS pixels wide and `height` tall, as
+    a PIL image (the PNG Chromium wrote is removed)."""
     from PIL import Image
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -134,11 +135,17 @@ def screenshot_explore(page: Path, out: Path) -> None:
     full = out.with_suffix(".full.png")
     subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         "--window-size=1150,1850", f"--screenshot={full}", page.resolve().as_uri()],
+         f"--window-size=1150,{height}", f"--screenshot={full}", page.resolve().as_uri()],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
     )  # fmt: skip
-    Image.open(full).convert("RGB").save(out, optimize=True)
+    image = Image.open(full).convert("RGB")
     full.unlink()
+    return image
+
+
+def screenshot_explore(page: Path, out: Path) -> None:
+    """The first two parts of the explore page, as a learner's window shows them."""
+    chromium_shot(page, out, 1850).save(out, optimize=True)
 
 
 def screenshot_page(page: Path, out: Path) -> None:
@@ -146,20 +153,10 @@ def screenshot_page(page: Path, out: Path) -> None:
     thing drawn (the rows that are all the page's background are dropped)."""
     from PIL import Image, ImageChops
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        raise SystemExit("no chromium: `apt-get install chromium` (Debian's package) and run again")
-    full = out.with_suffix(".full.png")
-    subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         "--window-size=1150,9000", f"--screenshot={full}", page.resolve().as_uri()],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
-    )  # fmt: skip
-    image = Image.open(full).convert("RGB")
+    image = chromium_shot(page, out, 9000)
     paper = Image.new("RGB", image.size, image.getpixel((2, 2)))
     box = ImageChops.difference(image, paper).getbbox() or (0, 0, *image.size)
     image.crop((0, 0, image.width, min(image.height, box[3] + 40))).save(out, optimize=True)
-    full.unlink()
 
 
 def wide_corpus(path: Path) -> None:
