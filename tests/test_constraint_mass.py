@@ -123,6 +123,7 @@ def test_constraints_in_words():
 @pytest.mark.parametrize(
     ("p", "shown", "one_in"),
     [(0.0041, "0.0041", "244"), (0.5, "0.5", "2"), (0.98, "0.98", "1.02"), (1e-5, "1e-5", "100,000"),
+     (1.94e-13, "1.94e-13", "5.15e12"),
      (3.2e-20, "3.2e-20", "3.12e19")],
 )  # fmt: skip
 def test_the_line_says_p_and_one_in_how_many(p, shown, one_in):
@@ -204,3 +205,29 @@ def test_with_white_space_in_the_alphabet_the_line_says_it_counts_walks(invoke, 
         "walks (counting those that begin or end with white space, which sample draws again)"
     )
     assert json.loads(r.stdout)[0]["p_constraints"] == pytest.approx(want, rel=1e-12)
+
+
+def log_p_at_least(table: list[list[float]], L: int) -> float:
+    """log P(a name has ≥ L characters) under a bigram table over (boundary, a, b), by a plain
+    forward pass over the walks not yet ended, renormalized each step (its log kept): exact far
+    below float64's least."""
+    f, log = [0.0, table[0][1], table[0][2]], 0.0  # after one character
+    for _ in range(L - 1):
+        f = [0.0, *(sum(f[x] * table[x][y] for x in (1, 2)) for y in (1, 2))]
+        s = sum(f)
+        f, log = [v / s for v in f], log + math.log(s)
+    return log + math.log(sum(f))  # every walk still going ends some time
+
+
+@pytest.mark.parametrize("L", [40, 80, 1500])
+def test_a_long_min_len_is_exact_however_rare_with_and_without_patterns(L):
+    """A rare length: no cancellation of the short names' mass (a pattern every name meets used to
+    read P(length ≥ 80) ~ 1e-28 as 1e-16), and no underflow (length ≥ 1500: e^-1200 or so)."""
+    table = ending_table(2, seed=3)
+    lp = torch.tensor(table, dtype=torch.float64).log()
+    want = log_p_at_least(table, L)
+    for p in (Patterns(), Patterns(pattern="(a|b)*"), Patterns(not_contains=("c",))):
+        if L == 1500 and p:
+            continue  # the automaton's messages would run 1,500 steps: the scale is conditioning's
+        got = sampling.plan_for(lp, AB, constraints=Constraints(min_len=L), patterns=p).log_mass()
+        assert got == pytest.approx(want, rel=1e-9), p

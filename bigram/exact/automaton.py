@@ -70,24 +70,36 @@ class _Messages:
     def _messages(self) -> None:
         """h_k for every k a window of lengths can start at (up to --min-len), and with --max-len
         on until it: each summed into the total until every pair's term falls below float64
-        rounding of its own total (then every later one does too, and changes no sum). Per pair,
-        not of the largest: a pair far from acceptance has a total far below the others'."""
+        rounding of its own total from --min-len on (then every later one does too, and changes no
+        sum). Per pair, not of the largest: a pair far from acceptance has a total far below the
+        others'; and from --min-len on, not from 0: the lengths asked may weigh far less than the
+        short ones."""
         h, self.h = self.end, [self.end]
         total = self.end.clone()
+        # Σ_{i ≥ lo} h_i, each pair's total that its terms are compared with; and the terms past
+        # the last kept one, summed apart: the tails are sums from the far end, never a difference,
+        # whose rounding (of the early terms) would drown a tail far below them (--min-len 400)
+        from_lo = self.end.clone() if self.lo == 0 else torch.zeros_like(total)
+        beyond = torch.zeros_like(total)
         for k in range(1, MAX_STEPS + 1):
             if self.hi is not None and k > self.hi:
                 break
             h = self._step(h)
             total += h
-            if k >= self.lo and bool((h <= 1e-17 * total).all()):
-                break
-            if k <= self.lo or self.hi is not None:
+            if k >= self.lo:
+                from_lo += h
+            done = k >= self.lo and bool((h <= 1e-17 * from_lo).all())
+            if not done and (k <= self.lo or self.hi is not None):
                 self.h.append(h)
                 if len(self.h) * self.N > MAX_MESSAGES:
                     raise BigramError(
                         f"the lengths asked need {len(self.h):,}+ messages over {self.N:,} states (limit "
                         f"{MAX_MESSAGES:,} numbers); pass a smaller --min-len or --max-len"
                     )
+            else:
+                beyond += h
+            if done:
+                break
         else:
             raise BigramError(
                 f"under this model names meeting these constraints often run past {MAX_STEPS:,} characters; "
@@ -95,9 +107,10 @@ class _Messages:
             )
         self.total = total
         if self.hi is None:
-            self.tails = [total]  # tails[k] = Σ_{i ≥ k} h_i
-            for hk in self.h:
-                self.tails.append(self.tails[-1] - hk)
+            tails = [beyond]  # tails[k] = Σ_{i ≥ k} h_i, built from the far end
+            for hk in reversed(self.h):
+                tails.append(tails[-1] + hk)
+            self.tails = tails[::-1]
         else:  # sums over windows of lengths, from a tree of pairwise sums: no subtraction
             level = torch.stack(self.h)
             self._tree = [level]

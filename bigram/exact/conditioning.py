@@ -258,9 +258,18 @@ class Plan:
             self.partial_sums = self.middle.partial_sums(t, n, self.constraints.max_len)
             base = self.partial_sums[-1]
         at_least = [base]  # [i] = Q^i · base: "at least i more middle chars, then as base allows"
+        # ... each times e^-(its log scale): Q^i shrinks geometrically and would underflow float64
+        # (--min-len 4000: e^-970). A step's weights are normalized whatever their scale (only
+        # log_mass_middle reads one whole, and adds the scale back)
+        self.at_least_log = [0.0]
         for i in range(self.min_middle):
             # Q·1 = 1 − P(end | d), as the rows of P sum to 1: --min-len 1 (every name) needs no Q
-            at_least.append(1 - self.chain.end if ones and i == 0 else self.middle.Qv(at_least[-1]))
+            nxt = 1 - self.chain.end if ones and i == 0 else self.middle.Qv(at_least[-1])
+            top, log = float(nxt.max()), self.at_least_log[-1]
+            if 0 < top < 1e-100:
+                nxt, log = nxt / top, log + math.log(top)
+            at_least.append(nxt)
+            self.at_least_log.append(log)
         self.at_least = at_least
         self.tail, self.certain = base, ones  # certain: tail is all ones
 
@@ -304,7 +313,8 @@ class Plan:
         if self.max_middle is not None and self.max_middle < 0:
             return -math.inf
         z = float(self.row_weights(0, torch.tensor([self.first_state])).sum())
-        return self.log_p_start + math.log(z) + self.log_p_end if z > 0 else -math.inf
+        scale = self.at_least_log[self.min_middle - 1] if self.min_middle >= 1 else 0.0  # completion(0)'s
+        return self.log_p_start + math.log(z) + scale + self.log_p_end if z > 0 else -math.inf
 
     def log_mass(self) -> float:
         """log P(the constraints): the mass of every allowed middle and of every overlap."""

@@ -114,15 +114,15 @@ def _quoted(text: str, most: int = 60) -> str:
 def _number(log_x: float, whole: bool = False) -> str:
     """exp(log_x) in 4 significant figures, in scientific notation (3 figures) below 1e-4 and from
     1e15, its exponent computed from the log so that no float64 underflow or overflow turns it to
-    0 or ∞; `whole`: how many in "1 in …", 244 not 243.9, 2.02 below 100."""
+    0 or ∞; `whole`: how many in "1 in …", 244 not 243.9, 2.02 below 100, 5.16e12 from 1e6."""
     if log_x == -math.inf:
         return "0"
     if log_x == math.inf:
         return "∞"
     x = log_x / math.log(10)
-    if -4 <= x < 15:
+    if -4 <= x < (6 if whole else 15):
         value = math.exp(log_x)
-        if whole:  # "1 in 244", "1 in 2.02"
+        if whole:  # "1 in 244", "1 in 2.02", "1 in 267,832"; from a million on as P is, in figures
             return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
         return f"{value:.4g}"
     e = math.floor(x)
