@@ -164,7 +164,8 @@ def sample(
         return _sample_lecture(run, model, n, seed)
     options.check_sampling(
         n, temperature=temperature, top_k=top_k, top_p=top_p, min_len=min_len, max_len=max_len,
-        unique=unique, most_likely=most_likely, start=start, end=end,
+        unique=unique, most_likely=most_likely, start=start, end=end, contains=contains,
+        not_contains=not_contains,
     )  # fmt: skip
     blocked = options.read_blocklist(blocklist)
     r = open_run(run, model)

@@ -103,12 +103,17 @@ def check_sampling(
     most_likely: int | None = None,
     start: str = "",
     end: str = "",
+    contains: list[str] | None = None,
+    not_contains: list[str] | None = None,
 ) -> None:
     """Every option of `bigram sample` that can be checked without the run."""
     check_count(n, unique, most_likely)
     check_shape(temperature, top_k, top_p)
     check_lengths(min_len, max_len)
     check_affixes(start, end)
+    for flag, strings in (("--contains", contains), ("--not-contains", not_contains)):
+        if strings and "" in strings:  # every name contains "": a no-op, or no name at all
+            raise BigramError(f"{flag} '': give a string of at least one character")
 
 
 # the other commands' flags: sample --lecture and --blocklist, score, export, plot, mix

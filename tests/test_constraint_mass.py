@@ -114,10 +114,18 @@ def test_constraints_in_words():
         "contains 'x', not containing 'q'"
     )
     assert asked(Constraints(), Patterns(pattern="a.*", blocklist=("x", "y"))) == (
-        "matching 'a.*', containing none of the 2 blocklisted strings"
+        "length ≥ 1, matching 'a.*', containing none of the 2 blocklisted strings"
     )
     assert asked(Constraints(start="\x1b[31m"), Patterns()) == "start '\\x1b[31m'"  # never raw to a terminal
-    assert asked(Constraints(), Patterns(pattern="a" * 5000)) == f"matching '{'a' * 59}'…"  # cut
+    # a pattern alone allows the empty name: whether it is counted is said (min-len 1 or 0)
+    assert asked(Constraints(), Patterns(pattern="a*")) == "length ≥ 1, matching 'a*'"
+    assert asked(Constraints(min_len=0), Patterns(pattern="a*")) == "matching 'a*'"
+    many = tuple(f"q{i}" for i in range(600))  # 600 flags: a count, not a 13,000-character line
+    assert asked(Constraints(), Patterns(not_contains=many)) == (
+        "length ≥ 1, containing none of 600 strings ('q0', …)"
+    )
+    assert asked(Constraints(), Patterns(contains=many[:4])) == "containing all of 4 strings ('q0', …)"
+    assert asked(Constraints(), Patterns(pattern="a" * 5000)) == f"length ≥ 1, matching '{'a' * 59}'…"  # cut
 
 
 @pytest.mark.parametrize(
@@ -231,3 +239,14 @@ def test_a_long_min_len_is_exact_however_rare_with_and_without_patterns(L):
             continue  # the automaton's messages would run 1,500 steps: the scale is conditioning's
         got = sampling.plan_for(lp, AB, constraints=Constraints(min_len=L), patterns=p).log_mass()
         assert got == pytest.approx(want, rel=1e-9), p
+
+
+def test_an_empty_substring_is_refused(invoke, tmp_path):
+    """Every name contains '': --contains '' would ask nothing and --not-contains '' allow nothing."""
+    from tests.conftest import one_line_error
+
+    data = tmp_path / "ab.txt"
+    data.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
+    run = train_run(invoke, data, tmp_path / "r", "--model", "count", "--val-frac", "0", "--test-frac", "0")
+    for flag in ("--contains", "--not-contains"):
+        one_line_error(invoke("sample", run, flag, ""), f"{flag} ''", "at least one character")

@@ -72,19 +72,28 @@ def asked(c: Constraints, p: Patterns) -> str:
     implied = max([len(c.start), len(c.end), *map(len, p.contains)])
     low = c.min_len if c.min_len > implied or (c.min_len == 1 and implied == 0) else None
     if c.max_len is None:
-        words += [f"length ≥ {c.min_len}"] if c.min_len > max(implied, 1) else []
+        # a pattern, --not-contains or --blocklist alone may allow the empty name: say it is out
+        words += [f"length ≥ {c.min_len}"] if c.min_len > max(implied, 1) or (low == 1 and p) else []
     elif low == c.max_len:
         words.append(f"length {low}")
     else:
         words.append(f"length {low}–{c.max_len}" if low else f"length ≤ {c.max_len}")
-    words += [f"contains {_quoted(x)}" for x in p.contains]
-    words += [f"not containing {_quoted(x)}" for x in p.not_contains]
+    words += _strings("contains", "containing all of", p.contains)
+    words += _strings("not containing", "containing none of", p.not_contains)
     words += [f"matching {_quoted(p.pattern)}"] if p.pattern is not None else []
     if p.blocklist:
         n = len(p.blocklist)
         words.append(f"containing none of the {n:,} blocklisted strings" if n > 1 else
                      "not containing the blocklisted string")  # fmt: skip
     return ", ".join(words)
+
+
+def _strings(verb: str, many: str, strings: tuple[str, ...]) -> list[str]:
+    """--contains or --not-contains in words: each string, or for many the count and the first
+    (600 of them must not make a line of 13,000 characters)."""
+    if len(strings) <= 3:
+        return [f"{verb} {_quoted(x)}" for x in strings]
+    return [f"{many} {len(strings):,} strings ({_quoted(strings[0])}, …)"]
 
 
 def mass_line(c: Constraints, p: Patterns, log_p: float, model: str, walks: bool = False) -> str:
