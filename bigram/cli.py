@@ -25,6 +25,7 @@ from bigram.cli_shared import (
     say_corpus,
 )
 from bigram.errors import BigramError
+from bigram.exact.constraints import Constraints, Patterns  # light: a leaf above errors and text
 from bigram.heap import bound_heap
 from bigram.safety import layout, rundir
 from bigram.text import check_data_path, check_input_file, escaped, escaped_lines
@@ -172,8 +173,6 @@ def sample(
     # one thread from here: the messages and walks are many small tensor ops, and with another
     # process on a core torch's threads wait on each other at every one (order 5: 3.5 s, not 0.7)
     import torch
-
-    from bigram.exact.constraints import Constraints, Patterns
 
     torch.set_num_threads(1)
     request = dict(
