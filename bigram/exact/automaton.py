@@ -101,9 +101,11 @@ class _Messages:
             if done:
                 break
         else:
+            fix = "a smaller --max-len" if self.hi is not None else "--max-len (e.g. --max-len 50)"
             raise BigramError(
-                f"under this model names meeting these constraints often run past {MAX_STEPS:,} characters; "
-                "pass a smaller --max-len"
+                f"the constraints' sums did not settle within {MAX_STEPS:,} characters: from some contexts "
+                f"of this model a walk almost never ends a name (an unseen context may read a near-uniform "
+                f"row); pass {fix}"
             )
         self.total = total
         if self.hi is None:

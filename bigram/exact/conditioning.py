@@ -185,8 +185,9 @@ class Middle:
             if float(T.max()) <= 1e-17 * float(s.max()):
                 return s
         raise BigramError(
-            f"under this model names meeting these constraints often run past {MAX_STEPS:,} "
-            "characters; pass --max-len"
+            f"the constraints' sums did not settle within {MAX_STEPS:,} characters: from some contexts "
+            "of this model a walk almost never ends a name (an unseen context may read a near-uniform "
+            "row); pass --max-len (e.g. --max-len 50)"
         )
 
     def partial_sums(self, t: torch.Tensor, n: int, max_len: int | None) -> list[torch.Tensor]:
