@@ -379,9 +379,9 @@ def export(
     if out is not None:
         options.check_new_file(out, overwrite)
     r = open_run(run, model)
-    from bigram.formats.export import export_into_run
+    from bigram.formats.export import export_to
 
-    out, kind = export_into_run(r, fmt, model, out)
+    out, kind = export_to(r, fmt, model, out)
     typer.echo(f"wrote {escaped(out)} ({kind} model, {fmt})")
 
 
@@ -508,9 +508,9 @@ def plot(
     (above order 2: the most frequent contexts as rows)."""
     options.check_plot(what, top, out, overwrite)
     r = open_run(run, model, every_model=what == "counts")  # the counts are no model's: no note on which
-    from bigram.formats.plots import plot_into_run
+    from bigram.formats.plots import plot_to
 
-    typer.echo(f"wrote {escaped(plot_into_run(r, what, model, top, out))}")
+    typer.echo(f"wrote {escaped(plot_to(r, what, model, top, out))}")
 
 
 @app.command()

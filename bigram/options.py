@@ -228,7 +228,7 @@ def check_plot(what: str, top: int, out: Path | None, overwrite: bool) -> None:
         raise BigramError(f"--what {what!r}: choose counts or probs")
     if not 2 <= top <= PLOT_MAX_TOP:
         raise BigramError(f"--top {top}: show between 2 and {PLOT_MAX_TOP} tokens")
-    if out is not None:  # else the run's own figure (formats.plots.plot_into_run)
+    if out is not None:  # else the run's own figure (formats.plots.plot_to)
         check_new_file(out, overwrite)
 
 

@@ -41,7 +41,7 @@ from bigram.backoff import Table, table_state
 from bigram.config import TrainConfig, resolve_dict
 from bigram.counts import compact, context_rows
 from bigram.errors import BigramError
-from bigram.exact.constraints import SearchStopped
+from bigram.exact.constraints import SearchStopped, asked, mass_line
 from bigram.metrics import evaluate, kl_between, score_name
 from bigram.mixture import Mixture
 from bigram.safety import atomic, checkpoints, layout
@@ -507,17 +507,11 @@ def scored_names(
         yield chunk, *name_log_likelihoods(lp, run.vocab, chunk)
 
 
-MODEL_WORDS = {"count": "the count model", "neural": "the neural model", "mix": "the mixed model",
-               "arpa": "the imported model"}  # fmt: skip
-
-
 def constraint_mass(run: Run, model: str | None, request: dict) -> tuple[float, str] | None:
     """How big a sampling request's constraints are (what `bigram sample` says first, on stderr):
     (log P(the constraints), the line saying it) from the plan its names are drawn with
     (Run.plan), under the table as adjusted (--temperature, --top-k, --top-p); None for a request
     that constrains nothing."""
-    from bigram.exact.constraints import asked, mass_line
-
     read = read_by_rule(run.rule, dict(request))  # as the run reads them: --start E is "e" to --lowercase
     c, p = read["constraints"], read["patterns"]
     if not asked(c, p):
@@ -525,7 +519,7 @@ def constraint_mass(run: Run, model: str | None, request: dict) -> tuple[float, 
     log_p = run.plan(model, **request).log_mass()
     flags = [f"--{k.replace('_', '-')} {v:g}" for k, v in request.items() if k.startswith(("top", "temp"))
              and v is not None and not (k == "temperature" and v == 1.0)]  # fmt: skip
-    words = MODEL_WORDS[run.pick_model(model)] + (f" with {' '.join(flags)}" if flags else "")
+    words = f"the {layout.MODEL_NAMES[run.pick_model(model)]}" + (f" with {' '.join(flags)}" if flags else "")
     spaced = any(ch.isspace() for ch in run.vocab.chars)  # walks the text rule makes no name of
     return log_p, mass_line(c, p, log_p, words, walks=spaced)
 

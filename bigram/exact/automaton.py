@@ -75,17 +75,15 @@ class _Messages:
         others'; and from --min-len on, not from 0: the lengths asked may weigh far less than the
         short ones."""
         h, self.h = self.end, [self.end]
-        total = self.end.clone()
         # Σ_{i ≥ lo} h_i, each pair's total that its terms are compared with; and the terms past
         # the last kept one, summed apart: the tails are sums from the far end, never a difference,
         # whose rounding (of the early terms) would drown a tail far below them (--min-len 400)
-        from_lo = self.end.clone() if self.lo == 0 else torch.zeros_like(total)
-        beyond = torch.zeros_like(total)
+        from_lo = self.end.clone() if self.lo == 0 else torch.zeros_like(self.end)
+        beyond = torch.zeros_like(self.end)
         for k in range(1, MAX_STEPS + 1):
             if self.hi is not None and k > self.hi:
                 break
             h = self._step(h)
-            total += h
             if k >= self.lo:
                 from_lo += h
             done = k >= self.lo and bool((h <= 1e-17 * from_lo).all())
@@ -107,7 +105,6 @@ class _Messages:
                 f"of this model a walk almost never ends a name (an unseen context may read a near-uniform "
                 f"row); pass {fix}"
             )
-        self.total = total
         if self.hi is None:
             tails = [beyond]  # tails[k] = Σ_{i ≥ k} h_i, built from the far end
             for hk in reversed(self.h):

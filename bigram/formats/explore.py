@@ -148,6 +148,7 @@ def page_data(run) -> dict:
         "rule": {"normalize": run.config.normalize, "lowercase": run.config.lowercase},
         "spaces": [c for c in range(0x3000 + 1) if chr(c).isspace()],  # what str.strip strips
         "models": models,
+        "model_names": layout.MODEL_NAMES,  # the words the CLI uses, one copy
         "default_model": run.pick_model(None),  # what sample, score and export read: the first view
         "model_notes": _model_notes(run, metrics, tables),
         "tables": carried,
@@ -337,7 +338,7 @@ def _carry(tables: dict, seen: torch.Tensor, sums: torch.Tensor, V: int) -> tupl
             left[m][2] += int(gone[i].sum())
             left[m][3] += int(lv.ptr.diff()[gone[i]].sum())
     words = [
-        f"The {NAMES[m]} knows {c:,} contexts listing {e:,} entries in all, about "
+        f"The {layout.MODEL_NAMES[m]} knows {c:,} contexts listing {e:,} entries in all, about "
         f"{(c * ROW_BYTES + e * _entry_bytes(V)) / 1e6:.0f} MB as this page writes numbers; it carries the "
         f"rows of the contexts seen most often and leaves out {lc:,} contexts ({le:,} entries), to stay "
         f"within {PAGE_BUDGET / 1e6:.0f} MB. A name or a walk that needs one of them stops there and "
@@ -346,9 +347,6 @@ def _carry(tables: dict, seen: torch.Tensor, sums: torch.Tensor, V: int) -> tupl
         if lc
     ]
     return {m: _tree(t, done[m]) for m, t in tables.items()}, words
-
-
-NAMES = {"count": "count model", "neural": "neural model", "mix": "mixed model", "arpa": "imported model"}
 
 
 _NON_FINITE = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}  # as JavaScript's Number() reads them

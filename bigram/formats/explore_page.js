@@ -6,7 +6,7 @@ const V = D.V, ORDER = D.order, MODELS = D.models;
 const SVG = "http://www.w3.org/2000/svg";
 const charId = new Map(D.tokens.map((t, i) => [t, i]).slice(1));
 const SPACES = new Set(D.spaces);
-const NAMES = { count: "count model", neural: "neural model", mix: "mixed model", arpa: "imported model" };
+const NAMES = D.model_names;  // "count model", …: layout.MODEL_NAMES
 const COLOUR = (() => {  // the colours drawn with, from the variables explore_page.css declares
   const css = getComputedStyle(document.documentElement);
   const get = name => css.getPropertyValue("--" + name).trim();

@@ -347,7 +347,7 @@ def export(run, fmt: str, out: Path, model: str | None = None) -> str:
     return kind
 
 
-def export_into_run(run, fmt: str, model: str | None = None, out: Path | None = None) -> tuple[Path, str]:
+def export_to(run, fmt: str, model: str | None = None, out: Path | None = None) -> tuple[Path, str]:
     """`bigram export`: without --out (or with --out naming it), the table written into the run as
     <model>-model.<format> (layout.export_file), recorded as bigram's (rundir.claim: a file of that
     name that bigram did not write is never replaced); else to --out, never one of the run's own

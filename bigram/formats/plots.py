@@ -182,7 +182,7 @@ def save_png(fig: Heatmap, path: Path) -> None:
     atomic.write_with(path, lambda tmp: fig.image.save(tmp, format="PNG", compress_level=3))
 
 
-def plot_into_run(run, what: str, model: str | None, top: int, out: Path | None = None) -> Path:
+def plot_to(run, what: str, model: str | None, top: int, out: Path | None = None) -> Path:
     """`bigram plot`: without --out (or with --out naming it), the figure written into the run as
     layout.plot_file, recorded as bigram's (rundir.claim: a file of that name bigram did not write
     is never replaced); else to --out, never one of the run's own files (rundir.target)."""

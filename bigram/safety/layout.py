@@ -28,6 +28,12 @@ METRICS = "metrics.json"
 EXPLORE = "explore.html"
 # a run's models: trained (count, neural), interpolated by `bigram mix`, imported by `bigram import`
 MODEL_KINDS = ("count", "neural", "mix", "arpa")
+MODEL_NAMES = {
+    "count": "count model",
+    "neural": "neural model",
+    "mix": "mixed model",
+    "arpa": "imported model",
+}
 TABLE_KINDS = ("mix", "arpa")  # the models stored as their table, with a recipe
 # TensorBoard's event files, one directory per trained model, each with its own marker: TensorBoard
 # colours and names a chart's lines by directory (a run made before them holds its event files itself)
